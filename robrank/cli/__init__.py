@@ -1,0 +1,97 @@
+"""The ``robrank`` command line.
+
+Built-in commands live one per module in this package and are imported only when used, so
+``robrank --help`` and ``robrank list`` stay quick; plugins add theirs through the
+``register_commands`` hook. Every :class:`~robrank.errors.RobrankError` raised below a
+command is printed as one line with exit code 2.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..errors import RobrankError
+
+#: command name -> "module:attribute" inside robrank.cli
+BUILTIN_COMMANDS: dict[str, str] = {
+    "list": "list_cmd:list_command",
+    "data": "data:data_group",
+    "train": "train:train_command",
+    "eval": "evaluate:eval_command",
+    "attack": "attack:attack_command",
+    "swipe": "swipe:swipe_command",
+    "report": "report:report_command",
+    "run": "run:run_command",
+}
+
+
+class UserError(click.ClickException):
+    """A RobrankError as click shows it: ``Error: <message>`` on one line, exit code 2."""
+
+    exit_code = 2
+
+
+def _builtin(name: str) -> click.Command | None:
+    target = BUILTIN_COMMANDS.get(name)
+    if target is None:
+        return None
+    module_name, attr = target.split(":")
+    try:
+        module = importlib.import_module(f"{__name__}.{module_name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"{__name__}.{module_name}":
+            return None  # command not built yet in this checkout
+        raise
+    return getattr(module, attr)
+
+
+class RobrankGroup(click.Group):
+    """Resolves built-in commands lazily and plugin commands from the current plugin host."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = [n for n in BUILTIN_COMMANDS if _builtin(n) is not None]
+        return names + sorted(n for n in _plugin_commands() if n not in BUILTIN_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = _builtin(cmd_name)
+        if command is None:
+            command = _plugin_commands().get(cmd_name)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RobrankError as exc:
+            raise UserError(" ".join(str(exc).split())) from exc
+
+
+def _plugin_commands() -> dict[str, click.Command]:
+    from ..plugins import get_host
+
+    try:
+        return get_host().commands()
+    except RobrankError as exc:  # e.g. strict mode with a broken plugin
+        raise UserError(" ".join(str(exc).split())) from exc
+
+
+@click.group(cls=RobrankGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="robrank")
+def cli() -> None:
+    """Adversarial robustness of deep ranking models: train, attack, swipe, report."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    if os.environ.get("ROBRANK_DEBUG"):
+        cli.main(args=argv, prog_name="robrank")
+        return
+    try:
+        cli.main(args=argv, prog_name="robrank")
+    except KeyboardInterrupt:
+        click.echo("robrank: interrupted; rerun with --resume to continue", err=True)
+        sys.exit(130)

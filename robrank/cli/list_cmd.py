@@ -1,0 +1,61 @@
+"""``robrank list``: every registered component, where it comes from, and failed plugins."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..plugins import get_host
+from ..records import KINDS
+
+
+@click.command("list")
+@click.argument("kind", required=False, type=click.Choice(KINDS, case_sensitive=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_command(kind: str | None, as_json: bool) -> None:
+    """Show registered components by KIND (default: all), then plugins that failed to load."""
+    host = get_host()
+    kinds = [kind.lower()] if kind else list(KINDS)
+    if as_json:
+        payload = {
+            "components": {k: [c.as_dict() for c in host.registry.components(k)] for k in kinds},
+            "failures": [f.as_dict() for f in host.failures],
+        }
+        click.echo(json.dumps(payload, indent=2, default=str))
+        return
+    for k in kinds:
+        components = host.registry.components(k)
+        click.secho(f"{k} ({len(components)})", bold=True)
+        if not components:
+            click.echo("  (none)")
+        width = max((len(c.name) for c in components), default=0)
+        for c in components:
+            extra = _extra(k, c.record.details())
+            line = f"  {c.name:<{width}}  {c.record.summary}"
+            if extra:
+                line += f"  [{extra}]"
+            click.echo(f"{line}  ({c.provider.label})")
+            if c.record.aliases:
+                shown = ", ".join(c.record.aliases[:12])
+                more = f", ... (+{len(c.record.aliases) - 12})" if len(c.record.aliases) > 12 else ""
+                click.echo(f"  {'':<{width}}  also: {shown}{more}")
+    if host.failures:
+        click.secho(f"failed plugins ({len(host.failures)})", bold=True, fg="red")
+        for f in host.failures:
+            click.echo(f"  {f.plugin} ({f.distribution} {f.version}) at {f.stage}: {f.error}")
+
+
+def _extra(kind: str, details: dict) -> str:
+    if kind == "datasets":
+        return f"{details['image_size']}px, k={details['num_test_classes']}, {details['profile']}"
+    if kind == "backbones":
+        return f"{details['input_size']}px, d={details['default_embedding_dim']}"
+    if kind == "losses":
+        return f"metrics {''.join(details['metrics'])}, {details['batch']}"
+    if kind == "defenses":
+        return details.get("constraints", "")
+    if kind == "attacks":
+        return ",".join(details["required"])
+    if kind == "profiles":
+        return f"{details['image_size'] or 'any'}px" + (", ERS" if details["ers"] else "")
+    return ""

@@ -1,0 +1,4 @@
+"""Adversarial-training defenses: the contract every defense plugin implements."""
+from .base import Defense, NoDefense
+
+__all__ = ["Defense", "NoDefense"]

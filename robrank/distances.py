@@ -1,0 +1,44 @@
+"""The three metrics of the reference code, in one place.
+
+``C``: cosine distance 1 - cos on L2-normalised embeddings; ``E``: Euclidean on raw
+embeddings; ``N``: Euclidean on L2-normalised embeddings (the unit hypersphere). Losses,
+miners, evaluation, attacks and defenses all call these, so a metric means the same thing
+everywhere. Inputs to :func:`pairwise` and :func:`paired` are expected to be already passed
+through :func:`embed_for_metric` (normalised for C and N), exactly as the reference's
+``forwardmetric`` does.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+METRICS: tuple[str, ...] = ("C", "E", "N")
+
+
+def check_metric(metric: str) -> str:
+    if metric not in METRICS:
+        from .errors import ConfigError
+
+        raise ConfigError(f"unknown metric {metric!r}; use one of C (cosine), E (Euclidean), N (normalised Euclidean)")
+    return metric
+
+
+def embed_for_metric(embeddings: torch.Tensor, metric: str) -> torch.Tensor:
+    """L2-normalise for C and N; leave E untouched."""
+    if metric in ("C", "N"):
+        return F.normalize(embeddings, p=2, dim=-1)
+    return embeddings
+
+
+def pairwise(x: torch.Tensor, y: torch.Tensor, metric: str) -> torch.Tensor:
+    """All distances between rows of ``x`` (n x d) and ``y`` (m x d): an n x m matrix."""
+    if metric == "C":
+        return 1.0 - x @ y.T
+    return torch.cdist(x, y, p=2.0, compute_mode="donot_use_mm_for_euclid_dist" if x.shape[0] * y.shape[0] <= 4096 else "use_mm_for_euclid_dist_if_necessary")
+
+
+def paired(x: torch.Tensor, y: torch.Tensor, metric: str) -> torch.Tensor:
+    """Distances between matching rows of ``x`` and ``y`` (both n x d): a vector of n."""
+    if metric == "C":
+        return 1.0 - (x * y).sum(dim=-1)
+    return (x - y).norm(p=2, dim=-1)

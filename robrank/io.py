@@ -1,0 +1,105 @@
+"""Files that survive a kill: atomic writes and checkpoints that never unpickle code.
+
+Everything robrank writes (configs, metrics, checkpoints, swipe results) goes through a
+temporary file in the same directory followed by ``os.replace``, so a reader sees either the
+old complete file or the new complete file, never half of one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import CheckpointError
+
+
+@contextmanager
+def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temporary sibling of ``path`` for writing; it replaces ``path`` on success only."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    with atomic_open(path, "w") as handle:
+        handle.write(text)
+
+
+def write_json(path: str | os.PathLike[str], payload: Any) -> None:
+    write_text(path, json.dumps(payload, indent=2, sort_keys=False, default=_jsonable) + "\n")
+
+
+def append_jsonl(path: str | os.PathLike[str], record: Any) -> None:
+    """Append one JSON line by rewriting the file atomically (files here are small)."""
+    path = Path(path)
+    previous = path.read_text() if path.exists() else ""
+    write_text(path, previous + json.dumps(record, default=_jsonable) + "\n")
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[Any]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
+
+
+def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
+    """Write a checkpoint that ``torch.load(weights_only=True)`` can read.
+
+    Only tensors, numbers, strings, lists and dicts may appear in ``payload``: that is what
+    lets :func:`load_checkpoint` refuse to execute code from an untrusted file.
+    """
+    import torch
+
+    with atomic_open(path, "wb") as handle:
+        torch.save(payload, handle)
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a checkpoint without unpickling arbitrary objects."""
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; pass a run directory or a .pt file written by robrank train")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"checkpoint {path} holds objects other than tensors and plain data, so it is not loaded "
+            "(robrank never unpickles code); re-save it with robrank or export its state_dict"
+        ) from exc
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} is truncated or not a torch file ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"checkpoint {path} is not a robrank checkpoint (top level is {type(payload).__name__})")
+    return payload

@@ -1,0 +1,358 @@
+"""Plugin discovery, the component registry and provenance.
+
+Nothing happens at import time: :func:`load_plugins` builds a :class:`PluginHost` on demand
+(the CLI builds one per process through :func:`get_host`; tests build their own). Every
+plugin, bundled or third-party, comes from the ``robrank`` entry-point group, is loaded on
+its own, and a plugin that fails to import or to register is recorded as a
+:class:`PluginFailure` instead of taking the CLI down (unless strict mode is on).
+
+Environment variables (for users debugging a broken install):
+
+``ROBRANK_STRICT_PLUGINS=1``
+    turn any plugin failure into an error.
+``ROBRANK_LOAD_PLUGINS``
+    unset: load every installed plugin. A comma-separated list: load only the third-party
+    plugins named there (by distribution or entry-point name). Empty: load no third-party
+    plugin at all. The components bundled with robrank itself are always loaded.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import importlib_metadata
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError, UnknownNameError
+from .records import KINDS, RECORD_TYPES, Record
+
+ENTRY_POINT_GROUP = "robrank"
+BUNDLED_DISTRIBUTION = "robrank"
+ENV_STRICT = "ROBRANK_STRICT_PLUGINS"
+ENV_LOAD = "ROBRANK_LOAD_PLUGINS"
+
+
+@dataclass(frozen=True)
+class Provider:
+    """Where a component came from: the distribution (and version) and the plugin in it."""
+
+    distribution: str
+    version: str
+    plugin: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.distribution} {self.version}".strip()
+
+    def as_dict(self) -> dict[str, str]:
+        return {"distribution": self.distribution, "version": self.version, "plugin": self.plugin}
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registered record together with its provider."""
+
+    kind: str
+    record: Record
+    provider: Provider
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.record.name,
+            "summary": self.record.summary,
+            "aliases": list(self.record.aliases),
+            "provider": self.provider.as_dict(),
+            **self.record.details(),
+        }
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """A plugin that could not be used, and why."""
+
+    plugin: str
+    distribution: str
+    version: str
+    stage: str  # "import", "validate", "register" or "commands"
+    error: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "plugin": self.plugin,
+            "distribution": self.distribution,
+            "version": self.version,
+            "stage": self.stage,
+            "error": self.error,
+        }
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+class Registry:
+    """Components by kind and name; aliases resolve to the same component."""
+
+    def __init__(self) -> None:
+        self._components: dict[str, dict[str, Component]] = {k: {} for k in KINDS}
+        self._alias: dict[str, dict[str, str]] = {k: {} for k in KINDS}
+
+    def add(self, kind: str, record: Record, provider: Provider) -> None:
+        expected = RECORD_TYPES[kind]
+        if not isinstance(record, expected):
+            raise PluginError(
+                f"plugin {provider.plugin!r} ({provider.label}) registered a "
+                f"{type(record).__name__} through register_{kind}; expected {expected.__name__}"
+            )
+        if not record.name or not isinstance(record.name, str):
+            raise PluginError(f"plugin {provider.plugin!r} ({provider.label}) registered a {kind[:-1]} without a name")
+        for key in (record.name, *record.aliases):
+            owner = self._owner(kind, key)
+            if owner is not None:
+                raise PluginError(
+                    f"{kind[:-1]} name {key!r} is registered twice: by {owner.provider.plugin!r} "
+                    f"({owner.provider.label}) and by {provider.plugin!r} ({provider.label}); "
+                    f"uninstall one of them or disable it with {ENV_LOAD}"
+                )
+        component = Component(kind, record, provider)
+        self._components[kind][record.name] = component
+        for alias in record.aliases:
+            self._alias[kind][alias] = record.name
+
+    def _owner(self, kind: str, key: str) -> Component | None:
+        if key in self._components[kind]:
+            return self._components[kind][key]
+        if key in self._alias[kind]:
+            return self._components[kind][self._alias[kind][key]]
+        return None
+
+    def component(self, kind: str, name: str) -> Component:
+        if kind not in self._components:
+            raise UnknownNameError("kinds", kind, KINDS)
+        found = self._owner(kind, name)
+        if found is None:  # forgive case when it is unambiguous (mnist vs MNIST, es vs ES)
+            folded = [k for k in (*self._components[kind], *self._alias[kind]) if k.lower() == name.lower()]
+            if len(folded) == 1:
+                found = self._owner(kind, folded[0])
+        if found is None:
+            raise UnknownNameError(kind, name, self._components[kind])
+        return found
+
+    def get(self, kind: str, name: str) -> Record:
+        return self.component(kind, name).record
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        kind, name = key
+        try:
+            self.component(kind, name)
+        except UnknownNameError:
+            return False
+        return True
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self._components[kind])
+
+    def components(self, kind: str) -> list[Component]:
+        return [self._components[kind][n] for n in self.names(kind)]
+
+    def create(self, kind: str, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a component's factory; a crash inside plugin code becomes a one-line error."""
+        component = self.component(kind, name)
+        try:
+            return component.record.factory(*args, **kwargs)
+        except PluginError:
+            raise
+        except Exception as exc:
+            from .errors import RobrankError
+
+            if isinstance(exc, RobrankError) or os.environ.get("ROBRANK_DEBUG"):
+                raise
+            raise PluginError(
+                f"{kind[:-1]} {component.name!r} from {component.provider.label} failed to build: "
+                f"{_describe(exc)} (set ROBRANK_DEBUG=1 for the traceback)"
+            ) from exc
+
+
+@dataclass
+class PluginHost:
+    """A loaded set of plugins: the pluggy manager, the registry and the failures."""
+
+    pm: pluggy.PluginManager
+    registry: Registry
+    failures: list[PluginFailure] = field(default_factory=list)
+    providers: dict[str, Provider] = field(default_factory=dict)
+    strict: bool = False
+    _commands: dict[str, Any] | None = None
+
+    def commands(self) -> dict[str, Any]:
+        """Click commands contributed through ``register_commands`` (built once)."""
+        if self._commands is None:
+            import click
+
+            self._commands = {}
+            for impl in self.pm.hook.register_commands.get_hookimpls():
+                provider = self.providers[impl.plugin_name]
+                group = click.Group(name=provider.plugin)
+                try:
+                    impl.function(**{arg: group for arg in impl.argnames})
+                except Exception as exc:
+                    self._fail(provider, "commands", exc)
+                    continue
+                for name, command in group.commands.items():
+                    self._commands.setdefault(name, command)
+        return self._commands
+
+    def _fail(self, provider: Provider, stage: str, exc: BaseException | str) -> None:
+        message = exc if isinstance(exc, str) else _describe(exc)
+        failure = PluginFailure(provider.plugin, provider.distribution, provider.version, stage, message)
+        if self.strict:
+            raise PluginError(
+                f"plugin {provider.plugin!r} ({provider.label}) failed at {stage}: {message} "
+                f"(strict mode: unset {ENV_STRICT} to skip failing plugins)"
+            )
+        import warnings
+
+        warnings.warn(f"robrank: skipping plugin {provider.plugin!r} ({provider.label}): {message}", stacklevel=2)
+        self.failures.append(failure)
+
+
+def _entry_points() -> list[importlib_metadata.EntryPoint]:
+    return sorted(importlib_metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+
+
+def _wanted(ep_name: str, dist: str, allow: set[str] | None) -> bool:
+    if dist == BUNDLED_DISTRIBUTION or allow is None:
+        return True
+    return ep_name in allow or dist in allow or dist.replace("_", "-") in allow
+
+
+def load_plugins(
+    *,
+    entry_points: bool = True,
+    plugins: Iterable[tuple[object, Provider]] = (),
+    env: Mapping[str, str] | None = None,
+    strict: bool | None = None,
+) -> PluginHost:
+    """Build a plugin host.
+
+    ``entry_points`` loads the installed ``robrank`` entry points (filtered by
+    ``ROBRANK_LOAD_PLUGINS``); ``plugins`` adds plugin objects (modules or instances) with
+    an explicit provider, which is how tests register a plugin without installing it.
+    """
+    env = os.environ if env is None else env
+    if strict is None:
+        strict = env.get(ENV_STRICT, "").strip().lower() not in ("", "0", "false", "no")
+    allow: set[str] | None = None
+    if ENV_LOAD in env:
+        allow = {part.strip() for part in env[ENV_LOAD].split(",") if part.strip()}
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    host = PluginHost(pm=pm, registry=Registry(), strict=strict)
+
+    candidates: list[tuple[Any, Provider]] = []
+    if entry_points:
+        for ep in _entry_points():
+            dist = ep.dist.name if ep.dist is not None else "?"
+            version = ep.dist.version if ep.dist is not None else ""
+            if not _wanted(ep.name, dist, allow):
+                continue
+            provider = Provider(dist, version, ep.name)
+            try:
+                obj = ep.load()
+            except Exception as exc:  # a broken plugin must not break the CLI
+                host._fail(provider, "import", exc)
+                continue
+            candidates.append((obj, provider))
+    candidates.extend(plugins)
+
+    for obj, provider in candidates:
+        _register_plugin(host, obj, provider)
+    pm.check_pending()
+    _collect(host)
+    return host
+
+
+def _register_plugin(host: PluginHost, obj: object, provider: Provider) -> None:
+    name = provider.plugin
+    if name in host.providers:
+        host._fail(provider, "validate", f"a plugin named {name!r} is already loaded from {host.providers[name].label}")
+        return
+    try:
+        host.pm.register(obj, name=name)
+        host.pm.check_pending()
+    except Exception as exc:  # e.g. a typo'd hook name or a wrong hook signature
+        if host.pm.is_registered(obj):
+            host.pm.unregister(obj)
+        host._fail(provider, "validate", exc)
+        return
+    host.providers[name] = provider
+
+
+def _collect(host: PluginHost) -> None:
+    """Run every register hook, one plugin at a time, so a failure is contained."""
+    per_plugin: dict[str, list[tuple[str, Record]]] = {}
+    failed: set[str] = set()
+    for hook_name, kind in hookspecs.REGISTER_HOOKS.items():
+        for impl in getattr(host.pm.hook, hook_name).get_hookimpls():
+            provider = host.providers[impl.plugin_name]
+            if impl.plugin_name in failed:
+                continue
+            records: list[tuple[str, Record]] = []
+            try:
+                impl.function(**{arg: (lambda rec, _k=kind, _r=records: _r.append((_k, rec))) for arg in impl.argnames})
+            except Exception as exc:
+                failed.add(impl.plugin_name)
+                per_plugin.pop(impl.plugin_name, None)
+                host._fail(provider, "register", exc)
+                continue
+            per_plugin.setdefault(impl.plugin_name, []).extend(records)
+    for plugin_name, records in per_plugin.items():
+        provider = host.providers[plugin_name]
+        for kind, record in records:
+            host.registry.add(kind, record, provider)  # collisions raise, naming both sources
+
+
+_HOST: PluginHost | None = None
+_LOCK = threading.Lock()
+
+
+def get_host() -> PluginHost:
+    """The process-wide host, built on first use from the installed entry points."""
+    global _HOST
+    with _LOCK:
+        if _HOST is None:
+            _HOST = load_plugins()
+        return _HOST
+
+
+def get_registry() -> Registry:
+    return get_host().registry
+
+
+@contextlib.contextmanager
+def use_host(host: PluginHost) -> Iterator[PluginHost]:
+    """Make ``host`` the process-wide host for the duration of the block (tests)."""
+    global _HOST
+    previous = _HOST
+    _HOST = host
+    try:
+        yield host
+    finally:
+        _HOST = previous
+
+
+def reset_host() -> None:
+    global _HOST
+    _HOST = None

@@ -1,0 +1,230 @@
+"""Typed registration records, one per component kind.
+
+A plugin describes each component it provides with one of these records and hands it to the
+``register`` callback of the matching hook. The host, not the plugin, owns validation,
+provenance and name resolution: a record only says *what* the component is. Keeping the
+metadata here (instead of as attributes scattered over classes) lets ``robrank list`` show
+everything without instantiating a single model, and lets the CLI check a combination
+(say, a defense with a loss it cannot use) before any work starts.
+
+Every record has ``name``, ``factory`` and a one-line ``summary``; ``aliases`` are extra
+names that resolve to the same component (e.g. the reference code's loss names).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+#: The image-size families of the reference code; they decide defaults and swipe profiles.
+SIZE_28 = 28
+SIZE_224 = 224
+
+
+@dataclass(frozen=True)
+class Record:
+    """Fields shared by every kind."""
+
+    name: str
+    factory: Callable[..., Any]
+    summary: str
+    aliases: tuple[str, ...] = ()
+
+    kind: ClassVar[str] = ""
+
+    def details(self) -> dict[str, Any]:
+        """Kind-specific metadata, for ``robrank list --json`` (JSON-serialisable)."""
+        return {}
+
+
+@dataclass(frozen=True)
+class DatasetRecord(Record):
+    """A dataset. ``factory(root: Path | None) -> robrank.data.DatasetSource``.
+
+    ``root`` is the user's ``--data-root`` (or ``$ROBRANK_DATA``); the source decides where
+    else to look. ``num_test_classes`` is the k of NMI's k-means; ``profile`` is the swipe
+    profile that fits the image size (``rob28`` or ``rob224``).
+    """
+
+    image_size: int = SIZE_28
+    channels: int = 1
+    num_test_classes: int = 10
+    profile: str = "rob28"
+    kinds: tuple[str, ...] = ("classification", "SPC-2", "triplet")
+    task: str = "retrieval"  # or "classification" (e.g. cifar10: no zero-shot split)
+
+    kind: ClassVar[str] = "datasets"
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "image_size": self.image_size,
+            "channels": self.channels,
+            "num_test_classes": self.num_test_classes,
+            "profile": self.profile,
+            "kinds": list(self.kinds),
+            "task": self.task,
+        }
+
+
+@dataclass(frozen=True)
+class BackboneRecord(Record):
+    """An embedding network. ``factory(embedding_dim, pretrained, weights) -> nn.Module``.
+
+    The module maps pixels in [0, 1] (N x channels x input_size x input_size) to raw
+    embeddings and does its own input normalisation, so attacks always work in pixel space.
+    ``pretrained`` is ``"imagenet"`` or ``None``; ``weights`` an optional local file.
+    """
+
+    input_size: int = SIZE_28
+    channels: int = 1
+    default_embedding_dim: int = 512
+    pretrained: tuple[str, ...] = ()  # available pretrained weight sets, e.g. ("imagenet",)
+    has_batchnorm: bool = False
+    task: str = "retrieval"  # "classification" for classifier heads (cc2f2 ...)
+
+    kind: ClassVar[str] = "backbones"
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "input_size": self.input_size,
+            "channels": self.channels,
+            "default_embedding_dim": self.default_embedding_dim,
+            "pretrained": list(self.pretrained),
+            "has_batchnorm": self.has_batchnorm,
+            "task": self.task,
+        }
+
+
+@dataclass(frozen=True)
+class LossRecord(Record):
+    """A deep-metric-learning loss family. ``factory(metric, miner=None, **params) -> nn.Module``.
+
+    ``metrics`` lists the metric variants it supports (C = cosine distance, E = Euclidean,
+    N = Euclidean on the unit sphere); ``batch`` is the batch layout it consumes; ``family``
+    groups losses for defense compatibility (``triplet``, ``contrastive``, ...);
+    ``uses_miner`` says whether a miner letter may prefix its reference name;
+    ``has_raw`` says the module exposes ``raw(a, p, n)``, which defenses need.
+    """
+
+    metrics: tuple[str, ...] = ("C", "E", "N")
+    batch: str = "SPC-2"
+    family: str = ""
+    uses_miner: bool = False
+    default_miner: str = "random"
+    has_raw: bool = False
+
+    kind: ClassVar[str] = "losses"
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "metrics": list(self.metrics),
+            "batch": self.batch,
+            "family": self.family or self.name,
+            "uses_miner": self.uses_miner,
+            "default_miner": self.default_miner,
+            "has_raw": self.has_raw,
+        }
+
+
+@dataclass(frozen=True)
+class MinerRecord(Record):
+    """A triplet miner for SPC-2 batches. ``factory(metric, margin) -> Miner``.
+
+    ``letter`` is the one-letter prefix of the reference loss names (``m`` = semihard, ...);
+    empty for the default random miner.
+    """
+
+    letter: str = ""
+
+    kind: ClassVar[str] = "miners"
+
+    def details(self) -> dict[str, Any]:
+        return {"letter": self.letter}
+
+
+@dataclass(frozen=True)
+class AttackRecord(Record):
+    """A ranking attack. ``factory(**spec_params) -> robrank.attacks.Attack``.
+
+    ``required`` are the spec keys that must be given (``pm``, ``W``, ``M``); ``signed``
+    says ``pm=+/-`` applies; ``reports`` lists the summary keys it produces.
+    """
+
+    required: tuple[str, ...] = ()
+    signed: bool = False
+    reports: tuple[str, ...] = ()
+
+    kind: ClassVar[str] = "attacks"
+
+    def details(self) -> dict[str, Any]:
+        return {"required": list(self.required), "signed": self.signed, "reports": list(self.reports)}
+
+
+@dataclass(frozen=True)
+class DefenseRecord(Record):
+    """An adversarial-training defense. ``factory(**options) -> robrank.defenses.Defense``.
+
+    ``loss_families`` restricts which loss families it composes with (empty = any);
+    ``metrics`` restricts the metric (empty = any); ``constraints`` is a human-readable
+    line shown by ``robrank list defenses``.
+    """
+
+    loss_families: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+    constraints: str = ""
+
+    kind: ClassVar[str] = "defenses"
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "loss_families": list(self.loss_families),
+            "metrics": list(self.metrics),
+            "constraints": self.constraints,
+        }
+
+
+@dataclass(frozen=True)
+class ProfileRecord(Record):
+    """A swipe profile. ``factory() -> list[str]`` of attack specs, run in order.
+
+    ``image_size`` is the family the profile's ε fits (None = any); ``ers`` says the
+    profile's results define the Empirical Robustness Score.
+    """
+
+    image_size: int | None = None
+    ers: bool = False
+
+    kind: ClassVar[str] = "profiles"
+
+    def details(self) -> dict[str, Any]:
+        return {"image_size": self.image_size, "ers": self.ers}
+
+
+RECORD_TYPES: dict[str, type[Record]] = {
+    cls.kind: cls
+    for cls in (
+        DatasetRecord,
+        BackboneRecord,
+        LossRecord,
+        MinerRecord,
+        AttackRecord,
+        DefenseRecord,
+        ProfileRecord,
+    )
+}
+KINDS: tuple[str, ...] = tuple(RECORD_TYPES)
+
+__all__ = [
+    "Record",
+    "DatasetRecord",
+    "BackboneRecord",
+    "LossRecord",
+    "MinerRecord",
+    "AttackRecord",
+    "DefenseRecord",
+    "ProfileRecord",
+    "RECORD_TYPES",
+    "KINDS",
+    "SIZE_28",
+    "SIZE_224",
+]
