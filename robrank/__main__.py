@@ -1,0 +1,4 @@
+"""``python -m robrank`` is the same as the ``robrank`` command."""
+from .cli import main
+
+main()
