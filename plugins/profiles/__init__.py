@@ -1,0 +1,19 @@
+"""The bundled swipe profiles: the reference's named attack lists, registered as plugins.
+
+A third-party package adds its own profile the same way (a ``ProfileRecord`` whose factory
+returns spec strings); ``robrank swipe -p NAME`` then runs it with no change to the core.
+The corrected-semantics runs are not separate profiles: ``robrank swipe --semantics fixed``
+runs the same list with the reference quirks fixed and records that in the results file.
+"""
+from __future__ import annotations
+
+import robrank
+from robrank.records import ProfileRecord
+
+from .reference import PROFILES
+
+
+@robrank.hookimpl
+def register_profiles(register):
+    for name, (factory, image_size, ers, summary, aliases) in PROFILES.items():
+        register(ProfileRecord(name=name, factory=factory, summary=summary, aliases=aliases, image_size=image_size, ers=ers))
