@@ -117,6 +117,9 @@ class DatasetSource(ABC):
 
     #: registry name, e.g. "mnist"
     name: str = ""
+    #: verifying reads every image file (CUB, Cars, SOP): ``robrank data list --verify``
+    #: leaves it to ``robrank data check NAME``
+    verify_is_slow: bool = False
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = root
@@ -138,7 +141,7 @@ class DatasetSource(ABC):
         raise DataError(self.missing_message(paths))
 
     def missing_message(self, paths: list[Path]) -> str:
-        where = paths[0] if paths else Path("?")
+        where = self.install_dir(self.root)
         return (
             f"dataset {self.name!r} not found; looked in {', '.join(map(str, paths))}. "
             f"{self.how_to_get()} Put the files in {where} or pass --data-root DIR."
@@ -148,9 +151,19 @@ class DatasetSource(ABC):
         """One sentence on how a user obtains the files."""
         return "Obtain the dataset files from their official source."
 
+    def install_dir(self, root: Path | None = None) -> Path:
+        """Where a download (or the user) should put the files, given a data root (or None)."""
+        paths = self.search_paths()
+        if paths:
+            return paths[0]
+        return Path(root) if root is not None else Path.home() / ".torch" / self.name
+
     @abstractmethod
-    def verify(self, path: Path) -> None:
-        """Check the files' content (sizes, headers, checksums); raise DataError naming the bad file."""
+    def verify(self, path: Path) -> str | None:
+        """Check the files' content (sizes, headers, checksums); raise DataError naming the bad file.
+
+        May return a one-line summary of what was checked (``robrank data check`` prints it).
+        """
 
     @abstractmethod
     def load_split(self, split: str, augment: bool = False) -> ImageDataset:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -40,12 +41,25 @@ def is_gzip(path: Path) -> bool:
     return path.name.endswith(".gz")
 
 
-def read_bytes(path: str | Path, hint: str = "") -> bytes:
+def _read_file(path: Path) -> bytearray:
+    """The file's bytes in a writable buffer, read in place (no intermediate copy)."""
+    with open(path, "rb") as handle:
+        buffer = bytearray(os.fstat(handle.fileno()).st_size)
+        view, filled = memoryview(buffer), 0
+        while filled < len(buffer):
+            got = handle.readinto(view[filled:])
+            if not got:
+                return buffer[:filled]  # the file shrank while we read it
+            filled += got
+        return buffer
+
+
+def read_bytes(path: str | Path, hint: str = "") -> bytes | bytearray:
     """The uncompressed content of ``path`` (gunzipped when its name ends in ``.gz``)."""
     path = Path(path)
     fix = f"; {hint}" if hint else ""
     try:
-        raw = path.read_bytes()
+        raw = _read_file(path)
     except FileNotFoundError:
         raise DataError(f"file {path} does not exist{fix}") from None
     except OSError as exc:
@@ -103,9 +117,21 @@ def read_idx(
     ``magic`` and ``shape`` (``None`` entries match any size) are what the caller expects;
     a mismatch is a DataError naming the file, and ``hint`` says how to fix it.
     """
-    path = Path(path)
+    return check_idx(read_bytes(path, hint), path, magic=magic, shape=shape, hint=hint)
+
+
+def check_idx(
+    data: bytes | bytearray,
+    path: str | Path,
+    *,
+    magic: int | None = None,
+    shape: tuple[int | None, ...] | None = None,
+    hint: str = "",
+) -> np.ndarray:
+    """:func:`read_idx` on content already read (e.g. to hash it in the same pass)."""
     fix = f"; {hint}" if hint else ""
-    data = bytearray(read_bytes(path, hint))  # writable, so torch.from_numpy shares it
+    if not isinstance(data, bytearray):
+        data = bytearray(data)  # writable, so torch.from_numpy can share it
     if magic is not None and len(data) >= 4:
         found = struct.unpack(">I", bytes(data[:4]))[0]
         if found != magic:

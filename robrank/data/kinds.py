@@ -1,0 +1,149 @@
+"""The batch layouts of the reference code, built on any split (science.md §1).
+
+* ``classification``: the split itself, items ``(image, label)``.
+* ``SPC-2`` (all ``p*`` losses): item i is ``(stack[img_i, img_j], [y_i, y_i])`` where j is a
+  uniformly random index with the same label -- possibly i itself, as in the reference.
+  A DataLoader batch of B items, flattened to 2B images, reads ``[a1, p1, a2, p2, ...]``:
+  the layout the losses and miners expect.
+* ``triplet`` (``t*`` losses): item is ``(stack[a, p, n], y_a)`` with p a random same-label
+  index and n drawn from a uniformly chosen *other* class. (The reference's SOP variant draws
+  n from any index without checking its class; here every dataset gets a true negative.)
+
+The per-item datasets exist for DataLoader users; the training engine keeps 28x28 splits in
+memory and uses the vectorised :func:`spc2_partners` / :func:`spc2_batch_indices` /
+:func:`triplet_indices`, which draw a whole epoch's partners with a handful of tensor ops.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..errors import ConfigError
+from .base import ImageDataset
+
+KINDS: tuple[str, ...] = ("classification", "SPC-2", "triplet")
+
+
+class _ClassIndex:
+    """Labels grouped by class: ``order`` lists indices class by class, ``start``/``count`` per class."""
+
+    def __init__(self, labels: torch.Tensor) -> None:
+        labels = torch.as_tensor(labels).reshape(-1).to(torch.int64).cpu()
+        self.classes, self.inverse, self.count = torch.unique(labels, return_inverse=True, return_counts=True)
+        self.order = torch.argsort(self.inverse, stable=True)
+        self.start = torch.cumsum(self.count, 0) - self.count
+
+    def random_member(self, class_slot: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """A uniformly random index of each given class (slots index ``self.classes``)."""
+        u = torch.rand(class_slot.shape, generator=generator, dtype=torch.float64)
+        offset = (u * self.count[class_slot]).floor().to(torch.int64)
+        offset = torch.minimum(offset, self.count[class_slot] - 1)
+        return self.order[self.start[class_slot] + offset]
+
+
+def spc2_partners(labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """For each index i, a uniformly random index j with ``labels[j] == labels[i]`` (j may be i)."""
+    index = _ClassIndex(labels)
+    return index.random_member(index.inverse, generator).to(torch.as_tensor(labels).device)
+
+
+def spc2_batch_indices(
+    labels: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator | None = None,
+    *,
+    shuffle: bool = True,
+    drop_last: bool = False,
+) -> list[torch.Tensor]:
+    """One epoch of SPC-2 batches as index tensors ``[a1, p1, a2, p2, ...]`` (2 x batch_size long).
+
+    Equivalent to a DataLoader over :class:`PairDataset` with ``shuffle`` and ``batch_size``
+    items per batch (the last batch is short unless ``drop_last``), without per-item Python.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+    labels = torch.as_tensor(labels).reshape(-1).cpu()
+    n = labels.numel()
+    anchors = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    partners = spc2_partners(labels, generator)[anchors]
+    pairs = torch.stack([anchors, partners], dim=1)  # n x 2
+    batches = list(torch.split(pairs, batch_size))
+    if drop_last and batches and batches[-1].shape[0] < batch_size:
+        batches.pop()
+    return [b.reshape(-1) for b in batches]
+
+
+def triplet_indices(
+    labels: torch.Tensor, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For every anchor i: a random positive (same label, may be i) and a negative from another class.
+
+    The negative's class is uniform over the other classes, then its index uniform within
+    that class. With a single class there is no negative: a ConfigError.
+    """
+    index = _ClassIndex(labels)
+    k = index.classes.numel()
+    if k < 2:
+        raise ConfigError("triplets need at least two classes in the split")
+    anchors = torch.arange(index.inverse.numel())
+    positives = index.random_member(index.inverse, generator)
+    shift = torch.randint(1, k, index.inverse.shape, generator=generator)  # never 0: another class
+    negatives = index.random_member((index.inverse + shift) % k, generator)
+    return anchors, positives, negatives
+
+
+class _Layout(torch.utils.data.Dataset):
+    def __init__(self, base: ImageDataset, generator: torch.Generator | None = None) -> None:
+        self.base = base
+        self.labels = base.labels
+        self.generator = generator
+        self._index = _ClassIndex(base.labels)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def _partner(self, i: int) -> int:
+        slot = self._index.inverse[i : i + 1]
+        return int(self._index.random_member(slot, self.generator)[0])
+
+
+class PairDataset(_Layout):
+    """SPC-2 items: ``(stack[img_i, img_j], tensor([y_i, y_i]))`` with j a random same-class index.
+
+    Randomness comes from torch's global generator unless one is given, so DataLoader
+    workers (which seed torch per worker) draw different partners.
+    """
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        j = self._partner(i)
+        x_i, y_i = self.base[i]
+        x_j, _ = self.base[j]
+        return torch.stack([x_i, x_j]), torch.tensor([y_i, y_i], dtype=torch.int64)
+
+
+class TripletDataset(_Layout):
+    """Triplet items: ``(stack[a, p, n], y_a)``; p same class, n from a random other class."""
+
+    def __init__(self, base: ImageDataset, generator: torch.Generator | None = None) -> None:
+        super().__init__(base, generator)
+        if self._index.classes.numel() < 2:
+            raise ConfigError("triplets need at least two classes in the split")
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        index = self._index
+        p = self._partner(i)
+        k = index.classes.numel()
+        shift = torch.randint(1, k, (1,), generator=self.generator)
+        n = int(index.random_member((index.inverse[i : i + 1] + shift) % k, self.generator)[0])
+        x_a, y_a = self.base[i]
+        return torch.stack([x_a, self.base[p][0], self.base[n][0]]), y_a
+
+
+def build_kind(kind: str, base: ImageDataset, generator: torch.Generator | None = None) -> torch.utils.data.Dataset:
+    """The training dataset for a loss's batch layout (``LossRecord.batch``)."""
+    if kind == "classification":
+        return base
+    if kind == "SPC-2":
+        return PairDataset(base, generator)
+    if kind == "triplet":
+        return TripletDataset(base, generator)
+    raise ConfigError(f"unknown batch layout {kind!r}; known: {', '.join(KINDS)}")
