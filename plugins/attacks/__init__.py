@@ -1,0 +1,35 @@
+"""The bundled ranking attacks of the reference (CA, QA, SPQA, ES, TMA, LTM, GTM, GTT).
+
+Each registers exactly like a third-party attack would: an :class:`~robrank.records.AttackRecord`
+whose factory is the attack class (``factory(**spec_params) -> robrank.attacks.Attack``).
+"""
+from __future__ import annotations
+
+import robrank
+from robrank.records import AttackRecord
+
+from .candidate import CandidateAttack
+from .es import EmbeddingShift
+from .gtm import GreedyTop1Misrank
+from .gtt import GreedyTop1Translocation
+from .ltm import LearningToMisrank
+from .query import QueryAttack
+from .spqa import SPQueryAttack
+from .tma import TargetedMismatch
+
+ATTACKS = (
+    (CandidateAttack, "candidate attack: raise (+) or lower (-) a perturbed candidate in W queries' rankings"),
+    (QueryAttack, "query attack: raise (+) or lower (-) M candidates in a perturbed query's ranking"),
+    (SPQueryAttack, "semantics-preserving query attack: QA that keeps the query's 5 nearest neighbours near the top"),
+    (EmbeddingShift, "embedding shift: move each embedding as far from its clean self as possible (untargeted)"),
+    (TargetedMismatch, "targeted mismatch (ICCV'19): pull the query onto a random gallery item (cosine)"),
+    (LearningToMisrank, "learning-to-misrank: make every positive farther than every negative"),
+    (GreedyTop1Misrank, "greedy top-1 misrank: pull the query onto the nearest item of another class"),
+    (GreedyTop1Translocation, "greedy top-1 translocation: push the clean top-1 result out of the top"),
+)
+
+
+@robrank.hookimpl
+def register_attacks(register):
+    for cls, summary in ATTACKS:
+        register(AttackRecord(name=cls.name, factory=cls, summary=summary, required=cls.required, signed=cls.signed, reports=cls.reports))

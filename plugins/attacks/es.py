@@ -1,0 +1,36 @@
+"""Embedding shift ES (untargeted): push each embedding as far from its clean self as possible.
+
+Objective (minimised): -d(f(x~), f(x)); at the first iteration the clean target gets +1e-7
+so the gradient of a zero distance is defined (as in the reference). Metrics: ``r@1``,
+``r@10``, ``r@100`` in **percent** (the first same-label gallery item's 0-based rank after
+removing the query's own gallery slot), ``loss`` (the objective, per sample) and, on the
+adversarial side, ``embshift``.
+"""
+from __future__ import annotations
+
+import torch
+
+from robrank.attacks.base import Attack, BatchContext
+from robrank.attacks.metrics import first_match_rank, recall_at
+from robrank.distances import paired
+
+#: the reference's offset that avoids a zero gradient at the clean point
+START_OFFSET = 1e-7
+
+
+class EmbeddingShift(Attack):
+    name = "ES"
+    reports = ("loss", "r@1", "r@10", "r@100", "embshift")
+
+    def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
+        target = ctx.clean + START_OFFSET if step == 0 else ctx.clean
+        return -paired(emb, target, ctx.metric)
+
+    def summarize(self, emb, dist, ctx, adversarial):
+        rank = first_match_rank(dist, ctx.gallery.labels, ctx.labels, ctx.self_slot)
+        return {
+            "loss": self.objective(emb, ctx, None),
+            "r@1": 100.0 * recall_at(rank, 1),
+            "r@10": 100.0 * recall_at(rank, 10),
+            "r@100": 100.0 * recall_at(rank, 100),
+        }

@@ -1,0 +1,37 @@
+"""Greedy top-1 translocation GTT (simplified from QAIR): push the clean top-1 result out of the top.
+
+Selection: idm = the clean top-1 result other than the query's own slot (idum = top-2 is
+selected too, but unused, as in the reference). Objective: the QA- hinge with M = 1 on idm,
+mean over the gallery of relu(d(q, x) - d(q, idm)). Metrics (fractions): ``ID-Retain@1``
+(idm is still the top-1) and ``retain@4`` (idm is still in the top 4).
+"""
+from __future__ import annotations
+
+import torch
+
+from robrank.attacks.base import Attack, BatchContext
+from robrank.attacks.metrics import retained
+
+from .query import query_loss
+
+
+class GreedyTop1Translocation(Attack):
+    name = "GTT"
+    reports = ("ID-Retain@1", "retain@4", "embshift")
+    needs_dist = True
+
+    def select(self, ctx: BatchContext) -> None:
+        masked = ctx.clean_dist.scatter(1, ctx.self_slot.view(-1, 1), float("inf"))
+        top2 = masked.topk(min(2, masked.shape[1]), dim=1, largest=False).indices
+        ctx.sel["match"] = top2[:, :1]
+        ctx.sel["second"] = top2[:, -1]
+
+    def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
+        return query_loss(ctx.dist(emb), ctx.sel["match"], "-", self.exclude_slot(ctx))
+
+    def summarize(self, emb, dist, ctx, adversarial):
+        idm = ctx.sel["match"][:, 0]
+        return {
+            "ID-Retain@1": retained(dist, idm, 1, ctx.self_slot),
+            "retain@4": retained(dist, idm, 4, ctx.self_slot),
+        }

@@ -1,0 +1,82 @@
+"""Semantics-preserving query attack SPQA+/SPQA- (M).
+
+A QA± attack that also keeps M_GT = 5 "ground-truth" items near the top of the ranking, so
+the perturbed query still *looks* like itself to a retrieval user. Ground truth: for SPQA+ the
+5 nearest neighbours of the clean query (itself excluded); for SPQA- the 5 nearest of the
+top-1% items not chosen as targets. Objective: L_QA± + xi * L_QA+(ground truth), with
+xi = min(exp(k * L_sp), 1e9) recomputed every PGD step from the current L_sp (1e7 when
+L_sp is NaN) and carrying no gradient; k depends on the dataset (2e4 mnist, 4e4 fashion and
+cub, 7e4 cars and sop; 2e4 when unknown). Metrics ``prank`` (targets) and ``GTprank``
+(ground truth).
+
+Reference semantics compute xi from the *batch mean* L_sp, as the reference did, which
+couples the samples of a batch; fixed semantics compute one xi per sample.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from robrank.attacks.base import Attack, BatchContext
+from robrank.attacks.metrics import query_prank
+from robrank.attacks.selection import nearest_excluding_self
+
+from .query import query_loss, select_query_targets
+
+M_GT = 5
+XI_MAX = 1e9
+XI_NAN = 1e7
+#: (substring of the dataset name, k); fashion first because "fashion-mnist" contains "mnist"
+XI_RATES: tuple[tuple[str, float], ...] = (("fashion", 4e4), ("mnist", 2e4), ("cub", 4e4), ("cars", 7e4), ("sop", 7e4))
+XI_RATE_DEFAULT = 2e4
+
+
+def xi_rate(dataset: str | None) -> float:
+    name = (dataset or "").lower()
+    for key, rate in XI_RATES:
+        if key in name:
+            return rate
+    return XI_RATE_DEFAULT
+
+
+def adaptive_xi(loss_sp: torch.Tensor, rate: float) -> torch.Tensor:
+    """min(exp(rate * L), 1e9) without overflow (exp of a clamped exponent); 1e7 for NaN."""
+    scaled = loss_sp.detach() * rate
+    xi = torch.exp(scaled.clamp(max=math.log(XI_MAX)))
+    return torch.where(torch.isnan(scaled), torch.full_like(xi, XI_NAN), xi)
+
+
+class SPQueryAttack(Attack):
+    name = "SPQA"
+    signed = True
+    required = ("pm", "M")
+    reports = ("loss", "prank", "GTprank", "embshift")
+    needs_dist = True
+
+    def select(self, ctx: BatchContext) -> None:
+        if self.pm == "+":
+            targets, _ = select_query_targets(self, ctx, "+", self.M)
+            truth = nearest_excluding_self(ctx.clean_dist, M_GT, ctx.self_slot, ctx.reference)
+        else:
+            targets, rest = select_query_targets(self, ctx, "-", self.M, extra=M_GT)
+            truth = rest[:, :M_GT]
+        ctx.sel["candidates"], ctx.sel["truth"] = targets, truth
+
+    def loss_from_dist(self, dist: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
+        exclude = self.exclude_slot(ctx)
+        loss_qa = query_loss(dist, ctx.sel["candidates"], self.pm, exclude)
+        loss_sp = query_loss(dist, ctx.sel["truth"], "+", exclude)
+        xi = adaptive_xi(loss_sp.mean() if ctx.reference else loss_sp, xi_rate(self.dataset))
+        return loss_qa + xi * loss_sp
+
+    def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
+        return self.loss_from_dist(ctx.dist(emb), ctx)
+
+    def summarize(self, emb, dist, ctx, adversarial):
+        exclude = self.exclude_slot(ctx)
+        return {
+            "loss": self.loss_from_dist(dist, ctx),
+            "prank": query_prank(dist, ctx.sel["candidates"], exclude),
+            "GTprank": query_prank(dist, ctx.sel["truth"], exclude),
+        }

@@ -1,0 +1,29 @@
+"""Targeted mismatch attack TMA (Tolias et al., ICCV'19): pull the query onto a random item.
+
+Selection: one gallery item t drawn uniformly per query. Objective: 1 - cos(q, t) for every
+metric. Metric ``Cosine-SIM`` = cos(q, t) (higher after the attack = less robust).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from robrank.attacks.base import Attack, BatchContext
+from robrank.attacks.selection import STREAM_TARGET, randint
+from robrank.distances import paired
+
+
+class TargetedMismatch(Attack):
+    name = "TMA"
+    reports = ("Cosine-SIM", "embshift")
+
+    def select(self, ctx: BatchContext) -> None:
+        target = randint(ctx.seed, STREAM_TARGET, ctx.index, 1, len(ctx.gallery), exclude=self.exclude_slot(ctx))[:, 0]
+        ctx.sel["target"] = target
+        ctx.sel["target_emb"] = F.normalize(ctx.gallery.embeddings[target], dim=-1)
+
+    def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
+        return paired(F.normalize(emb, dim=-1), ctx.sel["target_emb"], "C")
+
+    def summarize(self, emb, dist, ctx, adversarial):
+        return {"Cosine-SIM": 1.0 - self.objective(emb, ctx, None)}

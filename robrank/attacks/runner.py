@@ -1,0 +1,215 @@
+"""Run one attack over a test split: batches, averaging, shards, progress.
+
+Every test image is in turn the perturbed object. Per-sample metrics are *summed* and
+divided by the number of attacked samples at the end, so the result does not depend on the
+batch size (the reference averaged per-batch means, which weights the last partial batch
+differently); the sums travel with the result so shards (``indices``) can be merged exactly
+with :func:`merge_results`.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .base import SEMANTICS, Attack, attack_mode
+from .gallery import Gallery, embed
+from .spec import AttackSpec, parse_spec
+
+#: CPU batch sizes when none is given (28x28-ish inputs vs 224x224)
+CPU_BATCH_SMALL = 256
+CPU_BATCH_LARGE = 32
+
+
+@dataclass
+class AttackResult:
+    """Averaged clean (``orig``) and adversarial (``adv``) summaries of one attack.
+
+    ``sums`` holds the per-sample sums behind the averages (``{"orig": {...}, "adv": {...}}``)
+    and ``count`` the number of attacked samples, which is what :func:`merge_results` needs.
+    """
+
+    spec: str
+    orig: dict[str, float]
+    adv: dict[str, float]
+    count: int
+    seconds: float
+    sums: dict[str, dict[str, float]] = field(default_factory=dict)
+    semantics: str = "reference"
+    seed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec,
+            "orig": dict(self.orig),
+            "adv": dict(self.adv),
+            "count": self.count,
+            "seconds": self.seconds,
+            "sums": {k: dict(v) for k, v in self.sums.items()},
+            "semantics": self.semantics,
+            "seed": self.seed,
+        }
+
+    @property
+    def difference(self) -> dict[str, float]:
+        return {k: self.adv[k] - self.orig[k] for k in self.adv if k in self.orig}
+
+
+def _averages(sums: dict[str, float], count: int) -> dict[str, float]:
+    return {k: (v / count if count else math.nan) for k, v in sums.items()}
+
+
+def merge_results(results: Sequence[AttackResult]) -> AttackResult:
+    """Combine shards of one attack (same spec) into the result of their union."""
+    if not results:
+        raise ConfigError("merge_results needs at least one result")
+    specs = {r.spec for r in results}
+    if len(specs) != 1:
+        raise ConfigError(f"cannot merge results of different attacks: {', '.join(sorted(specs))}")
+    sums: dict[str, dict[str, float]] = {"orig": {}, "adv": {}}
+    for r in results:
+        if not r.sums:
+            raise ConfigError(f"result of {r.spec} carries no per-sample sums; it cannot be merged")
+        for side in ("orig", "adv"):
+            for k, v in r.sums[side].items():
+                sums[side][k] = sums[side].get(k, 0.0) + v
+    count = sum(r.count for r in results)
+    first = results[0]
+    return AttackResult(
+        spec=first.spec,
+        orig=_averages(sums["orig"], count),
+        adv=_averages(sums["adv"], count),
+        count=count,
+        seconds=sum(r.seconds for r in results),
+        sums=sums,
+        semantics=first.semantics,
+        seed=first.seed,
+    )
+
+
+def build_attack(spec: AttackSpec, *, semantics: str = "reference", dataset_name: str | None = None, random_start: bool = False, registry: Any = None) -> Attack:
+    """Instantiate a parsed spec's attack through the plugin registry."""
+    if registry is None:
+        from ..plugins import get_registry
+
+        registry = get_registry()
+    return registry.create("attacks", spec.type, **spec.params, semantics=semantics, dataset=dataset_name, random_start=random_start)
+
+
+def auto_batch_size(model: nn.Module, dataset: Any, gallery: Gallery, attack: Attack, device: torch.device) -> int:
+    """A batch size that fits: a fixed default on CPU, a memory estimate on CUDA.
+
+    On CUDA one probe step (forward + input gradient of 8 images) measures the activation
+    memory per image; the attack's [B, K, N] distance tensors are added analytically, and
+    half of the free memory is budgeted.
+    """
+    image_size = int(getattr(dataset, "image_size", 28))
+    if device.type != "cuda":
+        return CPU_BATCH_SMALL if image_size <= 64 else CPU_BATCH_LARGE
+    probe = min(8, len(dataset))
+    images = dataset.images(torch.arange(probe)).to(device)
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    with attack_mode(model):
+        x = images.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(embed(model, x).sum(), x)
+    del grad, x
+    per_image = max(1, (torch.cuda.max_memory_allocated(device) - base) // probe)
+    width = max(attack.W or 1, (attack.M or 1) + 5)
+    per_image += 4 * len(gallery) * (8 + 3 * width)
+    free, _total = torch.cuda.mem_get_info(device)
+    return int(max(1, min(4096, (free // 2) // per_image)))
+
+
+def run_attack(
+    model: nn.Module,
+    dataset: Any,
+    spec: str | AttackSpec,
+    *,
+    gallery: Gallery | None = None,
+    batch_size: int | None = None,
+    max_batches: int | None = None,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    semantics: str = "reference",
+    indices: Iterable[int] | torch.Tensor | None = None,
+    progress: bool = True,
+    dataset_name: str | None = None,
+    random_start: bool = False,
+) -> AttackResult:
+    """Attack every test image (or ``indices``) of ``dataset`` and average the summaries.
+
+    ``dataset`` is an :class:`~robrank.data.ImageDataset` (the test split; also the gallery
+    unless ``gallery`` is given). ``dataset_name`` picks SPQA's xi rate (else the model's or
+    dataset's ``name``/``dataset`` attribute). The model is left in the mode it came in.
+    """
+    if semantics not in SEMANTICS:
+        raise ConfigError(f"unknown attack semantics {semantics!r}; use reference or fixed")
+    spec = parse_spec(spec)
+    device = torch.device(device)
+    if dataset_name is None:
+        dataset_name = getattr(model, "dataset", None) or getattr(dataset, "name", None)
+    attack = build_attack(spec, semantics=semantics, dataset_name=dataset_name, random_start=random_start)
+    model = model.to(device)
+    start = time.perf_counter()
+    if gallery is None:
+        gallery = Gallery.compute(model, dataset, batch_size=None, device=device)
+    gallery = gallery.to(device)
+    if gallery.metric != model.metric:
+        raise ConfigError(f"the gallery was embedded for metric {gallery.metric} but the model uses {model.metric}")
+    # the gallery is this split when sizes agree: a query's own slot is its dataset index
+    own_slots = len(gallery) == len(dataset)
+    if indices is None:
+        order = torch.arange(len(dataset))
+    else:
+        order = torch.as_tensor(list(indices) if not isinstance(indices, torch.Tensor) else indices, dtype=torch.int64).view(-1)
+        if order.numel() and (int(order.min()) < 0 or int(order.max()) >= len(dataset)):
+            raise ConfigError(f"attack indices must lie in [0, {len(dataset)}); got {int(order.min())}..{int(order.max())}")
+    if batch_size is None:
+        batch_size = auto_batch_size(model, dataset, gallery, attack, device)
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1 (got {batch_size})")
+    batches = [order[i : i + batch_size] for i in range(0, order.numel(), batch_size)]
+    if max_batches is not None:
+        batches = batches[: max(0, max_batches)]
+
+    sums: dict[str, dict[str, torch.Tensor]] = {"orig": {}, "adv": {}}
+    count = 0
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(batches), desc=spec.text, unit="batch", leave=False, dynamic_ncols=True)
+    try:
+        for index in batches:
+            images = dataset.images(index).to(device, non_blocking=True)
+            labels = dataset.labels[index].to(device)
+            index_dev = index.to(device)
+            outcome = attack(model, gallery, images, labels, index_dev, seed=seed, self_slot=index_dev if own_slots else None)
+            for side, values in (("orig", outcome.orig), ("adv", outcome.adv)):
+                for k, v in values.items():
+                    sums[side][k] = sums[side].get(k, 0) + v.sum()
+            count += int(index.numel())
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    host = {side: {k: float(v) for k, v in values.items()} for side, values in sums.items()}
+    return AttackResult(
+        spec=spec.text,
+        orig=_averages(host["orig"], count),
+        adv=_averages(host["adv"], count),
+        count=count,
+        seconds=time.perf_counter() - start,
+        sums=host,
+        semantics=semantics,
+        seed=seed,
+    )

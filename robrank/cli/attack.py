@@ -1,0 +1,82 @@
+"""``robrank attack RUN_OR_CKPT -A SPEC``: one ranking attack against a trained model.
+
+The reference's ``bin/advrank.py -C ckpt -A attack``: it prints the clean (Original), the
+adversarial and the difference summaries. The run's own config says which dataset and
+metric to use, so nothing is parsed back out of the checkpoint path.
+"""
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..attacks.base import SEMANTICS
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _print_summary(title: str, summary: dict[str, float]) -> None:
+    click.secho(f"{title}:", bold=True)
+    width = max((len(k) for k in summary), default=0)
+    for key, value in summary.items():
+        click.echo(f"  {key:<{width}}  {value: .6f}")
+
+
+@click.command("attack")
+@click.argument("run_or_ckpt", type=click.Path(path_type=str))
+@click.option("-A", "--attack", "spec", required=True, help="Attack spec TYPE:key=val:..., e.g. CA:pm=+:W=1:eps=0.30196:alpha=0.011764:pgditer=32.")
+@click.option("-m", "--max-batches", type=click.IntRange(min=1), default=None, help="Stop after this many batches.")
+@click.option("-b", "--batch-size", type=click.IntRange(min=1), default=None, help="Queries per batch (default: automatic).")
+@click.option("-D", "--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the target selection.")
+@click.option("--semantics", type=click.Choice(SEMANTICS), default="reference", show_default=True, help="reference: reproduce the reference quirks; fixed: corrected behaviour (docs/attacks.md).")
+@click.option("--random-start", is_flag=True, help="Start PGD from a uniform random point in the eps-ball.")
+@click.option("--data-root", type=click.Path(path_type=str), default=None, help="Dataset root (default: $ROBRANK_DATA).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def attack_command(
+    run_or_ckpt: str,
+    spec: str,
+    max_batches: int | None,
+    batch_size: int | None,
+    device: str | None,
+    seed: int,
+    semantics: str,
+    random_start: bool,
+    data_root: str | None,
+    as_json: bool,
+    no_progress: bool,
+) -> None:
+    """Attack the model of a run directory or checkpoint with one attack SPEC."""
+    from ..attacks import parse_spec, run_attack
+    from ..data.loading import load_split
+    from ..models.checkpoint import load_run
+
+    parsed = parse_spec(spec)  # fail on a bad spec before loading anything
+    device = device or _default_device()
+    run = load_run(run_or_ckpt, device=device)
+    dataset = load_split(run.dataset, "test", data_root)
+    result = run_attack(
+        run.model,
+        dataset,
+        parsed,
+        batch_size=batch_size,
+        max_batches=max_batches,
+        device=device,
+        seed=seed,
+        semantics=semantics,
+        progress=not no_progress and not as_json,
+        dataset_name=run.dataset,
+        random_start=random_start,
+    )
+    if as_json:
+        click.echo(json.dumps({**result.as_dict(), "checkpoint": str(run.checkpoint)}, indent=2))
+        return
+    click.echo(f"{result.spec} on {run.checkpoint} ({run.dataset}, metric {run.metric}, {result.count} samples, {result.seconds:.1f} s)")
+    _print_summary("Original", result.orig)
+    _print_summary("Adversarial", result.adv)
+    _print_summary("Difference", result.difference)
