@@ -1,0 +1,237 @@
+"""Every knob of a training run, its per-family defaults, and the reference's config triples.
+
+A :class:`TrainConfig` starts with only what the user said (``None`` = "use the default");
+:func:`resolve_config` fills the rest from science.md §4 according to the backbone's image
+size family and records the result in the run's ``config.json``, so a run directory always
+says exactly how it was trained.
+
+Batch semantics: ``batch_size`` counts SPC-2 *pairs* per process (each step sees
+2 x batch_size images per process), as in the reference; under ``--devices N`` or torchrun
+the effective batch is batch_size x world size pairs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+from ..records import SIZE_224, SIZE_28
+
+#: defaults per image-size family (science.md §4: rc2f2 / __ranking_model_224x224_icml, p* losses)
+FAMILY_DEFAULTS: dict[int, dict[str, Any]] = {
+    SIZE_28: {
+        "epochs": 8,
+        "batch_size": 128,
+        "lr": 1e-3,
+        "weight_decay": 1e-7,
+        "freeze_bn": False,
+        "validate_every": 1,
+        "val_batch_size": 128,
+    },
+    SIZE_224: {
+        "epochs": 75,
+        "batch_size": 56,
+        "lr": 1e-5,
+        "weight_decay": 4e-4,
+        "freeze_bn": True,
+        "validate_every": 5,
+        "val_batch_size": 112,
+    },
+}
+
+#: adversarial-training budget per family: ε, α, PGD steps (science.md §4, §6)
+DEFENSE_DEFAULTS: dict[int, dict[str, Any]] = {
+    SIZE_28: {"eps": 77 / 255, "alpha": 3 / 255, "pgditer": 32},
+    SIZE_224: {"eps": 8 / 255, "alpha": 1 / 255, "pgditer": 32},
+}
+
+#: reference model-name suffixes -> (defense, option overrides), longest first
+REFERENCE_DEFENSE_SUFFIXES: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("pf", "act", {"pgditer": 1}),
+    ("df", "est", {"pgditer": 1}),
+    ("p", "act", {}),
+    ("d", "est", {}),
+    ("e", "ses", {}),
+)
+
+#: knobs that may change when a run is resumed (they do not change what is learnt)
+RESUMABLE_KNOBS: frozenset[str] = frozenset(
+    {"epochs", "max_steps", "device", "num_workers", "validate_every", "val_batch_size", "data_root", "run_dir",
+     "checkpoint_every", "keep_epochs"}
+)
+
+
+@dataclass
+class TrainConfig:
+    """A training run. ``None`` fields take the backbone family's default in :func:`resolve_config`."""
+
+    dataset: str
+    backbone: str
+    loss: str
+    metric: str | None = None
+    miner: str | None = None
+    defense: str = "none"
+    defense_options: dict[str, Any] = field(default_factory=dict)
+    epochs: int | None = None
+    batch_size: int | None = None  # SPC-2 pairs per process; effective = batch_size x world size
+    lr: float | None = None
+    weight_decay: float | None = None
+    optimizer: str = "Adam"
+    embedding_dim: int | None = None
+    pretrained: str | None = None  # "imagenet" or "none"; None = imagenet when the backbone has it
+    weights: str | None = None
+    freeze_bn: bool | None = None
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    num_workers: int | None = None
+    validate_every: int | None = None
+    val_batch_size: int | None = None
+    data_root: str | None = None
+    max_steps: int | None = None
+    run_dir: str | None = None
+    checkpoint_every: int | None = None  # also checkpoint every N steps inside an epoch
+    keep_epochs: bool = False  # keep checkpoints/epoch-<E>.pt besides last.pt
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(payload) - known)
+        if unknown:
+            raise ConfigError(f"unknown training config keys {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**payload)
+
+
+@dataclass(frozen=True)
+class Triple:
+    """What ``-C dataset:model:loss`` means once the reference's model suffixes are undone."""
+
+    dataset: str
+    backbone: str
+    loss: str
+    defense: str = "none"
+    defense_options: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_triple(text: str, registry: Any | None = None) -> Triple:
+    """Parse ``mnist:c2f2:ptripletN`` or the reference's ``mnist:rc2f2p:ptripletN``.
+
+    The model part is a backbone name or alias; when no backbone has that exact name and it
+    ends in a reference defense suffix (``p`` ACT, ``d`` EST, ``e`` SES, ``pf``/``df`` their
+    one-step FGSM variants), the suffix becomes the defense.
+    """
+    parts = text.split(":")
+    if len(parts) != 3 or not all(p.strip() for p in parts):
+        raise ConfigError(f"config {text!r} is not DATASET:MODEL:LOSS (e.g. mnist:c2f2:ptripletN)")
+    dataset, model, loss = (p.strip() for p in parts)
+    if registry is None:
+        from ..plugins import get_registry
+
+        registry = get_registry()
+    if ("backbones", model) in registry:
+        return Triple(dataset, model, loss)
+    for suffix, defense, options in REFERENCE_DEFENSE_SUFFIXES:
+        stem = model[: -len(suffix)]
+        if model.endswith(suffix) and stem and ("backbones", stem) in registry:
+            return Triple(dataset, stem, loss, defense, dict(options))
+    registry.get("backbones", model)  # raises the unknown-name error listing the backbones
+    raise AssertionError("unreachable")
+
+
+def default_num_workers() -> int:
+    return min(8, os.cpu_count() or 1)
+
+
+def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainConfig:
+    """A copy of ``config`` with every default filled in and every name checked.
+
+    Component names are canonicalised (``rc2f2`` -> the backbone's registered name) so the
+    run's config.json names what was actually built.
+    """
+    from ..losses import resolve_loss
+
+    if registry is None:
+        from ..plugins import get_registry
+
+        registry = get_registry()
+    dataset = registry.component("datasets", config.dataset).record
+    backbone = registry.component("backbones", config.backbone).record
+    choice = resolve_loss(config.loss, metric=config.metric, miner=config.miner or None, registry=registry)
+    if choice.record.batch != "SPC-2":
+        raise ConfigError(
+            f"loss {config.loss!r} needs {choice.record.batch} batches; robrank train feeds SPC-2 pair batches "
+            "(use a p* loss such as ptripletN)"
+        )
+    if backbone.task != "retrieval":
+        raise ConfigError(f"backbone {backbone.name!r} is a {backbone.task} model; pick an embedding backbone (robrank list backbones)")
+    if dataset.image_size != backbone.input_size or dataset.channels != backbone.channels:
+        raise ConfigError(
+            f"dataset {dataset.name!r} has {dataset.channels}x{dataset.image_size}x{dataset.image_size} images but backbone "
+            f"{backbone.name!r} takes {backbone.channels}x{backbone.input_size}x{backbone.input_size}; pick a matching pair"
+        )
+    family = SIZE_28 if backbone.input_size <= SIZE_28 else SIZE_224
+    defaults = FAMILY_DEFAULTS[family]
+    values = config.to_dict()
+    values["dataset"] = dataset.name
+    values["backbone"] = backbone.name
+    values["metric"] = choice.metric
+    values["miner"] = choice.miner
+    for key, default in defaults.items():
+        if values[key] is None:
+            values[key] = default
+    if values["embedding_dim"] is None:
+        values["embedding_dim"] = backbone.default_embedding_dim
+    if values["pretrained"] is None:
+        values["pretrained"] = "imagenet" if "imagenet" in backbone.pretrained else "none"
+    if values["pretrained"] != "none" and values["pretrained"] not in backbone.pretrained:
+        offered = ", ".join(backbone.pretrained) or "none"
+        raise ConfigError(f"backbone {backbone.name!r} has no {values['pretrained']!r} weights (offers: {offered}); use --pretrained none")
+    if values["num_workers"] is None:
+        values["num_workers"] = default_num_workers()
+    defense = values["defense"] or "none"
+    if defense != "none":
+        defense = registry.component("defenses", defense).record.name
+    if defense != "none":
+        values["defense_options"] = {**DEFENSE_DEFAULTS[family], **(values["defense_options"] or {})}
+    elif values["defense_options"]:
+        raise ConfigError(f"options {', '.join(sorted(values['defense_options']))} need a defense; add --defense act (or est, ses, ...)")
+    values["defense"] = defense
+    for key in ("epochs", "batch_size", "validate_every", "val_batch_size"):
+        if int(values[key]) < 1:
+            raise ConfigError(f"{key.replace('_', '-')} must be at least 1, got {values[key]}")
+    for key in ("max_steps", "checkpoint_every"):
+        if values[key] is not None and int(values[key]) < 1:
+            raise ConfigError(f"{key.replace('_', '-')} must be at least 1, got {values[key]}")
+    if values["lr"] <= 0:
+        raise ConfigError(f"lr must be positive, got {values['lr']}")
+    import torch
+
+    if not hasattr(torch.optim, values["optimizer"]):
+        raise ConfigError(f"unknown optimizer {values['optimizer']!r}; use a torch.optim class name such as Adam, AdamW or SGD")
+    return TrainConfig(**values)
+
+
+def family_of(config: TrainConfig, registry: Any | None = None) -> int:
+    if registry is None:
+        from ..plugins import get_registry
+
+        registry = get_registry()
+    size = registry.get("backbones", config.backbone).input_size
+    return SIZE_28 if size <= SIZE_28 else SIZE_224
+
+
+__all__ = [
+    "TrainConfig",
+    "Triple",
+    "parse_triple",
+    "resolve_config",
+    "FAMILY_DEFAULTS",
+    "DEFENSE_DEFAULTS",
+    "REFERENCE_DEFENSE_SUFFIXES",
+    "RESUMABLE_KNOBS",
+]

@@ -1,0 +1,538 @@
+"""The training loop: a plain PyTorch loop over SPC-2 pair batches.
+
+One step: ``loss = defense.loss(model, criterion, images, labels)`` (plain metric learning
+is the :class:`~robrank.defenses.NoDefense`), backward, optimiser step. The engine owns
+everything around it: data (28x28 splits live on the device and batches are gathered with
+one indexing op; file datasets go through a DataLoader), optimisers, mixed precision,
+BatchNorm freezing, DDP, validation, checkpoints and exact resumption.
+
+Reproducibility: the model is initialised after ``torch.manual_seed(seed)``; the epoch
+permutations and SPC-2 partners come from a dedicated ``torch.Generator`` seeded with
+``seed``; the miners draw from torch's global generator. Both states go into every
+checkpoint, so a resumed run ends with the same weights as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data.base import ImageDataset, TensorImageDataset
+from ..defenses.base import Defense, NoDefense
+from ..errors import CheckpointError, ConfigError
+from ..io import save_checkpoint
+from ..metrics import retrieval_metrics
+from ..models.checkpoint import CHECKPOINT_DIR, FORMAT, FORMAT_VERSION, LAST, load_state, read_checkpoint
+from ..models.embedding import EmbeddingModel
+from . import distributed as dist_util
+from . import rundir
+from .config import RESUMABLE_KNOBS, TrainConfig, resolve_config
+from .distributed import DistInfo
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or stopped) run produced."""
+
+    run_dir: Path
+    metrics: dict[str, float]
+    seconds: float
+    epochs: int = 0
+    steps: int = 0
+
+
+@dataclass
+class TrainParts:
+    """The built components of a run; :func:`build_parts` makes them from a config."""
+
+    model: EmbeddingModel
+    criterion: nn.Module
+    defense: Defense
+    train_set: ImageDataset
+    test_set: ImageDataset | None
+    num_test_classes: int
+    loss_record: Any = None
+
+
+# ------------------------------------------------------------------------------------ setup
+
+
+def resolve_device(name: str, info: DistInfo = dist_util.SINGLE) -> torch.device:
+    """``auto`` -> CUDA when present; under several processes each rank takes its own GPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("device cuda requested but torch sees no CUDA GPU; use --device cpu")
+        if info.enabled:
+            device = torch.device("cuda", info.local_rank)
+        elif device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def build_parts(config: TrainConfig, registry: Any | None = None) -> TrainParts:
+    """Model, criterion, defense and splits for a resolved config (model init after manual_seed)."""
+    from ..data.loading import dataset_record, load_split
+    from ..losses import build_criterion, resolve_loss
+    from ..models.backbone import build_backbone
+
+    if registry is None:
+        from ..plugins import get_registry
+
+        registry = get_registry()
+    torch.manual_seed(config.seed)
+    backbone = build_backbone(
+        config.backbone,
+        embedding_dim=config.embedding_dim,
+        pretrained=None if config.pretrained in (None, "none") else config.pretrained,
+        weights=config.weights,
+    )
+    model = EmbeddingModel(backbone, config.metric or "N")
+    choice = resolve_loss(config.loss, metric=config.metric, miner=config.miner or None)
+    criterion = build_criterion(choice)
+    defense = make_defense(config, registry)
+    defense.check(choice.record, choice.metric)
+    record = dataset_record(config.dataset)
+    train_set = load_split(config.dataset, "train", config.data_root, augment=True)
+    test_set = load_split(config.dataset, "test", config.data_root, augment=False)
+    return TrainParts(model, criterion, defense, train_set, test_set, record.test_classes(test_set), choice.record)
+
+
+def make_defense(config: TrainConfig, registry: Any | None = None) -> Defense:
+    if not config.defense or config.defense == "none":
+        return NoDefense()
+    if registry is None:
+        from ..plugins import get_registry
+
+        registry = get_registry()
+    return registry.create("defenses", config.defense, **dict(config.defense_options))
+
+
+def make_optimizers(config: TrainConfig, model: EmbeddingModel, criterion: nn.Module) -> list[torch.optim.Optimizer]:
+    """Adam (or ``config.optimizer``) over the backbone; the loss's own SGD for learnable loss params."""
+    optimizers = [getattr(torch.optim, config.optimizer)(model.backbone.parameters(), lr=config.lr, weight_decay=config.weight_decay)]
+    loss_params = [p for p in criterion.parameters() if p.requires_grad]
+    if loss_params:
+        make = getattr(criterion, "make_optimizer", None)
+        extra = make() if callable(make) else None
+        optimizers.append(extra if extra is not None else torch.optim.SGD(loss_params, lr=5e-4))
+    return optimizers
+
+
+class _Step(nn.Module):
+    """The whole loss computation as one module, so DDP sees one forward per step.
+
+    Defenses run inner attacks (extra forwards and input gradients) inside
+    ``defense.loss``; wrapping the step rather than the backbone keeps those inside DDP's
+    forward, where its reducer does not see them, exactly as Lightning wraps training_step.
+    """
+
+    def __init__(self, model: EmbeddingModel, criterion: nn.Module, defense: Defense) -> None:
+        super().__init__()
+        self.model = model
+        self.criterion = criterion
+        self.defense = defense
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.defense.loss(self.model, self.criterion, images, labels)
+
+
+# ------------------------------------------------------------------------------------- data
+
+
+class _Batches:
+    """One epoch's SPC-2 batches for this rank: in-memory gather or a DataLoader."""
+
+    def __init__(self, dataset: ImageDataset, config: TrainConfig, info: DistInfo, device: torch.device) -> None:
+        self.dataset = dataset
+        self.config = config
+        self.info = info
+        self.device = device
+        self.in_memory = isinstance(dataset, TensorImageDataset)
+        self.labels_cpu = dataset.labels.cpu()
+        if self.in_memory:
+            self.data = dataset.data.to(device)
+            self.labels = dataset.labels.to(device)
+
+    def plan(self, generator: torch.Generator) -> list[torch.Tensor]:
+        """This rank's pair batches (each B x 2: anchor, partner) for one epoch."""
+        from ..data.kinds import spc2_partners
+
+        n = self.labels_cpu.numel()
+        anchors = torch.randperm(n, generator=generator)
+        partners = spc2_partners(self.labels_cpu, generator)[anchors]
+        pairs = torch.stack([anchors, partners], dim=1)
+        return dist_util.shard_pairs(pairs, self.config.batch_size, self.info)
+
+    def iterate(self, batches: list[torch.Tensor], epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.in_memory:
+            for pairs in batches:
+                index = pairs.reshape(-1).to(self.device, non_blocking=True)  # [a1, p1, a2, p2, ...]
+                yield self.data[index].float().div_(255.0), self.labels[index]
+            return
+        yield from self._loader(batches, epoch)
+
+    def _loader(self, batches: list[torch.Tensor], epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        from ..data.kinds import PairDataset
+
+        # the partner of each anchor is redrawn inside PairDataset (per worker RNG); only
+        # the anchors of the plan are used, so sharding and order still follow the plan
+        sampler = [pairs[:, 0].tolist() for pairs in batches]
+        loader_gen = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
+        loader = torch.utils.data.DataLoader(
+            PairDataset(self.dataset),
+            batch_sampler=sampler,
+            num_workers=self.config.num_workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+            generator=loader_gen,
+        )
+        for images, labels in loader:
+            images = images.reshape(-1, *images.shape[2:]).to(self.device, non_blocking=True)
+            yield images, labels.reshape(-1).to(self.device, non_blocking=True)
+
+
+def embed_split(model: EmbeddingModel, dataset: ImageDataset, config: TrainConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised embeddings of a whole split (eval mode, no grad), in dataset order."""
+    was_training = model.training
+    model.eval()
+    chunks: list[torch.Tensor] = []
+    amp = _autocast(config, device)
+    try:
+        with torch.no_grad():
+            if isinstance(dataset, TensorImageDataset):
+                data = dataset.data.to(device)
+                for start in range(0, data.shape[0], config.val_batch_size):
+                    with amp:
+                        chunks.append(model.embed(data[start : start + config.val_batch_size].float().div_(255.0)).float())
+            else:
+                loader = torch.utils.data.DataLoader(
+                    dataset, batch_size=config.val_batch_size, shuffle=False,
+                    num_workers=config.num_workers, pin_memory=device.type == "cuda",
+                )
+                for images, _ in loader:
+                    with amp:
+                        chunks.append(model.embed(images.to(device, non_blocking=True)).float())
+    finally:
+        model.train(was_training)
+    return torch.cat(chunks), dataset.labels.to(device)
+
+
+def validate(model: EmbeddingModel, dataset: ImageDataset, num_classes: int, config: TrainConfig, device: torch.device) -> dict[str, float]:
+    embeddings, labels = embed_split(model, dataset, config, device)
+    return retrieval_metrics(embeddings, labels, model.metric, num_classes)
+
+
+def _autocast(config: TrainConfig, device: torch.device) -> Any:
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=bool(config.amp))
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+@dataclass
+class _State:
+    epoch: int = 0  # completed epochs
+    step: int = 0  # completed optimiser steps
+    epoch_step: int = 0  # steps completed inside the current epoch
+    epoch_generator: torch.Tensor | None = None  # sampler state at the start of the current epoch
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _rng_payload(generator: torch.Generator, state: _State, info: DistInfo, device: torch.device) -> dict[str, Any]:
+    gen_state = state.epoch_generator if state.epoch_step > 0 and state.epoch_generator is not None else generator.get_state()
+    per_rank = dist_util.all_gather_object(info, torch.get_rng_state())
+    rng: dict[str, Any] = {"torch": per_rank[0], "generator": gen_state}
+    if info.enabled:
+        rng["torch_ranks"] = per_rank
+    if device.type == "cuda":
+        rng["cuda"] = dist_util.all_gather_object(info, torch.cuda.get_rng_state(device))
+    return rng
+
+
+def _save(run_dir: Path, config: TrainConfig, parts: TrainParts, optimizers: list[torch.optim.Optimizer], scaler: Any,
+          generator: torch.Generator, state: _State, info: DistInfo, device: torch.device, *, epoch_file: bool) -> None:
+    rng = _rng_payload(generator, state, info, device)  # collective: every rank takes part
+    if not info.is_main:
+        return
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": config.to_dict(),
+        "epoch": state.epoch,
+        "step": state.step,
+        "epoch_step": state.epoch_step,
+        "world_size": info.world_size,
+        "model": parts.model.state_dict(),
+        "criterion": parts.criterion.state_dict(),
+        "optimizers": [opt.state_dict() for opt in optimizers],
+        "scaler": scaler.state_dict() if scaler is not None else {},
+        "defense": parts.defense.state_dict() if hasattr(parts.defense, "state_dict") else {},
+        "rng": rng,
+    }
+    folder = run_dir / CHECKPOINT_DIR
+    save_checkpoint(folder / LAST, payload)
+    if epoch_file and state.epoch_step == 0:
+        save_checkpoint(folder / f"epoch-{state.epoch}.pt", payload)
+
+
+def _restore(run_dir: Path, parts: TrainParts, optimizers: list[torch.optim.Optimizer], scaler: Any,
+             generator: torch.Generator, info: DistInfo, device: torch.device) -> _State:
+    checkpoint, payload = read_checkpoint(run_dir / CHECKPOINT_DIR / LAST)
+    load_state(parts.model, payload["model"], "model", checkpoint)
+    if payload.get("criterion"):
+        load_state(parts.criterion, payload["criterion"], "loss", checkpoint)
+    saved_opts = payload.get("optimizers") or []
+    if len(saved_opts) != len(optimizers):
+        raise CheckpointError(f"{checkpoint} holds {len(saved_opts)} optimiser state(s) but this run uses {len(optimizers)}")
+    for opt, saved in zip(optimizers, saved_opts):
+        opt.load_state_dict(saved)
+    if payload.get("defense") and hasattr(parts.defense, "load_state_dict"):
+        parts.defense.load_state_dict(payload["defense"])
+    if scaler is not None and payload.get("scaler"):
+        scaler.load_state_dict(payload["scaler"])
+    rng = payload.get("rng") or {}
+    per_rank = rng.get("torch_ranks")
+    torch_state = per_rank[info.rank] if per_rank and len(per_rank) == info.world_size else rng.get("torch")
+    if torch_state is not None:
+        torch.set_rng_state(torch_state)
+    cuda = rng.get("cuda")
+    if device.type == "cuda" and cuda and len(cuda) == info.world_size:
+        torch.cuda.set_rng_state(cuda[info.rank], device)
+    if rng.get("generator") is not None:
+        generator.set_state(rng["generator"])
+    state = _State(epoch=int(payload["epoch"]), step=int(payload["step"]), epoch_step=int(payload.get("epoch_step", 0)))
+    state.history = rundir.read_metrics(run_dir)
+    return state
+
+
+# ------------------------------------------------------------------------------------- loop
+
+
+def fit(
+    config: TrainConfig,
+    parts: TrainParts,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    info: DistInfo = dist_util.SINGLE,
+) -> TrainResult:
+    """Train ``parts`` under a resolved ``config``; files go to ``run_dir`` (rank 0 only)."""
+    started = time.perf_counter()
+    device = resolve_device(config.device, info)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist_util.init_process_group(info, device)
+    model, criterion, defense = parts.model.to(device), parts.criterion.to(device), parts.defense
+    if info.enabled:  # different miner draws per rank, identical model init (already built)
+        torch.manual_seed(config.seed + info.rank)
+    optimizers = make_optimizers(config, model, criterion)
+    scaler = torch.amp.GradScaler("cuda") if config.amp and device.type == "cuda" else None
+    generator = torch.Generator().manual_seed(config.seed)
+
+    state = _State()
+    if resume:
+        state = _restore(run_dir, parts, optimizers, scaler, generator, info, device)
+    elif info.is_main:
+        rundir.write_config(run_dir, config, str(device), info.world_size)
+
+    model.train()
+    if config.freeze_bn and not getattr(defense, "trains_batchnorm", False):
+        from ..models.backbone import freeze_batchnorm
+
+        freeze_batchnorm(model.backbone)
+    step_module: nn.Module = _Step(model, criterion, defense)
+    if info.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        step_module = DistributedDataParallel(step_module, device_ids=[device.index] if device.type == "cuda" else None)
+
+    batches = _Batches(parts.train_set, config, info, device)
+    amp = _autocast(config, device)
+    stop = False
+    last_metrics: dict[str, float] = dict(state.history[-1]) if state.history else {}
+    images_per_step = 2 * config.batch_size * info.world_size
+
+    while state.epoch < config.epochs and not stop:
+        if config.max_steps is not None and state.step >= config.max_steps:
+            break
+        state.epoch_generator = generator.get_state()
+        plan = batches.plan(generator)
+        skip = state.epoch_step
+        bar = _progress(progress and info.is_main, len(plan), skip, f"epoch {state.epoch + 1}/{config.epochs}")
+        loss_sum, loss_count, tick, tick_images = torch.zeros((), device=device), 0, time.perf_counter(), 0
+        epoch_started = time.perf_counter()
+        try:
+            for images, labels in batches.iterate(plan[skip:], state.epoch):
+                model.train()
+                for opt in optimizers:
+                    opt.zero_grad(set_to_none=True)
+                with amp:
+                    loss = step_module(images, labels)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    for opt in optimizers:
+                        scaler.step(opt)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    for opt in optimizers:
+                        opt.step()
+                state.step += 1
+                state.epoch_step += 1
+                loss_sum += loss.detach().float()
+                loss_count += 1
+                tick_images += images.shape[0] * info.world_size
+                if bar is not None and (state.epoch_step % 10 == 0 or state.epoch_step == len(plan)):
+                    now = time.perf_counter()
+                    postfix = {"loss": f"{float(loss.detach()):.4f}", "img/s": f"{tick_images / max(now - tick, 1e-9):.0f}"}
+                    postfix.update({k: f"{v:.3g}" for k, v in getattr(defense, "logs", {}).items()})
+                    bar.set_postfix(postfix, refresh=False)
+                    bar.update(state.epoch_step - bar.n)
+                    tick, tick_images = now, 0
+                if config.max_steps is not None and state.step >= config.max_steps:
+                    stop = True
+                    break
+                if config.checkpoint_every and state.step % config.checkpoint_every == 0 and state.epoch_step < len(plan):
+                    _save(run_dir, config, parts, optimizers, scaler, generator, state, info, device, epoch_file=False)
+        except KeyboardInterrupt:
+            if bar is not None:
+                bar.close()
+            _save(run_dir, config, parts, optimizers, scaler, generator, state, info, device, epoch_file=False)
+            raise
+        if bar is not None:
+            bar.close()
+        train_seconds = time.perf_counter() - epoch_started
+        finished_epoch = state.epoch_step >= len(plan)
+        if finished_epoch:
+            state.epoch += 1
+            state.epoch_step = 0
+        final = state.epoch >= config.epochs or stop
+        record: dict[str, Any] | None = None
+        if info.is_main and (finished_epoch and state.epoch % config.validate_every == 0 or final):
+            mean_loss = float(loss_sum) / max(loss_count, 1)
+            if parts.test_set is not None:
+                val_started = time.perf_counter()
+                metrics = validate(model, parts.test_set, parts.num_test_classes, config, device)
+                val_seconds = time.perf_counter() - val_started
+            else:
+                metrics, val_seconds = {}, 0.0
+            record = {"epoch": state.epoch, "step": state.step, **metrics, "train_loss": mean_loss,
+                      "train_seconds": round(train_seconds, 3), "val_seconds": round(val_seconds, 3)}
+            rundir.append_metrics(run_dir, record)
+            last_metrics = record
+            if progress:
+                from ..metrics import format_metrics
+
+                print(f"epoch {state.epoch}: loss {mean_loss:.4f}  {format_metrics(metrics)}  "
+                      f"({train_seconds:.1f} s train, {val_seconds:.1f} s validation)", flush=True)
+        _save(run_dir, config, parts, optimizers, scaler, generator, state, info, device, epoch_file=config.keep_epochs)
+        dist_util.barrier(info)
+        if not math.isfinite(float(loss_sum)):
+            warnings.warn(f"robrank: training loss is not finite at epoch {state.epoch}; lower --lr or check the data", stacklevel=2)
+
+    metrics = {k: float(v) for k, v in last_metrics.items() if k in ("R@1", "R@2", "mAP", "mAP@R", "mAP@10", "NMI")}
+    return TrainResult(run_dir=run_dir, metrics=metrics, seconds=time.perf_counter() - started, epochs=state.epoch, steps=state.step)
+
+
+def _progress(enabled: bool, total: int, initial: int, desc: str) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="step", leave=False, dynamic_ncols=True)
+
+
+# --------------------------------------------------------------------------------- entry
+
+
+def check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
+    """A resumed run must learn the same thing: only runtime knobs may differ."""
+    current = config.to_dict()
+    differing = [k for k in current if k not in RESUMABLE_KNOBS and k in saved and saved[k] != current[k]]
+    if differing:
+        shown = ", ".join(f"{k} (run: {saved[k]!r}, now: {current[k]!r})" for k in differing[:4])
+        raise ConfigError(f"cannot resume: the run was trained with different settings: {shown}; drop those options or start a new run")
+
+
+def prepare_run_dir(config: TrainConfig, resume: bool) -> tuple[TrainConfig, Path]:
+    """The run directory to use and the config to run (for a resume: the saved one + runtime knobs)."""
+    if resume:
+        if config.run_dir:
+            run_dir = Path(config.run_dir)
+        else:
+            found = rundir.latest_run_dir(config)
+            if found is None:
+                raise ConfigError(f"nothing to resume: no run of {rundir.run_name(config)} with a checkpoint under {rundir.RUNS}/; pass --run-dir")
+            run_dir = found
+        if not (run_dir / CHECKPOINT_DIR / LAST).is_file():
+            raise CheckpointError(f"cannot resume {run_dir}: it has no {CHECKPOINT_DIR}/{LAST} yet; start it again without --resume")
+        saved = rundir.read_config(run_dir)
+        check_resumable(saved, config)
+        merged = {**saved, **{k: v for k, v in config.to_dict().items() if k in RESUMABLE_KNOBS}}
+        merged["run_dir"] = str(run_dir)
+        return TrainConfig.from_dict(merged), run_dir
+    run_dir = Path(config.run_dir) if config.run_dir else rundir.new_run_dir(config)
+    if (run_dir / CHECKPOINT_DIR / LAST).exists():
+        raise ConfigError(f"run directory {run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
+    config = TrainConfig.from_dict({**config.to_dict(), "run_dir": str(run_dir)})
+    return config, run_dir
+
+
+def train(config: TrainConfig, *, resume: bool = False, progress: bool = True, devices: int | None = None) -> TrainResult:
+    """Train a model as ``robrank train`` does; returns the run directory and final metrics.
+
+    ``devices`` > 1 spawns that many processes (one per GPU, or gloo on CPU); under torchrun
+    the process group comes from the environment. ``batch_size`` is per process.
+    """
+    started = time.perf_counter()
+    info = dist_util.from_env()
+    resolved = resolve_config(config)
+    if devices is not None and devices > 1 and not info.enabled:
+        resolved, run_dir = prepare_run_dir(resolved, resume)
+        if resolve_device(resolved.device).type == "cuda" and torch.cuda.device_count() < devices:
+            raise ConfigError(f"--devices {devices} but only {torch.cuda.device_count()} CUDA GPU(s) are visible")
+        dist_util.spawn(_spawned_worker, devices, (resolved.to_dict(), resume, progress))
+        history = rundir.read_metrics(run_dir)
+        last = history[-1] if history else {}
+        metrics = {k: float(v) for k, v in last.items() if k in ("R@1", "R@2", "mAP", "mAP@R", "mAP@10", "NMI")}
+        return TrainResult(run_dir=run_dir, metrics=metrics, seconds=time.perf_counter() - started,
+                           epochs=int(last.get("epoch", 0)), steps=int(last.get("step", 0)))
+    if info.enabled:
+        # every rank must agree on the run directory (its timestamp): rank 0 decides
+        device = resolve_device(resolved.device, info)
+        dist_util.init_process_group(info, device)
+        chosen = dist_util.broadcast_object(info, prepare_run_dir(resolved, resume)[0].to_dict() if info.is_main else None)
+        resolved = TrainConfig.from_dict(chosen)
+        run_dir = Path(resolved.run_dir)
+    else:
+        resolved, run_dir = prepare_run_dir(resolved, resume)
+    try:
+        parts = build_parts(resolved)
+        result = fit(resolved, parts, run_dir, resume=resume, progress=progress, info=info)
+    finally:
+        if info.enabled:
+            dist_util.destroy_process_group()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _spawned_worker(rank: int, world_size: int, config: dict[str, Any], resume: bool, progress: bool) -> None:
+    train(TrainConfig.from_dict(config), resume=resume, progress=progress)
+
+
+__all__ = ["TrainResult", "TrainParts", "train", "fit", "build_parts", "validate", "embed_split", "make_optimizers", "resolve_device"]
