@@ -19,7 +19,9 @@ if SHARED_DATA.is_dir():
     os.environ.setdefault("ROBRANK_DATA", str(SHARED_DATA))
 
 torch = pytest.importorskip("torch")
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One thread: the test tensors are small, and on a 2-core machine two threads per process
+# oversubscribe as soon as anything else runs (DDP tests start two processes).
+torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -1,0 +1,74 @@
+"""``robrank swipe``: run a profile of attacks against one model into a resumable JSON file."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@click.command("swipe")
+@click.argument("run_or_ckpt", metavar="RUN_OR_CKPT", type=click.Path(exists=True, path_type=str))
+@click.option("-p", "--profile", required=True, help="Attack profile (robrank list profiles): rob28, rob224, pami28, ...")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), default=None, help="Results file [default: RUN/swipe-PROFILE.json, or CKPT.swipe-PROFILE.json].")
+@click.option("-b", "--batch-size", "batch_size", type=click.IntRange(min=1), default=None, help="Queries per attack batch (a speed knob) [default: automatic, fitted to the device].")
+@click.option("-m", "--max-batches", "max_batches", type=click.IntRange(min=1), default=None, help="Stop each attack after this many batches (quick checks).")
+@click.option("--device", default=None, help="torch device [default: cuda if available, else cpu].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every attack's random selection.")
+@click.option(
+    "--semantics",
+    type=click.Choice(["reference", "fixed"]),
+    default="reference",
+    show_default=True,
+    help="reference: reproduce the reference attacks' quirks (published ERS); fixed: corrected attacks.",
+)
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=str), default=None, help="Dataset root [default: $ROBRANK_DATA].")
+@click.option("--restart", is_flag=True, help="Discard an existing results file instead of continuing it.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
+def swipe_command(
+    run_or_ckpt: str,
+    profile: str,
+    output: str | None,
+    batch_size: int | None,
+    max_batches: int | None,
+    device: str | None,
+    seed: int,
+    semantics: str,
+    data_root: str | None,
+    restart: bool,
+    no_progress: bool,
+) -> None:
+    """Attack the model at RUN_OR_CKPT (a run directory or a checkpoint) with every attack of a profile.
+
+    Results are saved after each attack; rerunning the same command after a crash or Ctrl-C
+    skips the attacks already done. ERS profiles print the report table at the end.
+    """
+    from ..swipe.report import report
+    from ..swipe.runner import resolve_profile, swipe
+
+    record = resolve_profile(profile)  # an unknown name fails here, before the model loads
+    try:
+        path = swipe(
+            run_or_ckpt,
+            record.name,
+            output=output,
+            device=device or _default_device(),
+            batch_size=batch_size,
+            max_batches=max_batches,
+            seed=seed,
+            semantics=semantics,
+            data_root=data_root,
+            progress=not no_progress,
+            restart=restart,
+        )
+    except KeyboardInterrupt:
+        click.echo("robrank swipe: interrupted; finished attacks are saved, rerun the same command to continue", err=True)
+        sys.exit(130)
+    click.echo(f"results: {path}")
+    if record.ers:
+        click.echo(report([path], "table"), nl=False)

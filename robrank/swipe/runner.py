@@ -1,0 +1,284 @@
+"""Run every attack of a profile against one model and keep the results in one JSON file.
+
+The reference swipe reloaded the checkpoint and re-embedded the whole test split for each of
+its attacks, and wrote its results only at the very end, so a swipe killed after eight of
+nine attacks had to start over. Here the model is loaded once, the clean gallery embedded
+once and shared by every attack, and the results file is rewritten atomically after each
+attack; rerunning the same command continues where the last one stopped, but only if the
+file was written for the same model, profile and settings — mixing results of two settings
+in one file would make its ERS meaningless.
+
+The loading and attacking functions are reached through a :class:`SwipeBackend`, the seam
+where a multi-process swipe plugs in: its ``run_attack`` can attack this rank's share of the
+query stream (``indices``) and merge the ranks' results with ``robrank.attacks.merge_results``
+while this module keeps the bookkeeping, written by one process.
+"""
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import ConfigError, RobrankError
+from ..io import write_json
+from .ers import ers_block
+from .schema import SCHEMA, SCHEMA_VERSION, SEMANTICS, SwipeFileError, load_results
+
+
+class SwipeResumeError(RobrankError):
+    """An existing results file that belongs to another model or other settings."""
+
+
+@dataclass(frozen=True)
+class SwipeBackend:
+    """The functions a swipe uses to load and attack (the interfaces in docs/architecture.md).
+
+    ``compute_gallery(model, dataset, batch_size, device)`` embeds the clean test split;
+    ``run_attack`` has the signature of :func:`robrank.attacks.run_attack`.
+    """
+
+    load_run: Callable[..., Any]
+    load_split: Callable[..., Any]
+    parse_spec: Callable[[str], Any]
+    compute_gallery: Callable[..., Any]
+    run_attack: Callable[..., Any]
+
+    @classmethod
+    def default(cls) -> SwipeBackend:
+        from ..attacks import Gallery, parse_spec, run_attack
+        from ..data.loading import load_split
+        from ..models.checkpoint import load_run
+
+        return cls(load_run=load_run, load_split=load_split, parse_spec=parse_spec, compute_gallery=Gallery.compute, run_attack=run_attack)
+
+
+#: settings that must match for a rerun to continue an existing results file. The batch size
+#: joins them only with ``max_batches``: attacks sum per-sample metrics, so over the whole
+#: split it is a speed knob, but the first k batches of another size are other queries.
+RESUME_KEYS: tuple[str, ...] = ("profile", "semantics", "seed", "max_batches", "dataset")
+
+
+def resolve_profile(name: str):
+    """The registered :class:`~robrank.records.ProfileRecord` (unknown -> error listing all)."""
+    from ..plugins import get_registry
+
+    return get_registry().get("profiles", name)
+
+
+def default_output(run_or_ckpt: str | Path, loaded: Any, profile: str, semantics: str = "reference") -> Path:
+    """``<run_dir>/swipe-<profile>.json`` for a run directory, ``<ckpt>.swipe-<profile>.json`` for a file.
+
+    A checkpoint file given explicitly gets its own results file, so swiping several epochs
+    of one run (as the reference's per-epoch summaries did) never collides; corrected
+    semantics get a ``-fixed`` suffix so both variants can sit side by side.
+    """
+    suffix = "" if semantics == "reference" else f"-{semantics}"
+    name = f"swipe-{profile}{suffix}.json"
+    given = Path(run_or_ckpt)
+    if given.is_dir() and loaded.run_dir is not None:
+        return Path(loaded.run_dir) / name
+    checkpoint = Path(loaded.checkpoint)
+    return checkpoint.with_name(f"{checkpoint.name}.{name}")
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _versions() -> dict[str, str]:
+    import torch
+
+    return {"python": platform.python_version(), "torch": str(torch.__version__), "robrank": __version__}
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _model_block(loaded: Any) -> dict[str, Any]:
+    checkpoint = Path(loaded.checkpoint).resolve()
+    return {
+        "checkpoint": str(checkpoint),
+        "sha256": file_sha256(checkpoint),
+        "run_dir": None if loaded.run_dir is None else str(Path(loaded.run_dir).resolve()),
+        "config": dict(loaded.config),
+        "epoch": _optional_int(getattr(loaded, "epoch", None)),
+        "step": _optional_int(getattr(loaded, "step", None)),
+    }
+
+
+def _check_positive(name: str, value: int | None) -> None:
+    if value is not None and int(value) < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value}")
+
+
+def _resume(out: Path, fresh: dict[str, Any], restart: bool) -> dict[str, Any] | None:
+    """The existing results to continue, or None to start a new file."""
+    if restart or not out.exists():
+        return None
+    how = "pass --output NEW.json to keep both, or --restart to overwrite it"
+    try:
+        previous = load_results(out)
+    except SwipeFileError as exc:
+        raise SwipeResumeError(f"{exc}; {how}") from None
+    keys = RESUME_KEYS + (("batch_size",) if fresh["max_batches"] is not None else ())
+    for key in keys:
+        if previous[key] != fresh[key]:
+            raise SwipeResumeError(f"{out} holds a swipe with {key}={previous[key]!r}, not {fresh[key]!r}; {how}")
+    for key in ("sha256", "step"):
+        if previous["model"][key] != fresh["model"][key]:
+            raise SwipeResumeError(f"{out} holds a swipe of another checkpoint ({previous['model']['checkpoint']}, model.{key} differs); {how}")
+    stale = [a["spec"] for a in previous["attacks"] if a["spec"] not in fresh["planned"]]
+    if stale:
+        raise SwipeResumeError(f"{out} holds attack {stale[0]!r}, which profile {fresh['profile']!r} no longer lists; {how}")
+    return previous
+
+
+def _progress_bar(total: int, initial: int, profile: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=f"swipe {profile}", unit="attack", disable=not enabled, position=0, leave=True, dynamic_ncols=True)
+
+
+def swipe(
+    run_or_ckpt: str | Path,
+    profile: str,
+    *,
+    output: str | Path | None = None,
+    device: str = "cpu",
+    batch_size: int | None = None,
+    max_batches: int | None = None,
+    seed: int = 0,
+    semantics: str = "reference",
+    data_root: str | Path | None = None,
+    progress: bool = True,
+    restart: bool = False,
+    backend: SwipeBackend | None = None,
+) -> Path:
+    """Run every attack of ``profile`` on the model at ``run_or_ckpt``; return the results path.
+
+    Every attack is seeded with ``seed`` itself (not a running generator), so an attack's
+    result does not depend on which attacks ran before it in this process — the property
+    that makes a resumed swipe equal to an uninterrupted one.
+    """
+    if semantics not in SEMANTICS:
+        raise ConfigError(f"semantics must be one of {', '.join(SEMANTICS)}, got {semantics!r}")
+    _check_positive("batch size", batch_size)
+    _check_positive("max batches", max_batches)
+    record = resolve_profile(profile)
+    backend = backend or SwipeBackend.default()
+
+    parsed = [backend.parse_spec(text) for text in record.factory()]
+    planned = [p.text for p in parsed]
+    if len(set(planned)) != len(planned):
+        raise ConfigError(f"profile {record.name!r} lists an attack twice; a profile's attacks must be distinct")
+
+    session_start = time.perf_counter()
+    loaded = backend.load_run(run_or_ckpt, device=device)
+    out = Path(output) if output is not None else default_output(run_or_ckpt, loaded, record.name, semantics)
+    dataset = backend.load_split(loaded.dataset, "test", data_root=data_root)
+
+    payload: dict[str, Any] = {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "profile": record.name,
+        "ers_profile": bool(record.ers),
+        "planned": planned,
+        "semantics": semantics,
+        "seed": int(seed),
+        "max_batches": _optional_int(max_batches),
+        "batch_size": _optional_int(batch_size),
+        "model": _model_block(loaded),
+        "dataset": str(loaded.dataset),
+        "queries": len(dataset),
+        "device": str(device),
+        "versions": _versions(),
+        "started": _now(),
+        "finished": None,
+        "timings": {"gallery_seconds": 0.0, "total_seconds": 0.0},
+        "attacks": [],
+    }
+    previous = _resume(out, payload, restart)
+    spent_before = 0.0
+    if previous is not None:
+        payload["started"] = previous["started"]
+        payload["attacks"] = list(previous["attacks"])
+        payload["timings"] = dict(previous["timings"])
+        spent_before = float(previous["timings"]["total_seconds"])
+
+    def save() -> None:
+        order = {spec: i for i, spec in enumerate(planned)}
+        payload["attacks"].sort(key=lambda a: order[a["spec"]])
+        payload["timings"]["total_seconds"] = spent_before + (time.perf_counter() - session_start)
+        write_json(out, payload)
+
+    done = {a["spec"] for a in payload["attacks"]}
+    todo = [p for p in parsed if p.text not in done]
+    if todo:
+        save()  # claim the file (and check it is writable) before the long work starts
+        started = time.perf_counter()
+        # the gallery is embedded without gradients, at the evaluation batch size, not -b
+        gallery = backend.compute_gallery(loaded.model, dataset, None, device)
+        payload["timings"]["gallery_seconds"] = time.perf_counter() - started
+        bar = _progress_bar(len(planned), len(done), record.name, progress)
+        try:
+            for spec in todo:
+                bar.set_postfix_str(spec.text, refresh=True)
+                result = backend.run_attack(
+                    loaded.model,
+                    dataset,
+                    spec,
+                    gallery=gallery,
+                    batch_size=batch_size,
+                    max_batches=max_batches,
+                    device=device,
+                    seed=seed,
+                    semantics=semantics,
+                    indices=None,
+                    progress=progress,
+                    dataset_name=loaded.dataset,
+                )
+                entry = {"spec": spec.text, "type": str(spec.type), **_result_fields(result)}
+                payload["attacks"].append(entry)
+                save()
+                bar.update(1)
+        finally:
+            bar.close()
+
+    elif previous is not None and previous["finished"] is not None:
+        return out  # a finished file is left exactly as it is
+    payload["finished"] = _now()
+    if record.ers:
+        payload["ers"] = ers_block(payload["attacks"])
+    save()
+    return out
+
+
+def _result_fields(result: Any) -> dict[str, Any]:
+    data = result.as_dict() if hasattr(result, "as_dict") else dict(result)
+    fields = {
+        "orig": {k: float(v) for k, v in data["orig"].items()},
+        "adv": {k: float(v) for k, v in data["adv"].items()},
+        "count": int(data["count"]),
+        "seconds": float(data["seconds"]),
+    }
+    if data.get("sums"):  # per-sample sums: what merging shards of one attack needs
+        fields["sums"] = {side: {k: float(v) for k, v in values.items()} for side, values in data["sums"].items()}
+    return fields
+
+
+__all__ = ["swipe", "SwipeBackend", "SwipeResumeError", "default_output", "resolve_profile", "file_sha256", "RESUME_KEYS"]

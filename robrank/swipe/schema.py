@@ -1,0 +1,180 @@
+"""The swipe results file: its identity, version and a dependency-free checker.
+
+The file is the contract between ``robrank swipe`` (which writes and resumes it) and
+``robrank report`` or any external tool that tabulates results, RobustBench-style. The
+full field list is in docs/swipe-format.md; :func:`validate` enforces it so that a truncated,
+hand-edited or foreign JSON file fails with one line naming the offending field instead of
+a KeyError three functions later.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import RobrankError
+
+SCHEMA = "robrank-swipe"
+SCHEMA_VERSION = 1
+SEMANTICS = ("reference", "fixed")
+
+
+class SwipeFileError(RobrankError):
+    """A results file that is missing, not JSON, or not a valid robrank swipe file."""
+
+
+_NUMBER = (int, float)
+_OPT_INT = (int, type(None))
+_OPT_STR = (str, type(None))
+_OPT_NUMBER = (int, float, type(None))
+
+#: top-level field -> accepted JSON types (bool is excluded from numbers separately)
+TOP_LEVEL: dict[str, tuple[type, ...]] = {
+    "schema": (str,),
+    "schema_version": (int,),
+    "profile": (str,),
+    "ers_profile": (bool,),
+    "planned": (list,),
+    "semantics": (str,),
+    "seed": (int,),
+    "max_batches": _OPT_INT,
+    "batch_size": _OPT_INT,
+    "model": (dict,),
+    "dataset": (str,),
+    "queries": (int,),
+    "device": (str,),
+    "versions": (dict,),
+    "started": (str,),
+    "finished": _OPT_STR,
+    "timings": (dict,),
+    "attacks": (list,),
+}
+MODEL: dict[str, tuple[type, ...]] = {
+    "checkpoint": (str,),
+    "sha256": (str,),
+    "run_dir": _OPT_STR,
+    "config": (dict,),
+    "epoch": _OPT_INT,
+    "step": _OPT_INT,
+}
+ATTACK: dict[str, tuple[type, ...]] = {
+    "spec": (str,),
+    "type": (str,),
+    "orig": (dict,),
+    "adv": (dict,),
+    "count": (int,),
+    "seconds": _NUMBER,
+}
+VERSIONS = ("python", "torch", "robrank")
+TIMINGS = ("gallery_seconds", "total_seconds")
+ERS = {"raw": (dict,), "rescaled": (dict,), "ers": _NUMBER}
+
+
+def _type_ok(value: Any, types: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in types:
+        return False
+    return isinstance(value, types)
+
+
+def _names(types: tuple[type, ...]) -> str:
+    names = {int: "integer", float: "number", str: "string", list: "list", dict: "object", bool: "boolean", type(None): "null"}
+    return " or ".join(dict.fromkeys(names[t] for t in types))
+
+
+def _check_fields(obj: Mapping[str, Any], fields: Mapping[str, tuple[type, ...]], where: str) -> None:
+    for name, types in fields.items():
+        if name not in obj:
+            raise SwipeFileError(f"{where}: field {name!r} is missing")
+        if not _type_ok(obj[name], types):
+            raise SwipeFileError(f"{where}: field {name!r} must be {_names(types)}, got {type(obj[name]).__name__}")
+
+
+def _check_summary(summary: Mapping[str, Any], where: str) -> None:
+    for key, value in summary.items():
+        if not _type_ok(value, _NUMBER):
+            raise SwipeFileError(f"{where}: metric {key!r} must be a number, got {type(value).__name__}")
+
+
+def validate(payload: Any, where: str = "results") -> None:
+    """Raise :class:`SwipeFileError` (one line, naming the field) unless ``payload`` is valid.
+
+    A file being written (a swipe still running or killed) is valid too: ``finished`` is
+    then null, ``attacks`` holds the finished ones, and ``ers`` is absent.
+    """
+    if not isinstance(payload, Mapping):
+        raise SwipeFileError(f"{where}: top level must be a JSON object, got {type(payload).__name__}")
+    if payload.get("schema") != SCHEMA:
+        raise SwipeFileError(f"{where}: not a robrank swipe results file (schema is {payload.get('schema')!r}, expected {SCHEMA!r})")
+    version = payload.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise SwipeFileError(f"{where}: schema_version {version!r} is not supported (this robrank reads version {SCHEMA_VERSION}); upgrade robrank or re-run the swipe")
+    _check_fields(payload, TOP_LEVEL, where)
+    if payload["semantics"] not in SEMANTICS:
+        raise SwipeFileError(f"{where}: semantics must be one of {', '.join(SEMANTICS)}, got {payload['semantics']!r}")
+    if not all(isinstance(s, str) for s in payload["planned"]):
+        raise SwipeFileError(f"{where}: field 'planned' must be a list of attack spec strings")
+    _check_fields(payload["model"], MODEL, f"{where}: model")
+    for name in VERSIONS:
+        if not isinstance(payload["versions"].get(name), str):
+            raise SwipeFileError(f"{where}: versions.{name} must be a string")
+    for name in TIMINGS:
+        value = payload["timings"].get(name)
+        if not _type_ok(value, _NUMBER) or value < 0:
+            raise SwipeFileError(f"{where}: timings.{name} must be a non-negative number")
+    seen: set[str] = set()
+    for i, attack in enumerate(payload["attacks"]):
+        at = f"{where}: attacks[{i}]"
+        if not isinstance(attack, Mapping):
+            raise SwipeFileError(f"{at} must be an object")
+        _check_fields(attack, ATTACK, at)
+        if attack["spec"] in seen:
+            raise SwipeFileError(f"{at}: attack {attack['spec']!r} appears twice")
+        if attack["spec"] not in payload["planned"]:
+            raise SwipeFileError(f"{at}: attack {attack['spec']!r} is not in the profile's planned list")
+        seen.add(attack["spec"])
+        _check_summary(attack["orig"], f"{at}.orig")
+        _check_summary(attack["adv"], f"{at}.adv")
+        if "sums" in attack:
+            sums = attack["sums"]
+            if not isinstance(sums, Mapping) or not all(isinstance(sums.get(side), Mapping) for side in ("orig", "adv")):
+                raise SwipeFileError(f"{at}: field 'sums' must be an object with 'orig' and 'adv' objects")
+            _check_summary(sums["orig"], f"{at}.sums.orig")
+            _check_summary(sums["adv"], f"{at}.sums.adv")
+    complete = len(seen) == len(payload["planned"])
+    if payload["finished"] is not None and not complete:
+        raise SwipeFileError(f"{where}: marked finished but only {len(seen)} of {len(payload['planned'])} attacks have results")
+    if "ers" in payload:
+        if not (payload["ers_profile"] and complete):
+            raise SwipeFileError(f"{where}: has an 'ers' block but the profile is not an ERS profile or attacks are missing")
+        _check_fields(payload["ers"], ERS, f"{where}: ers")
+
+
+def is_complete(payload: Mapping[str, Any]) -> bool:
+    return {a["spec"] for a in payload["attacks"]} >= set(payload["planned"])
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    """Read and validate a results file; every failure is one :class:`SwipeFileError` line."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SwipeFileError(f"results file {path} does not exist; pass a JSON file written by robrank swipe") from None
+    except OSError as exc:
+        raise SwipeFileError(f"cannot read results file {path}: {exc.strerror or exc}") from None
+    try:
+        payload = json.loads(text, parse_constant=_nan)
+    except json.JSONDecodeError as exc:
+        raise SwipeFileError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); it was not written by robrank swipe or was edited by hand") from None
+    validate(payload, where=str(path))
+    return payload
+
+
+def _nan(token: str) -> float:
+    # json writes NaN/Infinity for a metric that is undefined on an empty selection
+    return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[token]
+
+
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "SEMANTICS", "SwipeFileError", "validate", "is_complete", "load_results"]

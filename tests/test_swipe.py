@@ -1,0 +1,380 @@
+"""The swipe runner: one model load, one gallery, atomic per-attack saves, safe resume.
+
+Most tests drive the runner through a stand-in :class:`SwipeBackend` (fake model loading and
+attacks with known summaries), which isolates the bookkeeping; the end-to-end test at the
+bottom runs the real attacks on a tiny model when they are installed.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from robrank.cli import cli
+from robrank.errors import ConfigError, UnknownNameError
+from robrank.swipe.ers import ers as ers_score, raw_scores
+from robrank.swipe.runner import SwipeBackend, SwipeResumeError, swipe
+from robrank.swipe.schema import SwipeFileError, load_results, validate
+
+ADV = {  # adversarial summaries whose ERS is the hand-computed 35.4 of test_ers.py
+    ("CA", "+"): {"prank": 0.10},
+    ("CA", "-"): {"prank": 0.20},
+    ("QA", "+"): {"prank": 0.30},
+    ("QA", "-"): {"prank": 0.40},
+    ("TMA", ""): {"Cosine-SIM": 0.5},
+    ("ES", ""): {"r@1": 7.0, "r@10": 30.0, "r@100": 60.0, "loss": -1.0, "embshift": 1.0},
+    ("LTM", ""): {"r@1": 0.08},
+    ("GTM", ""): {"r@1": 0.09},
+    ("GTT", ""): {"ID-Retain@1": 0.02, "retain@4": 0.10},
+}
+
+
+@dataclass
+class FakeResult:
+    spec: str
+    orig: dict
+    adv: dict
+    count: int = 16
+    seconds: float = 0.01
+
+    def as_dict(self):
+        return {"spec": self.spec, "orig": self.orig, "adv": self.adv, "count": self.count, "seconds": self.seconds}
+
+
+@dataclass
+class Calls:
+    load_run: int = 0
+    gallery: int = 0
+    attacks: list = field(default_factory=list)
+    kwargs: list = field(default_factory=list)
+
+
+def fake_parse(text):
+    kind = text.split(":")[0]
+    pm = "+" if ":pm=+" in text else "-" if ":pm=-" in text else ""
+    return types.SimpleNamespace(type=kind, text=text, pm=pm)
+
+
+def make_backend(run_dir: Path, calls: Calls, crash_at: int | None = None) -> SwipeBackend:
+    checkpoint = run_dir / "checkpoints" / "last.pt"
+
+    def load_run(path, device="cpu"):
+        calls.load_run += 1
+        return types.SimpleNamespace(
+            model=object(),
+            config={"dataset": "digits", "backbone": "c2f2", "loss": "ptripletN"},
+            dataset="digits",
+            metric="N",
+            checkpoint=checkpoint,
+            run_dir=run_dir,
+            epoch=3,
+            step=120,
+        )
+
+    def load_split(name, split, data_root=None, augment=False):
+        assert (name, split) == ("digits", "test")
+        return list(range(40))
+
+    def compute_gallery(model, dataset, batch_size, device):
+        calls.gallery += 1
+        return "gallery"
+
+    def run_attack(model, dataset, spec, **kwargs):
+        assert kwargs["gallery"] == "gallery", "every attack must share the swipe's gallery"
+        if crash_at is not None and len(calls.attacks) + 1 == crash_at:
+            raise KeyboardInterrupt
+        calls.attacks.append(spec.text)
+        calls.kwargs.append(kwargs)
+        adv = ADV.get((spec.type, spec.pm), {"prank": 0.3, "GTprank": 0.1})
+        return FakeResult(spec.text, {"prank": 0.5, "r@1": 0.9}, dict(adv))
+
+    return SwipeBackend(load_run=load_run, load_split=load_split, parse_spec=fake_parse, compute_gallery=compute_gallery, run_attack=run_attack)
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    run = tmp_path / "mnist-c2f2-ptripletN"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.pt").write_bytes(b"weights v1")
+    return run
+
+
+def test_full_swipe_loads_once_and_writes_a_valid_file(run_dir):
+    calls = Calls()
+    out = swipe(run_dir, "rob28", backend=make_backend(run_dir, calls), progress=False, max_batches=1, batch_size=8)
+    assert out == run_dir / "swipe-rob28.json"
+    assert calls.load_run == 1 and calls.gallery == 1 and len(calls.attacks) == 9
+    assert {kw["semantics"] for kw in calls.kwargs} == {"reference"}
+    assert {(kw["max_batches"], kw["batch_size"], kw["seed"]) for kw in calls.kwargs} == {(1, 8, 0)}
+    payload = load_results(out)
+    assert payload["planned"] == calls.attacks
+    assert [a["spec"] for a in payload["attacks"]] == calls.attacks
+    assert payload["attacks"][0]["type"] == "CA" and payload["attacks"][0]["count"] == 16
+    assert payload["model"]["epoch"] == 3 and payload["model"]["step"] == 120
+    assert payload["model"]["config"]["backbone"] == "c2f2" and payload["queries"] == 40
+    assert payload["finished"] is not None and payload["ers_profile"] is True
+    assert payload["ers"]["ers"] == pytest.approx(35.4)
+    assert payload["ers"]["raw"]["esr"] == pytest.approx(7.0)
+
+
+def test_killed_swipe_resumes_without_rerunning_finished_attacks(run_dir):
+    first = Calls()
+    with pytest.raises(KeyboardInterrupt):
+        swipe(run_dir, "rob28", backend=make_backend(run_dir, first, crash_at=3), progress=False)
+    out = run_dir / "swipe-rob28.json"
+    partial = load_results(out)  # the file on disk is complete JSON, valid, and unfinished
+    assert [a["spec"] for a in partial["attacks"]] == first.attacks and len(first.attacks) == 2
+    assert partial["finished"] is None and "ers" not in partial
+
+    second = Calls()
+    swipe(run_dir, "rob28", backend=make_backend(run_dir, second), progress=False)
+    assert not set(second.attacks) & set(first.attacks)
+    assert first.attacks + second.attacks == partial["planned"]
+    final = load_results(out)
+    validate(final)
+    assert [a["spec"] for a in final["attacks"]] == final["planned"]
+    assert final["started"] == partial["started"] and final["finished"] is not None
+    assert final["ers"]["ers"] == pytest.approx(35.4)
+    assert final["timings"]["total_seconds"] >= partial["timings"]["total_seconds"]
+
+
+def test_finished_file_is_left_alone(run_dir):
+    out = swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False)
+    before = out.read_text()
+    again = Calls()
+    swipe(run_dir, "rob28", backend=make_backend(run_dir, again), progress=False)
+    assert again.attacks == [] and again.gallery == 0
+    assert out.read_text() == before
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"seed": 1}, "seed"), ({"semantics": "fixed", "output": "same"}, "semantics"), ({"max_batches": 2}, "max_batches")],
+)
+def test_resume_refuses_other_settings(run_dir, change, field):
+    with pytest.raises(KeyboardInterrupt):
+        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls(), crash_at=2), progress=False)
+    out = run_dir / "swipe-rob28.json"
+    before = out.read_text()
+    kwargs = dict(change)
+    if kwargs.get("output") == "same":
+        kwargs["output"] = out
+    with pytest.raises(SwipeResumeError, match=f"{field}=.*--output.*--restart") as info:
+        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False, **kwargs)
+    assert "\n" not in str(info.value)
+    assert out.read_text() == before
+
+
+def test_batch_size_matters_for_resume_only_with_max_batches(run_dir):
+    with pytest.raises(KeyboardInterrupt):
+        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls(), crash_at=2), progress=False, max_batches=1, batch_size=8)
+    with pytest.raises(SwipeResumeError, match="batch_size=8, not 4"):
+        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False, max_batches=1, batch_size=4)
+    with pytest.raises(SwipeResumeError, match="max_batches=1, not None"):
+        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False, batch_size=8)
+    other = run_dir / "whole.json"
+    with pytest.raises(KeyboardInterrupt):
+        swipe(run_dir, "rob28", output=other, backend=make_backend(run_dir, Calls(), crash_at=2), progress=False, batch_size=8)
+    calls = Calls()
+    swipe(run_dir, "rob28", output=other, backend=make_backend(run_dir, calls), progress=False, batch_size=32)
+    assert len(calls.attacks) == 8  # whole split: the batch size is only a speed knob
+
+
+def test_resume_refuses_another_checkpoint_and_restart_overwrites(run_dir):
+    with pytest.raises(KeyboardInterrupt):
+        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls(), crash_at=4), progress=False)
+    (run_dir / "checkpoints" / "last.pt").write_bytes(b"weights v2, trained further")
+    with pytest.raises(SwipeResumeError, match="another checkpoint"):
+        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False)
+    calls = Calls()
+    out = swipe(run_dir, "rob28", backend=make_backend(run_dir, calls), progress=False, restart=True)
+    assert len(calls.attacks) == 9
+    assert load_results(out)["model"]["sha256"] != ""
+
+
+def test_corrupt_results_file_is_a_one_line_error(run_dir):
+    (run_dir / "swipe-rob28.json").write_text('{"schema": "robrank-swipe", "schema_ver')
+    with pytest.raises(SwipeResumeError, match="not valid JSON.*--restart"):
+        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False)
+
+
+def test_fixed_semantics_get_their_own_default_file(run_dir):
+    calls = Calls()
+    out = swipe(run_dir, "rob28", backend=make_backend(run_dir, calls), progress=False, semantics="fixed")
+    assert out.name == "swipe-rob28-fixed.json"
+    assert {kw["semantics"] for kw in calls.kwargs} == {"fixed"}
+    assert load_results(out)["semantics"] == "fixed"
+
+
+def test_checkpoint_file_gets_a_results_file_next_to_it(run_dir):
+    ckpt = run_dir / "checkpoints" / "last.pt"
+    out = swipe(ckpt, "pami28", backend=make_backend(run_dir, Calls()), progress=False, max_batches=1)
+    assert out == ckpt.with_name("last.pt.swipe-pami28.json")
+    payload = load_results(out)
+    assert len(payload["attacks"]) == 32 and "ers" not in payload and payload["ers_profile"] is False
+
+
+def test_bad_arguments(run_dir):
+    backend = make_backend(run_dir, Calls())
+    with pytest.raises(UnknownNameError, match="unknown profile 'rob99'; registered: .*rob224, rob28"):
+        swipe(run_dir, "rob99", backend=backend)
+    with pytest.raises(ConfigError, match="semantics"):
+        swipe(run_dir, "rob28", backend=backend, semantics="sloppy")
+    with pytest.raises(ConfigError, match="batch size"):
+        swipe(run_dir, "rob28", backend=backend, batch_size=0)
+
+
+# ---- the schema checker -------------------------------------------------------------------
+
+
+@pytest.fixture
+def good_payload(run_dir):
+    out = swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False)
+    return json.loads(out.read_text())
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda p: p.pop("profile"), "field 'profile' is missing"),
+        (lambda p: p.update(schema="other"), "not a robrank swipe results file"),
+        (lambda p: p.update(schema_version=2), "schema_version 2 is not supported"),
+        (lambda p: p.update(seed="0"), "field 'seed' must be integer"),
+        (lambda p: p.update(max_batches=True), "field 'max_batches' must be integer or null"),
+        (lambda p: p.update(semantics="loose"), "semantics must be one of"),
+        (lambda p: p["model"].pop("sha256"), "model: field 'sha256' is missing"),
+        (lambda p: p["versions"].pop("torch"), "versions.torch"),
+        (lambda p: p["timings"].update(total_seconds=-1), "timings.total_seconds"),
+        (lambda p: p["attacks"][2]["adv"].update(prank="high"), r"attacks\[2\].adv: metric 'prank' must be a number"),
+        (lambda p: p["attacks"].append(copy.deepcopy(p["attacks"][0])), "appears twice"),
+        (lambda p: p["attacks"][0].update(spec="CA:pm=+:W=9"), "not in the profile's planned list"),
+        (lambda p: p["attacks"].pop(), "marked finished but only 8 of 9"),
+        (lambda p: (p["attacks"].pop(), p.update(finished=None)), "has an 'ers' block"),
+    ],
+)
+def test_schema_checker_names_the_bad_field(good_payload, mutate, message):
+    validate(good_payload)
+    mutate(good_payload)
+    with pytest.raises(SwipeFileError, match=message):
+        validate(good_payload)
+
+
+# ---- the CLI -------------------------------------------------------------------------------
+
+
+def test_cli_swipe_prints_the_report(run_dir, monkeypatch):
+    calls = Calls()
+    monkeypatch.setattr(SwipeBackend, "default", classmethod(lambda cls: make_backend(run_dir, calls)))
+    result = CliRunner().invoke(cli, ["swipe", str(run_dir), "-p", "rob28", "-m", "1", "-b", "8", "--device", "cpu", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert f"results: {run_dir / 'swipe-rob28.json'}" in result.output
+    assert "ERS" in result.output and "35.4" in result.output
+    assert calls.kwargs[0]["max_batches"] == 1 and calls.kwargs[0]["batch_size"] == 8
+
+
+def test_cli_swipe_unknown_profile(run_dir):
+    result = CliRunner().invoke(cli, ["swipe", str(run_dir), "-p", "rob99"])
+    assert result.exit_code == 2
+    lines = [l for l in result.output.splitlines() if l.strip()]
+    assert len(lines) == 1 and "unknown profile 'rob99'" in lines[0] and "rob28" in lines[0]
+
+
+def test_cli_swipe_interrupt_says_how_to_continue(run_dir, monkeypatch):
+    monkeypatch.setattr(SwipeBackend, "default", classmethod(lambda cls: make_backend(run_dir, Calls(), crash_at=5)))
+    result = CliRunner().invoke(cli, ["swipe", str(run_dir), "-p", "rob28", "--device", "cpu", "--no-progress"])
+    assert result.exit_code == 130
+    assert "rerun the same command" in result.output
+    assert len(load_results(run_dir / "swipe-rob28.json")["attacks"]) == 4
+
+
+# ---- end to end: real attacks, a tiny random C2F2 on digits ------------------------------
+
+
+@pytest.fixture
+def tiny_run(tmp_path):
+    """A run directory in the documented checkpoint format, holding an untrained C2F2."""
+    torch = pytest.importorskip("torch")
+    checkpoint = pytest.importorskip("robrank.models.checkpoint")
+    from robrank.io import save_checkpoint, write_json
+
+    run = tmp_path / "digits-c2f2-ptripletN"
+    config = {"dataset": "digits", "backbone": "c2f2", "metric": "N", "embedding_dim": 16, "loss": "ptripletN"}
+    torch.manual_seed(0)
+    model = checkpoint.build_model(config)
+    write_json(run / "config.json", {"config": config})
+    save_checkpoint(
+        run / "checkpoints" / "last.pt",
+        {"format": checkpoint.FORMAT, "format_version": checkpoint.FORMAT_VERSION, "config": config, "epoch": 1, "step": 7, "model": model.state_dict()},
+    )
+    return run
+
+
+@pytest.fixture
+def one_thread():
+    """Batches of two images gain nothing from intra-op threads, which only spin on a busy CPU."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_end_to_end_rob28_on_digits_with_a_kill_and_resume(tiny_run, one_thread):
+    pytest.importorskip("robrank.attacks")
+    from dataclasses import replace
+
+    real = SwipeBackend.default()
+    calls = []
+
+    def crashing(model, dataset, spec, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(spec.text)
+        return real.run_attack(model, dataset, spec, **kwargs)
+
+    with pytest.raises(KeyboardInterrupt):
+        swipe(tiny_run, "rob28", max_batches=1, batch_size=2, progress=False, backend=replace(real, run_attack=crashing))
+    out = tiny_run / "swipe-rob28.json"
+    assert [a["spec"] for a in load_results(out)["attacks"]] == calls
+
+    rerun = []
+
+    def counting(model, dataset, spec, **kwargs):
+        rerun.append(spec.text)
+        return real.run_attack(model, dataset, spec, **kwargs)
+
+    swipe(tiny_run, "rob28", max_batches=1, batch_size=2, progress=False, backend=replace(real, run_attack=counting))
+    assert len(rerun) == 7 and not set(rerun) & set(calls)
+    payload = load_results(out)
+    assert [a["type"] for a in payload["attacks"]] == ["CA", "CA", "QA", "QA", "TMA", "ES", "LTM", "GTM", "GTT"]
+    assert all(a["count"] == 2 for a in payload["attacks"])
+    assert payload["model"]["step"] == 7 and payload["model"]["run_dir"] == str(tiny_run) and payload["queries"] == 364
+    score = payload["ers"]
+    assert score["ers"] == pytest.approx(ers_score(raw_scores(payload["attacks"])))
+    for key in ("cap", "cam", "qap", "qam"):  # percentiles, in percent
+        assert 0.0 <= score["raw"][key] <= 100.0
+    assert -1.0 <= score["raw"]["tma"] <= 1.0 and 0.0 <= score["raw"]["esd"] <= 2.0
+    text = CliRunner().invoke(cli, ["report", str(out)]).output
+    assert "digits-c2f2-ptripletN/rob28" in text and f"{score['ers']:.1f}" in text
+
+    # an uninterrupted swipe gives the same numbers, before and after the resume point
+    fresh = []
+
+    def stop_after_three(model, dataset, spec, **kwargs):
+        if len(fresh) == 3:
+            raise KeyboardInterrupt
+        fresh.append(spec.text)
+        return real.run_attack(model, dataset, spec, **kwargs)
+
+    other = tiny_run / "again.json"
+    with pytest.raises(KeyboardInterrupt):
+        swipe(tiny_run, "rob28", output=other, max_batches=1, batch_size=2, progress=False, backend=replace(real, run_attack=stop_after_three))
+    for again, first in zip(load_results(other)["attacks"], payload["attacks"][:3]):
+        assert again["spec"] == first["spec"]
+        assert again["adv"] == pytest.approx(first["adv"], rel=1e-6) and again["orig"] == pytest.approx(first["orig"], rel=1e-6)
