@@ -315,6 +315,7 @@ def _collect(host: PluginHost) -> None:
             except Exception as exc:
                 failed.add(impl.plugin_name)
                 per_plugin.pop(impl.plugin_name, None)
+                host.pm.unregister(name=impl.plugin_name)  # skipped as a whole: no commands either
                 host._fail(provider, "register", exc)
                 continue
             per_plugin.setdefault(impl.plugin_name, []).extend(records)

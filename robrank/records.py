@@ -42,8 +42,10 @@ class DatasetRecord(Record):
     """A dataset. ``factory(root: Path | None) -> robrank.data.DatasetSource``.
 
     ``root`` is the user's ``--data-root`` (or ``$ROBRANK_DATA``); the source decides where
-    else to look. ``num_test_classes`` is the k of NMI's k-means; ``profile`` is the swipe
-    profile that fits the image size (``rob28`` or ``rob224``).
+    else to look. ``num_test_classes`` is the k of NMI's k-means, or 0 for a dataset whose
+    classes come from the user's files (counted from the test split when it is loaded, see
+    :meth:`test_classes`); ``profile`` is the swipe profile that fits the image size
+    (``rob28`` or ``rob224``).
     """
 
     image_size: int = SIZE_28
@@ -54,6 +56,10 @@ class DatasetRecord(Record):
     task: str = "retrieval"  # or "classification" (e.g. cifar10: no zero-shot split)
 
     kind: ClassVar[str] = "datasets"
+
+    def test_classes(self, test_set: Any) -> int:
+        """k of NMI's k-means for this test split: ``num_test_classes``, or its class count when that is 0."""
+        return self.num_test_classes or int(test_set.num_classes)
 
     def details(self) -> dict[str, Any]:
         return {

@@ -15,6 +15,7 @@ from ..records import KINDS
 def list_command(kind: str | None, as_json: bool) -> None:
     """Show registered components by KIND (default: all), then plugins that failed to load."""
     host = get_host()
+    host.commands()  # build plugin commands now, so a crashing register_commands is listed too
     kinds = [kind.lower()] if kind else list(KINDS)
     if as_json:
         payload = {
@@ -47,7 +48,7 @@ def list_command(kind: str | None, as_json: bool) -> None:
 
 def _extra(kind: str, details: dict) -> str:
     if kind == "datasets":
-        return f"{details['image_size']}px, k={details['num_test_classes']}, {details['profile']}"
+        return f"{details['image_size']}px, k={details['num_test_classes'] or 'from data'}, {details['profile']}"
     if kind == "backbones":
         return f"{details['input_size']}px, d={details['default_embedding_dim']}"
     if kind == "losses":

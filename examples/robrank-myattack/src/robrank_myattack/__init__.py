@@ -1,0 +1,43 @@
+"""robrank-myattack: a third-party robrank plugin, end to end.
+
+It contributes, through the ``robrank`` entry point ``myattack = "robrank_myattack"``:
+
+* the attack ``MICA`` (momentum candidate attack, see :mod:`robrank_myattack.attack`),
+* the swipe profiles ``mi28`` and ``mi224`` (MICA± next to CA± at the ERS budgets),
+* the subcommand ``robrank myattack-info``.
+"""
+from __future__ import annotations
+
+import robrank
+from robrank.records import SIZE_28, SIZE_224, AttackRecord, ProfileRecord
+
+from . import commands, profiles
+from .attack import MICA
+
+__version__ = "0.1.0"
+__all__ = ["MICA", "register_attacks", "register_profiles", "register_commands"]
+
+
+@robrank.hookimpl
+def register_attacks(register):
+    register(
+        AttackRecord(
+            name=MICA.name,
+            factory=MICA,
+            summary="momentum candidate attack: CA± with MI-FGSM updates (mu=1, L1-normalised gradients)",
+            required=MICA.required,
+            signed=MICA.signed,
+            reports=MICA.reports,
+        )
+    )
+
+
+@robrank.hookimpl
+def register_profiles(register):
+    register(ProfileRecord(name="mi28", factory=profiles.mi28, summary="MICA± and CA± (W=1) at rob28's eps 77/255: what momentum adds", image_size=SIZE_28))
+    register(ProfileRecord(name="mi224", factory=profiles.mi224, summary="MICA± and CA± (W=1) at rob224's eps 8/255: what momentum adds", image_size=SIZE_224))
+
+
+@robrank.hookimpl
+def register_commands(cli):
+    commands.register(cli)

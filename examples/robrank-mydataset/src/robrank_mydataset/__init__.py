@@ -1,0 +1,50 @@
+"""robrank-mydataset: your own image folders as a robrank dataset.
+
+Registers, through the ``robrank`` entry point ``mydataset = "robrank_mydataset"``:
+
+* ``imagefolder`` — 224x224 RGB with the reference CUB/Cars/SOP transforms (ResNet-style
+  backbones, swipe profile ``rob224``);
+* ``imagefolder28`` — 28x28 greyscale held in memory (``c2f2``/``lenet``, profile ``rob28``).
+
+Both read ``--data-root DIR`` laid out as ``DIR/<class>/*.jpg`` (split by class, first half
+of the sorted class names for training) or ``DIR/train/<class>/*.jpg`` +
+``DIR/test/<class>/*.jpg``; see :mod:`robrank_mydataset.folders`. The number of test
+classes (k of NMI's k-means) is counted from the folders, so the records say 0 ("from the
+data").
+"""
+from __future__ import annotations
+
+import robrank
+from robrank.records import SIZE_28, SIZE_224, DatasetRecord
+
+from .folders import FolderTree, scan
+from .source import ImageFolder28Source, ImageFolderSource
+
+__version__ = "0.1.0"
+__all__ = ["FolderTree", "ImageFolderSource", "ImageFolder28Source", "scan", "register_datasets"]
+
+
+@robrank.hookimpl
+def register_datasets(register):
+    register(
+        DatasetRecord(
+            name=ImageFolderSource.name,
+            factory=ImageFolderSource,
+            summary="your image folders (--data-root DIR: DIR/<class>/ or DIR/train|test/<class>/), 224x224 RGB",
+            image_size=SIZE_224,
+            channels=3,
+            num_test_classes=0,  # counted from DIR's test classes
+            profile="rob224",
+        )
+    )
+    register(
+        DatasetRecord(
+            name=ImageFolder28Source.name,
+            factory=ImageFolder28Source,
+            summary="your image folders (--data-root DIR), resized to 28x28 greyscale, in memory",
+            image_size=SIZE_28,
+            channels=1,
+            num_test_classes=0,
+            profile="rob28",
+        )
+    )
