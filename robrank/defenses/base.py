@@ -7,10 +7,14 @@ loss without a new file.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import nn
+
+from ..errors import ConfigError
+from .settings import pgd_defaults
 
 
 class Defense:
@@ -37,6 +41,19 @@ class Defense:
     def loss(self, model: nn.Module, criterion: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    # -- optional extensions (the engine may ignore them; defaults keep old defenses valid) --
+
+    def settings(self) -> dict[str, Any]:
+        """The resolved options, for the run's config.json (so a run says what it trained with)."""
+        return dict(self.options)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Training-time state that must survive ``--resume`` (HM's gradual adversary)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
 
 class NoDefense(Defense):
     """Plain metric learning: the loss on the benign embeddings."""
@@ -45,3 +62,82 @@ class NoDefense(Defense):
 
     def loss(self, model: nn.Module, criterion: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return criterion(model(images), labels)
+
+
+class AdversarialDefense(Defense):
+    """A defense with an inner L-infinity PGD attack: owns ε, α, η and the BatchNorm policy.
+
+    ``eps``/``alpha``/``pgditer`` left as None take the reference defaults for the image-size
+    family (``image_size``: 28x28 -> 77/255, 3/255, 32; 224x224 -> 8/255, 1/255, 32), so the
+    engine may pass either the explicit values or just the size. ``pgditer=1`` is the FGSM
+    variant (one step of size ε), not a separate defense. ``train_bn`` overrides the
+    reference's per-defense BatchNorm policy (:attr:`trains_batchnorm`). Unknown options are
+    a ConfigError, so a typo never silently trains with a default.
+    """
+
+    #: options a subclass accepts beyond the common ones, with their defaults
+    extra_options: dict[str, Any] = {}
+    common_options: tuple[str, ...] = ("eps", "alpha", "pgditer", "image_size", "train_bn")
+
+    def __init__(
+        self,
+        *,
+        eps: float | None = None,
+        alpha: float | None = None,
+        pgditer: int | None = None,
+        image_size: int | None = None,
+        train_bn: bool | None = None,
+        **options: Any,
+    ) -> None:
+        unknown = sorted(set(options) - set(self.extra_options))
+        if unknown:
+            allowed = ", ".join((*self.common_options, *self.extra_options))
+            shown = ", ".join(map(repr, unknown))
+            raise ConfigError(f"defense {self.name!r} has no option {shown}; its options are: {allowed}")
+        d_eps, d_alpha, d_iter = pgd_defaults(image_size)
+        self.eps = float(d_eps if eps is None else eps)
+        self.alpha = float(d_alpha if alpha is None else alpha)
+        self.pgditer = int(d_iter if pgditer is None else pgditer)
+        if not 0.0 < self.eps <= 1.0:
+            raise ConfigError(f"defense {self.name!r}: eps must be in (0, 1] (pixels are in [0, 1]), got {self.eps}")
+        if self.alpha <= 0.0:
+            raise ConfigError(f"defense {self.name!r}: alpha must be positive, got {self.alpha}")
+        if self.pgditer < 1:
+            raise ConfigError(f"defense {self.name!r}: pgditer must be at least 1 (1 = FGSM), got {self.pgditer}")
+        if train_bn is not None:
+            self.trains_batchnorm = bool(train_bn)
+        merged = {**self.extra_options, **options}
+        super().__init__(**merged)
+        self.image_size = image_size
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "eps": self.eps,
+            "alpha": self.alpha,
+            "pgditer": self.pgditer,
+            "train_bn": self.trains_batchnorm,
+            **self.options,
+        }
+
+
+def check_family(defense: str, loss_record: Any, families: Iterable[str], *, needs_raw: bool = True) -> None:
+    """A one-line ConfigError unless the loss belongs to one of ``families`` (and exposes raw)."""
+    families = tuple(families)
+    family = getattr(loss_record, "family", "") or getattr(loss_record, "name", "?")
+    name = getattr(loss_record, "name", "?")
+    if family not in families:
+        raise ConfigError(
+            f"defense {defense!r} cannot train loss {name!r} (family {family!r}); "
+            f"use a loss of family {', '.join(families)} (e.g. ptripletN)"
+        )
+    if needs_raw and not getattr(loss_record, "has_raw", True):
+        raise ConfigError(f"defense {defense!r} needs a loss with raw(a, p, n); loss {name!r} has none")
+
+
+def check_metric_in(defense: str, metric: str, metrics: Iterable[str]) -> None:
+    metrics = tuple(metrics)
+    if metric not in metrics:
+        raise ConfigError(
+            f"defense {defense!r} supports metric {'/'.join(metrics)} only, got {metric!r}; "
+            f"use a loss ending in {'/'.join(metrics)} (e.g. ptriplet{metrics[0]})"
+        )

@@ -1,0 +1,64 @@
+"""The bundled adversarial-training defenses: EST, ACT, SES and HM (see docs/defenses.md).
+
+Each registers like a third-party plugin would. FGSM variants of the reference (``*df``,
+``*pf``) are not separate defenses: pass ``pgditer=1``. Plain training (``none``) needs no
+defense object; it is registered too so that ``robrank list defenses`` shows every choice.
+"""
+from __future__ import annotations
+
+import robrank
+from robrank.defenses.base import NoDefense
+from robrank.records import DefenseRecord
+
+from .act import ACT, FAMILIES
+from .est import EST
+from .hm import HM
+from .ses import SES
+
+_PGD = "eps/alpha/pgditer (28px: 77/255, 3/255, 32; 224px: 8/255, 1/255, 32; pgditer=1 = FGSM)"
+
+
+@robrank.hookimpl
+def register_defenses(register):
+    register(DefenseRecord(name="none", factory=NoDefense, summary="no defense: the loss on benign embeddings"))
+    register(
+        DefenseRecord(
+            name="est",
+            factory=EST,
+            summary="Embedding-Shifted Triplet (ECCV'20): the loss on ES-adversarial batches",
+            aliases=("EST",),
+            constraints=f"any loss and metric; trains BatchNorm; {_PGD}",
+        )
+    )
+    register(
+        DefenseRecord(
+            name="act",
+            factory=ACT,
+            summary="Anti-Collapse Triplet (RobRank): triplet kernel on p/n collapsed by PGD",
+            aliases=("ACT", "pnp"),
+            loss_families=FAMILIES,
+            constraints=f"triplet/snr/margin/contrastive losses; BatchNorm frozen; miner_margin; {_PGD}",
+        )
+    )
+    register(
+        DefenseRecord(
+            name="ses",
+            factory=SES,
+            summary="Suppressing Embedding Shift (ECCV'20 supp.): benign loss + ES penalty",
+            aliases=("SES",),
+            constraints=f"any loss and metric; BatchNorm frozen; weight; {_PGD}",
+        )
+    )
+    register(
+        DefenseRecord(
+            name="hm",
+            factory=HM,
+            summary="Hardness Manipulation (CVPR'22): HM[S,g_LGA], --ics for &ICS",
+            aliases=("HM",),
+            loss_families=FAMILIES,
+            metrics=("N",),
+            constraints=(
+                f"metric N; triplet/snr/margin/contrastive; src, dest, gradual, ics, ics_lambda, method; {_PGD}"
+            ),
+        )
+    )

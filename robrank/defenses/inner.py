@@ -1,0 +1,153 @@
+"""The inner attacks of adversarial training: PGD in pixel space against the model itself.
+
+Every defense of the reference runs the same loop (science.md §5/§6): model in eval mode,
+sign-gradient step of size α (ε when η = 1: FGSM), projection onto the L∞ ball of radius ε
+around the clean images, clamp to [0, 1], no random start, last iterate returned. The
+reference made the gradient reach the pixels by stepping an SGD optimiser over the images
+and zeroing a second optimiser over the weights; here ``torch.autograd.grad`` asks for the
+input gradient only, so no weight gradient is ever accumulated and the weights'
+``requires_grad`` flags are left exactly as the engine set them.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import nn
+
+from ..distances import embed_for_metric, paired
+
+Objective = Callable[[torch.Tensor], torch.Tensor]
+
+
+@contextlib.contextmanager
+def inner_eval(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode for the inner attack, then the caller's mode back.
+
+    Restoring with ``model.train(previous)`` respects BatchNorm layers frozen by
+    ``freeze_batchnorm`` (their ``train`` is a no-op), so a frozen BN stays in eval mode.
+    """
+    previous = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(previous)
+
+
+def pgd_minimize(
+    objective: Objective,
+    x0: torch.Tensor,
+    *,
+    eps: float,
+    alpha: float,
+    steps: int,
+    early_stop: float | None = None,
+    history: list[float] | None = None,
+) -> torch.Tensor:
+    """Minimise ``objective(x)`` over the L∞ ball of radius ``eps`` around ``x0``, inside [0, 1].
+
+    Each step: x ← x − α·sign(∇ₓ objective) (α replaced by ε when ``steps == 1``, the
+    reference's FGSM), then x ← clip(x, x0 − ε, x0 + ε), then x ← clamp(x, 0, 1).
+    ``early_stop``: stop after a step whose objective differs from the previous step's by less
+    than this (HM's saturation stop, 1e-7). ``history`` collects the objective before each
+    step (for tests and logs). Returns the last iterate, detached.
+    """
+    x0 = x0.detach()
+    x = x0.clone()
+    step = eps if steps == 1 else alpha
+    low, high = (x0 - eps).clamp_(min=0.0), (x0 + eps).clamp_(max=1.0)
+    previous: float | None = None
+    values: list[torch.Tensor] = []
+    for _ in range(steps):
+        x.requires_grad_(True)
+        with torch.enable_grad():
+            value = objective(x)
+            (grad,) = torch.autograd.grad(value, x)
+        values.append(value.detach())
+        with torch.no_grad():
+            x = x.detach() - step * grad.sign()
+            x = torch.minimum(torch.maximum(x, low), high)
+        if early_stop is not None:  # the only per-step host sync, and only when asked for
+            current = float(values[-1])
+            if previous is not None and abs(previous - current) < early_stop:
+                break
+            previous = current
+    if history is not None and values:
+        history.extend(torch.stack(values).float().tolist())
+    return x.detach()
+
+
+def embedding_shift(
+    model: nn.Module,
+    images: torch.Tensor,
+    metric: str,
+    *,
+    eps: float,
+    alpha: float,
+    steps: int,
+    target: torch.Tensor | None = None,
+    history: list[float] | None = None,
+) -> torch.Tensor:
+    """The ES attack used for training (EST, SES): maximise Σ d(f(x̃), f(x)) for every image.
+
+    ``target`` is the clean embedding, normalised for the metric (computed here in the
+    model's current mode if not given). As in the reference ``embShift``, the first step
+    measures against the target plus 1e-7·{−1, 0, 1} noise so the gradient of the distance
+    is not taken at zero (where it is undefined for L2 and zero for cosine).
+    """
+    if target is None:
+        with torch.no_grad():
+            target = embed_for_metric(model(images), metric)
+    target = target.detach()
+    calls = [0]
+
+    def objective(x: torch.Tensor) -> torch.Tensor:
+        reference = target
+        if calls[0] == 0:
+            reference = target + 1e-7 * torch.randint_like(target, -1, 2)
+        calls[0] += 1
+        return -paired(embed_for_metric(model(x), metric), reference, metric).sum()
+
+    return pgd_minimize(objective, images, eps=eps, alpha=alpha, steps=steps, history=history)
+
+
+def collapse_pairs(
+    model: nn.Module,
+    positives: torch.Tensor,
+    negatives: torch.Tensor,
+    metric: str,
+    *,
+    eps: float,
+    alpha: float,
+    steps: int,
+    history: list[float] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """ACT's inner attack: perturb positives and negatives jointly to minimise mean d(f(p̃), f(ñ)).
+
+    C: 1 − cos; N: L2 of the normalised embeddings; E: L2 of the raw ones. The anchors are
+    not an input at all, so they cannot move.
+    """
+    n = positives.shape[0]
+
+    def objective(x: torch.Tensor) -> torch.Tensor:
+        emb = embed_for_metric(model(x), metric)
+        return paired(emb[:n], emb[n:], metric).mean()
+
+    both = torch.cat([positives, negatives])
+    both = pgd_minimize(objective, both, eps=eps, alpha=alpha, steps=steps, history=history)
+    return both[:n], both[n:]
+
+
+def embedding_shift_distance(adversarial: torch.Tensor, benign: torch.Tensor, metric: str) -> torch.Tensor:
+    """Per-item distance d(f(x̃), f(x)) from *raw* embeddings, as SES penalises it.
+
+    N: both normalised; C: 1 − cos; E: the reference's "trick" — the adversarial embedding is
+    normalised but the benign one is not (kept as published, see docs/defenses.md).
+    """
+    if metric == "C":
+        return 1.0 - torch.nn.functional.cosine_similarity(adversarial, benign, dim=-1)
+    if metric == "N":
+        return paired(embed_for_metric(adversarial, "N"), embed_for_metric(benign, "N"), "N")
+    return paired(embed_for_metric(adversarial, "N"), benign, "E")
