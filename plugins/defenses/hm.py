@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from robrank.defenses.base import AdversarialDefense, check_family, check_metric_in
@@ -44,20 +43,6 @@ def _flag(value: Any, option: str) -> bool:
     if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
         return value.lower() in ("1", "true", "yes", "on")
     raise ConfigError(f"defense 'hm': option {option} must be true or false, got {value!r}")
-
-
-def _raw_margin_zero(criterion: nn.Module, a: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-    """ICS's term raw(a, ã, p; margin 0).
-
-    torch 2's ``triplet_margin_loss`` refuses margin 0, which the reference (torch 1.x)
-    accepted; for a triplet loss on N the same quantity is written out here.
-    """
-    try:
-        return criterion.raw(a, p, n, margin=0.0)
-    except ValueError:
-        if getattr(criterion, "family", "") != "triplet":
-            raise
-        return (F.pairwise_distance(a, p, p=2) - F.pairwise_distance(a, n, p=2)).clamp(min=0.0).mean()
 
 
 class HM(AdversarialDefense):
@@ -166,7 +151,7 @@ class HM(AdversarialDefense):
             "pgd_steps": float(len(history)),
         }
         if opts["ics"]:
-            ics = _raw_margin_zero(criterion, benign_ap[:count], adv_a, benign_ap[count:])
+            ics = criterion.raw(benign_ap[:count], adv_a, benign_ap[count:], margin=0.0)
             loss = loss + opts["ics_lambda"] * ics
             self.logs["loss_ics"] = float(ics.detach())
         return loss

@@ -25,7 +25,11 @@ def triplet_kernel(a: torch.Tensor, p: torch.Tensor, n: torch.Tensor, metric: st
         dap = 1.0 - F.cosine_similarity(a, p, dim=-1)
         dan = 1.0 - F.cosine_similarity(a, n, dim=-1)
         return (dap - dan + margin).clamp(min=0.0).mean()
-    return F.triplet_margin_loss(a, p, n, margin=margin, p=2)
+    # Written out rather than F.triplet_margin_loss (same formula, same eps) because torch 2
+    # rejects margin 0, which HM's intra-class-structure term needs.
+    dap = F.pairwise_distance(a, p, p=2, eps=1e-6)
+    dan = F.pairwise_distance(a, n, p=2, eps=1e-6)
+    return (dap - dan + margin).clamp(min=0.0).mean()
 
 
 class TripletLoss(TripletCriterion):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from ..defenses.settings import ADVTRAIN_DEFAULTS
 from ..records import SIZE_224, SIZE_28
 
 #: defaults per image-size family (science.md §4: rc2f2 / __ranking_model_224x224_icml, p* losses)
@@ -43,8 +44,7 @@ FAMILY_DEFAULTS: dict[int, dict[str, Any]] = {
 
 #: adversarial-training budget per family: ε, α, PGD steps (science.md §4, §6)
 DEFENSE_DEFAULTS: dict[int, dict[str, Any]] = {
-    SIZE_28: {"eps": 77 / 255, "alpha": 3 / 255, "pgditer": 32},
-    SIZE_224: {"eps": 8 / 255, "alpha": 1 / 255, "pgditer": 32},
+    family: dict(zip(("eps", "alpha", "pgditer"), budget)) for family, budget in ADVTRAIN_DEFAULTS.items()
 }
 
 #: reference model-name suffixes -> (defense, option overrides), longest first
@@ -59,7 +59,7 @@ REFERENCE_DEFENSE_SUFFIXES: tuple[tuple[str, str, dict[str, Any]], ...] = (
 #: knobs that may change when a run is resumed (they do not change what is learnt)
 RESUMABLE_KNOBS: frozenset[str] = frozenset(
     {"epochs", "max_steps", "device", "num_workers", "validate_every", "val_batch_size", "data_root", "run_dir",
-     "checkpoint_every", "keep_epochs"}
+     "checkpoint_every", "keep_epochs", "compile"}
 )
 
 
@@ -86,6 +86,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = False
+    compile: bool = False  # torch.compile the backbone (speed only; docs/performance.md)
     num_workers: int | None = None
     validate_every: int | None = None
     val_batch_size: int | None = None
