@@ -10,8 +10,8 @@ Public surface::
 Concrete attacks live in plugins (the bundled ones in ``robrank_plugins.attacks``).
 """
 from .base import SEMANTICS, Attack, BatchContext, BatchOutcome, attack_mode
-from .gallery import Gallery, embed
-from .runner import AttackResult, auto_batch_size, build_attack, merge_results, run_attack
+from .gallery import Gallery, device_dataset, embed, iter_images
+from .runner import AttackResult, FastEmbedding, accelerate, auto_batch_size, build_attack, merge_results, run_attack
 from .spec import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_PGDITER, AttackSpec, parse_spec
 
 __all__ = [
@@ -23,12 +23,16 @@ __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_EPS",
     "DEFAULT_PGDITER",
+    "FastEmbedding",
     "Gallery",
     "SEMANTICS",
+    "accelerate",
     "attack_mode",
     "auto_batch_size",
     "build_attack",
+    "device_dataset",
     "embed",
+    "iter_images",
     "merge_results",
     "parse_spec",
     "run_attack",

@@ -19,12 +19,76 @@ from torch import nn
 
 from ..errors import ConfigError
 from .base import SEMANTICS, Attack, attack_mode
-from .gallery import Gallery, embed
+from .gallery import Gallery, device_dataset, embed, iter_images
 from .spec import AttackSpec, parse_spec
 
 #: CPU batch sizes when none is given (28x28-ish inputs vs 224x224)
 CPU_BATCH_SMALL = 256
 CPU_BATCH_LARGE = 32
+#: largest automatic CUDA batch: a C2F2 step saturates an H200 at about 10,000 images
+CUDA_BATCH_MAX = 16384
+
+
+class FastEmbedding(nn.Module):
+    """An embedding model run with speed options: bf16 autocast, channels-last, ``torch.compile``.
+
+    It shares the wrapped model's parameters (``attack_mode`` and ``eval`` reach them) and
+    returns float32 embeddings, normalised for the metric in float32, so distances, ranks
+    and summaries are computed exactly as without it; only the backbone's arithmetic
+    changes. ``amp`` uses bfloat16 (no loss scaling: PGD only needs the *sign* of the input
+    gradient). ``channels_last`` converts the weights' layout in place (values unchanged).
+    ``compile`` compiles the backbone's forward (and, through AOTAutograd, its backward);
+    the compiled callable is kept outside the module tree so ``state_dict`` is unchanged.
+    """
+
+    def __init__(self, model: nn.Module, *, amp: bool = False, channels_last: bool = False, compile: bool = False) -> None:
+        super().__init__()
+        self.inner = model
+        self.metric = model.metric
+        self.dataset = getattr(model, "dataset", None)
+        self.amp, self.channels_last, self.compiled = bool(amp), bool(channels_last), bool(compile)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        backbone = getattr(model, "backbone", model)
+        # plain attributes, not submodules: the parameters are registered once, under ``inner``
+        self.__dict__["_eager"] = backbone
+        self.__dict__["_forward"] = torch.compile(backbone) if self.compiled else backbone
+
+    @property
+    def options(self) -> dict[str, bool]:
+        return {"amp": self.amp, "channels_last": self.channels_last, "compile": self.compiled}
+
+    def _run(self, images: torch.Tensor, fn: Any) -> torch.Tensor:
+        if self.channels_last and images.dim() == 4:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            out = fn(images)
+        return out.float()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self._run(images, self._forward)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        from ..distances import embed_for_metric
+
+        return embed_for_metric(self.forward(images), self.metric)
+
+    def eager_embed(self, images: torch.Tensor) -> torch.Tensor:
+        """``embed`` without the compiled forward (memory probes must not trigger a compilation)."""
+        from ..distances import embed_for_metric
+
+        return embed_for_metric(self._run(images, self._eager), self.metric)
+
+
+def accelerate(model: nn.Module, *, amp: bool = False, channels_last: bool = False, compile: bool = False) -> nn.Module:
+    """``model`` itself when no option is on, else a :class:`FastEmbedding` around it."""
+    if isinstance(model, FastEmbedding):
+        if model.options == {"amp": bool(amp), "channels_last": bool(channels_last), "compile": bool(compile)}:
+            return model
+        model = model.inner
+    if not (amp or channels_last or compile):
+        return model
+    return FastEmbedding(model, amp=amp, channels_last=channels_last, compile=compile)
 
 
 @dataclass
@@ -105,27 +169,30 @@ def build_attack(spec: AttackSpec, *, semantics: str = "reference", dataset_name
 def auto_batch_size(model: nn.Module, dataset: Any, gallery: Gallery, attack: Attack, device: torch.device) -> int:
     """A batch size that fits: a fixed default on CPU, a memory estimate on CUDA.
 
-    On CUDA one probe step (forward + input gradient of 8 images) measures the activation
-    memory per image; the attack's [B, K, N] distance tensors are added analytically, and
-    half of the free memory is budgeted.
+    On CUDA one probe step (forward + input gradient of 16 images, under the model's own
+    speed options) measures the activation memory per image; the attack's [B, K, N]
+    distance tensors are added analytically, and half of the free memory is budgeted. The
+    result is capped at :data:`CUDA_BATCH_MAX` and never exceeds the number of queries.
+    Batch size is a speed knob only: summaries are per-sample sums.
     """
     image_size = int(getattr(dataset, "image_size", 28))
     if device.type != "cuda":
         return CPU_BATCH_SMALL if image_size <= 64 else CPU_BATCH_LARGE
-    probe = min(8, len(dataset))
-    images = dataset.images(torch.arange(probe)).to(device)
+    probe = min(16, len(dataset))
+    images = next(iter_images(dataset, [torch.arange(probe)], device, num_workers=0))
+    forward = getattr(model, "eager_embed", None) or (lambda x: embed(model, x))
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     base = torch.cuda.memory_allocated(device)
     with attack_mode(model):
         x = images.clone().requires_grad_(True)
-        (grad,) = torch.autograd.grad(embed(model, x).sum(), x)
+        (grad,) = torch.autograd.grad(forward(x).sum(), x)
     del grad, x
     per_image = max(1, (torch.cuda.max_memory_allocated(device) - base) // probe)
     width = max(attack.W or 1, (attack.M or 1) + 5)
     per_image += 4 * len(gallery) * (8 + 3 * width)
     free, _total = torch.cuda.mem_get_info(device)
-    return int(max(1, min(4096, (free // 2) // per_image)))
+    return int(max(1, min(CUDA_BATCH_MAX, len(dataset), (free // 2) // per_image)))
 
 
 def run_attack(
@@ -143,12 +210,23 @@ def run_attack(
     progress: bool = True,
     dataset_name: str | None = None,
     random_start: bool = False,
+    amp: bool = False,
+    channels_last: bool = False,
+    compile: bool = False,
+    num_workers: int | None = None,
 ) -> AttackResult:
     """Attack every test image (or ``indices``) of ``dataset`` and average the summaries.
 
     ``dataset`` is an :class:`~robrank.data.ImageDataset` (the test split; also the gallery
     unless ``gallery`` is given). ``dataset_name`` picks SPQA's xi rate (else the model's or
     dataset's ``name``/``dataset`` attribute). The model is left in the mode it came in.
+
+    Speed options (docs/performance.md): ``amp`` (bf16 autocast of the backbone),
+    ``channels_last``, ``compile`` (``torch.compile`` of the backbone) wrap the model in a
+    :class:`FastEmbedding`; a gallery computed here uses the same forward. ``num_workers``
+    decodes file datasets in DataLoader workers (default: up to 8). In-memory splits are
+    moved to the device once; the loop over batches never synchronises with the device
+    (indices, labels and the running sums all stay there until the end).
     """
     if semantics not in SEMANTICS:
         raise ConfigError(f"unknown attack semantics {semantics!r}; use reference or fixed")
@@ -157,8 +235,9 @@ def run_attack(
     if dataset_name is None:
         dataset_name = getattr(model, "dataset", None) or getattr(dataset, "name", None)
     attack = build_attack(spec, semantics=semantics, dataset_name=dataset_name, random_start=random_start)
-    model = model.to(device)
+    model = accelerate(model.to(device), amp=amp, channels_last=channels_last, compile=compile)
     start = time.perf_counter()
+    dataset = device_dataset(dataset, device)
     if gallery is None:
         gallery = Gallery.compute(model, dataset, batch_size=None, device=device)
     gallery = gallery.to(device)
@@ -187,16 +266,22 @@ def run_attack(
         from tqdm import tqdm
 
         bar = tqdm(total=len(batches), desc=spec.text, unit="batch", leave=False, dynamic_ncols=True)
+    # indices and labels go to the device once, not once per batch: a pageable host-to-device
+    # copy waits for the device, which would stall the host behind every batch's PGD
+    order_dev = torch.cat(batches).to(device) if batches else order[:0]
+    labels_dev = dataset.labels.to(device)
+    offsets = [0]
+    for index in batches:
+        offsets.append(offsets[-1] + int(index.numel()))
     try:
-        for index in batches:
-            images = dataset.images(index).to(device, non_blocking=True)
-            labels = dataset.labels[index].to(device)
-            index_dev = index.to(device)
+        for b, images in enumerate(iter_images(dataset, batches, device, num_workers)):
+            index_dev = order_dev[offsets[b] : offsets[b + 1]]
+            labels = labels_dev[index_dev]
             outcome = attack(model, gallery, images, labels, index_dev, seed=seed, self_slot=index_dev if own_slots else None)
             for side, values in (("orig", outcome.orig), ("adv", outcome.adv)):
                 for k, v in values.items():
                     sums[side][k] = sums[side].get(k, 0) + v.sum()
-            count += int(index.numel())
+            count += offsets[b + 1] - offsets[b]
             if bar is not None:
                 bar.update(1)
     finally:

@@ -36,6 +36,9 @@ def _print_summary(title: str, summary: dict[str, float]) -> None:
 @click.option("--semantics", type=click.Choice(SEMANTICS), default="reference", show_default=True, help="reference: reproduce the reference quirks; fixed: corrected behaviour (docs/attacks.md).")
 @click.option("--random-start", is_flag=True, help="Start PGD from a uniform random point in the eps-ball.")
 @click.option("--data-root", type=click.Path(path_type=str), default=None, help="Dataset root (default: $ROBRANK_DATA).")
+@click.option("--amp", is_flag=True, help="bf16 autocast of the backbone (speed; metrics move slightly, docs/performance.md).")
+@click.option("--channels-last", "channels_last", is_flag=True, help="channels-last memory layout (speed, 224x224 backbones on a GPU).")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the backbone (speed on a GPU).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def attack_command(
@@ -48,6 +51,9 @@ def attack_command(
     semantics: str,
     random_start: bool,
     data_root: str | None,
+    amp: bool,
+    channels_last: bool,
+    compile_: bool,
     as_json: bool,
     no_progress: bool,
 ) -> None:
@@ -72,6 +78,9 @@ def attack_command(
         progress=not no_progress and not as_json,
         dataset_name=run.dataset,
         random_start=random_start,
+        amp=amp,
+        channels_last=channels_last,
+        compile=compile_,
     )
     if as_json:
         click.echo(json.dumps({**result.as_dict(), "checkpoint": str(run.checkpoint)}, indent=2))

@@ -29,6 +29,11 @@ def _default_device() -> str:
 )
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=str), default=None, help="Dataset root [default: $ROBRANK_DATA].")
 @click.option("--restart", is_flag=True, help="Discard an existing results file instead of continuing it.")
+@click.option("--devices", type=click.IntRange(min=1), default=None, help="Shard the queries over N processes (one per GPU; gloo on a CPU). Under torchrun the ranks come from the environment.")
+@click.option("--amp", is_flag=True, help="bf16 autocast of the backbone (speed; metrics move slightly, docs/performance.md).")
+@click.option("--channels-last", "channels_last", is_flag=True, help="channels-last memory layout (speed, for 224x224 backbones on a GPU).")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the backbone (speed on a GPU; the first batch compiles).")
+@click.option("--num-workers", "num_workers", type=click.IntRange(min=0), default=None, help="DataLoader workers decoding image files [default: up to 8].")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
 def swipe_command(
     run_or_ckpt: str,
@@ -41,6 +46,11 @@ def swipe_command(
     semantics: str,
     data_root: str | None,
     restart: bool,
+    devices: int | None,
+    amp: bool,
+    channels_last: bool,
+    compile_: bool,
+    num_workers: int | None,
     no_progress: bool,
 ) -> None:
     """Attack the model at RUN_OR_CKPT (a run directory or a checkpoint) with every attack of a profile.
@@ -48,27 +58,38 @@ def swipe_command(
     Results are saved after each attack; rerunning the same command after a crash or Ctrl-C
     skips the attacks already done. ERS profiles print the report table at the end.
     """
+    from ..swipe.distributed import swipe_devices, swipe_ranked
     from ..swipe.report import report
-    from ..swipe.runner import resolve_profile, swipe
+    from ..swipe.runner import resolve_profile
+    from ..training.distributed import from_env
 
     record = resolve_profile(profile)  # an unknown name fails here, before the model loads
+    info = from_env()
+    kwargs = dict(
+        output=output,
+        device=device or _default_device(),
+        batch_size=batch_size,
+        max_batches=max_batches,
+        seed=seed,
+        semantics=semantics,
+        data_root=data_root,
+        progress=not no_progress,
+        restart=restart,
+        amp=amp,
+        channels_last=channels_last,
+        compile=compile_,
+        num_workers=num_workers,
+    )
     try:
-        path = swipe(
-            run_or_ckpt,
-            record.name,
-            output=output,
-            device=device or _default_device(),
-            batch_size=batch_size,
-            max_batches=max_batches,
-            seed=seed,
-            semantics=semantics,
-            data_root=data_root,
-            progress=not no_progress,
-            restart=restart,
-        )
+        if devices is not None and devices > 1 and not info.enabled:
+            path = swipe_devices(run_or_ckpt, record.name, devices, **kwargs)
+        else:  # one process, or one rank of torchrun
+            path = swipe_ranked(run_or_ckpt, record.name, info=info, **kwargs)
     except KeyboardInterrupt:
         click.echo("robrank swipe: interrupted; finished attacks are saved, rerun the same command to continue", err=True)
         sys.exit(130)
+    if info.rank != 0:
+        return
     click.echo(f"results: {path}")
     if record.ers:
         click.echo(report([path], "table"), nl=False)

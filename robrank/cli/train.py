@@ -38,6 +38,7 @@ _BATCH_HELP = (
 @click.option("--device", default=None, help="cpu, cuda, cuda:N or auto [auto].")
 @click.option("--devices", type=click.IntRange(min=1), default=None, help="Processes to train with (DDP; one per GPU, or gloo on CPU). batch-size is per process.")
 @click.option("--amp", is_flag=True, default=None, help="Mixed precision (fp16 on CUDA, bf16 on CPU).")
+@click.option("--compile", "compile", is_flag=True, default=None, help="torch.compile the backbone (speed on a GPU; the first steps compile).")
 @click.option("--num-workers", type=click.IntRange(min=0), default=None, help="DataLoader workers for file datasets [min(8, CPUs)].")
 @click.option("--validate-every", type=click.IntRange(min=1), default=None, help="Validate every N epochs [1 for 28x28, 5 for 224x224].")
 @click.option("--val-batch-size", type=click.IntRange(min=1), default=None, help="Batch size when embedding the test split [128 / 112].")

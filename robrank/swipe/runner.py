@@ -48,6 +48,14 @@ class SwipeBackend:
     parse_spec: Callable[[str], Any]
     compute_gallery: Callable[..., Any]
     run_attack: Callable[..., Any]
+    #: ``prepare(model, dataset, device, options) -> (model, dataset)``: speed options applied
+    #: once per swipe (bf16/channels-last/compile wrapper, the split moved to the device)
+    prepare: Callable[..., Any] | None = None
+    #: this process's rank; only rank 0 reads and writes the results file
+    rank: int = 0
+    #: ``broadcast(value) -> rank 0's value`` on every rank (None: a single process)
+    broadcast: Callable[[Any], Any] | None = None
+    world_size: int = 1
 
     @classmethod
     def default(cls) -> SwipeBackend:
@@ -55,7 +63,21 @@ class SwipeBackend:
         from ..data.loading import load_split
         from ..models.checkpoint import load_run
 
-        return cls(load_run=load_run, load_split=load_split, parse_spec=parse_spec, compute_gallery=Gallery.compute, run_attack=run_attack)
+        return cls(load_run=load_run, load_split=load_split, parse_spec=parse_spec, compute_gallery=Gallery.compute,
+                   run_attack=run_attack, prepare=prepare_for_speed)
+
+
+#: options of :func:`swipe` that only change speed, never the numbers beyond float rounding
+SPEED_OPTIONS: tuple[str, ...] = ("channels_last", "compile")
+
+
+def prepare_for_speed(model: Any, dataset: Any, device: Any, options: dict[str, Any]) -> tuple[Any, Any]:
+    """The default backend's ``prepare``: wrap the model once, move a small split to the device."""
+    from ..attacks import accelerate, device_dataset
+
+    model = accelerate(model, amp=bool(options.get("amp")), channels_last=bool(options.get("channels_last")),
+                       compile=bool(options.get("compile")))
+    return model, device_dataset(dataset, device)
 
 
 #: settings that must match for a rerun to continue an existing results file. The batch size
@@ -139,6 +161,8 @@ def _resume(out: Path, fresh: dict[str, Any], restart: bool) -> dict[str, Any] |
     for key in keys:
         if previous[key] != fresh[key]:
             raise SwipeResumeError(f"{out} holds a swipe with {key}={previous[key]!r}, not {fresh[key]!r}; {how}")
+    if bool(previous.get("options", {}).get("amp", False)) != bool(fresh["options"]["amp"]):
+        raise SwipeResumeError(f"{out} holds a swipe with amp={not fresh['options']['amp']}, not {fresh['options']['amp']}; {how}")
     for key in ("sha256", "step"):
         if previous["model"][key] != fresh["model"][key]:
             raise SwipeResumeError(f"{out} holds a swipe of another checkpoint ({previous['model']['checkpoint']}, model.{key} differs); {how}")
@@ -168,12 +192,22 @@ def swipe(
     progress: bool = True,
     restart: bool = False,
     backend: SwipeBackend | None = None,
+    amp: bool = False,
+    channels_last: bool = False,
+    compile: bool = False,
+    num_workers: int | None = None,
 ) -> Path:
     """Run every attack of ``profile`` on the model at ``run_or_ckpt``; return the results path.
 
     Every attack is seeded with ``seed`` itself (not a running generator), so an attack's
     result does not depend on which attacks ran before it in this process — the property
     that makes a resumed swipe equal to an uninterrupted one.
+
+    ``amp`` (bf16 autocast), ``channels_last`` and ``compile`` are speed options
+    (docs/performance.md); ``amp`` changes the numbers slightly, so it is recorded in the
+    file's ``options`` and a rerun only continues a file written with the same ``amp``.
+    Under a distributed backend (:mod:`robrank.swipe.distributed`) every rank calls this
+    function; rank 0 alone reads and writes the file and tells the others what to run.
     """
     if semantics not in SEMANTICS:
         raise ConfigError(f"semantics must be one of {', '.join(SEMANTICS)}, got {semantics!r}")
@@ -191,6 +225,8 @@ def swipe(
     loaded = backend.load_run(run_or_ckpt, device=device)
     out = Path(output) if output is not None else default_output(run_or_ckpt, loaded, record.name, semantics)
     dataset = backend.load_split(loaded.dataset, "test", data_root=data_root)
+    options = {"amp": bool(amp), "channels_last": bool(channels_last), "compile": bool(compile), "world_size": int(backend.world_size)}
+    main = backend.rank == 0
 
     payload: dict[str, Any] = {
         "schema": SCHEMA,
@@ -210,9 +246,17 @@ def swipe(
         "started": _now(),
         "finished": None,
         "timings": {"gallery_seconds": 0.0, "total_seconds": 0.0},
+        "options": options,
         "attacks": [],
     }
-    previous = _resume(out, payload, restart)
+    previous = None
+    if main:
+        try:
+            previous = _resume(out, payload, restart)
+        except RobrankError as exc:
+            if backend.broadcast is not None:
+                backend.broadcast(("error", type(exc), str(exc)))
+            raise
     spent_before = 0.0
     if previous is not None:
         payload["started"] = previous["started"]
@@ -221,25 +265,37 @@ def swipe(
         spent_before = float(previous["timings"]["total_seconds"])
 
     def save() -> None:
+        if not main:
+            return
         order = {spec: i for i, spec in enumerate(planned)}
         payload["attacks"].sort(key=lambda a: order[a["spec"]])
         payload["timings"]["total_seconds"] = spent_before + (time.perf_counter() - session_start)
         write_json(out, payload)
 
     done = {a["spec"] for a in payload["attacks"]}
+    finished_before = previous is not None and previous["finished"] is not None
+    if backend.broadcast is not None:  # the other ranks run what rank 0 found still to do
+        message = backend.broadcast(("ok", sorted(done), finished_before) if main else None)
+        if message[0] == "error":
+            raise message[1](message[2])
+        done, finished_before = set(message[1]), message[2]
     todo = [p for p in parsed if p.text not in done]
     if todo:
         save()  # claim the file (and check it is writable) before the long work starts
         started = time.perf_counter()
+        model = loaded.model
+        if backend.prepare is not None:
+            model, dataset = backend.prepare(model, dataset, device, options)
         # the gallery is embedded without gradients, at the evaluation batch size, not -b
-        gallery = backend.compute_gallery(loaded.model, dataset, None, device)
+        gallery = backend.compute_gallery(model, dataset, None, device)
         payload["timings"]["gallery_seconds"] = time.perf_counter() - started
-        bar = _progress_bar(len(planned), len(done), record.name, progress)
+        extra = {"num_workers": num_workers} if num_workers is not None else {}
+        bar = _progress_bar(len(planned), len(done), record.name, progress and main)
         try:
             for spec in todo:
                 bar.set_postfix_str(spec.text, refresh=True)
                 result = backend.run_attack(
-                    loaded.model,
+                    model,
                     dataset,
                     spec,
                     gallery=gallery,
@@ -249,8 +305,9 @@ def swipe(
                     seed=seed,
                     semantics=semantics,
                     indices=None,
-                    progress=progress,
+                    progress=progress and main,
                     dataset_name=loaded.dataset,
+                    **extra,
                 )
                 entry = {"spec": spec.text, "type": str(spec.type), **_result_fields(result)}
                 payload["attacks"].append(entry)
@@ -259,10 +316,10 @@ def swipe(
         finally:
             bar.close()
 
-    elif previous is not None and previous["finished"] is not None:
+    elif finished_before:
         return out  # a finished file is left exactly as it is
     payload["finished"] = _now()
-    if record.ers:
+    if record.ers and main:
         payload["ers"] = ers_block(payload["attacks"])
     save()
     return out
@@ -281,4 +338,4 @@ def _result_fields(result: Any) -> dict[str, Any]:
     return fields
 
 
-__all__ = ["swipe", "SwipeBackend", "SwipeResumeError", "default_output", "resolve_profile", "file_sha256", "RESUME_KEYS"]
+__all__ = ["swipe", "SwipeBackend", "prepare_for_speed", "SPEED_OPTIONS", "SwipeResumeError", "default_output", "resolve_profile", "file_sha256", "RESUME_KEYS"]

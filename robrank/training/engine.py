@@ -178,8 +178,15 @@ class _Batches:
 
     def iterate(self, batches: list[torch.Tensor], epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if self.in_memory:
+            if not batches:
+                return
+            # the epoch's indices go to the device in one copy: a pageable host-to-device copy
+            # per step would make the host wait for the previous step's kernels every time
+            flat = torch.cat([pairs.reshape(-1) for pairs in batches]).to(self.device)  # [a1, p1, a2, p2, ...]
+            start = 0
             for pairs in batches:
-                index = pairs.reshape(-1).to(self.device, non_blocking=True)  # [a1, p1, a2, p2, ...]
+                index = flat[start : start + pairs.numel()]
+                start += pairs.numel()
                 yield self.data[index].float().div_(255.0), self.labels[index]
             return
         yield from self._loader(batches, epoch)
@@ -355,6 +362,10 @@ def fit(
         from ..models.backbone import freeze_batchnorm
 
         freeze_batchnorm(model.backbone)
+    if config.compile:
+        # in place (nn.Module.compile): parameter names and checkpoints stay as without it;
+        # the defense's inner PGD forwards and input gradients go through the compiled graph
+        model.backbone.compile()
     step_module: nn.Module = _Step(model, criterion, defense)
     if info.enabled:
         from torch.nn.parallel import DistributedDataParallel

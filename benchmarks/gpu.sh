@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The GPU speed targets (targets.md §2) and the gpu-marked tests, printed as one table.
+#
+#   bash benchmarks/gpu.sh [--data-root DIR] [--dry-run] [--skip-tests] [--only swipe28,act28,swipe224,act224]
+#
+# Needs an installed robrank (pip install -e ".[test]") and a CUDA build of torch; installs
+# and downloads nothing. Without MNIST/Fashion under --data-root (or $ROBRANK_DATA) it times
+# synthetic 28x28 splits of the same sizes and says so. About 6-9 minutes on an H100/H200.
+# --dry-run checks the script on a CPU at toy sizes in about a minute.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# $PYTHON if set, else the repository's .venv, else the python on PATH
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
+fi
+exec "$PYTHON" benchmarks/gpu.py "$@"
