@@ -17,7 +17,8 @@ from robrank.records import BackboneRecord
 
 from robrank.defenses.base import AdversarialDefense
 from robrank.defenses.hardness import alignment, gradual_destination, hardness
-from robrank.defenses.inner import collapse_pairs, embedding_shift, embedding_shift_distance, inner_eval, pgd_minimize
+from robrank.attacks.pgd import pgd_minimize
+from robrank.defenses.inner import collapse_pairs, embedding_shift, embedding_shift_distance, inner_eval
 from robrank.defenses.settings import pgd_defaults
 from robrank.distances import embed_for_metric, paired
 from robrank.errors import ConfigError
@@ -80,10 +81,10 @@ def test_pgd_minimize_solves_a_box_constrained_linear_problem():
     x0 = torch.tensor([0.5, 0.5, 0.02, 0.98, 0.5])
     w = torch.tensor([1.0, -1.0, 1.0, -1.0, 0.0])
     history: list[float] = []
-    x = pgd_minimize(lambda x: (w * x).sum(), x0, eps=0.1, alpha=0.03, steps=5, history=history)
+    x = pgd_minimize(lambda x, _: (w * x).sum(), x0, eps=0.1, alpha=0.03, steps=5, history=history)
     assert torch.allclose(x, torch.tensor([0.4, 0.6, 0.0, 1.0, 0.5]), atol=1e-6)
     assert history == sorted(history, reverse=True) and len(history) == 5
-    fgsm = pgd_minimize(lambda x: (w * x).sum(), x0, eps=0.1, alpha=0.03, steps=1)
+    fgsm = pgd_minimize(lambda x, _: (w * x).sum(), x0, eps=0.1, alpha=0.03, steps=1)
     assert torch.allclose(fgsm, torch.tensor([0.4, 0.6, 0.0, 1.0, 0.5]), atol=1e-6)  # η = 1: one step of size ε
 
 
@@ -91,7 +92,7 @@ def test_pgd_minimize_early_stop_and_no_weight_gradients():
     model = make_model("N")
     images, _ = make_batch()
     history: list[float] = []
-    pgd_minimize(lambda x: model(x).sum() * 0.0, images, eps=0.1, alpha=0.01, steps=10, early_stop=1e-7, history=history)
+    pgd_minimize(lambda x, _: model(x).sum() * 0.0, images, eps=0.1, alpha=0.01, steps=10, early_stop=1e-7, history=history)
     assert len(history) == 2  # a flat objective stops after the second step
     assert all(p.grad is None for p in model.parameters())
     assert all(p.requires_grad for p in model.parameters())

@@ -24,7 +24,8 @@ from torch import nn
 
 from robrank.defenses.base import AdversarialDefense, check_family, check_metric_in
 from robrank.defenses.hardness import GA_INITIAL_LOSS, METHODS, alignment, gradual_destination, hardness
-from robrank.defenses.inner import inner_eval, pgd_minimize
+from robrank.attacks.pgd import pgd_minimize
+from robrank.defenses.inner import inner_eval
 from robrank.defenses.mining import build_miner, miner_name
 from robrank.distances import embed_for_metric
 from robrank.errors import ConfigError, UnknownNameError
@@ -122,7 +123,7 @@ class HM(AdversarialDefense):
                 # the reference skips PGD when the samplers coincide, even with g_LGA
                 return (sa, sp, sn), source, dest_h
 
-            def objective(x: torch.Tensor) -> torch.Tensor:
+            def objective(x: torch.Tensor, step: int) -> torch.Tensor:
                 e = embed_for_metric(model(x), "N")
                 return alignment(hardness(e[:count], e[count : 2 * count], e[2 * count :], "N"), dest_h, opts["method"])
 

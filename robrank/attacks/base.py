@@ -32,6 +32,7 @@ from ..errors import ConfigError, SpecError
 from . import selection
 from .gallery import Gallery, embed
 from .spec import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_PGDITER
+from .pgd import pgd_minimize, sign_step
 
 SEMANTICS: tuple[str, ...] = ("reference", "fixed")
 
@@ -176,7 +177,7 @@ class Attack:
         under ``torch.no_grad``; ``grad`` is ``[B, C, H, W]`` and each sample's row depends on
         that sample only, which an override must preserve.
         """
-        return x - step_size * grad.sign()
+        return sign_step(x, grad, state, step_size)
 
     # ------------------------------------------------------------------ engine
 
@@ -219,25 +220,22 @@ class Attack:
         return ctx
 
     def perturb(self, model: nn.Module, images: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
-        """Projected sign-gradient descent on ``objective``; returns the last iterate."""
+        """Projected descent on ``objective`` with this attack's ``step``; returns the last iterate."""
         x0 = images.detach()
-        x = x0.clone()
+        start = None
         if self.random_start and self.eps > 0:
             noise = selection.uniform(ctx.seed, selection.STREAM_START, ctx.index, x0[0].numel())
             noise = noise.to(x0.dtype).view_as(x0)
-            x = (x + self.eps * (2.0 * noise - 1.0)).clamp_(0.0, 1.0)
-        step_size = self.eps if self.pgditer == 1 else self.alpha
-        low, high = (x0 - self.eps).clamp_(min=0.0), (x0 + self.eps).clamp_(max=1.0)
-        state: dict[str, Any] = {}
-        for step in range(self.pgditer):
-            x.requires_grad_(True)
+            start = (x0 + self.eps * (2.0 * noise - 1.0)).clamp_(0.0, 1.0)
+
+        def objective(x: torch.Tensor, step: int) -> torch.Tensor:
             emb = embed(model, x)
-            loss = self.objective(emb, ctx, step).sum()
-            (grad,) = torch.autograd.grad(loss, x)
-            with torch.no_grad():
-                x = torch.minimum(torch.maximum(self.step(x.detach(), grad, state, step_size), low), high)
-            ctx.last = emb.detach()
-        return x.detach()
+            ctx.last = emb.detach()  # the reference's embshift reads this last forward
+            return self.objective(emb, ctx, step).sum()
+
+        return pgd_minimize(
+            objective, x0, eps=self.eps, alpha=self.alpha, steps=self.pgditer, start=start, update=self.step
+        )
 
     def embshift(self, adv_emb: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
         """Per-sample embedding shift; the reference measured the last PGD forward, not the result."""

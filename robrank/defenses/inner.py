@@ -6,19 +6,20 @@ around the clean images, clamp to [0, 1], no random start, last iterate returned
 reference made the gradient reach the pixels by stepping an SGD optimiser over the images
 and zeroing a second optimiser over the weights; here ``torch.autograd.grad`` asks for the
 input gradient only, so no weight gradient is ever accumulated and the weights'
-``requires_grad`` flags are left exactly as the engine set them.
+``requires_grad`` flags are left exactly as the engine set them. The loop itself is
+:func:`robrank.attacks.pgd.pgd_minimize`, the same one the ranking attacks run.
 """
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
+from ..attacks.pgd import pgd_minimize
 from ..distances import embed_for_metric, paired
 
-Objective = Callable[[torch.Tensor], torch.Tensor]
 
 
 @contextlib.contextmanager
@@ -34,49 +35,6 @@ def inner_eval(model: nn.Module) -> Iterator[nn.Module]:
         yield model
     finally:
         model.train(previous)
-
-
-def pgd_minimize(
-    objective: Objective,
-    x0: torch.Tensor,
-    *,
-    eps: float,
-    alpha: float,
-    steps: int,
-    early_stop: float | None = None,
-    history: list[float] | None = None,
-) -> torch.Tensor:
-    """Minimise ``objective(x)`` over the L∞ ball of radius ``eps`` around ``x0``, inside [0, 1].
-
-    Each step: x ← x − α·sign(∇ₓ objective) (α replaced by ε when ``steps == 1``, the
-    reference's FGSM), then x ← clip(x, x0 − ε, x0 + ε), then x ← clamp(x, 0, 1).
-    ``early_stop``: stop after a step whose objective differs from the previous step's by less
-    than this (HM's saturation stop, 1e-7). ``history`` collects the objective before each
-    step (for tests and logs). Returns the last iterate, detached.
-    """
-    x0 = x0.detach()
-    x = x0.clone()
-    step = eps if steps == 1 else alpha
-    low, high = (x0 - eps).clamp_(min=0.0), (x0 + eps).clamp_(max=1.0)
-    previous: float | None = None
-    values: list[torch.Tensor] = []
-    for _ in range(steps):
-        x.requires_grad_(True)
-        with torch.enable_grad():
-            value = objective(x)
-            (grad,) = torch.autograd.grad(value, x)
-        values.append(value.detach())
-        with torch.no_grad():
-            x = x.detach() - step * grad.sign()
-            x = torch.minimum(torch.maximum(x, low), high)
-        if early_stop is not None:  # the only per-step host sync, and only when asked for
-            current = float(values[-1])
-            if previous is not None and abs(previous - current) < early_stop:
-                break
-            previous = current
-    if history is not None and values:
-        history.extend(torch.stack(values).float().tolist())
-    return x.detach()
 
 
 def embedding_shift(
@@ -101,13 +59,9 @@ def embedding_shift(
         with torch.no_grad():
             target = embed_for_metric(model(images), metric)
     target = target.detach()
-    calls = [0]
 
-    def objective(x: torch.Tensor) -> torch.Tensor:
-        reference = target
-        if calls[0] == 0:
-            reference = target + 1e-7 * torch.randint_like(target, -1, 2)
-        calls[0] += 1
+    def objective(x: torch.Tensor, step: int) -> torch.Tensor:
+        reference = target + 1e-7 * torch.randint_like(target, -1, 2) if step == 0 else target
         return -paired(embed_for_metric(model(x), metric), reference, metric).sum()
 
     return pgd_minimize(objective, images, eps=eps, alpha=alpha, steps=steps, history=history)
@@ -131,7 +85,7 @@ def collapse_pairs(
     """
     n = positives.shape[0]
 
-    def objective(x: torch.Tensor) -> torch.Tensor:
+    def objective(x: torch.Tensor, step: int) -> torch.Tensor:
         emb = embed_for_metric(model(x), metric)
         return paired(emb[:n], emb[n:], metric).mean()
 
