@@ -139,3 +139,39 @@ def tiny_run_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., 
 def tiny_run(tiny_run_factory: Callable[..., Path]) -> Path:
     """The run directory of a tiny ``digits`` model (see :data:`TINY_RUN`), shared by the session."""
     return tiny_run_factory()
+
+
+def write_untrained_run(run_dir: str | Path, *, seed: int = 0, **config: Any) -> Path:
+    """A run directory in robrank's checkpoint format holding an untrained model.
+
+    For tests of attacks, swipes and reports that need a loadable run but no training:
+    defaults to an untrained C2F2 with 16-d embeddings on the embedded ``digits`` split.
+    """
+    import torch
+
+    from .io import save_checkpoint, write_json
+    from .models import checkpoint
+
+    run = Path(run_dir)
+    config = {"dataset": "digits", "backbone": "c2f2", "metric": "N", "embedding_dim": 16, "loss": "ptripletN", **config}
+    torch.manual_seed(seed)
+    model = checkpoint.build_model(config)
+    write_json(run / "config.json", {"config": config})
+    save_checkpoint(
+        run / "checkpoints" / "last.pt",
+        {
+            "format": checkpoint.FORMAT,
+            "format_version": checkpoint.FORMAT_VERSION,
+            "config": config,
+            "epoch": 1,
+            "step": 7,
+            "model": model.state_dict(),
+        },
+    )
+    return run
+
+
+@pytest.fixture
+def untrained_run(tmp_path: Path) -> Path:
+    """An untrained C2F2 (embedding 16) on ``digits``, written as a run directory."""
+    return write_untrained_run(tmp_path / "digits-c2f2-ptripletN")

@@ -296,25 +296,6 @@ def test_cli_swipe_interrupt_says_how_to_continue(run_dir, monkeypatch):
 
 
 @pytest.fixture
-def tiny_run(tmp_path):
-    """A run directory in the documented checkpoint format, holding an untrained C2F2."""
-    torch = pytest.importorskip("torch")
-    checkpoint = pytest.importorskip("robrank.models.checkpoint")
-    from robrank.io import save_checkpoint, write_json
-
-    run = tmp_path / "digits-c2f2-ptripletN"
-    config = {"dataset": "digits", "backbone": "c2f2", "metric": "N", "embedding_dim": 16, "loss": "ptripletN"}
-    torch.manual_seed(0)
-    model = checkpoint.build_model(config)
-    write_json(run / "config.json", {"config": config})
-    save_checkpoint(
-        run / "checkpoints" / "last.pt",
-        {"format": checkpoint.FORMAT, "format_version": checkpoint.FORMAT_VERSION, "config": config, "epoch": 1, "step": 7, "model": model.state_dict()},
-    )
-    return run
-
-
-@pytest.fixture
 def one_thread():
     """Batches of two images gain nothing from intra-op threads, which only spin on a busy CPU."""
     import torch
@@ -325,7 +306,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def test_end_to_end_rob28_on_digits_with_a_kill_and_resume(tiny_run, one_thread):
+def test_end_to_end_rob28_on_digits_with_a_kill_and_resume(untrained_run, one_thread):
     pytest.importorskip("robrank.attacks")
     from dataclasses import replace
 
@@ -339,8 +320,8 @@ def test_end_to_end_rob28_on_digits_with_a_kill_and_resume(tiny_run, one_thread)
         return real.run_attack(model, dataset, spec, **kwargs)
 
     with pytest.raises(KeyboardInterrupt):
-        swipe(tiny_run, "rob28", max_batches=1, batch_size=2, progress=False, backend=replace(real, run_attack=crashing))
-    out = tiny_run / "swipe-rob28.json"
+        swipe(untrained_run, "rob28", max_batches=1, batch_size=2, progress=False, backend=replace(real, run_attack=crashing))
+    out = untrained_run / "swipe-rob28.json"
     assert [a["spec"] for a in load_results(out)["attacks"]] == calls
 
     rerun = []
@@ -349,12 +330,12 @@ def test_end_to_end_rob28_on_digits_with_a_kill_and_resume(tiny_run, one_thread)
         rerun.append(spec.text)
         return real.run_attack(model, dataset, spec, **kwargs)
 
-    swipe(tiny_run, "rob28", max_batches=1, batch_size=2, progress=False, backend=replace(real, run_attack=counting))
+    swipe(untrained_run, "rob28", max_batches=1, batch_size=2, progress=False, backend=replace(real, run_attack=counting))
     assert len(rerun) == 7 and not set(rerun) & set(calls)
     payload = load_results(out)
     assert [a["type"] for a in payload["attacks"]] == ["CA", "CA", "QA", "QA", "TMA", "ES", "LTM", "GTM", "GTT"]
     assert all(a["count"] == 2 for a in payload["attacks"])
-    assert payload["model"]["step"] == 7 and payload["model"]["run_dir"] == str(tiny_run) and payload["queries"] == 364
+    assert payload["model"]["step"] == 7 and payload["model"]["run_dir"] == str(untrained_run) and payload["queries"] == 364
     score = payload["ers"]
     assert score["ers"] == pytest.approx(ers_score(raw_scores(payload["attacks"])))
     for key in ("cap", "cam", "qap", "qam"):  # percentiles, in percent
@@ -372,9 +353,9 @@ def test_end_to_end_rob28_on_digits_with_a_kill_and_resume(tiny_run, one_thread)
         fresh.append(spec.text)
         return real.run_attack(model, dataset, spec, **kwargs)
 
-    other = tiny_run / "again.json"
+    other = untrained_run / "again.json"
     with pytest.raises(KeyboardInterrupt):
-        swipe(tiny_run, "rob28", output=other, max_batches=1, batch_size=2, progress=False, backend=replace(real, run_attack=stop_after_three))
+        swipe(untrained_run, "rob28", output=other, max_batches=1, batch_size=2, progress=False, backend=replace(real, run_attack=stop_after_three))
     for again, first in zip(load_results(other)["attacks"], payload["attacks"][:3]):
         assert again["spec"] == first["spec"]
         assert again["adv"] == pytest.approx(first["adv"], rel=1e-6) and again["orig"] == pytest.approx(first["orig"], rel=1e-6)

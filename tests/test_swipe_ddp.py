@@ -12,25 +12,6 @@ from robrank.training.distributed import DistInfo
 BATCH, MAX_BATCHES = 4, 3  # 12 queries: batches [0-3][4-7][8-11]; rank 0 runs the 1st and 3rd, rank 1 the 2nd
 
 
-@pytest.fixture
-def tiny_run(tmp_path):
-    """An untrained C2F2 (embedding 16) on the embedded digits split, in the checkpoint format."""
-    from robrank.io import save_checkpoint, write_json
-    from robrank.models import checkpoint
-
-    run = tmp_path / "digits-c2f2-ptripletN"
-    config = {"dataset": "digits", "backbone": "c2f2", "metric": "N", "embedding_dim": 16, "loss": "ptripletN"}
-    torch.manual_seed(0)
-    model = checkpoint.build_model(config)
-    write_json(run / "config.json", {"config": config})
-    save_checkpoint(
-        run / "checkpoints" / "last.pt",
-        {"format": checkpoint.FORMAT, "format_version": checkpoint.FORMAT_VERSION, "config": config, "epoch": 1, "step": 7,
-         "model": model.state_dict()},
-    )
-    return run
-
-
 def _numbers(path):
     payload = json.loads(path.read_text())
     return payload, {a["spec"]: (a["count"], a["orig"], a["adv"]) for a in payload["attacks"]}
@@ -49,12 +30,12 @@ def test_shards_cover_the_queries_once():
 
 
 @pytest.mark.timeout(120)
-def test_two_gloo_ranks_match_one_process(tiny_run, tmp_path):
+def test_two_gloo_ranks_match_one_process(untrained_run, tmp_path):
     from robrank.swipe import swipe
     from robrank.swipe.distributed import swipe_devices
 
-    single = swipe(tiny_run, "rob28", output=tmp_path / "single.json", batch_size=BATCH, max_batches=MAX_BATCHES, progress=False)
-    ddp = swipe_devices(tiny_run, "rob28", 2, output=tmp_path / "ddp.json", batch_size=BATCH, max_batches=MAX_BATCHES,
+    single = swipe(untrained_run, "rob28", output=tmp_path / "single.json", batch_size=BATCH, max_batches=MAX_BATCHES, progress=False)
+    ddp = swipe_devices(untrained_run, "rob28", 2, output=tmp_path / "ddp.json", batch_size=BATCH, max_batches=MAX_BATCHES,
                         progress=False)
     one, one_numbers = _numbers(single)
     two, two_numbers = _numbers(ddp)
@@ -70,9 +51,9 @@ def test_two_gloo_ranks_match_one_process(tiny_run, tmp_path):
     assert math.isclose(one["ers"]["ers"], two["ers"]["ers"], rel_tol=1e-9)
 
 
-def test_bad_device_count_is_a_config_error(tiny_run, tmp_path):
+def test_bad_device_count_is_a_config_error(untrained_run, tmp_path):
     from robrank.errors import ConfigError
     from robrank.swipe.distributed import swipe_devices
 
     with pytest.raises(ConfigError, match="--devices"):
-        swipe_devices(tiny_run, "rob28", 0, output=tmp_path / "x.json", progress=False)
+        swipe_devices(untrained_run, "rob28", 0, output=tmp_path / "x.json", progress=False)

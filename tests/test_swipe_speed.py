@@ -12,30 +12,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 
-@pytest.fixture
-def tiny_run(tmp_path):
-    from robrank.io import save_checkpoint, write_json
-    from robrank.models import checkpoint
-
-    run = tmp_path / "digits-c2f2-ptripletN"
-    config = {"dataset": "digits", "backbone": "c2f2", "metric": "N", "embedding_dim": 16, "loss": "ptripletN"}
-    torch.manual_seed(0)
-    model = checkpoint.build_model(config)
-    write_json(run / "config.json", {"config": config})
-    save_checkpoint(run / "checkpoints" / "last.pt",
-                    {"format": checkpoint.FORMAT, "format_version": checkpoint.FORMAT_VERSION, "config": config, "epoch": 1,
-                     "step": 7, "model": model.state_dict()})
-    return run
-
-
 @pytest.mark.timeout(120)
-def test_before_and_after_give_the_same_numbers(tiny_run, tmp_path):
+def test_before_and_after_give_the_same_numbers(untrained_run, tmp_path):
     from swipe_throughput import baseline_swipe, current_swipe, max_difference, numbers
 
     torch.set_num_threads(1)
     queries = 20
-    before = numbers(baseline_swipe(tiny_run, "rob28", tmp_path / "before.json", queries=queries))
-    after = numbers(current_swipe(tiny_run, "rob28", tmp_path / "after.json", queries=queries))
+    before = numbers(baseline_swipe(untrained_run, "rob28", tmp_path / "before.json", queries=queries))
+    after = numbers(current_swipe(untrained_run, "rob28", tmp_path / "after.json", queries=queries))
     assert len(after) == 9 and all(count == queries for count, _, _ in after.values())
     # batch 128 vs the automatic 256 give the same batches here (20 queries): bit-identical
     assert max_difference(before, after) <= 1e-12
