@@ -94,6 +94,8 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "GLOBAL" not in str(exc):  # not a refused object: the bytes themselves are bad
+            raise CheckpointError(f"checkpoint {path} is corrupt or not a torch file (the pickle stream does not parse)") from exc
         raise CheckpointError(
             f"checkpoint {path} holds objects other than tensors and plain data, so it is not loaded "
             "(robrank never unpickles code); re-save it with robrank or export its state_dict"

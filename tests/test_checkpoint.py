@@ -103,3 +103,22 @@ def test_find_checkpoint(tmp_path, run_dir):
     for e in (2, 10, 9):
         (epochs / f"epoch-{e}.pt").write_bytes(b"x")
     assert find_checkpoint(tmp_path / "only-epochs").name == "epoch-10.pt"
+
+
+def test_corrupt_and_code_carrying_checkpoints_get_different_one_line_errors(tmp_path):
+    import collections
+
+    import torch
+
+    from robrank.errors import CheckpointError
+    from robrank.io import load_checkpoint
+
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_text("not a checkpoint\n")
+    with pytest.raises(CheckpointError, match="corrupt or not a torch file"):
+        load_checkpoint(garbage)
+    evil = tmp_path / "evil.pt"
+    torch.save({"state": collections.OrderedDict(), "hook": print}, evil)  # a callable smuggled in
+    with pytest.raises(CheckpointError, match="never unpickles code") as err:
+        load_checkpoint(evil)
+    assert "\n" not in str(err.value)
