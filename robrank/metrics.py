@@ -185,7 +185,9 @@ def _kmeans(x: np.ndarray, k: int) -> np.ndarray:
         )
         return KMeans(n_clusters=k, random_state=0, n_init="auto").fit_predict(x)
     use_gpu = bool(getattr(faiss, "get_num_gpus", lambda: 0)())
-    kwargs: dict[str, Any] = {"seed": 123, "verbose": False}
+    # min_points_per_centroid only controls faiss's "please provide at least N points" warning
+    # (printed on every validation of a small test split); it does not change the clustering.
+    kwargs: dict[str, Any] = {"seed": 123, "verbose": False, "min_points_per_centroid": 1}
     if use_gpu:
         kwargs["gpu"] = True
     try:
