@@ -21,6 +21,17 @@ SIZE_28 = 28
 SIZE_224 = 224
 
 
+def size_family(image_size: int | None) -> int:
+    """The reference's size family of an image size: 28 for small images (up to 64 px), else 224.
+
+    Defaults (epochs, learning rate, adversarial budgets, swipe profile, quickstart backbone)
+    are chosen per family, so every layer asks this one function.
+    """
+    if image_size is None:
+        return SIZE_28
+    return SIZE_28 if int(image_size) <= 64 else SIZE_224
+
+
 @dataclass(frozen=True)
 class Record:
     """Fields shared by every kind."""
@@ -233,4 +244,5 @@ __all__ = [
     "KINDS",
     "SIZE_28",
     "SIZE_224",
+    "size_family",
 ]

@@ -77,7 +77,7 @@ def plan_run(options: dict[str, Any], *, triple: str | None = None, resume: bool
     from ..data.loading import dataset_record, locate
     from ..errors import ConfigError
     from ..plugins import get_registry
-    from ..records import SIZE_28
+    from ..records import size_family
     from ..training.config import TrainConfig, parse_triple, resolve_config
     from ..training.engine import make_defense
 
@@ -107,7 +107,7 @@ def plan_run(options: dict[str, Any], *, triple: str | None = None, resume: bool
             "on a retrieval dataset (robrank list datasets)"
         )
     if "backbone" not in values:
-        family = SIZE_28 if record.image_size <= 64 else 224
+        family = size_family(record.image_size)
         backbone = QUICKSTART_BACKBONE if record.name == QUICKSTART_DATASET else DEFAULT_BACKBONES[family]
         values["backbone"] = chosen["backbone"] = backbone
     if "loss" not in values:

@@ -7,20 +7,13 @@ config.json records.
 """
 from __future__ import annotations
 
-from ..records import SIZE_224, SIZE_28
+from ..records import SIZE_224, SIZE_28, size_family
 
 #: image-size family -> (eps, alpha, pgditer)
 ADVTRAIN_DEFAULTS: dict[int, tuple[float, float, int]] = {
     SIZE_28: (77.0 / 255.0, 3.0 / 255.0, 32),
     SIZE_224: (8.0 / 255.0, 1.0 / 255.0, 32),
 }
-
-
-def size_family(image_size: int | None) -> int:
-    """28 for small images (MNIST-like, up to 64 px), 224 for ImageNet-sized ones."""
-    if image_size is None:
-        return SIZE_28
-    return SIZE_28 if int(image_size) <= 64 else SIZE_224
 
 
 def pgd_defaults(image_size: int | None) -> tuple[float, float, int]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..defenses.settings import ADVTRAIN_DEFAULTS
-from ..records import SIZE_224, SIZE_28
+from ..records import SIZE_224, SIZE_28, size_family
 
 #: defaults per image-size family (science.md §4: rc2f2 / __ranking_model_224x224_icml, p* losses)
 FAMILY_DEFAULTS: dict[int, dict[str, Any]] = {
@@ -175,7 +175,7 @@ def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainCon
             f"dataset {dataset.name!r} has {dataset.channels}x{dataset.image_size}x{dataset.image_size} images but backbone "
             f"{backbone.name!r} takes {backbone.channels}x{backbone.input_size}x{backbone.input_size}; pick a matching pair"
         )
-    family = SIZE_28 if backbone.input_size <= SIZE_28 else SIZE_224
+    family = size_family(backbone.input_size)
     defaults = FAMILY_DEFAULTS[family]
     values = config.to_dict()
     values["dataset"] = dataset.name
@@ -222,8 +222,7 @@ def family_of(config: TrainConfig, registry: Any | None = None) -> int:
         from ..plugins import get_registry
 
         registry = get_registry()
-    size = registry.get("backbones", config.backbone).input_size
-    return SIZE_28 if size <= SIZE_28 else SIZE_224
+    return size_family(registry.get("backbones", config.backbone).input_size)
 
 
 __all__ = [
