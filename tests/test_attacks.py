@@ -271,6 +271,19 @@ def test_embshift_reference_is_one_step_behind():
             assert final.min() > 0
 
 
+def test_es_first_step_direction_reference_vs_fixed():
+    """Embeddings = pixels (metric E). Reference: ‖x − (c + 1e-7) + 1e-6‖, so d = +9e-7 at the
+    first step and maximising it moves every pixel up; exact (fixed): d = −1e-7, every pixel down."""
+    data = points_dataset([[0.5, 0.5, 0.5], [0.2, 0.8, 0.4], [0.9, 0.1, 0.6]], [0, 1, 2])
+    model = identity_model("E")
+    moved = {}
+    for semantics in ("reference", "fixed"):
+        _, _, images, outcome = attack_batch("ES:eps=0.1:alpha=0.1:pgditer=1", model, data, semantics, count=3)
+        moved[semantics] = torch.sign(outcome.adversarial - images)
+    assert torch.equal(moved["reference"], torch.ones_like(moved["reference"]))
+    assert torch.equal(moved["fixed"], -torch.ones_like(moved["fixed"]))
+
+
 def test_es_metrics_are_percent_and_clean_recall_matches_a_loop():
     model, data = toy_model(), toy_dataset()
     result = run_attack(model, data, f"ES:{PGD}", batch_size=64, progress=False)

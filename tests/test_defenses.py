@@ -118,6 +118,38 @@ def test_embedding_shift_grows_and_stays_in_ball(metric):
     assert shifts[0] > 0 and shifts[1] > shifts[0] * 0.99 and shifts[2] > shifts[0]
 
 
+def test_reference_pairwise_eps_starts_every_shift_in_one_direction():
+    """torch's pairwise_distance measures ‖a − b + 1e-6‖; at the first ES step a − b is only the
+    ±1e-7 noise, so the 1e-6 offset decides the gradient. For f(x) = Wx with W ≥ 0 (metric E) the
+    input gradient of the shift is Wᵀ(d/‖d‖): with the offset every coordinate of d is positive,
+    so every image takes the same FGSM step; with the exact distance d = −noise, and the images
+    step in different directions."""
+    torch.manual_seed(0)
+    linear = nn.Linear(16, 8, bias=False)
+    with torch.no_grad():
+        linear.weight.uniform_(0.001, 0.01)  # embeddings near 0.04, where float32 still resolves 1e-7
+    model = EmbeddingModel(nn.Sequential(nn.Flatten(), linear), "E").eval()
+    images = torch.full((6, 1, 4, 4), 0.5)
+    images += 0.01 * torch.rand(images.shape, generator=torch.Generator().manual_seed(1))
+    steps = {}
+    for eps in (1e-6, 0.0):
+        torch.manual_seed(2)  # the same 1e-7 noise for both
+        adv = embedding_shift(model, images, "E", eps=0.1, alpha=0.1, steps=1, pairwise_eps=eps)
+        steps[eps] = torch.sign(adv - images).flatten(1)
+    assert torch.equal(steps[1e-6], torch.ones_like(steps[1e-6]))  # the all-ones direction, for every image
+    assert len({tuple(row.tolist()) for row in steps[0.0]}) > 1  # one direction per image
+
+
+def test_est_and_ses_default_to_the_reference_pairwise_eps(host):
+    for name in ("est", "ses"):
+        assert defense(host, name).settings()["pairwise_eps"] == 1e-6
+        assert defense(host, name, pairwise_eps="0").settings()["pairwise_eps"] == 0.0
+        with pytest.raises(ConfigError, match="pairwise_eps must be a number >= 0"):
+            defense(host, name, pairwise_eps="tiny")
+        with pytest.raises(ConfigError, match="pairwise_eps"):
+            defense(host, name, pairwise_eps=-1)
+
+
 @pytest.mark.parametrize("metric", ["C", "E", "N"])
 def test_collapse_pairs_shrinks_pn_distance(metric):
     model = make_model(metric).eval()

@@ -1,7 +1,11 @@
 """Embedding shift ES (untargeted): push each embedding as far from its clean self as possible.
 
 Objective (minimised): -d(f(x~), f(x)); at the first iteration the clean target gets +1e-7
-so the gradient of a zero distance is defined (as in the reference). Metrics: ``r@1``,
+so the gradient of a zero distance is defined (as in the reference). Under reference
+semantics E/N distances are torch's ``pairwise_distance``, ‖a − b + 1e-6‖, as the
+reference computed them: the offset outweighs the 1e-7 at the first step and so sets the
+direction every query's shift starts in (the all-ones direction; the exact distance
+starts along its opposite). Fixed semantics use the exact distance. Metrics: ``r@1``,
 ``r@10``, ``r@100`` in **percent** (the first same-label gallery item's 0-based rank after
 removing the query's own gallery slot), ``loss`` (the objective, per sample) and, on the
 adversarial side, ``embshift``.
@@ -16,6 +20,8 @@ from robrank.distances import paired
 
 #: the reference's offset that avoids a zero gradient at the clean point
 START_OFFSET = 1e-7
+#: torch.nn.functional.pairwise_distance's eps: the reference measured E/N shifts as ‖a − b + 1e-6‖
+PAIRWISE_EPS = 1e-6
 
 
 class EmbeddingShift(Attack):
@@ -24,6 +30,10 @@ class EmbeddingShift(Attack):
 
     def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
         target = ctx.clean + START_OFFSET if step == 0 else ctx.clean
+        if self.reference and ctx.metric != "C":
+            # at the first step a − b = −1e-7 and the +1e-6 wins: the shift starts along +1, as in the
+            # reference and in the EST training it defends against; exact, it would start along −1
+            return -(emb - target + PAIRWISE_EPS).norm(p=2, dim=-1)
         return -paired(emb, target, ctx.metric)
 
     def summarize(self, emb, dist, ctx, adversarial):

@@ -6,11 +6,19 @@ d(f(x̃), f(x)), both embeddings computed in train mode with gradient.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from robrank.defenses.base import AdversarialDefense
-from robrank.defenses.inner import embedding_shift, embedding_shift_distance, inner_eval
+from robrank.defenses.inner import (
+    REFERENCE_PAIRWISE_EPS,
+    embedding_shift,
+    embedding_shift_distance,
+    inner_eval,
+    pairwise_eps_option,
+)
 
 
 class SES(AdversarialDefense):
@@ -19,18 +27,26 @@ class SES(AdversarialDefense):
     The distance follows the reference exactly: N compares normalised embeddings, C uses
     1 − cos, and E uses the reference's "trick" of normalising the adversarial embedding
     only (the benign one stays raw) — kept because it is what the published SES trained
-    with. BatchNorm stays frozen on 224x224 backbones (the reference's SES flag does not
+    with. The inner ES attack measures its shift as the reference did (option
+    ``pairwise_eps``, as for EST). BatchNorm stays frozen on 224x224 backbones (the reference's SES flag does not
     skip the freezing).
     """
 
     name = "ses"
     trains_batchnorm = False
-    extra_options = {"weight": 1.0}
+    extra_options = {"weight": 1.0, "pairwise_eps": REFERENCE_PAIRWISE_EPS}
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.options["pairwise_eps"] = pairwise_eps_option(self.name, self.options["pairwise_eps"])
 
     def loss(self, model: nn.Module, criterion: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         metric = model.metric
         with inner_eval(model):
-            adversarial = embedding_shift(model, images, metric, eps=self.eps, alpha=self.alpha, steps=self.pgditer)
+            adversarial = embedding_shift(
+                model, images, metric, eps=self.eps, alpha=self.alpha, steps=self.pgditer,
+                pairwise_eps=self.options["pairwise_eps"],
+            )
         benign_raw = model(images)
         benign = criterion(benign_raw, labels)
         shift = embedding_shift_distance(model(adversarial), benign_raw, metric).mean()
