@@ -143,6 +143,24 @@ def test_killed_swipe_resumes_without_rerunning_finished_attacks(run_dir):
     assert final["timings"]["total_seconds"] >= partial["timings"]["total_seconds"]
 
 
+def test_redo_recomputes_only_the_named_attack(run_dir):
+    out = swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False)
+    before = load_results(out)
+    again = Calls()
+    swipe(run_dir, "rob28", backend=make_backend(run_dir, again), progress=False, redo=["ES"])
+    after = load_results(out)
+    validate(after)
+    es = [s for s in before["planned"] if s.startswith("ES:")]
+    assert again.attacks == es  # only ES ran again
+    assert [a["spec"] for a in after["attacks"]] == after["planned"]  # back in profile order
+    assert [r["spec"] for r in after["redone"]] == es
+    kept = {a["spec"]: a for a in before["attacks"] if a["spec"] not in es}
+    assert all(a == kept[a["spec"]] for a in after["attacks"] if a["spec"] in kept)
+    assert after["finished"] is not None and after["ers"]["ers"] == pytest.approx(before["ers"]["ers"])
+    with pytest.raises(ConfigError, match="--redo 'XX'.*no such attack.*ES"):
+        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False, redo=["XX"])
+
+
 def test_finished_file_is_left_alone(run_dir):
     out = swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False)
     before = out.read_text()

@@ -29,6 +29,7 @@ def _default_device() -> str:
 )
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=str), default=None, help="Dataset root [default: $ROBRANK_DATA].")
 @click.option("--restart", is_flag=True, help="Discard an existing results file instead of continuing it.")
+@click.option("--redo", multiple=True, metavar="ATTACK", help="Recompute this attack (a type such as ES, or a full spec) in an existing file, keeping the others; repeatable.")
 @click.option("--devices", type=click.IntRange(min=1), default=None, help="Shard the queries over N processes (one per GPU; gloo on a CPU). Under torchrun the ranks come from the environment.")
 @click.option("--amp", is_flag=True, help="bf16 autocast of the backbone (speed; metrics move slightly, docs/performance.md).")
 @click.option("--channels-last", "channels_last", is_flag=True, help="channels-last memory layout (speed, for 224x224 backbones on a GPU).")
@@ -46,6 +47,7 @@ def swipe_command(
     semantics: str,
     data_root: str | None,
     restart: bool,
+    redo: tuple[str, ...],
     devices: int | None,
     amp: bool,
     channels_last: bool,
@@ -75,6 +77,7 @@ def swipe_command(
         data_root=data_root,
         progress=not no_progress,
         restart=restart,
+        redo=redo,
         amp=amp,
         channels_last=channels_last,
         compile=compile_,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -196,8 +196,13 @@ def swipe(
     channels_last: bool = False,
     compile: bool = False,
     num_workers: int | None = None,
+    redo: Sequence[str] = (),
 ) -> Path:
     """Run every attack of ``profile`` on the model at ``run_or_ckpt``; return the results path.
+
+    ``redo`` names attacks (an attack type such as ``ES``, or a full spec) whose finished
+    results in an existing file are dropped and computed again, keeping the others: for
+    when one attack's implementation changed. The file's ``redone`` list records each one.
 
     Every attack is seeded with ``seed`` itself (not a running generator), so an attack's
     result does not depend on which attacks ran before it in this process — the property
@@ -249,6 +254,11 @@ def swipe(
         "options": options,
         "attacks": [],
     }
+    redo = [str(r) for r in redo]
+    unknown = [r for r in redo if not any(r in (p.text, str(p.type)) for p in parsed)]
+    if unknown:
+        types = sorted({str(p.type) for p in parsed})
+        raise ConfigError(f"--redo {unknown[0]!r}: profile {record.name!r} has no such attack; its types are {', '.join(types)}")
     previous = None
     if main:
         try:
@@ -263,6 +273,13 @@ def swipe(
         payload["attacks"] = list(previous["attacks"])
         payload["timings"] = dict(previous["timings"])
         spent_before = float(previous["timings"]["total_seconds"])
+        payload["redone"] = list(previous.get("redone", []))
+        dropped = [a for a in payload["attacks"] if a["spec"] in redo or a["type"] in redo]
+        if dropped:
+            payload["attacks"] = [a for a in payload["attacks"] if a not in dropped]
+            payload["redone"] += [{"spec": a["spec"], "at": _now(), "versions": payload["versions"]} for a in dropped]
+            payload.pop("ers", None)
+            previous["finished"] = None
 
     def save() -> None:
         if not main:
