@@ -59,6 +59,24 @@ def test_command_is_robrank_run_at_the_reference_settings():
     assert rp.command_text(["run", "--run-dir", "a b"], "/d") == "robrank run --run-dir 'a b'"
 
 
+def test_variants_are_named_run_with_their_options_and_kept_out_of_the_table():
+    assert [v.name for v in rp.VARIANTS] == ["mnist-est-exact", "fashion-est-exact"]
+    assert [r.name for r in rp.parse_rows(None)] == [r.name for r in rp.ROWS]  # variants only on request
+    variant = rp.parse_rows("fashion-est-exact")[0]
+    assert variant.published == rp.ROW_BY_NAME["fashion-est"].published and variant.variant
+    args = rp.row_command(variant, Path("r"), seed=0, device="cuda", data_root=None, swipe_batch_size=None,
+                          small=False, resume=False)
+    assert args[args.index("--plugin") + 1] == "est" and args[-3:] == ["-o", "pairwise_eps=0", "--no-progress"]
+    results = [_result(n, ERS=e) for n, e in (("mnist-none", 10.0), ("mnist-est", 40.0), ("mnist-act", 80.0))]
+    extra = rp.RowResult(row=variant, run_dir=Path("/nonexistent"), values={m: None for m in rp.METRICS})
+    extra.values["ERS"] = 64.0
+    text = rp.render(results, small=False, variants=[extra])
+    table, rest = text.split("## Variants (not the published settings)")
+    assert "fashion-est-exact" not in table and "- MNIST: holds: none 10.0 < EST 40.0 < ACT 80.0" in table
+    assert "| fashion-est-exact | Fashion | EST (exact) |" in rest and "64.0 / 36.4 (+27.6 ✗)" in rest
+    assert "-o pairwise_eps=0" in rest
+
+
 def test_tolerance_boundaries_and_verdict():
     # MNIST none published: R@1 99.0 (±1.5), mAP 98.7 (±3), ERS 13.3 (±5)
     r = _result("mnist-none", R1=97.5, mAP=95.6, ERS=18.3)
