@@ -270,6 +270,7 @@ class RowResult:
     epochs_done: str = ""
     summary: Any = None  # robrank.swipe.report.FileSummary of the swipe file
     small: bool = False
+    redone: list[str] = field(default_factory=list)  # attack types recomputed with `robrank swipe --redo`
 
     @property
     def measured(self) -> bool:
@@ -330,6 +331,7 @@ def collect_row(row: Row, run_dir: Path) -> RowResult:
         payload = load_results(swipe_path)
         result.summary = summarise(payload, swipe_path, label=row.name)
         result.swipe_seconds = float(payload.get("timings", {}).get("total_seconds") or 0.0) or None
+        result.redone = sorted({str(r.get("spec", "?")).split(":")[0] for r in payload.get("redone", [])})
         swipe_device = payload.get("device")
         if swipe_device and swipe_device != result.device:
             result.device = f"{result.device} (swipe: {swipe_device})"
@@ -356,7 +358,7 @@ def collect_row(row: Row, run_dir: Path) -> RowResult:
     earlier = [s.get("command") for s in record.get("earlier_sessions", []) if s.get("command")]
     if train_cmd and not (train_cmd.startswith("robrank run") or (run_cmd and train_cmd in run_cmd)):
         result.commands.append(train_cmd)
-    for cmd in [*earlier, run_cmd]:
+    for cmd in [*earlier, run_cmd, record.get("swipe_command")]:
         if cmd and cmd not in result.commands:
             result.commands.append(cmd)
     if not result.commands and train_cmd:
@@ -551,13 +553,16 @@ def render(results: list[RowResult], *, small: bool, notes: str | None = None, o
             continue
         run_rows.append([
             r.row.name, str(r.device), r.hardware or "", f"{_duration(r.train_seconds)} ({r.epochs_done})",
-            _duration(r.swipe_seconds), str(r.seed), "<br>".join(f"`{c}`" for c in r.commands),
+            _duration(r.swipe_seconds) + (f" (includes `--redo {' '.join(r.redone)}`)" if r.redone else ""),
+            str(r.seed), "<br>".join(f"`{c}`" for c in r.commands),
         ])
     lines += _md_table(["row", "device", "hardware", "training wall time", "swipe wall time", "seed", "command(s)"], run_rows)
     lines += [
         "",
         "Training wall time is the engine's own measurement (sum of `train_seconds` + `val_seconds` over "
-        "metrics.jsonl, all sessions); swipe wall time is the swipe file's `timings.total_seconds`. The "
+        "metrics.jsonl, all sessions); swipe wall time is the swipe file's `timings.total_seconds`, all "
+        "sessions, including attacks recomputed later with `robrank swipe --redo` (on another device, "
+        "where the device column says so; each attack's own time is in the per-attack tables). The "
         "CPU rows ran on a 2-core machine shared with other jobs, so their times are not speed figures.",
         "",
         "Raw files per row (swipe JSON, config.json, metrics.jsonl, reproduce.json with the command): "
