@@ -388,8 +388,13 @@ def test_defended_training_steps_on_digits(tmp_path, host, backbone, name, loss,
     )
     result = train(config, progress=False)
     assert result.steps == 2 and 0.0 <= result.metrics["R@1"] <= 1.0
-    saved = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    payload = json.loads((tmp_path / "run" / "config.json").read_text())
+    saved = payload["config"]
     assert saved["defense"] == name and saved["defense_options"]["eps"] == pytest.approx(77 / 255)
+    # the resolved options, defaults included (a run must say what it trained with)
+    assert payload["defense_settings"]["pgditer"] == 2
+    if name in ("est", "ses"):
+        assert payload["defense_settings"]["pairwise_eps"] == 1e-6
     trained = load_run(tmp_path / "run").model
     torch.manual_seed(0)
     from robrank.models.backbone import build_backbone

@@ -355,7 +355,8 @@ def fit(
     if resume:
         state = _restore(run_dir, parts, optimizers, scaler, generator, info, device)
     elif info.is_main:
-        rundir.write_config(run_dir, config, str(device), info.world_size)
+        settings = defense.settings() if hasattr(defense, "settings") else None
+        rundir.write_config(run_dir, config, str(device), info.world_size, settings)
 
     model.train()
     if config.freeze_bn and not getattr(defense, "trains_batchnorm", False):

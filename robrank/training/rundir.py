@@ -78,8 +78,15 @@ def provenance(device: str, world_size: int) -> dict[str, Any]:
     }
 
 
-def write_config(run_dir: Path, config: TrainConfig, device: str, world_size: int) -> None:
-    write_json(run_dir / CONFIG_FILE, {"config": config.to_dict(), "seed": config.seed, **provenance(device, world_size)})
+def write_config(
+    run_dir: Path, config: TrainConfig, device: str, world_size: int, defense_settings: dict[str, Any] | None = None
+) -> None:
+    """``defense_settings`` are the defense's resolved options, defaults included, so a run
+    says what it trained with even after a default changes (e.g. EST's ``pairwise_eps``)."""
+    payload = {"config": config.to_dict(), "seed": config.seed, **provenance(device, world_size)}
+    if defense_settings is not None:
+        payload["defense_settings"] = defense_settings
+    write_json(run_dir / CONFIG_FILE, payload)
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
