@@ -37,8 +37,12 @@ def pairwise(x: torch.Tensor, y: torch.Tensor, metric: str) -> torch.Tensor:
     return torch.cdist(x, y, p=2.0, compute_mode="donot_use_mm_for_euclid_dist" if x.shape[0] * y.shape[0] <= 4096 else "use_mm_for_euclid_dist_if_necessary")
 
 
-def paired(x: torch.Tensor, y: torch.Tensor, metric: str) -> torch.Tensor:
-    """Distances between matching rows of ``x`` and ``y`` (both n x d): a vector of n."""
+def paired(x: torch.Tensor, y: torch.Tensor, metric: str, *, pairwise_eps: float = 0.0) -> torch.Tensor:
+    """Distances between matching rows of ``x`` and ``y`` (both n x d): a vector of n.
+
+    ``pairwise_eps`` (E/N only) gives ‖x − y + eps‖, as ``torch.nn.functional.pairwise_distance``
+    measures it (eps = 1e-6 there): the reference's ES objective depends on that offset.
+    """
     if metric == "C":
         return 1.0 - (x * y).sum(dim=-1)
-    return (x - y).norm(p=2, dim=-1)
+    return (x - y + pairwise_eps if pairwise_eps else x - y).norm(p=2, dim=-1)

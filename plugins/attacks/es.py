@@ -30,11 +30,9 @@ class EmbeddingShift(Attack):
 
     def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
         target = ctx.clean + START_OFFSET if step == 0 else ctx.clean
-        if self.reference and ctx.metric != "C":
-            # at the first step a − b = −1e-7 and the +1e-6 wins: the shift starts along +1, as in the
-            # reference and in the EST training it defends against; exact, it would start along −1
-            return -(emb - target + PAIRWISE_EPS).norm(p=2, dim=-1)
-        return -paired(emb, target, ctx.metric)
+        # reference: at the first step a − b = −1e-7 and the +1e-6 wins, so the shift starts along +1,
+        # as in the reference and in the EST training it defends against; exact, it starts along −1
+        return -paired(emb, target, ctx.metric, pairwise_eps=PAIRWISE_EPS if self.reference else 0.0)
 
     def summarize(self, emb, dist, ctx, adversarial):
         rank = first_match_rank(dist, ctx.gallery.labels, ctx.labels, ctx.self_slot)

@@ -91,10 +91,7 @@ def embedding_shift(
 
     def objective(x: torch.Tensor, step: int) -> torch.Tensor:
         reference = target + 1e-7 * torch.randint_like(target, -1, 2) if step == 0 else target
-        emb = embed_for_metric(model(x), metric)
-        if pairwise_eps and metric != "C":
-            return -(emb - reference + pairwise_eps).norm(p=2, dim=-1).sum()
-        return -paired(emb, reference, metric).sum()
+        return -paired(embed_for_metric(model(x), metric), reference, metric, pairwise_eps=pairwise_eps).sum()
 
     return pgd_minimize(objective, images, eps=eps, alpha=alpha, steps=steps, history=history)
 
