@@ -16,12 +16,10 @@ import torch
 
 from robrank.attacks.base import Attack, BatchContext
 from robrank.attacks.metrics import first_match_rank, recall_at
-from robrank.distances import paired
+from robrank.distances import REFERENCE_PAIRWISE_EPS, paired
 
 #: the reference's offset that avoids a zero gradient at the clean point
 START_OFFSET = 1e-7
-#: torch.nn.functional.pairwise_distance's eps: the reference measured E/N shifts as ‖a − b + 1e-6‖
-PAIRWISE_EPS = 1e-6
 
 
 class EmbeddingShift(Attack):
@@ -32,7 +30,7 @@ class EmbeddingShift(Attack):
         target = ctx.clean + START_OFFSET if step == 0 else ctx.clean
         # reference: at the first step a − b = −1e-7 and the +1e-6 wins, so the shift starts along +1,
         # as in the reference and in the EST training it defends against; exact, it starts along −1
-        return -paired(emb, target, ctx.metric, pairwise_eps=PAIRWISE_EPS if self.reference else 0.0)
+        return -paired(emb, target, ctx.metric, pairwise_eps=REFERENCE_PAIRWISE_EPS if self.reference else 0.0)
 
     def summarize(self, emb, dist, ctx, adversarial):
         rank = first_match_rank(dist, ctx.gallery.labels, ctx.labels, ctx.self_slot)

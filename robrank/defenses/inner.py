@@ -18,12 +18,8 @@ import torch
 from torch import nn
 
 from ..attacks.pgd import pgd_minimize
-from ..distances import embed_for_metric, paired
+from ..distances import REFERENCE_PAIRWISE_EPS, embed_for_metric, paired
 from ..errors import ConfigError
-
-#: ``torch.nn.functional.pairwise_distance``'s default eps, which the reference's ES objective
-#: (``AdvRankLoss('ES')``, used by ``embShift`` for EST and SES) inherited for E and N
-REFERENCE_PAIRWISE_EPS = 1e-6
 
 
 def pairwise_eps_option(defense: str, value: object) -> float:

@@ -273,13 +273,14 @@ def swipe(
         payload["attacks"] = list(previous["attacks"])
         payload["timings"] = dict(previous["timings"])
         spent_before = float(previous["timings"]["total_seconds"])
-        payload["redone"] = list(previous.get("redone", []))
+        redone = list(previous.get("redone", []))
         dropped = [a for a in payload["attacks"] if a["spec"] in redo or a["type"] in redo]
         if dropped:
             payload["attacks"] = [a for a in payload["attacks"] if a not in dropped]
-            payload["redone"] += [{"spec": a["spec"], "at": _now(), "versions": payload["versions"]} for a in dropped]
-            payload.pop("ers", None)
+            redone += [{"spec": a["spec"], "at": _now(), "versions": payload["versions"]} for a in dropped]
             previous["finished"] = None
+        if redone:  # present only in files that had an attack recomputed
+            payload["redone"] = redone
 
     def save() -> None:
         if not main:
