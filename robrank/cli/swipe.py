@@ -1,7 +1,6 @@
 """``robrank swipe``: run a profile of attacks against one model into a resumable JSON file."""
 from __future__ import annotations
 
-import sys
 
 import click
 
@@ -83,14 +82,10 @@ def swipe_command(
         compile=compile_,
         num_workers=num_workers,
     )
-    try:
-        if devices is not None and devices > 1 and not info.enabled:
-            path = swipe_devices(run_or_ckpt, record.name, devices, **kwargs)
-        else:  # one process, or one rank of torchrun
-            path = swipe_ranked(run_or_ckpt, record.name, info=info, **kwargs)
-    except KeyboardInterrupt:
-        click.echo("robrank swipe: interrupted; finished attacks are saved, rerun the same command to continue", err=True)
-        sys.exit(130)
+    if devices is not None and devices > 1 and not info.enabled:
+        path = swipe_devices(run_or_ckpt, record.name, devices, **kwargs)
+    else:  # one process, or one rank of torchrun
+        path = swipe_ranked(run_or_ckpt, record.name, info=info, **kwargs)
     if info.rank != 0:
         return
     click.echo(f"results: {path}")

@@ -1,4 +1,4 @@
-"""Turn swipe results files into the tables of the papers (``tools/pjswipe.py``, done properly).
+"""Turn swipe results files into the tables of the papers (the reference code's ``pjswipe`` script, done properly).
 
 An ERS profile (rob28, rob224) becomes one row per results file with the ten raw scores in
 the published column order, the rescaled scores and the ERS, so runs compare side by side.

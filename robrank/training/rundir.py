@@ -2,14 +2,14 @@
 
 ``runs/<dataset>-<backbone>-<loss>[-<defense>]-<YYYYmmdd-HHMMSS>/`` holds ``config.json``
 (the resolved config plus the provenance needed to trust a number: versions, git commit,
-host, device), ``metrics.jsonl`` (one line per validation) and ``checkpoints/last.pt``
-(+ ``epoch-<E>.pt`` with ``--keep-epochs``). Everything is written atomically.
+hardware, device; no host name or absolute path, so it can be published as it is),
+``metrics.jsonl`` (one line per validation) and ``checkpoints/last.pt`` (+ ``epoch-<E>.pt``
+with ``--keep-epochs``). Everything is written atomically.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import platform
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -65,15 +65,16 @@ def provenance(device: str, world_size: int) -> dict[str, Any]:
     import torch
 
     from .. import __version__
+    from ..hardware import describe
 
     return {
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "robrank": __version__},
         "git_commit": git_commit(),
-        "hostname": socket.gethostname(),
+        "hardware": describe(device),
         "platform": platform.platform(),
         "device": device,
         "world_size": world_size,
-        "command": sys.argv,
+        "command": ["robrank", *sys.argv[1:]],  # argv[0] is this machine's path to the script
         "started": _dt.datetime.now().isoformat(timespec="seconds"),
     }
 
