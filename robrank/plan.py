@@ -307,11 +307,9 @@ def _run_defaults(given: dict[str, Any], registry: Any) -> tuple[TrainConfig, di
             f"dataset {record.name!r} is {record.task}-only; robrank run measures ranking robustness "
             "on a retrieval dataset (robrank list datasets)"
         )
-    for key, default in (("backbone", record.default_backbone), ("loss", record.default_loss)):
+    for key in ("backbone", "loss"):
         if key not in values:
-            if not default:
-                raise ConfigError(f"dataset {record.name!r} declares no default {key}; pass --{key}")
-            values[key] = chosen[key] = default
+            values[key] = chosen[key] = _declared_default(record, key, registry)
     if not values.get("defense"):
         if values.get("defense_options"):
             given_options = ", ".join(sorted(values["defense_options"]))
@@ -320,6 +318,22 @@ def _run_defaults(given: dict[str, Any], registry: Any) -> tuple[TrainConfig, di
             )
         values["defense"] = chosen["defense"] = plain_defense(registry)
     return TrainConfig.from_dict(values), chosen
+
+
+def _declared_default(record: Any, key: str, registry: Any) -> str:
+    """The dataset's ``default_<key>``; a dataset that declares none borrows it from a registered
+    dataset of the same image size and channels (one not marked for the quickstart first)."""
+    field_name = f"default_{key}"
+    if getattr(record, field_name):
+        return str(getattr(record, field_name))
+    alike = [
+        c.record for c in registry.components("datasets")
+        if c.record.image_size == record.image_size and c.record.channels == record.channels and getattr(c.record, field_name)
+    ]
+    alike.sort(key=lambda r: r.quickstart)
+    if not alike:
+        raise ConfigError(f"dataset {record.name!r} declares no default {key} and no dataset of its size does; pass --{key}")
+    return str(getattr(alike[0], field_name))
 
 
 def _merge_swipe(section: Mapping[str, Any], swipe: Mapping[str, Any], config: TrainConfig, registry: Any) -> SwipePlan:

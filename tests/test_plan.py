@@ -334,3 +334,20 @@ def test_mnist_downloads_use_torchvision_mirrors_and_md5s():
     ffiles = {f.name: f for f in fashion.files()}
     assert fashion.gz_md5(ffiles["train-images-idx3-ubyte"]) == "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
     assert fashion.mirror_urls() == tuple(torchvision.datasets.FashionMNIST.mirrors)
+
+
+def test_a_dataset_without_declared_defaults_borrows_them_from_one_of_its_size(register_plugin):
+    from robrank.plan import plan_run
+
+    class Bare:
+        @robrank.hookimpl
+        def register_datasets(self, register):
+            from robrank_plugins.datasets.digits import DigitsSource
+
+            register(DatasetRecord(name="bare28", factory=DigitsSource, summary="declares nothing", image_size=28, profile="rob28"))
+
+    with register_plugin(Bare()) as host:
+        plan = plan_run({"dataset": "bare28"}, {}, registry=host.registry)
+        # the registered 28x28 grey datasets that are not the quickstart declare c2f2 / ptripletN
+        assert (plan.config.backbone, plan.config.loss) == ("c2f2", "ptripletN")
+        assert plan.chosen["backbone"] == "c2f2"
