@@ -50,6 +50,18 @@ class SwipePlan:
         suffix = "" if self.semantics == DEFAULT_SEMANTICS else f"-{self.semantics}"
         return f"swipe-{self.profile}{suffix}.json"
 
+    def runner_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`robrank.swipe.swipe` this plan fixes (device resolved now)."""
+        from .runtime import device_name
+
+        return {
+            "device": device_name(self.device),
+            "batch_size": self.batch_size,
+            "max_batches": self.max_batches,
+            "seed": self.seed,
+            "semantics": self.semantics,
+        }
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "batch_size": self.batch_size,
