@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from robrank.errors import RobrankError
-from robrank.swipe.ers import KEYS, IncompleteScoresError, ers, ers_block, missing, raw_scores, rescale
+from robrank_plugins.profiles.ers import KEYS, IncompleteScoresError, ers, ers_block, missing, raw_scores, rescale
 
 CUB_NONE = (0.0, 100.0, 0.0, 99.9, 0.883, 1.762, 0.0, 0.0, 14.1, 0.0)
 CUB_ACT32 = (15.5, 37.7, 15.1, 32.2, 0.472, 0.821, 11.1, 9.4, 14.9, 1.0)
