@@ -59,7 +59,9 @@ class DatasetRecord(Record):
     ``root`` is the user's ``--data-root`` (or ``$ROBRANK_DATA``); the source decides where
     else to look. ``num_test_classes`` is the k of NMI's k-means, or 0 for a dataset whose
     classes come from the user's files (counted from the test split when it is loaded, see
-    :meth:`test_classes`); ``profile`` is the swipe profile that fits the image size.
+    :meth:`test_classes`); ``profile`` is the swipe profile that fits the image size (empty:
+    the one registered scored profile whose ``image_size`` family fits, see
+    :func:`robrank.swipe.runner.profile_for_dataset`).
     ``attack_defaults`` maps an attack name to spec-field defaults that depend on the data
     (e.g. a rate the reference tuned per dataset); a field given in the spec wins, and an
     attack missing here uses its own declared default.
@@ -68,7 +70,7 @@ class DatasetRecord(Record):
     image_size: int = SIZE_28
     channels: int = 1
     num_test_classes: int = 10
-    profile: str = "rob28"
+    profile: str = ""
     kinds: tuple[str, ...] = ("classification", "SPC-2", "triplet")
     task: str = "retrieval"  # or "classification" (e.g. cifar10: no zero-shot split)
     attack_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
@@ -129,13 +131,15 @@ class LossRecord(Record):
     groups losses for defense compatibility (``triplet``, ``contrastive``, ...);
     ``uses_miner`` says whether a miner letter may prefix its reference name;
     ``has_raw`` says the module exposes ``raw(a, p, n)``, which defenses need.
+    ``default_miner`` names the miner used when none is chosen; empty means the miner without
+    a reference letter (the reference's spc2-random).
     """
 
     metrics: tuple[str, ...] = ("C", "E", "N")
     batch: str = "SPC-2"
     family: str = ""
     uses_miner: bool = False
-    default_miner: str = "random"
+    default_miner: str = ""
     has_raw: bool = False
 
     kind: ClassVar[str] = "losses"

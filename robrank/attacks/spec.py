@@ -18,8 +18,6 @@ from ..errors import SpecError, UnknownNameError
 from ..params import ParamError
 from .base import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_PGDITER, PM
 
-EXAMPLE = "CA:pm=+:W=1:eps=0.30196:alpha=0.011764:pgditer=32"
-
 
 @dataclass(frozen=True)
 class AttackSpec:
@@ -75,7 +73,7 @@ def parse_spec(text: str | AttackSpec, registry: Any = None) -> AttackSpec:
     if isinstance(text, AttackSpec):
         return text
     if not isinstance(text, str) or not text.strip():
-        raise SpecError(f"attack spec is empty; write TYPE:key=val:..., e.g. {EXAMPLE}")
+        raise SpecError("attack spec is empty; write TYPE:key=val:... (robrank list attacks shows each TYPE and its fields)")
     raw = text.strip()
     if registry is None:
         from ..plugins import get_registry
@@ -115,4 +113,4 @@ def parse_spec(text: str | AttackSpec, registry: Any = None) -> AttackSpec:
     return AttackSpec(type=record.name, params=ordered, text=canonical_text)
 
 
-__all__ = ["AttackSpec", "parse_spec", "accepted_keys", "canonical", "DEFAULT_EPS", "DEFAULT_ALPHA", "DEFAULT_PGDITER", "EXAMPLE"]
+__all__ = ["AttackSpec", "parse_spec", "accepted_keys", "canonical", "DEFAULT_EPS", "DEFAULT_ALPHA", "DEFAULT_PGDITER"]

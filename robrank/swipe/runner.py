@@ -91,6 +91,29 @@ def resolve_profile(name: str):
     return get_registry().get("profiles", name)
 
 
+def profile_for_dataset(record: Any, registry: Any = None):
+    """The swipe profile of a dataset: the one its record names, else the one scored profile that fits its size.
+
+    A dataset record that names no profile gets the registered profile with a score whose
+    ``image_size`` family is the dataset's; none or several is a one-line error asking the
+    dataset to name one.
+    """
+    if registry is None:
+        from ..plugins import get_registry
+
+        registry = get_registry()
+    if record.profile:
+        return registry.get("profiles", record.profile)
+    fitting = [c.record for c in registry.components("profiles") if c.record.score is not None and c.record.image_size is not None and c.record.fits(record.image_size)]
+    if len(fitting) != 1:
+        found = f" ({', '.join(p.name for p in fitting)})" if fitting else ""
+        raise ConfigError(
+            f"dataset {record.name!r} names no swipe profile and {len(fitting)} scored profiles fit its "
+            f"{record.image_size}px images{found}; pass --profile or set DatasetRecord.profile"
+        )
+    return fitting[0]
+
+
 def default_output(run_or_ckpt: str | Path, loaded: Any, profile: str, semantics: str = REFERENCE) -> Path:
     """``<run_dir>/swipe-<profile>.json`` for a run directory, ``<ckpt>.swipe-<profile>.json`` for a file.
 
@@ -333,4 +356,4 @@ def _result_fields(result: Any) -> dict[str, Any]:
     return fields
 
 
-__all__ = ["swipe", "SwipeBackend", "prepare_for_speed", "SwipeResumeError", "default_output", "resolve_profile", "file_sha256", "RESUME_KEYS"]
+__all__ = ["swipe", "SwipeBackend", "prepare_for_speed", "SwipeResumeError", "profile_for_dataset", "default_output", "resolve_profile", "file_sha256", "RESUME_KEYS"]
