@@ -15,10 +15,16 @@ selection, and the embedding shift. A concrete attack says only three things:
 The PGD loop is one forward, one input-gradient and a few element-wise ops per step: no
 Python loop over samples and no host synchronisation, so an attack step costs about as
 much as a bare forward/backward of the model (see ``benchmarks/pgd_overhead.py``).
+
+Two options apply to every attack without any code in it: ``nes`` swaps the input gradient
+for the black-box NES estimate (:mod:`robrank.attacks.nes`), and a :class:`Surrogate` runs
+the selection and the optimisation on another model (a transfer attack) while the clean and
+adversarial summaries are still measured on the attacked one.
 """
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -28,12 +34,17 @@ from torch import nn
 from ..distances import pairwise, paired
 from ..errors import ConfigError
 from ..models.modes import attack_mode, embed
-from ..params import REQUIRED, Param, collect
+from ..params import REQUIRED, Param, ParamError, collect
 from ..semantics import REFERENCE, check_semantics
-from ..summaries import EMBSHIFT, MetricDisplay
+from ..summaries import EMBSHIFT, QUERIES, MetricDisplay
 from . import selection
 from .gallery import Gallery
+from .nes import REFERENCE as NES_REFERENCE
+from .nes import nes_gradient, query_count
 from .pgd import pgd_minimize, sign_step
+
+#: keys the engine adds to summaries itself (an attack's ``reports`` may list them)
+ENGINE_KEYS = frozenset({EMBSHIFT, QUERIES})
 
 #: PGD defaults of the reference ``AdvRank`` constructor
 DEFAULT_EPS = 4.0 / 255.0
@@ -52,7 +63,7 @@ class BatchContext:
     selection); ``self_slot`` is each object's own slot in the gallery: the nearest clean
     gallery item under reference semantics (the reference's ``loc_self``), the true slot
     under fixed semantics. ``sel`` holds the attack's selection; ``last`` the embeddings of
-    the last PGD forward pass.
+    the last PGD forward pass and ``last_input`` the images it embedded.
     """
 
     gallery: Gallery
@@ -66,10 +77,23 @@ class BatchContext:
     reference: bool
     sel: dict[str, Any] = field(default_factory=dict)
     last: torch.Tensor | None = None
+    last_input: torch.Tensor | None = None
 
     def dist(self, emb: torch.Tensor) -> torch.Tensor:
         """``[B, N]`` distances from ``emb`` to every gallery item."""
         return pairwise(emb, self.gallery.embeddings, self.metric)
+
+
+@dataclass
+class Surrogate:
+    """The model a transfer attack optimises against, with its own clean gallery of the same split.
+
+    Any module with a ``metric`` and an ``embed`` (or a forward whose output the metric
+    normalises) works: a trained run, or an external model wrapped the same way.
+    """
+
+    model: nn.Module
+    gallery: Gallery
 
 
 @dataclass
@@ -103,6 +127,8 @@ class Attack:
         Param("eps", float, DEFAULT_EPS, low=0.0, help="L-infinity radius of the perturbation (pixels in [0, 1])"),
         Param("alpha", float, DEFAULT_ALPHA, low=0.0, help="PGD step size (eps is used when pgditer=1: FGSM)"),
         Param("pgditer", int, DEFAULT_PGDITER, low=1, help="number of PGD steps"),
+        Param("nes", bool, False, implicit=True, example="nes=1",
+              help="black-box: NES estimates of the gradient from model outputs (robrank.attacks.nes) instead of autograd"),
     )
     #: summary keys this attack reports (clean and adversarial; the engine adds ``embshift``)
     reports: ClassVar[tuple[str, ...]] = ()
@@ -112,6 +138,7 @@ class Attack:
     eps: float
     alpha: float
     pgditer: int
+    nes: bool
 
     def __init__(self, *, semantics: str = REFERENCE, random_start: bool = False, **values: Any) -> None:
         for param in self.parameters():
@@ -150,13 +177,26 @@ class Attack:
         fields = []
         for param in self.parameters():
             value = getattr(self, param.name)
-            if value is not None:
-                fields.append(f"{param.name}={value:g}" if isinstance(value, float) else f"{param.name}={value}")
+            if value is None or (param.implicit and value == param.default):
+                continue
+            text = f"{value:g}" if isinstance(value, float) else param.format(value)
+            fields.append(f"{param.name}={text}")
         return f"{type(self).__name__}({', '.join([*fields, self.semantics])})"
 
     def distance_width(self) -> int:
         """How many [B, N] distance rows one sample of this attack holds (for the batch-size estimate)."""
         return 6
+
+    @classmethod
+    def check_values(cls, values: Mapping[str, Any]) -> None:
+        """Checks that span several fields (each field alone was checked against its ``Param``).
+
+        Called by the spec parser with every field's value (defaults filled in); raise
+        :class:`robrank.params.ParamError` naming the fields. A subclass extending it calls
+        ``super().check_values(values)``.
+        """
+        if values.get("nes") and values.get("pgditer", 2) < 2:
+            raise ParamError("nes=1 needs pgditer >= 2 (NES takes no single FGSM-like step)")
 
     # ------------------------------------------------------------------ subclass hooks
 
@@ -223,8 +263,17 @@ class Attack:
             self.select(ctx)
         return ctx
 
+    @property
+    def queries(self) -> int | None:
+        """Model forward passes per attacked image an NES attack spends (None for white-box)."""
+        return query_count(self.pgditer, NES_REFERENCE) if self.nes else None
+
     def perturb(self, model: nn.Module, images: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
-        """Projected descent on ``objective`` with this attack's ``step``; returns the last iterate."""
+        """Projected descent on ``objective`` with this attack's ``step``; returns the last iterate.
+
+        With ``nes`` the direction is the NES estimate and the loop runs the reference's NES
+        schedule (``pgditer + 1`` sign steps of 3/255); ``alpha`` is then unused.
+        """
         x0 = images.detach()
         start = None
         if self.random_start and self.eps > 0:
@@ -232,9 +281,21 @@ class Attack:
             noise = noise.to(x0.dtype).view_as(x0)
             start = (x0 + self.eps * (2.0 * noise - 1.0)).clamp_(0.0, 1.0)
 
+        if self.nes:
+            # ctx.last stays unset: the reference measured NES's embshift on the result, not a probe
+            def losses(x: torch.Tensor, step: int) -> torch.Tensor:
+                return self.objective(embed(model, x), ctx, step)
+
+            gradient = nes_gradient(losses, x0, eps=self.eps, seed=ctx.seed, index=ctx.index, settings=NES_REFERENCE)
+            return pgd_minimize(
+                lambda x, step: losses(x, step).sum(), x0, eps=self.eps, alpha=NES_REFERENCE.step,
+                steps=NES_REFERENCE.iterations(self.pgditer), start=start, update=self.step, gradient=gradient,
+            )
+
         def objective(x: torch.Tensor, step: int) -> torch.Tensor:
             emb = embed(model, x)
             ctx.last = emb.detach()  # the reference's embshift reads this last forward
+            ctx.last_input = x.detach()
             return self.objective(emb, ctx, step).sum()
 
         return pgd_minimize(
@@ -256,23 +317,47 @@ class Attack:
         *,
         seed: int = 0,
         self_slot: torch.Tensor | None = None,
+        surrogate: Surrogate | None = None,
     ) -> BatchOutcome:
-        """Attack one batch: clean summary, PGD, adversarial summary (model state restored)."""
+        """Attack one batch: clean summary, PGD, adversarial summary (model state restored).
+
+        With a ``surrogate`` the selection and the optimisation run on the surrogate model
+        (its own clean context, same seed), and the resulting images are summarised on
+        ``model`` with ``model``'s own selection: a transfer attack. A surrogate identical to
+        the model gives exactly the white-box result.
+        """
         if model.metric != gallery.metric:
             raise ConfigError(f"the gallery was embedded for metric {gallery.metric} but the model uses {model.metric}")
+        if surrogate is not None and surrogate.model.metric != surrogate.gallery.metric:
+            raise ConfigError(
+                f"the surrogate gallery was embedded for metric {surrogate.gallery.metric} but the surrogate uses {surrogate.model.metric}"
+            )
         with attack_mode(model):
             ctx = self.context(model, gallery, images, labels, index, seed=seed, self_slot=self_slot)
             with torch.no_grad():
                 orig = self.summarize(ctx.clean, ctx.clean_dist, ctx, adversarial=False)
-            adversarial = self.perturb(model, images, ctx)
+            if surrogate is None:
+                adversarial = self.perturb(model, images, ctx)
+            else:
+                with attack_mode(surrogate.model):
+                    source = self.context(surrogate.model, surrogate.gallery, images, labels, index, seed=seed, self_slot=self_slot)
+                    adversarial = self.perturb(surrogate.model, images, source)
+                if source.last_input is not None:
+                    # the reference's embshift quirk (the last PGD forward), measured on the attacked model
+                    with torch.no_grad():
+                        ctx.last = embed(model, source.last_input)
             with torch.no_grad():
                 adv_emb = embed(model, adversarial)
                 adv_dist = ctx.dist(adv_emb)
                 adv = self.summarize(adv_emb, adv_dist, ctx, adversarial=True)
+                own = set(orig) | set(adv)
                 adv[EMBSHIFT] = self.embshift(adv_emb, ctx)
-        if self.reports and (set(orig) | set(adv)) != set(self.reports):
+                if self.queries is not None:
+                    adv[QUERIES] = torch.full_like(adv[EMBSHIFT], float(self.queries))
+        declared = set(self.reports) - ENGINE_KEYS
+        if self.reports and own - ENGINE_KEYS != declared:
             raise ConfigError(
-                f"attack {self.name} reports {sorted(set(orig) | set(adv))} but declares reports={sorted(self.reports)}; "
+                f"attack {self.name} reports {sorted(own)} but declares reports={sorted(self.reports)}; "
                 "make its summarize() and its reports agree"
             )
         cast = lambda d: {k: v.detach().to(torch.float64).view(-1) for k, v in d.items()}  # noqa: E731
