@@ -21,6 +21,9 @@ from .params import Param
 from .scoring import Score
 from .summaries import MetricDisplay
 
+#: How users spell "no pretrained weights" (``--pretrained none``); not a component name.
+NO_WEIGHTS = "none"
+
 #: The image-size families of the reference code; they decide defaults and swipe profiles.
 SIZE_28 = 28
 SIZE_224 = 224
@@ -315,5 +318,6 @@ __all__ = [
     "KINDS",
     "SIZE_28",
     "SIZE_224",
+    "NO_WEIGHTS",
     "size_family",
 ]
