@@ -53,9 +53,7 @@ def swipe_command(
     Results are saved after each attack; rerunning the same command after a crash or Ctrl-C
     skips the attacks already done. ERS profiles print the report table at the end.
     """
-    from ..attacks import AttackOptions
-    from ..runtime import device_name
-    from ..semantics import REFERENCE
+    from ..plan import SwipePlan
     from ..swipe.distributed import swipe_devices, swipe_ranked
     from ..swipe.report import report
     from ..swipe.runner import resolve_profile
@@ -64,18 +62,20 @@ def swipe_command(
 
     record = resolve_profile(profile)  # an unknown name fails here, before the model loads
     info = from_env()
-    options = AttackOptions(
-        batch_size=batch_size,
-        max_batches=max_batches,
-        seed=seed,
-        semantics=semantics or REFERENCE,
+    plan = SwipePlan(profile=record.name, batch_size=batch_size, max_batches=max_batches,
+                     semantics=semantics or "reference", seed=seed, device=device)
+    kwargs = dict(
+        output=output,
+        **plan.runner_kwargs(),
+        data_root=data_root,
         progress=not (no_progress or quiet or as_json),
+        restart=restart,
+        redo=redo,
         amp=amp,
         channels_last=channels_last,
         compile=compile_,
         num_workers=num_workers,
     )
-    kwargs = dict(options=options, output=output, device=device_name(device), data_root=data_root, restart=restart, redo=redo)
     lock_dir = _run_dir_of(run_or_ckpt) if info.is_main else None
     try:
         with locked(lock_dir, "robrank swipe") if lock_dir is not None else _nothing():
