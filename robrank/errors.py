@@ -23,6 +23,21 @@ class RobrankError(Exception):
     """A problem the user can fix; its message is shown verbatim on one line."""
 
 
+def user_message(exc: BaseException) -> str:
+    """The one line to show for ``exc``.
+
+    A DataLoader worker re-raises an error in the main process with the worker's whole
+    traceback as its message ("Caught DataError in DataLoader worker process 0. Original
+    Traceback ..."); the user needs only the original error's own line, its last one.
+    """
+    text = str(exc)
+    if "Original Traceback" in text:
+        last = [line for line in text.strip().splitlines() if line.strip()][-1].strip()
+        name, sep, message = last.partition(": ")
+        text = message if sep and name.replace(".", "").replace("_", "").isalnum() else last
+    return " ".join(text.split())
+
+
 class UnknownNameError(RobrankError):
     """A component name that no plugin registered."""
 
@@ -45,9 +60,17 @@ class SpecError(RobrankError):
     """A malformed attack specification (names the offending field)."""
 
 
+class StorageError(RobrankError):
+    """A file that cannot be written (read-only folder, full disk); what was there is kept."""
+
+
 class CheckpointError(RobrankError):
     """A checkpoint that cannot be loaded, or does not fit the requested configuration."""
 
 
 class ConfigError(RobrankError):
     """An incompatible combination of options (e.g. a defense with a loss it cannot use)."""
+
+
+class NonFiniteError(RobrankError):
+    """A number that must be finite is not: a diverged training loss, NaN embeddings, a NaN metric."""

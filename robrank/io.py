@@ -6,6 +6,7 @@ old complete file or the new complete file, never half of one.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -14,27 +15,61 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import CheckpointError, one_line
+from .errors import CheckpointError, StorageError, one_line
 
 
 @contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[Any]]:
-    """Open a temporary sibling of ``path`` for writing; it replaces ``path`` on success only."""
+    """Open a temporary sibling of ``path`` for writing; it replaces ``path`` on success only.
+
+    A write the disk refuses (read-only, full, no permission) becomes one
+    :class:`~robrank.errors.StorageError` line naming the file; the previous ``path`` is
+    left as it was and the temporary file removed.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _storage_error(path, exc) from exc
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
-        except FileNotFoundError:
+        except OSError:
             pass
+        if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
+            raise _storage_error(path, exc) from exc
         raise
+
+
+#: what a full, read-only or forbidden disk raises
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG}
+
+
+def _storage_error(path: Path, exc: OSError) -> StorageError:
+    what = exc.strerror or type(exc).__name__
+    kept = "; the previous file is unchanged" if path.exists() else ""
+    return StorageError(f"cannot write {path}: {what}{kept}; free space or make the folder writable (or write elsewhere)")
+
+
+def check_free_space(folder: str | os.PathLike[str], needed: int, what: str) -> None:
+    """Refuse to start work whose output will not fit: ``needed`` bytes in ``folder``."""
+    import shutil
+
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < needed:
+        raise StorageError(f"{folder} has {free / 2**20:.0f} MiB free but {what} needs about {needed / 2**20:.0f} MiB; "
+                           "free space or choose another --run-dir")
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .distances import check_metric, embed_for_metric, pairwise
-from .errors import ConfigError
+from .errors import ConfigError, NonFiniteError
 
 #: the keys of :func:`retrieval_metrics`, in the order they are printed
 METRIC_KEYS: tuple[str, ...] = ("R@1", "R@2", "mAP", "mAP@R", "mAP@10", "NMI")
@@ -29,6 +29,21 @@ SELF_EXCLUSION: tuple[str, ...] = ("index", "reference")
 
 #: distances held per chunk (floats); 2**25 is 128 MB per buffer
 _CHUNK_ELEMENTS = 2**25
+
+
+def require_finite_embeddings(embeddings: torch.Tensor) -> None:
+    """Refuse to score a model whose embeddings are not finite (NaN weights, a diverged run).
+
+    Without this, NaN distances rank arbitrarily: eval fails deep in faiss, an attack reports
+    a perfect-looking prank of 0, and a swipe an ERS of nan.
+    """
+    finite = torch.isfinite(embeddings).all(dim=-1)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise NonFiniteError(
+            f"the model's embeddings of {bad} of {finite.numel()} test images are NaN/inf, so it cannot be scored; "
+            "its weights are broken (retrain it, e.g. with a lower --lr, or check the checkpoint)"
+        )
 
 
 def retrieval_metrics(
@@ -61,6 +76,7 @@ def retrieval_metrics(
     n = embeddings.shape[0]
     if n < 2:
         raise ConfigError(f"retrieval metrics need at least 2 items, got {n}")
+    require_finite_embeddings(embeddings)
     gallery = embed_for_metric(embeddings.detach().float(), metric).contiguous()
     labels = labels.detach().to(device=gallery.device, dtype=torch.int64)
     if chunk_size is None:
@@ -208,4 +224,4 @@ def format_metrics(metrics: dict[str, Any], keys: tuple[str, ...] = ("R@1", "R@2
     return "  ".join(f"{key} {100.0 * float(metrics[key]):.1f}" for key in keys if key in metrics)
 
 
-__all__ = ["retrieval_metrics", "normalized_mutual_information", "format_metrics", "METRIC_KEYS", "SELF_EXCLUSION"]
+__all__ = ["retrieval_metrics", "require_finite_embeddings", "normalized_mutual_information", "format_metrics", "METRIC_KEYS", "SELF_EXCLUSION"]

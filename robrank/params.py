@@ -39,6 +39,10 @@ class Param:
     time", e.g. from the dataset record). ``low``/``high`` bound numbers (inclusive),
     ``choices`` restricts the accepted values, ``example`` is what an error suggests.
 
+    ``outside_class``: the field counts gallery items drawn from outside the query's class
+    (candidates, targets), so it cannot exceed the gallery size minus the largest class; the
+    attack runner checks that where the gallery is known (a spec alone cannot).
+
     ``implicit``: at its default the field is left out of the canonical spec text (and of
     ``AttackSpec.params``). Fields added after results were stored must be implicit, so every
     stored spec string keeps its meaning and its text; the reference's PGD settings are not
@@ -54,6 +58,7 @@ class Param:
     help: str = ""
     example: str = ""
     implicit: bool = False
+    outside_class: bool = False
 
     @property
     def required(self) -> bool:
@@ -136,6 +141,8 @@ class Param:
                 out[key] = getattr(self, key)
         if self.choices:
             out["choices"] = list(self.choices)
+        if self.outside_class:
+            out["outside_class"] = True
         if self.help:
             out["help"] = self.help
         if self.implicit:

@@ -297,7 +297,12 @@ def plan_run(
         if rundir.has_checkpoint(run_dir):
             raise ConfigError(f"run directory {run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
         dataset = registry.get("datasets", resolved.dataset)
-        profile = registry.get("profiles", swipe.get("profile") or _dataset_profile(dataset, registry)).name
+        profile_record = registry.get("profiles", swipe.get("profile") or _dataset_profile(dataset, registry))
+        profile = profile_record.name
+        if not swipe.get("force"):  # before training, not after it
+            from .swipe.runner import check_profile_fits
+
+            check_profile_fits(profile_record, dataset.image_size, dataset.name)
         swipe_plan = SwipePlan(
             profile=profile,
             batch_size=swipe.get("batch_size"),

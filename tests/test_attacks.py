@@ -367,7 +367,7 @@ def test_cli_attack_prints_original_adversarial_and_difference(tmp_path, robrank
     assert result.exit_code == 0, result.output
     for title in ("Original:", "Adversarial:", "Difference:"):
         assert title in result.output
-    assert "retain@4" in result.output and "8 samples" in result.output
+    assert "retain@4" in result.output and "8 of 364 samples: partial" in result.output
     as_json = robrank_cli("attack", str(ckpt), "-A", "ES:eps=0.1:alpha=0.05:pgditer=2", "-m", "1", "-b", "4", "-D", "cpu", "--json", "--semantics", "fixed")
     assert as_json.exit_code == 0, as_json.output
     import json

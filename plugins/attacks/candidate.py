@@ -27,7 +27,8 @@ PCTL = MetricDisplay("prank", "PCTL", scale=100.0, full=100.0)
 
 class CandidateAttack(Attack):
     name = "CA"
-    params = (PM, Param("W", int, low=1, help="number of queries whose rankings the candidate moves in", example="W=1"))
+    params = (PM, Param("W", int, low=1, help="number of queries whose rankings the candidate moves in", example="W=1",
+                        outside_class=True))
     reports = ("loss", "prank", EMBSHIFT)
     display = (PCTL,)
 

@@ -26,7 +26,8 @@ from robrank.summaries import EMBSHIFT
 from .candidate import PCTL
 
 #: the M field of the query attacks
-CANDIDATES = Param("M", int, low=1, help="number of candidates moved in the perturbed query's ranking", example="M=1")
+CANDIDATES = Param("M", int, low=1, help="number of candidates moved in the perturbed query's ranking", example="M=1",
+                   outside_class=True)
 
 
 def query_loss(dist: torch.Tensor, targets: torch.Tensor, pm: str, exclude: torch.Tensor | None = None) -> torch.Tensor:

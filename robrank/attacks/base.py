@@ -124,7 +124,7 @@ class Attack:
     name: ClassVar[str] = ""
     #: spec fields of every PGD attack; a subclass lists only the fields it adds
     params: ClassVar[tuple[Param, ...]] = (
-        Param("eps", float, DEFAULT_EPS, low=0.0, help="L-infinity radius of the perturbation (pixels in [0, 1])"),
+        Param("eps", float, DEFAULT_EPS, low=0.0, high=1.0, help="L-infinity radius of the perturbation (pixels in [0, 1])"),
         Param("alpha", float, DEFAULT_ALPHA, low=0.0, help="PGD step size (eps is used when pgditer=1: FGSM)"),
         Param("pgditer", int, DEFAULT_PGDITER, low=1, help="number of PGD steps"),
         Param("nes", bool, False, implicit=True, example="nes=1",

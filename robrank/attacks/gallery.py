@@ -128,4 +128,7 @@ class Gallery:
             for images in iter_images(dataset, batches, device):
                 chunks.append(embed(model, images).detach())
         embeddings = torch.cat(chunks) if chunks else torch.empty(0, 0, device=device)
+        from ..metrics import require_finite_embeddings
+
+        require_finite_embeddings(embeddings)  # attacking a broken model would print numbers that mean nothing
         return cls(embeddings, dataset.labels.to(device), model.metric)

@@ -280,6 +280,29 @@ def auto_batch_size(model: nn.Module, dataset: Any, gallery: Gallery, attack: At
     return int(max(1, min(CUDA_BATCH_MAX, len(dataset), (free // 2) // per_image)))
 
 
+def check_against_gallery(spec: Any, gallery: Gallery, registry: Any = None) -> None:
+    """Refuse spec fields that do not fit this gallery, where the gallery is known.
+
+    A field declared ``outside_class`` (``robrank.params.Param``) counts items drawn from
+    outside the query's class, so it may not exceed the gallery size minus the largest
+    class: a bigger value would silently clamp or repeat items. (Ranges that need no gallery,
+    such as eps <= 1, are checked when the spec is parsed.)
+    """
+    from ..plugins import get_registry
+
+    record = (registry or get_registry()).get("attacks", spec.type)
+    counts = [p.name for p in getattr(record, "params", ()) if getattr(p, "outside_class", False) and spec.params.get(p.name) is not None]
+    if not counts:
+        return
+    labels = gallery.labels
+    largest = int(torch.bincount(labels - labels.min()).max()) if labels.numel() else 0
+    limit = len(gallery) - largest
+    for key in counts:
+        if int(spec.params[key]) > limit:
+            raise SpecError(f"attack {spec.text}: {key}={spec.params[key]} exceeds the {limit} gallery items outside a query's "
+                            f"class ({len(gallery)} images, largest class {largest}); use {key}<={limit}")
+
+
 def run_attack(
     model: nn.Module,
     dataset: Any,
@@ -331,6 +354,7 @@ def run_attack(
         if len(surrogate_gallery) != len(gallery):
             raise ConfigError(f"the surrogate gallery has {len(surrogate_gallery)} items but the target's has {len(gallery)}; embed the same split")
         source = Surrogate(surrogate, surrogate_gallery.to(device))
+    check_against_gallery(spec, gallery)
     # the gallery is this split when sizes agree: a query's own slot is its dataset index
     own_slots = len(gallery) == len(dataset)
     if indices is None:
@@ -349,11 +373,10 @@ def run_attack(
 
     sums: dict[str, dict[str, torch.Tensor]] = {"orig": {}, "adv": {}}
     count = 0
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    from .. import progress as progress_output
 
-        bar = tqdm(total=len(batches), desc=spec.text, unit="batch", leave=False, dynamic_ncols=True)
+    # a bar on a terminal only: in a log file the swipe's per-attack line is the progress
+    bar = progress_output.bar(progress, total=len(batches), desc=spec.text, unit="batch", leave=False)
     # indices and labels go to the device once, not once per batch: a pageable host-to-device
     # copy waits for the device, which would stall the host behind every batch's PGD
     order_dev = torch.cat(batches).to(device) if batches else order[:0]

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from .. import __version__
-from ..errors import RobrankError
+from ..errors import RobrankError, user_message
 
 #: command name -> "module:attribute" inside robrank.cli
 BUILTIN_COMMANDS: dict[str, str] = {
@@ -101,7 +101,7 @@ class RobrankGroup(click.Group):
         try:
             return super().invoke(ctx)
         except RobrankError as exc:
-            raise UserError(" ".join(str(exc).split())) from exc
+            raise UserError(user_message(exc)) from exc
         except KeyboardInterrupt as exc:  # click's standalone mode would print "Aborted!" and exit 1
             if os.environ.get("ROBRANK_DEBUG"):
                 raise

@@ -91,11 +91,19 @@ def attack_command(
         compile=compile_,
     )
     result = run_attack(run.model, dataset, parsed, options, surrogate=source.model if source is not None else None)
+
+    from ..swipe.schema import check_metric
+
+    for side, summary in (("clean", result.orig), ("adversarial", result.adv)):
+        for key, value in summary.items():  # a NaN or out-of-range average is never printed as a result
+            check_metric(key, float(value), f"{result.spec} ({side})")
     transfer = {"surrogate": str(source.checkpoint)} if source is not None else {}
     if as_json:
         click.echo(json.dumps({**result.as_dict(), "checkpoint": str(run.checkpoint), **transfer}, indent=2))
         return
-    click.echo(f"{result.spec} on {run.checkpoint} ({run.dataset}, metric {run.metric}, {result.count} samples, {result.seconds:.1f} s)")
+    total = len(dataset)
+    coverage = f"{result.count} samples" if result.count >= total else f"{result.count} of {total} samples: partial, not a full result"
+    click.echo(f"{result.spec} on {run.checkpoint} ({run.dataset}, metric {run.metric}, {coverage}, {result.seconds:.1f} s)")
     if source is not None:
         click.echo(f"transfer from surrogate {source.checkpoint} (metric {source.metric})")
     _print_summary("Original", result.orig)

@@ -15,6 +15,7 @@ import click
 
 from ..errors import DataError, RobrankError
 from . import UserError
+from .options import FiniteFloat
 
 DATA_ROOT_HELP = "Directory with the datasets [default: $ROBRANK_DATA]."
 
@@ -118,7 +119,7 @@ def check_dataset(name: str, data_root: str | None, as_json: bool) -> None:
     help="Data root to download into (the files go to the dataset's folder under it, e.g. DIR/mnist/); "
     "default: $ROBRANK_DATA, else the reference layout under ~/.torch.",
 )
-@click.option("--timeout", type=float, default=30.0, help="Seconds to wait on each connection [default: 30].")
+@click.option("--timeout", type=FiniteFloat(min=0.0, min_open=True), default=30.0, help="Seconds to wait on each connection [default: 30].")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (nothing else on stdout).")
 def download_dataset(name: str, dest: str | None, timeout: float, as_json: bool) -> None:
     """Download dataset NAME and verify its checksums (MNIST, Fashion-MNIST, CIFAR-10)."""

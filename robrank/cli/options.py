@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -84,9 +85,12 @@ def parse_key_value(text: str) -> tuple[str, Any]:
     if lowered in ("true", "false"):
         return key, lowered == "true"
     try:
-        return key, json.loads(raw)
+        value = json.loads(raw)
     except ValueError:
         return key, raw
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"option {text!r}: {raw} is not a finite number; give a plain number")
+    return key, value
 
 
 class SuggestingChoice(click.Choice):
@@ -107,6 +111,30 @@ class SuggestingChoice(click.Choice):
         close = difflib.get_close_matches(text.lower(), list(folded), n=3, cutoff=0.5)
         hint = f"; did you mean {' or '.join(repr(folded[c]) for c in close)}?" if close else ""
         self.fail(f"{text!r} is not one of {', '.join(map(repr, self.choices))}{hint}", param, ctx)
+
+
+class FiniteFloat(click.FloatRange):
+    """A float that must be finite, optionally within ``[min, max]`` (click's range semantics).
+
+    ``click.FloatRange`` lets ``nan`` through (every comparison with NaN is false) and ``float``
+    accepts ``inf``; a learning rate of ``nan`` then fails with a traceback in the optimiser,
+    and ``inf`` trains a broken model that fails later in faiss. This refuses both where the
+    user typed them, naming the option.
+    """
+
+    name = "finite float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number; give a plain number such as 0.001", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+#: any finite float; >= 0 (learning rate, weight decay, step sizes); in [0, 1] (an L-inf budget in pixels)
+FINITE = FiniteFloat()
+NON_NEGATIVE = FiniteFloat(min=0.0)
+UNIT_INTERVAL = FiniteFloat(min=0.0, max=1.0)
 
 
 def suggest(name: str, known: Sequence[str]) -> str:
@@ -138,6 +166,9 @@ max_batches_option = click.option(
     help="Stop each attack after this many batches (quick checks; not a full result).",
 )
 profile_option = click.option("-p", "--profile", default=None, help="Swipe profile (robrank list profiles).")
+force_profile_option = click.option(
+    "--force", is_flag=True, help="Swipe even when the profile's image size does not fit the model (scores then not comparable)."
+)
 amp_flag = click.option("--amp", is_flag=True, default=None, help="Mixed precision (fp16 on CUDA, bf16 on CPU); speed, metrics move slightly.")
 compile_flag = click.option("--compile", "compile", is_flag=True, default=None, help="torch.compile the backbone (speed on a GPU; the first steps compile).")
 num_workers_option = click.option(
@@ -169,8 +200,8 @@ model_options = group(
 defense_options = group(
     click.option("--plugin", "--defense", "defense", default=None,
                  help=with_default("Adversarial-training defense (robrank list defenses).", "the plain defense: no adversarial training")),
-    click.option("--eps", type=float, default=None, help=with_default("Defense: L-inf budget in [0,1] pixels.", "28x28: 77/255, 224x224: 8/255")),
-    click.option("--alpha", type=float, default=None, help=with_default("Defense: PGD step size.", "28x28: 3/255, 224x224: 1/255")),
+    click.option("--eps", type=UNIT_INTERVAL, default=None, help=with_default("Defense: L-inf budget in [0,1] pixels.", "28x28: 77/255, 224x224: 8/255")),
+    click.option("--alpha", type=NON_NEGATIVE, default=None, help=with_default("Defense: PGD step size.", "28x28: 3/255, 224x224: 1/255")),
     click.option("--pgditer", type=click.IntRange(min=1), default=None, help=with_default("Defense: PGD steps (1 = FGSM).", 32)),
     click.option("-o", "--option", "defense_option", type=KeyValue(), multiple=True,
                  help="A defense-specific option, repeatable (see docs/defenses.md)."),
@@ -186,8 +217,8 @@ schedule_options = group(
     click.option("--epochs", type=click.IntRange(min=1), default=None, help=with_default("Epochs of SPC-2 pairs.", "8 for 28x28, 75 for 224x224")),
     click.option("-b", "--batch-size", "batch_size", type=click.IntRange(min=1), default=None,
                  help=with_default(_BATCH_HELP, "128 for 28x28, 56 for 224x224")),
-    click.option("--lr", type=float, default=None, help=with_default("Learning rate.", "1e-3 for 28x28, 1e-5 for 224x224")),
-    click.option("--weight-decay", type=float, default=None, help=with_default("Weight decay.", "1e-7 for 28x28, 4e-4 for 224x224")),
+    click.option("--lr", type=NON_NEGATIVE, default=None, help=with_default("Learning rate.", "1e-3 for 28x28, 1e-5 for 224x224")),
+    click.option("--weight-decay", type=NON_NEGATIVE, default=None, help=with_default("Weight decay.", "1e-7 for 28x28, 4e-4 for 224x224")),
     click.option("--optimizer", default=None, help=with_default("torch.optim class for the backbone.", "Adam")),
     click.option("--embedding-dim", type=click.IntRange(min=1), default=None, help=with_default("Embedding size.", "the backbone's")),
     click.option("--pretrained", type=click.Choice(["imagenet", NO_WEIGHTS]), default=None,

@@ -30,6 +30,7 @@ import click
 from .options import (
     apply_triple,
     echo_json,
+    force_profile_option,
     max_batches_option,
     output_group,
     profile_option,
@@ -44,7 +45,8 @@ REPORT_TXT = "report.txt"
 
 
 def _header(
-    config: dict[str, Any], trained: tuple[int, int], metrics: dict[str, float], profile: str, ers: float | None
+    config: dict[str, Any], trained: tuple[int, int], metrics: dict[str, float], profile: str, ers: float | None,
+    partial: str | None = None,
 ) -> list[str]:
     defense = config.get("defense")
     options = config.get("defense_options") or {}
@@ -58,7 +60,10 @@ def _header(
     if metrics:
         shown_metrics = (f"{k} {100 * v:.1f}" for k, v in metrics.items() if k in ("R@1", "R@2", "mAP", "NMI"))
         lines.append("clean: " + "  ".join(shown_metrics))
-    lines.append(f"robustness ({profile}): ERS {'n/a' if ers is None else f'{ers:.1f}'}")
+    from ..swipe.report import PARTIAL_MARK
+
+    shown = "n/a" if ers is None else f"{ers:.1f}" + (PARTIAL_MARK if partial else "")
+    lines.append(f"robustness ({profile}): ERS {shown}" + (f" ({PARTIAL_MARK} partial: {partial}; not a full result)" if partial else ""))
     return lines
 
 
@@ -76,7 +81,7 @@ def write_report(
 
     summaries = load_summaries([results])
     ers = summaries[0].ers if summaries else None
-    head = _header(config, trained, metrics, profile, ers)
+    head = _header(config, trained, metrics, profile, ers, summaries[0].partial if summaries else None)
     text = "\n".join(head) + "\n\n" + format_report(summaries, "table")
     markdown = "\n".join(f"- {line}" for line in head) + "\n\n" + format_report(summaries, "markdown")
     write_text(run_dir / REPORT_TXT, text)
@@ -91,6 +96,7 @@ def write_report(
               help=with_default("Queries per attack batch (speed only).", "automatic, fitted to the device"))
 @max_batches_option
 @semantics_option
+@force_profile_option
 @output_group
 def run_command(
     triple: str | None,
@@ -98,6 +104,7 @@ def run_command(
     swipe_batch_size: int | None,
     max_batches: int | None,
     semantics: str | None,
+    force: bool,
     resume: bool,
     as_json: bool,
     quiet: bool,
@@ -128,7 +135,7 @@ def run_command(
     registry = get_registry()
     given = apply_triple(triple, training_settings(options), registry)
     swipe_given = {"profile": profile, "batch_size": swipe_batch_size, "max_batches": max_batches,
-                   "semantics": semantics, "device": options.get("device")}
+                   "semantics": semantics, "device": options.get("device"), "force": force}
     plan = plan_run(given, swipe_given, resume=resume, registry=registry)
     assert plan.swipe is not None
     progress = not (no_progress or quiet or as_json)
@@ -142,7 +149,7 @@ def run_command(
         result = train(plan, progress=progress)
         run_dir = Path(result.run_dir)
         try:
-            results = swipe(run_dir, plan.swipe.profile, data_root=plan.config.data_root, progress=progress,
+            results = swipe(run_dir, plan.swipe.profile, data_root=plan.config.data_root, progress=progress, force=force,
                             **plan.swipe.runner_kwargs())
         except KeyboardInterrupt:
             click.echo(

@@ -5,7 +5,16 @@ from pathlib import Path
 
 import click
 
-from .options import data_root_option, device_option, echo_json, max_batches_option, num_workers_option, output_group, semantics_option
+from .options import (
+    data_root_option,
+    device_option,
+    echo_json,
+    force_profile_option,
+    max_batches_option,
+    num_workers_option,
+    output_group,
+    semantics_option,
+)
 
 
 @click.command("swipe")
@@ -25,6 +34,7 @@ from .options import data_root_option, device_option, echo_json, max_batches_opt
 @click.option("--channels-last", "channels_last", is_flag=True, help="channels-last memory layout (speed, for 224x224 backbones on a GPU).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the backbone (speed on a GPU; the first batch compiles).")
 @num_workers_option
+@force_profile_option
 @output_group
 def swipe_command(
     run_or_ckpt: str,
@@ -43,6 +53,7 @@ def swipe_command(
     channels_last: bool,
     compile_: bool,
     num_workers: int | None,
+    force: bool,
     as_json: bool,
     quiet: bool,
     no_progress: bool,
@@ -74,6 +85,7 @@ def swipe_command(
         channels_last=channels_last,
         compile=compile_,
         num_workers=num_workers,
+        force=force,
     )
     lock_dir = _run_dir_of(run_or_ckpt) if info.is_main else None
     # Ctrl-C: robrank.cli turns it into one line with exit code 130 (the attacks done are saved)
@@ -92,6 +104,12 @@ def swipe_command(
     click.echo(f"results: {path}")
     if record.score is not None:
         click.echo(report([path], "table"), nl=False)
+    else:
+        from ..swipe.schema import load_results, partial_note
+
+        note = partial_note(load_results(path))
+        if note:
+            click.echo(f"partial result: {note}; not comparable with a full swipe")
 
 
 def _run_dir_of(run_or_ckpt: str) -> Path | None:

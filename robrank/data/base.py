@@ -108,7 +108,8 @@ class FileImageDataset(ImageDataset):
         except FileNotFoundError as exc:
             raise DataError(f"image file {path} is missing; re-extract the dataset archive") from exc
         except (UnidentifiedImageError, OSError) as exc:
-            raise DataError(f"image file {path} is corrupt or truncated ({exc}); re-extract the dataset archive") from exc
+            # the exception's own text repeats the (long) path: its type says enough
+            raise DataError(f"image file {path} is corrupt or truncated ({type(exc).__name__}); re-extract the dataset archive") from exc
         return tensor, int(self.labels[index])
 
 

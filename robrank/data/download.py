@@ -98,11 +98,9 @@ def fetch(
     content = _GunzipHasher() if gunzip_md5 else None
     with urllib.request.urlopen(request, timeout=timeout) as response:
         total = response.headers.get("Content-Length")
-        bar = None
-        if progress:
-            from tqdm import tqdm
+        from .. import progress as progress_output
 
-            bar = tqdm(total=int(total) if total else None, unit="B", unit_scale=True, desc=target.name, leave=False)
+        bar = progress_output.bar(progress, total=int(total) if total else None, unit="B", unit_scale=True, desc=target.name, leave=False)
         try:
             with atomic_open(target, "wb") as handle:
                 while True:

@@ -8,6 +8,9 @@ attack by attack, each metric shown the way its attack declares (``Attack.displa
 scale, full range), clean next to adversarial. A file whose swipe is unfinished shows
 ``n/a`` for the score and a note naming the missing columns instead of the reference's
 silent zeros.
+A partial result (a quick check with ``-m``, an unfinished swipe) carries
+:data:`PARTIAL_MARK` on its label and score in every format, with a footnote saying how much
+it covers, so it is never read beside a full result as if it were one.
 """
 from __future__ import annotations
 
@@ -23,9 +26,11 @@ from typing import Any
 from ..errors import RobrankError
 from ..scoring import Score
 from ..summaries import MetricDisplay, plain
-from .schema import load_results
+from .schema import load_results, partial_note
 
 FORMATS = ("table", "markdown", "json", "csv")
+#: appended to the label and the score of a partial result; the footnote says what it covers
+PARTIAL_MARK = "*"
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,13 @@ class FileSummary:
     missing: list[str] = field(default_factory=list)
     #: the profile's registered score (None: the profile has none, or is not installed)
     score: Score | None = None
+    #: None for a full result, else what the numbers cover (``"16 of 364 queries"``): every
+    #: format reads this one field, so a partial result is marked wherever it is shown
+    partial: str | None = None
+
+    @property
+    def marked_label(self) -> str:
+        return self.label + (PARTIAL_MARK if self.partial else "")
 
     @property
     def ers_profile(self) -> bool:
@@ -73,6 +85,7 @@ class FileSummary:
             "checkpoint": p["model"]["checkpoint"],
             "attacks_done": len(p["attacks"]),
             "attacks_planned": len(p["planned"]),
+            "partial": self.partial,
         }
         if self.score is not None:
             labels = self.score.labels
@@ -132,7 +145,7 @@ def _run_name(payload: Mapping[str, Any]) -> str:
 def summarise(payload: dict[str, Any], path: str | Path, label: str | None = None) -> FileSummary:
     """Compute the raw/rescaled columns and the profile's score of one (validated) results payload."""
     label = label or f"{_run_name(payload)}/{payload['profile']}" + ("" if payload["semantics"] == "reference" else f" ({payload['semantics']})")
-    summary = FileSummary(label=label, path=str(path), payload=payload)
+    summary = FileSummary(label=label, path=str(path), payload=payload, partial=partial_note(payload))
     score = profile_score(payload["profile"]) if payload["ers_profile"] else None
     if score is not None:
         summary.score = score
@@ -172,6 +185,8 @@ def _fmt(value: float | None, decimals: int) -> str:
 def _notes(summaries: Iterable[FileSummary]) -> list[str]:
     notes = []
     for s in summaries:
+        if s.partial:
+            notes.append(f"{PARTIAL_MARK} {s.label}: partial result, {s.partial}; not comparable with a full swipe")
         if s.unfinished:
             what = f"missing {', '.join(s.missing)}" if s.ers_profile and s.missing else f"{len(s.unfinished)} attacks not run"
             notes.append(
@@ -187,19 +202,24 @@ def _score_tables(rows: list[FileSummary]) -> list[tuple[str, list[str], list[li
     score = rows[0].score
     keys, labels, decimals = score.keys, score.labels, score.decimals
     head = ["run", *(labels[k] for k in keys), score.name]
-    raw = [[s.label, *(_fmt(s.raw[k], decimals[k]) for k in keys), _fmt(s.ers, 1)] for s in rows]
-    scaled = [[s.label, *(_fmt(s.rescaled[k], 1) for k in keys), _fmt(s.ers, 1)] for s in rows]
+
+    def score_cell(s: FileSummary) -> str:
+        return _fmt(s.ers, 1) + (PARTIAL_MARK if s.partial and s.ers is not None else "")
+
+    raw = [[s.marked_label, *(_fmt(s.raw[k], decimals[k]) for k in keys), score_cell(s)] for s in rows]
+    scaled = [[s.marked_label, *(_fmt(s.rescaled[k], 1) for k in keys), score_cell(s)] for s in rows]
     return [("Raw scores", head, raw), ("Rescaled scores (0 = broken, 100 = robust)", head, scaled)]
 
 
 def _attack_table(s: FileSummary) -> tuple[str, list[str], list[list[str]]]:
     rows = []
     for entry in s.payload["attacks"]:
+        mark = PARTIAL_MARK if entry["count"] < s.payload["queries"] else ""
         for m in attack_metrics(entry):
             scale = f" / {m.scale}" if m.scale else ""
-            rows.append([entry["spec"], m.name, _fmt(m.orig, m.decimals), _fmt(m.adv, m.decimals) + scale])
+            rows.append([entry["spec"] + mark, m.name, _fmt(m.orig, m.decimals), _fmt(m.adv, m.decimals) + scale])
     p = s.payload
-    title = f"{s.label}: {p['dataset']}, semantics {p['semantics']}, {len(p['attacks'])}/{len(p['planned'])} attacks"
+    title = f"{s.marked_label}: {p['dataset']}, semantics {p['semantics']}, {len(p['attacks'])}/{len(p['planned'])} attacks"
     return title, ["attack", "metric", "clean", "adversarial"], rows
 
 
@@ -213,7 +233,7 @@ def _text_table(head: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
-    esc = [[c.replace("|", "\\|") for c in r] for r in [head, *rows]]
+    esc = [[c.replace("|", "\\|").replace(PARTIAL_MARK, "\\" + PARTIAL_MARK) for c in r] for r in [head, *rows]]
     align = ["---", *(["---:"] * (len(head) - 1))]
     return [f"| {' | '.join(esc[0])} |", f"| {' | '.join(align)} |", *(f"| {' | '.join(r)} |" for r in esc[1:])]
 
@@ -235,17 +255,17 @@ def _csv(summaries: list[FileSummary]) -> str:
     if len(scores) == 1 and None not in scores:
         score = summaries[0].score
         keys, labels = score.keys, score.labels
-        writer.writerow(["label", "file", "profile", "semantics", *(labels[k] for k in keys), *(f"{labels[k]} rescaled" for k in keys), score.name])
+        writer.writerow(["label", "file", "profile", "semantics", "partial", *(labels[k] for k in keys), *(f"{labels[k]} rescaled" for k in keys), score.name])
         for s in summaries:
             raw = ["" if s.raw[k] is None else repr(s.raw[k]) for k in keys]
             scaled = ["" if s.rescaled[k] is None else repr(s.rescaled[k]) for k in keys]
-            writer.writerow([s.label, s.path, s.payload["profile"], s.payload["semantics"], *raw, *scaled, "" if s.ers is None else repr(s.ers)])
+            writer.writerow([s.label, s.path, s.payload["profile"], s.payload["semantics"], s.partial or "", *raw, *scaled, "" if s.ers is None else repr(s.ers)])
     else:
-        writer.writerow(["label", "file", "profile", "semantics", "attack", "metric", "clean", "adversarial"])
+        writer.writerow(["label", "file", "profile", "semantics", "partial", "attack", "metric", "clean", "adversarial"])
         for s in summaries:
             for entry in s.payload["attacks"]:
                 for m in attack_metrics(entry):
-                    writer.writerow([s.label, s.path, s.payload["profile"], s.payload["semantics"], entry["spec"], m.name, "" if m.orig is None else repr(m.orig), "" if m.adv is None else repr(m.adv)])
+                    writer.writerow([s.label, s.path, s.payload["profile"], s.payload["semantics"], s.partial or "", entry["spec"], m.name, "" if m.orig is None else repr(m.orig), "" if m.adv is None else repr(m.adv)])
     return buffer.getvalue()
 
 
@@ -280,4 +300,4 @@ def report(paths: Sequence[str | Path], fmt: str = "table") -> str:
     return format_report(load_summaries(paths), fmt)
 
 
-__all__ = ["FORMATS", "Metric", "FileSummary", "attack_metrics", "displays", "profile_score", "summarise", "load_summaries", "format_report", "report"]
+__all__ = ["FORMATS", "PARTIAL_MARK", "Metric", "FileSummary", "attack_metrics", "displays", "profile_score", "summarise", "load_summaries", "format_report", "report"]

@@ -28,7 +28,7 @@ from .. import __version__
 from ..errors import ConfigError, RobrankError
 from ..io import write_json
 from ..semantics import REFERENCE
-from .schema import SCHEMA, SCHEMA_VERSION, SwipeFileError, load_results
+from .schema import SCHEMA, SCHEMA_VERSION, SwipeFileError, check_metric, coverage, load_results
 
 if TYPE_CHECKING:
     from ..attacks.runner import AttackOptions
@@ -188,10 +188,35 @@ def _resume(out: Path, fresh: dict[str, Any], restart: bool) -> dict[str, Any] |
     return previous
 
 
-def _progress_bar(total: int, initial: int, profile: str, enabled: bool):
-    from tqdm.auto import tqdm
+def check_profile_fits(record: Any, image_size: int | None, dataset_name: str = "the model") -> None:
+    """Refuse a profile whose image-size family differs from the data's (``--force`` skips this)."""
+    from ..records import size_family
 
-    return tqdm(total=total, initial=initial, desc=f"swipe {profile}", unit="attack", disable=not enabled, position=0, leave=True, dynamic_ncols=True)
+    wanted = getattr(record, "image_size", None)
+    if wanted is None or image_size is None:
+        return
+    if size_family(int(image_size)) != size_family(int(wanted)):
+        from ..plugins import get_registry
+
+        registry = get_registry()
+        fitting = sorted((p.record for p in registry.components("profiles")
+                          if p.record.image_size is not None and size_family(p.record.image_size) == size_family(int(image_size))),
+                         key=lambda r: (r.score is None, r.name))  # profiles with a score (ERS) first
+        declared = getattr(registry.get("datasets", dataset_name), "profile", None) if ("datasets", dataset_name) in registry else None
+        names = [r.name for r in fitting]
+        if declared in names:
+            names.remove(declared)
+            names.insert(0, declared)
+        hint = f"use -p {' or -p '.join(names[:2])}" if names else "choose a profile for that size"
+        raise ConfigError(f"profile {record.name!r} is made for {wanted}x{wanted} images but {dataset_name} has "
+                          f"{image_size}x{image_size}; {hint} (or --force to run it anyway)")
+
+
+def _progress_bar(total: int, initial: int, profile: str, enabled: bool):
+    """A bar on a terminal, None otherwise (then each attack is one line: robrank.progress)."""
+    from .. import progress as progress_output
+
+    return progress_output.bar(enabled, total=total, initial=initial, desc=f"swipe {profile}", unit="attack", position=0, leave=True)
 
 
 def swipe(
@@ -204,6 +229,7 @@ def swipe(
     restart: bool = False,
     backend: SwipeBackend | None = None,
     redo: Sequence[str] = (),
+    force: bool = False,
     **changes: Any,
 ) -> Path:
     """Run every attack of ``profile`` on the model at ``run_or_ckpt``; return the results path.
@@ -225,6 +251,10 @@ def swipe(
     file's ``options`` and a rerun only continues a file written with the same ``amp``.
     Under a distributed backend (:mod:`robrank.swipe.distributed`) every rank calls this
     function; rank 0 alone reads and writes the file and tells the others what to run.
+
+    A profile made for another image size (its ``ProfileRecord.image_size``) is refused:
+    its budgets are meant for other pixels, and the rescaled scores leave their 0-100 scale.
+    ``force`` runs it anyway.
     """
     from ..attacks.runner import AttackOptions, dataset_attack_defaults
 
@@ -243,6 +273,8 @@ def swipe(
     loaded = backend.load_run(run_or_ckpt, device=device)
     out = Path(output) if output is not None else default_output(run_or_ckpt, loaded, record.name, semantics)
     dataset = backend.load_split(loaded.dataset, "test", data_root=data_root)
+    if not force:
+        check_profile_fits(record, getattr(dataset, "image_size", None), loaded.dataset)
     if not options.defaults:
         options = options.replace(defaults=dataset_attack_defaults(str(loaded.dataset)))
     main = backend.rank == 0
@@ -302,6 +334,7 @@ def swipe(
         order = {spec: i for i, spec in enumerate(planned)}
         payload["attacks"].sort(key=lambda a: order[a["spec"]])
         payload["timings"]["total_seconds"] = spent_before + (time.perf_counter() - session_start)
+        payload["coverage"] = coverage(payload)
         write_json(out, payload)
 
     done = {a["spec"] for a in payload["attacks"]}
@@ -321,30 +354,49 @@ def swipe(
         # the gallery is embedded without gradients, at the evaluation batch size, not -b
         gallery = backend.compute_gallery(model, dataset, None, device)
         payload["timings"]["gallery_seconds"] = time.perf_counter() - started
+        if hasattr(gallery, "labels"):  # every attack must fit this gallery before the first one runs
+            from ..attacks.runner import check_against_gallery
+
+            for spec in todo:
+                check_against_gallery(spec, gallery)
         bar = _progress_bar(len(planned), len(done), record.name, options.progress and main)
         attack_options = options.replace(progress=options.progress and main)
+        from .. import progress as progress_output
+
         try:
             for spec in todo:
-                bar.set_postfix_str(spec.text, refresh=True)
+                if bar is not None:
+                    bar.set_postfix_str(spec.text, refresh=True)
                 result = backend.run_attack(model, dataset, spec, options=attack_options, gallery=gallery)
-                entry = {"spec": spec.text, "type": str(spec.type), **_result_fields(result)}
+                entry = {"spec": spec.text, "type": str(spec.type), **_result_fields(result, spec.text)}
                 payload["attacks"].append(entry)
                 save()
-                bar.update(1)
+                if bar is not None:
+                    bar.update(1)
+                progress_output.line(options.progress and main, f"swipe {record.name}: {len(payload['attacks'])}/{len(planned)} "
+                                                        f"{spec.text} ({entry['count']} queries, {entry['seconds']:.1f} s)")
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
 
     elif finished_before:
         return out  # a finished file is left exactly as it is
     payload["finished"] = _now()
     if record.score is not None and main:
         payload["ers"] = record.score.block(payload["attacks"])
+        # the score carries its own trust marker, so every format that shows it can say so
+        payload["ers"]["partial"] = coverage(payload)["partial"]
     save()
     return out
 
 
-def _result_fields(result: Any) -> dict[str, Any]:
+def _result_fields(result: Any, spec: str = "attack") -> dict[str, Any]:
+    """The stored fields of one attack's result; a non-finite or out-of-range average is refused here,
+    so it is never written (and later printed) as if it were a result."""
     data = result.as_dict() if hasattr(result, "as_dict") else dict(result)
+    for side in ("orig", "adv"):
+        for key, value in data[side].items():
+            check_metric(key, float(value), f"{spec} ({'clean' if side == 'orig' else 'adversarial'})")
     fields = {
         "orig": {k: float(v) for k, v in data["orig"].items()},
         "adv": {k: float(v) for k, v in data["adv"].items()},

@@ -17,7 +17,10 @@ from typing import Any
 from ..errors import RobrankError
 
 SCHEMA = "robrank-swipe"
-SCHEMA_VERSION = 1
+#: version 2 adds ``coverage`` (how much of the test split and of the profile the numbers
+#: cover); version 1 files are still read, their coverage computed from ``attacks``
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 SEMANTICS = ("reference", "fixed")
 
 
@@ -67,6 +70,27 @@ ATTACK: dict[str, tuple[type, ...]] = {
     "count": (int,),
     "seconds": _NUMBER,
 }
+COVERAGE: dict[str, tuple[type, ...]] = {
+    "queries": (int,),
+    "total_queries": (int,),
+    "attacks": (int,),
+    "planned_attacks": (int,),
+    "partial": _OPT_STR,
+}
+#: the range a summary metric must lie in (by key; a key not listed only has to be finite).
+#: Fractions are in [0, 1]; ES's recalls are percentages; the embedding shift is a distance.
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "prank": (0.0, 1.0),
+    "GTprank": (0.0, 1.0),
+    "ID-Retain@1": (0.0, 1.0),
+    "retain@4": (0.0, 1.0),
+    "Cosine-SIM": (-1.0, 1.0),
+    "embshift": (0.0, math.inf),
+    "r@1": (0.0, 100.0),
+    "r@10": (0.0, 100.0),
+    "r@100": (0.0, 100.0),
+}
+_SLACK = 1e-6  # float32 averages may step over a bound by rounding
 VERSIONS = ("python", "torch", "robrank")
 TIMINGS = ("gallery_seconds", "total_seconds")
 ERS = {"raw": (dict,), "rescaled": (dict,), "ers": _NUMBER}
@@ -91,10 +115,47 @@ def _check_fields(obj: Mapping[str, Any], fields: Mapping[str, tuple[type, ...]]
             raise SwipeFileError(f"{where}: field {name!r} must be {_names(types)}, got {type(obj[name]).__name__}")
 
 
-def _check_summary(summary: Mapping[str, Any], where: str) -> None:
+def _check_summary(summary: Mapping[str, Any], where: str, *, averages: bool = True) -> None:
     for key, value in summary.items():
         if not _type_ok(value, _NUMBER):
             raise SwipeFileError(f"{where}: metric {key!r} must be a number, got {type(value).__name__}")
+        check_metric(key, value, where, ranged=averages)
+
+
+def check_metric(key: str, value: float, where: str, *, ranged: bool = True) -> None:
+    """Refuse a metric that is not finite or (an average, ``ranged``) outside its range: one line naming it."""
+    if not math.isfinite(value):
+        raise SwipeFileError(f"{where}: metric {key!r} is {value} (not a number a result can hold); re-run that attack, the model or file is broken")
+    if not ranged:
+        return
+    low, high = METRIC_RANGES.get(key.rsplit(":", 1)[-1], (-math.inf, math.inf))
+    if not low - _SLACK <= value <= high + _SLACK:
+        raise SwipeFileError(f"{where}: metric {key!r} is {value:g}, outside its range [{low:g}, {high:g}]; the file was edited or is corrupt, re-run that attack")
+
+
+def coverage(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """How much of the test split and of the profile the numbers cover, computed from ``attacks``.
+
+    ``partial`` is None for a full result, else the words every output shows next to its
+    numbers (e.g. ``"16 of 364 queries"``, ``"5 of 9 attacks"``): a quick check with
+    ``--max-batches`` or an unfinished swipe must never read as a result.
+    """
+    total = int(payload["queries"])
+    counts = [int(a["count"]) for a in payload["attacks"]]
+    attacked = min(counts) if counts else 0
+    done, planned = len({a["spec"] for a in payload["attacks"]}), len(payload["planned"])
+    reasons = []
+    if counts and attacked < total:
+        reasons.append(f"{attacked} of {total} queries")
+    if done < planned:
+        reasons.append(f"{done} of {planned} attacks")
+    return {"queries": attacked, "total_queries": total, "attacks": done, "planned_attacks": planned,
+            "partial": ", ".join(reasons) or None}
+
+
+def partial_note(payload: Mapping[str, Any]) -> str | None:
+    """``coverage(payload)["partial"]``: None for a full result."""
+    return coverage(payload)["partial"]
 
 
 def validate(payload: Any, where: str = "results") -> None:
@@ -108,8 +169,8 @@ def validate(payload: Any, where: str = "results") -> None:
     if payload.get("schema") != SCHEMA:
         raise SwipeFileError(f"{where}: not a robrank swipe results file (schema is {payload.get('schema')!r}, expected {SCHEMA!r})")
     version = payload.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise SwipeFileError(f"{where}: schema_version {version!r} is not supported (this robrank reads version {SCHEMA_VERSION}); upgrade robrank or re-run the swipe")
+    if version not in READABLE_VERSIONS:
+        raise SwipeFileError(f"{where}: schema_version {version!r} is not supported (this robrank reads versions {', '.join(map(str, READABLE_VERSIONS))}); upgrade robrank or re-run the swipe")
     _check_fields(payload, TOP_LEVEL, where)
     if payload["semantics"] not in SEMANTICS:
         raise SwipeFileError(f"{where}: semantics must be one of {', '.join(SEMANTICS)}, got {payload['semantics']!r}")
@@ -134,14 +195,16 @@ def validate(payload: Any, where: str = "results") -> None:
         if attack["spec"] not in payload["planned"]:
             raise SwipeFileError(f"{at}: attack {attack['spec']!r} is not in the profile's planned list")
         seen.add(attack["spec"])
+        if not 0 <= attack["count"] <= payload["queries"]:
+            raise SwipeFileError(f"{at}: count {attack['count']} is outside [0, queries={payload['queries']}]")
         _check_summary(attack["orig"], f"{at}.orig")
         _check_summary(attack["adv"], f"{at}.adv")
         if "sums" in attack:
             sums = attack["sums"]
             if not isinstance(sums, Mapping) or not all(isinstance(sums.get(side), Mapping) for side in ("orig", "adv")):
                 raise SwipeFileError(f"{at}: field 'sums' must be an object with 'orig' and 'adv' objects")
-            _check_summary(sums["orig"], f"{at}.sums.orig")
-            _check_summary(sums["adv"], f"{at}.sums.adv")
+            _check_summary(sums["orig"], f"{at}.sums.orig", averages=False)
+            _check_summary(sums["adv"], f"{at}.sums.adv", averages=False)
     complete = len(seen) == len(payload["planned"])
     if payload["finished"] is not None and not complete:
         raise SwipeFileError(f"{where}: marked finished but only {len(seen)} of {len(payload['planned'])} attacks have results")
@@ -149,6 +212,16 @@ def validate(payload: Any, where: str = "results") -> None:
         if not (payload["ers_profile"] and complete):
             raise SwipeFileError(f"{where}: has an 'ers' block but the profile is not an ERS profile or attacks are missing")
         _check_fields(payload["ers"], ERS, f"{where}: ers")
+        if not math.isfinite(payload["ers"]["ers"]):
+            raise SwipeFileError(f"{where}: ers.ers is {payload['ers']['ers']}; the scores behind it are broken, re-run the swipe")
+    if version >= 2:
+        if not isinstance(payload.get("coverage"), Mapping):
+            raise SwipeFileError(f"{where}: field 'coverage' is missing (schema_version {version})")
+        _check_fields(payload["coverage"], COVERAGE, f"{where}: coverage")
+        actual = coverage(payload)
+        stored = {k: payload["coverage"][k] for k in COVERAGE}
+        if stored != actual:
+            raise SwipeFileError(f"{where}: coverage says {stored['partial'] or 'full'} but the attacks cover {actual['partial'] or 'everything'}; the file was edited by hand")
 
 
 def load_results(path: str | Path) -> dict[str, Any]:
@@ -173,4 +246,5 @@ def _nan(token: str) -> float:
     return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[token]
 
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "SEMANTICS", "SwipeFileError", "validate", "load_results"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "READABLE_VERSIONS", "SEMANTICS", "METRIC_RANGES", "SwipeFileError", "validate",
+           "check_metric", "coverage", "partial_note", "load_results"]

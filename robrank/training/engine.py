@@ -13,9 +13,7 @@ checkpoint, so a resumed run ends with the same weights as an uninterrupted one.
 """
 from __future__ import annotations
 
-import math
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +24,8 @@ from torch import nn
 
 from ..data.base import ImageDataset, TensorImageDataset
 from ..defenses.base import Defense
-from ..errors import CheckpointError, ConfigError
-from ..io import save_checkpoint
+from ..errors import CheckpointError, ConfigError, NonFiniteError, StorageError
+from ..io import check_free_space, save_checkpoint
 from ..metrics import retrieval_metrics
 from ..models.checkpoint import CHECKPOINT_DIR, FORMAT, FORMAT_VERSION, LAST, load_state, read_checkpoint
 from ..models.embedding import EmbeddingModel
@@ -40,6 +38,9 @@ from .distributed import DistInfo
 
 if TYPE_CHECKING:
     from ..plan import RunPlan
+
+#: optimiser steps between two reads of the divergence flag (each read is one host sync)
+CHECK_EVERY = 50
 
 
 @dataclass
@@ -243,6 +244,12 @@ class _State:
     loss_count: int = 0
 
 
+def checkpoint_bytes(model: nn.Module, criterion: nn.Module) -> int:
+    """About the size of one checkpoint: the weights plus Adam's two moments, and some slack."""
+    weights = sum(t.numel() * t.element_size() for m in (model, criterion) for t in m.state_dict().values() if hasattr(t, "numel"))
+    return 3 * weights + 2**20
+
+
 def _rng_payload(generator: torch.Generator, state: _State, info: DistInfo, device: torch.device) -> dict[str, Any]:
     gen_state = state.epoch_generator if state.epoch_step > 0 and state.epoch_generator is not None else generator.get_state()
     per_rank = dist_util.all_gather_object(info, torch.get_rng_state())
@@ -354,6 +361,9 @@ def fit(
         settings = defense.settings() if hasattr(defense, "settings") else None
         rundir.write_config(run_dir, config, device=str(device), world_size=info.world_size, defense_settings=settings,
                             run=run_section)
+    if info.is_main:  # a read-only folder failed at config.json above; a full disk fails here, before any epoch
+        check_free_space(run_dir, checkpoint_bytes(model, criterion) * (1 + (config.epochs if config.keep_epochs else 0)),
+                         "this run's checkpoints")
 
     model.train()
     if config.freeze_bn and not getattr(defense, "trains_batchnorm", False):
@@ -376,6 +386,20 @@ def fit(
     last_metrics: dict[str, float] = dict(state.history[-1]) if state.history else {}
     images_per_step = 2 * config.batch_size * info.world_size
 
+    # Divergence watch: a flag on the device (no per-step host sync) that is read every
+    # CHECK_EVERY steps and before anything is saved or validated, so a diverged model is
+    # never checkpointed over the last good one nor scored.
+    nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+    saved_step = state.step if resume else None
+
+    def check_finite() -> None:
+        local = bool(nonfinite) or not all(bool(torch.isfinite(p).all()) for p in model.parameters())
+        if any(dist_util.all_gather_object(info, local) if info.enabled else [local]):
+            kept = (f"the last good checkpoint (step {saved_step}) is kept" if saved_step is not None
+                    else "no checkpoint was written yet")
+            raise NonFiniteError(f"training diverged: the loss or weights became NaN/inf by step {state.step} "
+                                 f"(epoch {state.epoch + 1}); {kept}; start a new run with a lower --lr or check the data")
+
     while state.epoch < config.epochs and not stop:
         if config.max_steps is not None and state.step >= config.max_steps:
             break
@@ -395,6 +419,8 @@ def fit(
                     opt.zero_grad(set_to_none=True)
                 with amp:
                     loss = step_module(images, labels)
+                if scaler is None:  # under a GradScaler an inf loss is a skipped step, not a divergence
+                    nonfinite |= ~torch.isfinite(loss.detach())
                 if scaler is not None:
                     scaler.scale(loss).backward()
                     for opt in optimizers:
@@ -419,15 +445,27 @@ def fit(
                 if config.max_steps is not None and state.step >= config.max_steps:
                     stop = True
                     break
+                if state.step % CHECK_EVERY == 0:
+                    check_finite()
                 if config.checkpoint_every and state.step % config.checkpoint_every == 0 and state.epoch_step < len(plan):
+                    check_finite()
                     _save(run_dir, config, parts, optimizers, scaler, generator, state, info, device, epoch_file=False)
-        except KeyboardInterrupt:
+                    saved_step = state.step
+        except BaseException as exc:
             if bar is not None:
                 bar.close()
-            _save(run_dir, config, parts, optimizers, scaler, generator, state, info, device, epoch_file=False)
+            # Ctrl-C or a failure inside the loop (e.g. a corrupt image in a DataLoader worker):
+            # keep the steps done so far, unless the model diverged (never saved over the last
+            # good checkpoint) or the save itself is what failed. The save is a collective, so
+            # under DDP only an interrupt (which reaches every rank) saves from here.
+            interrupt = isinstance(exc, KeyboardInterrupt)
+            if (interrupt or not info.enabled) and not bool(nonfinite) and not isinstance(exc, (NonFiniteError, StorageError)) \
+                    and state.step != saved_step:
+                _save(run_dir, config, parts, optimizers, scaler, generator, state, info, device, epoch_file=False)
             raise
         if bar is not None:
             bar.close()
+        check_finite()  # before validating (NaN embeddings) or saving
         train_seconds = time.perf_counter() - epoch_started
         finished_epoch = state.epoch_step >= len(plan)
         if finished_epoch:
@@ -439,7 +477,14 @@ def fit(
             mean_loss = float(loss_sum) / max(state.loss_count, 1)
             if parts.test_set is not None:
                 val_started = time.perf_counter()
-                metrics = validate(model, parts.test_set, parts.num_test_classes, config, device)
+                try:
+                    metrics = validate(model, parts.test_set, parts.num_test_classes, config, device)
+                except BaseException:
+                    # e.g. a corrupt test image: the epoch's training is kept (the save is a
+                    # collective, so only a single process can do it from here)
+                    if not info.enabled:
+                        _save(run_dir, config, parts, optimizers, scaler, generator, state, info, device, epoch_file=False)
+                    raise
                 val_seconds = time.perf_counter() - val_started
             else:
                 metrics, val_seconds = {}, 0.0
@@ -453,20 +498,18 @@ def fit(
                 print(f"epoch {state.epoch}: loss {mean_loss:.4f}  {format_metrics(metrics)}  "
                       f"({train_seconds:.1f} s train, {val_seconds:.1f} s validation)", flush=True)
         _save(run_dir, config, parts, optimizers, scaler, generator, state, info, device, epoch_file=config.keep_epochs)
+        saved_step = state.step
         dist_util.barrier(info)
-        if not math.isfinite(float(loss_sum)):
-            warnings.warn(f"robrank: training loss is not finite at epoch {state.epoch}; lower --lr or check the data", stacklevel=2)
 
     metrics = {k: float(v) for k, v in last_metrics.items() if k in ("R@1", "R@2", "mAP", "mAP@R", "mAP@10", "NMI")}
     return TrainResult(run_dir=run_dir, metrics=metrics, seconds=time.perf_counter() - started, epochs=state.epoch, steps=state.step)
 
 
 def _progress(enabled: bool, total: int, initial: int, desc: str) -> Any:
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
+    """A bar on a terminal; without one the epoch's summary line is the progress (robrank.progress)."""
+    from .. import progress
 
-    return tqdm(total=total, initial=initial, desc=desc, unit="step", leave=False, dynamic_ncols=True)
+    return progress.bar(enabled, total=total, initial=initial, desc=desc, unit="step", leave=False)
 
 
 # --------------------------------------------------------------------------------- entry

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import CheckpointError, RobrankError
+from ..errors import CheckpointError, RobrankError, StorageError
 from ..io import append_jsonl, read_jsonl, write_json
 from ..models.checkpoint import CHECKPOINT_DIR, LAST
 from .config import TrainConfig
@@ -181,7 +181,10 @@ _HELD: dict[Path, list[int]] = {}
 def locked(run_dir: str | os.PathLike[str], command: str = "robrank") -> Iterator[Path]:
     """Hold ``run_dir``'s lock for the block; RunLockedError at once if a live process holds it."""
     directory = Path(run_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a read-only disk: refused before any work starts
+        raise StorageError(f"cannot create run directory {directory}: {exc.strerror or exc}; choose a writable --run-dir") from None
     key = directory.resolve()
     if key in _HELD:
         _HELD[key][1] += 1
@@ -196,7 +199,10 @@ def locked(run_dir: str | os.PathLike[str], command: str = "robrank") -> Iterato
         yield directory
         return
     path = directory / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}; choose a writable --run-dir") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
