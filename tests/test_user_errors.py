@@ -409,7 +409,7 @@ def test_attack_fields_are_checked_against_the_gallery(tiny_run, spec, fragments
 @pytest.mark.parametrize(
     ("change", "fragments"),
     [
-        (lambda a: a[0]["adv"].update(prank=-0.05), ("attacks[0].adv", "'prank' is -0.05", "outside its range [0, 1]")),
+        (lambda a: a[0]["adv"].update(prank=-5), ("attacks[0].adv", "'prank' is -5", "outside its range [0, 1]")),
         (lambda a: a[4]["adv"].update({"Cosine-SIM": float("nan")}), ("attacks[4].adv", "'Cosine-SIM' is nan")),
         (lambda a: a[5]["orig"].update(embshift=float("inf")), ("attacks[5].orig", "'embshift' is inf")),
     ],
@@ -440,3 +440,6 @@ def test_without_a_terminal_progress_is_one_line_per_attack_and_per_epoch(tmp_pa
     attack_lines = [ln for ln in result.output.splitlines() if ln.startswith("swipe rob28: ")]
     assert len(attack_lines) == 9 and attack_lines[0].startswith("swipe rob28: 1/9 CA:pm=+")
     assert len([ln for ln in result.output.splitlines() if ln.startswith("epoch ")]) == 1  # stopped by --max-steps: one validation
+    # `run -m 1` is a partial result: its ERS line says so
+    [ers_line] = [ln for ln in result.output.splitlines() if ln.startswith("robustness (rob28): ERS")]
+    assert "*" in ers_line and "partial: 4 of 364 queries" in ers_line, ers_line
