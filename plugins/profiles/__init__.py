@@ -1,4 +1,4 @@
-"""The bundled swipe profiles: the reference's named attack lists, registered as plugins.
+"""The bundled swipe profiles: the reference's named attack lists and their stronger variants.
 
 A third-party package adds its own profile the same way (a ``ProfileRecord`` whose factory
 returns spec strings); ``robrank swipe -p NAME`` then runs it with no change to the core.
@@ -10,10 +10,11 @@ from __future__ import annotations
 import robrank
 from robrank.records import ProfileRecord
 
+from .autoattack import PROFILES as STRONGER
 from .reference import PROFILES
 
 
 @robrank.hookimpl
 def register_profiles(register):
-    for name, (factory, image_size, ers, summary, aliases) in PROFILES.items():
+    for name, (factory, image_size, ers, summary, aliases) in {**PROFILES, **STRONGER}.items():
         register(ProfileRecord(name=name, factory=factory, summary=summary, aliases=aliases, image_size=image_size, ers=ers))

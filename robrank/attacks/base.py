@@ -30,9 +30,11 @@ from torch import nn
 from ..distances import pairwise, paired
 from ..errors import ConfigError, SpecError
 from . import selection
+from .apgd import Judge, apgd_minimize
+from .ensemble import LOSSES, OPTIMIZERS, Run, combine, runs
 from .gallery import Gallery, embed
 from .spec import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_PGDITER
-from .pgd import pgd_minimize, sign_step
+from .pgd import Budget, Objective, autograd_gradient, check_norm, l2_step, normalized, pgd_minimize, sign_step
 
 SEMANTICS: tuple[str, ...] = ("reference", "fixed")
 
@@ -51,6 +53,10 @@ def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
         for p, flag in flags:
             p.requires_grad_(flag)
         model.train(was_training)
+
+
+def _float64(summary: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to(torch.float64).view(-1) for k, v in summary.items()}
 
 
 @dataclass
@@ -75,6 +81,8 @@ class BatchContext:
     reference: bool
     sel: dict[str, Any] = field(default_factory=dict)
     last: torch.Tensor | None = None
+    #: model passes spent on this batch, per sample
+    budget: Budget = field(default_factory=Budget)
 
     def dist(self, emb: torch.Tensor) -> torch.Tensor:
         """``[B, N]`` distances from ``emb`` to every gallery item."""
@@ -83,21 +91,31 @@ class BatchContext:
 
 @dataclass
 class BatchOutcome:
-    """Adversarial images and per-sample summaries (``[B]`` float64 tensors) of one batch."""
+    """Adversarial images and per-sample summaries (``[B]`` float64 tensors) of one batch.
+
+    ``budget`` is the model passes spent per sample; a worst case over several searches
+    also gives each member's adversarial summary (``members``) and, per success measure,
+    the index of the member that won each sample (``wins``, in the order of ``members``).
+    """
 
     adversarial: torch.Tensor
     orig: dict[str, torch.Tensor]
     adv: dict[str, torch.Tensor]
+    budget: dict[str, int] = field(default_factory=dict)
+    members: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    wins: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Attack:
     """Base class of every ranking attack (see the module docstring for the contract).
 
     Constructor keywords are the spec fields (``eps``, ``alpha``, ``pgditer``, ``pm``, ``W``,
-    ``M``) plus run options: ``random_start`` (uniform start in [-eps, eps], off like the
-    reference without ``RINIT``), ``semantics`` (``"reference"`` reproduces the reference's
-    quirks, ``"fixed"`` corrects them; docs/attacks.md lists each) and ``dataset`` (the
-    dataset name, used by SPQA's adaptive weight).
+    ``M``; the search: ``norm`` (``inf`` or ``2``), ``opt`` (``pgd``, ``apgd`` or ``worst``),
+    ``loss`` (``reference`` or ``smooth``), ``restarts``) plus run options: ``random_start``
+    (uniform start in the ball, off like the reference without ``RINIT``), ``semantics``
+    (``"reference"`` reproduces the reference's quirks, ``"fixed"`` corrects them;
+    docs/attacks.md lists each) and ``dataset`` (the dataset name, used by SPQA's adaptive
+    weight).
     """
 
     name: ClassVar[str] = ""
@@ -116,6 +134,10 @@ class Attack:
         pm: str | None = None,
         W: int | None = None,
         M: int | None = None,
+        norm: float | str = math.inf,
+        opt: str = "pgd",
+        loss: str = "reference",
+        restarts: int | None = None,
         random_start: bool = False,
         semantics: str = "reference",
         dataset: str | None = None,
@@ -133,6 +155,20 @@ class Attack:
         for key, value in (("W", W), ("M", M)):
             if key in self.required and (value is None or int(value) != value or value < 1):
                 raise SpecError(f"attack {self.name}: field {key} must be a whole number >= 1 (got {value!r})")
+        if opt not in OPTIMIZERS:
+            raise SpecError(f"attack {self.name}: field opt must be one of {', '.join(OPTIMIZERS)} (got {opt!r})")
+        if loss not in LOSSES:
+            raise SpecError(f"attack {self.name}: field loss must be one of {', '.join(LOSSES)} (got {loss!r})")
+        if restarts is not None and (int(restarts) != restarts or restarts < 1):
+            raise SpecError(f"attack {self.name}: field restarts must be a whole number >= 1 (got {restarts!r})")
+        if restarts is not None and restarts > 1 and opt == "pgd":
+            raise SpecError(f"attack {self.name}: restarts={restarts} needs opt=apgd or opt=worst (PGD keeps its last iterate)")
+        try:
+            self.norm = check_norm(float(norm))
+        except ValueError:
+            raise SpecError(f"attack {self.name}: field norm must be inf or 2 (got {norm!r})") from None
+        self.opt, self.loss = opt, loss
+        self.restarts = None if restarts is None else int(restarts)
         self.eps, self.alpha, self.pgditer = float(eps), float(alpha), int(pgditer)
         self.pm, self.W, self.M = pm, (int(W) if W is not None else None), (int(M) if M is not None else None)
         self.random_start = bool(random_start)
@@ -151,7 +187,12 @@ class Attack:
         fields = [f"pm={self.pm}"] if self.pm else []
         fields += [f"W={self.W}"] if self.W is not None else []
         fields += [f"M={self.M}"] if self.M is not None else []
-        fields += [f"eps={self.eps:g}", f"alpha={self.alpha:g}", f"pgditer={self.pgditer}", self.semantics]
+        fields += [f"eps={self.eps:g}", f"alpha={self.alpha:g}", f"pgditer={self.pgditer}"]
+        fields += [] if self.norm == math.inf else [f"norm={self.norm:g}"]
+        fields += [] if self.opt == "pgd" else [f"opt={self.opt}"]
+        fields += [] if self.loss == "reference" else [f"loss={self.loss}"]
+        fields += [] if self.restarts is None else [f"restarts={self.restarts}"]
+        fields += [self.semantics]
         return f"{type(self).__name__}({', '.join(fields)})"
 
     # ------------------------------------------------------------------ subclass hooks
@@ -167,17 +208,44 @@ class Attack:
         """Per-sample metrics ``{key: [B]}`` of embeddings ``emb`` (clean or adversarial)."""
         raise NotImplementedError(f"{type(self).__name__} must define summarize()")
 
+    def surrogate(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
+        """A smooth per-sample objective ``[B]`` tracking the success measure (``loss=smooth``).
+
+        The second objective of the worst case (:mod:`robrank.attacks.surrogates` has the
+        building blocks); an attack without one falls back to :meth:`objective`.
+        """
+        return self.objective(emb, ctx, step)
+
+    def success(self) -> dict[str, int]:
+        """The per-sample measures of this attack's success: summary key -> direction.
+
+        +1 where a larger value is a stronger attack, -1 where a smaller one is. APGD keeps
+        the iterate that is strongest on them (in order, the objective breaking ties), and
+        the worst case over several searches keeps, per sample and per measure, the
+        strongest value; each ERS column reads one of them. Empty: judge by the objective.
+        """
+        return {}
+
+    def gradient(self, objective: Objective, x: torch.Tensor, step: int, budget: Budget) -> tuple[torch.Tensor, torch.Tensor]:
+        """The gradient the search descends: white-box autograd; a black-box estimator overrides it."""
+        return autograd_gradient(objective, x, step, budget)
+
+    def runs(self) -> tuple[Run, ...]:
+        """The searches this attack performs: one, or the members of ``opt=worst``."""
+        return runs(self.opt, self.loss, self.pgditer, self.restarts)
+
     def step(self, x: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], step_size: float) -> torch.Tensor:
         """One descent step on the objective, before the projection onto the ε-ball and [0, 1].
 
-        The default is the reference's sign step ``x - step_size * sign(grad)``. Override it
+        The default is the reference's sign step ``x - step_size * sign(grad)`` (with
+        ``norm=2``: ``x - step_size * grad / ‖grad‖₂``). Override it
         for another update rule (momentum as in MI-FGSM, ...) without copying the PGD loop:
         ``state`` is a dict that lives for one batch's PGD run (empty at its first step);
         random start, projection, clamping and bookkeeping stay in :meth:`perturb`. Runs
         under ``torch.no_grad``; ``grad`` is ``[B, C, H, W]`` and each sample's row depends on
         that sample only, which an override must preserve.
         """
-        return sign_step(x, grad, state, step_size)
+        return sign_step(x, grad, state, step_size) if self.norm == math.inf else l2_step(x, grad, state, step_size)
 
     # ------------------------------------------------------------------ engine
 
@@ -219,23 +287,67 @@ class Attack:
             self.select(ctx)
         return ctx
 
-    def perturb(self, model: nn.Module, images: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
-        """Projected descent on ``objective`` with this attack's ``step``; returns the last iterate."""
+    def random_point(self, x0: torch.Tensor, ctx: BatchContext, stream: int) -> torch.Tensor:
+        """A reproducible random point of the ball around ``x0`` (per-sample hashes of ``stream``).
+
+        L∞: uniform in [-ε, ε] per pixel; L2: uniform direction (Gaussian from Box-Muller) at
+        radius ε. Then clamped to [0, 1].
+        """
+        size = x0[0].numel()
+        if self.norm == math.inf:
+            noise = selection.uniform(ctx.seed, stream, ctx.index, size).to(x0.dtype).view_as(x0)
+            return (x0 + self.eps * (2.0 * noise - 1.0)).clamp_(0.0, 1.0)
+        u = selection.uniform(ctx.seed, stream, ctx.index, 2 * size)
+        radius = torch.sqrt(-2.0 * torch.log1p(-u[:, :size]))  # 1 - u lies in (0, 1]
+        gauss = (radius * torch.cos(2.0 * math.pi * u[:, size:])).to(x0.dtype).view_as(x0)
+        return (x0 + self.eps * normalized(gauss)).clamp_(0.0, 1.0)
+
+    def judge(self, ctx: BatchContext) -> Judge | None:
+        """APGD's judge: :meth:`success` of the last evaluated iterate as ``[B, K]``, lower = stronger."""
+        success = self.success()
+        if not success:
+            return None
+
+        def judge() -> torch.Tensor:
+            emb = ctx.last
+            summary = self.summarize(emb, ctx.dist(emb), ctx, adversarial=True)
+            if "embshift" in success:
+                summary["embshift"] = paired(emb, ctx.clean, ctx.metric)
+            return torch.stack([-direction * summary[key].to(torch.float64) for key, direction in success.items()], dim=1)
+
+        return judge
+
+    def perturb(self, model: nn.Module, images: torch.Tensor, ctx: BatchContext, run: Run | None = None) -> torch.Tensor:
+        """One search (``run``, this attack's own by default) on its objective; returns the adversarial images.
+
+        PGD returns its last iterate with this attack's ``step``; APGD its best iterate by
+        :meth:`success`. Random start, restarts' starts, projection, clamping and the
+        budget (``ctx.budget``) are handled here and in the loops.
+        """
+        run = run or self.runs()[0]
         x0 = images.detach()
         start = None
         if self.random_start and self.eps > 0:
-            noise = selection.uniform(ctx.seed, selection.STREAM_START, ctx.index, x0[0].numel())
-            noise = noise.to(x0.dtype).view_as(x0)
-            start = (x0 + self.eps * (2.0 * noise - 1.0)).clamp_(0.0, 1.0)
+            start = self.random_point(x0, ctx, selection.STREAM_START)
+        loss = self.objective if run.loss == "reference" else self.surrogate
 
         def objective(x: torch.Tensor, step: int) -> torch.Tensor:
             emb = embed(model, x)
             ctx.last = emb.detach()  # the reference's embshift reads this last forward
-            return self.objective(emb, ctx, step).sum()
+            return loss(emb, ctx, step)
 
-        return pgd_minimize(
-            objective, x0, eps=self.eps, alpha=self.alpha, steps=self.pgditer, start=start, update=self.step
+        if run.opt == "pgd":
+            return pgd_minimize(
+                objective, x0, eps=self.eps, alpha=self.alpha, steps=run.steps, start=start, update=self.step,
+                norm=self.norm, gradient=self.gradient, budget=ctx.budget,
+            )
+        best = apgd_minimize(
+            objective, x0, eps=self.eps, steps=run.steps, norm=self.norm, start=start, restarts=run.restarts,
+            starts=lambda r: self.random_point(x0, ctx, selection.STREAM_RESTART + r),
+            judge=self.judge(ctx), gradient=self.gradient, budget=ctx.budget,
         )
+        ctx.last = None  # the result is the best iterate, not the last forward: measure it
+        return best.x
 
     def embshift(self, adv_emb: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
         """Per-sample embedding shift; the reference measured the last PGD forward, not the result."""
@@ -259,15 +371,24 @@ class Attack:
         with attack_mode(model):
             ctx = self.context(model, gallery, images, labels, index, seed=seed, self_slot=self_slot)
             with torch.no_grad():
-                orig = self.summarize(ctx.clean, ctx.clean_dist, ctx, adversarial=False)
-            adversarial = self.perturb(model, images, ctx)
-            with torch.no_grad():
-                adv_emb = embed(model, adversarial)
-                adv_dist = ctx.dist(adv_emb)
-                adv = self.summarize(adv_emb, adv_dist, ctx, adversarial=True)
-                adv["embshift"] = self.embshift(adv_emb, ctx)
-        cast = lambda d: {k: v.detach().to(torch.float64).view(-1) for k, v in d.items()}  # noqa: E731
-        return BatchOutcome(adversarial=adversarial, orig=cast(orig), adv=cast(adv))
+                orig = _float64(self.summarize(ctx.clean, ctx.clean_dist, ctx, adversarial=False))
+            members: dict[str, dict[str, torch.Tensor]] = {}
+            found: list[torch.Tensor] = []
+            for run in self.runs():
+                ctx.last = None
+                adversarial = self.perturb(model, images, ctx, run)
+                with torch.no_grad():
+                    adv_emb = embed(model, adversarial)
+                    ctx.budget.forwards += 1
+                    adv = self.summarize(adv_emb, ctx.dist(adv_emb), ctx, adversarial=True)
+                    adv["embshift"] = self.embshift(adv_emb, ctx)
+                members[run.name] = _float64(adv)
+                found.append(adversarial)
+        budget = ctx.budget.as_dict()
+        if len(found) == 1:
+            return BatchOutcome(adversarial=found[0], orig=orig, adv=members[run.name], budget=budget)
+        adversarial, adv, wins = combine(list(members.values()), found, self.success())
+        return BatchOutcome(adversarial=adversarial, orig=orig, adv=adv, budget=budget, members=members, wins=wins)
 
     # ------------------------------------------------------------------ helpers for subclasses
 

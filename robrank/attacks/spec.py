@@ -21,11 +21,14 @@ DEFAULT_EPS = 4.0 / 255.0
 DEFAULT_ALPHA = 1.0 / 255.0
 DEFAULT_PGDITER = 24
 
-#: canonical key order; pm/W/M only where the attack takes them
-KEY_ORDER: tuple[str, ...] = ("pm", "W", "M", "eps", "alpha", "pgditer")
-PGD_KEYS: tuple[str, ...] = ("eps", "alpha", "pgditer")
-INT_KEYS: frozenset[str] = frozenset({"W", "M", "pgditer"})
+#: canonical key order; pm/W/M only where the attack takes them, the search keys only when not default
+KEY_ORDER: tuple[str, ...] = ("pm", "W", "M", "eps", "alpha", "pgditer", "norm", "opt", "loss", "restarts")
+PGD_KEYS: tuple[str, ...] = ("eps", "alpha", "pgditer", "norm", "opt", "loss", "restarts")
+INT_KEYS: frozenset[str] = frozenset({"W", "M", "pgditer", "restarts"})
 FLOAT_KEYS: frozenset[str] = frozenset({"eps", "alpha"})
+#: the search keys: their accepted values, and the default a spec's canonical text leaves out
+CHOICES: dict[str, tuple[str, ...]] = {"norm": ("inf", "2"), "opt": ("pgd", "apgd", "worst"), "loss": ("reference", "smooth")}
+SEARCH_DEFAULTS: dict[str, str] = {"norm": "inf", "opt": "pgd", "loss": "reference"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,12 @@ def _parse_value(text: str, key: str, value: str) -> Any:
     if key == "pm":
         if value not in ("+", "-"):
             raise SpecError(f"attack spec {text!r}: field pm must be + or - (got {value!r})")
+        return value
+    if key in CHOICES:
+        if key == "norm" and value in ("2.0", "l2", "L2"):
+            value = "2"
+        if value not in CHOICES[key]:
+            raise SpecError(f"attack spec {text!r}: field {key} must be one of {', '.join(CHOICES[key])} (got {value!r})")
         return value
     if key in INT_KEYS:
         try:
@@ -132,6 +141,9 @@ def parse_spec(text: str | AttackSpec, registry: Any = None) -> AttackSpec:
     params.setdefault("eps", DEFAULT_EPS)
     params.setdefault("alpha", DEFAULT_ALPHA)
     params.setdefault("pgditer", DEFAULT_PGDITER)
+    for key, default in SEARCH_DEFAULTS.items():
+        if params.get(key) == default:
+            del params[key]  # one canonical text: the default search is never spelled out
     ordered = {k: params[k] for k in KEY_ORDER if k in params}
     ordered.update({k: v for k, v in params.items() if k not in ordered})
     return AttackSpec(type=record.name, params=ordered, text=canonical_text(record.name, ordered))

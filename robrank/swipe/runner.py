@@ -353,6 +353,11 @@ def _result_fields(result: Any) -> dict[str, Any]:
     }
     if data.get("sums"):  # per-sample sums: what merging shards of one attack needs
         fields["sums"] = {side: {k: float(v) for k, v in values.items()} for side, values in data["sums"].items()}
+    if data.get("budget"):  # model passes per attacked sample
+        fields["budget"] = {k: float(v) for k, v in data["budget"].items()}
+    if data.get("members"):  # a worst case: every member's result and who won each measure
+        fields["members"] = {name: {part: {k: float(v) for k, v in values.items()} for part, values in m.items()} for name, m in data["members"].items()}
+        fields["wins"] = {k: {name: int(n) for name, n in counts.items()} for k, counts in data["wins"].items()}
     return fields
 
 
