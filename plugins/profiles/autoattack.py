@@ -9,8 +9,8 @@ member's result and which member won each column.
 
 ``rob28-l2``/``rob224-l2`` are the same ten attacks under an L2 budget (``norm=2``). The
 radii are the standard ones of the classification literature for the same image sizes
-(docs/autoattack.md says why): ε = 2.0 for 28x28 (MNIST, as in Madry et al.'s and Croce &
-Hein's MNIST L2 evaluations) and ε = 3.0 for 224x224 (ImageNet, as in Engstrom et al.'s
+(docs/autoattack.md says why): ε = 2.0 for 28x28 (MNIST, as in Tramèr & Boneh 2019 and
+Croce & Hein 2020) and ε = 3.0 for 224x224 (ImageNet, as in Engstrom et al.'s
 robustness library and Salman et al. 2020). The step is α = 2.5·ε/32, the rule of Madry
 et al. that lets 32 steps cross the ball 2.5 times, as rob28's 3/255 x 32 crosses its
 77/255 ball 1.25 times.

@@ -15,7 +15,8 @@ tuning, which is why AutoAttack made it the standard in classification:
   percentile rank), ties broken by the objective, because the objective only approximates what an
   attack is scored on; the start point is a candidate too, so a run never ends worse
   than where it began;
-* ``restarts`` further runs from random points of the ball, each with the same budget,
+* ``restarts`` runs in all, the first from the start, the others from random points of
+  the ball, each with the same budget,
   keeping per sample the best over all of them.
 
 Budget: a run of ``steps`` spends exactly ``steps`` gradient evaluations (the start and
