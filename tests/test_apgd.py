@@ -141,7 +141,13 @@ class CountingModel(nn.Module):
         return self.inner(x)
 
 
-@pytest.mark.parametrize("extra, gradients, forwards", [("", 6, 1), (":opt=apgd:restarts=3", 18, 1), (":opt=worst", 18, 3), (":opt=worst:restarts=3", 6 + 6 + 2 * 3, 3)])
+@pytest.mark.parametrize("extra, gradients, forwards", [
+    ("", 6, 1),
+    (":opt=apgd:restarts=3", 18, 1),
+    (":restarts=2", 12, 2 + 1),  # PGD restarts: each run's last iterate is judged by a forward
+    (":opt=worst", 18, 3),
+    (":opt=worst:restarts=3", 6 + 6 + 2 * 3, 3),
+])
 def test_budget_counts_every_model_pass(extra, gradients, forwards):
     data = toy_dataset()
     model = CountingModel(toy_model("C"))
@@ -210,20 +216,38 @@ def test_search_fields_parse_and_defaults_are_never_spelled_out():
     text = parse_spec("ES:opt=worst:restarts=3:norm=2:loss=smooth").text
     assert text.endswith(":norm=2:opt=worst:loss=smooth:restarts=3")
     attack = build_attack(parse_spec(text))
-    assert attack.norm == 2.0 and attack.opt == "worst" and attack.restarts == 3
-    assert build_attack(parse_spec("ES")).norm == math.inf
+    assert attack.lp == 2.0 and attack.opt == "worst" and attack.restarts == 3
+    assert build_attack(parse_spec("ES")).lp == math.inf
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("ES:opt=adam", "field opt must be one of pgd, apgd, worst"),
-    ("ES:norm=1", "field norm must be one of inf, 2"),
-    ("ES:loss=ce", "field loss must be one of reference, smooth"),
-    ("ES:restarts=0", "field restarts must be at least 1"),
-    ("ES:restarts=2", "restarts=2 needs opt=apgd or opt=worst"),
+    ("ES:opt=adam", "field opt must be pgd or apgd or worst"),
+    ("ES:norm=1", "field norm must be inf or 2"),
+    ("ES:loss=ce", "field loss must be reference or smooth"),
+    ("ES:restarts=0", "field restarts must be a whole number >= 1"),
 ])
 def test_bad_search_fields_are_one_line_errors(spec, message):
     with pytest.raises(SpecError, match=message):
         build_attack(parse_spec(spec))
+
+
+def test_every_score_column_is_judged_by_its_own_metric():
+    # the worst case keeps, per sample, the strongest value of each success measure: that is
+    # the per-column worst case only if each column's metric is one of its attack's measures
+    from robrank.plugins import get_registry
+
+    registry = get_registry()
+    score = registry.get("profiles", "rob28-aa").score
+    matched = []
+    for spec in registry.get("profiles", "rob28-aa").factory():
+        parsed = parse_spec(spec)
+        attack = build_attack(parsed)
+        fields = {k: str(v) for k, v in parsed.params.items()}
+        for column in score.columns:
+            if column.matches(parsed.type, fields):
+                assert column.metric in attack.success(), (column.label, spec)
+                matched.append(column.label)
+    assert sorted(matched) == sorted(c.label for c in score.columns)
 
 
 def test_stronger_profiles_keep_the_ten_columns():
@@ -231,11 +255,11 @@ def test_stronger_profiles_keep_the_ten_columns():
 
     registry = get_registry()
     rob28, aa = (registry.get("profiles", n) for n in ("rob28", "rob28-aa"))
-    assert aa.ers and aa.image_size == rob28.image_size
+    assert aa.score is rob28.score and aa.image_size == rob28.image_size
     assert aa.factory() == [f"{s}:opt=worst" for s in rob28.factory()]
     for name in ("rob224-aa", "rob28-l2", "rob224-l2"):
         record = registry.get("profiles", name)
-        assert record.ers and len(record.factory()) == 9
+        assert record.score is rob28.score and len(record.factory()) == 9
         assert all(parse_spec(s).text == s for s in record.factory())
     l2 = [parse_spec(s) for s in registry.get("profiles", "rob28-l2").factory()]
     assert {(p.params["norm"], p.params["eps"]) for p in l2} == {("2", 2.0)}

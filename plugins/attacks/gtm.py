@@ -16,6 +16,9 @@ from robrank.attacks.base import Attack, BatchContext
 from robrank.attacks.metrics import top1_label_match
 from robrank.attacks.surrogates import label_margin
 from robrank.distances import paired
+from robrank.summaries import EMBSHIFT
+
+from .ltm import R1_PERCENT
 
 from .es import label_mask, label_temperature
 
@@ -38,7 +41,8 @@ def greedy_pairs(dist: torch.Tensor, labels: torch.Tensor, self_slot: torch.Tens
 
 class GreedyTop1Misrank(Attack):
     name = "GTM"
-    reports = ("r@1", "embshift")
+    reports = ("r@1", EMBSHIFT)
+    display = (R1_PERCENT,)
 
     def select(self, ctx: BatchContext) -> None:
         match, unmatch = greedy_pairs(ctx.clean_dist, ctx.gallery.labels, ctx.self_slot, ctx.reference)

@@ -12,6 +12,7 @@ import torch
 from robrank.attacks.base import Attack, BatchContext
 from robrank.attacks.metrics import retained
 from robrank.attacks.surrogates import kth_margin
+from robrank.summaries import EMBSHIFT, MetricDisplay
 
 from .query import query_loss
 
@@ -22,8 +23,11 @@ RETAIN_K = 4
 
 class GreedyTop1Translocation(Attack):
     name = "GTT"
-    reports = ("ID-Retain@1", "retain@4", "embshift")
-    needs_dist = True
+    reports = ("ID-Retain@1", "retain@4", EMBSHIFT)
+    display = (
+        MetricDisplay("ID-Retain@1", "RETAIN1", scale=100.0, full=100.0),
+        MetricDisplay("retain@4", "RETAIN4", scale=100.0, full=100.0),
+    )
 
     def select(self, ctx: BatchContext) -> None:
         masked = ctx.clean_dist.scatter(1, ctx.self_slot.view(-1, 1), float("inf"))

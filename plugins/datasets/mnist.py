@@ -69,6 +69,7 @@ def register_datasets(register):
             channels=1,
             num_test_classes=10,
             profile="rob28",
+            attack_defaults={"SPQA": {"rate": 2e4}},  # the reference's SPQA rate for this dataset
         )
     )
     register(
@@ -81,5 +82,6 @@ def register_datasets(register):
             channels=1,
             num_test_classes=10,
             profile="rob28",
+            attack_defaults={"SPQA": {"rate": 4e4}},  # the reference's SPQA rate for this dataset
         )
     )

@@ -18,9 +18,8 @@ much as a bare forward/backward of the model (see ``benchmarks/pgd_overhead.py``
 """
 from __future__ import annotations
 
-import contextlib
+import inspect
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -28,31 +27,35 @@ import torch
 from torch import nn
 
 from ..distances import pairwise, paired
-from ..errors import ConfigError, SpecError
+from ..errors import ConfigError
+from ..models.modes import attack_mode, embed
+from ..params import REQUIRED, Param, collect
+from ..semantics import REFERENCE, check_semantics
+from ..summaries import EMBSHIFT, MetricDisplay
 from . import selection
-from .apgd import Judge, apgd_minimize
+from .apgd import Best, Judge, apgd_minimize
 from .ensemble import LOSSES, OPTIMIZERS, Run, combine, runs
-from .gallery import Gallery, embed
-from .spec import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_PGDITER
+from .gallery import Gallery
 from .pgd import Budget, Objective, autograd_gradient, check_norm, l2_step, normalized, pgd_minimize, sign_step
 
-SEMANTICS: tuple[str, ...] = ("reference", "fixed")
+#: PGD defaults of the reference ``AdvRank`` constructor
+DEFAULT_EPS = 4.0 / 255.0
+DEFAULT_ALPHA = 1.0 / 255.0
+DEFAULT_PGDITER = 24
 
+#: the search fields every attack shares (docs/autoattack.md); implicit: the default search
+#: (the reference's) is never written, so stored specs keep their text
+SEARCH: tuple[Param, ...] = (
+    Param("norm", str, "inf", choices=("inf", "2"), implicit=True, help="threat model: the L-infinity or the L2 ball of radius eps"),
+    Param("opt", str, "pgd", choices=OPTIMIZERS, implicit=True,
+          help="search: fixed-step PGD, APGD, or the per-sample worst case of PGD, APGD and smooth-objective APGD"),
+    Param("loss", str, "reference", choices=LOSSES, implicit=True, help="objective: the attack's own, or its smooth surrogate"),
+    Param("restarts", int, None, low=1, implicit=True,
+          help="runs per sample, the best kept (first from the start, the others random); opt=worst: the smooth member's runs (2)"),
+)
 
-@contextlib.contextmanager
-def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode (BatchNorm frozen) and no weight gradients for the block; restored afterwards."""
-    was_training = model.training
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        model.train(was_training)
+#: the direction of a signed attack (CA+, QA-, ...): declare it in ``params`` to take ``pm=+|-``
+PM = Param("pm", str, choices=("+", "-"), help="direction: + raises, - lowers the target's rank", example="pm=+")
 
 
 def _float64(summary: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -109,91 +112,93 @@ class BatchOutcome:
 class Attack:
     """Base class of every ranking attack (see the module docstring for the contract).
 
-    Constructor keywords are the spec fields (``eps``, ``alpha``, ``pgditer``, ``pm``, ``W``,
-    ``M``; the search: ``norm`` (``inf`` or ``2``), ``opt`` (``pgd``, ``apgd`` or ``worst``),
-    ``loss`` (``reference`` or ``smooth``), ``restarts``) plus run options: ``random_start``
-    (uniform start in the ball, off like the reference without ``RINIT``), ``semantics``
-    (``"reference"`` reproduces the reference's quirks, ``"fixed"`` corrects them;
-    docs/attacks.md lists each) and ``dataset`` (the dataset name, used by SPQA's adaptive
-    weight).
+    The class is the single source of what the attack is: ``name`` (its spec TYPE),
+    ``params`` (the typed spec fields it adds; the PGD settings declared here reach every
+    subclass, see :meth:`parameters`), ``reports`` (the summary keys it produces, checked on
+    every batch) and ``display`` (how reports show them). Its registry record is derived from
+    these (:meth:`robrank.records.AttackRecord.of`), and the spec grammar validates every
+    field against ``params`` once, so the constructor receives clean values.
+
+    The shared fields include the search (docs/autoattack.md): ``norm`` (``inf`` or ``2``),
+    ``opt`` (``pgd``, ``apgd`` or ``worst``), ``loss`` (``reference`` or ``smooth``) and
+    ``restarts``; all four are implicit, so the reference's specs keep their text.
+
+    Constructor keywords are the spec fields (defaults filled in from ``params``) plus run
+    options: ``random_start`` (uniform start in the ball, off like the reference without
+    ``RINIT``) and ``semantics`` (``"reference"`` reproduces the reference's quirks,
+    ``"fixed"`` corrects them; docs/attacks.md lists each).
     """
 
     name: ClassVar[str] = ""
-    signed: ClassVar[bool] = False
-    required: ClassVar[tuple[str, ...]] = ()
+    #: spec fields of every PGD attack; a subclass lists only the fields it adds
+    params: ClassVar[tuple[Param, ...]] = (
+        Param("eps", float, DEFAULT_EPS, low=0.0, help="L-infinity radius of the perturbation (pixels in [0, 1])"),
+        Param("alpha", float, DEFAULT_ALPHA, low=0.0, help="PGD step size (eps is used when pgditer=1: FGSM)"),
+        Param("pgditer", int, DEFAULT_PGDITER, low=1, help="number of PGD steps"),
+        *SEARCH,
+    )
+    #: summary keys this attack reports (clean and adversarial; the engine adds ``embshift``)
     reports: ClassVar[tuple[str, ...]] = ()
-    #: the objective needs the [B, N] distance matrix of the current iterate
-    needs_dist: ClassVar[bool] = False
+    #: how reports show the summary keys (none: each key as it is)
+    display: ClassVar[tuple[MetricDisplay, ...]] = ()
 
-    def __init__(
-        self,
-        *,
-        eps: float = DEFAULT_EPS,
-        alpha: float = DEFAULT_ALPHA,
-        pgditer: int = DEFAULT_PGDITER,
-        pm: str | None = None,
-        W: int | None = None,
-        M: int | None = None,
-        norm: float | str = math.inf,
-        opt: str = "pgd",
-        loss: str = "reference",
-        restarts: int | None = None,
-        random_start: bool = False,
-        semantics: str = "reference",
-        dataset: str | None = None,
-    ) -> None:
-        if semantics not in SEMANTICS:
-            raise ConfigError(f"unknown attack semantics {semantics!r}; use reference or fixed")
-        if not (math.isfinite(eps) and eps >= 0):
-            raise SpecError(f"attack {self.name}: field eps must be a finite number >= 0 (got {eps!r})")
-        if not (math.isfinite(alpha) and alpha >= 0):
-            raise SpecError(f"attack {self.name}: field alpha must be a finite number >= 0 (got {alpha!r})")
-        if int(pgditer) != pgditer or pgditer < 1:
-            raise SpecError(f"attack {self.name}: field pgditer must be a whole number >= 1 (got {pgditer!r})")
-        if self.signed and pm not in ("+", "-"):
-            raise SpecError(f"attack {self.name}: field pm must be + or - (got {pm!r})")
-        for key, value in (("W", W), ("M", M)):
-            if key in self.required and (value is None or int(value) != value or value < 1):
-                raise SpecError(f"attack {self.name}: field {key} must be a whole number >= 1 (got {value!r})")
-        if opt not in OPTIMIZERS:
-            raise SpecError(f"attack {self.name}: field opt must be one of {', '.join(OPTIMIZERS)} (got {opt!r})")
-        if loss not in LOSSES:
-            raise SpecError(f"attack {self.name}: field loss must be one of {', '.join(LOSSES)} (got {loss!r})")
-        if restarts is not None and (int(restarts) != restarts or restarts < 1):
-            raise SpecError(f"attack {self.name}: field restarts must be a whole number >= 1 (got {restarts!r})")
-        if restarts is not None and restarts > 1 and opt == "pgd":
-            raise SpecError(f"attack {self.name}: restarts={restarts} needs opt=apgd or opt=worst (PGD keeps its last iterate)")
-        try:
-            self.norm = check_norm(float(norm))
-        except ValueError:
-            raise SpecError(f"attack {self.name}: field norm must be inf or 2 (got {norm!r})") from None
-        self.opt, self.loss = opt, loss
-        self.restarts = None if restarts is None else int(restarts)
-        self.eps, self.alpha, self.pgditer = float(eps), float(alpha), int(pgditer)
-        self.pm, self.W, self.M = pm, (int(W) if W is not None else None), (int(M) if M is not None else None)
+    eps: float
+    alpha: float
+    pgditer: int
+    norm: str
+    opt: str
+    loss: str
+    restarts: int | None
+
+    def __init__(self, *, semantics: str = REFERENCE, random_start: bool = False, **values: Any) -> None:
+        for param in self.parameters():
+            value = values.pop(param.name, param.default)
+            if value is REQUIRED:
+                raise TypeError(f"{type(self).__name__} needs the spec field {param.name} ({param.describe()})")
+            setattr(self, param.name, value)
+        if values:
+            raise TypeError(f"{type(self).__name__} takes no spec field {', '.join(sorted(values))}")
         self.random_start = bool(random_start)
-        self.semantics = semantics
-        self.dataset = dataset
+        self.semantics = check_semantics(semantics)
+
+    @classmethod
+    def parameters(cls) -> tuple[Param, ...]:
+        """Every spec field of this attack, in canonical spec order.
+
+        The fields of the attack's own class chain come first, base classes before
+        subclasses (CA's ``pm, W``, then a CA subclass's own fields), then the fields every
+        PGD attack shares, declared once here on :class:`Attack` (``eps, alpha, pgditer``
+        and any later addition, which must be ``implicit`` so stored specs keep their text).
+        """
+        chain = [c for c in reversed(inspect.getmro(cls)) if c is not Attack]
+        own = collect(chain)
+        names = {p.name for p in own}
+        return own + tuple(p for p in Attack.__dict__["params"] if p.name not in names)
+
+    @property
+    def lp(self) -> float:
+        """The threat model's norm as a number: ``math.inf`` or 2.0."""
+        return check_norm(math.inf if self.norm == "inf" else float(self.norm))
 
     @property
     def reference(self) -> bool:
-        return self.semantics == "reference"
+        return self.semantics == REFERENCE
 
     @property
     def label(self) -> str:
-        return f"{self.name}{self.pm or ''}"
+        return f"{self.name}{getattr(self, PM.name, None) or ''}"
 
     def __repr__(self) -> str:
-        fields = [f"pm={self.pm}"] if self.pm else []
-        fields += [f"W={self.W}"] if self.W is not None else []
-        fields += [f"M={self.M}"] if self.M is not None else []
-        fields += [f"eps={self.eps:g}", f"alpha={self.alpha:g}", f"pgditer={self.pgditer}"]
-        fields += [] if self.norm == math.inf else [f"norm={self.norm:g}"]
-        fields += [] if self.opt == "pgd" else [f"opt={self.opt}"]
-        fields += [] if self.loss == "reference" else [f"loss={self.loss}"]
-        fields += [] if self.restarts is None else [f"restarts={self.restarts}"]
-        fields += [self.semantics]
-        return f"{type(self).__name__}({', '.join(fields)})"
+        fields = []
+        for param in self.parameters():
+            value = getattr(self, param.name)
+            if value is not None and not (param.implicit and value == param.default):
+                fields.append(f"{param.name}={value:g}" if isinstance(value, float) else f"{param.name}={value}")
+        return f"{type(self).__name__}({', '.join([*fields, self.semantics])})"
+
+    def distance_width(self) -> int:
+        """How many [B, N] distance rows one sample of this attack holds (for the batch-size estimate)."""
+        return 6
 
     # ------------------------------------------------------------------ subclass hooks
 
@@ -245,7 +250,7 @@ class Attack:
         under ``torch.no_grad``; ``grad`` is ``[B, C, H, W]`` and each sample's row depends on
         that sample only, which an override must preserve.
         """
-        return sign_step(x, grad, state, step_size) if self.norm == math.inf else l2_step(x, grad, state, step_size)
+        return sign_step(x, grad, state, step_size) if self.lp == math.inf else l2_step(x, grad, state, step_size)
 
     # ------------------------------------------------------------------ engine
 
@@ -294,7 +299,7 @@ class Attack:
         radius ε. Then clamped to [0, 1].
         """
         size = x0[0].numel()
-        if self.norm == math.inf:
+        if self.lp == math.inf:
             noise = selection.uniform(ctx.seed, stream, ctx.index, size).to(x0.dtype).view_as(x0)
             return (x0 + self.eps * (2.0 * noise - 1.0)).clamp_(0.0, 1.0)
         u = selection.uniform(ctx.seed, stream, ctx.index, 2 * size)
@@ -311,8 +316,8 @@ class Attack:
         def judge() -> torch.Tensor:
             emb = ctx.last
             summary = self.summarize(emb, ctx.dist(emb), ctx, adversarial=True)
-            if "embshift" in success:
-                summary["embshift"] = paired(emb, ctx.clean, ctx.metric)
+            if EMBSHIFT in success:
+                summary[EMBSHIFT] = paired(emb, ctx.clean, ctx.metric)
             return torch.stack([-direction * summary[key].to(torch.float64) for key, direction in success.items()], dim=1)
 
         return judge
@@ -321,7 +326,8 @@ class Attack:
         """One search (``run``, this attack's own by default) on its objective; returns the adversarial images.
 
         PGD returns its last iterate with this attack's ``step``; APGD its best iterate by
-        :meth:`success`. Random start, restarts' starts, projection, clamping and the
+        :meth:`success`; with ``restarts`` > 1 either keeps, per sample, the best of its runs
+        by :meth:`success` (a PGD run is judged at its last iterate). Random start, restarts' starts, projection, clamping and the
         budget (``ctx.budget``) are handled here and in the loops.
         """
         run = run or self.runs()[0]
@@ -336,18 +342,37 @@ class Attack:
             ctx.last = emb.detach()  # the reference's embshift reads this last forward
             return loss(emb, ctx, step)
 
-        if run.opt == "pgd":
-            return pgd_minimize(
-                objective, x0, eps=self.eps, alpha=self.alpha, steps=run.steps, start=start, update=self.step,
-                norm=self.norm, gradient=self.gradient, budget=ctx.budget,
+        def starts(r: int) -> torch.Tensor:
+            return self.random_point(x0, ctx, selection.STREAM_RESTART + r)
+
+        if run.opt == "apgd":
+            best = apgd_minimize(
+                objective, x0, eps=self.eps, steps=run.steps, norm=self.lp, start=start, restarts=run.restarts,
+                starts=starts, judge=self.judge(ctx), gradient=self.gradient, budget=ctx.budget,
             )
-        best = apgd_minimize(
-            objective, x0, eps=self.eps, steps=run.steps, norm=self.norm, start=start, restarts=run.restarts,
-            starts=lambda r: self.random_point(x0, ctx, selection.STREAM_RESTART + r),
-            judge=self.judge(ctx), gradient=self.gradient, budget=ctx.budget,
-        )
-        ctx.last = None  # the result is the best iterate, not the last forward: measure it
-        return best.x
+            ctx.last = None  # the result is the best iterate, not the last forward: measure it
+            return best.x
+        found: Best | None = None
+        judge = self.judge(ctx)
+        for r in range(run.restarts):
+            x = pgd_minimize(
+                objective, x0, eps=self.eps, alpha=self.alpha, steps=run.steps, start=start if r == 0 else starts(r),
+                update=self.step, norm=self.lp, gradient=self.gradient, budget=ctx.budget,
+            )
+            if run.restarts == 1:
+                return x  # the reference: the last iterate, and ctx.last its last forward
+            with torch.no_grad():  # restarts: judge each run's last iterate, keep the best per sample
+                key = objective(x, None).detach().view(-1, 1).to(torch.float64)
+                ctx.budget.forwards += 1
+                if judge is not None:
+                    key = torch.cat([judge().to(torch.float64), key], dim=1)
+            if found is None:
+                found = Best(x, key)
+            else:
+                found.update(x, key)
+        ctx.last = None
+        assert found is not None
+        return found.x
 
     def embshift(self, adv_emb: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
         """Per-sample embedding shift; the reference measured the last PGD forward, not the result."""
@@ -381,7 +406,12 @@ class Attack:
                     adv_emb = embed(model, adversarial)
                     ctx.budget.forwards += 1
                     adv = self.summarize(adv_emb, ctx.dist(adv_emb), ctx, adversarial=True)
-                    adv["embshift"] = self.embshift(adv_emb, ctx)
+                    adv[EMBSHIFT] = self.embshift(adv_emb, ctx)
+                if self.reports and (set(orig) | set(adv)) != set(self.reports):
+                    raise ConfigError(
+                        f"attack {self.name} reports {sorted(set(orig) | set(adv))} but declares reports={sorted(self.reports)}; "
+                        "make its summarize() and its reports agree"
+                    )
                 members[run.name] = _float64(adv)
                 found.append(adversarial)
         budget = ctx.budget.as_dict()

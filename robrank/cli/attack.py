@@ -10,7 +10,7 @@ import json
 
 import click
 
-from ..attacks.base import SEMANTICS
+from ..semantics import SEMANTICS
 
 
 def _default_device() -> str:
@@ -58,7 +58,7 @@ def attack_command(
     no_progress: bool,
 ) -> None:
     """Attack the model of a run directory or checkpoint with one attack SPEC."""
-    from ..attacks import parse_spec, run_attack
+    from ..attacks import AttackOptions, parse_spec, run_attack
     from ..data.loading import load_split
     from ..models.checkpoint import load_run
 
@@ -66,22 +66,20 @@ def attack_command(
     device = device or _default_device()
     run = load_run(run_or_ckpt, device=device)
     dataset = load_split(run.dataset, "test", data_root)
-    result = run_attack(
-        run.model,
-        dataset,
-        parsed,
+    options = AttackOptions.for_dataset(
+        run.dataset,
         batch_size=batch_size,
         max_batches=max_batches,
         device=device,
         seed=seed,
         semantics=semantics,
         progress=not no_progress and not as_json,
-        dataset_name=run.dataset,
         random_start=random_start,
         amp=amp,
         channels_last=channels_last,
         compile=compile_,
     )
+    result = run_attack(run.model, dataset, parsed, options)
     if as_json:
         click.echo(json.dumps({**result.as_dict(), "checkpoint": str(run.checkpoint)}, indent=2))
         return

@@ -247,7 +247,7 @@ def run_command(
       robrank run --plugin act --dataset cars       # fails at once if Cars-196 is not installed
       robrank run --resume --run-dir runs/...       # continue after a kill
     """
-    from ..swipe.runner import resolve_profile, swipe
+    from ..swipe.runner import profile_for_dataset, resolve_profile, swipe
     from ..training import train
     from ..training.rundir import read_config
 
@@ -264,7 +264,7 @@ def run_command(
     from ..data.loading import dataset_record
 
     record = dataset_record(config.dataset)
-    profile_record = resolve_profile(profile or record.profile)  # unknown profile: fail before training
+    profile_record = resolve_profile(profile) if profile else profile_for_dataset(record)  # fail before training
     progress = not no_progress
     if config.run_dir:
         click.echo(f"run: {config.run_dir}")

@@ -5,6 +5,8 @@ import sys
 
 import click
 
+from ..semantics import SEMANTICS
+
 
 def _default_device() -> str:
     import torch
@@ -22,7 +24,7 @@ def _default_device() -> str:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every attack's random selection.")
 @click.option(
     "--semantics",
-    type=click.Choice(["reference", "fixed"]),
+    type=click.Choice(SEMANTICS),
     default="reference",
     show_default=True,
     help="reference: reproduce the reference attacks' quirks (published ERS); fixed: corrected attacks.",
@@ -67,22 +69,20 @@ def swipe_command(
 
     record = resolve_profile(profile)  # an unknown name fails here, before the model loads
     info = from_env()
-    kwargs = dict(
-        output=output,
-        device=device or _default_device(),
+    from ..attacks import AttackOptions
+
+    options = AttackOptions(
         batch_size=batch_size,
         max_batches=max_batches,
         seed=seed,
         semantics=semantics,
-        data_root=data_root,
         progress=not no_progress,
-        restart=restart,
-        redo=redo,
         amp=amp,
         channels_last=channels_last,
         compile=compile_,
         num_workers=num_workers,
     )
+    kwargs = dict(options=options, output=output, device=device or _default_device(), data_root=data_root, restart=restart, redo=redo)
     try:
         if devices is not None and devices > 1 and not info.enabled:
             path = swipe_devices(run_or_ckpt, record.name, devices, **kwargs)
@@ -94,5 +94,5 @@ def swipe_command(
     if info.rank != 0:
         return
     click.echo(f"results: {path}")
-    if record.ers:
+    if record.score is not None:
         click.echo(report([path], "table"), nl=False)

@@ -122,6 +122,16 @@ def _miner_record(registry: Any, miner: str) -> MinerRecord:
     return registry.get("miners", miner)
 
 
+def find_miner(miner: str, registry: Any | None = None) -> MinerRecord:
+    """The miner for a registered name, an alias or a reference letter (``m``; ``""`` = the letterless one)."""
+    registry = _registry(registry)
+    if miner == "":
+        letters = _miner_letters(registry)
+        if "" in letters:
+            return letters[""]
+    return _miner_record(registry, miner)
+
+
 def resolve_loss(
     name: str,
     *,
@@ -174,16 +184,17 @@ def resolve_loss(
         raise ConfigError(
             f"loss {record.name!r} does not support metric {metric!r}; supported: {', '.join(record.metrics)}"
         )
+    default_miner = find_miner(record.default_miner, registry) if record.uses_miner else None
     if record.uses_miner:
         if miner_record is None:
-            miner_record = registry.get("miners", record.default_miner)
+            miner_record = default_miner
     elif miner_record is not None:
         raise ConfigError(f"loss {record.name!r} does its own pair selection and takes no miner; drop miner={miner!r}")
 
     miner_name = miner_record.name if miner_record is not None else ""
     if miner_record is None:
         reference = f"{SPC2_PREFIX}{_reference_token(record, '', metric)}{metric}"
-    elif miner_record.letter or miner_record.name == record.default_miner:
+    elif miner_record.letter or miner_record.name == default_miner.name:
         letter = miner_record.letter
         reference = f"{SPC2_PREFIX}{letter}{_reference_token(record, letter, metric)}{metric}"
     else:
