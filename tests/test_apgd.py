@@ -290,5 +290,22 @@ def test_rob28_aa_swipe_records_members_and_winners_and_is_never_weaker(tmp_path
     # every rescaled column (0 = broken) is at most rob28's
     for key, value in strong["ers"]["rescaled"].items():
         assert value <= plain["ers"]["rescaled"][key] + 1e-9, key
+    assert "winners" not in plain
+    assert set(strong["winners"]) == {"CA+", "CA-", "QA+", "QA-", "TMA", "ES:D", "ES:R", "LTM", "GTM", "GTT"}
+    assert strong["winners"]["ES:D"] == strong["attacks"][5]["wins"]["embshift"]
     text = CliRunner().invoke(cli, ["report", str(untrained_run / "swipe-rob28.json"), str(untrained_run / "swipe-rob28-aa.json")]).output
     assert "/rob28 " in text and "/rob28-aa " in text
+    cost = text[text.index("Search cost"):].splitlines()
+    assert cost[3].split()[1] == "288" and cost[4].split()[1] == "864"
+
+
+def test_variants_are_never_a_datasets_default_profile():
+    import dataclasses
+
+    from robrank.plugins import get_registry
+    from robrank.swipe.runner import profile_for_dataset
+
+    registry = get_registry()
+    anonymous = dataclasses.replace(registry.get("datasets", "digits"), profile=None)
+    assert profile_for_dataset(anonymous, registry).name == "rob28"
+    assert registry.get("profiles", "rob28-aa").variant_of == "rob28"

@@ -18,5 +18,7 @@ from .reference import PROFILES
 
 @robrank.hookimpl
 def register_profiles(register):
-    for name, (factory, image_size, score, summary, aliases) in {**PROFILES, **STRONGER}.items():
+    for name, (factory, image_size, score, summary, aliases) in PROFILES.items():
         register(ProfileRecord(name=name, factory=factory, summary=summary, aliases=aliases, image_size=image_size, score=score))
+    for name, (factory, image_size, score, summary, aliases, variant_of) in STRONGER.items():
+        register(ProfileRecord(name=name, factory=factory, summary=summary, aliases=aliases, image_size=image_size, score=score, variant_of=variant_of))

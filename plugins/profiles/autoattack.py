@@ -48,10 +48,10 @@ def rob224_l2() -> list[str]:
     return _ers_profile(ROB224_L2)
 
 
-#: name -> (factory, image size, score, one-line summary, aliases), as reference.PROFILES
-PROFILES: dict[str, tuple[Callable[[], list[str]], int, Score | None, str, tuple[str, ...]]] = {
-    "rob28-aa": (rob28_aa, SIZE_28, ERS, "rob28, each attack the per-sample worst case of PGD, APGD and smooth-objective APGD (3x the gradients)", ()),
-    "rob224-aa": (rob224_aa, SIZE_224, ERS, "rob224, each attack the per-sample worst case of PGD, APGD and smooth-objective APGD (3x the gradients)", ()),
-    "rob28-l2": (rob28_l2, SIZE_28, ERS, "ERS profile for 28x28 data under an L2 budget: the rob28 attacks at L2 eps 2.0", ()),
-    "rob224-l2": (rob224_l2, SIZE_224, ERS, "ERS profile for 224x224 data under an L2 budget: the rob224 attacks at L2 eps 3.0", ()),
+#: name -> (factory, image size, score, one-line summary, aliases, the profile it is a variant of)
+PROFILES: dict[str, tuple[Callable[[], list[str]], int, Score | None, str, tuple[str, ...], str]] = {
+    "rob28-aa": (rob28_aa, SIZE_28, ERS, "rob28, each attack the per-sample worst case of PGD, APGD and smooth-objective APGD (3x the gradients)", (), "rob28"),
+    "rob224-aa": (rob224_aa, SIZE_224, ERS, "rob224, each attack the per-sample worst case of PGD, APGD and smooth-objective APGD (3x the gradients)", (), "rob224"),
+    "rob28-l2": (rob28_l2, SIZE_28, ERS, "ERS profile for 28x28 data under an L2 budget: the rob28 attacks at L2 eps 2.0", (), "rob28"),
+    "rob224-l2": (rob224_l2, SIZE_224, ERS, "ERS profile for 224x224 data under an L2 budget: the rob224 attacks at L2 eps 3.0", (), "rob224"),
 }
