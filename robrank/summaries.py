@@ -15,6 +15,8 @@ from typing import Any
 
 #: per-sample embedding shift d(f(x~), f(x)), added by the engine to every adversarial summary
 EMBSHIFT = "embshift"
+#: model queries per attacked image of a black-box (NES) attack, added by the engine
+QUERIES = "queries"
 
 
 def lookup(summary: Mapping[str, Any], key: str) -> float | None:
@@ -57,4 +59,4 @@ def plain(key: str) -> MetricDisplay:
     return MetricDisplay(key, key, 1.0, None, 4)
 
 
-__all__ = ["EMBSHIFT", "MetricDisplay", "lookup", "plain"]
+__all__ = ["EMBSHIFT", "QUERIES", "MetricDisplay", "lookup", "plain"]

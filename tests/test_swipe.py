@@ -360,7 +360,7 @@ def test_end_to_end_rob28_on_digits_with_a_kill_and_resume(untrained_run, one_th
         assert 0.0 <= score["raw"][key] <= 100.0
     assert -1.0 <= score["raw"]["tma"] <= 1.0 and 0.0 <= score["raw"]["esd"] <= 2.0
     text = CliRunner().invoke(cli, ["report", str(out)]).output
-    assert "digits-c2f2-ptripletN/rob28" in text and f"{score['ers']:.1f}" in text
+    assert "digits-lenet-ptripletN/rob28" in text and f"{score['ers']:.1f}" in text
 
     # an uninterrupted swipe gives the same numbers, before and after the resume point
     fresh = []

@@ -103,23 +103,25 @@ def apgd_run(
     steps: int,
     norm: float = math.inf,
     judge: Judge | None = None,
-    gradient: Gradient = autograd_gradient,
+    gradient: Gradient | None = None,
     budget: Budget | None = None,
     history: list[float] | None = None,
 ) -> Best:
     """One APGD run from ``start``; the best iterate per sample by its judged success, then the objective.
 
     ``history`` receives the objective summed over samples at every evaluated iterate.
+    ``gradient`` replaces the autograd direction (e.g. a black-box estimate, which counts its
+    own cost); ``budget`` counts the autograd direction's gradient evaluations.
     """
     norm = check_norm(norm)
-    budget = budget if budget is not None else Budget()
+    direction = gradient if gradient is not None else autograd_gradient(objective, budget)
     x0 = x0.detach()
     bounds = box(x0, eps) if norm == math.inf else None
     batch = x0.shape[0]
     shape = (-1, *([1] * (x0.dim() - 1)))
 
     def evaluate(x: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        value, grad = gradient(objective, x, step, budget)
+        value, grad = direction(x, step)
         value = value.detach().reshape(batch)
         key = value.view(-1, 1).to(torch.float64)
         if judge is not None:
@@ -179,7 +181,7 @@ def apgd_minimize(
     restarts: int = 1,
     starts: Starts | None = None,
     judge: Judge | None = None,
-    gradient: Gradient = autograd_gradient,
+    gradient: Gradient | None = None,
     budget: Budget | None = None,
     history: list[float] | None = None,
 ) -> Best:

@@ -15,11 +15,17 @@ selection, and the embedding shift. A concrete attack says only three things:
 The PGD loop is one forward, one input-gradient and a few element-wise ops per step: no
 Python loop over samples and no host synchronisation, so an attack step costs about as
 much as a bare forward/backward of the model (see ``benchmarks/pgd_overhead.py``).
+
+Two options apply to every attack without any code in it: ``nes`` swaps the input gradient
+for the black-box NES estimate (:mod:`robrank.attacks.nes`), and a :class:`Surrogate` runs
+the selection and the optimisation on another model (a transfer attack) while the clean and
+adversarial summaries are still measured on the attacked one.
 """
 from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -29,14 +35,19 @@ from torch import nn
 from ..distances import pairwise, paired
 from ..errors import ConfigError
 from ..models.modes import attack_mode, embed
-from ..params import REQUIRED, Param, collect
+from ..params import REQUIRED, Param, ParamError, collect
 from ..semantics import REFERENCE, check_semantics
-from ..summaries import EMBSHIFT, MetricDisplay
+from ..summaries import EMBSHIFT, QUERIES, MetricDisplay
 from . import selection
 from .apgd import Best, Judge, apgd_minimize
 from .ensemble import LOSSES, OPTIMIZERS, Run, combine, runs
 from .gallery import Gallery
-from .pgd import Budget, Objective, autograd_gradient, check_norm, l2_step, normalized, pgd_minimize, sign_step
+from .nes import REFERENCE as NES_REFERENCE
+from .nes import nes_gradient, query_count
+from .pgd import Budget, check_norm, l2_step, normalized, pgd_minimize, sign_step
+
+#: keys the engine adds to summaries itself (an attack's ``reports`` may list them)
+ENGINE_KEYS = frozenset({EMBSHIFT, QUERIES})
 
 #: PGD defaults of the reference ``AdvRank`` constructor
 DEFAULT_EPS = 4.0 / 255.0
@@ -70,7 +81,7 @@ class BatchContext:
     selection); ``self_slot`` is each object's own slot in the gallery: the nearest clean
     gallery item under reference semantics (the reference's ``loc_self``), the true slot
     under fixed semantics. ``sel`` holds the attack's selection; ``last`` the embeddings of
-    the last PGD forward pass.
+    the last PGD forward pass and ``last_input`` the images it embedded.
     """
 
     gallery: Gallery
@@ -84,12 +95,25 @@ class BatchContext:
     reference: bool
     sel: dict[str, Any] = field(default_factory=dict)
     last: torch.Tensor | None = None
+    last_input: torch.Tensor | None = None
     #: model passes spent on this batch, per sample
     budget: Budget = field(default_factory=Budget)
 
     def dist(self, emb: torch.Tensor) -> torch.Tensor:
         """``[B, N]`` distances from ``emb`` to every gallery item."""
         return pairwise(emb, self.gallery.embeddings, self.metric)
+
+
+@dataclass
+class Surrogate:
+    """The model a transfer attack optimises against, with its own clean gallery of the same split.
+
+    Any module with a ``metric`` and an ``embed`` (or a forward whose output the metric
+    normalises) works: a trained run, or an external model wrapped the same way.
+    """
+
+    model: nn.Module
+    gallery: Gallery
 
 
 @dataclass
@@ -135,6 +159,8 @@ class Attack:
         Param("eps", float, DEFAULT_EPS, low=0.0, help="L-infinity radius of the perturbation (pixels in [0, 1])"),
         Param("alpha", float, DEFAULT_ALPHA, low=0.0, help="PGD step size (eps is used when pgditer=1: FGSM)"),
         Param("pgditer", int, DEFAULT_PGDITER, low=1, help="number of PGD steps"),
+        Param("nes", bool, False, implicit=True, example="nes=1",
+              help="black-box: NES estimates of the gradient from model outputs (robrank.attacks.nes) instead of autograd"),
         *SEARCH,
     )
     #: summary keys this attack reports (clean and adversarial; the engine adds ``embshift``)
@@ -145,6 +171,7 @@ class Attack:
     eps: float
     alpha: float
     pgditer: int
+    nes: bool
     norm: str
     opt: str
     loss: str
@@ -192,13 +219,26 @@ class Attack:
         fields = []
         for param in self.parameters():
             value = getattr(self, param.name)
-            if value is not None and not (param.implicit and value == param.default):
-                fields.append(f"{param.name}={value:g}" if isinstance(value, float) else f"{param.name}={value}")
+            if value is None or (param.implicit and value == param.default):
+                continue
+            text = f"{value:g}" if isinstance(value, float) else param.format(value)
+            fields.append(f"{param.name}={text}")
         return f"{type(self).__name__}({', '.join([*fields, self.semantics])})"
 
     def distance_width(self) -> int:
         """How many [B, N] distance rows one sample of this attack holds (for the batch-size estimate)."""
         return 6
+
+    @classmethod
+    def check_values(cls, values: Mapping[str, Any]) -> None:
+        """Checks that span several fields (each field alone was checked against its ``Param``).
+
+        Called by the spec parser with every field's value (defaults filled in); raise
+        :class:`robrank.params.ParamError` naming the fields. A subclass extending it calls
+        ``super().check_values(values)``.
+        """
+        if values.get("nes") and values.get("pgditer", 2) < 2:
+            raise ParamError("nes=1 needs pgditer >= 2 (NES takes no single FGSM-like step)")
 
     # ------------------------------------------------------------------ subclass hooks
 
@@ -230,10 +270,6 @@ class Attack:
         strongest value; each ERS column reads one of them. Empty: judge by the objective.
         """
         return {}
-
-    def gradient(self, objective: Objective, x: torch.Tensor, step: int, budget: Budget) -> tuple[torch.Tensor, torch.Tensor]:
-        """The gradient the search descends: white-box autograd; a black-box estimator overrides it."""
-        return autograd_gradient(objective, x, step, budget)
 
     def runs(self) -> tuple[Run, ...]:
         """The searches this attack performs: one, or the members of ``opt=worst``."""
@@ -292,6 +328,11 @@ class Attack:
             self.select(ctx)
         return ctx
 
+    @property
+    def queries(self) -> int | None:
+        """Model forward passes per attacked image an NES attack spends (None for white-box)."""
+        return query_count(self.pgditer, NES_REFERENCE) if self.nes else None
+
     def random_point(self, x0: torch.Tensor, ctx: BatchContext, stream: int) -> torch.Tensor:
         """A reproducible random point of the ball around ``x0`` (per-sample hashes of ``stream``).
 
@@ -327,8 +368,10 @@ class Attack:
 
         PGD returns its last iterate with this attack's ``step``; APGD its best iterate by
         :meth:`success`; with ``restarts`` > 1 either keeps, per sample, the best of its runs
-        by :meth:`success` (a PGD run is judged at its last iterate). Random start, restarts' starts, projection, clamping and the
-        budget (``ctx.budget``) are handled here and in the loops.
+        by :meth:`success` (a PGD run is judged at its last iterate). Random start, restarts'
+        starts, projection, clamping and the budget (``ctx.budget``) are handled here and in
+        the loops. With ``nes`` the direction is the NES estimate and the loop runs the
+        reference's NES schedule (``pgditer + 1`` sign steps of 3/255; ``alpha`` unused).
         """
         run = run or self.runs()[0]
         x0 = images.detach()
@@ -337,9 +380,26 @@ class Attack:
             start = self.random_point(x0, ctx, selection.STREAM_START)
         loss = self.objective if run.loss == "reference" else self.surrogate
 
+        if self.nes:
+            if run.opt != "pgd" or run.restarts > 1:
+                raise ConfigError(f"attack {self.name}: nes=1 runs the reference's NES schedule; it takes no opt=apgd/worst or restarts")
+
+            # ctx.last stays unset: the reference measured NES's embshift on the result, not a probe
+            def losses(x: torch.Tensor, step: int) -> torch.Tensor:
+                return loss(embed(model, x), ctx, step)
+
+            gradient = nes_gradient(losses, x0, eps=self.eps, seed=ctx.seed, index=ctx.index, settings=NES_REFERENCE)
+            x = pgd_minimize(
+                lambda x, step: losses(x, step).sum(), x0, eps=self.eps, alpha=NES_REFERENCE.step,
+                steps=NES_REFERENCE.iterations(run.steps), start=start, update=self.step, gradient=gradient, norm=self.lp,
+            )
+            ctx.budget.forwards += query_count(run.steps, NES_REFERENCE)
+            return x
+
         def objective(x: torch.Tensor, step: int) -> torch.Tensor:
             emb = embed(model, x)
             ctx.last = emb.detach()  # the reference's embshift reads this last forward
+            ctx.last_input = x.detach()
             return loss(emb, ctx, step)
 
         def starts(r: int) -> torch.Tensor:
@@ -348,16 +408,16 @@ class Attack:
         if run.opt == "apgd":
             best = apgd_minimize(
                 objective, x0, eps=self.eps, steps=run.steps, norm=self.lp, start=start, restarts=run.restarts,
-                starts=starts, judge=self.judge(ctx), gradient=self.gradient, budget=ctx.budget,
+                starts=starts, judge=self.judge(ctx), budget=ctx.budget,
             )
-            ctx.last = None  # the result is the best iterate, not the last forward: measure it
+            ctx.last = ctx.last_input = None  # the result is the best iterate, not the last forward: measure it
             return best.x
         found: Best | None = None
         judge = self.judge(ctx)
         for r in range(run.restarts):
             x = pgd_minimize(
                 objective, x0, eps=self.eps, alpha=self.alpha, steps=run.steps, start=start if r == 0 else starts(r),
-                update=self.step, norm=self.lp, gradient=self.gradient, budget=ctx.budget,
+                update=self.step, norm=self.lp, budget=ctx.budget,
             )
             if run.restarts == 1:
                 return x  # the reference: the last iterate, and ctx.last its last forward
@@ -370,7 +430,7 @@ class Attack:
                 found = Best(x, key)
             else:
                 found.update(x, key)
-        ctx.last = None
+        ctx.last = ctx.last_input = None
         assert found is not None
         return found.x
 
@@ -389,27 +449,55 @@ class Attack:
         *,
         seed: int = 0,
         self_slot: torch.Tensor | None = None,
+        surrogate: Surrogate | None = None,
     ) -> BatchOutcome:
-        """Attack one batch: clean summary, PGD, adversarial summary (model state restored)."""
+        """Attack one batch: clean summary, PGD, adversarial summary (model state restored).
+
+        With a ``surrogate`` the selection and the optimisation run on the surrogate model
+        (its own clean context, same seed), and the resulting images are summarised on
+        ``model`` with ``model``'s own selection: a transfer attack. A surrogate identical to
+        the model gives exactly the white-box result.
+        """
         if model.metric != gallery.metric:
             raise ConfigError(f"the gallery was embedded for metric {gallery.metric} but the model uses {model.metric}")
+        if surrogate is not None and surrogate.model.metric != surrogate.gallery.metric:
+            raise ConfigError(
+                f"the surrogate gallery was embedded for metric {surrogate.gallery.metric} but the surrogate uses {surrogate.model.metric}"
+            )
         with attack_mode(model):
             ctx = self.context(model, gallery, images, labels, index, seed=seed, self_slot=self_slot)
             with torch.no_grad():
                 orig = _float64(self.summarize(ctx.clean, ctx.clean_dist, ctx, adversarial=False))
+            source = ctx
+            if surrogate is not None:
+                with attack_mode(surrogate.model):
+                    source = self.context(surrogate.model, surrogate.gallery, images, labels, index, seed=seed, self_slot=self_slot)
+                source.budget = ctx.budget  # one account for the batch, whichever model spends it
             members: dict[str, dict[str, torch.Tensor]] = {}
             found: list[torch.Tensor] = []
             for run in self.runs():
-                ctx.last = None
-                adversarial = self.perturb(model, images, ctx, run)
+                ctx.last = source.last = source.last_input = None
+                if surrogate is None:
+                    adversarial = self.perturb(model, images, ctx, run)
+                else:
+                    with attack_mode(surrogate.model):
+                        adversarial = self.perturb(surrogate.model, images, source, run)
+                    if source.last_input is not None:
+                        # the reference's embshift quirk (the last PGD forward), measured on the attacked model
+                        with torch.no_grad():
+                            ctx.last = embed(model, source.last_input)
                 with torch.no_grad():
                     adv_emb = embed(model, adversarial)
                     ctx.budget.forwards += 1
                     adv = self.summarize(adv_emb, ctx.dist(adv_emb), ctx, adversarial=True)
+                    own = set(orig) | set(adv)
                     adv[EMBSHIFT] = self.embshift(adv_emb, ctx)
-                if self.reports and (set(orig) | set(adv)) != set(self.reports):
+                    if self.queries is not None:
+                        adv[QUERIES] = torch.full_like(adv[EMBSHIFT], float(self.queries))
+                declared = set(self.reports) - ENGINE_KEYS
+                if self.reports and own - ENGINE_KEYS != declared:
                     raise ConfigError(
-                        f"attack {self.name} reports {sorted(set(orig) | set(adv))} but declares reports={sorted(self.reports)}; "
+                        f"attack {self.name} reports {sorted(own)} but declares reports={sorted(self.reports)}; "
                         "make its summarize() and its reports agree"
                     )
                 members[run.name] = _float64(adv)

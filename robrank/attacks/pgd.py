@@ -11,9 +11,10 @@ Two extensions keep that loop the single place where descent happens:
 
 * the threat model: ``norm=2`` projects onto the L2 ball (per sample) and steps along the
   L2-normalised gradient, the steepest-descent direction of that ball, as sign is of L∞;
-* the gradient: ``gradient`` is any function ``(objective, x, step, budget) -> (value, grad)``;
-  the default differentiates with autograd, a black-box estimator can replace it without
-  touching the loop, and each one accounts for the model passes it spends in ``budget``.
+* the direction: ``gradient(x, step) -> (value, grad)`` replaces the autograd input
+  gradient, e.g. by the black-box NES estimate of :mod:`robrank.attacks.nes`; the
+  projection, the update rule and the bookkeeping stay here. :class:`Budget` counts the
+  model passes a search spends (the autograd direction counts itself).
 
 The APGD schedule (step-size halving, momentum, best iterate, restarts) lives in
 :mod:`robrank.attacks.apgd` on top of the same pieces.
@@ -32,6 +33,8 @@ import torch
 Objective = Callable[[torch.Tensor, int], torch.Tensor]
 #: update(x, grad, state, step_size) -> next iterate before projection (state lives for one run)
 Update = Callable[[torch.Tensor, torch.Tensor, dict[str, Any], float], torch.Tensor]
+#: gradient(x, step) -> (objective value, direction estimate shaped like x)
+Gradient = Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
 
 #: the threat models: L∞ (the reference's) and L2
 NORMS: tuple[float, ...] = (math.inf, 2.0)
@@ -58,18 +61,23 @@ class Budget:
         return {"gradients": self.gradients, "forwards": self.forwards}
 
 
-#: gradient(objective, x, step, budget) -> (per-sample values, gradient w.r.t. x)
-Gradient = Callable[[Objective, torch.Tensor, int, Budget], tuple[torch.Tensor, torch.Tensor]]
+def autograd_gradient(objective: Objective, budget: Budget | None = None) -> Gradient:
+    """The white-box direction: the input gradient of ``objective`` (no weight gradients).
 
+    One forward and one input-gradient backward per call, counted in ``budget``. The
+    gradient is taken of the objective's sum, so per-sample values keep independent rows.
+    """
 
-def autograd_gradient(objective: Objective, x: torch.Tensor, step: int, budget: Budget) -> tuple[torch.Tensor, torch.Tensor]:
-    """The white-box gradient: one forward and one input-gradient backward."""
-    x = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        value = objective(x, step)
-        (grad,) = torch.autograd.grad(value.sum(), x)
-    budget.gradients += 1
-    return value.detach(), grad
+    def gradient(x: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            value = objective(x, step)
+            (grad,) = torch.autograd.grad(value.sum(), x)
+        if budget is not None:
+            budget.gradients += 1
+        return value.detach(), grad
+
+    return gradient
 
 
 def check_norm(norm: float) -> float:
@@ -139,7 +147,7 @@ def pgd_minimize(
     early_stop: float | None = None,
     history: list[float] | None = None,
     norm: float = math.inf,
-    gradient: Gradient = autograd_gradient,
+    gradient: Gradient | None = None,
     budget: Budget | None = None,
 ) -> torch.Tensor:
     """Minimise ``objective`` over {x : ‖x − x0‖ ≤ eps, 0 ≤ x ≤ 1}; returns the last iterate.
@@ -149,12 +157,13 @@ def pgd_minimize(
     normalised gradient for L2). ``early_stop`` stops after a step whose objective differs
     from the previous one by less than this (HM's saturation stop; it is the only per-step
     host sync). ``history`` receives the objective (summed over samples) before each step,
-    for tests and logs; ``budget`` accumulates the model passes spent.
+    for tests and logs. ``gradient`` replaces the autograd input gradient of ``objective``
+    (which is then unused), e.g. by an NES estimate; ``budget`` accumulates the gradient
+    evaluations of the autograd direction (a replacement counts its own cost).
     """
     norm = check_norm(norm)
     if update is None:
         update = sign_step if norm == math.inf else l2_step
-    budget = budget if budget is not None else Budget()
     x0 = x0.detach()
     x = (x0 if start is None else start.detach()).clone()
     step_size = eps if steps == 1 else alpha
@@ -162,8 +171,9 @@ def pgd_minimize(
     state: dict[str, Any] = {}
     values: list[torch.Tensor] = []
     previous: float | None = None
+    direction = gradient if gradient is not None else autograd_gradient(objective, budget)
     for step in range(steps):
-        value, grad = gradient(objective, x, step, budget)
+        value, grad = direction(x, step)
         with torch.no_grad():
             x = project(update(x.detach(), grad, state, step_size), x0, eps, norm, bounds)
         if history is not None or early_stop is not None:

@@ -22,7 +22,7 @@ from ..errors import ConfigError, SpecError
 from ..models.modes import attack_mode, embed
 from ..params import ParamError
 from ..semantics import REFERENCE, check_semantics
-from .base import Attack
+from .base import Attack, Surrogate
 from .gallery import Gallery, device_dataset, iter_images
 from .spec import AttackSpec, parse_spec
 
@@ -316,6 +316,8 @@ def run_attack(
     gallery: Gallery | None = None,
     indices: Iterable[int] | torch.Tensor | None = None,
     registry: Any = None,
+    surrogate: nn.Module | None = None,
+    surrogate_gallery: Gallery | None = None,
     **changes: Any,
 ) -> AttackResult:
     """Attack every test image (or ``indices``) of ``dataset`` and average the summaries.
@@ -331,6 +333,10 @@ def run_attack(
     decodes file datasets in DataLoader workers (default: up to 8). In-memory splits are
     moved to the device once; the loop over batches never synchronises with the device
     (indices, labels and the running sums all stay there until the end).
+
+    ``surrogate`` makes it a transfer attack: the selection and the optimisation run on the
+    surrogate model (any embedding module with a ``metric``; its clean gallery of the same
+    split is ``surrogate_gallery`` or computed here), the summaries on ``model``.
     """
     options = (options or AttackOptions()).replace(**changes)
     spec = parse_spec(spec, registry)
@@ -344,6 +350,14 @@ def run_attack(
     gallery = gallery.to(device)
     if gallery.metric != model.metric:
         raise ConfigError(f"the gallery was embedded for metric {gallery.metric} but the model uses {model.metric}")
+    source = None
+    if surrogate is not None:
+        surrogate = accelerate(surrogate.to(device), **options.speed)
+        if surrogate_gallery is None:
+            surrogate_gallery = Gallery.compute(surrogate, dataset, batch_size=None, device=device)
+        if len(surrogate_gallery) != len(gallery):
+            raise ConfigError(f"the surrogate gallery has {len(surrogate_gallery)} items but the target's has {len(gallery)}; embed the same split")
+        source = Surrogate(surrogate, surrogate_gallery.to(device))
     # the gallery is this split when sizes agree: a query's own slot is its dataset index
     own_slots = len(gallery) == len(dataset)
     if indices is None:
@@ -382,7 +396,9 @@ def run_attack(
         for b, images in enumerate(iter_images(dataset, batches, device, num_workers)):
             index_dev = order_dev[offsets[b] : offsets[b + 1]]
             labels = labels_dev[index_dev]
-            outcome = attack(model, gallery, images, labels, index_dev, seed=seed, self_slot=index_dev if own_slots else None)
+            outcome = attack(
+                model, gallery, images, labels, index_dev, seed=seed, self_slot=index_dev if own_slots else None, surrogate=source
+            )
             for side, values in (("orig", outcome.orig), ("adv", outcome.adv)):
                 for k, v in values.items():
                     sums[side][k] = sums[side].get(k, 0) + v.sum()

@@ -109,6 +109,12 @@ def parse_spec(text: str | AttackSpec, registry: Any = None) -> AttackSpec:
         if param.required and param.name not in params:
             example = param.example or f"{param.name}=..."
             raise SpecError(f"attack spec {raw!r}: field {param.name} is required for {record.name} (add :{example})")
+    if record.check is not None:
+        values = {p.name: params.get(p.name, p.default) for p in record.params}
+        try:
+            record.check(values)
+        except ParamError as exc:
+            raise SpecError(f"attack spec {raw!r}: {exc}") from None
     ordered, canonical_text = canonical(record, params)
     return AttackSpec(type=record.name, params=ordered, text=canonical_text)
 

@@ -19,12 +19,13 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
+from ..records import NO_WEIGHTS
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 #: How the CLI spells "no pretrained weights".
-NO_PRETRAINED = ("", "none", "scratch")
+NO_PRETRAINED = ("", NO_WEIGHTS, "scratch")
 
 
 class Normalize(nn.Module):
@@ -154,6 +155,7 @@ def build_backbone(
     embedding_dim: int | None = None,
     pretrained: str | None = None,
     weights: str | Path | None = None,
+    registry: Any | None = None,
 ) -> nn.Module:
     """The backbone registered as ``name`` (or an alias such as ``rres18``).
 
@@ -161,9 +163,10 @@ def build_backbone(
     classifiers); ``pretrained`` is ``"imagenet"`` or None; ``weights`` a local state_dict
     file. Unknown names raise UnknownNameError listing the registered backbones.
     """
-    from ..plugins import get_registry
+    if registry is None:
+        from ..plugins import get_registry
 
-    registry = get_registry()
+        registry = get_registry()
     record = registry.get("backbones", name)
     if embedding_dim is None:
         embedding_dim = record.default_embedding_dim
