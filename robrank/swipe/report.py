@@ -57,6 +57,20 @@ class FileSummary:
         done = {a["spec"] for a in self.payload["attacks"]}
         return [s for s in self.payload["planned"] if s not in done]
 
+    @property
+    def partial(self) -> str | None:
+        """Why these numbers are not a full result (attacks missing, queries capped), or None.
+
+        Every output that shows a number of this file (tables, LaTeX, HTML, figures) marks
+        it with this reason, so a quick check is never read as a result.
+        """
+        reasons = []
+        if self.unfinished:
+            reasons.append(f"{len(self.payload['attacks'])}/{len(self.payload['planned'])} attacks")
+        if self.payload.get("max_batches") is not None:
+            reasons.append(f"at most {self.payload['max_batches']} batch(es) per attack")
+        return ", ".join(reasons) or None
+
     def as_dict(self) -> dict[str, Any]:
         p = self.payload
         out: dict[str, Any] = {

@@ -1,0 +1,64 @@
+"""``robrank plot curve|ers|training``: paper figures of swipe results and training runs.
+
+Every subcommand writes one file, ``--output`` / ``-o``: PNG unless the name ends in .svg or
+.pdf. The same inputs give the same bytes, so figures can live in a repository.
+"""
+from __future__ import annotations
+
+import click
+
+_OUTPUT_HELP = "Figure file; .png (default), .svg or .pdf by its suffix."
+
+
+def _output(default: str):
+    return click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), default=default, show_default=True, help=_OUTPUT_HELP)
+
+
+def _check_format(output: str) -> None:
+    from ..plot.figure import figure_format
+
+    figure_format(output)  # a bad suffix fails before any file is read
+
+
+@click.group("plot")
+def plot_group() -> None:
+    """Figures: robustness curves, ERS bars, training curves (needs the plot extra)."""
+
+
+@plot_group.command("curve")
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=str))
+@_output("curve.png")
+def curve_command(results: tuple[str, ...], output: str) -> None:
+    """Robustness curves of swipe RESULTS whose attacks vary eps (or W/M): one panel per attack, one line per run.
+
+    \b
+    Example:
+      robrank swipe runs/A -p qccurve28 && robrank plot curve runs/A/swipe-qccurve28.json -o curve.pdf
+    """
+    from ..plot.curve import plot_curve
+
+    _check_format(output)
+    click.echo(f"wrote {plot_curve(list(results), output)}")
+
+
+@plot_group.command("ers")
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=str))
+@_output("ers.png")
+def ers_command(results: tuple[str, ...], output: str) -> None:
+    """The ten rescaled ERS scores of each run (ERS-profile swipe RESULTS) as grouped bars."""
+    from ..plot.ers import plot_ers
+
+    _check_format(output)
+    click.echo(f"wrote {plot_ers(list(results), output)}")
+
+
+@plot_group.command("training")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=str))
+@_output("training.png")
+@click.option("--label", "labels", multiple=True, help="Legend label of each RUN, in order (default: the directory name).")
+def training_command(runs: tuple[str, ...], output: str, labels: tuple[str, ...]) -> None:
+    """R@1, mAP, NMI and the training loss per epoch of one or more RUN directories, overlaid."""
+    from ..plot.training import plot_training
+
+    _check_format(output)
+    click.echo(f"wrote {plot_training(list(runs), output, labels)}")
