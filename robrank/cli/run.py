@@ -4,8 +4,8 @@ One command for the whole experiment of a table row: ``robrank run --plugin act 
 fashion`` trains C2F2 with ACT, attacks it with the profile that fits the image size
 (rob28 / rob224, from the DatasetRecord) and prints raw scores, rescaled scores and ERS.
 Everything lands in one run directory: config.json (with a ``run`` section saying which
-defaults this command chose), checkpoints/, metrics.jsonl, swipe-<profile>.json and
-report.md / report.txt.
+defaults this command chose), checkpoints/, metrics.jsonl, swipe-<profile>.json,
+report.md / report.txt / report.html and the ERS figure ers.png.
 
 With no options it is the quickstart: the embedded ``digits`` dataset (no download), the
 reference's other 28x28 backbone LeNet (C2F2 needs 6x its multiply-adds per image, which a full rob28
@@ -33,6 +33,8 @@ DEFAULT_BACKBONES: dict[int, str] = {28: "c2f2", 224: "resnet18"}
 DEFAULT_LOSS = "ptripletN"
 REPORT_MD = "report.md"
 REPORT_TXT = "report.txt"
+REPORT_HTML = "report.html"
+ERS_FIGURE = "ers.png"
 RUN_SECTION = "run"
 
 _TRAIN_KEYS = (
@@ -175,8 +177,14 @@ def write_report(
     metrics: dict[str, float],
     profile: str,
 ) -> str:
-    """report.txt / report.md in the run directory; returns the text version."""
+    """report.txt / report.md / report.html and the ERS figure in the run directory; returns the text version.
+
+    Without matplotlib (the ``plot`` extra) the figure is skipped and report.html holds the
+    tables only, saying so: a finished swipe is never lost to a missing optional package.
+    """
+    from ..errors import RobrankError
     from ..io import write_text
+    from ..swipe.html import format_html
     from ..swipe.report import format_report, load_summaries
 
     summaries = load_summaries([results])
@@ -184,8 +192,20 @@ def write_report(
     head = _header(config, trained, metrics, profile, ers)
     text = "\n".join(head) + "\n\n" + format_report(summaries, "table")
     markdown = "\n".join(f"- {line}" for line in head) + "\n\n" + format_report(summaries, "markdown")
+    figure = None
+    if summaries and summaries[0].ers_profile:
+        from ..plot.ers import plot_ers
+
+        try:
+            figure = plot_ers([results], run_dir / ERS_FIGURE)
+        except RobrankError as exc:
+            if "matplotlib" not in str(exc):
+                raise
+    if figure is not None:
+        markdown += f"\n![ERS scores per attack]({ERS_FIGURE})\n"
     write_text(run_dir / REPORT_TXT, text)
     write_text(run_dir / REPORT_MD, markdown)
+    write_text(run_dir / REPORT_HTML, format_html(summaries, title=f"robrank run {run_dir.name}", header=head))
     return text
 
 
@@ -287,7 +307,7 @@ def run_command(
             "device": swipe_device,
         },
         "swipe_file": f"swipe-{profile_record.name}{'' if semantics == 'reference' else '-' + semantics}.json",
-        "reports": [REPORT_MD, REPORT_TXT],
+        "reports": [REPORT_MD, REPORT_TXT, REPORT_HTML, ERS_FIGURE],
     }
     _record_run(run_dir, section)
     try:
@@ -312,5 +332,7 @@ def run_command(
     trained = (result.epochs, result.steps)
     text = write_report(run_dir, Path(results), saved, trained, result.metrics, profile_record.name)
     click.echo(text, nl=False)
-    listing = f"config.json, checkpoints/, metrics.jsonl, {Path(results).name}, {REPORT_MD}, {REPORT_TXT}"
+    listing = f"config.json, checkpoints/, metrics.jsonl, {Path(results).name}, {REPORT_MD}, {REPORT_TXT}, {REPORT_HTML}"
+    if (run_dir / ERS_FIGURE).is_file():
+        listing += f", {ERS_FIGURE}"
     click.echo(f"files: {run_dir}/{{{listing}}}")

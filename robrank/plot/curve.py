@@ -91,7 +91,7 @@ def curve_panels(summaries: Sequence[FileSummary]) -> list[CurvePanel]:
     panels = []
     for title in order:
         entries = points[title]
-        varying = {k for k in AXES if len({p.get(k) for _, p, _ in entries}) > 1}
+        varying = {k for k in AXES if any(len({p.get(k) for j, p, _ in entries if j == i}) > 1 for i in range(len(summaries)))}
         axis = next((k for k in AXES if k in varying), None)
         if axis is None:
             continue
@@ -115,8 +115,10 @@ def curve_panels(summaries: Sequence[FileSummary]) -> list[CurvePanel]:
         for line in lines.values():
             pairs = sorted(zip(line.x, line.y))
             line.x, line.y = [p[0] for p in pairs], [p[1] for p in pairs]
-        panel.lines = [line for line in lines.values() if line.x]
-        panels.append(panel)
+        # a file that ran this attack at one budget only (an ERS swipe next to a curve) has no curve here
+        panel.lines = [line for line in lines.values() if len(line.x) > 1]
+        if panel.lines:
+            panels.append(panel)
     return panels
 
 
@@ -130,14 +132,16 @@ def curve_figure(summaries: Sequence[FileSummary], *, width: float = PAGE_WIDTH,
         )
     ncols = min(PANELS_PER_ROW, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    palette = colors(max(len(p.lines) for p in panels))
+    # one colour per line label, the same in every panel
+    names = list(dict.fromkeys(line.label for p in panels for line in p.lines))
+    palette = dict(zip(names, colors(len(names))))
     with paper_style():
         fig, axes = new_figure(width, panel_height * nrows + 0.5, nrows=nrows, ncols=ncols)
         axes = [axes] if not hasattr(axes, "flat") else list(axes.flat)
         handles: dict[str, Any] = {}
         for ax, panel in zip(axes, panels):
             for j, line in enumerate(panel.lines):
-                color = palette[j]
+                color = palette[line.label]
                 style = "--" if line.partial else "-"
                 label = line.label + (f" (partial: {line.partial})" if line.partial else "")
                 (drawn,) = ax.plot(line.x, line.y, style, marker="o", color=color, label=label)

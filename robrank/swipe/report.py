@@ -22,7 +22,7 @@ from ..errors import RobrankError
 from .ers import DECIMALS, KEYS, LABELS, ers, missing, raw_scores, rescale
 from .schema import load_results
 
-FORMATS = ("table", "markdown", "json", "csv")
+FORMATS = ("table", "markdown", "json", "csv", "latex", "html")
 
 
 @dataclass(frozen=True)
@@ -233,29 +233,73 @@ def _sections(summaries: list[FileSummary]) -> list[tuple[str, list[str], list[l
     return sections
 
 
+def spec_fields(spec: str) -> dict[str, Any]:
+    """An attack spec's fields (``pm``, ``W``, ``M``, ``eps``, ...) as values, by robrank's spec parser.
+
+    A spec of an attack no installed plugin provides cannot be parsed; it yields ``{}``, so
+    its row keeps its spec string and blank field columns rather than failing the report.
+    """
+    from ..attacks.spec import parse_spec
+
+    try:
+        return dict(parse_spec(spec).params)
+    except RobrankError:
+        return {}
+
+
+def _field_columns(field_sets: Iterable[Mapping[str, Any]]) -> list[str]:
+    from ..attacks.spec import KEY_ORDER
+
+    seen: set[str] = set()
+    for fields in field_sets:
+        seen.update(fields)
+    return [k for k in KEY_ORDER if k in seen] + sorted(seen - set(KEY_ORDER))
+
+
+def _shared_fields(s: FileSummary) -> dict[str, Any]:
+    """Fields with one value across every attack of a file (the PGD budget of an ERS swipe)."""
+    parsed = [spec_fields(a["spec"]) for a in s.payload["attacks"]]
+    if not parsed:
+        return {}
+    keys = set.intersection(*(set(p) for p in parsed))
+    return {k: parsed[0][k] for k in keys if all(p[k] == parsed[0][k] for p in parsed)}
+
+
+def _value(v: Any) -> str:
+    return "" if v is None else repr(v) if isinstance(v, float) else str(v)
+
+
 def _csv(summaries: list[FileSummary]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     if all(s.ers_profile for s in summaries):
-        writer.writerow(["label", "file", "profile", "semantics", *(LABELS[k] for k in KEYS), *(f"{LABELS[k]} rescaled" for k in KEYS), "ERS"])
-        for s in summaries:
+        shared = [_shared_fields(s) for s in summaries]
+        columns = _field_columns(shared)
+        writer.writerow(["label", "file", "profile", "semantics", "partial", *columns, *(LABELS[k] for k in KEYS), *(f"{LABELS[k]} rescaled" for k in KEYS), "ERS"])
+        for s, fields in zip(summaries, shared):
             raw = ["" if s.raw[k] is None else repr(s.raw[k]) for k in KEYS]
             scaled = ["" if s.rescaled[k] is None else repr(s.rescaled[k]) for k in KEYS]
-            writer.writerow([s.label, s.path, s.payload["profile"], s.payload["semantics"], *raw, *scaled, "" if s.ers is None else repr(s.ers)])
+            head = [s.label, s.path, s.payload["profile"], s.payload["semantics"], s.partial or ""]
+            writer.writerow([*head, *(_value(fields.get(c)) for c in columns), *raw, *scaled, "" if s.ers is None else repr(s.ers)])
     else:
-        writer.writerow(["label", "file", "profile", "semantics", "attack", "metric", "clean", "adversarial"])
-        for s in summaries:
-            for entry in s.payload["attacks"]:
-                for m in attack_metrics(entry):
-                    writer.writerow([s.label, s.path, s.payload["profile"], s.payload["semantics"], entry["spec"], m.name, "" if m.orig is None else repr(m.orig), "" if m.adv is None else repr(m.adv)])
+        entries = [(s, entry, spec_fields(entry["spec"])) for s in summaries for entry in s.payload["attacks"]]
+        columns = _field_columns(fields for _, _, fields in entries)
+        writer.writerow(["label", "file", "profile", "semantics", "partial", "attack", "type", *columns, "metric", "clean", "adversarial"])
+        for s, entry, fields in entries:
+            head = [s.label, s.path, s.payload["profile"], s.payload["semantics"], s.partial or "", entry["spec"], entry["type"]]
+            for m in attack_metrics(entry):
+                writer.writerow([*head, *(_value(fields.get(c)) for c in columns), m.name, _value(m.orig), _value(m.adv)])
     return buffer.getvalue()
 
 
 def format_report(summaries: list[FileSummary], fmt: str = "table") -> str:
-    """Render summaries as ``table`` (aligned text), ``markdown``, ``json`` or ``csv``.
+    """Render summaries as ``table`` (aligned text), ``markdown``, ``json``, ``csv``, ``latex`` or ``html``.
 
     CSV is one row per file (raw, rescaled, ERS) when every file is an ERS profile, and one
-    row per attack metric otherwise, so that each shape stays a plain rectangular table.
+    row per attack metric otherwise, so that each shape stays a plain rectangular table;
+    both carry the attack settings as columns of their own (see :func:`spec_fields`).
+    LaTeX is booktabs tabulars (:mod:`.latex`); HTML one self-contained page with the
+    figures (:mod:`.html`).
     """
     if fmt not in FORMATS:
         raise RobrankError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -263,6 +307,14 @@ def format_report(summaries: list[FileSummary], fmt: str = "table") -> str:
         return json.dumps([s.as_dict() for s in summaries], indent=2) + "\n"
     if fmt == "csv":
         return _csv(summaries)
+    if fmt == "latex":
+        from .latex import format_latex
+
+        return format_latex(summaries)
+    if fmt == "html":
+        from .html import format_html
+
+        return format_html(summaries)
     lines: list[str] = []
     for title, head, rows in _sections(summaries):
         if lines:
@@ -282,4 +334,4 @@ def report(paths: Sequence[str | Path], fmt: str = "table") -> str:
     return format_report(load_summaries(paths), fmt)
 
 
-__all__ = ["FORMATS", "Metric", "FileSummary", "attack_metrics", "summarise", "load_summaries", "format_report", "report"]
+__all__ = ["FORMATS", "Metric", "FileSummary", "attack_metrics", "spec_fields", "summarise", "load_summaries", "format_report", "report"]
