@@ -22,6 +22,7 @@ from robrank.distances import paired, pairwise
 
 class CandidateAttack(Attack):
     name = "CA"
+    perturbs = "candidate"
     signed = True
     required = ("pm", "W")
     reports = ("loss", "prank", "embshift")

@@ -106,6 +106,10 @@ class Attack:
     reports: ClassVar[tuple[str, ...]] = ()
     #: the objective needs the [B, N] distance matrix of the current iterate
     needs_dist: ClassVar[bool] = False
+    #: what the perturbed image plays: "query" (its own ranking is attacked) or "candidate"
+    #: (a gallery item moved in the rankings of the queries its select() stores in
+    #: ``ctx.sel["queries"]``, a [B, W] tensor of gallery slots); robrank show draws each its way
+    perturbs: ClassVar[str] = "query"
 
     def __init__(
         self,

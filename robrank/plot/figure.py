@@ -76,14 +76,20 @@ def paper_style() -> Iterator[None]:
         yield
 
 
-def new_figure(width: float, height: float, **subplots: Any) -> tuple[Figure, Any]:
-    """A Figure (constrained layout, Agg canvas) and its axes, like ``plt.subplots`` minus pyplot."""
+def blank_figure(width: float, height: float) -> Figure:
+    """An empty Figure (constrained layout) on the Agg canvas: no pyplot, no GUI backend."""
     _matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
+    return fig
+
+
+def new_figure(width: float, height: float, **subplots: Any) -> tuple[Figure, Any]:
+    """A Figure and its axes, like ``plt.subplots`` minus pyplot."""
+    fig = blank_figure(width, height)
     axes = fig.subplots(squeeze=False, **subplots) if subplots.get("nrows", 1) * subplots.get("ncols", 1) > 1 else fig.subplots()
     return fig, axes
 
@@ -134,4 +140,4 @@ def colors(n: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-__all__ = ["COLUMN_WIDTH", "PAGE_WIDTH", "DPI", "SUFFIXES", "STYLE", "paper_style", "new_figure", "figure_format", "render", "save", "inline_svg", "colors"]
+__all__ = ["COLUMN_WIDTH", "PAGE_WIDTH", "DPI", "SUFFIXES", "STYLE", "paper_style", "blank_figure", "new_figure", "figure_format", "render", "save", "inline_svg", "colors"]
