@@ -230,13 +230,13 @@ def test_curve_with_two_runs_one_line_each_and_w_as_axis(swipes, tmp_path, robra
     path.write_text(json.dumps(ws))
     (panel,) = curve_panels(load_summaries([path]))
     assert panel.axis == "W" and panel.lines[0].x == [1.0, 2.0, 5.0] and panel.lines[0].y == pytest.approx([10, 20, 50])
-    result = robrank_cli("plot", "curve", str(path), "-o", str(tmp_path / "w.svg"))
+    result = robrank_cli("plot", "curve", str(path), "--output", str(tmp_path / "w.svg"))
     assert result.exit_code == 0, result
     assert "W" in svg_texts((tmp_path / "w.svg").read_text())
 
 
 def test_curve_of_a_profile_without_a_varying_budget_is_a_one_line_error(robrank_cli, tmp_path):
-    result = robrank_cli("plot", "curve", str(STORED[0]), "-o", str(tmp_path / "c.png"))
+    result = robrank_cli("plot", "curve", str(STORED[0]), "--output", str(tmp_path / "c.png"))
     assert result.exit_code == 2 and "varies eps, W or M" in result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "c.png").exists()
 
@@ -258,11 +258,11 @@ def test_training_figure_draws_metrics_jsonl(tmp_path, robrank_cli):
             assert line.get_xdata().tolist() == [r["epoch"] for r in records]
             assert line.get_ydata().tolist() == pytest.approx([factor * r[key] for r in records])
     out = tmp_path / "t.png"
-    result = robrank_cli("plot", "training", *map(str, runs), "-o", str(out), "--label", "no defense")
+    result = robrank_cli("plot", "training", *map(str, runs), "--output", str(out), "--label", "no defense")
     assert result.exit_code == 0, result
     assert png_size(out) == (1432, 440)
     svg = tmp_path / "t.svg"
-    assert robrank_cli("plot", "training", *map(str, runs), "-o", str(svg), "--label", "no defense").exit_code == 0
+    assert robrank_cli("plot", "training", *map(str, runs), "--output", str(svg), "--label", "no defense").exit_code == 0
     assert {"no defense", "fashion-act"} <= set(svg_texts(svg.read_text()))
 
 
@@ -281,8 +281,8 @@ def test_training_of_a_resumed_run_keeps_the_last_line_per_epoch(tmp_path):
 
 def test_plot_errors_are_one_line(robrank_cli, tmp_path):
     cases = [
-        (("plot", "ers", str(STORED[0]), "-o", str(tmp_path / "x.jpg")), "end the file name in .png, .svg, .pdf"),
-        (("plot", "training", str(tmp_path), "-o", str(tmp_path / "t.png")), "has no metrics.jsonl"),
+        (("plot", "ers", str(STORED[0]), "--output", str(tmp_path / "x.jpg")), "end the file name in .png, .svg, .pdf"),
+        (("plot", "training", str(tmp_path), "--output", str(tmp_path / "t.png")), "has no metrics.jsonl"),
         (("plot", "ers", str(tmp_path / "missing.json")), "missing.json"),
     ]
     for args, message in cases:
@@ -292,5 +292,5 @@ def test_plot_errors_are_one_line(robrank_cli, tmp_path):
 
 
 def test_plot_ers_refuses_a_profile_without_ers(swipes, robrank_cli, tmp_path):
-    result = robrank_cli("plot", "ers", str(swipes["curve"]), "-o", str(tmp_path / "e.png"))
+    result = robrank_cli("plot", "ers", str(swipes["curve"]), "--output", str(tmp_path / "e.png"))
     assert result.exit_code == 2 and "ERS profile" in result.output

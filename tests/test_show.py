@@ -110,15 +110,15 @@ def test_show_figure_frames_and_files(loaded, tiny_run, tmp_path, robrank_cli):
 
     out = tmp_path / "show.png"
     args = ("show", str(tiny_run), "-A", QA, "--queries", "0,17", "-k", "4")
-    result = robrank_cli(*args, "-o", str(out))
+    result = robrank_cli(*args, "--output", str(out))
     assert result.exit_code == 0, result
     assert "query #17" in result.output
     width, height = png_size(out.read_bytes())
     assert width == 1432 and height > 600
     again = tmp_path / "again.png"
-    assert robrank_cli(*args, "-o", str(again)).exit_code == 0
+    assert robrank_cli(*args, "--output", str(again)).exit_code == 0
     assert again.read_bytes() == out.read_bytes()
-    per_query = robrank_cli("show", str(tiny_run), "-A", CA, "--random", "2", "--seed", "3", "-o", str(tmp_path / "ca-{query}.svg"))
+    per_query = robrank_cli("show", str(tiny_run), "-A", CA, "--random", "2", "--seed", "3", "--output", str(tmp_path / "ca-{query}.svg"))
     assert per_query.exit_code == 0, per_query
     files = sorted(tmp_path.glob("ca-*.svg"))
     assert len(files) == 2 and all(f.read_text().lstrip().startswith("<?xml") for f in files)
@@ -132,7 +132,7 @@ def test_show_figure_frames_and_files(loaded, tiny_run, tmp_path, robrank_cli):
         ((), "either --queries"),
         (("--queries", "1,x"), "separated by commas"),
         (("--queries", "100000"), "outside the test split"),
-        (("--queries", "1", "-o", "x.gif"), "end the file name in"),
+        (("--queries", "1", "--output", "x.gif"), "end the file name in"),
     ],
 )
 def test_show_errors_are_one_line(tiny_run, robrank_cli, tmp_path, extra, message):

@@ -1,17 +1,14 @@
 """``robrank plot curve|ers|training``: paper figures of swipe results and training runs.
 
-Every subcommand writes one file, ``--output`` / ``-o``: PNG unless the name ends in .svg or
-.pdf. The same inputs give the same bytes, so figures can live in a repository.
+Every subcommand writes one file, ``--output``: PNG unless the name ends in .svg or .pdf
+(long option only: ``-o`` means ``--option`` in every command). The same inputs give the
+same bytes, so figures can live in a repository.
 """
 from __future__ import annotations
 
 import click
 
-_OUTPUT_HELP = "Figure file; .png (default), .svg or .pdf by its suffix."
-
-
-def _output(default: str):
-    return click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), default=default, show_default=True, help=_OUTPUT_HELP)
+from .options import figure_output_option as _output
 
 
 def _check_format(output: str) -> None:
@@ -33,7 +30,7 @@ def curve_command(results: tuple[str, ...], output: str) -> None:
 
     \b
     Example:
-      robrank swipe runs/A -p qccurve28 && robrank plot curve runs/A/swipe-qccurve28.json -o curve.pdf
+      robrank swipe runs/A -p PROFILE && robrank plot curve runs/A/swipe-PROFILE.json --output curve.pdf
     """
     from ..plot.curve import plot_curve
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from ..attacks.base import SEMANTICS
+from .options import data_root_option, device_option, figure_output_option, semantics_option, with_default
 
 
 def _parse_queries(text: str) -> list[int]:
@@ -27,15 +27,14 @@ def _parse_queries(text: str) -> list[int]:
 @click.command("show")
 @click.argument("run_or_ckpt", type=click.Path(path_type=str))
 @click.option("-A", "--attack", "spec", required=True, help="Attack spec TYPE:key=val:..., e.g. QA:pm=+:M=1:eps=0.30196:alpha=0.011764:pgditer=32.")
-@click.option("-q", "--queries", default=None, metavar="I,J,...", help="Test-image indices to attack, e.g. 0,17,42.")
+@click.option("--queries", default=None, metavar="I,J,...", help="Test-image indices to attack, e.g. 0,17,42.")
 @click.option("--random", "random_count", type=click.IntRange(min=1), default=None, metavar="N", help="Attack N test images drawn with --seed instead.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --random and of the attack's target selection (as in robrank swipe).")
-@click.option("-k", "--top", type=click.IntRange(min=1), default=5, show_default=True, help="Results shown per ranking.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), default="show.png", show_default=True,
-              help="Figure file (.png, .svg, .pdf); a name containing {query} writes one file per query.")
-@click.option("--semantics", type=click.Choice(SEMANTICS), default="reference", show_default=True, help="Attack semantics (docs/attacks.md).")
-@click.option("-D", "--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-@click.option("--data-root", type=click.Path(path_type=str), default=None, help="Dataset root (default: $ROBRANK_DATA).")
+@click.option("--seed", type=int, default=0, help=with_default("Seed of --random and of the attack's target selection (as in robrank swipe).", 0))
+@click.option("-k", "--top", type=click.IntRange(min=1), default=5, help=with_default("Results shown per ranking.", 5))
+@figure_output_option("show.png")
+@semantics_option
+@device_option
+@data_root_option
 def show_command(
     run_or_ckpt: str,
     spec: str,
@@ -44,8 +43,8 @@ def show_command(
     seed: int,
     top: int,
     output: str,
-    semantics: str,
-    device: str,
+    semantics: str | None,
+    device: str | None,
     data_root: str | None,
 ) -> None:
     """Draw what attack SPEC does to the rankings of a few test images of RUN_OR_CKPT.
@@ -53,7 +52,9 @@ def show_command(
     \b
     Examples:
       robrank show runs/A -A QA:pm=+:M=1:eps=0.30196:alpha=0.011764:pgditer=32 --queries 0,17,42
-      robrank show runs/A -A CA:pm=+:W=1:eps=0.30196:alpha=0.011764:pgditer=32 --random 3 -o 'ca-{query}.pdf'
+      robrank show runs/A -A CA:pm=+:W=1:eps=0.30196:alpha=0.011764:pgditer=32 --random 3 --output 'ca-{query}.pdf'
+
+    An --output name containing {query} writes one file per query.
     """
     from ..attacks import parse_spec
     from ..errors import ConfigError
@@ -68,17 +69,20 @@ def show_command(
     import torch
 
     from ..data.loading import load_split
+    from ..runtime import resolve_device
     from ..models.checkpoint import load_run
     from ..plot.show import retrieval_examples, show_figure
 
-    run = load_run(run_or_ckpt, device=device)
+    device = resolve_device(device)
+    semantics = semantics or "reference"
+    run = load_run(run_or_ckpt, device=str(device))
     dataset = load_split(run.dataset, "test", data_root)
     if chosen is None:
         if random_count > len(dataset):
             raise ConfigError(f"--random {random_count} asks for more images than the test split holds ({len(dataset)})")
         generator = torch.Generator().manual_seed(seed)
         chosen = sorted(torch.randperm(len(dataset), generator=generator)[:random_count].tolist())
-    examples = retrieval_examples(run.model, dataset, parsed, chosen, top=top, seed=seed, semantics=semantics, device=device,
+    examples = retrieval_examples(run.model, dataset, parsed, chosen, top=top, seed=seed, semantics=semantics, device=str(device),
                                   dataset_name=run.dataset)
     class_names = getattr(dataset, "classes", None)
     if "{query}" in output:
