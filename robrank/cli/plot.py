@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from .options import figure_output_option as _output
+from .options import with_default
 
 
 def _check_format(output: str) -> None:
@@ -52,7 +53,7 @@ def ers_command(results: tuple[str, ...], output: str) -> None:
 @plot_group.command("training")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=str))
 @_output("training.png")
-@click.option("--label", "labels", multiple=True, help="Legend label of each RUN, in order (default: the directory name).")
+@click.option("--label", "labels", multiple=True, help=with_default("Legend label of each RUN, in order; repeatable.", "the directory name"))
 def training_command(runs: tuple[str, ...], output: str, labels: tuple[str, ...]) -> None:
     """R@1, mAP, NMI and the training loss per epoch of one or more RUN directories, overlaid."""
     from ..plot.training import plot_training
