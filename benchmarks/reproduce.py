@@ -500,8 +500,8 @@ def _attack_details(result: RowResult) -> list[str]:
 
 
 def render(results: list[RowResult], *, small: bool, notes: str | None = None, out_root: Path = DEFAULT_OUT_ROOT,
-           variants: list[RowResult] | None = None, figures: list[tuple[str, str]] | None = None) -> str:
-    """The whole results page (``variants``: rows off the published settings, shown apart; ``figures``: (path, caption))."""
+           variants: list[RowResult] | None = None, figures: list[tuple[str, str, str]] | None = None) -> str:
+    """The whole results page (``variants``: rows off the published settings, shown apart; ``figures``: (path, alt, caption))."""
     variants = variants or []
     lines = ["# Reproduction: MNIST and Fashion-MNIST robustness table", ""]
     if small:
@@ -536,8 +536,8 @@ def render(results: list[RowResult], *, small: bool, notes: str | None = None, o
 
     if figures:
         lines += ["## Figures", ""]
-        for path, caption in figures:
-            lines += [f"![{caption.split(';')[0].split('(')[0].strip()}]({path})", "", caption, ""]
+        for path, alt, caption in figures:
+            lines += [f"![{alt}]({path})", "", caption, ""]
 
     lines += ["## ERS ordering none < EST < ACT", ""]
     for dataset, label in (("mnist", "MNIST"), ("fashion", "Fashion")):
@@ -645,8 +645,8 @@ def ers_figure_rows(results: list[RowResult]) -> list[RowResult]:
     return sorted(done, key=lambda r: (order.get(r.row.name, order.get(r.row.name.rsplit("-", 1)[0], 0)), r.row.variant is not None))
 
 
-def write_figures(results: list[RowResult], results_dir: Path) -> list[tuple[str, str]]:
-    """Draw the ERS figure of the finished rows into ``results_dir``; (file name, caption) of every figure there.
+def write_figures(results: list[RowResult], results_dir: Path) -> list[tuple[str, str, str]]:
+    """Draw the ERS figure of the finished rows into ``results_dir``; (file name, alt text, caption) of every figure there.
 
     Needs matplotlib (robrank's ``plot`` extra); without it the page keeps the figure files
     already there and says nothing new.
@@ -665,11 +665,14 @@ def write_figures(results: list[RowResult], results_dir: Path) -> list[tuple[str
             summaries = [replace(r.summary, label=r.row.name + (" (variant)" if r.row.variant else "")) for r in shown]
             save(ers_figure(summaries), results_dir / ERS_FIGURE)
     if (results_dir / ERS_FIGURE).is_file():
-        figures.append((ERS_FIGURE, "Rescaled ERS scores per attack of the rows with a finished swipe (the figure of "
-                        "`robrank plot ers` on their swipe files, labelled by row); 0 = broken, 100 = robust, ERS in the legend."))
+        figures.append((ERS_FIGURE, "Rescaled ERS scores per attack", "Rescaled ERS scores per attack of the rows with a finished swipe "
+                        "(the figure of `robrank plot ers` on their swipe files, labelled by row); 0 = broken, 100 = robust, "
+                        "ERS in the legend."))
     record = _read_json(results_dir / SHOW_RECORD)
     if (results_dir / SHOW_FIGURE).is_file() and record:
-        figures.append((SHOW_FIGURE, f"{record.get('caption', '')} Made with `{record.get('command', '')}`."))
+        made = " then ".join(f"`{c}`" for c in (record.get("model_command"), record.get("command")) if c)
+        figures.append((SHOW_FIGURE, "robrank show: rankings before and after an attack",
+                        f"{record.get('caption', '')} Made with {made} ({record.get('device', 'device not recorded')})."))
     return figures
 
 
@@ -689,7 +692,8 @@ def write_results(rows: list[Row], options: argparse.Namespace) -> list[RowResul
     notes = notes_path.read_text() if notes_path.is_file() else None
     small = options.small or any(r.small for r in results)
     results_dir, page_dir = Path(options.results_dir), Path(options.results_md).parent
-    figures = [(os.path.relpath(results_dir / name, page_dir), caption) for name, caption in write_figures([*results, *variants], results_dir)]
+    figures = [(os.path.relpath(results_dir / name, page_dir), alt, caption)
+               for name, alt, caption in write_figures([*results, *variants], results_dir)]
     write_text(Path(options.results_md), render(results, small=small, notes=notes, out_root=out_root, variants=variants, figures=figures))
     return [*results, *variants]
 

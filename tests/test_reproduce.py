@@ -160,7 +160,7 @@ def test_small_row_end_to_end_resumes_a_trained_run(tmp_path):
     assert sorted(p.name for p in results_dir.iterdir()) == ["ers.png", "mnist-none"]
     # the ERS figure of the finished row, linked from the page (a quick swipe: drawn as partial)
     assert (results_dir / "ers.png").read_bytes()[:4] == b"\x89PNG"
-    assert "![Rescaled ERS scores per attack of the rows with a finished swipe](results/ers.png)" in text
+    assert "![Rescaled ERS scores per attack](results/ers.png)" in text
 
     # --collect-only: reads the run dirs again, runs nothing, same table
     md.unlink()
