@@ -63,24 +63,26 @@ def swipes(tmp_path_factory, tiny_run):
     shutil.copytree(tiny_run, full_run)
     killed_run = root / "tiny-killed"
     shutil.copytree(tiny_run, killed_run)
-    try:
-        with registered(FigureProfiles()):
+    # the profiles stay registered while the module's tests read the files: a file's score is
+    # its installed profile's
+    with registered(FigureProfiles()):
+        try:
             full = swipe(full_run, "fig28", batch_size=128, progress=False)
             curve = swipe(full_run, "figcurve", batch_size=96, max_batches=1, progress=False)
             real = SwipeBackend.default()
             done: list[str] = []
 
-            def dies_after_six(model, dataset, spec, **kwargs):
+            def dies_after_six(model, dataset, spec, *args, **kwargs):
                 if len(done) == 6:
                     raise KeyboardInterrupt
                 done.append(spec.text)
-                return real.run_attack(model, dataset, spec, **kwargs)
+                return real.run_attack(model, dataset, spec, *args, **kwargs)
 
             with pytest.raises(KeyboardInterrupt):
                 swipe(killed_run, "fig28", batch_size=64, max_batches=1, progress=False, backend=replace(real, run_attack=dies_after_six))
-    finally:
-        torch.set_num_threads(threads)
-    return {"full": Path(full), "curve": Path(curve), "killed": killed_run / "swipe-fig28.json"}
+        finally:
+            torch.set_num_threads(threads)
+        yield {"full": Path(full), "curve": Path(curve), "killed": killed_run / "swipe-fig28.json"}
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -289,6 +291,16 @@ def test_plot_errors_are_one_line(robrank_cli, tmp_path):
         result = robrank_cli(*args)
         assert result.exit_code == 2 and message in result.output, result
         assert len(result.output.strip().splitlines()) == 1
+
+
+def test_import_robrank_does_not_import_matplotlib():
+    import subprocess
+    import sys
+
+    code = ("import sys, robrank, robrank.plot, robrank.cli.plot, robrank.cli.show, robrank.swipe.report; "
+            "assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_plot_ers_refuses_a_profile_without_ers(swipes, robrank_cli, tmp_path):
