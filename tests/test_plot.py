@@ -34,10 +34,11 @@ class FigureProfiles:
 
     @robrank.hookimpl
     def register_profiles(self, register):
+        from robrank_plugins.profiles.ers import ERS
         from robrank_plugins.profiles.reference import rob28
 
         register(ProfileRecord(name="fig28", factory=lambda: [s.replace("pgditer=32", "pgditer=2") for s in rob28()],
-                               summary="rob28 with 2 PGD steps (tests)", image_size=28, ers=True))
+                               summary="rob28 with 2 PGD steps (tests)", image_size=28, score=ERS))
         register(ProfileRecord(name="figcurve", factory=_curve_specs, summary="eps curve (tests)", image_size=28))
 
 

@@ -1,9 +1,11 @@
-"""The ERS figure: the ten rescaled robustness scores of each run as grouped bars.
+"""The ERS figure: the rescaled robustness scores of each run as grouped bars.
 
-Rescaled scores share one scale (0 = completely broken, 100 = fully robust), so the bars of
-different attacks compare directly; the legend carries each run's ERS, their mean. A partial
-swipe (attacks missing, or capped at a few batches) draws hatched bars and says so in the
-legend, and its missing columns carry an ``n/a`` mark instead of a bar of zero height.
+The columns, their labels and order are the profile's registered score (ERS for the bundled
+ERS profiles: ten columns), so the figure works for any profile with a score. Rescaled
+scores share one scale (0 = completely broken, 100 = fully robust), so the bars of different
+attacks compare directly; the legend carries each run's score, their mean. A partial swipe
+(attacks missing, or capped at a few batches) draws hatched bars and says so in the legend,
+and its missing columns carry an ``n/a`` mark instead of a bar of zero height.
 """
 from __future__ import annotations
 
@@ -33,27 +35,33 @@ class ErsSeries:
     values: tuple[float | None, ...]
     ers: float | None
     partial: str | None
+    score: str = "ERS"
 
     @property
     def legend(self) -> str:
-        score = "ERS n/a" if self.ers is None else f"ERS {self.ers:.1f}"
+        score = f"{self.score} n/a" if self.ers is None else f"{self.score} {self.ers:.1f}"
         return f"{self.label} ({score}" + (f"; partial: {self.partial})" if self.partial else ")")
 
 
 def ers_series(summaries: Sequence[FileSummary]) -> list[ErsSeries]:
-    """The drawn data of :func:`ers_figure`, one entry per results file (ERS profiles only)."""
-    from ..swipe.ers import KEYS, LABELS
-
-    others = [s.label for s in summaries if not s.ers_profile]
+    """The drawn data of :func:`ers_figure`, one entry per results file (profiles with a score only)."""
+    others = [s.label for s in summaries if s.score is None]
     if others:
-        raise RobrankError(f"plot ers needs swipes of an ERS profile (robrank list profiles); not one: {', '.join(others)}")
+        raise RobrankError(
+            f"plot ers needs swipes of an ERS profile, or another profile with a score (robrank list profiles); "
+            f"not one: {', '.join(others)}"
+        )
+    names = sorted({s.score.name for s in summaries})
+    if len(names) > 1:
+        raise RobrankError(f"these files have different scores ({', '.join(names)}); plot each score's files separately")
     return [
         ErsSeries(
             label=s.label,
-            columns=tuple(LABELS[k] for k in KEYS),
-            values=tuple(s.rescaled[k] for k in KEYS),
+            columns=tuple(s.score.labels[k] for k in s.score.keys),
+            values=tuple(s.rescaled[k] for k in s.score.keys),
             ers=s.ers,
             partial=s.partial,
+            score=s.score.name,
         )
         for s in summaries
     ]

@@ -102,11 +102,11 @@ def retrieval_examples(
     """Attack the test images ``queries`` with ``spec`` and collect their rankings before and after."""
     import torch
 
-    from ..attacks.base import attack_mode
-    from ..attacks.gallery import Gallery, embed
-    from ..attacks.runner import build_attack
+    from ..attacks.gallery import Gallery
+    from ..attacks.runner import AttackOptions, build_attack
     from ..attacks.spec import parse_spec
     from ..distances import pairwise
+    from ..models.modes import attack_mode, embed
 
     spec = parse_spec(spec)
     n = len(dataset)
@@ -119,7 +119,8 @@ def retrieval_examples(
     model = model.to(device)
     if dataset_name is None:
         dataset_name = getattr(model, "dataset", None) or getattr(dataset, "name", None)
-    attack = build_attack(spec, semantics=semantics, dataset_name=dataset_name)
+    # the data's spec defaults (a dataset's own attack settings) apply as in a swipe
+    attack = build_attack(spec, AttackOptions.for_dataset(dataset_name, semantics=semantics, seed=seed, device=str(device)))
     if gallery is None:
         gallery = Gallery.compute(model, dataset, device=device)
     gallery = gallery.to(device)

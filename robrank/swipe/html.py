@@ -3,7 +3,7 @@
 The page needs nothing but itself: styles are inline, figures are SVG embedded as data URIs
 (each keeps its own ids, so two figures cannot clash), and there are no scripts, fonts or
 links to fetch. It holds the report tables (one row per results file in the ERS tables,
-partial results marked), the ERS figure when the files are ERS swipes, and the robustness
+partial results marked), the score figure (ERS) of the files whose profile has a score, and the robustness
 curve when some attack varies ε, W or M. Without matplotlib the tables are still written and
 the page says which figures are missing and how to get them.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -40,14 +41,21 @@ def _figures(summaries: Sequence[FileSummary]) -> list[tuple[str, str, str]]:
     from ..plot.figure import render
 
     figures: list[tuple[str, str, str]] = []
-    ers_files = [s for s in summaries if s.ers_profile]
-    if ers_files:
-        svg = render(ers_figure(ers_files), "svg")
-        figures.append(("fig-ers", "Rescaled ERS scores per attack (0 = broken, 100 = robust); ERS in the legend.", _data_uri(svg)))
+    from .report import score_groups
+
+    for n, group in enumerate(score_groups(summaries)):
+        name = group[0].score.name
+        svg = render(ers_figure(group), "svg")
+        caption = f"Rescaled {name} columns per attack (0 = broken, 100 = robust); {name} in the legend."
+        figures.append((f"fig-{_slug(name)}" + (f"-{n}" if n else ""), caption, _data_uri(svg)))
     if curve_panels(summaries):
         svg = render(curve_figure(summaries), "svg")
         figures.append(("fig-curve", "Robustness curves: each attack's metric over its budget; dotted: clean value.", _data_uri(svg)))
     return figures
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "score"
 
 
 def _data_uri(svg: bytes) -> str:
@@ -70,7 +78,7 @@ def format_html(
     summaries: Sequence[FileSummary], *, title: str = "robrank report", header: Sequence[str] = (), figures: bool = True
 ) -> str:
     """The whole page; ``header`` lines go first (what ``robrank run`` trained), ``figures=False`` leaves figures out."""
-    from .report import _attack_table, _ers_tables, _notes
+    from .report import _attack_table, _notes, _score_tables, score_groups
 
     esc = html.escape
     body: list[str] = [f"<h1>{esc(title)}</h1>"]
@@ -88,13 +96,13 @@ def format_html(
             body.append(f'<p class="note">figures left out: {esc(str(exc))}</p>')
         for fig_id, caption, uri in drawn:
             body.append(f'<figure id="{fig_id}"><img src="{uri}" alt="{esc(caption)}"><figcaption>{esc(caption)}</figcaption></figure>')
-    ers_rows = [s for s in summaries if s.ers_profile]
-    if ers_rows:
-        partial = {i: s.partial for i, s in enumerate(ers_rows) if s.partial}
-        for n, (section, head, rows) in enumerate(_ers_tables(ers_rows)):
+    for g, group in enumerate(score_groups(summaries)):
+        partial = {i: s.partial for i, s in enumerate(group) if s.partial}
+        slug = _slug(group[0].score.name) + (f"-{g}" if g else "")
+        for n, (section, head, rows) in enumerate(_score_tables(group)):
             body.append(f"<h2>{esc(section)}</h2>")
-            body += _table(("ers-raw", "ers-rescaled")[n], head, rows, partial, run_rows=True)
-    for k, s in enumerate(x for x in summaries if not x.ers_profile):
+            body += _table(f"{slug}-{('raw', 'rescaled')[n]}", head, rows, partial, run_rows=True)
+    for k, s in enumerate(x for x in summaries if x.score is None):
         section, head, rows = _attack_table(s)
         body.append(f"<h2>{esc(section)}" + (f' <span class="badge">partial: {esc(s.partial)}</span>' if s.partial else "") + "</h2>")
         body += _table(f"attacks-{k}", head, rows, {}, run_rows=False)

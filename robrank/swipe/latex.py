@@ -1,7 +1,7 @@
 """``robrank report -f latex``: the report tables as booktabs tabulars, ready for a paper.
 
 Columns keep the published order (the same sections as the text report: raw scores with
-ERS, then the rescaled scores; per-attack tables for other profiles). A partial result
+the profile's score, then the rescaled scores; per-attack tables for other profiles). A partial result
 (attacks missing, queries capped) gets a dagger after its label and a footnote row naming
 why, and its missing cells print as ``--``: a quick check cannot pass for a table entry.
 Needs ``\\usepackage{booktabs}`` in the document.
@@ -61,16 +61,15 @@ def _tabular(title: str, head: list[str], rows: list[list[str]], partial: dict[i
 
 def format_latex(summaries: Sequence[FileSummary]) -> str:
     """Every report section as one booktabs tabular, separated by blank lines."""
-    from .report import _attack_table, _ers_tables
+    from .report import _attack_table, _score_tables, score_groups
 
     blocks: list[list[str]] = []
-    ers_rows = [s for s in summaries if s.ers_profile]
-    if ers_rows:
-        partial = {i: s.partial for i, s in enumerate(ers_rows) if s.partial}
-        for title, head, rows in _ers_tables(ers_rows):
+    for group in score_groups(summaries):
+        partial = {i: s.partial for i, s in enumerate(group) if s.partial}
+        for title, head, rows in _score_tables(group):
             blocks.append(_tabular(title, head, rows, partial))
     for s in summaries:
-        if not s.ers_profile:
+        if s.score is None:
             title, head, rows = _attack_table(s)
             lines = _tabular(title, head, rows, {})
             if s.partial:
