@@ -163,7 +163,7 @@ def test_ers_figure_of_real_digits_swipes_marks_the_partial_one(swipes, tmp_path
     full, killed = ers_series(summaries)
     payload = json.loads(swipes["full"].read_text())
     assert full.partial is None and list(full.values) == pytest.approx(list(payload["ers"]["rescaled"].values()))
-    assert killed.partial == "6/9 attacks, at most 1 batch(es) per attack" and killed.ers is None
+    assert killed.partial == "64 of 364 queries, 6 of 9 attacks" and killed.ers is None
     # six attacks fill seven columns (ES fills two): three are missing
     assert [c for c, v in zip(killed.columns, killed.values) if v is None] == ["LTM", "GTM", "GTT"]
     fig = ers_figure(summaries)
@@ -208,7 +208,7 @@ def test_curve_of_a_real_eps_swipe_draws_the_json_values(swipes, tmp_path):
         assert ax.get_title() == panel.title and ax.get_xlabel() == "ε (×1/255)"
         assert drawn.get_linestyle() == "--"  # a partial swipe: dashed, and said in the legend
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert legend[0] == f"{summaries[0].label} (partial: at most 1 batch(es) per attack)"
+    assert legend[0] == f"{summaries[0].label} (partial: 96 of 364 queries)"
 
 def test_curve_with_two_runs_one_line_each_and_w_as_axis(swipes, tmp_path, robrank_cli):
     from robrank.plot.curve import curve_panels

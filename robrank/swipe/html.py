@@ -99,11 +99,11 @@ def format_html(
     for g, group in enumerate(score_groups(summaries)):
         partial = {i: s.partial for i, s in enumerate(group) if s.partial}
         slug = _slug(group[0].score.name) + (f"-{g}" if g else "")
-        for n, (section, head, rows) in enumerate(_score_tables(group)):
+        for n, (section, head, rows) in enumerate(_score_tables(group, marks=False)):
             body.append(f"<h2>{esc(section)}</h2>")
             body += _table(f"{slug}-{('raw', 'rescaled')[n]}", head, rows, partial, run_rows=True)
     for k, s in enumerate(x for x in summaries if x.score is None):
-        section, head, rows = _attack_table(s)
+        section, head, rows = _attack_table(s, marks=False)
         body.append(f"<h2>{esc(section)}" + (f' <span class="badge">partial: {esc(s.partial)}</span>' if s.partial else "") + "</h2>")
         body += _table(f"attacks-{k}", head, rows, {}, run_rows=False)
     notes = _notes(summaries)

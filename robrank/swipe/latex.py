@@ -66,11 +66,11 @@ def format_latex(summaries: Sequence[FileSummary]) -> str:
     blocks: list[list[str]] = []
     for group in score_groups(summaries):
         partial = {i: s.partial for i, s in enumerate(group) if s.partial}
-        for title, head, rows in _score_tables(group):
+        for title, head, rows in _score_tables(group, marks=False):
             blocks.append(_tabular(title, head, rows, partial))
     for s in summaries:
         if s.score is None:
-            title, head, rows = _attack_table(s)
+            title, head, rows = _attack_table(s, marks=False)
             lines = _tabular(title, head, rows, {})
             if s.partial:
                 lines.insert(-1, f"\\multicolumn{{{len(head)}}}{{l}}{{\\footnotesize {DAGGER} {escape(s.label)}: partial ({escape(s.partial)})}} \\\\")

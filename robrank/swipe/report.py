@@ -204,16 +204,21 @@ def _notes(summaries: Iterable[FileSummary]) -> list[str]:
     return notes
 
 
-def _score_tables(rows: list[FileSummary]) -> list[tuple[str, list[str], list[list[str]]]]:
+def _score_tables(rows: list[FileSummary], marks: bool = True) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The raw and rescaled tables of files sharing one score; ``marks`` appends PARTIAL_MARK
+    to partial rows (LaTeX and HTML mark them their own way)."""
     score = rows[0].score
     keys, labels, decimals = score.keys, score.labels, score.decimals
     head = ["run", *(labels[k] for k in keys), score.name]
 
     def score_cell(s: FileSummary) -> str:
-        return _fmt(s.ers, 1) + (PARTIAL_MARK if s.partial and s.ers is not None else "")
+        return _fmt(s.ers, 1) + (PARTIAL_MARK if marks and s.partial and s.ers is not None else "")
 
-    raw = [[s.marked_label, *(_fmt(s.raw[k], decimals[k]) for k in keys), score_cell(s)] for s in rows]
-    scaled = [[s.marked_label, *(_fmt(s.rescaled[k], 1) for k in keys), score_cell(s)] for s in rows]
+    def label(s: FileSummary) -> str:
+        return s.marked_label if marks else s.label
+
+    raw = [[label(s), *(_fmt(s.raw[k], decimals[k]) for k in keys), score_cell(s)] for s in rows]
+    scaled = [[label(s), *(_fmt(s.rescaled[k], 1) for k in keys), score_cell(s)] for s in rows]
     tables = [("Raw scores", head, raw), ("Rescaled scores (0 = broken, 100 = robust)", head, scaled)]
     won = {id(s): score.winners(s.payload["attacks"]) for s in rows}
     if any(won.values()):  # a worst-case swipe among them: what the stronger searches added, and at what cost
@@ -240,15 +245,15 @@ def _beaten(counts: Mapping[str, int] | None) -> str:
     return "n/a" if total == 0 else f"{100.0 * (total - first) / total:.0f}%"
 
 
-def _attack_table(s: FileSummary) -> tuple[str, list[str], list[list[str]]]:
+def _attack_table(s: FileSummary, marks: bool = True) -> tuple[str, list[str], list[list[str]]]:
     rows = []
     for entry in s.payload["attacks"]:
-        mark = PARTIAL_MARK if entry["count"] < s.payload["queries"] else ""
+        mark = PARTIAL_MARK if marks and entry["count"] < s.payload["queries"] else ""
         for m in attack_metrics(entry):
             scale = f" / {m.scale}" if m.scale else ""
             rows.append([entry["spec"] + mark, m.name, _fmt(m.orig, m.decimals), _fmt(m.adv, m.decimals) + scale])
     p = s.payload
-    title = f"{s.marked_label}: {p['dataset']}, semantics {p['semantics']}, {len(p['attacks'])}/{len(p['planned'])} attacks"
+    title = f"{s.marked_label if marks else s.label}: {p['dataset']}, semantics {p['semantics']}, {len(p['attacks'])}/{len(p['planned'])} attacks"
     return title, ["attack", "metric", "clean", "adversarial"], rows
 
 
