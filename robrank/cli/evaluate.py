@@ -25,5 +25,7 @@ def eval_command(run_or_ckpt: str, device: str | None, batch_size: int | None, d
         click.echo(json.dumps({"checkpoint": str(loaded.checkpoint), "epoch": loaded.epoch, **metrics}, indent=2))
         return
     click.echo(f"{loaded.checkpoint} ({loaded.dataset}, metric {loaded.metric}, epoch {loaded.epoch})")
-    for key in ("R@1", "R@2", "mAP", "mAP@R", "NMI"):
+    from ..metrics import REPORTED_KEYS
+
+    for key in REPORTED_KEYS:
         click.echo(f"{key:<6} {100.0 * metrics[key]:6.2f}")
