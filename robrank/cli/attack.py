@@ -11,6 +11,7 @@ import json
 import click
 
 from ..attacks.base import SEMANTICS
+from .model_options import model_options
 
 
 def _default_device() -> str:
@@ -27,7 +28,8 @@ def _print_summary(title: str, summary: dict[str, float]) -> None:
 
 
 @click.command("attack")
-@click.argument("run_or_ckpt", type=click.Path(path_type=str))
+@click.argument("run_or_ckpt", metavar="[RUN_OR_CKPT]", type=click.Path(path_type=str), required=False)
+@model_options
 @click.option("-A", "--attack", "spec", required=True, help="Attack spec TYPE:key=val:..., e.g. CA:pm=+:W=1:eps=0.30196:alpha=0.011764:pgditer=32.")
 @click.option("-m", "--max-batches", type=click.IntRange(min=1), default=None, help="Stop after this many batches.")
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=None, help="Queries per batch (default: automatic).")
@@ -42,7 +44,7 @@ def _print_summary(title: str, summary: dict[str, float]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def attack_command(
-    run_or_ckpt: str,
+    run_or_ckpt: object,
     spec: str,
     max_batches: int | None,
     batch_size: int | None,
@@ -57,14 +59,16 @@ def attack_command(
     as_json: bool,
     no_progress: bool,
 ) -> None:
-    """Attack the model of a run directory or checkpoint with one attack SPEC."""
+    """Attack the model of a run directory or checkpoint (or --model) with one attack SPEC."""
     from ..attacks import parse_spec, run_attack
     from ..data.loading import load_split
-    from ..models.checkpoint import load_run
+    from ..models.external import load_any
 
     parsed = parse_spec(spec)  # fail on a bad spec before loading anything
     device = device or _default_device()
-    run = load_run(run_or_ckpt, device=device)
+    run = load_any(run_or_ckpt, device=device)
+    where = {"model": run.model_block()} if hasattr(run, "model_block") else {"checkpoint": str(run.checkpoint)}
+    label = run.label if hasattr(run, "model_block") else run.checkpoint
     dataset = load_split(run.dataset, "test", data_root)
     result = run_attack(
         run.model,
@@ -83,9 +87,9 @@ def attack_command(
         compile=compile_,
     )
     if as_json:
-        click.echo(json.dumps({**result.as_dict(), "checkpoint": str(run.checkpoint)}, indent=2))
+        click.echo(json.dumps({**result.as_dict(), **where}, indent=2))
         return
-    click.echo(f"{result.spec} on {run.checkpoint} ({run.dataset}, metric {run.metric}, {result.count} samples, {result.seconds:.1f} s)")
+    click.echo(f"{result.spec} on {label} ({run.dataset}, metric {run.metric}, {result.count} samples, {result.seconds:.1f} s)")
     _print_summary("Original", result.orig)
     _print_summary("Adversarial", result.adv)
     _print_summary("Difference", result.difference)

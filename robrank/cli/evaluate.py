@@ -5,23 +5,30 @@ import json
 
 import click
 
+from .model_options import model_options
+
 
 @click.command("eval")
-@click.argument("run_or_ckpt", metavar="RUN_OR_CKPT", type=click.Path(exists=True, path_type=str))
+@click.argument("run_or_ckpt", metavar="[RUN_OR_CKPT]", type=click.Path(exists=True, path_type=str), required=False)
+@model_options
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("-b", "--batch-size", "batch_size", type=click.IntRange(min=1), default=None, help="Images per embedding batch [the run's val batch size].")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=str), default=None, help="Dataset root [default: the run's, else $ROBRANK_DATA].")
 @click.option("--self-exclusion", type=click.Choice(["index", "reference"]), default="index", show_default=True,
               help="index: leave each query's own index out of its ranking; reference: drop the nearest item (the reference code).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def eval_command(run_or_ckpt: str, device: str, batch_size: int | None, data_root: str | None, self_exclusion: str, as_json: bool) -> None:
-    """Print R@1, R@2, mAP, mAP@R and NMI of the model at RUN_OR_CKPT on its test split (query = gallery)."""
+def eval_command(run_or_ckpt: object, device: str, batch_size: int | None, data_root: str | None, self_exclusion: str, as_json: bool) -> None:
+    """Print R@1, R@2, mAP, mAP@R and NMI of the model at RUN_OR_CKPT (or --model) on its test split (query = gallery)."""
     from ..training.evaluate import evaluate_run
 
     metrics, loaded = evaluate_run(run_or_ckpt, device=device, batch_size=batch_size, data_root=data_root, self_exclusion=self_exclusion)
     if as_json:
-        click.echo(json.dumps({"checkpoint": str(loaded.checkpoint), "epoch": loaded.epoch, **metrics}, indent=2))
+        where = {"model": loaded.model_block()} if hasattr(loaded, "model_block") else {"checkpoint": str(loaded.checkpoint), "epoch": loaded.epoch}
+        click.echo(json.dumps({**where, **metrics}, indent=2))
         return
-    click.echo(f"{loaded.checkpoint} ({loaded.dataset}, metric {loaded.metric}, epoch {loaded.epoch})")
+    if hasattr(loaded, "model_block"):
+        click.echo(f"{loaded.label} ({loaded.dataset}, metric {loaded.metric}, normalize {loaded.source['normalize']['name']})")
+    else:
+        click.echo(f"{loaded.checkpoint} ({loaded.dataset}, metric {loaded.metric}, epoch {loaded.epoch})")
     for key in ("R@1", "R@2", "mAP", "mAP@R", "NMI"):
         click.echo(f"{key:<6} {100.0 * metrics[key]:6.2f}")

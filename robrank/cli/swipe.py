@@ -5,6 +5,8 @@ import sys
 
 import click
 
+from .model_options import model_options
+
 
 def _default_device() -> str:
     import torch
@@ -12,10 +14,22 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _dataset_profile(run_or_ckpt: object) -> str:
+    """The swipe profile the dataset record names (``-p`` omitted)."""
+    from ..data.loading import dataset_record
+    from ..models.checkpoint import read_checkpoint
+
+    dataset = getattr(run_or_ckpt, "dataset", None)
+    if dataset is None:
+        dataset = read_checkpoint(str(run_or_ckpt))[1]["config"]["dataset"]
+    return dataset_record(str(dataset)).profile
+
+
 @click.command("swipe")
-@click.argument("run_or_ckpt", metavar="RUN_OR_CKPT", type=click.Path(exists=True, path_type=str))
-@click.option("-p", "--profile", required=True, help="Attack profile (robrank list profiles): rob28, rob224, pami28, ...")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), default=None, help="Results file [default: RUN/swipe-PROFILE.json, or CKPT.swipe-PROFILE.json].")
+@click.argument("run_or_ckpt", metavar="[RUN_OR_CKPT]", type=click.Path(exists=True, path_type=str), required=False)
+@model_options
+@click.option("-p", "--profile", default=None, help="Attack profile (robrank list profiles): rob28, rob224, pami28, ... [the dataset's own].")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), default=None, help="Results file [default: RUN/swipe-PROFILE.json, CKPT.swipe-PROFILE.json, or beside --model's file/weights].")
 @click.option("-b", "--batch-size", "batch_size", type=click.IntRange(min=1), default=None, help="Queries per attack batch (a speed knob) [default: automatic, fitted to the device].")
 @click.option("-m", "--max-batches", "max_batches", type=click.IntRange(min=1), default=None, help="Stop each attack after this many batches (quick checks).")
 @click.option("--device", default=None, help="torch device [default: cuda if available, else cpu].")
@@ -37,8 +51,8 @@ def _default_device() -> str:
 @click.option("--num-workers", "num_workers", type=click.IntRange(min=0), default=None, help="DataLoader workers decoding image files [default: up to 8].")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
 def swipe_command(
-    run_or_ckpt: str,
-    profile: str,
+    run_or_ckpt: object,
+    profile: str | None,
     output: str | None,
     batch_size: int | None,
     max_batches: int | None,
@@ -55,7 +69,7 @@ def swipe_command(
     num_workers: int | None,
     no_progress: bool,
 ) -> None:
-    """Attack the model at RUN_OR_CKPT (a run directory or a checkpoint) with every attack of a profile.
+    """Attack the model at RUN_OR_CKPT (a run directory or a checkpoint), or --model, with every attack of a profile.
 
     Results are saved after each attack; rerunning the same command after a crash or Ctrl-C
     skips the attacks already done. ERS profiles print the report table at the end.
@@ -65,7 +79,7 @@ def swipe_command(
     from ..swipe.runner import resolve_profile
     from ..training.distributed import from_env
 
-    record = resolve_profile(profile)  # an unknown name fails here, before the model loads
+    record = resolve_profile(profile or _dataset_profile(run_or_ckpt))  # an unknown name fails here, before the model loads
     info = from_env()
     kwargs = dict(
         output=output,

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-from ..models.checkpoint import LoadedRun, load_run
+from ..models.checkpoint import LoadedRun
 from .config import TrainConfig
 from .engine import embed_split, resolve_device
 
 
 def evaluate_run(
-    run_or_ckpt: str | Path,
+    run_or_ckpt: str | Path | Any,
     *,
     device: str = "auto",
     batch_size: int | None = None,
@@ -18,18 +19,21 @@ def evaluate_run(
     self_exclusion: str = "index",
     num_workers: int | None = None,
 ) -> tuple[dict[str, float], LoadedRun]:
-    """Retrieval metrics of a run (or checkpoint) on its dataset's test split."""
+    """Retrieval metrics of a run (or checkpoint, or an external model's ModelSpec) on its dataset's test split."""
     from ..data.loading import dataset_record, load_split
     from ..metrics import retrieval_metrics
     from .config import default_num_workers
 
     dev = resolve_device(device)
-    loaded = load_run(run_or_ckpt, device=dev)
+    from ..models.external import load_any
+
+    loaded = load_any(run_or_ckpt, device=dev)
     saved: dict[str, Any] = loaded.config
     record = dataset_record(loaded.dataset)
     test_set = load_split(loaded.dataset, "test", data_root or saved.get("data_root"), augment=False)
     known = {k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__}
-    config = TrainConfig.from_dict(known)
+    # a model from outside robrank has no training config: only the evaluation settings below matter
+    config = TrainConfig.from_dict(known) if known else SimpleNamespace(val_batch_size=None)
     config.val_batch_size = batch_size or config.val_batch_size or 128
     config.num_workers = default_num_workers() if num_workers is None else num_workers
     config.amp = False
