@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -214,6 +214,7 @@ def run_attack(
     channels_last: bool = False,
     compile: bool = False,
     num_workers: int | None = None,
+    on_batch: Callable[[torch.Tensor, Any], None] | None = None,
 ) -> AttackResult:
     """Attack every test image (or ``indices``) of ``dataset`` and average the summaries.
 
@@ -226,7 +227,9 @@ def run_attack(
     :class:`FastEmbedding`; a gallery computed here uses the same forward. ``num_workers``
     decodes file datasets in DataLoader workers (default: up to 8). In-memory splits are
     moved to the device once; the loop over batches never synchronises with the device
-    (indices, labels and the running sums all stay there until the end).
+    (indices, labels and the running sums all stay there until the end). ``on_batch(index,
+    outcome)`` sees each batch's dataset indices and :class:`BatchOutcome` (adversarial
+    images included), e.g. to save them (``robrank attack --save-adversarial``).
     """
     if semantics not in SEMANTICS:
         raise ConfigError(f"unknown attack semantics {semantics!r}; use reference or fixed")
@@ -278,6 +281,8 @@ def run_attack(
             index_dev = order_dev[offsets[b] : offsets[b + 1]]
             labels = labels_dev[index_dev]
             outcome = attack(model, gallery, images, labels, index_dev, seed=seed, self_slot=index_dev if own_slots else None)
+            if on_batch is not None:
+                on_batch(index_dev, outcome)
             for side, values in (("orig", outcome.orig), ("adv", outcome.adv)):
                 for k, v in values.items():
                     sums[side][k] = sums[side].get(k, 0) + v.sum()

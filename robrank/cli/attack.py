@@ -41,6 +41,8 @@ def _print_summary(title: str, summary: dict[str, float]) -> None:
 @click.option("--amp", is_flag=True, help="bf16 autocast of the backbone (speed; metrics move slightly, docs/performance.md).")
 @click.option("--channels-last", "channels_last", is_flag=True, help="channels-last memory layout (speed, 224x224 backbones on a GPU).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the backbone (speed on a GPU).")
+@click.option("--save-adversarial", "save_adversarial", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Write the perturbed images to DIR: adversarial.pt (images + dataset indices) and a few PNGs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def attack_command(
@@ -56,11 +58,13 @@ def attack_command(
     amp: bool,
     channels_last: bool,
     compile_: bool,
+    save_adversarial: str | None,
     as_json: bool,
     no_progress: bool,
 ) -> None:
     """Attack the model of a run directory or checkpoint (or --model) with one attack SPEC."""
     from ..attacks import parse_spec, run_attack
+    from ..attacks.adversarial import AdversarialCollector
     from ..data.loading import load_split
     from ..models.external import load_any
 
@@ -70,6 +74,7 @@ def attack_command(
     where = {"model": run.model_block()} if hasattr(run, "model_block") else {"checkpoint": str(run.checkpoint)}
     label = run.label if hasattr(run, "model_block") else run.checkpoint
     dataset = load_split(run.dataset, "test", data_root)
+    collector = AdversarialCollector() if save_adversarial else None
     result = run_attack(
         run.model,
         dataset,
@@ -85,7 +90,11 @@ def attack_command(
         amp=amp,
         channels_last=channels_last,
         compile=compile_,
+        on_batch=collector,
     )
+    if collector is not None:
+        saved = collector.save(save_adversarial, dataset, spec=result.spec, dataset_name=run.dataset, model=str(label))
+        where["adversarial"] = str(saved)
     if as_json:
         click.echo(json.dumps({**result.as_dict(), **where}, indent=2))
         return
@@ -93,3 +102,5 @@ def attack_command(
     _print_summary("Original", result.orig)
     _print_summary("Adversarial", result.adv)
     _print_summary("Difference", result.difference)
+    if collector is not None:
+        click.echo(f"adversarial images: {where['adversarial']}")
