@@ -24,6 +24,7 @@ import importlib
 import importlib.util
 import re
 import sys
+import warnings
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -108,6 +109,16 @@ class InputAdapter(nn.Module):
         self.normalize = Normalize(normalization.mean, normalization.std) if normalization.active else nn.Identity()
         self.gray_to_rgb = bool(gray_to_rgb)
         self.net = net
+
+    def train(self, mode: bool = True) -> InputAdapter:
+        """Switch modes; a torch.export program keeps the mode it was exported in (it refuses ``train()``)."""
+        self.training = mode
+        for child in self.children():
+            try:
+                child.train(mode)
+            except NotImplementedError:
+                pass
+        return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.gray_to_rgb and images.dim() == 4 and images.shape[1] == 1:
@@ -432,7 +443,9 @@ def _load_model_file(path: Path, spec: str) -> nn.Module:
     kind = _model_file_kind(path)
     if kind == "torchscript":
         try:
-            return torch.jit.load(str(path), map_location="cpu")
+            with warnings.catch_warnings():  # TorchScript's deprecation notice is not the user's problem here
+                warnings.simplefilter("ignore", FutureWarning)
+                return torch.jit.load(str(path), map_location="cpu")
         except Exception as exc:
             raise CheckpointError(f"--model {spec}: cannot load the TorchScript archive ({str(exc).splitlines()[0]})") from None
     if kind == "export":
