@@ -3,6 +3,9 @@
 The reference's ``bin/advrank.py -C ckpt -A attack``: it prints the clean (Original), the
 adversarial and the difference summaries. The run's own config says which dataset and
 metric to use, so nothing is parsed back out of the checkpoint path.
+
+``--surrogate RUN`` makes it a transfer attack (the reference's ``-T``): the attack is
+optimised on the surrogate run's model and scored on RUN_OR_CKPT's.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import click
 
 from ..attacks.base import SEMANTICS
 from .model_options import model_options
+from ..errors import ConfigError
 
 
 def _default_device() -> str:
@@ -43,6 +47,7 @@ def _print_summary(title: str, summary: dict[str, float]) -> None:
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the backbone (speed on a GPU).")
 @click.option("--save-adversarial", "save_adversarial", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Write the perturbed images to DIR: adversarial.pt (images + dataset indices) and a few PNGs.")
+@click.option("--surrogate", type=click.Path(path_type=str), default=None, help="Transfer attack: optimise on this run (or checkpoint) and score on RUN_OR_CKPT; it must have been trained on the same dataset.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def attack_command(
@@ -59,6 +64,7 @@ def attack_command(
     channels_last: bool,
     compile_: bool,
     save_adversarial: str | None,
+    surrogate: str | None,
     as_json: bool,
     no_progress: bool,
 ) -> None:
@@ -73,6 +79,12 @@ def attack_command(
     run = load_any(run_or_ckpt, device=device)
     where = {"model": run.model_block()} if hasattr(run, "model_block") else {"checkpoint": str(run.checkpoint)}
     label = run.label if hasattr(run, "model_block") else run.checkpoint
+    source = load_any(surrogate, device=device) if surrogate is not None else None
+    if source is not None and source.dataset != run.dataset:
+        raise ConfigError(
+            f"the surrogate {source.checkpoint} was trained on {source.dataset} but the target on {run.dataset}; "
+            "a transfer attack needs both on the same test split"
+        )
     dataset = load_split(run.dataset, "test", data_root)
     collector = AdversarialCollector() if save_adversarial else None
     result = run_attack(
@@ -90,8 +102,11 @@ def attack_command(
         amp=amp,
         channels_last=channels_last,
         compile=compile_,
+        surrogate=source.model if source is not None else None,
         on_batch=collector,
     )
+    if source is not None:
+        where["surrogate"] = str(source.checkpoint)
     if collector is not None:
         saved = collector.save(save_adversarial, dataset, spec=result.spec, dataset_name=run.dataset, model=str(label))
         where["adversarial"] = str(saved)
@@ -99,6 +114,8 @@ def attack_command(
         click.echo(json.dumps({**result.as_dict(), **where}, indent=2))
         return
     click.echo(f"{result.spec} on {label} ({run.dataset}, metric {run.metric}, {result.count} samples, {result.seconds:.1f} s)")
+    if source is not None:
+        click.echo(f"transfer from surrogate {source.checkpoint} (metric {source.metric})")
     _print_summary("Original", result.orig)
     _print_summary("Adversarial", result.adv)
     _print_summary("Difference", result.difference)
