@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from ..distances import METRICS, check_metric
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, PickledCodeError
 from .backbone import IMAGENET_MEAN, IMAGENET_STD, Normalize
 from .embedding import EmbeddingModel
 
@@ -246,15 +246,14 @@ def read_state(path: str | Path, key: str | None = None, strip_prefix: str | Non
 
         try:
             payload = load_checkpoint(path)
+        except PickledCodeError:
+            raise PickledCodeError(
+                f"--weights {path} carries pickled objects (code), not only tensors, so it is not loaded "
+                f"(robrank never unpickles code): save model.state_dict() instead, or pass a TorchScript or "
+                f"torch.export file to --model; {DOCS}"
+            ) from None
         except CheckpointError as exc:
-            text = str(exc)
-            if "objects other than tensors" in text:
-                raise CheckpointError(
-                    f"--weights {path} carries pickled objects (code), not only tensors, so it is not loaded "
-                    f"(robrank never unpickles code): save model.state_dict() instead, or pass a TorchScript or "
-                    f"torch.export file to --model; {DOCS}"
-                ) from None
-            raise CheckpointError(f"--weights {text.replace('checkpoint ', '', 1)}") from None
+            raise CheckpointError(f"--weights {str(exc).replace('checkpoint ', '', 1)}") from None
     state = _select(payload, key, path)
     if strip_prefix:
         if not any(k.startswith(strip_prefix) for k in state):
@@ -458,14 +457,12 @@ def _load_model_file(path: Path, spec: str) -> nn.Module:
 
         try:
             load_checkpoint(path) if path.suffix != ".safetensors" else None
-        except CheckpointError as exc:
-            if "objects other than tensors" in str(exc):
-                raise CheckpointError(
-                    f"--model {spec} is a pickled Python object (it carries code), which robrank never loads: "
-                    f"save it with torch.jit.save or torch.export.save, or pass its architecture as --model "
-                    f"MODULE:CALLABLE and its state_dict as --weights; {DOCS}"
-                ) from None
-            raise
+        except PickledCodeError:
+            raise PickledCodeError(
+                f"--model {spec} is a pickled Python object (it carries code), which robrank never loads: "
+                f"save it with torch.jit.save or torch.export.save, or pass its architecture as --model "
+                f"MODULE:CALLABLE and its state_dict as --weights; {DOCS}"
+            ) from None
         raise ConfigError(
             f"--model {spec} holds only weights (a state_dict), not an architecture: pass the architecture as "
             f"--model MODULE:CALLABLE (or timm:NAME, torchvision:NAME) and this file as --weights; {DOCS}"
