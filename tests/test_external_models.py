@@ -121,7 +121,7 @@ def _one_line_error(result, *needles: str) -> None:
 def test_plain_pytorch_model_same_numbers_cli_api_and_as_run(plain, robrank_cli, tmp_path):
     cli_out = tmp_path / "cli.json"
     result = robrank_cli("swipe", "--model", plain["model"], "--weights", str(plain["weights"]), "--metric", "N",
-                         "--dataset", "digits", "-o", str(cli_out), *QUICK)
+                         "--dataset", "digits", "--output", str(cli_out), *QUICK)
     assert result.exit_code == 0, result
     api = robrank.evaluate(plain["net"], dataset="digits", profile="rob28", metric="N", batch_size=8, max_batches=1)
     run = _as_run(tmp_path, plain["net"])
@@ -176,7 +176,7 @@ def one_profile(register_plugin):
 def test_resume_refuses_a_different_model(plain, robrank_cli, tmp_path, one_profile):
     out = tmp_path / "out.json"
     base = ["swipe", "--model", plain["model"], "--weights", str(plain["weights"]), "--dataset", "digits", "-p", one_profile,
-            "-o", str(out), *QUICK]
+            "--output", str(out), *QUICK]
     assert robrank_cli(*base, "--metric", "N").exit_code == 0
     before = out.read_bytes()
     _one_line_error(robrank_cli(*base, "--metric", "E"), "another model", "metric")
@@ -184,7 +184,7 @@ def test_resume_refuses_a_different_model(plain, robrank_cli, tmp_path, one_prof
     other = tmp_path / "other.pt"
     torch.save(_train(plain["netdef"].make(), steps=2, seed=1).state_dict(), other)
     _one_line_error(robrank_cli("swipe", "--model", plain["model"], "--weights", str(other), "--dataset", "digits",
-                                "-p", one_profile, "-o", str(out), "--metric", "N", *QUICK), "another model")
+                                "-p", one_profile, "--output", str(out), "--metric", "N", *QUICK), "another model")
     assert out.read_bytes() == before
     # the same model again: a finished file is left as it is
     assert robrank_cli(*base, "--metric", "N").exit_code == 0 and out.read_bytes() == before
@@ -365,14 +365,14 @@ def test_bad_input_is_one_line_exit_2_nothing_written(plain, robrank_cli, tmp_pa
         options.pop("--weights")
     flat = [x for kv in options.items() for x in kv]
     out = tmp_path / "out"
-    tail = ["-o", str(out)] if command == "swipe" else ["-A", "CA:pm=+:W=1", "--save-adversarial", str(out)]
+    tail = ["--output", str(out)] if command == "swipe" else ["-A", "CA:pm=+:W=1", "--save-adversarial", str(out)]
     _one_line_error(robrank_cli(command, *flat, *tail, *QUICK), *needles)
     assert not out.exists()
 
 
 def test_missing_metric_and_dataset_are_one_line_errors(plain, robrank_cli, tmp_path):
     out = tmp_path / "out.json"
-    _one_line_error(robrank_cli("swipe", "--model", plain["model"], "--dataset", "digits", "-o", str(out)), "--metric is required")
+    _one_line_error(robrank_cli("swipe", "--model", plain["model"], "--dataset", "digits", "--output", str(out)), "--metric is required")
     _one_line_error(robrank_cli("eval", "--model", plain["model"], "--metric", "N"), "--dataset is required")
     _one_line_error(robrank_cli("eval", "--weights", "x.pt"), "RUN_OR_CKPT")
     _one_line_error(robrank_cli("attack", str(tmp_path), "--model", plain["model"], "-A", "ES"), "not both")

@@ -14,14 +14,9 @@ import json
 import click
 
 from ..attacks.base import SEMANTICS
-from .model_options import model_options
+from .external_model import external_model_options
 from ..errors import ConfigError
-
-
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+from .options import data_root_option, device_option, json_option, max_batches_option, quiet_option
 
 
 def _print_summary(title: str, summary: dict[str, float]) -> None:
@@ -33,23 +28,24 @@ def _print_summary(title: str, summary: dict[str, float]) -> None:
 
 @click.command("attack")
 @click.argument("run_or_ckpt", metavar="[RUN_OR_CKPT]", type=click.Path(path_type=str), required=False)
-@model_options
+@external_model_options
 @click.option("-A", "--attack", "spec", required=True, help="Attack spec TYPE:key=val:..., e.g. CA:pm=+:W=1:eps=0.30196:alpha=0.011764:pgditer=32.")
-@click.option("-m", "--max-batches", type=click.IntRange(min=1), default=None, help="Stop after this many batches.")
-@click.option("-b", "--batch-size", type=click.IntRange(min=1), default=None, help="Queries per batch (default: automatic).")
-@click.option("-D", "--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the target selection.")
-@click.option("--semantics", type=click.Choice(SEMANTICS), default="reference", show_default=True, help="reference: reproduce the reference quirks; fixed: corrected behaviour (docs/attacks.md).")
+@max_batches_option
+@click.option("-b", "--batch-size", type=click.IntRange(min=1), default=None, help="Queries per batch [default: automatic, fitted to the device].")
+@device_option
+@click.option("--seed", type=int, default=0, help="Seed of the target selection [default: 0].")
+@click.option("--semantics", type=click.Choice(SEMANTICS), default="reference", help="reference: reproduce the reference quirks; fixed: corrected behaviour (docs/attacks.md) [default: reference].")
 @click.option("--random-start", is_flag=True, help="Start PGD from a uniform random point in the eps-ball.")
-@click.option("--data-root", type=click.Path(path_type=str), default=None, help="Dataset root (default: $ROBRANK_DATA).")
+@data_root_option
 @click.option("--amp", is_flag=True, help="bf16 autocast of the backbone (speed; metrics move slightly, docs/performance.md).")
 @click.option("--channels-last", "channels_last", is_flag=True, help="channels-last memory layout (speed, 224x224 backbones on a GPU).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the backbone (speed on a GPU).")
 @click.option("--save-adversarial", "save_adversarial", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Write the perturbed images to DIR: adversarial.pt (images + dataset indices) and a few PNGs.")
 @click.option("--surrogate", type=click.Path(path_type=str), default=None, help="Transfer attack: optimise on this run (or checkpoint) and score on RUN_OR_CKPT; it must have been trained on the same dataset.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@quiet_option
 def attack_command(
     run_or_ckpt: object,
     spec: str,
@@ -67,6 +63,7 @@ def attack_command(
     surrogate: str | None,
     as_json: bool,
     no_progress: bool,
+    quiet: bool,
 ) -> None:
     """Attack the model of a run directory or checkpoint (or --model) with one attack SPEC."""
     from ..attacks import parse_spec, run_attack
@@ -75,7 +72,9 @@ def attack_command(
     from ..models.external import load_any
 
     parsed = parse_spec(spec)  # fail on a bad spec before loading anything
-    device = device or _default_device()
+    from ..runtime import device_name
+
+    device = device_name(device)
     run = load_any(run_or_ckpt, device=device)
     where = {"model": run.model_block()} if hasattr(run, "model_block") else {"checkpoint": str(run.checkpoint)}
     label = run.label if hasattr(run, "model_block") else run.checkpoint
@@ -96,7 +95,7 @@ def attack_command(
         device=device,
         seed=seed,
         semantics=semantics,
-        progress=not no_progress and not as_json,
+        progress=not (no_progress or quiet or as_json),
         dataset_name=run.dataset,
         random_start=random_start,
         amp=amp,

@@ -1,6 +1,6 @@
 """``--model`` and its options, shared by ``eval``, ``attack`` and ``swipe``.
 
-A command decorated with :func:`model_options` receives ``run_or_ckpt`` as either the run
+A command decorated with :func:`external_model_options` receives ``run_or_ckpt`` as either the run
 directory / checkpoint the user named or a :class:`~robrank.models.external.ModelSpec`
 built from ``--model`` and friends, checked here so that a wrong combination fails before
 anything loads. ``--metric`` has no default on purpose: it is how the user's model was
@@ -12,42 +12,20 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-import click
-
 from ..errors import ConfigError
-
-#: option name -> ModelSpec field, in the order they are shown
-FIELDS: tuple[str, ...] = ("model", "weights", "weights_key", "strip_prefix", "metric", "dataset", "normalize", "embedding_dim", "gray_to_rgb")
+from .options import EXTERNAL_MODEL_KEYS, external_model_group
 
 
-def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
+def external_model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add the ``--model`` options to a command whose first argument is ``run_or_ckpt``."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        options = {name: kwargs.pop(name) for name in FIELDS}
+        options = {name: kwargs.pop(name) for name in EXTERNAL_MODEL_KEYS}
         kwargs["run_or_ckpt"] = resolve_target(kwargs.get("run_or_ckpt"), **options)
         return command(*args, **kwargs)
 
-    decorators = [
-        click.option("--model", "model", metavar="SPEC", default=None,
-                     help="Evaluate a model trained elsewhere instead of a run: MODULE:CALLABLE, FILE.py:CALLABLE, timm:NAME, torchvision:NAME, or a TorchScript / torch.export file (docs/api.md)."),
-        click.option("--weights", "weights", metavar="[SUBMODULE=]FILE", multiple=True,
-                     help="state_dict for --model (.pt read with weights_only, or .safetensors); SUBMODULE=FILE loads into one part (e.g. trunk=trunk.pth). Repeatable."),
-        click.option("--weights-key", "weights_key", metavar="KEY", default=None, help="The entry of the weights file that holds the state_dict (state_dict, model, ...; a/b for deeper nesting)."),
-        click.option("--strip-prefix", "strip_prefix", metavar="PREFIX", default=None, help="Remove PREFIX (e.g. module.) from the weights' keys."),
-        click.option("--metric", "metric", type=click.Choice(["C", "E", "N"]), default=None,
-                     help="Distance the model's embeddings are ranked with (required with --model): C cosine, E Euclidean, N Euclidean on the unit sphere."),
-        click.option("--dataset", "dataset", metavar="NAME", default=None, help="Evaluation data for --model (robrank list datasets); it also picks the default swipe profile."),
-        click.option("--normalize", "normalize", metavar="imagenet|none|MEAN,STD", default=None,
-                     help="Input normalisation inside the model, so attacks stay in [0,1] pixels [none; timm:/torchvision: their pretrained statistics]."),
-        click.option("--embedding-dim", "embedding_dim", type=click.IntRange(min=0), default=None,
-                     help="timm:/torchvision: replace the classifier head by a DIM-d linear embedding (0 removes it) [keep the head]."),
-        click.option("--gray-to-rgb", "gray_to_rgb", is_flag=True, help="Repeat a gray image's channel three times for a 3-channel model."),
-    ]
-    for decorate in reversed(decorators):
-        wrapper = decorate(wrapper)
-    return wrapper
+    return external_model_group(wrapper)
 
 
 def resolve_target(run_or_ckpt: str | None, *, model: str | None, weights: tuple[str, ...], weights_key: str | None,
@@ -78,4 +56,4 @@ def resolve_target(run_or_ckpt: str | None, *, model: str | None, weights: tuple
                             normalize=normalize, embedding_dim=embedding_dim, gray_to_rgb=gray_to_rgb, dataset=record.name)
 
 
-__all__ = ["model_options", "resolve_target", "FIELDS"]
+__all__ = ["external_model_options", "resolve_target"]
