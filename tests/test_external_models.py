@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 import robrank
-from robrank.errors import ConfigError
+from robrank.errors import CheckpointError, ConfigError
 from robrank.models.external import ModelSpec, file_sha256, load_model, parse_normalization, state_digest
 from robrank_plugins.backbones.small import LeNet
 from robrank.swipe.schema import load_results
@@ -290,6 +290,23 @@ def test_timm_and_torchvision_random_weights(robrank_cli, tmp_path, monkeypatch)
                          "--no-progress", "--json", "--save-adversarial", str(out.with_suffix("")))
     assert result.exit_code == 0, result
     assert json.loads(result.stdout)["count"] == 4
+
+
+def test_head_replacement_takes_weights_of_either_head(tmp_path):
+    """ImageNet-style weights (original head) load before the head is replaced; fine-tuned ones after."""
+    import torchvision
+
+    torch.manual_seed(0)
+    original = torchvision.models.resnet18(weights=None)
+    torch.save(original.state_dict(), tmp_path / "imagenet.pt")
+    options = {"metric": "N", "dataset": "digits", "gray_to_rgb": True, "embedding_dim": 16}
+    net = load_model(ModelSpec.create("torchvision:resnet18", weights=str(tmp_path / "imagenet.pt"), **options)).model.backbone.net
+    assert torch.equal(net.conv1.weight, original.conv1.weight) and net.fc.out_features == 16
+    torch.save(net.state_dict(), tmp_path / "tuned.pt")
+    again = load_model(ModelSpec.create("torchvision:resnet18", weights=str(tmp_path / "tuned.pt"), **options))
+    assert again.source["sha256"] == state_digest(net)
+    with pytest.raises(CheckpointError, match="with --embedding-dim 8: 'fc.weight' has shape"):
+        load_model(ModelSpec.create("torchvision:resnet18", weights=str(tmp_path / "tuned.pt"), **{**options, "embedding_dim": 8}))
 
 
 def test_save_adversarial(plain, robrank_cli, tmp_path):

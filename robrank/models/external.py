@@ -553,25 +553,28 @@ def build_module(spec: ModelSpec) -> tuple[nn.Module, Normalization, list[dict[s
         if int(spec.embedding_dim) < 0:
             raise ConfigError(f"--embedding-dim must be >= 0 (0 removes the head), got {spec.embedding_dim}")
     records: list[dict[str, Any]] = []
-    head_done = spec.embedding_dim is None
+    head_pending = spec.embedding_dim is not None
     for weights in spec.weights:
         state = read_state(weights.path, spec.weights_key, spec.strip_prefix)
         try:
             target = net.get_submodule(weights.target) if weights.target else net
         except AttributeError:
-            names = [n for n, _ in net.named_children()]
-            raise ConfigError(f"--weights {weights.target}={weights.path}: the model has no submodule {weights.target!r} (children: {', '.join(names)})") from None
+            names = ", ".join(n for n, _ in net.named_children())
+            raise ConfigError(
+                f"--weights {weights.target}={weights.path}: the model has no submodule {weights.target!r} (children: {names})"
+            ) from None
         what = f"{spec.spec}{'.' + weights.target if weights.target else ''}"
-        if not head_done and not weights.target and fit_error(target, state) is None:
+        if head_pending and not weights.target and fit_error(target, state) is None:
             apply_weights(target, state, weights.path, what)  # weights of the original head: load, then replace it
         else:
-            if not head_done:
+            if head_pending:
                 set_head(int(spec.embedding_dim))
-                head_done = True
-            apply_weights(target, state, weights.path, what if head_done and spec.embedding_dim is None else f"{what} with --embedding-dim {spec.embedding_dim}")
+                head_pending = False
+            suffix = f" with --embedding-dim {spec.embedding_dim}" if spec.embedding_dim is not None else ""
+            apply_weights(target, state, weights.path, what + suffix)
         records.append({"file": str(Path(weights.path).resolve()), "target": weights.target, "sha256": file_sha256(weights.path),
                         "key": spec.weights_key, "strip_prefix": spec.strip_prefix})
-    if not head_done:
+    if head_pending:
         set_head(int(spec.embedding_dim))
     return net, default_norm, records
 
