@@ -119,7 +119,7 @@ def parse_triple(text: str, registry: Any | None = None) -> Triple:
     """
     parts = text.split(":")
     if len(parts) != 3 or not all(p.strip() for p in parts):
-        raise ConfigError(f"config {text!r} is not DATASET:MODEL:LOSS (e.g. mnist:c2f2:ptripletN)")
+        raise ConfigError(f"config {text!r} is not DATASET:MODEL:LOSS (three registered names, see robrank list)")
     dataset, model, loss = (p.strip() for p in parts)
     registry = _registry(registry)
     if ("backbones", model) in registry:
@@ -173,7 +173,7 @@ def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainCon
     if choice.record.batch != "SPC-2":
         raise ConfigError(
             f"loss {config.loss!r} needs {choice.record.batch} batches; robrank train feeds SPC-2 pair batches "
-            "(use a p* loss such as ptripletN)"
+            "(use a p* loss: robrank list losses shows each loss's batch layout)"
         )
     if choice.record.batch not in dataset.kinds:
         raise ConfigError(
