@@ -276,7 +276,11 @@ def _embed_tensors(model: Any, images: torch.Tensor, labels: torch.Tensor, batch
     chunks = []
     with attack_mode(model), torch.no_grad():
         for start in range(0, images.shape[0], batch_size):
-            chunks.append(embed(model, images[start : start + batch_size].to(device)).detach())
+            try:
+                chunks.append(embed(model, images[start : start + batch_size].to(device)).detach())
+            except (RuntimeError, ValueError) as exc:  # a model built for other images: say so on one line
+                detail = " ".join(str(exc).split())[:240]
+                raise ConfigError(f"the model does not accept the gallery images {tuple(images.shape[1:])}: {detail}; {DOCS}") from None
     return Gallery(torch.cat(chunks), labels.to(device), model.metric)
 
 
@@ -316,9 +320,14 @@ def gallery(
     Pass the same ``metric``/``normalize`` to :func:`attack` (or hand it the model this
     function wrapped: ``robrank.attack(..., gallery=g)`` checks the metric).
     """
-    from .models.external import wrap_model
+    from .models.external import check_input, wrap_model
 
     wrapped = wrap_model(model, metric, normalize=normalize, gray_to_rgb=gray_to_rgb).to(device)
+    if isinstance(data, str):
+        from .data.loading import dataset_record
+
+        record = dataset_record(data)
+        check_input(wrapped, record.channels, record.image_size, record.name, type(model).__name__, gray_to_rgb)
     return _gallery_for(wrapped, data, batch_size=batch_size, device=device, data_root=data_root)[0]
 
 

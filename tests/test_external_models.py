@@ -348,6 +348,8 @@ def test_attack_object_matches_the_runner(plain):
     images, labels = split.images(torch.arange(len(split))), split.labels
     mine = robrank.gallery(plain["net"], (images, labels), metric="N")
     torch.testing.assert_close(mine.embeddings, atk.gallery.embeddings)
+    with pytest.raises(ConfigError, match=r"does not accept the gallery images \(1, 32, 32\)"):
+        robrank.gallery(plain["net"], (torch.rand(4, 1, 32, 32), torch.zeros(4)), metric="N")
     reused = robrank.attack("QA:pm=-:M=1:eps=0.1:alpha=0.02:pgditer=5", plain["net"], gallery=mine, metric="N")
     assert reused(split.images(index), split.labels[index], index=index).adv == pytest.approx(out.adv)
 
