@@ -421,9 +421,9 @@ def attack(
     dataset name (its test split is embedded once), an ``(images, labels)`` pair, a robrank
     split or a :class:`~robrank.attacks.Gallery` from :func:`gallery`; ``atk.gallery`` is
     the embedded one, to reuse. ``dataset`` names the data when the gallery is given as
-    tensors (it sets SPQA's rate).
+    tensors (its record may declare defaults for the attack's fields).
     """
-    from .attacks.runner import build_attack
+    from .attacks.runner import AttackOptions, build_attack
     from .attacks.spec import parse_spec
     from .models.external import check_input, wrap_model
 
@@ -440,7 +440,8 @@ def attack(
     if embedded.metric != wrapped.metric:
         raise ConfigError(f"the gallery was embedded for metric {embedded.metric} but the attack uses {wrapped.metric}; compute it with the same metric")
     name = dataset or name
-    built = build_attack(parsed, semantics=semantics, dataset_name=name, random_start=random_start)
+    # the dataset's records may declare defaults for fields the spec leaves out (e.g. a rate per dataset)
+    built = build_attack(parsed, AttackOptions.for_dataset(name, semantics=semantics, random_start=random_start, seed=seed))
     return RankingAttack(parsed.text, built, wrapped, embedded, seed=seed, dataset=name)
 
 

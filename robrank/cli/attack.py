@@ -13,7 +13,7 @@ import json
 
 import click
 
-from ..attacks.base import SEMANTICS
+from ..semantics import SEMANTICS
 from .external_model import external_model_options
 from ..errors import ConfigError
 from .options import data_root_option, device_option, json_option, max_batches_option, quiet_option
@@ -66,7 +66,7 @@ def attack_command(
     quiet: bool,
 ) -> None:
     """Attack the model of a run directory or checkpoint (or --model) with one attack SPEC."""
-    from ..attacks import parse_spec, run_attack
+    from ..attacks import AttackOptions, parse_spec, run_attack
     from ..attacks.adversarial import AdversarialCollector
     from ..data.loading import load_split
     from ..models.external import load_any
@@ -86,24 +86,21 @@ def attack_command(
         )
     dataset = load_split(run.dataset, "test", data_root)
     collector = AdversarialCollector() if save_adversarial else None
-    result = run_attack(
-        run.model,
-        dataset,
-        parsed,
+    options = AttackOptions.for_dataset(
+        run.dataset,
         batch_size=batch_size,
         max_batches=max_batches,
         device=device,
         seed=seed,
         semantics=semantics,
         progress=not (no_progress or quiet or as_json),
-        dataset_name=run.dataset,
         random_start=random_start,
         amp=amp,
         channels_last=channels_last,
         compile=compile_,
-        surrogate=source.model if source is not None else None,
-        on_batch=collector,
     )
+    result = run_attack(run.model, dataset, parsed, options, surrogate=source.model if source is not None else None,
+                        on_batch=collector)
     if source is not None:
         where["surrogate"] = str(source.checkpoint)
     if collector is not None:
