@@ -41,8 +41,10 @@ from .backbone import IMAGENET_MEAN, IMAGENET_STD, Normalize
 from .embedding import EmbeddingModel
 
 DOCS = "see docs/api.md"
+#: how ``--normalize`` spells "no input normalisation" (the one place this spelling means that)
+NO_NORMALIZATION_NAME = "none"
 #: how ``--normalize`` spells its named choices; anything else is ``MEAN,STD``
-NAMED_NORMALIZATIONS = ("none", "imagenet")
+NAMED_NORMALIZATIONS = (NO_NORMALIZATION_NAME, "imagenet")
 #: spec prefixes of the model libraries robrank builds architectures from
 LIBRARIES = ("timm", "torchvision")
 
@@ -66,7 +68,7 @@ class Normalization:
         return {"name": self.name, "mean": list(self.mean), "std": list(self.std)}
 
 
-NO_NORMALIZATION = Normalization("none")
+NO_NORMALIZATION = Normalization(NO_NORMALIZATION_NAME)
 
 
 def parse_normalization(text: str | Normalization | None) -> Normalization | None:
@@ -75,7 +77,7 @@ def parse_normalization(text: str | Normalization | None) -> Normalization | Non
         return text
     raw = str(text).strip()
     lowered = raw.lower()
-    if lowered == "none":
+    if lowered == NO_NORMALIZATION_NAME:
         return NO_NORMALIZATION
     if lowered == "imagenet":
         return Normalization("imagenet", IMAGENET_MEAN, IMAGENET_STD)
