@@ -183,7 +183,7 @@ def plan_training(
     given = dict(given_settings(config) if given is None else given)
     if not resume:
         resolved = resolve_config(config, registry)
-        run_dir = Path(resolved.run_dir) if resolved.run_dir else rundir.new_run_dir(resolved)
+        run_dir = Path(resolved.run_dir) if resolved.run_dir else rundir.new_run_dir(resolved, registry=registry)
         if rundir.has_checkpoint(run_dir):
             raise ConfigError(f"run directory {run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
         return build_plan(dataclasses.replace(resolved, run_dir=str(run_dir)), registry, resolved=True, command=command)
@@ -204,9 +204,9 @@ def _resume_dir(config: TrainConfig, registry: Any) -> Path:
             raise CheckpointError(_no_run(run_dir, "no such directory"))
         return run_dir
     resolved = resolve_config(config, registry)
-    found = rundir.latest_run_dir(resolved)
+    found = rundir.latest_run_dir(resolved, registry=registry)
     if found is None:
-        raise ConfigError(f"nothing to resume: no run of {rundir.run_name(resolved)} with a checkpoint under {rundir.RUNS}/; pass --run-dir")
+        raise ConfigError(f"nothing to resume: no run of {rundir.run_name(resolved, registry)} with a checkpoint under {rundir.RUNS}/; pass --run-dir")
     return found
 
 
@@ -297,7 +297,7 @@ def plan_run(
     else:
         config, chosen = _run_defaults(given, registry)
         resolved = resolve_config(config, registry)
-        run_dir = Path(resolved.run_dir) if resolved.run_dir else rundir.new_run_dir(resolved)
+        run_dir = Path(resolved.run_dir) if resolved.run_dir else rundir.new_run_dir(resolved, registry=registry)
         if rundir.has_checkpoint(run_dir):
             raise ConfigError(f"run directory {run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
         dataset = registry.get("datasets", resolved.dataset)
