@@ -30,6 +30,7 @@ class CandidateAttack(Attack):
     params = (PM, Param("W", int, low=1, help="number of queries whose rankings the candidate moves in", example="W=1"))
     reports = ("loss", "prank", EMBSHIFT)
     display = (PCTL,)
+    perturbs = "candidate"
 
     def distance_width(self) -> int:
         return max(self.W, super().distance_width())

@@ -134,6 +134,10 @@ class Attack:
     reports: ClassVar[tuple[str, ...]] = ()
     #: how reports show the summary keys (none: each key as it is)
     display: ClassVar[tuple[MetricDisplay, ...]] = ()
+    #: what the perturbed image plays: "query" (its own ranking is attacked) or "candidate"
+    #: (a gallery item moved in the rankings of the queries its select() stores in
+    #: ``ctx.sel["queries"]``, a [B, W] tensor of gallery slots); robrank show draws each its way
+    perturbs: ClassVar[str] = "query"
 
     eps: float
     alpha: float
