@@ -203,7 +203,30 @@ def _score_tables(rows: list[FileSummary]) -> list[tuple[str, list[str], list[li
     head = ["run", *(labels[k] for k in keys), score.name]
     raw = [[s.label, *(_fmt(s.raw[k], decimals[k]) for k in keys), _fmt(s.ers, 1)] for s in rows]
     scaled = [[s.label, *(_fmt(s.rescaled[k], 1) for k in keys), _fmt(s.ers, 1)] for s in rows]
-    return [("Raw scores", head, raw), ("Rescaled scores (0 = broken, 100 = robust)", head, scaled)]
+    tables = [("Raw scores", head, raw), ("Rescaled scores (0 = broken, 100 = robust)", head, scaled)]
+    won = {id(s): score.winners(s.payload["attacks"]) for s in rows}
+    if any(won.values()):  # a worst-case swipe among them: what the stronger searches added, and at what cost
+        cost_head = ["run", "gradients/query", *(labels[k] for k in keys)]
+        cost = [[s.label, _gradients(s), *(_beaten(won[id(s)].get(labels[k])) for k in keys)] for s in rows]
+        tables.append(("Search cost, and the share of queries where a search beat plain PGD (worst case)", cost_head, cost))
+    return tables
+
+
+def _gradients(s: FileSummary) -> str:
+    """Gradient evaluations per query over the whole profile, if every attack recorded its budget."""
+    attacks = s.payload["attacks"]
+    if not attacks or any("budget" not in a for a in attacks):
+        return "n/a"
+    return f"{sum(float(a['budget'].get('gradients', 0.0)) for a in attacks):g}"
+
+
+def _beaten(counts: Mapping[str, int] | None) -> str:
+    """Percent of queries a member other than the first (plain PGD, which wins ties) won."""
+    if not counts:
+        return "-"
+    total = sum(counts.values())
+    first = next(iter(counts.values()))
+    return "n/a" if total == 0 else f"{100.0 * (total - first) / total:.0f}%"
 
 
 def _attack_table(s: FileSummary) -> tuple[str, list[str], list[list[str]]]:
