@@ -110,7 +110,7 @@ def write_report(
 @training_options
 @profile_option
 @click.option("--swipe-batch-size", type=click.IntRange(min=1), default=None,
-              help=with_default("Queries per attack batch (speed only).", "automatic, fitted to the device"))
+              help=with_default("Queries per attack batch (recorded in the swipe file; a resume keeps it).", "automatic, fitted to the device"))
 @max_batches_option
 @semantics_option
 @output_group
