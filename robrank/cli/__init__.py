@@ -27,6 +27,7 @@ BUILTIN_COMMANDS: dict[str, str] = {
     "swipe": "swipe:swipe_command",
     "report": "report:report_command",
     "run": "run:run_command",
+    "sweep": "sweep:sweep_command",
 }
 
 

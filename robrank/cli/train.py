@@ -61,6 +61,7 @@ def train_command(triple: str | None, resume: bool, devices: int | None, no_prog
     """
     from ..training import train
     from ..training.config import TrainConfig
+    from ..training.distributed import from_env
     from ..training.rundir import read_config
 
     config = build_config(triple, options, resume=resume)
@@ -74,6 +75,8 @@ def train_command(triple: str | None, resume: bool, devices: int | None, no_prog
         explicit = {k: v for k, v in _knobs(options).items() if v is not None}
         config = TrainConfig.from_dict({**saved, **explicit})
     result = train(config, resume=resume, progress=not no_progress, devices=devices)
+    if from_env().rank != 0:  # under torchrun the summary comes once, from global rank 0
+        return
     click.echo(f"run: {result.run_dir}")
     click.echo(f"trained {result.epochs} epoch(s), {result.steps} step(s) in {result.seconds:.1f} s")
     if result.metrics:
