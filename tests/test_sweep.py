@@ -222,9 +222,9 @@ def test_local_executor_runs_cells_in_processes_like_a_swipe(tmp_path, robrank_c
         folder = cell_dir(sweep, state.cell.id)
         assert (folder / "stdout.log").exists() and (folder / "stderr.log").exists()
         assert read_status(sweep, state.cell.id)["pid"] != os.getpid()  # a child process ran it
-        direct = swipe(run, "rob28", output=tmp_path / f"direct{state.cell.seed}.json", batch_size=2, max_batches=1,
-                       seed=state.cell.seed, progress=False)
-        assert _numbers(_results(sweep, state.cell.id)) == _numbers(json.loads(direct.read_text()))
+    direct = swipe(run, "rob28", output=tmp_path / "direct.json", batch_size=2, max_batches=1, seed=5, progress=False)
+    assert _numbers(_results(sweep, states[1].cell.id)) == _numbers(json.loads(direct.read_text()))
+    assert _numbers(_results(sweep, states[0].cell.id)) != _numbers(json.loads(direct.read_text()))  # the seed reached the cell
     report = (sweep / "report.txt").read_text()
     assert "run/rob28 seed 0" in report and "run/rob28 seed 5" in report
 
