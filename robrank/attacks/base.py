@@ -15,6 +15,11 @@ selection, and the embedding shift. A concrete attack says only three things:
 The PGD loop is one forward, one input-gradient and a few element-wise ops per step: no
 Python loop over samples and no host synchronisation, so an attack step costs about as
 much as a bare forward/backward of the model (see ``benchmarks/pgd_overhead.py``).
+
+Two options apply to every attack without any code in it: ``nes`` swaps the input gradient
+for the black-box NES estimate (:mod:`robrank.attacks.nes`), and a :class:`Surrogate` runs
+the selection and the optimisation on another model (a transfer attack) while the clean and
+adversarial summaries are still measured on the attacked one.
 """
 from __future__ import annotations
 
@@ -31,6 +36,8 @@ from ..distances import pairwise, paired
 from ..errors import ConfigError, SpecError
 from . import selection
 from .gallery import Gallery, embed
+from .nes import REFERENCE as NES_REFERENCE
+from .nes import nes_gradient, query_count
 from .spec import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_PGDITER
 from .pgd import pgd_minimize, sign_step
 
@@ -61,7 +68,7 @@ class BatchContext:
     selection); ``self_slot`` is each object's own slot in the gallery: the nearest clean
     gallery item under reference semantics (the reference's ``loc_self``), the true slot
     under fixed semantics. ``sel`` holds the attack's selection; ``last`` the embeddings of
-    the last PGD forward pass.
+    the last PGD forward pass and ``last_input`` the images it embedded.
     """
 
     gallery: Gallery
@@ -75,10 +82,23 @@ class BatchContext:
     reference: bool
     sel: dict[str, Any] = field(default_factory=dict)
     last: torch.Tensor | None = None
+    last_input: torch.Tensor | None = None
 
     def dist(self, emb: torch.Tensor) -> torch.Tensor:
         """``[B, N]`` distances from ``emb`` to every gallery item."""
         return pairwise(emb, self.gallery.embeddings, self.metric)
+
+
+@dataclass
+class Surrogate:
+    """The model a transfer attack optimises against, with its own clean gallery of the same split.
+
+    Any module with a ``metric`` and an ``embed`` (or a forward whose output the metric
+    normalises) works: a trained run, or an external model wrapped the same way.
+    """
+
+    model: nn.Module
+    gallery: Gallery
 
 
 @dataclass
@@ -94,7 +114,7 @@ class Attack:
     """Base class of every ranking attack (see the module docstring for the contract).
 
     Constructor keywords are the spec fields (``eps``, ``alpha``, ``pgditer``, ``pm``, ``W``,
-    ``M``) plus run options: ``random_start`` (uniform start in [-eps, eps], off like the
+    ``M``, ``nes``: black-box NES estimation instead of the input gradient) plus run options: ``random_start`` (uniform start in [-eps, eps], off like the
     reference without ``RINIT``), ``semantics`` (``"reference"`` reproduces the reference's
     quirks, ``"fixed"`` corrects them; docs/attacks.md lists each) and ``dataset`` (the
     dataset name, used by SPQA's adaptive weight).
@@ -116,6 +136,7 @@ class Attack:
         pm: str | None = None,
         W: int | None = None,
         M: int | None = None,
+        nes: int | bool = 0,
         random_start: bool = False,
         semantics: str = "reference",
         dataset: str | None = None,
@@ -130,11 +151,16 @@ class Attack:
             raise SpecError(f"attack {self.name}: field pgditer must be a whole number >= 1 (got {pgditer!r})")
         if self.signed and pm not in ("+", "-"):
             raise SpecError(f"attack {self.name}: field pm must be + or - (got {pm!r})")
+        if nes not in (0, 1, False, True):
+            raise SpecError(f"attack {self.name}: field nes must be 0 or 1 (got {nes!r})")
+        if nes and int(pgditer) < 2:
+            raise SpecError(f"attack {self.name}: nes=1 needs pgditer >= 2 (NES takes no single FGSM-like step; got {pgditer!r})")
         for key, value in (("W", W), ("M", M)):
             if key in self.required and (value is None or int(value) != value or value < 1):
                 raise SpecError(f"attack {self.name}: field {key} must be a whole number >= 1 (got {value!r})")
         self.eps, self.alpha, self.pgditer = float(eps), float(alpha), int(pgditer)
         self.pm, self.W, self.M = pm, (int(W) if W is not None else None), (int(M) if M is not None else None)
+        self.nes = bool(nes)
         self.random_start = bool(random_start)
         self.semantics = semantics
         self.dataset = dataset
@@ -151,7 +177,9 @@ class Attack:
         fields = [f"pm={self.pm}"] if self.pm else []
         fields += [f"W={self.W}"] if self.W is not None else []
         fields += [f"M={self.M}"] if self.M is not None else []
-        fields += [f"eps={self.eps:g}", f"alpha={self.alpha:g}", f"pgditer={self.pgditer}", self.semantics]
+        fields += [f"eps={self.eps:g}", f"alpha={self.alpha:g}", f"pgditer={self.pgditer}"]
+        fields += ["nes=1"] if self.nes else []
+        fields += [self.semantics]
         return f"{type(self).__name__}({', '.join(fields)})"
 
     # ------------------------------------------------------------------ subclass hooks
@@ -219,8 +247,17 @@ class Attack:
             self.select(ctx)
         return ctx
 
+    @property
+    def queries(self) -> int | None:
+        """Model forward passes per attacked image an NES attack spends (None for white-box)."""
+        return query_count(self.pgditer, NES_REFERENCE) if self.nes else None
+
     def perturb(self, model: nn.Module, images: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
-        """Projected descent on ``objective`` with this attack's ``step``; returns the last iterate."""
+        """Projected descent on ``objective`` with this attack's ``step``; returns the last iterate.
+
+        With ``nes`` the direction is the NES estimate and the loop runs the reference's NES
+        schedule (``pgditer + 1`` sign steps of 3/255); ``alpha`` is then unused.
+        """
         x0 = images.detach()
         start = None
         if self.random_start and self.eps > 0:
@@ -228,9 +265,21 @@ class Attack:
             noise = noise.to(x0.dtype).view_as(x0)
             start = (x0 + self.eps * (2.0 * noise - 1.0)).clamp_(0.0, 1.0)
 
+        if self.nes:
+            # ctx.last stays unset: the reference measured NES's embshift on the result, not a probe
+            def losses(x: torch.Tensor, step: int) -> torch.Tensor:
+                return self.objective(embed(model, x), ctx, step)
+
+            gradient = nes_gradient(losses, x0, eps=self.eps, seed=ctx.seed, index=ctx.index, settings=NES_REFERENCE)
+            return pgd_minimize(
+                lambda x, step: losses(x, step).sum(), x0, eps=self.eps, alpha=NES_REFERENCE.step,
+                steps=NES_REFERENCE.iterations(self.pgditer), start=start, update=self.step, gradient=gradient,
+            )
+
         def objective(x: torch.Tensor, step: int) -> torch.Tensor:
             emb = embed(model, x)
             ctx.last = emb.detach()  # the reference's embshift reads this last forward
+            ctx.last_input = x.detach()
             return self.objective(emb, ctx, step).sum()
 
         return pgd_minimize(
@@ -252,20 +301,42 @@ class Attack:
         *,
         seed: int = 0,
         self_slot: torch.Tensor | None = None,
+        surrogate: Surrogate | None = None,
     ) -> BatchOutcome:
-        """Attack one batch: clean summary, PGD, adversarial summary (model state restored)."""
+        """Attack one batch: clean summary, PGD, adversarial summary (model state restored).
+
+        With a ``surrogate`` the selection and the optimisation run on the surrogate model
+        (its own clean context, same seed), and the resulting images are summarised on
+        ``model`` with ``model``'s own selection: a transfer attack. A surrogate identical to
+        the model gives exactly the white-box result.
+        """
         if model.metric != gallery.metric:
             raise ConfigError(f"the gallery was embedded for metric {gallery.metric} but the model uses {model.metric}")
+        if surrogate is not None and surrogate.model.metric != surrogate.gallery.metric:
+            raise ConfigError(
+                f"the surrogate gallery was embedded for metric {surrogate.gallery.metric} but the surrogate uses {surrogate.model.metric}"
+            )
         with attack_mode(model):
             ctx = self.context(model, gallery, images, labels, index, seed=seed, self_slot=self_slot)
             with torch.no_grad():
                 orig = self.summarize(ctx.clean, ctx.clean_dist, ctx, adversarial=False)
-            adversarial = self.perturb(model, images, ctx)
+            if surrogate is None:
+                adversarial = self.perturb(model, images, ctx)
+            else:
+                with attack_mode(surrogate.model):
+                    source = self.context(surrogate.model, surrogate.gallery, images, labels, index, seed=seed, self_slot=self_slot)
+                    adversarial = self.perturb(surrogate.model, images, source)
+                if source.last_input is not None:
+                    # the reference's embshift quirk (the last PGD forward), measured on the attacked model
+                    with torch.no_grad():
+                        ctx.last = embed(model, source.last_input)
             with torch.no_grad():
                 adv_emb = embed(model, adversarial)
                 adv_dist = ctx.dist(adv_emb)
                 adv = self.summarize(adv_emb, adv_dist, ctx, adversarial=True)
                 adv["embshift"] = self.embshift(adv_emb, ctx)
+                if self.queries is not None:
+                    adv["queries"] = torch.full_like(adv["embshift"], float(self.queries))
         cast = lambda d: {k: v.detach().to(torch.float64).view(-1) for k, v in d.items()}  # noqa: E731
         return BatchOutcome(adversarial=adversarial, orig=cast(orig), adv=cast(adv))
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .base import SEMANTICS, Attack, attack_mode
+from .base import SEMANTICS, Attack, Surrogate, attack_mode
 from .gallery import Gallery, device_dataset, embed, iter_images
 from .spec import AttackSpec, parse_spec
 
@@ -214,6 +214,8 @@ def run_attack(
     channels_last: bool = False,
     compile: bool = False,
     num_workers: int | None = None,
+    surrogate: nn.Module | None = None,
+    surrogate_gallery: Gallery | None = None,
 ) -> AttackResult:
     """Attack every test image (or ``indices``) of ``dataset`` and average the summaries.
 
@@ -227,6 +229,10 @@ def run_attack(
     decodes file datasets in DataLoader workers (default: up to 8). In-memory splits are
     moved to the device once; the loop over batches never synchronises with the device
     (indices, labels and the running sums all stay there until the end).
+
+    ``surrogate`` makes it a transfer attack: the selection and the optimisation run on the
+    surrogate model (any embedding module with a ``metric``; its clean gallery of the same
+    split is ``surrogate_gallery`` or computed here), the summaries on ``model``.
     """
     if semantics not in SEMANTICS:
         raise ConfigError(f"unknown attack semantics {semantics!r}; use reference or fixed")
@@ -243,6 +249,14 @@ def run_attack(
     gallery = gallery.to(device)
     if gallery.metric != model.metric:
         raise ConfigError(f"the gallery was embedded for metric {gallery.metric} but the model uses {model.metric}")
+    source = None
+    if surrogate is not None:
+        surrogate = accelerate(surrogate.to(device), amp=amp, channels_last=channels_last, compile=compile)
+        if surrogate_gallery is None:
+            surrogate_gallery = Gallery.compute(surrogate, dataset, batch_size=None, device=device)
+        if len(surrogate_gallery) != len(gallery):
+            raise ConfigError(f"the surrogate gallery has {len(surrogate_gallery)} items but the target's has {len(gallery)}; embed the same split")
+        source = Surrogate(surrogate, surrogate_gallery.to(device))
     # the gallery is this split when sizes agree: a query's own slot is its dataset index
     own_slots = len(gallery) == len(dataset)
     if indices is None:
@@ -277,7 +291,9 @@ def run_attack(
         for b, images in enumerate(iter_images(dataset, batches, device, num_workers)):
             index_dev = order_dev[offsets[b] : offsets[b + 1]]
             labels = labels_dev[index_dev]
-            outcome = attack(model, gallery, images, labels, index_dev, seed=seed, self_slot=index_dev if own_slots else None)
+            outcome = attack(
+                model, gallery, images, labels, index_dev, seed=seed, self_slot=index_dev if own_slots else None, surrogate=source
+            )
             for side, values in (("orig", outcome.orig), ("adv", outcome.adv)):
                 for k, v in values.items():
                     sums[side][k] = sums[side].get(k, 0) + v.sum()

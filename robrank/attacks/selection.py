@@ -20,6 +20,7 @@ STREAM_CANDIDATES = 2  # QA/SPQA: which candidates a query is attacked with
 STREAM_PERMUTATION = 3  # QA-/SPQA-: permutation of the top-1% list
 STREAM_TARGET = 4  # TMA: the random target embedding
 STREAM_START = 5  # PGD random start
+STREAM_NES = 6  # NES search directions
 
 
 def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
@@ -47,18 +48,24 @@ def stream_key(seed: int, stream: int) -> int:
     return _mix_int(key ^ _mix_int(stream * _GOLDEN))
 
 
-def hash_bits(seed: int, stream: int, index: torch.Tensor, count: int) -> torch.Tensor:
-    """``[B, count]`` int64 values in [0, 2**32): slot ``j`` of sample ``index[b]``."""
+def hash_bits(seed: int, stream: int, index: torch.Tensor, count: int, offset: int = 0) -> torch.Tensor:
+    """``[B, count]`` int64 values in [0, 2**32): slots ``offset .. offset + count - 1`` of sample ``index[b]``."""
     index = index.to(torch.int64).view(-1, 1)
     key = stream_key(seed, stream)
     per_sample = _mix(_mix(index ^ key) + (index >> 32))
-    slots = torch.arange(count, dtype=torch.int64, device=index.device).view(1, -1)
+    slots = torch.arange(offset, offset + count, dtype=torch.int64, device=index.device).view(1, -1)
     return _mix(per_sample ^ _mix(slots * _GOLDEN + key))
 
 
-def uniform(seed: int, stream: int, index: torch.Tensor, count: int) -> torch.Tensor:
+def uniform(seed: int, stream: int, index: torch.Tensor, count: int, offset: int = 0) -> torch.Tensor:
     """``[B, count]`` float64 uniforms in [0, 1)."""
-    return hash_bits(seed, stream, index, count).to(torch.float64) / 4294967296.0
+    return hash_bits(seed, stream, index, count, offset).to(torch.float64) / 4294967296.0
+
+
+def normal(seed: int, stream: int, index: torch.Tensor, count: int, offset: int = 0) -> torch.Tensor:
+    """``[B, count]`` float64 standard normals (inverse CDF of the centred uniforms, never infinite)."""
+    centred = (hash_bits(seed, stream, index, count, offset).to(torch.float64) + 0.5) / 4294967296.0
+    return torch.special.ndtri(centred)
 
 
 def randint(

@@ -21,9 +21,11 @@ DEFAULT_EPS = 4.0 / 255.0
 DEFAULT_ALPHA = 1.0 / 255.0
 DEFAULT_PGDITER = 24
 
-#: canonical key order; pm/W/M only where the attack takes them
-KEY_ORDER: tuple[str, ...] = ("pm", "W", "M", "eps", "alpha", "pgditer")
-PGD_KEYS: tuple[str, ...] = ("eps", "alpha", "pgditer")
+#: canonical key order; pm/W/M only where the attack takes them, nes only when on
+KEY_ORDER: tuple[str, ...] = ("pm", "W", "M", "eps", "alpha", "pgditer", "nes")
+PGD_KEYS: tuple[str, ...] = ("eps", "alpha", "pgditer", "nes")
+#: 0/1 switches; a switch that is off is left out of the canonical text
+FLAG_KEYS: frozenset[str] = frozenset({"nes"})
 INT_KEYS: frozenset[str] = frozenset({"W", "M", "pgditer"})
 FLOAT_KEYS: frozenset[str] = frozenset({"eps", "alpha"})
 
@@ -61,6 +63,10 @@ def _parse_value(text: str, key: str, value: str) -> Any:
         if value not in ("+", "-"):
             raise SpecError(f"attack spec {text!r}: field pm must be + or - (got {value!r})")
         return value
+    if key in FLAG_KEYS:
+        if value not in ("0", "1"):
+            raise SpecError(f"attack spec {text!r}: field {key} must be 0 or 1 (got {value!r})")
+        return int(value)
     if key in INT_KEYS:
         try:
             number = int(value)
@@ -132,6 +138,11 @@ def parse_spec(text: str | AttackSpec, registry: Any = None) -> AttackSpec:
     params.setdefault("eps", DEFAULT_EPS)
     params.setdefault("alpha", DEFAULT_ALPHA)
     params.setdefault("pgditer", DEFAULT_PGDITER)
+    for key in FLAG_KEYS:
+        if not params.get(key, 1):
+            del params[key]
+    if params.get("nes") and params["pgditer"] < 2:
+        raise SpecError(f"attack spec {raw!r}: nes=1 needs pgditer >= 2 (NES takes no single FGSM-like step)")
     ordered = {k: params[k] for k in KEY_ORDER if k in params}
     ordered.update({k: v for k, v in params.items() if k not in ordered})
     return AttackSpec(type=record.name, params=ordered, text=canonical_text(record.name, ordered))

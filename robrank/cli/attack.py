@@ -3,6 +3,9 @@
 The reference's ``bin/advrank.py -C ckpt -A attack``: it prints the clean (Original), the
 adversarial and the difference summaries. The run's own config says which dataset and
 metric to use, so nothing is parsed back out of the checkpoint path.
+
+``--surrogate RUN`` makes it a transfer attack (the reference's ``-T``): the attack is
+optimised on the surrogate run's model and scored on RUN_OR_CKPT's.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import json
 import click
 
 from ..attacks.base import SEMANTICS
+from ..errors import ConfigError
 
 
 def _default_device() -> str:
@@ -39,6 +43,7 @@ def _print_summary(title: str, summary: dict[str, float]) -> None:
 @click.option("--amp", is_flag=True, help="bf16 autocast of the backbone (speed; metrics move slightly, docs/performance.md).")
 @click.option("--channels-last", "channels_last", is_flag=True, help="channels-last memory layout (speed, 224x224 backbones on a GPU).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the backbone (speed on a GPU).")
+@click.option("--surrogate", type=click.Path(path_type=str), default=None, help="Transfer attack: optimise on this run (or checkpoint) and score on RUN_OR_CKPT; it must have been trained on the same dataset.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def attack_command(
@@ -54,6 +59,7 @@ def attack_command(
     amp: bool,
     channels_last: bool,
     compile_: bool,
+    surrogate: str | None,
     as_json: bool,
     no_progress: bool,
 ) -> None:
@@ -65,6 +71,12 @@ def attack_command(
     parsed = parse_spec(spec)  # fail on a bad spec before loading anything
     device = device or _default_device()
     run = load_run(run_or_ckpt, device=device)
+    source = load_run(surrogate, device=device) if surrogate is not None else None
+    if source is not None and source.dataset != run.dataset:
+        raise ConfigError(
+            f"the surrogate {source.checkpoint} was trained on {source.dataset} but the target on {run.dataset}; "
+            "a transfer attack needs both on the same test split"
+        )
     dataset = load_split(run.dataset, "test", data_root)
     result = run_attack(
         run.model,
@@ -81,11 +93,15 @@ def attack_command(
         amp=amp,
         channels_last=channels_last,
         compile=compile_,
+        surrogate=source.model if source is not None else None,
     )
+    transfer = {"surrogate": str(source.checkpoint)} if source is not None else {}
     if as_json:
-        click.echo(json.dumps({**result.as_dict(), "checkpoint": str(run.checkpoint)}, indent=2))
+        click.echo(json.dumps({**result.as_dict(), "checkpoint": str(run.checkpoint), **transfer}, indent=2))
         return
     click.echo(f"{result.spec} on {run.checkpoint} ({run.dataset}, metric {run.metric}, {result.count} samples, {result.seconds:.1f} s)")
+    if source is not None:
+        click.echo(f"transfer from surrogate {source.checkpoint} (metric {source.metric})")
     _print_summary("Original", result.orig)
     _print_summary("Adversarial", result.adv)
     _print_summary("Difference", result.difference)
