@@ -249,6 +249,12 @@ def test_training_on_two_nodes_equals_two_processes_on_one(trained_on_one_node, 
     _only_rank_0_wrote(launch)
     assert sum("trained 0 epoch(s), 6 step(s)" in o.read_text() for o in launch.outputs) == 1  # global rank 0's summary
 
+    # rank 0 refuses to overwrite the run; every rank stops with its one-line error instead of waiting
+    again = nodes("again").start("train", *TRAIN, "--run-dir", str(run))
+    assert again.wait() == [1, 1]  # torchrun's code for a failed worker
+    assert all("already holds a run; pass --resume" in o.read_text() for o in again.outputs), again.tails()
+    assert not again.writes()
+
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)

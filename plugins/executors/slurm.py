@@ -35,6 +35,8 @@ _PARAMETERS: dict[str, tuple[str, type]] = {
 CLUSTERS = ("slurm", "local", "debug")
 #: minutes per job when --time-limit is not given (submitit's own default is a few minutes)
 DEFAULT_TIME_LIMIT = 24 * 60
+#: CPU cores asked per GPU when -X cpus_per_task is not given (DataLoader workers decoding JPEGs)
+CPUS_PER_GPU = 8
 
 
 class SlurmExecutor:
@@ -54,6 +56,8 @@ class SlurmExecutor:
         gpus = s.gpus_per_job if s.gpus_per_job is not None else (1 if self.cluster == "slurm" else 0)
         params = {"name": "robrank-sweep", "timeout_min": s.time_limit or DEFAULT_TIME_LIMIT, "nodes": 1, "tasks_per_node": 1,
                   "gpus_per_node": gpus}
+        if self.cluster == "slurm":  # image decoding needs cores next to each GPU; Slurm's default is one
+            params["cpus_per_task"] = CPUS_PER_GPU * max(1, gpus)
         if s.partition:
             params["slurm_partition"] = s.partition
         if s.jobs:

@@ -20,7 +20,7 @@ from .grid import Cell, Grid, SwipeSettings, check_targets
 from .state import CellState, cell_dir, cell_state, read_manifest, sweep_states, update_manifest
 
 #: report files written into the sweep directory: name -> robrank report format
-REPORTS: dict[str, str] = {"report.txt": "table", "report.md": "markdown"}
+REPORTS: dict[str, str] = {"report.txt": "table", "report.md": "markdown", "report.html": "html"}
 
 
 @dataclass
@@ -80,8 +80,8 @@ def run_sweep(sweep_dir: str | Path, grid: Grid, executor: Any, *, gpus_per_job:
 
 
 def write_reports(sweep_dir: str | Path, states: Sequence[CellState] | None = None) -> str | None:
-    """Write the combined report of the finished cells (report.txt/.md); returns its ERS tables, None if no cell is done."""
-    from ..swipe.report import format_report, load_summaries
+    """Write the combined report of the finished cells (:data:`REPORTS`); returns its ERS tables, None if no cell is done."""
+    from ..swipe.report import FORMATS, format_report, load_summaries
 
     sweep_dir = Path(sweep_dir)
     states = sweep_states(sweep_dir) if states is None else states
@@ -96,19 +96,11 @@ def write_reports(sweep_dir: str | Path, states: Sequence[CellState] | None = No
     for summary, label in zip(summaries, labels):
         summary.label = label + ("" if summary.payload["semantics"] == "reference" else f" ({summary.payload['semantics']})")
     for name, fmt in REPORTS.items():
-        write_text(sweep_dir / name, format_report(summaries, fmt))
-    _html_report(sweep_dir, [s.path for s in summaries])
+        if fmt in FORMATS:  # the HTML page with figures where this version of robrank report has it
+            write_text(sweep_dir / name, format_report(summaries, fmt))
     # on the console: the ERS tables (one row per cell); attack-by-attack profiles stay in the files
     scored = [s for s in summaries if s.ers_profile]
     return format_report(scored, "table") if scored else ""
-
-
-def _html_report(sweep_dir: Path, paths: list[str]) -> None:
-    """report.html with figures, where robrank's HTML report exists in this version."""
-    from ..swipe import report as report_module
-
-    if "html" in getattr(report_module, "FORMATS", ()):
-        write_text(sweep_dir / "report.html", report_module.report(paths, "html"))
 
 
 __all__ = ["run_sweep", "write_reports", "prepare", "SweepOutcome", "REPORTS"]

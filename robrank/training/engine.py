@@ -26,7 +26,7 @@ from torch import nn
 
 from ..data.base import ImageDataset, TensorImageDataset
 from ..defenses.base import Defense, NoDefense
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, RobrankError
 from ..io import save_checkpoint
 from ..metrics import retrieval_metrics
 from ..models.checkpoint import CHECKPOINT_DIR, FORMAT, FORMAT_VERSION, LAST, load_state, read_checkpoint
@@ -528,8 +528,17 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True, d
         # every rank must agree on the run directory (its timestamp): rank 0 decides
         device = resolve_device(resolved.device, info)
         dist_util.init_process_group(info, device)
-        chosen = dist_util.broadcast_object(info, prepare_run_dir(resolved, resume)[0].to_dict() if info.is_main else None)
-        resolved = TrainConfig.from_dict(chosen)
+        decided: tuple[Any, ...] | None = None
+        if info.is_main:
+            try:
+                decided = ("ok", prepare_run_dir(resolved, resume)[0].to_dict())
+            except RobrankError as exc:  # every rank stops with rank 0's error instead of waiting for it
+                decided = ("error", type(exc), str(exc))
+        decided = dist_util.broadcast_object(info, decided)
+        if decided[0] == "error":
+            dist_util.destroy_process_group()
+            raise decided[1](decided[2])
+        resolved = TrainConfig.from_dict(decided[1])
         run_dir = Path(resolved.run_dir)
     else:
         resolved, run_dir = prepare_run_dir(resolved, resume)
