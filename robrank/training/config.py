@@ -12,7 +12,6 @@ the effective batch is batch_size x world size pairs.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,15 +46,6 @@ DEFENSE_DEFAULTS: dict[int, dict[str, Any]] = {
     family: dict(zip(("eps", "alpha", "pgditer"), budget)) for family, budget in ADVTRAIN_DEFAULTS.items()
 }
 
-#: reference model-name suffixes -> (defense, option overrides), longest first
-REFERENCE_DEFENSE_SUFFIXES: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("pf", "act", {"pgditer": 1}),
-    ("df", "est", {"pgditer": 1}),
-    ("p", "act", {}),
-    ("d", "est", {}),
-    ("e", "ses", {}),
-)
-
 #: knobs that may change when a run is resumed (they do not change what is learnt)
 RESUMABLE_KNOBS: frozenset[str] = frozenset(
     {"epochs", "max_steps", "device", "num_workers", "validate_every", "val_batch_size", "data_root", "run_dir",
@@ -72,7 +62,7 @@ class TrainConfig:
     loss: str
     metric: str | None = None
     miner: str | None = None
-    defense: str = "none"
+    defense: str | None = None  # None: the registry's plain (no-op) defense
     defense_options: dict[str, Any] = field(default_factory=dict)
     epochs: int | None = None
     batch_size: int | None = None  # SPC-2 pairs per process; effective = batch_size x world size
@@ -115,7 +105,7 @@ class Triple:
     dataset: str
     backbone: str
     loss: str
-    defense: str = "none"
+    defense: str = ""
     defense_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -123,20 +113,22 @@ def parse_triple(text: str, registry: Any | None = None) -> Triple:
     """Parse ``mnist:c2f2:ptripletN`` or the reference's ``mnist:rc2f2p:ptripletN``.
 
     The model part is a backbone name or alias; when no backbone has that exact name and it
-    ends in a reference defense suffix (``p`` ACT, ``d`` EST, ``e`` SES, ``pf``/``df`` their
-    one-step FGSM variants), the suffix becomes the defense.
+    ends in a suffix some defense declares (:attr:`DefenseRecord.suffixes`), the suffix
+    becomes that defense and its options. Without a suffix the defense is the registry's
+    plain one, so the triple always names what will be trained.
     """
     parts = text.split(":")
     if len(parts) != 3 or not all(p.strip() for p in parts):
         raise ConfigError(f"config {text!r} is not DATASET:MODEL:LOSS (e.g. mnist:c2f2:ptripletN)")
     dataset, model, loss = (p.strip() for p in parts)
-    if registry is None:
-        from ..plugins import get_registry
-
-        registry = get_registry()
+    registry = _registry(registry)
     if ("backbones", model) in registry:
-        return Triple(dataset, model, loss)
-    for suffix, defense, options in REFERENCE_DEFENSE_SUFFIXES:
+        return Triple(dataset, model, loss, plain_defense(registry))
+    suffixes = sorted(
+        ((suffix, c.record.name, options) for c in registry.components("defenses") for suffix, options in c.record.suffixes.items()),
+        key=lambda item: -len(item[0]),
+    )
+    for suffix, defense, options in suffixes:
         stem = model[: -len(suffix)]
         if model.endswith(suffix) and stem and ("backbones", stem) in registry:
             return Triple(dataset, stem, loss, defense, dict(options))
@@ -144,8 +136,26 @@ def parse_triple(text: str, registry: Any | None = None) -> Triple:
     raise AssertionError("unreachable")
 
 
+def _registry(registry: Any | None) -> Any:
+    if registry is None:
+        from ..plugins import get_registry
+
+        registry = get_registry()
+    return registry
+
+
+def plain_defense(registry: Any | None = None) -> str:
+    """The name of the registered plain (no-op) defense: what a run without a defense trains with."""
+    for component in _registry(registry).components("defenses"):
+        if component.record.plain:
+            return component.name
+    raise ConfigError("no defense given and no installed plugin registers a plain (no-op) defense; pass --defense (robrank list defenses)")
+
+
 def default_num_workers() -> int:
-    return min(8, os.cpu_count() or 1)
+    from ..runtime import default_num_workers as workers
+
+    return workers()
 
 
 def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainConfig:
@@ -156,10 +166,7 @@ def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainCon
     """
     from ..losses import resolve_loss
 
-    if registry is None:
-        from ..plugins import get_registry
-
-        registry = get_registry()
+    registry = _registry(registry)
     dataset = registry.component("datasets", config.dataset).record
     backbone = registry.component("backbones", config.backbone).record
     choice = resolve_loss(config.loss, metric=config.metric, miner=config.miner or None, registry=registry)
@@ -167,6 +174,11 @@ def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainCon
         raise ConfigError(
             f"loss {config.loss!r} needs {choice.record.batch} batches; robrank train feeds SPC-2 pair batches "
             "(use a p* loss such as ptripletN)"
+        )
+    if choice.record.batch not in dataset.kinds:
+        raise ConfigError(
+            f"dataset {dataset.name!r} offers {', '.join(dataset.kinds)} batches, not the {choice.record.batch} "
+            f"batches loss {choice.record.name!r} trains on; pick another dataset (robrank list datasets)"
         )
     if backbone.task != "retrieval":
         raise ConfigError(f"backbone {backbone.name!r} is a {backbone.task} model; pick an embedding backbone (robrank list backbones)")
@@ -182,9 +194,12 @@ def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainCon
     values["backbone"] = backbone.name
     values["metric"] = choice.metric
     values["miner"] = choice.miner
+    if values["freeze_bn"] and not backbone.has_batchnorm:
+        raise ConfigError(f"backbone {backbone.name!r} has no BatchNorm layers to freeze; drop --freeze-bn")
     for key, default in defaults.items():
         if values[key] is None:
             values[key] = default
+    values["freeze_bn"] = bool(values["freeze_bn"]) and backbone.has_batchnorm
     if values["embedding_dim"] is None:
         values["embedding_dim"] = backbone.default_embedding_dim
     if values["pretrained"] is None:
@@ -194,14 +209,15 @@ def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainCon
         raise ConfigError(f"backbone {backbone.name!r} has no {values['pretrained']!r} weights (offers: {offered}); use --pretrained none")
     if values["num_workers"] is None:
         values["num_workers"] = default_num_workers()
-    defense = values["defense"] or "none"
-    if defense != "none":
-        defense = registry.component("defenses", defense).record.name
-    if defense != "none":
+    defense = registry.get("defenses", values["defense"] or plain_defense(registry))
+    if not defense.plain:
         values["defense_options"] = {**DEFENSE_DEFAULTS[family], **(values["defense_options"] or {})}
     elif values["defense_options"]:
-        raise ConfigError(f"options {', '.join(sorted(values['defense_options']))} need a defense; add --defense act (or est, ses, ...)")
-    values["defense"] = defense
+        given = ", ".join(sorted(values["defense_options"]))
+        raise ConfigError(
+            f"options {given} need a defense but no defense was given; add --defense NAME (robrank list defenses)"
+        )
+    values["defense"] = defense.name
     for key in ("epochs", "batch_size", "validate_every", "val_batch_size"):
         if int(values[key]) < 1:
             raise ConfigError(f"{key.replace('_', '-')} must be at least 1, got {values[key]}")
@@ -217,14 +233,6 @@ def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainCon
     return TrainConfig(**values)
 
 
-def family_of(config: TrainConfig, registry: Any | None = None) -> int:
-    if registry is None:
-        from ..plugins import get_registry
-
-        registry = get_registry()
-    return size_family(registry.get("backbones", config.backbone).input_size)
-
-
 __all__ = [
     "TrainConfig",
     "Triple",
@@ -232,6 +240,6 @@ __all__ = [
     "resolve_config",
     "FAMILY_DEFAULTS",
     "DEFENSE_DEFAULTS",
-    "REFERENCE_DEFENSE_SUFFIXES",
+    "plain_defense",
     "RESUMABLE_KNOBS",
 ]
