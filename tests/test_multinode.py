@@ -165,7 +165,7 @@ def _same_swipe(two: dict, one: dict) -> None:
 def test_swipe_on_two_nodes_equals_one_process(swiped, nodes, tmp_path):
     run, single = swiped
     out = tmp_path / "two.json"
-    launch = nodes("swipe").start("swipe", str(run), *SWIPE, "-o", str(out))
+    launch = nodes("swipe").start("swipe", str(run), *SWIPE, "--output", str(out))
     assert launch.wait() == [0, 0], launch.tails()
     _same_swipe(json.loads(out.read_text()), single)
     _only_rank_0_wrote(launch)
@@ -180,14 +180,14 @@ def test_swipe_resumes_after_the_writing_node_is_killed(swiped, nodes, tmp_path)
     run, single = swiped
     out = tmp_path / "two.json"
     # the file is saved once before the first attack, then after each: die after the second attack
-    first = nodes("killed", kill_after="two.json:3").start("swipe", str(run), *SWIPE, "-o", str(out))
+    first = nodes("killed", kill_after="two.json:3").start("swipe", str(run), *SWIPE, "--output", str(out))
     codes = first.wait()
     assert codes[0] != 0 and codes[1] != 0, first.tails()  # one node killed, the other failed without it
     partial = json.loads(out.read_text())
     assert [a["spec"] for a in partial["attacks"]] == single["planned"][:2] and partial["finished"] is None
     (killed,) = {node for node, rank, *_ in first.writes() if rank == "0"}
 
-    second = nodes("restarted").start("swipe", str(run), *SWIPE, "-o", str(out))
+    second = nodes("restarted").start("swipe", str(run), *SWIPE, "--output", str(out))
     assert second.wait() == [0, 0], second.tails()
     final = json.loads(out.read_text())
     _same_swipe(final, single)

@@ -182,6 +182,9 @@ def test_rerun_skips_finished_cells_and_restarts_failed_ones(tmp_path, register_
 
         status = robrank_cli("sweep", "--status", str(sweep))
         assert status.exit_code == 0 and status.output.count(" done ") == 2 and "9/9" in status.output
+        listed = json.loads(robrank_cli("sweep", "--status", str(sweep), "--json").stdout)
+        assert [(c["target"], c["state"], c["attacks_done"], c["status"]["attempt"]) for c in listed] == [
+            (str(good), "done", 9, 1), (str(bad), "done", 9, 2)]
         report = (sweep / "report.txt").read_text()
         assert "good/rob28" in report and "bad/rob28" in report and (sweep / "report.md").exists()
 

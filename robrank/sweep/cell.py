@@ -66,11 +66,9 @@ def _swipe(cell: Any, settings: Any, out: Path, devices: int) -> Path:
     from ..swipe.distributed import swipe_devices
     from ..swipe.runner import swipe
 
-    device = settings.device
-    if device is None:
-        import torch
+    from ..runtime import device_name
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = device_name(settings.device)
     kwargs: dict[str, Any] = dict(output=out, device=device, batch_size=settings.batch_size, max_batches=settings.max_batches,
                                   seed=cell.seed, semantics=settings.semantics, data_root=settings.data_root, progress=False)
     if devices > 1:
