@@ -1,6 +1,6 @@
 """Overhead of one PGD step inside an attack vs a bare forward + input-gradient.
 
-Target (targets.md §3): ratio <= 1.10 on a 2-core CPU. Both timings come from the same
+Target (docs/performance.md): ratio <= 1.10 on a 2-core CPU. Both timings come from the same
 process, same model (C2F2), same batch (128 MNIST-sized images) and a gallery of 10,000
 embeddings, so machine load affects them alike. Prints one line per attack and the ratio.
 
@@ -56,7 +56,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from robrank.attacks import Gallery, attack_mode, build_attack, parse_spec
-    from robrank.attacks.gallery import embed
+    from robrank.models.modes import embed
 
     torch.manual_seed(0)
     model = build_model(args.embedding_dim)

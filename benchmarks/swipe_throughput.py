@@ -8,7 +8,7 @@ the whole 10,000-image gallery) of the same untrained C2F2 (seed 0, embedding 51
 N), and both write the same JSON numbers (checked here; tests/test_swipe_speed.py checks it
 on a small split). The two modes alternate (``--rounds``) so machine load hits both alike.
 
-    ROBRANK_DATA=../shared/data python benchmarks/swipe_throughput.py [--queries 512] [--threads 2] [--rounds 1]
+    ROBRANK_DATA=path/to/data python benchmarks/swipe_throughput.py [--queries 512] [--threads 2] [--rounds 1]
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ BASELINE_BATCH = 128
 def baseline_swipe(run: Path, profile: str, out: Path, *, queries: int, device: str = "cpu", seed: int = 0,
                    data_root: str | None = None) -> Path:
     """The reference's way: per attack, reload the checkpoint and the split, re-embed the gallery, batch 128."""
-    from robrank.attacks import Gallery, parse_spec, run_attack
+    from robrank.attacks import Gallery, dataset_attack_defaults, parse_spec, run_attack
     from robrank.data.loading import load_split
     from robrank.io import write_json
     from robrank.models.checkpoint import load_run
@@ -46,7 +46,7 @@ def baseline_swipe(run: Path, profile: str, out: Path, *, queries: int, device: 
         gallery = Gallery.compute(loaded.model, dataset, batch_size=BASELINE_BATCH, device=device)
         spec = parse_spec(text)
         result = run_attack(loaded.model, dataset, spec, gallery=gallery, batch_size=BASELINE_BATCH, device=device, seed=seed,
-                            indices=range(queries), progress=False, dataset_name=loaded.dataset)
+                            indices=range(queries), progress=False, defaults=dataset_attack_defaults(loaded.dataset))
         attacks.append({"spec": spec.text, "orig": result.orig, "adv": result.adv, "count": result.count})
     write_json(out, {"attacks": attacks})
     return out

@@ -50,6 +50,18 @@ class SwipePlan:
         suffix = "" if self.semantics == DEFAULT_SEMANTICS else f"-{self.semantics}"
         return f"swipe-{self.profile}{suffix}.json"
 
+    def runner_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`robrank.swipe.swipe` this plan fixes (device resolved now)."""
+        from .runtime import device_name
+
+        return {
+            "device": device_name(self.device),
+            "batch_size": self.batch_size,
+            "max_batches": self.max_batches,
+            "seed": self.seed,
+            "semantics": self.semantics,
+        }
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "batch_size": self.batch_size,
@@ -112,10 +124,12 @@ def _registry(registry: Any | None) -> Any:
     return registry
 
 
-def build_plan(config: TrainConfig, registry: Any | None = None, **extra: Any) -> RunPlan:
+def build_plan(config: TrainConfig, registry: Any | None = None, *, build_defense: bool = True, **extra: Any) -> RunPlan:
     """The plan of an already placed config: resolve it and build and check its components.
 
-    Touches no file; :func:`plan_training` decides the run directory first.
+    Touches no file; :func:`plan_training` decides the run directory first. Commands that
+    only read a trained model (eval) pass ``build_defense=False``: the defense that trained
+    it need not be installed to measure it.
     """
     from .losses import resolve_loss
 
@@ -124,8 +138,10 @@ def build_plan(config: TrainConfig, registry: Any | None = None, **extra: Any) -
     dataset = registry.get("datasets", resolved.dataset)
     backbone = registry.get("backbones", resolved.backbone)
     choice = resolve_loss(resolved.loss, metric=resolved.metric, miner=resolved.miner or None, registry=registry)
-    defense = registry.create("defenses", str(resolved.defense), **dict(resolved.defense_options))
-    defense.check(choice.record, choice.metric)
+    defense = None
+    if build_defense:
+        defense = registry.create("defenses", str(resolved.defense), **dict(resolved.defense_options))
+        defense.check(choice.record, choice.metric)
     return RunPlan(config=resolved, registry=registry, dataset=dataset, backbone=backbone, loss=choice, defense=defense, **extra)
 
 
@@ -217,6 +233,24 @@ def merge_saved(saved: Mapping[str, Any], given: Mapping[str, Any], registry: An
     return TrainConfig.from_dict(resolved)
 
 
+def saved_plan(saved: Mapping[str, Any], runtime: Mapping[str, Any] | None = None, registry: Any | None = None) -> RunPlan:
+    """The plan a trained model was trained with (its saved config), for commands that read it.
+
+    ``runtime`` may set runtime knobs only (device, workers, validation batch, data root);
+    keys the current TrainConfig does not know (a run from another version) are ignored.
+    """
+    registry = _registry(registry)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = {k: v for k, v in saved.items() if k in known}
+    fixed = sorted(k for k, v in (runtime or {}).items() if v is not None and k not in TRAIN_RUNTIME_KNOBS)
+    if fixed:
+        raise ConfigError(f"{', '.join(fixed)} cannot change for a trained model; only runtime settings can")
+    values.update({k: v for k, v in (runtime or {}).items() if v is not None})
+    if values.get("defense") and ("defenses", values["defense"]) not in registry:
+        values["defense"], values["defense_options"] = None, {}  # measuring a model needs no defense plugin
+    return build_plan(TrainConfig.from_dict(values), registry, build_defense=False, resume=True, command="robrank eval")
+
+
 # ---------------------------------------------------------------------------- robrank run
 
 
@@ -263,7 +297,7 @@ def plan_run(
         if rundir.has_checkpoint(run_dir):
             raise ConfigError(f"run directory {run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
         dataset = registry.get("datasets", resolved.dataset)
-        profile = registry.get("profiles", swipe.get("profile") or _dataset_profile(dataset)).name
+        profile = registry.get("profiles", swipe.get("profile") or _dataset_profile(dataset, registry)).name
         swipe_plan = SwipePlan(
             profile=profile,
             batch_size=swipe.get("batch_size"),
@@ -283,10 +317,11 @@ def plan_run(
     return plan
 
 
-def _dataset_profile(dataset: Any) -> str:
-    if not dataset.profile:
-        raise ConfigError(f"dataset {dataset.name!r} declares no swipe profile; pass --profile (robrank list profiles)")
-    return str(dataset.profile)
+def _dataset_profile(dataset: Any, registry: Any) -> str:
+    """The dataset's swipe profile: the one it names, else the one scored profile its image size fits."""
+    from .swipe.runner import profile_for_dataset
+
+    return profile_for_dataset(dataset, registry).name
 
 
 def _run_defaults(given: dict[str, Any], registry: Any) -> tuple[TrainConfig, dict[str, Any]]:
@@ -354,7 +389,7 @@ def _merge_swipe(section: Mapping[str, Any], swipe: Mapping[str, Any], config: T
             + "; drop those options to continue it, or start a new run"
         )
     values = {**saved, **swipe}
-    profile = values.get("profile") or _dataset_profile(registry.get("datasets", config.dataset))
+    profile = values.get("profile") or _dataset_profile(registry.get("datasets", config.dataset), registry)
     return SwipePlan(
         profile=registry.get("profiles", profile).name,
         batch_size=values.get("batch_size"),
@@ -369,6 +404,7 @@ __all__ = [
     "RunPlan",
     "SwipePlan",
     "build_plan",
+    "saved_plan",
     "plan_training",
     "plan_run",
     "merge_saved",

@@ -1,7 +1,7 @@
 """The bundled ranking attacks of the reference (CA, QA, SPQA, ES, TMA, LTM, GTM, GTT).
 
 Each registers exactly like a third-party attack would: an :class:`~robrank.records.AttackRecord`
-whose factory is the attack class (``factory(**spec_params) -> robrank.attacks.Attack``).
+derived from the attack class (:meth:`AttackRecord.of`), which declares everything else.
 """
 from __future__ import annotations
 
@@ -32,4 +32,4 @@ ATTACKS = (
 @robrank.hookimpl
 def register_attacks(register):
     for cls, summary in ATTACKS:
-        register(AttackRecord(name=cls.name, factory=cls, summary=summary, required=cls.required, signed=cls.signed, reports=cls.reports))
+        register(AttackRecord.of(cls, summary))

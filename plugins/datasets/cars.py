@@ -1,4 +1,4 @@
-"""Cars-196 (Stanford Cars), split zero-shot by class (science.md §1).
+"""Cars-196 (Stanford Cars), split zero-shot by class (the reference).
 
 Layout: ``cars_annos.mat`` and ``car_ims/*.jpg`` (``car_ims.tgz`` extracted) in one
 directory. ``scipy.io.loadmat(squeeze_me=True)['annotations']``: field 0 the relative image
@@ -75,6 +75,7 @@ def register_datasets(register):
             channels=3,
             num_test_classes=98,
             profile="rob224",
+            attack_defaults={"SPQA": {"rate": 7e4}},  # the reference's SPQA rate for this dataset
             default_backbone="resnet18",
             default_loss="ptripletN",
         )

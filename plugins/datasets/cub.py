@@ -1,4 +1,4 @@
-"""CUB-200-2011 birds, split zero-shot as in the ICML'20 "revisiting" protocol (science.md §1).
+"""CUB-200-2011 birds, split zero-shot as in the ICML'20 "revisiting" protocol (the reference).
 
 Layout (the Caltech archive ``CUB_200_2011.tgz`` extracted): ``images.txt`` (id, relative
 path), ``image_class_labels.txt`` (id, class 1..200), ``images/<NNN.name>/<file>.jpg``;
@@ -63,6 +63,7 @@ def register_datasets(register):
             channels=3,
             num_test_classes=100,
             profile="rob224",
+            attack_defaults={"SPQA": {"rate": 4e4}},  # the reference's SPQA rate for this dataset
             default_backbone="resnet18",
             default_loss="ptripletN",
         )

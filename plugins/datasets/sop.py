@@ -1,4 +1,4 @@
-"""Stanford Online Products, official split (science.md §1).
+"""Stanford Online Products, official split (the reference).
 
 Layout (``Stanford_Online_Products.zip`` extracted): ``Ebay_train.txt`` and
 ``Ebay_test.txt``, each a header line then ``image_id class_id super_class_id path``, images
@@ -51,6 +51,7 @@ def register_datasets(register):
             channels=3,
             num_test_classes=11316,
             profile="rob224",
+            attack_defaults={"SPQA": {"rate": 7e4}},  # the reference's SPQA rate for this dataset
             default_backbone="resnet18",
             default_loss="ptripletN",
         )

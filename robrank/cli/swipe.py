@@ -1,7 +1,6 @@
 """``robrank swipe``: run a profile of attacks against one model into a resumable JSON file."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -53,7 +52,7 @@ def swipe_command(
     Results are saved after each attack; rerunning the same command after a crash or Ctrl-C
     skips the attacks already done. ERS profiles print the report table at the end.
     """
-    from ..runtime import device_name
+    from ..plan import SwipePlan
     from ..swipe.distributed import swipe_devices, swipe_ranked
     from ..swipe.report import report
     from ..swipe.runner import resolve_profile
@@ -62,13 +61,11 @@ def swipe_command(
 
     record = resolve_profile(profile)  # an unknown name fails here, before the model loads
     info = from_env()
+    plan = SwipePlan(profile=record.name, batch_size=batch_size, max_batches=max_batches,
+                     semantics=semantics or "reference", seed=seed, device=device)
     kwargs = dict(
         output=output,
-        device=device_name(device),
-        batch_size=batch_size,
-        max_batches=max_batches,
-        seed=seed,
-        semantics=semantics or "reference",
+        **plan.runner_kwargs(),
         data_root=data_root,
         progress=not (no_progress or quiet or as_json),
         restart=restart,
@@ -79,15 +76,12 @@ def swipe_command(
         num_workers=num_workers,
     )
     lock_dir = _run_dir_of(run_or_ckpt) if info.is_main else None
-    try:
-        with locked(lock_dir, "robrank swipe") if lock_dir is not None else _nothing():
-            if devices is not None and devices > 1 and not info.enabled:
-                path = swipe_devices(run_or_ckpt, record.name, devices, **kwargs)
-            else:  # one process, or one rank of torchrun
-                path = swipe_ranked(run_or_ckpt, record.name, info=info, **kwargs)
-    except KeyboardInterrupt:
-        click.echo("robrank swipe: interrupted; finished attacks are saved, rerun the same command to continue", err=True)
-        sys.exit(130)
+    # Ctrl-C: robrank.cli turns it into one line with exit code 130 (the attacks done are saved)
+    with locked(lock_dir, "robrank swipe") if lock_dir is not None else _nothing():
+        if devices is not None and devices > 1 and not info.enabled:
+            path = swipe_devices(run_or_ckpt, record.name, devices, **kwargs)
+        else:  # one process, or one rank of torchrun
+            path = swipe_ranked(run_or_ckpt, record.name, info=info, **kwargs)
     if info.rank != 0:
         return
     if as_json:
@@ -96,7 +90,7 @@ def swipe_command(
         echo_json({"results": str(path), "swipe": json.loads(Path(path).read_text())})
         return
     click.echo(f"results: {path}")
-    if record.ers:
+    if record.score is not None:
         click.echo(report([path], "table"), nl=False)
 
 

@@ -1,7 +1,7 @@
 """Every knob of a training run, its per-family defaults, and the reference's config triples.
 
 A :class:`TrainConfig` starts with only what the user said (``None`` = "use the default");
-:func:`resolve_config` fills the rest from science.md §4 according to the backbone's image
+:func:`resolve_config` fills the rest from the reference according to the backbone's image
 size family and records the result in the run's ``config.json``, so a run directory always
 says exactly how it was trained.
 
@@ -17,9 +17,9 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..defenses.settings import ADVTRAIN_DEFAULTS
-from ..records import SIZE_224, SIZE_28, size_family
+from ..records import NO_WEIGHTS, SIZE_224, SIZE_28, size_family
 
-#: defaults per image-size family (science.md §4: rc2f2 / __ranking_model_224x224_icml, p* losses)
+#: defaults per image-size family (the reference: rc2f2 / __ranking_model_224x224_icml, p* losses)
 FAMILY_DEFAULTS: dict[int, dict[str, Any]] = {
     SIZE_28: {
         "epochs": 8,
@@ -41,7 +41,7 @@ FAMILY_DEFAULTS: dict[int, dict[str, Any]] = {
     },
 }
 
-#: adversarial-training budget per family: ε, α, PGD steps (science.md §4, §6)
+#: adversarial-training budget per family: ε, α, PGD steps (the reference)
 DEFENSE_DEFAULTS: dict[int, dict[str, Any]] = {
     family: dict(zip(("eps", "alpha", "pgditer"), budget)) for family, budget in ADVTRAIN_DEFAULTS.items()
 }
@@ -119,7 +119,7 @@ def parse_triple(text: str, registry: Any | None = None) -> Triple:
     """
     parts = text.split(":")
     if len(parts) != 3 or not all(p.strip() for p in parts):
-        raise ConfigError(f"config {text!r} is not DATASET:MODEL:LOSS (e.g. mnist:c2f2:ptripletN)")
+        raise ConfigError(f"config {text!r} is not DATASET:MODEL:LOSS (three registered names, see robrank list)")
     dataset, model, loss = (p.strip() for p in parts)
     registry = _registry(registry)
     if ("backbones", model) in registry:
@@ -173,7 +173,7 @@ def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainCon
     if choice.record.batch != "SPC-2":
         raise ConfigError(
             f"loss {config.loss!r} needs {choice.record.batch} batches; robrank train feeds SPC-2 pair batches "
-            "(use a p* loss such as ptripletN)"
+            "(use a p* loss: robrank list losses shows each loss's batch layout)"
         )
     if choice.record.batch not in dataset.kinds:
         raise ConfigError(
@@ -203,10 +203,10 @@ def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainCon
     if values["embedding_dim"] is None:
         values["embedding_dim"] = backbone.default_embedding_dim
     if values["pretrained"] is None:
-        values["pretrained"] = "imagenet" if "imagenet" in backbone.pretrained else "none"
-    if values["pretrained"] != "none" and values["pretrained"] not in backbone.pretrained:
-        offered = ", ".join(backbone.pretrained) or "none"
-        raise ConfigError(f"backbone {backbone.name!r} has no {values['pretrained']!r} weights (offers: {offered}); use --pretrained none")
+        values["pretrained"] = "imagenet" if "imagenet" in backbone.pretrained else NO_WEIGHTS
+    if values["pretrained"] != NO_WEIGHTS and values["pretrained"] not in backbone.pretrained:
+        offered = ", ".join(backbone.pretrained) or "no weights"
+        raise ConfigError(f"backbone {backbone.name!r} has no {values['pretrained']!r} weights (offers: {offered}); use --pretrained {NO_WEIGHTS}")
     if values["num_workers"] is None:
         values["num_workers"] = default_num_workers()
     defense = registry.get("defenses", values["defense"] or plain_defense(registry))
