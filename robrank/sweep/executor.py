@@ -65,8 +65,8 @@ def build_executor(name: str | None, settings: ExecutorSettings, registry: Any |
         record = registry.get("executors", name)
     unknown = sorted(set(settings.options) - set(record.options))
     if unknown:
-        accepted = ", ".join(record.options) or "none"
-        raise ConfigError(f"executor {record.name!r} has no option {unknown[0]!r}; it accepts: {accepted}")
+        accepted = f"it accepts: {', '.join(record.options)}" if record.options else "it takes no -X options"
+        raise ConfigError(f"executor {record.name!r} has no option {unknown[0]!r}; {accepted}")
     return registry.create("executors", record.name, settings)
 
 
