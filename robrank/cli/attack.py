@@ -101,3 +101,9 @@ def attack_command(
     _print_summary("Original", result.orig)
     _print_summary("Adversarial", result.adv)
     _print_summary("Difference", result.difference)
+    if result.budget:
+        click.echo(f"Budget per sample: {result.budget.get('gradients', 0):g} gradient evaluations, {result.budget.get('forwards', 0):g} forward passes")
+    for name, member in result.members.items():
+        _print_summary(f"Member {name}", member["adv"])
+    for key, counts in result.wins.items():
+        click.echo(f"Won {key}: " + ", ".join(f"{name} {n}" for name, n in counts.items()))

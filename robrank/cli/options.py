@@ -138,6 +138,14 @@ max_batches_option = click.option(
     help="Stop each attack after this many batches (quick checks; not a full result).",
 )
 profile_option = click.option("-p", "--profile", default=None, help="Swipe profile (robrank list profiles).")
+
+
+def figure_output_option(default: str) -> F:
+    """``--output FILE`` of a figure command (long only: ``-o`` is ``--option`` everywhere)."""
+    return click.option(
+        "--output", type=click.Path(dir_okay=False, path_type=str), default=default,
+        help=with_default("Figure file: PNG, or SVG / PDF when the name ends in .svg / .pdf.", default),
+    )
 amp_flag = click.option("--amp", is_flag=True, default=None, help="Mixed precision (fp16 on CUDA, bf16 on CPU); speed, metrics move slightly.")
 compile_flag = click.option("--compile", "compile", is_flag=True, default=None, help="torch.compile the backbone (speed on a GPU; the first steps compile).")
 num_workers_option = click.option(
@@ -275,6 +283,7 @@ __all__ = [
     "data_root_option",
     "json_option",
     "quiet_option",
+    "figure_output_option",
     "no_progress_option",
     "output_group",
     "seed_option",

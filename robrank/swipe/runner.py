@@ -95,8 +95,8 @@ def profile_for_dataset(record: Any, registry: Any = None):
     """The swipe profile of a dataset: the one its record names, else the one scored profile that fits its size.
 
     A dataset record that names no profile gets the registered profile with a score whose
-    ``image_size`` family is the dataset's; none or several is a one-line error asking the
-    dataset to name one.
+    ``image_size`` family is the dataset's (variants of another profile do not count); none
+    or several is a one-line error asking the dataset to name one.
     """
     if registry is None:
         from ..plugins import get_registry
@@ -104,7 +104,11 @@ def profile_for_dataset(record: Any, registry: Any = None):
         registry = get_registry()
     if record.profile:
         return registry.get("profiles", record.profile)
-    fitting = [c.record for c in registry.components("profiles") if c.record.score is not None and c.record.image_size is not None and c.record.fits(record.image_size)]
+    fitting = [
+        c.record
+        for c in registry.components("profiles")
+        if c.record.score is not None and c.record.variant_of is None and c.record.image_size is not None and c.record.fits(record.image_size)
+    ]
     if len(fitting) != 1:
         found = f" ({', '.join(p.name for p in fitting)})" if fitting else ""
         raise ConfigError(
@@ -339,6 +343,9 @@ def swipe(
     payload["finished"] = _now()
     if record.score is not None and main:
         payload["ers"] = record.score.block(payload["attacks"])
+        winners = record.score.winners(payload["attacks"])
+        if winners:  # a worst-case profile: which search won each column, per query
+            payload["winners"] = winners
     save()
     return out
 
@@ -353,6 +360,11 @@ def _result_fields(result: Any) -> dict[str, Any]:
     }
     if data.get("sums"):  # per-sample sums: what merging shards of one attack needs
         fields["sums"] = {side: {k: float(v) for k, v in values.items()} for side, values in data["sums"].items()}
+    if data.get("budget"):  # model passes per attacked sample
+        fields["budget"] = {k: float(v) for k, v in data["budget"].items()}
+    if data.get("members"):  # a worst case: every member's result and who won each measure
+        fields["members"] = {name: {part: {k: float(v) for k, v in values.items()} for part, values in m.items()} for name, m in data["members"].items()}
+        fields["wins"] = {k: {name: int(n) for name, n in counts.items()} for k, counts in data["wins"].items()}
     return fields
 
 

@@ -97,6 +97,28 @@ def _check_summary(summary: Mapping[str, Any], where: str) -> None:
             raise SwipeFileError(f"{where}: metric {key!r} must be a number, got {type(value).__name__}")
 
 
+def _check_search(attack: Mapping[str, Any], at: str) -> None:
+    """The optional cost and worst-case fields of an attack entry (docs/swipe-format.md)."""
+    if "budget" in attack:
+        if not isinstance(attack["budget"], Mapping):
+            raise SwipeFileError(f"{at}: field 'budget' must be an object of pass counts")
+        _check_summary(attack["budget"], f"{at}.budget")
+    if ("members" in attack) != ("wins" in attack):
+        raise SwipeFileError(f"{at}: fields 'members' and 'wins' come together (a worst-case attack has both)")
+    if "members" in attack:
+        members, wins = attack["members"], attack["wins"]
+        if not isinstance(members, Mapping) or not all(isinstance(m, Mapping) and isinstance(m.get("adv"), Mapping) for m in members.values()):
+            raise SwipeFileError(f"{at}: field 'members' must map each member to an object with an 'adv' summary")
+        for name, member in members.items():
+            _check_summary(member["adv"], f"{at}.members.{name}.adv")
+        if not isinstance(wins, Mapping) or not all(isinstance(c, Mapping) for c in wins.values()):
+            raise SwipeFileError(f"{at}: field 'wins' must map each success measure to member counts")
+        for key, counts in wins.items():
+            unknown = [name for name in counts if name not in members]
+            if unknown:
+                raise SwipeFileError(f"{at}: wins.{key} names {unknown[0]!r}, which is not a member")
+
+
 def validate(payload: Any, where: str = "results") -> None:
     """Raise :class:`SwipeFileError` (one line, naming the field) unless ``payload`` is valid.
 
@@ -142,6 +164,7 @@ def validate(payload: Any, where: str = "results") -> None:
                 raise SwipeFileError(f"{at}: field 'sums' must be an object with 'orig' and 'adv' objects")
             _check_summary(sums["orig"], f"{at}.sums.orig")
             _check_summary(sums["adv"], f"{at}.sums.adv")
+        _check_search(attack, at)
     complete = len(seen) == len(payload["planned"])
     if payload["finished"] is not None and not complete:
         raise SwipeFileError(f"{where}: marked finished but only {len(seen)} of {len(payload['planned'])} attacks have results")
