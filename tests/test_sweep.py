@@ -187,6 +187,9 @@ def test_rerun_skips_finished_cells_and_restarts_failed_ones(tmp_path, register_
             (str(good), "done", 9, 1), (str(bad), "done", 9, 2)]
         report = (sweep / "report.txt").read_text()
         assert "good/rob28" in report and "bad/rob28" in report and (sweep / "report.md").exists()
+        from robrank.swipe.report import FORMATS
+
+        assert (sweep / "report.html").exists() == ("html" in FORMATS)  # the figures page where robrank has it
 
         unknown = robrank_cli("sweep", str(good), *QUICK, "--executor", "inline", "-X", "colour=red", "--dir", str(sweep))
         assert unknown.exit_code == 2 and "has no option 'colour'; it accepts: note" in unknown.output
