@@ -179,9 +179,6 @@ class MinerRecord(Record):
 
     kind: ClassVar[str] = "miners"
 
-    def details(self) -> dict[str, Any]:
-        return {"letter": self.letter}
-
 
 @dataclass(frozen=True)
 class AttackRecord(Record):

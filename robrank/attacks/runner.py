@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -316,6 +316,7 @@ def run_attack(
     gallery: Gallery | None = None,
     indices: Iterable[int] | torch.Tensor | None = None,
     registry: Any = None,
+    on_batch: Callable[[torch.Tensor, Any], None] | None = None,
     surrogate: nn.Module | None = None,
     surrogate_gallery: Gallery | None = None,
     **changes: Any,
@@ -337,6 +338,8 @@ def run_attack(
     ``surrogate`` makes it a transfer attack: the selection and the optimisation run on the
     surrogate model (any embedding module with a ``metric``; its clean gallery of the same
     split is ``surrogate_gallery`` or computed here), the summaries on ``model``.
+    ``on_batch(index, outcome)`` sees each batch's dataset indices and :class:`BatchOutcome`
+    (adversarial images included), e.g. to save them (``robrank attack --save-adversarial``).
     """
     options = (options or AttackOptions()).replace(**changes)
     spec = parse_spec(spec, registry)
@@ -399,6 +402,8 @@ def run_attack(
             outcome = attack(
                 model, gallery, images, labels, index_dev, seed=seed, self_slot=index_dev if own_slots else None, surrogate=source
             )
+            if on_batch is not None:
+                on_batch(index_dev, outcome)
             for side, values in (("orig", outcome.orig), ("adv", outcome.adv)):
                 for k, v in values.items():
                     sums[side][k] = sums[side].get(k, 0) + v.sum()

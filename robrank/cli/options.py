@@ -32,6 +32,7 @@ import click
 
 from ..records import NO_WEIGHTS
 from ..runtime import AUTO
+from ..semantics import REFERENCE, SEMANTICS
 
 F = Callable[..., Any]
 
@@ -130,8 +131,8 @@ no_progress_option = click.option("--no-progress", is_flag=True, help="Hide the 
 output_group = group(json_option, quiet_option, no_progress_option)
 seed_option = click.option("--seed", type=int, default=None, help=with_default("Seed of initialisation, sampling and the attacks' random selections.", 0))
 semantics_option = click.option(
-    "--semantics", type=click.Choice(["reference", "fixed"]), default=None,
-    help=with_default("reference: reproduce the reference attacks' quirks (published ERS); fixed: corrected attacks.", "reference"),
+    "--semantics", type=click.Choice(SEMANTICS), default=None,
+    help=with_default("reference: reproduce the reference attacks' quirks (published ERS); fixed: corrected attacks.", REFERENCE),
 )
 max_batches_option = click.option(
     "-m", "--max-batches", type=click.IntRange(min=1), default=None,
@@ -172,6 +173,33 @@ model_options = group(
     click.option("--loss", default=None, help="Loss: a reference name or a family with --metric/--miner (robrank list losses)."),
     click.option("--metric", type=click.Choice(["C", "E", "N"]), default=None, help="Distance metric when --loss is a family name."),
     click.option("--miner", default=None, help=with_default("Triplet miner (robrank list miners).", "the loss's own")),
+)
+
+#: a model trained elsewhere instead of a run (eval, attack, swipe); cli/external_model.py turns them into a ModelSpec
+external_model_group = group(
+    click.option("--model", "model", metavar="SPEC", default=None,
+                 help="Evaluate a model trained elsewhere instead of a run: MODULE:CALLABLE, FILE.py:CALLABLE, timm:NAME, "
+                      "torchvision:NAME, or a TorchScript / torch.export file (docs/api.md)."),
+    click.option("--weights", "weights", metavar="[SUBMODULE=]FILE", multiple=True,
+                 help="state_dict for --model (.pt read with weights_only, or .safetensors); SUBMODULE=FILE loads into one "
+                      "part (e.g. trunk=trunk.pth). Repeatable."),
+    click.option("--weights-key", "weights_key", metavar="KEY", default=None,
+                 help="The entry of the weights file that holds the state_dict (state_dict, model, ...; a/b for deeper nesting)."),
+    click.option("--strip-prefix", "strip_prefix", metavar="PREFIX", default=None, help="Remove PREFIX (e.g. module.) from the weights' keys."),
+    click.option("--metric", "metric", type=click.Choice(["C", "E", "N"]), default=None,
+                 help="Distance the model's embeddings are ranked with (required with --model): C cosine, E Euclidean, "
+                      "N Euclidean on the unit sphere."),
+    click.option("--dataset", "dataset", metavar="NAME", default=None,
+                 help="Evaluation data for --model (robrank list datasets); it also picks the default swipe profile."),
+    click.option("--normalize", "normalize", metavar="imagenet|none|MEAN,STD", default=None,
+                 help=with_default("Input normalisation inside the model, so attacks stay in [0,1] pixels", "none; timm:/torchvision: their pretrained statistics")),
+    click.option("--embedding-dim", "embedding_dim", type=click.IntRange(min=0), default=None,
+                 help=with_default("timm:/torchvision: replace the classifier head by a DIM-d linear embedding (0 removes it)", "keep the head")),
+    click.option("--gray-to-rgb", "gray_to_rgb", is_flag=True, help="Repeat a gray image's channel three times for a 3-channel model."),
+)
+#: the parameter names of external_model_group, in order
+EXTERNAL_MODEL_KEYS: tuple[str, ...] = (
+    "model", "weights", "weights_key", "strip_prefix", "metric", "dataset", "normalize", "embedding_dim", "gray_to_rgb",
 )
 
 defense_options = group(
@@ -294,6 +322,8 @@ __all__ = [
     "compile_flag",
     "num_workers_option",
     "model_options",
+    "external_model_group",
+    "EXTERNAL_MODEL_KEYS",
     "defense_options",
     "schedule_options",
     "runtime_options",

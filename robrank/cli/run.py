@@ -58,7 +58,9 @@ def _header(
         f"lr {config.get('lr')}, seed {config.get('seed')}",
     ]
     if metrics:
-        shown_metrics = (f"{k} {100 * v:.1f}" for k, v in metrics.items() if k in ("R@1", "R@2", "mAP", "NMI"))
+        from ..metrics import HEADLINE_KEYS
+
+        shown_metrics = (f"{k} {100 * v:.1f}" for k, v in metrics.items() if k in HEADLINE_KEYS)
         lines.append("clean: " + "  ".join(shown_metrics))
     lines.append(f"robustness ({profile}): ERS {'n/a' if ers is None else f'{ers:.1f}'}")
     return lines
@@ -108,7 +110,7 @@ def write_report(
 @training_options
 @profile_option
 @click.option("--swipe-batch-size", type=click.IntRange(min=1), default=None,
-              help=with_default("Queries per attack batch (speed only).", "automatic, fitted to the device"))
+              help=with_default("Queries per attack batch (recorded in the swipe file; a resume keeps it).", "automatic, fitted to the device"))
 @max_batches_option
 @semantics_option
 @output_group

@@ -84,7 +84,8 @@ class FileSummary:
             "profile": p["profile"],
             "semantics": p["semantics"],
             "dataset": p["dataset"],
-            "checkpoint": p["model"]["checkpoint"],
+            "checkpoint": p["model"].get("checkpoint"),
+            **({"model": _external_source(p["model"])} if p["model"].get("kind") == "external" else {}),
             "attacks_done": len(p["attacks"]),
             "attacks_planned": len(p["planned"]),
         }
@@ -136,8 +137,22 @@ def profile_score(name: str, registry: Any = None) -> Score | None:
     return registry.get("profiles", name).score
 
 
+def _external_source(model: Mapping[str, Any]) -> dict[str, Any]:
+    """What a report shows of a model from outside robrank: its spec, weights digests, metric, normalisation."""
+    return {
+        "spec": model["spec"],
+        "weights_sha256": [w["sha256"] for w in model["weights"]],
+        "metric": model["metric"],
+        "normalize": model["normalize"].get("name"),
+        "sha256": model["sha256"],
+    }
+
+
 def _run_name(payload: Mapping[str, Any]) -> str:
     model = payload["model"]
+    if model.get("kind") == "external":
+        spec = str(model["spec"])
+        return Path(spec).name if "/" in spec and ":" not in spec else spec
     if model.get("run_dir"):
         return Path(model["run_dir"]).name
     return Path(model["checkpoint"]).name
@@ -194,6 +209,13 @@ def _notes(summaries: Iterable[FileSummary]) -> list[str]:
                 if s.ers_profile
                 else f"note: {s.label}: {len(s.payload['attacks'])}/{len(s.payload['planned'])} attacks done ({what})"
             )
+    for s in summaries:
+        model = s.payload["model"]
+        if model.get("kind") == "external":
+            src = _external_source(model)
+            weights = ", ".join(w[:12] for w in src["weights_sha256"]) or "none (as built)"
+            notes.append(f"model: {s.label}: {src['spec']}, metric {src['metric']}, normalize {src['normalize']}, "
+                         f"weights sha256 {weights}, parameters sha256 {src['sha256'][:12]}")
     return notes
 
 

@@ -65,9 +65,9 @@ class SwipeBackend:
     def default(cls) -> SwipeBackend:
         from ..attacks import Gallery, parse_spec, run_attack
         from ..data.loading import load_split
-        from ..models.checkpoint import load_run
+        from ..models.external import load_any
 
-        return cls(load_run=load_run, load_split=load_split, parse_spec=parse_spec, compute_gallery=Gallery.compute,
+        return cls(load_run=load_any, load_split=load_split, parse_spec=parse_spec, compute_gallery=Gallery.compute,
                    run_attack=run_attack, prepare=prepare_for_speed)
 
 
@@ -127,6 +127,10 @@ def default_output(run_or_ckpt: str | Path, loaded: Any, profile: str, semantics
     """
     suffix = "" if semantics == REFERENCE else f"-{semantics}"
     name = f"swipe-{profile}{suffix}.json"
+    if hasattr(loaded, "model_block"):  # a model from outside robrank (--model, robrank.evaluate)
+        from ..models.external import default_results_name
+
+        return default_results_name(loaded, name)
     given = Path(run_or_ckpt)
     if given.is_dir() and loaded.run_dir is not None:
         return Path(loaded.run_dir) / name
@@ -157,6 +161,8 @@ def _optional_int(value: Any) -> int | None:
 
 
 def _model_block(loaded: Any) -> dict[str, Any]:
+    if hasattr(loaded, "model_block"):  # spec, weights sha256, metric, normalisation (docs/swipe-format.md)
+        return loaded.model_block()
     checkpoint = Path(loaded.checkpoint).resolve()
     return {
         "checkpoint": str(checkpoint),
@@ -183,7 +189,14 @@ def _resume(out: Path, fresh: dict[str, Any], restart: bool) -> dict[str, Any] |
             raise SwipeResumeError(f"{out} holds a swipe with {key}={previous[key]!r}, not {fresh[key]!r}; {how}")
     if bool(previous.get("options", {}).get("amp", False)) != bool(fresh["options"]["amp"]):
         raise SwipeResumeError(f"{out} holds a swipe with amp={not fresh['options']['amp']}, not {fresh['options']['amp']}; {how}")
-    for key in ("sha256", "step"):
+    if "kind" in previous["model"] or "kind" in fresh["model"]:
+        from ..models.external import same_model
+
+        differs = same_model(previous["model"], fresh["model"])
+        if differs is not None:
+            shown = previous["model"].get("spec") or previous["model"].get("checkpoint")
+            raise SwipeResumeError(f"{out} holds a swipe of another model ({shown}, model.{differs} differs); {how}")
+    for key in ("sha256", "step") if "kind" not in fresh["model"] else ():
         if previous["model"][key] != fresh["model"][key]:
             raise SwipeResumeError(f"{out} holds a swipe of another checkpoint ({previous['model']['checkpoint']}, model.{key} differs); {how}")
     stale = [a["spec"] for a in previous["attacks"] if a["spec"] not in fresh["planned"]]

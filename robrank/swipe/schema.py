@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RobrankError
+from ..semantics import SEMANTICS
 
 SCHEMA = "robrank-swipe"
 SCHEMA_VERSION = 1
-SEMANTICS = ("reference", "fixed")
 
 
 class SwipeFileError(RobrankError):
@@ -58,6 +58,15 @@ MODEL: dict[str, tuple[type, ...]] = {
     "config": (dict,),
     "epoch": _OPT_INT,
     "step": _OPT_INT,
+}
+#: the model block of a model from outside robrank (``"kind": "external"``: --model, robrank.evaluate)
+EXTERNAL_MODEL: dict[str, tuple[type, ...]] = {
+    "kind": (str,),
+    "spec": (str,),
+    "weights": (list,),
+    "metric": (str,),
+    "normalize": (dict,),
+    "sha256": (str,),
 }
 ATTACK: dict[str, tuple[type, ...]] = {
     "spec": (str,),
@@ -137,7 +146,13 @@ def validate(payload: Any, where: str = "results") -> None:
         raise SwipeFileError(f"{where}: semantics must be one of {', '.join(SEMANTICS)}, got {payload['semantics']!r}")
     if not all(isinstance(s, str) for s in payload["planned"]):
         raise SwipeFileError(f"{where}: field 'planned' must be a list of attack spec strings")
-    _check_fields(payload["model"], MODEL, f"{where}: model")
+    model = payload["model"]
+    if "kind" in model and model.get("kind") != "external":
+        raise SwipeFileError(f"{where}: model.kind must be 'external' when present, got {model.get('kind')!r}")
+    _check_fields(model, EXTERNAL_MODEL if "kind" in model else MODEL, f"{where}: model")
+    for i, weights in enumerate(model.get("weights", []) if "kind" in model else []):
+        if not isinstance(weights, Mapping) or not isinstance(weights.get("sha256"), str):
+            raise SwipeFileError(f"{where}: model.weights[{i}] must be an object with a sha256 string")
     for name in VERSIONS:
         if not isinstance(payload["versions"].get(name), str):
             raise SwipeFileError(f"{where}: versions.{name} must be a string")
@@ -196,4 +211,4 @@ def _nan(token: str) -> float:
     return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[token]
 
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "SEMANTICS", "SwipeFileError", "validate", "load_results"]
+__all__ = ["EXTERNAL_MODEL", "SCHEMA", "SCHEMA_VERSION", "SEMANTICS", "SwipeFileError", "validate", "load_results"]

@@ -28,7 +28,7 @@ from ..data.base import ImageDataset, TensorImageDataset
 from ..defenses.base import Defense
 from ..errors import CheckpointError, ConfigError
 from ..io import save_checkpoint
-from ..metrics import retrieval_metrics
+from ..metrics import METRIC_KEYS, retrieval_metrics
 from ..models.checkpoint import CHECKPOINT_DIR, FORMAT, FORMAT_VERSION, LAST, load_state, read_checkpoint
 from ..models.embedding import EmbeddingModel
 from ..records import NO_WEIGHTS
@@ -457,7 +457,7 @@ def fit(
         if not math.isfinite(float(loss_sum)):
             warnings.warn(f"robrank: training loss is not finite at epoch {state.epoch}; lower --lr or check the data", stacklevel=2)
 
-    metrics = {k: float(v) for k, v in last_metrics.items() if k in ("R@1", "R@2", "mAP", "mAP@R", "mAP@10", "NMI")}
+    metrics = {k: float(v) for k, v in last_metrics.items() if k in METRIC_KEYS}
     return TrainResult(run_dir=run_dir, metrics=metrics, seconds=time.perf_counter() - started, epochs=state.epoch, steps=state.step)
 
 
@@ -496,7 +496,7 @@ def train(
         dist_util.spawn(_spawned_worker, devices, (plan.config.to_dict(), plan.resume, progress, plan.run_section()))
         history = rundir.read_metrics(plan.run_dir)
         last = history[-1] if history else {}
-        metrics = {k: float(v) for k, v in last.items() if k in ("R@1", "R@2", "mAP", "mAP@R", "mAP@10", "NMI")}
+        metrics = {k: float(v) for k, v in last.items() if k in METRIC_KEYS}
         return TrainResult(run_dir=plan.run_dir, metrics=metrics, seconds=time.perf_counter() - started,
                            epochs=int(last.get("epoch", 0)), steps=int(last.get("step", 0)))
     if info.enabled:
@@ -532,7 +532,7 @@ def _spawned_worker(
     """One ``--devices`` process: the parent planned (and locked) the run, so the plan is only rebuilt."""
     from ..plan import build_plan
 
-    plan = build_plan(TrainConfig.from_dict(config), resume=resume)
+    plan = build_plan(TrainConfig.from_dict(config), resolved=True, resume=resume)
     info = dist_util.from_env()
     device = resolve_device(plan.config.device, info)
     dist_util.init_process_group(info, device)
