@@ -13,12 +13,17 @@ names that resolve to the same component (e.g. the reference code's loss names).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 #: The image-size families of the reference code; they decide defaults and swipe profiles.
 SIZE_28 = 28
 SIZE_224 = 224
+
+#: what a model or dataset is for: ranking (embeddings) or classification (logits)
+TASK_RETRIEVAL = "retrieval"
+TASK_CLASSIFICATION = "classification"
+TASKS: tuple[str, ...] = (TASK_RETRIEVAL, TASK_CLASSIFICATION)
 
 
 def size_family(image_size: int | None) -> int:
@@ -90,6 +95,10 @@ class BackboneRecord(Record):
     The module maps pixels in [0, 1] (N x channels x input_size x input_size) to raw
     embeddings and does its own input normalisation, so attacks always work in pixel space.
     ``pretrained`` is ``"imagenet"`` or ``None``; ``weights`` an optional local file.
+    A ``task="classification"`` backbone outputs logits (``embedding_dim`` = classes) and
+    trains with a classification loss. ``train_defaults`` are the backbone's own training
+    recipe (any of epochs, batch_size, lr, weight_decay, optimizer, momentum, milestones,
+    lr_gamma), used instead of the image-size family's defaults where given.
     """
 
     input_size: int = SIZE_28
@@ -97,7 +106,8 @@ class BackboneRecord(Record):
     default_embedding_dim: int = 512
     pretrained: tuple[str, ...] = ()  # available pretrained weight sets, e.g. ("imagenet",)
     has_batchnorm: bool = False
-    task: str = "retrieval"  # "classification" for classifier heads (cc2f2 ...)
+    task: str = TASK_RETRIEVAL  # TASK_CLASSIFICATION for classifier heads
+    train_defaults: dict[str, Any] = field(default_factory=dict, hash=False)
 
     kind: ClassVar[str] = "backbones"
 
@@ -109,6 +119,7 @@ class BackboneRecord(Record):
             "pretrained": list(self.pretrained),
             "has_batchnorm": self.has_batchnorm,
             "task": self.task,
+            "train_defaults": {k: list(v) if isinstance(v, tuple) else v for k, v in self.train_defaults.items()},
         }
 
 
@@ -170,11 +181,12 @@ class AttackRecord(Record):
     required: tuple[str, ...] = ()
     signed: bool = False
     reports: tuple[str, ...] = ()
+    task: str = TASK_RETRIEVAL  # the kind of model it attacks (TASK_CLASSIFICATION: logits)
 
     kind: ClassVar[str] = "attacks"
 
     def details(self) -> dict[str, Any]:
-        return {"required": list(self.required), "signed": self.signed, "reports": list(self.reports)}
+        return {"required": list(self.required), "signed": self.signed, "reports": list(self.reports), "task": self.task}
 
 
 @dataclass(frozen=True)
@@ -244,5 +256,8 @@ __all__ = [
     "KINDS",
     "SIZE_28",
     "SIZE_224",
+    "TASKS",
+    "TASK_CLASSIFICATION",
+    "TASK_RETRIEVAL",
     "size_family",
 ]

@@ -1,4 +1,4 @@
-"""The bundled ranking attacks of the reference (CA, QA, SPQA, ES, TMA, LTM, GTM, GTT).
+"""The bundled attacks of the reference: ranking (CA, QA, SPQA, ES, TMA, LTM, GTM, GTT) and classifier PGD.
 
 Each registers exactly like a third-party attack would: an :class:`~robrank.records.AttackRecord`
 whose factory is the attack class (``factory(**spec_params) -> robrank.attacks.Attack``).
@@ -6,9 +6,10 @@ whose factory is the attack class (``factory(**spec_params) -> robrank.attacks.A
 from __future__ import annotations
 
 import robrank
-from robrank.records import AttackRecord
+from robrank.records import TASK_CLASSIFICATION, TASK_RETRIEVAL, AttackRecord
 
 from .candidate import CandidateAttack
+from .classify import ClassifierPGD, TargetedClassifierPGD
 from .es import EmbeddingShift
 from .gtm import GreedyTop1Misrank
 from .gtt import GreedyTop1Translocation
@@ -26,10 +27,13 @@ ATTACKS = (
     (LearningToMisrank, "learning-to-misrank: make every positive farther than every negative"),
     (GreedyTop1Misrank, "greedy top-1 misrank: pull the query onto the nearest item of another class"),
     (GreedyTop1Translocation, "greedy top-1 translocation: push the clean top-1 result out of the top"),
+    (ClassifierPGD, "classifier PGD (untargeted): raise the cross-entropy of the true label; clean and robust accuracy"),
+    (TargetedClassifierPGD, "classifier PGD (targeted): pull each image to a random other class; accuracy and target hits"),
 )
 
 
 @robrank.hookimpl
 def register_attacks(register):
     for cls, summary in ATTACKS:
-        register(AttackRecord(name=cls.name, factory=cls, summary=summary, required=cls.required, signed=cls.signed, reports=cls.reports))
+        task = TASK_RETRIEVAL if cls.uses_gallery else TASK_CLASSIFICATION
+        register(AttackRecord(name=cls.name, factory=cls, summary=summary, required=cls.required, signed=cls.signed, reports=cls.reports, task=task))

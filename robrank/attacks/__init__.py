@@ -9,9 +9,9 @@ Public surface::
 
 Concrete attacks live in plugins (the bundled ones in ``robrank_plugins.attacks``).
 """
-from .base import SEMANTICS, Attack, BatchContext, BatchOutcome, attack_mode
+from .base import SEMANTICS, Attack, BatchContext, BatchOutcome, Surrogate, attack_mode
 from .gallery import Gallery, device_dataset, embed, iter_images
-from .runner import AttackResult, FastEmbedding, accelerate, auto_batch_size, build_attack, merge_results, run_attack
+from .runner import AttackResult, FastEmbedding, accelerate, auto_batch_size, build_attack, check_task, merge_results, run_attack
 from .spec import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_PGDITER, AttackSpec, parse_spec
 
 __all__ = [
@@ -26,10 +26,12 @@ __all__ = [
     "FastEmbedding",
     "Gallery",
     "SEMANTICS",
+    "Surrogate",
     "accelerate",
     "attack_mode",
     "auto_batch_size",
     "build_attack",
+    "check_task",
     "device_dataset",
     "embed",
     "iter_images",

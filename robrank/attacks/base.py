@@ -65,19 +65,20 @@ class BatchContext:
     """What an attack knows about the batch it perturbs (all tensors on the attack device).
 
     ``index`` are the global dataset indices of the perturbed objects (they seed the random
-    selection); ``self_slot`` is each object's own slot in the gallery: the nearest clean
+    selection); ``self_slot`` is each object's own slot in the gallery (None, like ``gallery``
+    and ``clean_dist``, for an attack that uses no gallery): the nearest clean
     gallery item under reference semantics (the reference's ``loc_self``), the true slot
     under fixed semantics. ``sel`` holds the attack's selection; ``last`` the embeddings of
     the last PGD forward pass and ``last_input`` the images it embedded.
     """
 
-    gallery: Gallery
+    gallery: Gallery | None
     metric: str
     labels: torch.Tensor
     index: torch.Tensor
-    self_slot: torch.Tensor
+    self_slot: torch.Tensor | None
     clean: torch.Tensor
-    clean_dist: torch.Tensor
+    clean_dist: torch.Tensor | None
     seed: int
     reference: bool
     sel: dict[str, Any] = field(default_factory=dict)
@@ -98,7 +99,7 @@ class Surrogate:
     """
 
     model: nn.Module
-    gallery: Gallery
+    gallery: Gallery | None
 
 
 @dataclass
@@ -126,6 +127,8 @@ class Attack:
     reports: ClassVar[tuple[str, ...]] = ()
     #: the objective needs the [B, N] distance matrix of the current iterate
     needs_dist: ClassVar[bool] = False
+    #: the attack measures against a gallery (ranking); False for attacks on a classifier's logits
+    uses_gallery: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -212,7 +215,7 @@ class Attack:
     def context(
         self,
         model: nn.Module,
-        gallery: Gallery,
+        gallery: Gallery | None,
         images: torch.Tensor,
         labels: torch.Tensor,
         index: torch.Tensor,
@@ -222,6 +225,17 @@ class Attack:
     ) -> BatchContext:
         """Clean evaluation of the batch plus the attack's selection."""
         device = images.device
+        if gallery is None:
+            with torch.no_grad():
+                clean = embed(model, images).detach()
+            ctx = BatchContext(
+                gallery=None, metric=model.metric, labels=labels.to(device).view(-1),
+                index=index.to(device=device, dtype=torch.int64).view(-1), self_slot=None, clean=clean,
+                clean_dist=None, seed=int(seed), reference=self.reference,
+            )
+            with torch.no_grad():
+                self.select(ctx)
+            return ctx
         with torch.no_grad():
             if self_slot is not None:
                 # the clean embedding of a gallery member *is* its gallery row: reusing it skips
@@ -294,7 +308,7 @@ class Attack:
     def __call__(
         self,
         model: nn.Module,
-        gallery: Gallery,
+        gallery: Gallery | None,
         images: torch.Tensor,
         labels: torch.Tensor,
         index: torch.Tensor,
@@ -308,11 +322,14 @@ class Attack:
         With a ``surrogate`` the selection and the optimisation run on the surrogate model
         (its own clean context, same seed), and the resulting images are summarised on
         ``model`` with ``model``'s own selection: a transfer attack. A surrogate identical to
-        the model gives exactly the white-box result.
+        the model gives exactly the white-box result. An attack that uses no gallery gets
+        ``gallery=None`` (and a surrogate without one).
         """
-        if model.metric != gallery.metric:
+        if self.uses_gallery != (gallery is not None):
+            raise ConfigError(f"attack {self.name} {'needs' if self.uses_gallery else 'takes no'} gallery")
+        if gallery is not None and model.metric != gallery.metric:
             raise ConfigError(f"the gallery was embedded for metric {gallery.metric} but the model uses {model.metric}")
-        if surrogate is not None and surrogate.model.metric != surrogate.gallery.metric:
+        if surrogate is not None and surrogate.gallery is not None and surrogate.model.metric != surrogate.gallery.metric:
             raise ConfigError(
                 f"the surrogate gallery was embedded for metric {surrogate.gallery.metric} but the surrogate uses {surrogate.model.metric}"
             )
@@ -332,11 +349,12 @@ class Attack:
                         ctx.last = embed(model, source.last_input)
             with torch.no_grad():
                 adv_emb = embed(model, adversarial)
-                adv_dist = ctx.dist(adv_emb)
+                adv_dist = ctx.dist(adv_emb) if gallery is not None else None
                 adv = self.summarize(adv_emb, adv_dist, ctx, adversarial=True)
-                adv["embshift"] = self.embshift(adv_emb, ctx)
+                if gallery is not None:
+                    adv["embshift"] = self.embshift(adv_emb, ctx)
                 if self.queries is not None:
-                    adv["queries"] = torch.full_like(adv["embshift"], float(self.queries))
+                    adv["queries"] = torch.full((images.shape[0],), float(self.queries), dtype=torch.float64, device=images.device)
         cast = lambda d: {k: v.detach().to(torch.float64).view(-1) for k, v in d.items()}  # noqa: E731
         return BatchOutcome(adversarial=adversarial, orig=cast(orig), adv=cast(adv))
 

@@ -64,14 +64,17 @@ def attack_command(
     no_progress: bool,
 ) -> None:
     """Attack the model of a run directory or checkpoint with one attack SPEC."""
-    from ..attacks import parse_spec, run_attack
+    from ..attacks import check_task, parse_spec, run_attack
     from ..data.loading import load_split
     from ..models.checkpoint import load_run
 
     parsed = parse_spec(spec)  # fail on a bad spec before loading anything
     device = device or _default_device()
     run = load_run(run_or_ckpt, device=device)
+    check_task(parsed, run.task)
     source = load_run(surrogate, device=device) if surrogate is not None else None
+    if source is not None and source.task != run.task:
+        raise ConfigError(f"the surrogate {source.checkpoint} is a {source.task} model but the target a {run.task} model")
     if source is not None and source.dataset != run.dataset:
         raise ConfigError(
             f"the surrogate {source.checkpoint} was trained on {source.dataset} but the target on {run.dataset}; "

@@ -15,7 +15,7 @@ import click
               help="index: leave each query's own index out of its ranking; reference: drop the nearest item (the reference code).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def eval_command(run_or_ckpt: str, device: str, batch_size: int | None, data_root: str | None, self_exclusion: str, as_json: bool) -> None:
-    """Print R@1, R@2, mAP, mAP@R and NMI of the model at RUN_OR_CKPT on its test split (query = gallery)."""
+    """Print R@1, R@2, mAP, mAP@R and NMI of the model at RUN_OR_CKPT on its test split (query = gallery); accuracy for a classifier."""
     from ..training.evaluate import evaluate_run
 
     metrics, loaded = evaluate_run(run_or_ckpt, device=device, batch_size=batch_size, data_root=data_root, self_exclusion=self_exclusion)
@@ -23,5 +23,6 @@ def eval_command(run_or_ckpt: str, device: str, batch_size: int | None, data_roo
         click.echo(json.dumps({"checkpoint": str(loaded.checkpoint), "epoch": loaded.epoch, **metrics}, indent=2))
         return
     click.echo(f"{loaded.checkpoint} ({loaded.dataset}, metric {loaded.metric}, epoch {loaded.epoch})")
-    for key in ("R@1", "R@2", "mAP", "mAP@R", "NMI"):
-        click.echo(f"{key:<6} {100.0 * metrics[key]:6.2f}")
+    for key in ("R@1", "R@2", "mAP", "mAP@R", "NMI", "accuracy"):
+        if key in metrics:
+            click.echo(f"{key:<6} {100.0 * metrics[key]:6.2f}")

@@ -1,4 +1,4 @@
-"""The training loop: a plain PyTorch loop over SPC-2 pair batches.
+"""The training loop: a plain PyTorch loop over SPC-2 pair batches (or plain batches for classifiers).
 
 One step: ``loss = defense.loss(model, criterion, images, labels)`` (plain metric learning
 is the :class:`~robrank.defenses.NoDefense`), backward, optimiser step. The engine owns
@@ -28,12 +28,13 @@ from ..data.base import ImageDataset, TensorImageDataset
 from ..defenses.base import Defense, NoDefense
 from ..errors import CheckpointError, ConfigError
 from ..io import save_checkpoint
-from ..metrics import retrieval_metrics
+from ..metrics import CLASSIFICATION_KEYS, METRIC_KEYS, classification_metrics, retrieval_metrics
 from ..models.checkpoint import CHECKPOINT_DIR, FORMAT, FORMAT_VERSION, LAST, load_state, read_checkpoint
 from ..models.embedding import EmbeddingModel
 from . import distributed as dist_util
 from . import rundir
-from .config import RESUMABLE_KNOBS, TrainConfig, resolve_config
+from ..records import TASK_CLASSIFICATION, TASK_RETRIEVAL
+from .config import RESUMABLE_KNOBS, TrainConfig, learning_rate, resolve_config
 from .distributed import DistInfo
 
 
@@ -59,6 +60,7 @@ class TrainParts:
     test_set: ImageDataset | None
     num_test_classes: int
     loss_record: Any = None
+    task: str = TASK_RETRIEVAL  # TASK_CLASSIFICATION: plain batches, accuracy validation
 
 
 # ------------------------------------------------------------------------------------ setup
@@ -93,6 +95,7 @@ def build_parts(config: TrainConfig, registry: Any | None = None) -> TrainParts:
 
         registry = get_registry()
     torch.manual_seed(config.seed)
+    task = registry.get("backbones", config.backbone).task
     backbone = build_backbone(
         config.backbone,
         embedding_dim=config.embedding_dim,
@@ -107,7 +110,7 @@ def build_parts(config: TrainConfig, registry: Any | None = None) -> TrainParts:
     record = dataset_record(config.dataset)
     train_set = load_split(config.dataset, "train", config.data_root, augment=True)
     test_set = load_split(config.dataset, "test", config.data_root, augment=False)
-    return TrainParts(model, criterion, defense, train_set, test_set, record.test_classes(test_set), choice.record)
+    return TrainParts(model, criterion, defense, train_set, test_set, record.test_classes(test_set), choice.record, task)
 
 
 def make_defense(config: TrainConfig, registry: Any | None = None) -> Defense:
@@ -122,7 +125,15 @@ def make_defense(config: TrainConfig, registry: Any | None = None) -> Defense:
 
 def make_optimizers(config: TrainConfig, model: EmbeddingModel, criterion: nn.Module) -> list[torch.optim.Optimizer]:
     """Adam (or ``config.optimizer``) over the backbone; the loss's own SGD for learnable loss params."""
-    optimizers = [getattr(torch.optim, config.optimizer)(model.backbone.parameters(), lr=config.lr, weight_decay=config.weight_decay)]
+    extra: dict[str, Any] = {}
+    if config.momentum is not None:
+        import inspect
+
+        cls = getattr(torch.optim, config.optimizer or "Adam")
+        if "momentum" not in inspect.signature(cls).parameters:
+            raise ConfigError(f"optimizer {config.optimizer} takes no momentum; use SGD (or RMSprop) or drop momentum")
+        extra["momentum"] = float(config.momentum)
+    optimizers = [getattr(torch.optim, config.optimizer or "Adam")(model.backbone.parameters(), lr=config.lr, weight_decay=config.weight_decay, **extra)]
     loss_params = [p for p in criterion.parameters() if p.requires_grad]
     if loss_params:
         make = getattr(criterion, "make_optimizer", None)
@@ -153,25 +164,35 @@ class _Step(nn.Module):
 
 
 class _Batches:
-    """One epoch's SPC-2 batches for this rank: in-memory gather or a DataLoader."""
+    """One epoch's SPC-2 batches for this rank (plain batches for a classifier): in-memory gather or a DataLoader."""
 
-    def __init__(self, dataset: ImageDataset, config: TrainConfig, info: DistInfo, device: torch.device) -> None:
+    def __init__(self, dataset: ImageDataset, config: TrainConfig, info: DistInfo, device: torch.device, *, pairs: bool = True) -> None:
         self.dataset = dataset
         self.config = config
         self.info = info
         self.device = device
+        self.pairs = pairs
         self.in_memory = isinstance(dataset, TensorImageDataset)
         self.labels_cpu = dataset.labels.cpu()
         if self.in_memory:
             self.data = dataset.data.to(device)
             self.labels = dataset.labels.to(device)
+            # a split with its own batch transform (CIFAR's crop + flip) is gathered through it
+            self.transformed = type(dataset).images is not TensorImageDataset.images
+            if self.transformed:
+                import copy
+
+                self.source = copy.copy(dataset)
+                self.source.data = self.data
 
     def plan(self, generator: torch.Generator) -> list[torch.Tensor]:
-        """This rank's pair batches (each B x 2: anchor, partner) for one epoch."""
+        """This rank's batches for one epoch: B x 2 (anchor, partner), or B x 1 for plain batches."""
         from ..data.kinds import spc2_partners
 
         n = self.labels_cpu.numel()
         anchors = torch.randperm(n, generator=generator)
+        if not self.pairs:
+            return dist_util.shard_pairs(anchors.view(-1, 1), self.config.batch_size, self.info)
         partners = spc2_partners(self.labels_cpu, generator)[anchors]
         pairs = torch.stack([anchors, partners], dim=1)
         return dist_util.shard_pairs(pairs, self.config.batch_size, self.info)
@@ -187,12 +208,25 @@ class _Batches:
             for pairs in batches:
                 index = flat[start : start + pairs.numel()]
                 start += pairs.numel()
-                yield self.data[index].float().div_(255.0), self.labels[index]
+                images = self.source.images(index) if self.transformed else self.data[index].float().div_(255.0)
+                yield images, self.labels[index]
             return
         yield from self._loader(batches, epoch)
 
     def _loader(self, batches: list[torch.Tensor], epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         from ..data.kinds import PairDataset
+
+        if not self.pairs:
+            loader = torch.utils.data.DataLoader(
+                self.dataset,
+                batch_sampler=[batch[:, 0].tolist() for batch in batches],
+                num_workers=self.config.num_workers,
+                pin_memory=self.device.type == "cuda",
+                generator=torch.Generator().manual_seed(self.config.seed * 100_003 + epoch),
+            )
+            for images, labels in loader:
+                yield images.to(self.device, non_blocking=True), labels.reshape(-1).to(self.device, non_blocking=True)
+            return
 
         # the partner of each anchor is redrawn inside PairDataset (per worker RNG); only
         # the anchors of the plan are used, so sharding and order still follow the plan
@@ -237,8 +271,13 @@ def embed_split(model: EmbeddingModel, dataset: ImageDataset, config: TrainConfi
     return torch.cat(chunks), dataset.labels.to(device)
 
 
-def validate(model: EmbeddingModel, dataset: ImageDataset, num_classes: int, config: TrainConfig, device: torch.device) -> dict[str, float]:
+def validate(
+    model: EmbeddingModel, dataset: ImageDataset, num_classes: int, config: TrainConfig, device: torch.device, task: str = TASK_RETRIEVAL
+) -> dict[str, float]:
+    """Retrieval metrics of the test split, or accuracy for a classifier (its ``embed`` is its logits)."""
     embeddings, labels = embed_split(model, dataset, config, device)
+    if task == TASK_CLASSIFICATION:
+        return classification_metrics(embeddings, labels)
     return retrieval_metrics(embeddings, labels, model.metric, num_classes)
 
 
@@ -373,7 +412,7 @@ def fit(
 
         step_module = DistributedDataParallel(step_module, device_ids=[device.index] if device.type == "cuda" else None)
 
-    batches = _Batches(parts.train_set, config, info, device)
+    batches = _Batches(parts.train_set, config, info, device, pairs=parts.task != TASK_CLASSIFICATION)
     amp = _autocast(config, device)
     stop = False
     last_metrics: dict[str, float] = dict(state.history[-1]) if state.history else {}
@@ -383,6 +422,9 @@ def fit(
         if config.max_steps is not None and state.step >= config.max_steps:
             break
         state.epoch_generator = generator.get_state()
+        if config.milestones:
+            for group in optimizers[0].param_groups:
+                group["lr"] = learning_rate(config, state.epoch)
         plan = batches.plan(generator)
         skip = state.epoch_step
         bar = _progress(progress and info.is_main, len(plan), skip, f"epoch {state.epoch + 1}/{config.epochs}")
@@ -439,7 +481,7 @@ def fit(
             mean_loss = float(loss_sum) / max(loss_count, 1)
             if parts.test_set is not None:
                 val_started = time.perf_counter()
-                metrics = validate(model, parts.test_set, parts.num_test_classes, config, device)
+                metrics = validate(model, parts.test_set, parts.num_test_classes, config, device, parts.task)
                 val_seconds = time.perf_counter() - val_started
             else:
                 metrics, val_seconds = {}, 0.0
@@ -457,7 +499,7 @@ def fit(
         if not math.isfinite(float(loss_sum)):
             warnings.warn(f"robrank: training loss is not finite at epoch {state.epoch}; lower --lr or check the data", stacklevel=2)
 
-    metrics = {k: float(v) for k, v in last_metrics.items() if k in ("R@1", "R@2", "mAP", "mAP@R", "mAP@10", "NMI")}
+    metrics = {k: float(v) for k, v in last_metrics.items() if k in METRIC_KEYS + CLASSIFICATION_KEYS}
     return TrainResult(run_dir=run_dir, metrics=metrics, seconds=time.perf_counter() - started, epochs=state.epoch, steps=state.step)
 
 
@@ -521,7 +563,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True, d
         dist_util.spawn(_spawned_worker, devices, (resolved.to_dict(), resume, progress))
         history = rundir.read_metrics(run_dir)
         last = history[-1] if history else {}
-        metrics = {k: float(v) for k, v in last.items() if k in ("R@1", "R@2", "mAP", "mAP@R", "mAP@10", "NMI")}
+        metrics = {k: float(v) for k, v in last.items() if k in METRIC_KEYS + CLASSIFICATION_KEYS}
         return TrainResult(run_dir=run_dir, metrics=metrics, seconds=time.perf_counter() - started,
                            epochs=int(last.get("epoch", 0)), steps=int(last.get("step", 0)))
     if info.enabled:

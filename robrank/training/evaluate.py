@@ -18,9 +18,10 @@ def evaluate_run(
     self_exclusion: str = "index",
     num_workers: int | None = None,
 ) -> tuple[dict[str, float], LoadedRun]:
-    """Retrieval metrics of a run (or checkpoint) on its dataset's test split."""
+    """Retrieval metrics of a run (or checkpoint) on its dataset's test split; accuracy for a classifier."""
     from ..data.loading import dataset_record, load_split
-    from ..metrics import retrieval_metrics
+    from ..metrics import classification_metrics, retrieval_metrics
+    from ..records import TASK_CLASSIFICATION
     from .config import default_num_workers
 
     dev = resolve_device(device)
@@ -34,5 +35,7 @@ def evaluate_run(
     config.num_workers = default_num_workers() if num_workers is None else num_workers
     config.amp = False
     embeddings, labels = embed_split(loaded.model, test_set, config, dev)
+    if loaded.task == TASK_CLASSIFICATION:
+        return classification_metrics(embeddings, labels), loaded
     metrics = retrieval_metrics(embeddings, labels, loaded.metric, record.test_classes(test_set), self_exclusion=self_exclusion)
     return metrics, loaded
