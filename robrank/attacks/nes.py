@@ -1,6 +1,6 @@
 """NES: a black-box estimate of the input gradient from model outputs only (Ilyas et al., ICML 2018).
 
-The reference's ``--nes`` mode (science.md §5) replaces the autograd gradient of an attack's
+The reference's ``--nes`` mode replaces the autograd gradient of an attack's
 objective by a natural-evolution-strategies estimate from a population of antithetic
 Gaussian probes, and steps on its sign::
 
@@ -35,7 +35,7 @@ Losses = Callable[[torch.Tensor, int], torch.Tensor]
 
 @dataclass(frozen=True)
 class NESSettings:
-    """The estimator's constants; the defaults are the reference's (science.md §5)."""
+    """The estimator's constants; the defaults are the reference's."""
 
     population: int = 100  # probes per estimate, antithetic pairs (even)
     sigma_scale: float = 2.0  # σ = sigma_scale · ε
