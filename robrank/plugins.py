@@ -352,8 +352,3 @@ def use_host(host: PluginHost) -> Iterator[PluginHost]:
         yield host
     finally:
         _HOST = previous
-
-
-def reset_host() -> None:
-    global _HOST
-    _HOST = None

@@ -12,7 +12,8 @@ names that resolve to the same component (e.g. the reference code's loss names).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -49,8 +50,33 @@ class Record:
     kind: ClassVar[str] = ""
 
     def details(self) -> dict[str, Any]:
-        """Kind-specific metadata, for ``robrank list --json`` (JSON-serialisable)."""
-        return {}
+        """Kind-specific metadata, for ``robrank list --json`` (JSON-serialisable).
+
+        Derived from the dataclass fields, so a field added to a record is listed without a
+        second edit; the identity fields and callables are left out.
+        """
+        shown: dict[str, Any] = {}
+        for item in dataclasses.fields(self):
+            if item.name in _IDENTITY_FIELDS:
+                continue
+            value = getattr(self, item.name)
+            if callable(value):
+                continue
+            shown[item.name] = _plain(value)
+        return shown
+
+
+#: the fields every record has; details() lists the rest
+_IDENTITY_FIELDS = frozenset({"name", "factory", "summary", "aliases"})
+
+
+def _plain(value: Any) -> Any:
+    """Tuples and mappings as JSON's lists and objects."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
 
 
 @dataclass(frozen=True)
@@ -60,32 +86,30 @@ class DatasetRecord(Record):
     ``root`` is the user's ``--data-root`` (or ``$ROBRANK_DATA``); the source decides where
     else to look. ``num_test_classes`` is the k of NMI's k-means, or 0 for a dataset whose
     classes come from the user's files (counted from the test split when it is loaded, see
-    :meth:`test_classes`); ``profile`` is the swipe profile that fits the image size
-    (``rob28`` or ``rob224``).
+    :meth:`test_classes`); ``profile`` is the swipe profile that fits the image size.
+
+    ``kinds`` are the batch layouts its splits may be fed as; a loss whose layout is not
+    among them is refused before training. ``default_backbone`` and ``default_loss`` are
+    what ``robrank run`` trains when the user names none (the published tables' choice for
+    this dataset), and the one dataset with ``quickstart=True`` is what ``robrank run``
+    with no options uses: the core names no dataset, backbone or loss itself.
     """
 
     image_size: int = SIZE_28
     channels: int = 1
     num_test_classes: int = 10
-    profile: str = "rob28"
+    profile: str = ""
     kinds: tuple[str, ...] = ("classification", "SPC-2", "triplet")
     task: str = "retrieval"  # or "classification" (e.g. cifar10: no zero-shot split)
+    default_backbone: str = ""
+    default_loss: str = ""
+    quickstart: bool = False
 
     kind: ClassVar[str] = "datasets"
 
     def test_classes(self, test_set: Any) -> int:
         """k of NMI's k-means for this test split: ``num_test_classes``, or its class count when that is 0."""
         return self.num_test_classes or int(test_set.num_classes)
-
-    def details(self) -> dict[str, Any]:
-        return {
-            "image_size": self.image_size,
-            "channels": self.channels,
-            "num_test_classes": self.num_test_classes,
-            "profile": self.profile,
-            "kinds": list(self.kinds),
-            "task": self.task,
-        }
 
 
 @dataclass(frozen=True)
@@ -95,6 +119,8 @@ class BackboneRecord(Record):
     The module maps pixels in [0, 1] (N x channels x input_size x input_size) to raw
     embeddings and does its own input normalisation, so attacks always work in pixel space.
     ``pretrained`` is ``"imagenet"`` or ``None``; ``weights`` an optional local file.
+    ``has_batchnorm`` says the network has BatchNorm layers: only then is ``--freeze-bn``
+    meaningful (and on by default for 224x224); the test suite checks it against the module.
     A ``task="classification"`` backbone outputs logits (``embedding_dim`` = classes) and
     trains with a classification loss. ``train_defaults`` are the backbone's own training
     recipe (any of epochs, batch_size, lr, weight_decay, optimizer, momentum, milestones,
@@ -110,17 +136,6 @@ class BackboneRecord(Record):
     train_defaults: dict[str, Any] = field(default_factory=dict, hash=False)
 
     kind: ClassVar[str] = "backbones"
-
-    def details(self) -> dict[str, Any]:
-        return {
-            "input_size": self.input_size,
-            "channels": self.channels,
-            "default_embedding_dim": self.default_embedding_dim,
-            "pretrained": list(self.pretrained),
-            "has_batchnorm": self.has_batchnorm,
-            "task": self.task,
-            "train_defaults": {k: list(v) if isinstance(v, tuple) else v for k, v in self.train_defaults.items()},
-        }
 
 
 @dataclass(frozen=True)
@@ -144,14 +159,7 @@ class LossRecord(Record):
     kind: ClassVar[str] = "losses"
 
     def details(self) -> dict[str, Any]:
-        return {
-            "metrics": list(self.metrics),
-            "batch": self.batch,
-            "family": self.family or self.name,
-            "uses_miner": self.uses_miner,
-            "default_miner": self.default_miner,
-            "has_raw": self.has_raw,
-        }
+        return {**super().details(), "family": self.family or self.name}
 
 
 @dataclass(frozen=True)
@@ -196,20 +204,21 @@ class DefenseRecord(Record):
     ``loss_families`` restricts which loss families it composes with (empty = any);
     ``metrics`` restricts the metric (empty = any); ``constraints`` is a human-readable
     line shown by ``robrank list defenses``.
+
+    ``suffixes`` maps the reference's model-name suffixes (``-C dataset:<backbone><suffix>:loss``)
+    to the options they imply, e.g. ``{"p": {}, "pf": {"pgditer": 1}}``; a third-party defense
+    gets its own ``-C`` suffix by declaring one. ``plain`` marks plain metric learning (no
+    inner attack): it is what a run trains with when no defense is named, it takes no PGD
+    budget, and run directory names leave it out.
     """
 
     loss_families: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ()
     constraints: str = ""
+    suffixes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
+    plain: bool = False
 
     kind: ClassVar[str] = "defenses"
-
-    def details(self) -> dict[str, Any]:
-        return {
-            "loss_families": list(self.loss_families),
-            "metrics": list(self.metrics),
-            "constraints": self.constraints,
-        }
 
 
 @dataclass(frozen=True)

@@ -149,14 +149,16 @@ def write_untrained_run(run_dir: str | Path, *, seed: int = 0, **config: Any) ->
     """
     import torch
 
-    from .io import save_checkpoint, write_json
+    from .io import save_checkpoint
     from .models import checkpoint
+    from .training.config import TrainConfig
+    from .training.rundir import write_config
 
     run = Path(run_dir)
     config = {"dataset": "digits", "backbone": "c2f2", "metric": "N", "embedding_dim": 16, "loss": "ptripletN", **config}
     torch.manual_seed(seed)
     model = checkpoint.build_model(config)
-    write_json(run / "config.json", {"config": config})
+    write_config(run, TrainConfig.from_dict(config), device="cpu", world_size=1)
     save_checkpoint(
         run / "checkpoints" / "last.pt",
         {

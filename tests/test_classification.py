@@ -119,3 +119,8 @@ def test_ranking_attacks_and_classifiers_do_not_mix(digits_classifier, tiny_run,
     assert on_ranking.exit_code == 2 and "ranking attack" in on_ranking.output
     swipe = robrank_cli("swipe", str(digits_classifier), "-p", "rob28", "--device", "cpu", "-m", "1")
     assert swipe.exit_code == 2 and "classifier" in swipe.output
+
+
+def test_robrank_run_refuses_a_classifier(robrank_cli, tmp_path):
+    out = robrank_cli("run", "--dataset", "digits", "--backbone", "cc2f2", "--loss", "ce", "--run-dir", str(tmp_path / "r"))
+    assert out.exit_code == 2 and "robrank attack" in out.output and "Traceback" not in out.output

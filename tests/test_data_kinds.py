@@ -11,9 +11,7 @@ from robrank.data.kinds import (
     PairDataset,
     TripletDataset,
     build_kind,
-    spc2_batch_indices,
     spc2_partners,
-    triplet_indices,
 )
 from robrank.errors import ConfigError
 
@@ -47,21 +45,6 @@ def test_partners_are_reproducible_with_a_generator_and_keep_the_device():
     assert torch.equal(a, b) and a.dtype == torch.int64 and a.device == labels.device
 
 
-def test_batch_indices_layout():
-    labels = torch.randint(0, 5, (103,), generator=torch.Generator().manual_seed(2))
-    batches = spc2_batch_indices(labels, 10, torch.Generator().manual_seed(3))
-    assert [b.numel() for b in batches] == [20] * 10 + [6]  # 11 batches, the last one short
-    flat = torch.cat(batches)
-    anchors, partners = flat[0::2], flat[1::2]
-    assert sorted(anchors.tolist()) == list(range(103))  # every item once per epoch
-    assert torch.equal(labels[anchors], labels[partners])  # [a1, p1, a2, p2, ...]
-    assert not torch.equal(anchors, torch.arange(103))  # shuffled
-    ordered = spc2_batch_indices(labels, 10, shuffle=False, drop_last=True)
-    assert len(ordered) == 10 and torch.equal(torch.cat(ordered)[0::2], torch.arange(100))
-    with pytest.raises(ConfigError, match="batch size"):
-        spc2_batch_indices(labels, 0)
-
-
 def test_pair_dataset_items_and_dataloader_layout():
     labels = [0, 1, 0, 1, 2, 2, 0]
     pairs = PairDataset(indexed_dataset(labels))
@@ -78,7 +61,7 @@ def test_pair_dataset_items_and_dataloader_layout():
     assert [labels[which(img)] for img in images] == flat.tolist()
 
 
-def test_triplets_per_item_and_vectorised():
+def test_triplets_per_item():
     labels = [0, 0, 1, 1, 2, 2, 3]
     triplets = TripletDataset(indexed_dataset(labels), generator=torch.Generator().manual_seed(0))
     negative_classes = set()
@@ -88,12 +71,6 @@ def test_triplets_per_item_and_vectorised():
         assert (a, y) == (0, 0) and labels[p] == 0 and labels[n] != 0
         negative_classes.add(labels[n])
     assert negative_classes == {1, 2, 3}  # the negative's class is random among the others
-    lab = torch.tensor(labels)
-    generator = torch.Generator().manual_seed(1)
-    for _ in range(20):
-        a, p, n = triplet_indices(lab, generator)
-        assert torch.equal(a, torch.arange(7))
-        assert torch.equal(lab[p], lab) and bool((lab[n] != lab).all())
     with pytest.raises(ConfigError, match="two classes"):
         TripletDataset(indexed_dataset([4, 4]))
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import robrank
-from robrank.cli.run import _parse_option
+from robrank.cli.options import parse_key_value as _parse_option
 from robrank.records import ProfileRecord
 
 SMALL = ("--batch-size", "16", "--max-batches", "1", "--swipe-batch-size", "8", "--no-progress")

@@ -105,7 +105,7 @@ def test_plugin_attack_runs_through_robrank_attack(examples_installed, tiny_run)
 
 def test_plugin_profile_swipes_and_reports(examples_installed, tiny_run, tmp_path):
     out = tmp_path / "swipe-mi28.json"
-    ok(cli("swipe", str(tiny_run), "-p", "mi28", "-m", "1", "-b", "8", "-o", str(out), "--no-progress"))
+    ok(cli("swipe", str(tiny_run), "-p", "mi28", "-m", "1", "-b", "8", "--output", str(out), "--no-progress"))
     results = json.loads(out.read_text())
     assert results["profile"] == "mi28" and results["finished"] is not None
     specs = [a["spec"] for a in results["attacks"]]

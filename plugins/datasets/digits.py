@@ -108,5 +108,8 @@ def register_datasets(register):
             channels=1,
             num_test_classes=10,
             profile="rob28",
+            default_backbone="lenet",
+            default_loss="ptripletN",
+            quickstart=True,
         )
     )

@@ -19,19 +19,16 @@ class MnistSource(IdxSource):
     root_subdirs = ("mnist", "MNIST/raw")
     home_subdirs = ("MNIST/raw",)
     homepage = "https://ossci-datasets.s3.amazonaws.com/mnist/ (or http://yann.lecun.com/exdb/mnist/)"
-    mirrors = (
-        "https://ossci-datasets.s3.amazonaws.com/mnist/",  # torchvision's first mirror
-        "http://yann.lecun.com/exdb/mnist/",
-    )
+    torchvision = "MNIST"  # its mirrors and .gz md5s
     splits = {
         "train": IdxSplit(
-            IdxFile("train-images-idx3-ubyte", "6bbc9ace898e44ae57da46a324031adb", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-            IdxFile("train-labels-idx1-ubyte", "a25bea736e30d166cdddb491f175f624", "d53e105ee54ea40749a09fcbcd1e9432"),
+            IdxFile("train-images-idx3-ubyte", "6bbc9ace898e44ae57da46a324031adb"),
+            IdxFile("train-labels-idx1-ubyte", "a25bea736e30d166cdddb491f175f624"),
             60000,
         ),
         "test": IdxSplit(
-            IdxFile("t10k-images-idx3-ubyte", "2646ac647ad5339dbf082846283269ea", "9fb629c4189551a2d022fa330f9573f3"),
-            IdxFile("t10k-labels-idx1-ubyte", "27ae3e4e09519cfbb04c329615203637", "ec29112dd5afa0611ce80d1b7f02629c"),
+            IdxFile("t10k-images-idx3-ubyte", "2646ac647ad5339dbf082846283269ea"),
+            IdxFile("t10k-labels-idx1-ubyte", "27ae3e4e09519cfbb04c329615203637"),
             10000,
         ),
     }
@@ -43,16 +40,16 @@ class FashionSource(IdxSource):
     home_subdirs = ("FashionMNIST/raw",)
     system_dirs = ("/usr/share/datasets/fashion-mnist",)  # Debian: apt install dataset-fashion-mnist
     homepage = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
-    mirrors = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
+    torchvision = "FashionMNIST"  # its mirrors and .gz md5s
     splits = {
         "train": IdxSplit(
-            IdxFile("train-images-idx3-ubyte", "f4a8712d7a061bf5bd6d2ca38dc4d50a", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
-            IdxFile("train-labels-idx1-ubyte", "9018921c3c673c538a1fc5bad174d6f9", "25c81989df183df01b3e8a0aad5dffbe"),
+            IdxFile("train-images-idx3-ubyte", "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
+            IdxFile("train-labels-idx1-ubyte", "9018921c3c673c538a1fc5bad174d6f9"),
             60000,
         ),
         "test": IdxSplit(
-            IdxFile("t10k-images-idx3-ubyte", "8181f5470baa50b63fa0f6fddb340f0a", "bef4ecab320f06d8554ea6380940ec79"),
-            IdxFile("t10k-labels-idx1-ubyte", "15d484375f8d13e6eb1aabb0c3f46965", "bb300cfdad3c16e7a12a480ee83cd310"),
+            IdxFile("t10k-images-idx3-ubyte", "8181f5470baa50b63fa0f6fddb340f0a"),
+            IdxFile("t10k-labels-idx1-ubyte", "15d484375f8d13e6eb1aabb0c3f46965"),
             10000,
         ),
     }
@@ -69,6 +66,8 @@ def register_datasets(register):
             channels=1,
             num_test_classes=10,
             profile="rob28",
+            default_backbone="c2f2",
+            default_loss="ptripletN",
         )
     )
     register(
@@ -81,5 +80,7 @@ def register_datasets(register):
             channels=1,
             num_test_classes=10,
             profile="rob28",
+            default_backbone="c2f2",
+            default_loss="ptripletN",
         )
     )

@@ -51,5 +51,7 @@ def register_datasets(register):
             channels=3,
             num_test_classes=11316,
             profile="rob224",
+            default_backbone="resnet18",
+            default_loss="ptripletN",
         )
     )

@@ -1,8 +1,9 @@
 """The bundled adversarial-training defenses: EST, ACT, SES and HM (see docs/defenses.md).
 
 Each registers like a third-party plugin would. FGSM variants of the reference (``*df``,
-``*pf``) are not separate defenses: pass ``pgditer=1``. Plain training (``none``) needs no
-defense object; it is registered too so that ``robrank list defenses`` shows every choice.
+``*pf``) are not separate defenses: pass ``pgditer=1``. Plain training (``none``) is the
+registered no-op defense (``plain=True``): what a run trains with when it names no defense.
+``suffixes`` are the reference's ``-C`` model suffixes (``rc2f2p`` = rc2f2 + ACT).
 """
 from __future__ import annotations
 
@@ -20,13 +21,14 @@ _PGD = "eps/alpha/pgditer (28px: 77/255, 3/255, 32; 224px: 8/255, 1/255, 32; pgd
 
 @robrank.hookimpl
 def register_defenses(register):
-    register(DefenseRecord(name="none", factory=NoDefense, summary="no defense: the loss on benign embeddings"))
+    register(DefenseRecord(name="none", factory=NoDefense, summary="no defense: the loss on benign embeddings", plain=True))
     register(
         DefenseRecord(
             name="est",
             factory=EST,
             summary="Embedding-Shifted Triplet (ECCV'20): the loss on ES-adversarial batches",
             aliases=("EST",),
+            suffixes={"d": {}, "df": {"pgditer": 1}},
             constraints=f"any loss and metric; trains BatchNorm; {_PGD}",
         )
     )
@@ -36,6 +38,7 @@ def register_defenses(register):
             factory=ACT,
             summary="Anti-Collapse Triplet (RobRank): triplet kernel on p/n collapsed by PGD",
             aliases=("ACT", "pnp"),
+            suffixes={"p": {}, "pf": {"pgditer": 1}},
             loss_families=FAMILIES,
             constraints=f"triplet/snr/margin/contrastive losses; BatchNorm frozen; miner_margin; {_PGD}",
         )
@@ -46,6 +49,7 @@ def register_defenses(register):
             factory=SES,
             summary="Suppressing Embedding Shift (ECCV'20 supp.): benign loss + ES penalty",
             aliases=("SES",),
+            suffixes={"e": {}},
             constraints=f"any loss and metric; BatchNorm frozen; weight; {_PGD}",
         )
     )

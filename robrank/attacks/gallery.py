@@ -6,7 +6,6 @@ swipe; it is immutable, so attacks can never perturb it by accident.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +58,9 @@ def vectorised(dataset: Any) -> bool:
 
 
 def default_workers() -> int:
-    return min(8, os.cpu_count() or 1)
+    from ..runtime import default_num_workers
+
+    return default_num_workers()
 
 
 def iter_images(

@@ -63,6 +63,16 @@ class RobrankGroup(click.Group):
             command = _plugin_commands().get(cmd_name)
         return command
 
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        """click's lookup, plus "did you mean" for a mistyped command (``robrank trian``)."""
+        name = click.utils.make_str(args[0]) if args else ""
+        if args and self.get_command(ctx, name) is None and not name.startswith("-"):
+            from .options import suggest
+
+            hint = suggest(name, self.list_commands(ctx))
+            ctx.fail(f"No such command {name!r}{hint or ''}{'' if hint else '.'} (robrank --help lists the commands)")
+        return super().resolve_command(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)

@@ -15,12 +15,7 @@ import click
 
 from ..attacks.base import SEMANTICS
 from ..errors import ConfigError
-
-
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+from .options import data_root_option, device_option, json_option, max_batches_option, quiet_option
 
 
 def _print_summary(title: str, summary: dict[str, float]) -> None:
@@ -33,19 +28,20 @@ def _print_summary(title: str, summary: dict[str, float]) -> None:
 @click.command("attack")
 @click.argument("run_or_ckpt", type=click.Path(path_type=str))
 @click.option("-A", "--attack", "spec", required=True, help="Attack spec TYPE:key=val:..., e.g. CA:pm=+:W=1:eps=0.30196:alpha=0.011764:pgditer=32.")
-@click.option("-m", "--max-batches", type=click.IntRange(min=1), default=None, help="Stop after this many batches.")
-@click.option("-b", "--batch-size", type=click.IntRange(min=1), default=None, help="Queries per batch (default: automatic).")
-@click.option("-D", "--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the target selection.")
-@click.option("--semantics", type=click.Choice(SEMANTICS), default="reference", show_default=True, help="reference: reproduce the reference quirks; fixed: corrected behaviour (docs/attacks.md).")
+@max_batches_option
+@click.option("-b", "--batch-size", type=click.IntRange(min=1), default=None, help="Queries per batch [default: automatic, fitted to the device].")
+@device_option
+@click.option("--seed", type=int, default=0, help="Seed of the target selection [default: 0].")
+@click.option("--semantics", type=click.Choice(SEMANTICS), default="reference", help="reference: reproduce the reference quirks; fixed: corrected behaviour (docs/attacks.md) [default: reference].")
 @click.option("--random-start", is_flag=True, help="Start PGD from a uniform random point in the eps-ball.")
-@click.option("--data-root", type=click.Path(path_type=str), default=None, help="Dataset root (default: $ROBRANK_DATA).")
+@data_root_option
 @click.option("--amp", is_flag=True, help="bf16 autocast of the backbone (speed; metrics move slightly, docs/performance.md).")
 @click.option("--channels-last", "channels_last", is_flag=True, help="channels-last memory layout (speed, 224x224 backbones on a GPU).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the backbone (speed on a GPU).")
 @click.option("--surrogate", type=click.Path(path_type=str), default=None, help="Transfer attack: optimise on this run (or checkpoint) and score on RUN_OR_CKPT; it must have been trained on the same dataset.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@quiet_option
 def attack_command(
     run_or_ckpt: str,
     spec: str,
@@ -62,6 +58,7 @@ def attack_command(
     surrogate: str | None,
     as_json: bool,
     no_progress: bool,
+    quiet: bool,
 ) -> None:
     """Attack the model of a run directory or checkpoint with one attack SPEC."""
     from ..attacks import check_task, parse_spec, run_attack
@@ -69,7 +66,9 @@ def attack_command(
     from ..models.checkpoint import load_run
 
     parsed = parse_spec(spec)  # fail on a bad spec before loading anything
-    device = device or _default_device()
+    from ..runtime import device_name
+
+    device = device_name(device)
     run = load_run(run_or_ckpt, device=device)
     check_task(parsed, run.task)
     source = load_run(surrogate, device=device) if surrogate is not None else None
@@ -90,7 +89,7 @@ def attack_command(
         device=device,
         seed=seed,
         semantics=semantics,
-        progress=not no_progress and not as_json,
+        progress=not (no_progress or quiet or as_json),
         dataset_name=run.dataset,
         random_start=random_start,
         amp=amp,

@@ -16,7 +16,7 @@ import click
 from ..errors import DataError, RobrankError
 from . import UserError
 
-DATA_ROOT_HELP = "Directory with the datasets (default: $ROBRANK_DATA)."
+DATA_ROOT_HELP = "Directory with the datasets [default: $ROBRANK_DATA]."
 
 
 class _DataGroup(click.Group):
@@ -114,7 +114,7 @@ def check_dataset(name: str, data_root: str | None) -> None:
     help="Data root to download into (the files go to the dataset's folder under it, e.g. DIR/mnist/); "
     "default: $ROBRANK_DATA, else the reference layout under ~/.torch.",
 )
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait on each connection.")
+@click.option("--timeout", type=float, default=30.0, help="Seconds to wait on each connection [default: 30].")
 def download_dataset(name: str, dest: str | None, timeout: float) -> None:
     """Download dataset NAME and verify its checksums (MNIST, Fashion-MNIST, CIFAR-10)."""
     from ..data.base import data_root_from_env

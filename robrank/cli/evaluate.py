@@ -5,16 +5,18 @@ import json
 
 import click
 
+from .options import data_root_option, device_option, json_option
+
 
 @click.command("eval")
 @click.argument("run_or_ckpt", metavar="RUN_OR_CKPT", type=click.Path(exists=True, path_type=str))
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@device_option
 @click.option("-b", "--batch-size", "batch_size", type=click.IntRange(min=1), default=None, help="Images per embedding batch [the run's val batch size].")
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=str), default=None, help="Dataset root [default: the run's, else $ROBRANK_DATA].")
-@click.option("--self-exclusion", type=click.Choice(["index", "reference"]), default="index", show_default=True,
-              help="index: leave each query's own index out of its ranking; reference: drop the nearest item (the reference code).")
-@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def eval_command(run_or_ckpt: str, device: str, batch_size: int | None, data_root: str | None, self_exclusion: str, as_json: bool) -> None:
+@data_root_option
+@click.option("--self-exclusion", type=click.Choice(["index", "reference"]), default="index",
+              help="index: leave each query's own index out of its ranking; reference: drop the nearest item (the reference code) [default: index].")
+@json_option
+def eval_command(run_or_ckpt: str, device: str | None, batch_size: int | None, data_root: str | None, self_exclusion: str, as_json: bool) -> None:
     """Print R@1, R@2, mAP, mAP@R and NMI of the model at RUN_OR_CKPT on its test split (query = gallery); accuracy for a classifier."""
     from ..training.evaluate import evaluate_run
 

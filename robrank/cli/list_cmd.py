@@ -7,11 +7,12 @@ import click
 
 from ..plugins import get_host
 from ..records import KINDS
+from .options import SuggestingChoice, json_option
 
 
 @click.command("list")
-@click.argument("kind", required=False, type=click.Choice(KINDS, case_sensitive=False))
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.argument("kind", required=False, type=SuggestingChoice(KINDS))
+@json_option
 def list_command(kind: str | None, as_json: bool) -> None:
     """Show registered components by KIND (default: all), then plugins that failed to load."""
     host = get_host()
@@ -54,7 +55,12 @@ def _extra(kind: str, details: dict) -> str:
     if kind == "losses":
         return f"metrics {''.join(details['metrics'])}, {details['batch']}"
     if kind == "defenses":
-        return details.get("constraints", "")
+        parts = [details.get("constraints", "")]
+        if details.get("suffixes"):
+            parts.append("-C suffix " + "/".join(details["suffixes"]))
+        if details.get("plain"):
+            parts.append("the default")
+        return "; ".join(p for p in parts if p)
     if kind == "attacks":
         return ",".join(details["required"])
     if kind == "profiles":

@@ -2,40 +2,31 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
-
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+from .options import data_root_option, device_option, echo_json, max_batches_option, num_workers_option, output_group, semantics_option
 
 
 @click.command("swipe")
 @click.argument("run_or_ckpt", metavar="RUN_OR_CKPT", type=click.Path(exists=True, path_type=str))
 @click.option("-p", "--profile", required=True, help="Attack profile (robrank list profiles): rob28, rob224, pami28, ...")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), default=None, help="Results file [default: RUN/swipe-PROFILE.json, or CKPT.swipe-PROFILE.json].")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=str), default=None, help="Results file [default: RUN/swipe-PROFILE.json, or CKPT.swipe-PROFILE.json].")
 @click.option("-b", "--batch-size", "batch_size", type=click.IntRange(min=1), default=None, help="Queries per attack batch (a speed knob) [default: automatic, fitted to the device].")
-@click.option("-m", "--max-batches", "max_batches", type=click.IntRange(min=1), default=None, help="Stop each attack after this many batches (quick checks).")
-@click.option("--device", default=None, help="torch device [default: cuda if available, else cpu].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every attack's random selection.")
-@click.option(
-    "--semantics",
-    type=click.Choice(["reference", "fixed"]),
-    default="reference",
-    show_default=True,
-    help="reference: reproduce the reference attacks' quirks (published ERS); fixed: corrected attacks.",
-)
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=str), default=None, help="Dataset root [default: $ROBRANK_DATA].")
+@max_batches_option
+@device_option
+@click.option("--seed", type=int, default=0, help="Seed of every attack's random selection [default: 0].")
+@semantics_option
+@data_root_option
 @click.option("--restart", is_flag=True, help="Discard an existing results file instead of continuing it.")
 @click.option("--redo", multiple=True, metavar="ATTACK", help="Recompute this attack (a type such as ES, or a full spec) in an existing file, keeping the others; repeatable.")
 @click.option("--devices", type=click.IntRange(min=1), default=None, help="Shard the queries over N processes (one per GPU; gloo on a CPU). Under torchrun the ranks come from the environment.")
 @click.option("--amp", is_flag=True, help="bf16 autocast of the backbone (speed; metrics move slightly, docs/performance.md).")
 @click.option("--channels-last", "channels_last", is_flag=True, help="channels-last memory layout (speed, for 224x224 backbones on a GPU).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the backbone (speed on a GPU; the first batch compiles).")
-@click.option("--num-workers", "num_workers", type=click.IntRange(min=0), default=None, help="DataLoader workers decoding image files [default: up to 8].")
-@click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
+@num_workers_option
+@output_group
 def swipe_command(
     run_or_ckpt: str,
     profile: str,
@@ -44,7 +35,7 @@ def swipe_command(
     max_batches: int | None,
     device: str | None,
     seed: int,
-    semantics: str,
+    semantics: str | None,
     data_root: str | None,
     restart: bool,
     redo: tuple[str, ...],
@@ -53,6 +44,8 @@ def swipe_command(
     channels_last: bool,
     compile_: bool,
     num_workers: int | None,
+    as_json: bool,
+    quiet: bool,
     no_progress: bool,
 ) -> None:
     """Attack the model at RUN_OR_CKPT (a run directory or a checkpoint) with every attack of a profile.
@@ -60,22 +53,24 @@ def swipe_command(
     Results are saved after each attack; rerunning the same command after a crash or Ctrl-C
     skips the attacks already done. ERS profiles print the report table at the end.
     """
+    from ..runtime import device_name
     from ..swipe.distributed import swipe_devices, swipe_ranked
     from ..swipe.report import report
     from ..swipe.runner import resolve_profile
     from ..training.distributed import from_env
+    from ..training.rundir import locked
 
     record = resolve_profile(profile)  # an unknown name fails here, before the model loads
     info = from_env()
     kwargs = dict(
         output=output,
-        device=device or _default_device(),
+        device=device_name(device),
         batch_size=batch_size,
         max_batches=max_batches,
         seed=seed,
-        semantics=semantics,
+        semantics=semantics or "reference",
         data_root=data_root,
-        progress=not no_progress,
+        progress=not (no_progress or quiet or as_json),
         restart=restart,
         redo=redo,
         amp=amp,
@@ -83,16 +78,40 @@ def swipe_command(
         compile=compile_,
         num_workers=num_workers,
     )
+    lock_dir = _run_dir_of(run_or_ckpt) if info.is_main else None
     try:
-        if devices is not None and devices > 1 and not info.enabled:
-            path = swipe_devices(run_or_ckpt, record.name, devices, **kwargs)
-        else:  # one process, or one rank of torchrun
-            path = swipe_ranked(run_or_ckpt, record.name, info=info, **kwargs)
+        with locked(lock_dir, "robrank swipe") if lock_dir is not None else _nothing():
+            if devices is not None and devices > 1 and not info.enabled:
+                path = swipe_devices(run_or_ckpt, record.name, devices, **kwargs)
+            else:  # one process, or one rank of torchrun
+                path = swipe_ranked(run_or_ckpt, record.name, info=info, **kwargs)
     except KeyboardInterrupt:
         click.echo("robrank swipe: interrupted; finished attacks are saved, rerun the same command to continue", err=True)
         sys.exit(130)
     if info.rank != 0:
         return
+    if as_json:
+        import json
+
+        echo_json({"results": str(path), "swipe": json.loads(Path(path).read_text())})
+        return
     click.echo(f"results: {path}")
     if record.ers:
         click.echo(report([path], "table"), nl=False)
+
+
+def _run_dir_of(run_or_ckpt: str) -> Path | None:
+    """The run directory a swipe works in (a run directory, or the one holding the checkpoint)."""
+    from ..models.checkpoint import run_dir_of
+    from ..training.rundir import CONFIG_FILE
+
+    given = Path(run_or_ckpt)
+    if given.is_dir():
+        return given if (given / CONFIG_FILE).is_file() else None
+    return run_dir_of(given)
+
+
+def _nothing():
+    import contextlib
+
+    return contextlib.nullcontext()

@@ -9,6 +9,13 @@ per image, so the 70,000 MNIST images load in a fraction of a second even from `
 Every way a file can be wrong (missing, not gzip, cut short, wrong magic, a header that does
 not match the file's length) becomes a :class:`~robrank.errors.DataError` that names the file,
 because "my training crashed in numpy" is not something a user can act on.
+
+Why not torchvision's ``read_sn3_pascalvincent_tensor`` (measured with torchvision 0.29 on
+MNIST's 47 MB training images, 2-core CPU): it is no faster (0.58 s via a gunzipped temporary
+copy vs 0.5-0.6 s here, identical tensors), it opens only uncompressed paths (the ``.gz``
+files of a data root, as shipped, raise a bare ``AssertionError``), and a truncated file is
+also a bare ``AssertionError`` (gone under ``python -O``), not a message naming the file.
+Download mirrors and ``.gz`` md5s do come from torchvision (``IdxSource.torchvision``).
 """
 from __future__ import annotations
 

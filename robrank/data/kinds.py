@@ -9,9 +9,9 @@
   index and n drawn from a uniformly chosen *other* class. (The reference's SOP variant draws
   n from any index without checking its class; here every dataset gets a true negative.)
 
-The per-item datasets exist for DataLoader users; the training engine keeps 28x28 splits in
-memory and uses the vectorised :func:`spc2_partners` / :func:`spc2_batch_indices` /
-:func:`triplet_indices`, which draw a whole epoch's partners with a handful of tensor ops.
+The training engine keeps 28x28 splits in memory and draws a whole epoch's partners with
+the vectorised :func:`spc2_partners`; file datasets go through a DataLoader over the
+per-item dataset :func:`build_kind` makes for the loss's batch layout.
 """
 from __future__ import annotations
 
@@ -44,51 +44,6 @@ def spc2_partners(labels: torch.Tensor, generator: torch.Generator | None = None
     """For each index i, a uniformly random index j with ``labels[j] == labels[i]`` (j may be i)."""
     index = _ClassIndex(labels)
     return index.random_member(index.inverse, generator).to(torch.as_tensor(labels).device)
-
-
-def spc2_batch_indices(
-    labels: torch.Tensor,
-    batch_size: int,
-    generator: torch.Generator | None = None,
-    *,
-    shuffle: bool = True,
-    drop_last: bool = False,
-) -> list[torch.Tensor]:
-    """One epoch of SPC-2 batches as index tensors ``[a1, p1, a2, p2, ...]`` (2 x batch_size long).
-
-    Equivalent to a DataLoader over :class:`PairDataset` with ``shuffle`` and ``batch_size``
-    items per batch (the last batch is short unless ``drop_last``), without per-item Python.
-    """
-    if batch_size < 1:
-        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
-    labels = torch.as_tensor(labels).reshape(-1).cpu()
-    n = labels.numel()
-    anchors = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    partners = spc2_partners(labels, generator)[anchors]
-    pairs = torch.stack([anchors, partners], dim=1)  # n x 2
-    batches = list(torch.split(pairs, batch_size))
-    if drop_last and batches and batches[-1].shape[0] < batch_size:
-        batches.pop()
-    return [b.reshape(-1) for b in batches]
-
-
-def triplet_indices(
-    labels: torch.Tensor, generator: torch.Generator | None = None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For every anchor i: a random positive (same label, may be i) and a negative from another class.
-
-    The negative's class is uniform over the other classes, then its index uniform within
-    that class. With a single class there is no negative: a ConfigError.
-    """
-    index = _ClassIndex(labels)
-    k = index.classes.numel()
-    if k < 2:
-        raise ConfigError("triplets need at least two classes in the split")
-    anchors = torch.arange(index.inverse.numel())
-    positives = index.random_member(index.inverse, generator)
-    shift = torch.randint(1, k, index.inverse.shape, generator=generator)  # never 0: another class
-    negatives = index.random_member((index.inverse + shift) % k, generator)
-    return anchors, positives, negatives
 
 
 class _Layout(torch.utils.data.Dataset):

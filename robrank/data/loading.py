@@ -1,8 +1,13 @@
-"""The data layer's front door: datasets by registry name, wherever their plugin came from."""
+"""The data layer's front door: datasets by registry name, wherever their plugin came from.
+
+Each function takes the registry to look in (a run's plan passes its own); without one it
+uses the process-wide registry of installed plugins.
+"""
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError
 from ..records import DatasetRecord
@@ -10,20 +15,24 @@ from .base import DatasetSource, ImageDataset, data_root_from_env
 from .sources import check_split
 
 
-def dataset_record(name: str) -> DatasetRecord:
-    """The registered record (unknown names raise UnknownNameError listing the registered ones)."""
-    from ..plugins import get_registry
+def _registry(registry: Any | None) -> Any:
+    if registry is None:
+        from ..plugins import get_registry
 
-    record = get_registry().get("datasets", name)
+        registry = get_registry()
+    return registry
+
+
+def dataset_record(name: str, registry: Any | None = None) -> DatasetRecord:
+    """The registered record (unknown names raise UnknownNameError listing the registered ones)."""
+    record = _registry(registry).get("datasets", name)
     assert isinstance(record, DatasetRecord)
     return record
 
 
-def get_source(name: str, data_root: str | os.PathLike[str] | None = None) -> DatasetSource:
+def get_source(name: str, data_root: str | os.PathLike[str] | None = None, registry: Any | None = None) -> DatasetSource:
     """The dataset's source, looking in ``data_root`` (default ``$ROBRANK_DATA``) then its own places."""
-    from ..plugins import get_registry
-
-    registry = get_registry()
+    registry = _registry(registry)
     record = registry.get("datasets", name)
     source = registry.create("datasets", record.name, data_root_from_env(data_root))
     if not isinstance(source, DatasetSource):
@@ -37,13 +46,17 @@ def get_source(name: str, data_root: str | os.PathLike[str] | None = None) -> Da
 
 
 def load_split(
-    name: str, split: str, data_root: str | os.PathLike[str] | None = None, augment: bool = False
+    name: str,
+    split: str,
+    data_root: str | os.PathLike[str] | None = None,
+    augment: bool = False,
+    registry: Any | None = None,
 ) -> ImageDataset:
     """The ``train`` or ``test`` split of dataset ``name``; ``augment`` enables training transforms."""
     check_split(split)
-    return get_source(name, data_root).load_split(split, augment=augment)
+    return get_source(name, data_root, registry).load_split(split, augment=augment)
 
 
-def locate(name: str, data_root: str | os.PathLike[str] | None = None) -> Path:
+def locate(name: str, data_root: str | os.PathLike[str] | None = None, registry: Any | None = None) -> Path:
     """Where dataset ``name``'s files are (DataError saying where to put them otherwise)."""
-    return get_source(name, data_root).locate()
+    return get_source(name, data_root, registry).locate()

@@ -10,6 +10,7 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -52,7 +53,7 @@ class IdxFile:
 
     name: str
     content_md5: str  # md5 of the uncompressed file, as the dataset's authors publish it
-    gz_md5: str = ""  # md5 of the canonical mirror's .gz (mirrors may recompress)
+    gz_md5: str = ""  # md5 of the canonical mirror's .gz (mirrors may recompress); see IdxSource.torchvision
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,12 @@ class IdxSource(DatasetSource):
     file may be raw or gzipped (the raw one wins when both exist: it loads faster).
     Loading validates headers and sizes but never hashes; :meth:`verify` compares the md5
     of each file's uncompressed content with the published one.
+
+    Downloads come from ``mirrors`` or, when empty, from the torchvision dataset class named
+    by ``torchvision`` (``torchvision.datasets.<name>``): its ``mirrors`` and the md5s of its
+    ``resources`` (the ``.gz`` files), so the URLs and checksums torchvision maintains are not
+    copied here. It is imported only when downloading: importing ``torchvision.datasets``
+    takes seconds, which ``robrank list`` should not pay.
     """
 
     root_subdirs: tuple[str, ...] = ()
@@ -78,7 +85,8 @@ class IdxSource(DatasetSource):
     splits: dict[str, IdxSplit] = {}
     image_size: int = 28
     num_classes: int = 10
-    mirrors: tuple[str, ...] = ()  # base URLs, each serving <name>.gz
+    mirrors: tuple[str, ...] = ()  # base URLs, each serving <name>.gz (empty: torchvision's)
+    torchvision: str = ""  # torchvision.datasets class whose mirrors and .gz md5s to use
     homepage: str = ""
 
     def __init__(self, root: Path | None = None) -> None:
@@ -184,9 +192,33 @@ class IdxSource(DatasetSource):
         return f"{counts} images, md5 of all {len(self.files())} files verified"
 
     # download -----------------------------------------------------------------------------
+    def _torchvision_class(self) -> Any:
+        if not self.torchvision:
+            return None
+        import torchvision.datasets
+
+        return getattr(torchvision.datasets, self.torchvision)
+
+    def mirror_urls(self) -> tuple[str, ...]:
+        """Base URLs to download from: ``mirrors``, else the torchvision class's."""
+        if self.mirrors:
+            return tuple(self.mirrors)
+        found = self._torchvision_class()
+        return tuple(getattr(found, "mirrors", ()) or ()) if found is not None else ()
+
+    def gz_md5(self, f: IdxFile) -> str:
+        """The md5 of the canonical ``<name>.gz``: the file's own, else torchvision's."""
+        if f.gz_md5:
+            return f.gz_md5
+        found = self._torchvision_class()
+        resources = dict(getattr(found, "resources", ()) or ()) if found is not None else {}
+        return str(resources.get(f"{f.name}.gz", ""))
+
     def _acceptor(self, f: IdxFile):
+        gz_md5 = self.gz_md5(f)
+
         def accept(d: Digests) -> str | None:
-            if (f.gz_md5 and d.md5 == f.gz_md5) or d.content_md5 == f.content_md5:
+            if (gz_md5 and d.md5 == gz_md5) or d.content_md5 == f.content_md5:
                 return None
             if d.content_md5 is None:
                 return f"not a complete gzip file (md5 {d.md5})"
@@ -198,7 +230,8 @@ class IdxSource(DatasetSource):
         """Fetch the missing or damaged files into ``dest`` from the first mirror that works."""
         from .download import DEFAULT_TIMEOUT
 
-        if not self.mirrors:
+        mirrors = self.mirror_urls()
+        if not mirrors:
             return super().download(dest)
         dest = Path(dest)
         for f in self.files():
@@ -209,7 +242,7 @@ class IdxSource(DatasetSource):
                         continue
                 except DataError:
                     pass  # damaged: fetch it again
-            urls = [f"{base.rstrip('/')}/{f.name}.gz" for base in self.mirrors]
+            urls = [f"{base.rstrip('/')}/{f.name}.gz" for base in mirrors]
             download_file(
                 urls,
                 dest / f"{f.name}.gz",

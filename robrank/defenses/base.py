@@ -56,9 +56,17 @@ class Defense:
 
 
 class NoDefense(Defense):
-    """Plain metric learning: the loss on the benign embeddings."""
+    """Plain metric learning: the loss on the benign embeddings.
 
-    name = "none"
+    It has no options, so an option given to it (say ``--eps`` without a defense) is an
+    error rather than silently ignored.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        if options:
+            given = ", ".join(sorted(options))
+            raise ConfigError(f"options {given} need a defense but no defense was given; add --defense NAME (robrank list defenses)")
+        super().__init__()
 
     def loss(self, model: nn.Module, criterion: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return criterion(model(images), labels)

@@ -154,6 +154,7 @@ def build_backbone(
     embedding_dim: int | None = None,
     pretrained: str | None = None,
     weights: str | Path | None = None,
+    registry: Any | None = None,
 ) -> nn.Module:
     """The backbone registered as ``name`` (or an alias such as ``rres18``).
 
@@ -161,9 +162,10 @@ def build_backbone(
     classifiers); ``pretrained`` is ``"imagenet"`` or None; ``weights`` a local state_dict
     file. Unknown names raise UnknownNameError listing the registered backbones.
     """
-    from ..plugins import get_registry
+    if registry is None:
+        from ..plugins import get_registry
 
-    registry = get_registry()
+        registry = get_registry()
     record = registry.get("backbones", name)
     if embedding_dim is None:
         embedding_dim = record.default_embedding_dim

@@ -67,10 +67,6 @@ class SwipeBackend:
                    run_attack=run_attack, prepare=prepare_for_speed)
 
 
-#: options of :func:`swipe` that only change speed, never the numbers beyond float rounding
-SPEED_OPTIONS: tuple[str, ...] = ("channels_last", "compile")
-
-
 def prepare_for_speed(model: Any, dataset: Any, device: Any, options: dict[str, Any]) -> tuple[Any, Any]:
     """The default backend's ``prepare``: wrap the model once, move a small split to the device."""
     from ..attacks import accelerate, device_dataset
@@ -362,4 +358,4 @@ def _result_fields(result: Any) -> dict[str, Any]:
     return fields
 
 
-__all__ = ["swipe", "SwipeBackend", "prepare_for_speed", "SPEED_OPTIONS", "SwipeResumeError", "default_output", "resolve_profile", "file_sha256", "RESUME_KEYS"]
+__all__ = ["swipe", "SwipeBackend", "prepare_for_speed", "SwipeResumeError", "default_output", "resolve_profile", "file_sha256", "RESUME_KEYS"]

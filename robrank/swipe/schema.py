@@ -151,10 +151,6 @@ def validate(payload: Any, where: str = "results") -> None:
         _check_fields(payload["ers"], ERS, f"{where}: ers")
 
 
-def is_complete(payload: Mapping[str, Any]) -> bool:
-    return {a["spec"] for a in payload["attacks"]} >= set(payload["planned"])
-
-
 def load_results(path: str | Path) -> dict[str, Any]:
     """Read and validate a results file; every failure is one :class:`SwipeFileError` line."""
     path = Path(path)
@@ -177,4 +173,4 @@ def _nan(token: str) -> float:
     return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[token]
 
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "SEMANTICS", "SwipeFileError", "validate", "is_complete", "load_results"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "SEMANTICS", "SwipeFileError", "validate", "load_results"]

@@ -15,7 +15,6 @@ on plain batches of ``batch_size`` images, with the backbone record's ``train_de
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,15 +52,6 @@ DEFENSE_DEFAULTS: dict[int, dict[str, Any]] = {
     family: dict(zip(("eps", "alpha", "pgditer"), budget)) for family, budget in ADVTRAIN_DEFAULTS.items()
 }
 
-#: reference model-name suffixes -> (defense, option overrides), longest first
-REFERENCE_DEFENSE_SUFFIXES: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("pf", "act", {"pgditer": 1}),
-    ("df", "est", {"pgditer": 1}),
-    ("p", "act", {}),
-    ("d", "est", {}),
-    ("e", "ses", {}),
-)
-
 #: knobs that may change when a run is resumed (they do not change what is learnt)
 RESUMABLE_KNOBS: frozenset[str] = frozenset(
     {"epochs", "max_steps", "device", "num_workers", "validate_every", "val_batch_size", "data_root", "run_dir",
@@ -78,7 +68,7 @@ class TrainConfig:
     loss: str
     metric: str | None = None
     miner: str | None = None
-    defense: str = "none"
+    defense: str | None = None  # None: the registry's plain (no-op) defense
     defense_options: dict[str, Any] = field(default_factory=dict)
     epochs: int | None = None
     batch_size: int | None = None  # SPC-2 pairs per process; effective = batch_size x world size
@@ -124,7 +114,7 @@ class Triple:
     dataset: str
     backbone: str
     loss: str
-    defense: str = "none"
+    defense: str = ""
     defense_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -132,20 +122,22 @@ def parse_triple(text: str, registry: Any | None = None) -> Triple:
     """Parse ``mnist:c2f2:ptripletN`` or the reference's ``mnist:rc2f2p:ptripletN``.
 
     The model part is a backbone name or alias; when no backbone has that exact name and it
-    ends in a reference defense suffix (``p`` ACT, ``d`` EST, ``e`` SES, ``pf``/``df`` their
-    one-step FGSM variants), the suffix becomes the defense.
+    ends in a suffix some defense declares (:attr:`DefenseRecord.suffixes`), the suffix
+    becomes that defense and its options. Without a suffix the defense is the registry's
+    plain one, so the triple always names what will be trained.
     """
     parts = text.split(":")
     if len(parts) != 3 or not all(p.strip() for p in parts):
         raise ConfigError(f"config {text!r} is not DATASET:MODEL:LOSS (e.g. mnist:c2f2:ptripletN)")
     dataset, model, loss = (p.strip() for p in parts)
-    if registry is None:
-        from ..plugins import get_registry
-
-        registry = get_registry()
+    registry = _registry(registry)
     if ("backbones", model) in registry:
-        return Triple(dataset, model, loss)
-    for suffix, defense, options in REFERENCE_DEFENSE_SUFFIXES:
+        return Triple(dataset, model, loss, plain_defense(registry))
+    suffixes = sorted(
+        ((suffix, c.record.name, options) for c in registry.components("defenses") for suffix, options in c.record.suffixes.items()),
+        key=lambda item: -len(item[0]),
+    )
+    for suffix, defense, options in suffixes:
         stem = model[: -len(suffix)]
         if model.endswith(suffix) and stem and ("backbones", stem) in registry:
             return Triple(dataset, stem, loss, defense, dict(options))
@@ -153,8 +145,26 @@ def parse_triple(text: str, registry: Any | None = None) -> Triple:
     raise AssertionError("unreachable")
 
 
+def _registry(registry: Any | None) -> Any:
+    if registry is None:
+        from ..plugins import get_registry
+
+        registry = get_registry()
+    return registry
+
+
+def plain_defense(registry: Any | None = None) -> str:
+    """The name of the registered plain (no-op) defense: what a run without a defense trains with."""
+    for component in _registry(registry).components("defenses"):
+        if component.record.plain:
+            return component.name
+    raise ConfigError("no defense given and no installed plugin registers a plain (no-op) defense; pass --defense (robrank list defenses)")
+
+
 def default_num_workers() -> int:
-    return min(8, os.cpu_count() or 1)
+    from ..runtime import default_num_workers as workers
+
+    return workers()
 
 
 def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainConfig:
@@ -165,10 +175,7 @@ def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainCon
     """
     from ..losses import resolve_loss
 
-    if registry is None:
-        from ..plugins import get_registry
-
-        registry = get_registry()
+    registry = _registry(registry)
     dataset = registry.component("datasets", config.dataset).record
     backbone = registry.component("backbones", config.backbone).record
     choice = resolve_loss(config.loss, metric=config.metric, miner=config.miner or None, registry=registry)
@@ -178,13 +185,18 @@ def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainCon
                 f"backbone {backbone.name!r} is a classifier; train it with a classification loss "
                 f"({', '.join(_classification_losses(registry)) or 'none registered'}), not {config.loss!r}"
             )
-        if (config.defense or "none") != "none":
+        if config.defense and not registry.get("defenses", config.defense).plain:
             raise ConfigError(f"adversarial training of classifiers is not implemented (as in the reference); drop --defense {config.defense}")
     elif backbone.task != TASK_RETRIEVAL:
         raise ConfigError(f"backbone {backbone.name!r} is a {backbone.task} model; pick an embedding backbone (robrank list backbones)")
     elif choice.record.batch != "SPC-2":
         hint = "pick a classifier backbone (robrank list backbones)" if choice.record.batch == TASK_CLASSIFICATION else "use a p* loss such as ptripletN"
         raise ConfigError(f"loss {config.loss!r} needs {choice.record.batch} batches; robrank train feeds SPC-2 pair batches to {backbone.name!r} ({hint})")
+    if choice.record.batch not in dataset.kinds:
+        raise ConfigError(
+            f"dataset {dataset.name!r} offers {', '.join(dataset.kinds)} batches, not the {choice.record.batch} "
+            f"batches loss {choice.record.name!r} trains on; pick another dataset (robrank list datasets)"
+        )
     if dataset.image_size != backbone.input_size or dataset.channels != backbone.channels:
         raise ConfigError(
             f"dataset {dataset.name!r} has {dataset.channels}x{dataset.image_size}x{dataset.image_size} images but backbone "
@@ -201,9 +213,12 @@ def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainCon
     values["backbone"] = backbone.name
     values["metric"] = choice.metric
     values["miner"] = choice.miner
+    if values["freeze_bn"] and not backbone.has_batchnorm:
+        raise ConfigError(f"backbone {backbone.name!r} has no BatchNorm layers to freeze; drop --freeze-bn")
     for key, default in defaults.items():
         if values[key] is None:
             values[key] = own.get(key, default)
+    values["freeze_bn"] = bool(values["freeze_bn"]) and backbone.has_batchnorm
     if values["milestones"] is not None:
         values["milestones"] = sorted(int(m) for m in values["milestones"])
         if values["lr_gamma"] is None:
@@ -217,14 +232,15 @@ def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainCon
         raise ConfigError(f"backbone {backbone.name!r} has no {values['pretrained']!r} weights (offers: {offered}); use --pretrained none")
     if values["num_workers"] is None:
         values["num_workers"] = default_num_workers()
-    defense = values["defense"] or "none"
-    if defense != "none":
-        defense = registry.component("defenses", defense).record.name
-    if defense != "none":
+    defense = registry.get("defenses", values["defense"] or plain_defense(registry))
+    if not defense.plain:
         values["defense_options"] = {**DEFENSE_DEFAULTS[family], **(values["defense_options"] or {})}
     elif values["defense_options"]:
-        raise ConfigError(f"options {', '.join(sorted(values['defense_options']))} need a defense; add --defense act (or est, ses, ...)")
-    values["defense"] = defense
+        given = ", ".join(sorted(values["defense_options"]))
+        raise ConfigError(
+            f"options {given} need a defense but no defense was given; add --defense NAME (robrank list defenses)"
+        )
+    values["defense"] = defense.name
     for key in ("epochs", "batch_size", "validate_every", "val_batch_size"):
         if int(values[key]) < 1:
             raise ConfigError(f"{key.replace('_', '-')} must be at least 1, got {values[key]}")
@@ -250,14 +266,6 @@ def learning_rate(config: TrainConfig, epoch: int) -> float:
     return float(config.lr) * float(config.lr_gamma if config.lr_gamma is not None else 0.1) ** passed
 
 
-def family_of(config: TrainConfig, registry: Any | None = None) -> int:
-    if registry is None:
-        from ..plugins import get_registry
-
-        registry = get_registry()
-    return size_family(registry.get("backbones", config.backbone).input_size)
-
-
 __all__ = [
     "TrainConfig",
     "Triple",
@@ -266,6 +274,6 @@ __all__ = [
     "resolve_config",
     "FAMILY_DEFAULTS",
     "DEFENSE_DEFAULTS",
-    "REFERENCE_DEFENSE_SUFFIXES",
+    "plain_defense",
     "RESUMABLE_KNOBS",
 ]

@@ -19,23 +19,27 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from ..data.base import ImageDataset, TensorImageDataset
-from ..defenses.base import Defense, NoDefense
+from ..defenses.base import Defense
 from ..errors import CheckpointError, ConfigError
 from ..io import save_checkpoint
 from ..metrics import CLASSIFICATION_KEYS, METRIC_KEYS, classification_metrics, retrieval_metrics
 from ..models.checkpoint import CHECKPOINT_DIR, FORMAT, FORMAT_VERSION, LAST, load_state, read_checkpoint
 from ..models.embedding import EmbeddingModel
+from ..runtime import resolve_device
 from . import distributed as dist_util
 from . import rundir
 from ..records import TASK_CLASSIFICATION, TASK_RETRIEVAL
-from .config import RESUMABLE_KNOBS, TrainConfig, learning_rate, resolve_config
+from .config import TrainConfig, learning_rate
 from .distributed import DistInfo
+
+if TYPE_CHECKING:
+    from ..plan import RunPlan
 
 
 @dataclass
@@ -66,74 +70,46 @@ class TrainParts:
 # ------------------------------------------------------------------------------------ setup
 
 
-def resolve_device(name: str, info: DistInfo = dist_util.SINGLE) -> torch.device:
-    """``auto`` -> CUDA when present; under several processes each rank takes its own GPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from exc
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("device cuda requested but torch sees no CUDA GPU; use --device cpu")
-        if info.enabled:
-            device = torch.device("cuda", info.local_rank)
-        elif device.index is None:
-            device = torch.device("cuda", torch.cuda.current_device())
-    return device
+def build_parts(plan: RunPlan | TrainConfig, registry: Any | None = None) -> TrainParts:
+    """Model, criterion and splits of a plan; the defense is the plan's (built and checked once).
 
-
-def build_parts(config: TrainConfig, registry: Any | None = None) -> TrainParts:
-    """Model, criterion, defense and splits for a resolved config (model init after manual_seed)."""
-    from ..data.loading import dataset_record, load_split
-    from ..losses import build_criterion, resolve_loss
+    A resolved TrainConfig is planned here (tests and notebooks that build parts by hand).
+    """
+    from ..data.loading import load_split
+    from ..losses import build_criterion
     from ..models.backbone import build_backbone
+    from ..plan import build_plan
 
-    if registry is None:
-        from ..plugins import get_registry
-
-        registry = get_registry()
+    if isinstance(plan, TrainConfig):
+        plan = build_plan(plan, registry)
+    config = plan.config
     torch.manual_seed(config.seed)
-    task = registry.get("backbones", config.backbone).task
     backbone = build_backbone(
         config.backbone,
         embedding_dim=config.embedding_dim,
         pretrained=None if config.pretrained in (None, "none") else config.pretrained,
         weights=config.weights,
+        registry=plan.registry,
     )
     model = EmbeddingModel(backbone, config.metric or "N")
-    choice = resolve_loss(config.loss, metric=config.metric, miner=config.miner or None)
-    criterion = build_criterion(choice)
-    defense = make_defense(config, registry)
-    defense.check(choice.record, choice.metric)
-    record = dataset_record(config.dataset)
-    train_set = load_split(config.dataset, "train", config.data_root, augment=True)
-    test_set = load_split(config.dataset, "test", config.data_root, augment=False)
-    return TrainParts(model, criterion, defense, train_set, test_set, record.test_classes(test_set), choice.record, task)
-
-
-def make_defense(config: TrainConfig, registry: Any | None = None) -> Defense:
-    if not config.defense or config.defense == "none":
-        return NoDefense()
-    if registry is None:
-        from ..plugins import get_registry
-
-        registry = get_registry()
-    return registry.create("defenses", config.defense, **dict(config.defense_options))
+    criterion = build_criterion(plan.loss, registry=plan.registry)
+    train_set = load_split(config.dataset, "train", config.data_root, augment=True, registry=plan.registry)
+    test_set = load_split(config.dataset, "test", config.data_root, augment=False, registry=plan.registry)
+    task = plan.registry.get("backbones", config.backbone).task
+    return TrainParts(model, criterion, plan.defense, train_set, test_set, plan.dataset.test_classes(test_set), plan.loss.record, task)
 
 
 def make_optimizers(config: TrainConfig, model: EmbeddingModel, criterion: nn.Module) -> list[torch.optim.Optimizer]:
-    """Adam (or ``config.optimizer``) over the backbone; the loss's own SGD for learnable loss params."""
+    """Adam (or ``config.optimizer``, with ``config.momentum``) over the backbone; the loss's own SGD for learnable loss params."""
+    cls = getattr(torch.optim, config.optimizer or "Adam")
     extra: dict[str, Any] = {}
     if config.momentum is not None:
         import inspect
 
-        cls = getattr(torch.optim, config.optimizer or "Adam")
         if "momentum" not in inspect.signature(cls).parameters:
             raise ConfigError(f"optimizer {config.optimizer} takes no momentum; use SGD (or RMSprop) or drop momentum")
         extra["momentum"] = float(config.momentum)
-    optimizers = [getattr(torch.optim, config.optimizer or "Adam")(model.backbone.parameters(), lr=config.lr, weight_decay=config.weight_decay, **extra)]
+    optimizers = [cls(model.backbone.parameters(), lr=config.lr, weight_decay=config.weight_decay, **extra)]
     loss_params = [p for p in criterion.parameters() if p.requires_grad]
     if loss_params:
         make = getattr(criterion, "make_optimizer", None)
@@ -166,12 +142,14 @@ class _Step(nn.Module):
 class _Batches:
     """One epoch's SPC-2 batches for this rank (plain batches for a classifier): in-memory gather or a DataLoader."""
 
-    def __init__(self, dataset: ImageDataset, config: TrainConfig, info: DistInfo, device: torch.device, *, pairs: bool = True) -> None:
+    def __init__(self, dataset: ImageDataset, config: TrainConfig, info: DistInfo, device: torch.device, *, layout: str = "SPC-2") -> None:
+        #: the batch layout (robrank.data.kinds) of the loss: SPC-2 pairs, or plain classification batches
+        self.layout = layout
+        self.pairs = layout != TASK_CLASSIFICATION
         self.dataset = dataset
         self.config = config
         self.info = info
         self.device = device
-        self.pairs = pairs
         self.in_memory = isinstance(dataset, TensorImageDataset)
         self.labels_cpu = dataset.labels.cpu()
         if self.in_memory:
@@ -214,26 +192,14 @@ class _Batches:
         yield from self._loader(batches, epoch)
 
     def _loader(self, batches: list[torch.Tensor], epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        from ..data.kinds import PairDataset
-
-        if not self.pairs:
-            loader = torch.utils.data.DataLoader(
-                self.dataset,
-                batch_sampler=[batch[:, 0].tolist() for batch in batches],
-                num_workers=self.config.num_workers,
-                pin_memory=self.device.type == "cuda",
-                generator=torch.Generator().manual_seed(self.config.seed * 100_003 + epoch),
-            )
-            for images, labels in loader:
-                yield images.to(self.device, non_blocking=True), labels.reshape(-1).to(self.device, non_blocking=True)
-            return
+        from ..data.kinds import build_kind
 
         # the partner of each anchor is redrawn inside PairDataset (per worker RNG); only
         # the anchors of the plan are used, so sharding and order still follow the plan
         sampler = [pairs[:, 0].tolist() for pairs in batches]
         loader_gen = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
         loader = torch.utils.data.DataLoader(
-            PairDataset(self.dataset),
+            build_kind(self.layout, self.dataset),
             batch_sampler=sampler,
             num_workers=self.config.num_workers,
             pin_memory=self.device.type == "cuda",
@@ -241,8 +207,9 @@ class _Batches:
             generator=loader_gen,
         )
         for images, labels in loader:
-            images = images.reshape(-1, *images.shape[2:]).to(self.device, non_blocking=True)
-            yield images, labels.reshape(-1).to(self.device, non_blocking=True)
+            if self.pairs:
+                images = images.reshape(-1, *images.shape[2:])
+            yield images.to(self.device, non_blocking=True), labels.reshape(-1).to(self.device, non_blocking=True)
 
 
 def embed_split(model: EmbeddingModel, dataset: ImageDataset, config: TrainConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -296,6 +263,10 @@ class _State:
     epoch_step: int = 0  # steps completed inside the current epoch
     epoch_generator: torch.Tensor | None = None  # sampler state at the start of the current epoch
     history: list[dict[str, Any]] = field(default_factory=list)
+    # the current epoch's running loss (rank 0's): saved inside an epoch so a resumed epoch
+    # reports the mean over all its steps, exactly as an uninterrupted one
+    loss_sum: torch.Tensor | None = None
+    loss_count: int = 0
 
 
 def _rng_payload(generator: torch.Generator, state: _State, info: DistInfo, device: torch.device) -> dict[str, Any]:
@@ -322,6 +293,10 @@ def _save(run_dir: Path, config: TrainConfig, parts: TrainParts, optimizers: lis
         "step": state.step,
         "epoch_step": state.epoch_step,
         "world_size": info.world_size,
+        "epoch_loss": {
+            "sum": (state.loss_sum if state.loss_sum is not None else torch.zeros(())).detach().float().cpu(),
+            "count": state.loss_count,
+        },
         "model": parts.model.state_dict(),
         "criterion": parts.criterion.state_dict(),
         "optimizers": [opt.state_dict() for opt in optimizers],
@@ -361,6 +336,10 @@ def _restore(run_dir: Path, parts: TrainParts, optimizers: list[torch.optim.Opti
     if rng.get("generator") is not None:
         generator.set_state(rng["generator"])
     state = _State(epoch=int(payload["epoch"]), step=int(payload["step"]), epoch_step=int(payload.get("epoch_step", 0)))
+    epoch_loss = payload.get("epoch_loss") or {}
+    if state.epoch_step > 0 and isinstance(epoch_loss.get("sum"), torch.Tensor):
+        state.loss_sum = epoch_loss["sum"].to(device)
+        state.loss_count = int(epoch_loss.get("count", 0))
     state.history = rundir.read_metrics(run_dir)
     return state
 
@@ -376,8 +355,12 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     info: DistInfo = dist_util.SINGLE,
+    run_section: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Train ``parts`` under a resolved ``config``; files go to ``run_dir`` (rank 0 only)."""
+    """Train ``parts`` under a resolved ``config``; files go to ``run_dir`` (rank 0 only).
+
+    A fresh run writes config.json first (with ``run_section``, the plan's ``run`` part).
+    """
     started = time.perf_counter()
     device = resolve_device(config.device, info)
     if device.type == "cuda":
@@ -395,7 +378,8 @@ def fit(
         state = _restore(run_dir, parts, optimizers, scaler, generator, info, device)
     elif info.is_main:
         settings = defense.settings() if hasattr(defense, "settings") else None
-        rundir.write_config(run_dir, config, str(device), info.world_size, settings)
+        rundir.write_config(run_dir, config, device=str(device), world_size=info.world_size, defense_settings=settings,
+                            run=run_section)
 
     model.train()
     if config.freeze_bn and not getattr(defense, "trains_batchnorm", False):
@@ -412,7 +396,7 @@ def fit(
 
         step_module = DistributedDataParallel(step_module, device_ids=[device.index] if device.type == "cuda" else None)
 
-    batches = _Batches(parts.train_set, config, info, device, pairs=parts.task != TASK_CLASSIFICATION)
+    batches = _Batches(parts.train_set, config, info, device, layout=getattr(parts.loss_record, "batch", "SPC-2"))
     amp = _autocast(config, device)
     stop = False
     last_metrics: dict[str, float] = dict(state.history[-1]) if state.history else {}
@@ -428,7 +412,10 @@ def fit(
         plan = batches.plan(generator)
         skip = state.epoch_step
         bar = _progress(progress and info.is_main, len(plan), skip, f"epoch {state.epoch + 1}/{config.epochs}")
-        loss_sum, loss_count, tick, tick_images = torch.zeros((), device=device), 0, time.perf_counter(), 0
+        if skip == 0 or state.loss_sum is None:
+            state.loss_sum, state.loss_count = torch.zeros((), device=device), 0
+        loss_sum = state.loss_sum
+        tick, tick_images = time.perf_counter(), 0
         epoch_started = time.perf_counter()
         try:
             for images, labels in batches.iterate(plan[skip:], state.epoch):
@@ -449,7 +436,7 @@ def fit(
                 state.step += 1
                 state.epoch_step += 1
                 loss_sum += loss.detach().float()
-                loss_count += 1
+                state.loss_count += 1
                 tick_images += images.shape[0] * info.world_size
                 if bar is not None and (state.epoch_step % 10 == 0 or state.epoch_step == len(plan)):
                     now = time.perf_counter()
@@ -478,7 +465,7 @@ def fit(
         final = state.epoch >= config.epochs or stop
         record: dict[str, Any] | None = None
         if info.is_main and (finished_epoch and state.epoch % config.validate_every == 0 or final):
-            mean_loss = float(loss_sum) / max(loss_count, 1)
+            mean_loss = float(loss_sum) / max(state.loss_count, 1)
             if parts.test_set is not None:
                 val_started = time.perf_counter()
                 metrics = validate(model, parts.test_set, parts.num_test_classes, config, device, parts.task)
@@ -514,70 +501,43 @@ def _progress(enabled: bool, total: int, initial: int, desc: str) -> Any:
 # --------------------------------------------------------------------------------- entry
 
 
-def check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
-    """A resumed run must learn the same thing: only runtime knobs may differ."""
-    current = config.to_dict()
-    differing = [k for k in current if k not in RESUMABLE_KNOBS and k in saved and saved[k] != current[k]]
-    if differing:
-        shown = ", ".join(f"{k} (run: {saved[k]!r}, now: {current[k]!r})" for k in differing[:4])
-        raise ConfigError(f"cannot resume: the run was trained with different settings: {shown}; drop those options or start a new run")
-
-
-def prepare_run_dir(config: TrainConfig, resume: bool) -> tuple[TrainConfig, Path]:
-    """The run directory to use and the config to run (for a resume: the saved one + runtime knobs)."""
-    if resume:
-        if config.run_dir:
-            run_dir = Path(config.run_dir)
-        else:
-            found = rundir.latest_run_dir(config)
-            if found is None:
-                raise ConfigError(f"nothing to resume: no run of {rundir.run_name(config)} with a checkpoint under {rundir.RUNS}/; pass --run-dir")
-            run_dir = found
-        if not (run_dir / CHECKPOINT_DIR / LAST).is_file():
-            raise CheckpointError(f"cannot resume {run_dir}: it has no {CHECKPOINT_DIR}/{LAST} yet; start it again without --resume")
-        saved = rundir.read_config(run_dir)
-        check_resumable(saved, config)
-        merged = {**saved, **{k: v for k, v in config.to_dict().items() if k in RESUMABLE_KNOBS}}
-        merged["run_dir"] = str(run_dir)
-        return TrainConfig.from_dict(merged), run_dir
-    run_dir = Path(config.run_dir) if config.run_dir else rundir.new_run_dir(config)
-    if (run_dir / CHECKPOINT_DIR / LAST).exists():
-        raise ConfigError(f"run directory {run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
-    config = TrainConfig.from_dict({**config.to_dict(), "run_dir": str(run_dir)})
-    return config, run_dir
-
-
-def train(config: TrainConfig, *, resume: bool = False, progress: bool = True, devices: int | None = None) -> TrainResult:
+def train(
+    plan: RunPlan | TrainConfig, *, resume: bool = False, progress: bool = True, devices: int | None = None
+) -> TrainResult:
     """Train a model as ``robrank train`` does; returns the run directory and final metrics.
 
-    ``devices`` > 1 spawns that many processes (one per GPU, or gloo on CPU); under torchrun
-    the process group comes from the environment. ``batch_size`` is per process.
+    ``plan`` comes from :func:`robrank.plan.plan_training` (or ``plan_run``); a TrainConfig
+    is planned here with ``resume``. ``devices`` > 1 spawns that many processes (one per
+    GPU, or gloo on CPU); under torchrun the process group comes from the environment.
+    ``batch_size`` is per process.
     """
+    from ..plan import plan_training
+
     started = time.perf_counter()
+    if isinstance(plan, TrainConfig):
+        plan = plan_training(plan, resume=resume)
     info = dist_util.from_env()
-    resolved = resolve_config(config)
+    if plan.resume and info.is_main:
+        _record_run_section(plan)
     if devices is not None and devices > 1 and not info.enabled:
-        resolved, run_dir = prepare_run_dir(resolved, resume)
-        if resolve_device(resolved.device).type == "cuda" and torch.cuda.device_count() < devices:
+        if resolve_device(plan.config.device).type == "cuda" and torch.cuda.device_count() < devices:
             raise ConfigError(f"--devices {devices} but only {torch.cuda.device_count()} CUDA GPU(s) are visible")
-        dist_util.spawn(_spawned_worker, devices, (resolved.to_dict(), resume, progress))
-        history = rundir.read_metrics(run_dir)
+        dist_util.spawn(_spawned_worker, devices, (plan.config.to_dict(), plan.resume, progress, plan.run_section()))
+        history = rundir.read_metrics(plan.run_dir)
         last = history[-1] if history else {}
         metrics = {k: float(v) for k, v in last.items() if k in METRIC_KEYS + CLASSIFICATION_KEYS}
-        return TrainResult(run_dir=run_dir, metrics=metrics, seconds=time.perf_counter() - started,
+        return TrainResult(run_dir=plan.run_dir, metrics=metrics, seconds=time.perf_counter() - started,
                            epochs=int(last.get("epoch", 0)), steps=int(last.get("step", 0)))
     if info.enabled:
-        # every rank must agree on the run directory (its timestamp): rank 0 decides
-        device = resolve_device(resolved.device, info)
+        # every rank must agree on the run directory (its timestamp): rank 0's plan decides
+        device = resolve_device(plan.config.device, info)
         dist_util.init_process_group(info, device)
-        chosen = dist_util.broadcast_object(info, prepare_run_dir(resolved, resume)[0].to_dict() if info.is_main else None)
-        resolved = TrainConfig.from_dict(chosen)
-        run_dir = Path(resolved.run_dir)
-    else:
-        resolved, run_dir = prepare_run_dir(resolved, resume)
+        chosen = dist_util.broadcast_object(info, plan.config.to_dict() if info.is_main else None)
+        plan = plan.with_config(TrainConfig.from_dict(chosen))
     try:
-        parts = build_parts(resolved)
-        result = fit(resolved, parts, run_dir, resume=resume, progress=progress, info=info)
+        parts = build_parts(plan)
+        result = fit(plan.config, parts, plan.run_dir, resume=plan.resume, progress=progress, info=info,
+                     run_section=plan.run_section())
     finally:
         if info.enabled:
             dist_util.destroy_process_group()
@@ -585,8 +545,31 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True, d
     return result
 
 
-def _spawned_worker(rank: int, world_size: int, config: dict[str, Any], resume: bool, progress: bool) -> None:
-    train(TrainConfig.from_dict(config), resume=resume, progress=progress)
+def _record_run_section(plan: RunPlan) -> None:
+    """A resumed ``robrank run`` on a directory whose config.json lacks (or has another) ``run`` section."""
+    section = plan.run_section()
+    if section is None:
+        return
+    saved = rundir.read_payload(plan.run_dir).get("run")
+    if saved != section:
+        rundir.write_config(plan.run_dir, run=section)
+
+
+def _spawned_worker(
+    rank: int, world_size: int, config: dict[str, Any], resume: bool, progress: bool, run_section: dict[str, Any] | None
+) -> None:
+    """One ``--devices`` process: the parent planned (and locked) the run, so the plan is only rebuilt."""
+    from ..plan import build_plan
+
+    plan = build_plan(TrainConfig.from_dict(config), resume=resume)
+    info = dist_util.from_env()
+    device = resolve_device(plan.config.device, info)
+    dist_util.init_process_group(info, device)
+    try:
+        parts = build_parts(plan)
+        fit(plan.config, parts, plan.run_dir, resume=resume, progress=progress, info=info, run_section=run_section)
+    finally:
+        dist_util.destroy_process_group()
 
 
 __all__ = ["TrainResult", "TrainParts", "train", "fit", "build_parts", "validate", "embed_split", "make_optimizers", "resolve_device"]

@@ -4,30 +4,61 @@
 (the resolved config plus the provenance needed to trust a number: versions, git commit,
 host, device), ``metrics.jsonl`` (one line per validation) and ``checkpoints/last.pt``
 (+ ``epoch-<E>.pt`` with ``--keep-epochs``). Everything is written atomically.
+
+``config.json`` has one writer, :func:`write_config`; the ``run`` section that ``robrank
+run`` adds (profile, swipe settings, defaults it chose) goes through the same function.
+
+A process working on a run directory holds its lock (:func:`locked`): a second ``train``,
+``run`` or ``swipe`` on the same directory refuses at once, naming the holder's PID, instead
+of interleaving ``metrics.jsonl`` lines. The lock is an ``flock`` on ``<run>/.lock``, which
+the kernel releases when its holder dies, so the lock of a killed process is stale by
+construction and the next process takes it over (rewriting the PID in the file).
 """
 from __future__ import annotations
 
 import datetime as _dt
+import json
+import os
 import platform
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..errors import CheckpointError, RobrankError
 from ..io import append_jsonl, read_jsonl, write_json
+from ..models.checkpoint import CHECKPOINT_DIR, LAST
 from .config import TrainConfig
 
 RUNS = Path("runs")
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
+LOCK_FILE = ".lock"
 
 
-def run_name(config: TrainConfig) -> str:
+def run_name(config: TrainConfig, registry: Any | None = None) -> str:
+    """``dataset-backbone-loss[-defense]``; a plain (no-op) defense is left out."""
     parts = [config.dataset, config.backbone, config.loss]
-    if config.defense and config.defense != "none":
+    if config.defense and not _is_plain(config.defense, registry):
         parts.append(config.defense)
     return "-".join(parts)
+
+
+def _is_plain(defense: str, registry: Any | None) -> bool:
+    if registry is None:
+        from ..plugins import get_registry
+
+        registry = get_registry()
+    if ("defenses", defense) not in registry:
+        return False
+    return bool(registry.get("defenses", defense).plain)
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    return (Path(run_dir) / CHECKPOINT_DIR / LAST).is_file()
 
 
 def new_run_dir(config: TrainConfig, root: Path = RUNS) -> Path:
@@ -46,8 +77,8 @@ def latest_run_dir(config: TrainConfig, root: Path = RUNS) -> Path | None:
     if not root.is_dir():
         return None
     prefix = run_name(config) + "-"
-    candidates = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(prefix) and (p / "checkpoints" / "last.pt").is_file()]
-    return max(candidates, key=lambda p: (p / "checkpoints" / "last.pt").stat().st_mtime, default=None)
+    candidates = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(prefix) and has_checkpoint(p)]
+    return max(candidates, key=lambda p: (p / CHECKPOINT_DIR / LAST).stat().st_mtime, default=None)
 
 
 def git_commit() -> str | None:
@@ -79,29 +110,123 @@ def provenance(device: str, world_size: int) -> dict[str, Any]:
 
 
 def write_config(
-    run_dir: Path, config: TrainConfig, device: str, world_size: int, defense_settings: dict[str, Any] | None = None
+    run_dir: Path,
+    config: TrainConfig | None = None,
+    *,
+    device: str | None = None,
+    world_size: int | None = None,
+    defense_settings: dict[str, Any] | None = None,
+    run: dict[str, Any] | None = None,
 ) -> None:
-    """``defense_settings`` are the defense's resolved options, defaults included, so a run
-    says what it trained with even after a default changes (e.g. EST's ``pairwise_eps``)."""
-    payload = {"config": config.to_dict(), "seed": config.seed, **provenance(device, world_size)}
-    if defense_settings is not None:
-        payload["defense_settings"] = defense_settings
-    write_json(run_dir / CONFIG_FILE, payload)
+    """The one writer of ``config.json``.
+
+    With ``config`` (a run starting): the resolved config, provenance and the defense's
+    resolved options (defaults included, so a run says what it trained with even after a
+    default changes). With only ``run``: the existing file gains or updates its ``run``
+    section and keeps everything else.
+    """
+    path = Path(run_dir) / CONFIG_FILE
+    if config is not None:
+        payload: dict[str, Any] = {"config": config.to_dict(), "seed": config.seed, **provenance(str(device), int(world_size or 1))}
+        if defense_settings is not None:
+            payload["defense_settings"] = defense_settings
+    else:
+        payload = read_payload(Path(run_dir))
+    if run is not None:
+        payload["run"] = run
+    write_json(path, payload)
 
 
-def read_config(run_dir: Path) -> dict[str, Any]:
-    import json
-
-    from ..errors import CheckpointError
-
-    path = run_dir / CONFIG_FILE
+def read_payload(run_dir: Path) -> dict[str, Any]:
+    """The whole ``config.json`` of a run directory (one-line error when it is missing or damaged)."""
+    path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise CheckpointError(f"{run_dir} is not a robrank run directory (no {CONFIG_FILE})")
     try:
         payload = json.loads(path.read_text())
-        return dict(payload["config"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except ValueError as exc:
         raise CheckpointError(f"{path} is damaged ({exc}); restore it or start a new run") from exc
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"{path} is damaged (not a JSON object); restore it or start a new run")
+    return payload
+
+
+def config_of(payload: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    try:
+        return dict(payload["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{Path(run_dir) / CONFIG_FILE} is damaged (no config: {exc}); restore it or start a new run") from exc
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """The saved training config of a run directory."""
+    return config_of(read_payload(run_dir), run_dir)
+
+
+# ------------------------------------------------------------------------------------ lock
+
+
+class RunLockedError(RobrankError):
+    """Another live process works on this run directory."""
+
+
+#: run directories this process holds: resolved path -> [fd, depth]; a command that trains
+#: and then swipes takes the lock once, the nested takes are free
+_HELD: dict[Path, list[int]] = {}
+
+
+@contextmanager
+def locked(run_dir: str | os.PathLike[str], command: str = "robrank") -> Iterator[Path]:
+    """Hold ``run_dir``'s lock for the block; RunLockedError at once if a live process holds it."""
+    directory = Path(run_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    key = directory.resolve()
+    if key in _HELD:
+        _HELD[key][1] += 1
+        try:
+            yield directory
+        finally:
+            _HELD[key][1] -= 1
+        return
+    try:
+        import fcntl
+    except ImportError:  # no flock on this platform: run unlocked, as before the lock existed
+        yield directory
+        return
+    path = directory / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = _holder(fd)
+        os.close(fd)
+        raise RunLockedError(
+            f"run directory {directory} is in use by process {holder.get('pid', '?')} "
+            f"({holder.get('command', 'robrank')} on {holder.get('host', '?')}); wait for it to finish or stop that process"
+        ) from None
+    # the lock is ours: any PID left in the file is a killed process's (stale); take it over
+    record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "command": command}) + "\n"
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, record.encode(), 0)
+    _HELD[key] = [fd, 1]
+    try:
+        yield directory
+    finally:
+        del _HELD[key]
+        try:
+            os.ftruncate(fd, 0)  # the file stays (unlinking it would race a waiting opener)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def _holder(fd: int) -> dict[str, Any]:
+    try:
+        text = os.pread(fd, 4096, 0).decode(errors="replace")
+        found = json.loads(text)
+        return found if isinstance(found, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:

@@ -1,0 +1,296 @@
+"""Option groups and option types shared by the commands, declared once.
+
+A command stacks the groups it needs (``@training_options``, ``@device_option`` ...), so
+``train`` and ``run`` accept the same training options with the same help, and a short
+option means one thing in every command:
+
+====  ===================  ==========================================================
+``-C``  ``--config``         reference triple DATASET:MODEL:LOSS (train, run)
+``-b``  ``--batch-size``     the batch of the command's main loop (training pairs; attack
+                             queries; embedding images)
+``-D``  ``--device``         cpu, cuda, cuda:N or auto
+``-o``  ``--option``         a defense option KEY=VALUE (train, run)
+``-p``  ``--profile``        swipe profile (swipe, run)
+``-m``  ``--max-batches``    stop each attack after N batches (attack, swipe, run)
+``-A``  ``--attack``         attack spec (attack)
+``-f``  ``--format``         output format (report)
+``-q``  ``--quiet``          no progress bars or progress lines, only the result
+====  ===================  ==========================================================
+
+Defaults are shown one way everywhere: ``[default: X]`` at the end of the help text (options
+whose "not given" matters, e.g. for ``--resume``, default to None and state their default
+in words). New shared options and types belong here, so other commands can reuse them.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+from ..runtime import AUTO
+
+F = Callable[..., Any]
+
+
+def with_default(text: str, default: Any) -> str:
+    """``text`` with the default in the one style every command uses: ``Text [default: X].``"""
+    return f"{text.rstrip('.')} [default: {default}]."
+
+
+def group(*decorators: F) -> F:
+    """Several click decorators as one (applied in the order listed, top to bottom in --help)."""
+
+    def apply(func: F) -> F:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
+
+
+# --------------------------------------------------------------------------------- types
+
+
+class KeyValue(click.ParamType):
+    """``KEY=VALUE`` -> (key, value), values decoded as JSON where they parse (numbers, true/false)."""
+
+    name = "KEY=VALUE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, Any]:
+        if isinstance(value, tuple):
+            return value
+        from ..errors import ConfigError
+
+        try:
+            return parse_key_value(str(value))
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def parse_key_value(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` -> (key, value) with JSON-ish values (numbers, true/false) decoded."""
+    from ..errors import ConfigError
+
+    key, sep, raw = text.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not key:
+        raise ConfigError(f"option {text!r} is not KEY=VALUE (e.g. -o src=softhard -o ics=true)")
+    raw = raw.strip()
+    lowered = raw.lower()
+    if lowered in ("true", "false"):
+        return key, lowered == "true"
+    try:
+        return key, json.loads(raw)
+    except ValueError:
+        return key, raw
+
+
+class SuggestingChoice(click.Choice):
+    """A Choice that also accepts a unique prefix or the singular of a plural choice, and
+    suggests the closest choices for anything else (``robrank list attack`` -> attacks)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = str(value)
+        folded = {c.lower(): c for c in self.choices}
+        if text.lower() in folded:
+            return folded[text.lower()]
+        for candidate in (text.lower() + "s", text.lower() + "es"):
+            if candidate in folded:
+                return folded[candidate]
+        starts = [c for low, c in folded.items() if low.startswith(text.lower())]
+        if len(starts) == 1:
+            return starts[0]
+        close = difflib.get_close_matches(text.lower(), list(folded), n=3, cutoff=0.5)
+        hint = f"; did you mean {' or '.join(repr(folded[c]) for c in close)}?" if close else ""
+        self.fail(f"{text!r} is not one of {', '.join(map(repr, self.choices))}{hint}", param, ctx)
+
+
+def suggest(name: str, known: Sequence[str]) -> str:
+    """``; did you mean 'x'?`` for the closest known names, or an empty string."""
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+# ----------------------------------------------------------------------- single options
+
+device_option = click.option(
+    "-D", "--device", default=None, help=with_default("cpu, cuda, cuda:N or auto (CUDA when torch sees a GPU).", AUTO)
+)
+data_root_option = click.option(
+    "--data-root", type=click.Path(file_okay=False, path_type=str), default=None,
+    help=with_default("Dataset root.", "$ROBRANK_DATA, then each dataset's own places"),
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (nothing else on stdout).")
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bars or progress lines; print only the result.")
+no_progress_option = click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
+output_group = group(json_option, quiet_option, no_progress_option)
+seed_option = click.option("--seed", type=int, default=None, help=with_default("Seed of initialisation, sampling and the attacks' random selections.", 0))
+semantics_option = click.option(
+    "--semantics", type=click.Choice(["reference", "fixed"]), default=None,
+    help=with_default("reference: reproduce the reference attacks' quirks (published ERS); fixed: corrected attacks.", "reference"),
+)
+max_batches_option = click.option(
+    "-m", "--max-batches", type=click.IntRange(min=1), default=None,
+    help="Stop each attack after this many batches (quick checks; not a full result).",
+)
+profile_option = click.option("-p", "--profile", default=None, help="Swipe profile (robrank list profiles).")
+amp_flag = click.option("--amp", is_flag=True, default=None, help="Mixed precision (fp16 on CUDA, bf16 on CPU); speed, metrics move slightly.")
+compile_flag = click.option("--compile", "compile", is_flag=True, default=None, help="torch.compile the backbone (speed on a GPU; the first steps compile).")
+num_workers_option = click.option(
+    "--num-workers", type=click.IntRange(min=0), default=None,
+    help=with_default("DataLoader workers decoding image files.", "one per CPU, at most 8"),
+)
+
+
+# ------------------------------------------------------------------------------- groups
+
+#: the training settings shared by ``train`` and ``run`` (None = not given)
+TRAINING_KEYS: tuple[str, ...] = (
+    "dataset", "backbone", "loss", "metric", "miner", "epochs", "batch_size", "lr", "weight_decay", "optimizer",
+    "embedding_dim", "pretrained", "weights", "freeze_bn", "seed", "device", "amp", "compile", "num_workers",
+    "validate_every", "val_batch_size", "data_root", "run_dir", "max_steps", "checkpoint_every", "keep_epochs",
+)
+DEFENSE_KEYS: tuple[str, ...] = ("eps", "alpha", "pgditer")
+
+model_options = group(
+    click.option("-C", "--config", "triple", metavar="DATASET:MODEL:LOSS", default=None,
+                 help="Reference-style config; a defense's suffix on MODEL trains with it (robrank list defenses)."),
+    click.option("--dataset", default=None, help="Dataset (robrank list datasets)."),
+    click.option("--backbone", default=None, help="Backbone name or alias (robrank list backbones)."),
+    click.option("--loss", default=None, help="Loss: a reference name or a family with --metric/--miner (robrank list losses)."),
+    click.option("--metric", type=click.Choice(["C", "E", "N"]), default=None, help="Distance metric when --loss is a family name."),
+    click.option("--miner", default=None, help=with_default("Triplet miner (robrank list miners).", "the loss's own")),
+)
+
+defense_options = group(
+    click.option("--plugin", "--defense", "defense", default=None,
+                 help=with_default("Adversarial-training defense (robrank list defenses).", "the plain defense: no adversarial training")),
+    click.option("--eps", type=float, default=None, help=with_default("Defense: L-inf budget in [0,1] pixels.", "28x28: 77/255, 224x224: 8/255")),
+    click.option("--alpha", type=float, default=None, help=with_default("Defense: PGD step size.", "28x28: 3/255, 224x224: 1/255")),
+    click.option("--pgditer", type=click.IntRange(min=1), default=None, help=with_default("Defense: PGD steps (1 = FGSM).", 32)),
+    click.option("-o", "--option", "defense_option", type=KeyValue(), multiple=True,
+                 help="A defense-specific option, repeatable (see docs/defenses.md)."),
+    click.option("--ics", is_flag=True, default=None, help="Add the intra-class structure term (defenses with an ics option)."),
+)
+
+_BATCH_HELP = (
+    "SPC-2 pairs per step PER PROCESS (2x that many images); with --devices N or torchrun the "
+    "effective batch is batch-size x N, as in the reference."
+)
+
+schedule_options = group(
+    click.option("--epochs", type=click.IntRange(min=1), default=None, help=with_default("Epochs of SPC-2 pairs.", "8 for 28x28, 75 for 224x224")),
+    click.option("-b", "--batch-size", "batch_size", type=click.IntRange(min=1), default=None,
+                 help=with_default(_BATCH_HELP, "128 for 28x28, 56 for 224x224")),
+    click.option("--lr", type=float, default=None, help=with_default("Learning rate.", "1e-3 for 28x28, 1e-5 for 224x224")),
+    click.option("--weight-decay", type=float, default=None, help=with_default("Weight decay.", "1e-7 for 28x28, 4e-4 for 224x224")),
+    click.option("--optimizer", default=None, help=with_default("torch.optim class for the backbone.", "Adam")),
+    click.option("--embedding-dim", type=click.IntRange(min=1), default=None, help=with_default("Embedding size.", "the backbone's")),
+    click.option("--pretrained", type=click.Choice(["imagenet", "none"]), default=None,
+                 help=with_default("Initial weights.", "imagenet where the backbone has them")),
+    click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None,
+                 help="Local file with the backbone's initial weights."),
+    click.option("--freeze-bn/--no-freeze-bn", "freeze_bn", default=None,
+                 help=with_default("Keep BatchNorm in eval mode.", "on for 224x224 backbones with BatchNorm, unless the defense trains BN")),
+    seed_option,
+)
+
+runtime_options = group(
+    device_option,
+    amp_flag,
+    compile_flag,
+    num_workers_option,
+    click.option("--validate-every", type=click.IntRange(min=1), default=None, help=with_default("Validate every N epochs.", "1 for 28x28, 5 for 224x224")),
+    click.option("--val-batch-size", type=click.IntRange(min=1), default=None,
+                 help=with_default("Batch size when embedding the test split.", "128 / 112")),
+    data_root_option,
+    click.option("--run-dir", type=click.Path(file_okay=False, path_type=str), default=None,
+                 help=with_default("Run directory.", "runs/DATASET-BACKBONE-LOSS[-DEFENSE]-TIMESTAMP")),
+    click.option("--resume", is_flag=True,
+                 help="Continue the run in --run-dir (or the newest matching one under runs/); settings not passed come from it."),
+    click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many optimiser steps (quick checks)."),
+    click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, help="Also checkpoint every N steps inside an epoch."),
+    click.option("--keep-epochs", is_flag=True, default=None, help="Keep checkpoints/epoch-E.pt for every epoch besides last.pt."),
+)
+
+#: everything ``train`` and ``run`` share
+training_options = group(model_options, defense_options, schedule_options, runtime_options)
+
+
+def training_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """The TrainConfig fields the user passed (no None), defense options folded in."""
+    values = {k: options[k] for k in TRAINING_KEYS if options.get(k) is not None}
+    defense_opts = {k: options[k] for k in DEFENSE_KEYS if options.get(k) is not None}
+    for key, value in options.get("defense_option") or ():
+        defense_opts[key] = value
+    if options.get("ics"):
+        defense_opts["ics"] = True
+    if options.get("defense"):
+        values["defense"] = options["defense"]
+    if defense_opts:
+        values["defense_options"] = defense_opts
+    return values
+
+
+def apply_triple(triple: str | None, values: dict[str, Any], registry: Any | None = None) -> dict[str, Any]:
+    """``values`` with ``-C DATASET:MODEL:LOSS`` folded in (a conflict with --dataset/... is an error)."""
+    if not triple:
+        return values
+    from ..errors import ConfigError
+    from ..training.config import parse_triple
+
+    for key in ("dataset", "backbone", "loss"):
+        if values.get(key):
+            raise ConfigError(f"give either -C DATASET:MODEL:LOSS or --{key}, not both")
+    parsed = parse_triple(triple, registry)
+    values = {**values, "dataset": parsed.dataset, "backbone": parsed.backbone, "loss": parsed.loss}
+    from ..training.config import plain_defense
+
+    if parsed.defense != plain_defense(registry):
+        given = values.get("defense")
+        if given and given != parsed.defense:
+            model = triple.split(":")[1]
+            raise ConfigError(f"-C model {model!r} already implies defense {parsed.defense!r}; drop --plugin/--defense")
+        values["defense"] = parsed.defense
+        values["defense_options"] = {**parsed.defense_options, **(values.get("defense_options") or {})}
+    return values
+
+
+def echo_json(payload: Any) -> None:
+    click.echo(json.dumps(payload, indent=2, default=str))
+
+
+__all__ = [
+    "with_default",
+    "group",
+    "KeyValue",
+    "parse_key_value",
+    "SuggestingChoice",
+    "suggest",
+    "device_option",
+    "data_root_option",
+    "json_option",
+    "quiet_option",
+    "no_progress_option",
+    "output_group",
+    "seed_option",
+    "semantics_option",
+    "max_batches_option",
+    "profile_option",
+    "amp_flag",
+    "compile_flag",
+    "num_workers_option",
+    "model_options",
+    "defense_options",
+    "schedule_options",
+    "runtime_options",
+    "training_options",
+    "training_settings",
+    "apply_triple",
+    "echo_json",
+    "TRAINING_KEYS",
+    "DEFENSE_KEYS",
+]

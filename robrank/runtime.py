@@ -1,0 +1,60 @@
+"""Where work runs: the one "CUDA when present" rule and the one worker-count rule.
+
+Every command (train, run, eval, attack, swipe) and the library functions below them ask
+here, so ``--device auto`` and an unset ``--num-workers`` mean the same thing everywhere.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+#: the value of ``--device`` that means "CUDA when torch sees a GPU, else the CPU"
+AUTO = "auto"
+#: DataLoader workers are capped here: JPEG decoding stops scaling well before that on one node
+MAX_WORKERS = 8
+
+
+def default_device() -> str:
+    """``cuda`` when torch sees a GPU, else ``cpu``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def device_name(name: str | None) -> str:
+    """``name`` with ``None``/``auto`` replaced by :func:`default_device`."""
+    return default_device() if name in (None, "", AUTO) else str(name)
+
+
+def resolve_device(name: str | None, info: Any = None) -> Any:
+    """The ``torch.device`` for ``--device`` (``auto``: CUDA when present).
+
+    Under several processes (``info``: a :class:`~robrank.training.distributed.DistInfo`)
+    each rank takes the GPU of its local rank. Unknown names and a CUDA request without a
+    GPU are one-line ConfigErrors.
+    """
+    import torch
+
+    from .errors import ConfigError
+
+    name = device_name(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("device cuda requested but torch sees no CUDA GPU; use --device cpu")
+        if info is not None and info.enabled:
+            device = torch.device("cuda", info.local_rank)
+        elif device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def default_num_workers() -> int:
+    """DataLoader workers for file datasets: one per CPU, at most :data:`MAX_WORKERS`."""
+    return min(MAX_WORKERS, os.cpu_count() or 1)
+
+
+__all__ = ["AUTO", "MAX_WORKERS", "default_device", "device_name", "resolve_device", "default_num_workers"]
