@@ -50,6 +50,18 @@ class SwipePlan:
         suffix = "" if self.semantics == DEFAULT_SEMANTICS else f"-{self.semantics}"
         return f"swipe-{self.profile}{suffix}.json"
 
+    def runner_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`robrank.swipe.swipe` this plan fixes (device resolved now)."""
+        from .runtime import device_name
+
+        return {
+            "device": device_name(self.device),
+            "batch_size": self.batch_size,
+            "max_batches": self.max_batches,
+            "seed": self.seed,
+            "semantics": self.semantics,
+        }
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "batch_size": self.batch_size,
@@ -112,10 +124,12 @@ def _registry(registry: Any | None) -> Any:
     return registry
 
 
-def build_plan(config: TrainConfig, registry: Any | None = None, **extra: Any) -> RunPlan:
+def build_plan(config: TrainConfig, registry: Any | None = None, *, build_defense: bool = True, **extra: Any) -> RunPlan:
     """The plan of an already placed config: resolve it and build and check its components.
 
-    Touches no file; :func:`plan_training` decides the run directory first.
+    Touches no file; :func:`plan_training` decides the run directory first. Commands that
+    only read a trained model (eval) pass ``build_defense=False``: the defense that trained
+    it need not be installed to measure it.
     """
     from .losses import resolve_loss
 
@@ -124,8 +138,10 @@ def build_plan(config: TrainConfig, registry: Any | None = None, **extra: Any) -
     dataset = registry.get("datasets", resolved.dataset)
     backbone = registry.get("backbones", resolved.backbone)
     choice = resolve_loss(resolved.loss, metric=resolved.metric, miner=resolved.miner or None, registry=registry)
-    defense = registry.create("defenses", str(resolved.defense), **dict(resolved.defense_options))
-    defense.check(choice.record, choice.metric)
+    defense = None
+    if build_defense:
+        defense = registry.create("defenses", str(resolved.defense), **dict(resolved.defense_options))
+        defense.check(choice.record, choice.metric)
     return RunPlan(config=resolved, registry=registry, dataset=dataset, backbone=backbone, loss=choice, defense=defense, **extra)
 
 
@@ -215,6 +231,24 @@ def merge_saved(saved: Mapping[str, Any], given: Mapping[str, Any], registry: An
             + "; drop those options to continue it, or start a new run"
         )
     return TrainConfig.from_dict(resolved)
+
+
+def saved_plan(saved: Mapping[str, Any], runtime: Mapping[str, Any] | None = None, registry: Any | None = None) -> RunPlan:
+    """The plan a trained model was trained with (its saved config), for commands that read it.
+
+    ``runtime`` may set runtime knobs only (device, workers, validation batch, data root);
+    keys the current TrainConfig does not know (a run from another version) are ignored.
+    """
+    registry = _registry(registry)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = {k: v for k, v in saved.items() if k in known}
+    fixed = sorted(k for k, v in (runtime or {}).items() if v is not None and k not in TRAIN_RUNTIME_KNOBS)
+    if fixed:
+        raise ConfigError(f"{', '.join(fixed)} cannot change for a trained model; only runtime settings can")
+    values.update({k: v for k, v in (runtime or {}).items() if v is not None})
+    if values.get("defense") and ("defenses", values["defense"]) not in registry:
+        values["defense"], values["defense_options"] = None, {}  # measuring a model needs no defense plugin
+    return build_plan(TrainConfig.from_dict(values), registry, build_defense=False, resume=True, command="robrank eval")
 
 
 # ---------------------------------------------------------------------------- robrank run
@@ -375,6 +409,7 @@ __all__ = [
     "RunPlan",
     "SwipePlan",
     "build_plan",
+    "saved_plan",
     "plan_training",
     "plan_run",
     "merge_saved",

@@ -153,7 +153,7 @@ class LossRecord(Record):
     batch: str = "SPC-2"
     family: str = ""
     uses_miner: bool = False
-    default_miner: str = "random"
+    default_miner: str = ""  # empty: the registered miner without a letter
     has_raw: bool = False
 
     kind: ClassVar[str] = "losses"

@@ -57,4 +57,9 @@ def default_num_workers() -> int:
     return min(MAX_WORKERS, os.cpu_count() or 1)
 
 
-__all__ = ["AUTO", "MAX_WORKERS", "default_device", "device_name", "resolve_device", "default_num_workers"]
+def threads_per_process(processes: int) -> int:
+    """Intra-op threads for each of ``processes`` processes sharing this machine's CPUs."""
+    return max(1, (os.cpu_count() or 1) // max(1, int(processes)))
+
+
+__all__ = ["AUTO", "MAX_WORKERS", "default_device", "device_name", "resolve_device", "default_num_workers", "threads_per_process"]

@@ -51,6 +51,8 @@ def test_train_and_run_share_their_training_options():
     assert {"device", "as_json", "quiet", "batch_size", "defense_option"} <= shared
     for name in ("train", "run", "eval", "attack", "swipe"):
         assert "device" in options(name) and "as_json" in options(name), name
+    for name in ("list", "report", "data list", "data check", "data download"):  # every command that prints results
+        assert "as_json" in options(name), name
 
 
 def test_defaults_are_shown_in_one_style():

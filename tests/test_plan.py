@@ -99,8 +99,11 @@ def test_run_resume_takes_every_setting_from_the_saved_plan(robrank_cli, tmp_pat
 
 def test_run_resume_refuses_conflicting_settings_and_names_both_values(robrank_cli, tmp_path, tiny):
     run_dir = tmp_path / "run"
-    first = robrank_cli("run", "--run-dir", str(run_dir), "--max-steps", "1", "--profile", "tiny28", *SMALL)
+    first = robrank_cli("run", "--run-dir", str(run_dir), "--max-steps", "1", "--profile", "tiny28", "--json", *SMALL)
     assert first.exit_code == 0, first
+    payload = json.loads(first.stdout)  # --json: the result and nothing else on stdout
+    assert payload["run_dir"] == str(run_dir) and payload["steps"] == 1 and payload["profile"] == "tiny28"
+    assert 0.0 <= payload["ers"] <= 100.0 and Path(payload["swipe_file"]) == run_dir / "swipe-tiny28.json"
     for args, now, was in (
         (("--lr", "0.5"), "0.5", "0.001"),
         (("--profile", "rob28"), "'rob28'", "'tiny28'"),

@@ -95,13 +95,17 @@ def list_datasets(data_root: str | None, verify: bool, as_json: bool) -> None:
 @data_group.command("check")
 @click.argument("name")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None, help=DATA_ROOT_HELP)
-def check_dataset(name: str, data_root: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (nothing else on stdout).")
+def check_dataset(name: str, data_root: str | None, as_json: bool) -> None:
     """Verify dataset NAME's files (headers, sizes, checksums or every image); exit 2 on problems."""
     from ..data.loading import get_source
 
     source = get_source(name, data_root)
     path = source.locate()
     summary = source.verify(path)
+    if as_json:
+        click.echo(json.dumps({"dataset": source.name, "path": str(path), "ok": True, "summary": summary}, indent=2))
+        return
     click.echo(f"{source.name}: ok at {path}" + (f": {summary}" if summary else ""))
 
 
@@ -115,7 +119,8 @@ def check_dataset(name: str, data_root: str | None) -> None:
     "default: $ROBRANK_DATA, else the reference layout under ~/.torch.",
 )
 @click.option("--timeout", type=float, default=30.0, help="Seconds to wait on each connection [default: 30].")
-def download_dataset(name: str, dest: str | None, timeout: float) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (nothing else on stdout).")
+def download_dataset(name: str, dest: str | None, timeout: float, as_json: bool) -> None:
     """Download dataset NAME and verify its checksums (MNIST, Fashion-MNIST, CIFAR-10)."""
     from ..data.base import data_root_from_env
     from ..data.loading import get_source
@@ -124,13 +129,16 @@ def download_dataset(name: str, dest: str | None, timeout: float) -> None:
     source = get_source(name, root)
     target = source.install_dir(root)
     if _accepts(source.download, "timeout"):
-        path = source.download(target, progress=_interactive(), timeout=timeout)
+        path = source.download(target, progress=_interactive() and not as_json, timeout=timeout)
     else:  # a third-party source with the base signature
         path = source.download(target)
     path = Path(path) if path is not None else target
     if not source.is_present(path):
         raise DataError(f"download of {source.name!r} finished but {path} does not hold its files; report this to the plugin's author")
     summary = source.verify(path) if not source.verify_is_slow else None
+    if as_json:
+        click.echo(json.dumps({"dataset": source.name, "path": str(path), "summary": summary}, indent=2))
+        return
     click.echo(f"{source.name}: ready in {path}" + (f": {summary}" if summary else ""))
 
 

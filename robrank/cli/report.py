@@ -4,13 +4,18 @@ from __future__ import annotations
 import click
 
 from ..swipe.report import FORMATS
+from .options import json_option
 
 
 @click.command("report")
 @click.argument("results", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="table", help="Output format [default: table].")
-def report_command(results: tuple[str, ...], fmt: str) -> None:
-    """Tabulate one or more swipe RESULTS files (one row per file for ERS profiles)."""
+@json_option
+def report_command(results: tuple[str, ...], fmt: str, as_json: bool) -> None:
+    """Tabulate one or more swipe RESULTS files (one row per file for ERS profiles).
+
+    ``--json`` is ``-f json``, as in the other commands.
+    """
     from ..swipe.report import report
 
-    click.echo(report(list(results), fmt), nl=False)
+    click.echo(report(list(results), "json" if as_json else fmt), nl=False)

@@ -120,7 +120,6 @@ def run_command(
     """
     from ..plan import plan_run
     from ..plugins import get_registry
-    from ..runtime import device_name
     from ..swipe.runner import swipe
     from ..training import train
     from ..training.distributed import from_env
@@ -143,17 +142,8 @@ def run_command(
         result = train(plan, progress=progress)
         run_dir = Path(result.run_dir)
         try:
-            results = swipe(
-                run_dir,
-                plan.swipe.profile,
-                device=device_name(plan.swipe.device),
-                batch_size=plan.swipe.batch_size,
-                max_batches=plan.swipe.max_batches,
-                seed=plan.swipe.seed,
-                semantics=plan.swipe.semantics,
-                data_root=plan.config.data_root,
-                progress=progress,
-            )
+            results = swipe(run_dir, plan.swipe.profile, data_root=plan.config.data_root, progress=progress,
+                            **plan.swipe.runner_kwargs())
         except KeyboardInterrupt:
             click.echo(
                 "robrank run: interrupted; finished attacks are saved, continue with: "

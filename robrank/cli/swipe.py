@@ -53,7 +53,7 @@ def swipe_command(
     Results are saved after each attack; rerunning the same command after a crash or Ctrl-C
     skips the attacks already done. ERS profiles print the report table at the end.
     """
-    from ..runtime import device_name
+    from ..plan import SwipePlan
     from ..swipe.distributed import swipe_devices, swipe_ranked
     from ..swipe.report import report
     from ..swipe.runner import resolve_profile
@@ -62,13 +62,11 @@ def swipe_command(
 
     record = resolve_profile(profile)  # an unknown name fails here, before the model loads
     info = from_env()
+    plan = SwipePlan(profile=record.name, batch_size=batch_size, max_batches=max_batches,
+                     semantics=semantics or "reference", seed=seed, device=device)
     kwargs = dict(
         output=output,
-        device=device_name(device),
-        batch_size=batch_size,
-        max_batches=max_batches,
-        seed=seed,
-        semantics=semantics or "reference",
+        **plan.runner_kwargs(),
         data_root=data_root,
         progress=not (no_progress or quiet or as_json),
         restart=restart,

@@ -39,7 +39,7 @@ def train_command(triple: str | None, resume: bool, devices: int | None, as_json
         if not (resume and given.get("run_dir") and len(missing) == 3):
             if resume and len(missing) == 3:
                 raise click.UsageError("--resume needs -C/--dataset... to find the newest run, or --run-dir DIR")
-            raise click.UsageError(f"missing --{', --'.join(missing)} (or give -C DATASET:MODEL:LOSS, e.g. -C mnist:c2f2:ptripletN)")
+            raise click.UsageError(f"missing --{', --'.join(missing)} (or give -C DATASET:MODEL:LOSS; robrank list shows the names)")
         config = TrainConfig(dataset="", backbone="", loss="", run_dir=given["run_dir"])  # identity comes from the run
     else:
         config = TrainConfig.from_dict(given)

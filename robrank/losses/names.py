@@ -174,22 +174,33 @@ def resolve_loss(
         raise ConfigError(
             f"loss {record.name!r} does not support metric {metric!r}; supported: {', '.join(record.metrics)}"
         )
+    default_miner = _default_miner(registry, record) if record.uses_miner else None
     if record.uses_miner:
         if miner_record is None:
-            miner_record = registry.get("miners", record.default_miner)
+            miner_record = default_miner
     elif miner_record is not None:
         raise ConfigError(f"loss {record.name!r} does its own pair selection and takes no miner; drop miner={miner!r}")
 
     miner_name = miner_record.name if miner_record is not None else ""
     if miner_record is None:
         reference = f"{SPC2_PREFIX}{_reference_token(record, '', metric)}{metric}"
-    elif miner_record.letter or miner_record.name == record.default_miner:
+    elif miner_record.letter or (default_miner is not None and miner_record.name == default_miner.name):
         letter = miner_record.letter
         reference = f"{SPC2_PREFIX}{letter}{_reference_token(record, letter, metric)}{metric}"
     else:
         reference = ""
     family = record.family or record.name
     return LossChoice(record=record, family=family, metric=metric, miner=miner_name, reference_name=reference)
+
+
+def _default_miner(registry: Any, record: LossRecord) -> MinerRecord:
+    """The loss's declared default miner, else the registered miner without a letter (the reference's plain one)."""
+    if record.default_miner:
+        return registry.get("miners", record.default_miner)
+    plain = [c.record for c in registry.components("miners") if not c.record.letter]
+    if not plain:
+        raise ConfigError(f"loss {record.name!r} needs a miner and no installed plugin registers one without a letter; pass --miner")
+    return plain[0]
 
 
 def build_criterion(choice: LossChoice, *, registry: Any | None = None, **params: Any) -> nn.Module:

@@ -20,7 +20,6 @@ and gloo on a CPU. Rank 0 reads and writes the results file; the others only com
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +137,9 @@ def swipe_devices(run_or_ckpt: str | Path, profile: str, devices: int, *, device
 
         loaded = load_run(run_or_ckpt, device="cpu")
         output = default_output(run_or_ckpt, loaded, resolve_profile(profile).name, kwargs.get("semantics", "reference"))
-    threads = max(1, (os.cpu_count() or 1) // devices)
+    from ..runtime import threads_per_process
+
+    threads = threads_per_process(devices)
     try:
         dist_util.spawn(_worker, devices, (str(run_or_ckpt), profile, device, str(output), threads, kwargs))
     except Exception as exc:  # a child's traceback: surface its last line as a one-line error

@@ -128,7 +128,7 @@ def parse_triple(text: str, registry: Any | None = None) -> Triple:
     """
     parts = text.split(":")
     if len(parts) != 3 or not all(p.strip() for p in parts):
-        raise ConfigError(f"config {text!r} is not DATASET:MODEL:LOSS (e.g. mnist:c2f2:ptripletN)")
+        raise ConfigError(f"config {text!r} is not DATASET:MODEL:LOSS (three registered names, see robrank list)")
     dataset, model, loss = (p.strip() for p in parts)
     registry = _registry(registry)
     if ("backbones", model) in registry:
@@ -190,7 +190,7 @@ def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainCon
     elif backbone.task != TASK_RETRIEVAL:
         raise ConfigError(f"backbone {backbone.name!r} is a {backbone.task} model; pick an embedding backbone (robrank list backbones)")
     elif choice.record.batch != "SPC-2":
-        hint = "pick a classifier backbone (robrank list backbones)" if choice.record.batch == TASK_CLASSIFICATION else "use a p* loss such as ptripletN"
+        hint = "pick a classifier backbone (robrank list backbones)" if choice.record.batch == TASK_CLASSIFICATION else "use a p* loss: robrank list losses shows each loss's batch layout"
         raise ConfigError(f"loss {config.loss!r} needs {choice.record.batch} batches; robrank train feeds SPC-2 pair batches to {backbone.name!r} ({hint})")
     if choice.record.batch not in dataset.kinds:
         raise ConfigError(

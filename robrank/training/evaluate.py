@@ -6,7 +6,6 @@ from typing import Any
 
 from ..models.checkpoint import LoadedRun, load_run
 from ..runtime import default_num_workers, resolve_device
-from .config import TrainConfig
 from .engine import embed_split
 
 
@@ -22,25 +21,28 @@ def evaluate_run(
 ) -> tuple[dict[str, float], LoadedRun]:
     """Retrieval metrics of a run (or checkpoint) on its dataset's test split; accuracy for a classifier.
 
-    The run's saved config (in the checkpoint) says what to load; only runtime knobs (device,
-    batch size, workers, data root) come from the caller.
+    The run's saved config (in the checkpoint) is planned again (:func:`robrank.plan.saved_plan`);
+    only runtime knobs (device, batch size, workers, data root) come from the caller.
     """
-    from ..data.loading import dataset_record, load_split
+    from ..data.loading import load_split
     from ..metrics import classification_metrics, retrieval_metrics
+    from ..plan import saved_plan
     from ..records import TASK_CLASSIFICATION
 
     dev = resolve_device(device)
     loaded = load_run(run_or_ckpt, device=dev)
-    saved: dict[str, Any] = loaded.config
-    record = dataset_record(loaded.dataset, registry)
-    test_set = load_split(loaded.dataset, "test", data_root or saved.get("data_root"), augment=False, registry=registry)
-    known = {k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__}
-    config = TrainConfig.from_dict(known)
-    config.val_batch_size = batch_size or config.val_batch_size or 128
-    config.num_workers = default_num_workers() if num_workers is None else num_workers
+    plan = saved_plan(
+        loaded.config,
+        {"val_batch_size": batch_size, "num_workers": num_workers, "data_root": data_root, "device": str(dev)},
+        registry,
+    )
+    config = plan.config
+    if num_workers is None:
+        config.num_workers = default_num_workers()
     config.amp = False
+    test_set = load_split(plan.dataset.name, "test", config.data_root, augment=False, registry=plan.registry)
     embeddings, labels = embed_split(loaded.model, test_set, config, dev)
     if loaded.task == TASK_CLASSIFICATION:
         return classification_metrics(embeddings, labels), loaded
-    metrics = retrieval_metrics(embeddings, labels, loaded.metric, record.test_classes(test_set), self_exclusion=self_exclusion)
+    metrics = retrieval_metrics(embeddings, labels, loaded.metric, plan.dataset.test_classes(test_set), self_exclusion=self_exclusion)
     return metrics, loaded
