@@ -116,12 +116,13 @@ def synthetic_plugin(dry_run: bool) -> Any:
         @robrank.hookimpl
         def register_profiles(self, register):
             # dry runs only: the rob28/rob224 attacks with one PGD step, to check the plumbing fast
+            from robrank_plugins.profiles.ers import ERS
             from robrank_plugins.profiles.reference import rob28, rob224
 
             for name, base in (("dry28", rob28), ("dry224", rob224)):
                 specs = [spec.replace("pgditer=32", "pgditer=1") for spec in base()]
                 register(ProfileRecord(name=name, factory=lambda specs=specs: list(specs), summary="dry-run profile",
-                                       ers=True))
+                                       score=ERS))
 
     return SyntheticDatasets()
 

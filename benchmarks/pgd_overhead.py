@@ -56,7 +56,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from robrank.attacks import Gallery, attack_mode, build_attack, parse_spec
-    from robrank.attacks.gallery import embed
+    from robrank.models.modes import embed
 
     torch.manual_seed(0)
     model = build_model(args.embedding_dim)

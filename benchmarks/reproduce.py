@@ -452,7 +452,7 @@ def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
 
 def _contributions(result: RowResult) -> list[str]:
     """Each rescaled score's share of the ERS (ERS = mean of ten), for the tolerance analysis."""
-    from robrank.swipe.ers import KEYS, LABELS
+    from robrank_plugins.profiles.ers import KEYS, LABELS
 
     s = result.summary
     if s is None:

@@ -32,7 +32,7 @@ BASELINE_BATCH = 128
 def baseline_swipe(run: Path, profile: str, out: Path, *, queries: int, device: str = "cpu", seed: int = 0,
                    data_root: str | None = None) -> Path:
     """The reference's way: per attack, reload the checkpoint and the split, re-embed the gallery, batch 128."""
-    from robrank.attacks import Gallery, parse_spec, run_attack
+    from robrank.attacks import Gallery, dataset_attack_defaults, parse_spec, run_attack
     from robrank.data.loading import load_split
     from robrank.io import write_json
     from robrank.models.checkpoint import load_run
@@ -46,7 +46,7 @@ def baseline_swipe(run: Path, profile: str, out: Path, *, queries: int, device: 
         gallery = Gallery.compute(loaded.model, dataset, batch_size=BASELINE_BATCH, device=device)
         spec = parse_spec(text)
         result = run_attack(loaded.model, dataset, spec, gallery=gallery, batch_size=BASELINE_BATCH, device=device, seed=seed,
-                            indices=range(queries), progress=False, dataset_name=loaded.dataset)
+                            indices=range(queries), progress=False, defaults=dataset_attack_defaults(loaded.dataset))
         attacks.append({"spec": spec.text, "orig": result.orig, "adv": result.adv, "count": result.count})
     write_json(out, {"attacks": attacks})
     return out

@@ -30,10 +30,20 @@ def embed_for_metric(embeddings: torch.Tensor, metric: str) -> torch.Tensor:
     return embeddings
 
 
-def pairwise(x: torch.Tensor, y: torch.Tensor, metric: str) -> torch.Tensor:
-    """All distances between rows of ``x`` (n x d) and ``y`` (m x d): an n x m matrix."""
+def pairwise(x: torch.Tensor, y: torch.Tensor, metric: str, *, gram_floor: float | None = None) -> torch.Tensor:
+    """All distances between rows of ``x`` (n x d) and ``y`` (m x d): an n x m matrix.
+
+    E/N distances come from ``torch.cdist`` (exact differences for small matrices), or, with
+    ``gram_floor``, from the Gram expansion sqrt(max(|x|² + |y|² − 2 x·y, gram_floor)): what the
+    reference's losses and miners computed. A floor above 0 (the losses use 1e-12) gives
+    identical rows a zero gradient instead of NaN; mining uses 0, the reference's formula
+    with its rounding-negative diagonal clamped instead of NaN.
+    """
     if metric == "C":
         return 1.0 - x @ y.T
+    if gram_floor is not None:
+        sq = (x * x).sum(-1, keepdim=True) + (y * y).sum(-1).unsqueeze(0) - 2.0 * (x @ y.T)
+        return sq.clamp_min(gram_floor).sqrt()
     return torch.cdist(x, y, p=2.0, compute_mode="donot_use_mm_for_euclid_dist" if x.shape[0] * y.shape[0] <= 4096 else "use_mm_for_euclid_dist_if_necessary")
 
 

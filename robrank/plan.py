@@ -297,7 +297,7 @@ def plan_run(
         if rundir.has_checkpoint(run_dir):
             raise ConfigError(f"run directory {run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
         dataset = registry.get("datasets", resolved.dataset)
-        profile = registry.get("profiles", swipe.get("profile") or _dataset_profile(dataset)).name
+        profile = registry.get("profiles", swipe.get("profile") or _dataset_profile(dataset, registry)).name
         swipe_plan = SwipePlan(
             profile=profile,
             batch_size=swipe.get("batch_size"),
@@ -323,10 +323,11 @@ def plan_run(
     return plan
 
 
-def _dataset_profile(dataset: Any) -> str:
-    if not dataset.profile:
-        raise ConfigError(f"dataset {dataset.name!r} declares no swipe profile; pass --profile (robrank list profiles)")
-    return str(dataset.profile)
+def _dataset_profile(dataset: Any, registry: Any) -> str:
+    """The dataset's swipe profile: the one it names, else the one scored profile its image size fits."""
+    from .swipe.runner import profile_for_dataset
+
+    return profile_for_dataset(dataset, registry).name
 
 
 def _run_defaults(given: dict[str, Any], registry: Any) -> tuple[TrainConfig, dict[str, Any]]:
@@ -394,7 +395,7 @@ def _merge_swipe(section: Mapping[str, Any], swipe: Mapping[str, Any], config: T
             + "; drop those options to continue it, or start a new run"
         )
     values = {**saved, **swipe}
-    profile = values.get("profile") or _dataset_profile(registry.get("datasets", config.dataset))
+    profile = values.get("profile") or _dataset_profile(registry.get("datasets", config.dataset), registry)
     return SwipePlan(
         profile=registry.get("profiles", profile).name,
         batch_size=values.get("batch_size"),

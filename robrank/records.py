@@ -17,6 +17,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .params import Param
+from .scoring import Score
+from .summaries import MetricDisplay
+
+#: How users spell "no pretrained weights" (``--pretrained none``); not a component name.
+NO_WEIGHTS = "none"
+
 #: The image-size families of the reference code; they decide defaults and swipe profiles.
 SIZE_28 = 28
 SIZE_224 = 224
@@ -86,13 +93,18 @@ class DatasetRecord(Record):
     ``root`` is the user's ``--data-root`` (or ``$ROBRANK_DATA``); the source decides where
     else to look. ``num_test_classes`` is the k of NMI's k-means, or 0 for a dataset whose
     classes come from the user's files (counted from the test split when it is loaded, see
-    :meth:`test_classes`); ``profile`` is the swipe profile that fits the image size.
+    :meth:`test_classes`); ``profile`` is the swipe profile that fits the image size (empty:
+    the one registered scored profile whose ``image_size`` family fits, see
+    :func:`robrank.swipe.runner.profile_for_dataset`).
 
     ``kinds`` are the batch layouts its splits may be fed as; a loss whose layout is not
     among them is refused before training. ``default_backbone`` and ``default_loss`` are
     what ``robrank run`` trains when the user names none (the published tables' choice for
     this dataset), and the one dataset with ``quickstart=True`` is what ``robrank run``
     with no options uses: the core names no dataset, backbone or loss itself.
+    ``attack_defaults`` maps an attack name to spec-field defaults that depend on the data
+    (e.g. a rate the reference tuned per dataset); a field given in the spec wins, and an
+    attack missing here uses its own declared default.
     """
 
     image_size: int = SIZE_28
@@ -104,6 +116,7 @@ class DatasetRecord(Record):
     default_backbone: str = ""
     default_loss: str = ""
     quickstart: bool = False
+    attack_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
 
     kind: ClassVar[str] = "datasets"
 
@@ -147,6 +160,8 @@ class LossRecord(Record):
     groups losses for defense compatibility (``triplet``, ``contrastive``, ...);
     ``uses_miner`` says whether a miner letter may prefix its reference name;
     ``has_raw`` says the module exposes ``raw(a, p, n)``, which defenses need.
+    ``default_miner`` names the miner used when none is chosen; empty means the miner without
+    a reference letter (the reference's spc2-random).
     """
 
     metrics: tuple[str, ...] = ("C", "E", "N")
@@ -180,21 +195,57 @@ class MinerRecord(Record):
 
 @dataclass(frozen=True)
 class AttackRecord(Record):
-    """A ranking attack. ``factory(**spec_params) -> robrank.attacks.Attack``.
+    """A ranking attack. ``factory(**spec_params, semantics=, random_start=) -> robrank.attacks.Attack``.
 
-    ``required`` are the spec keys that must be given (``pm``, ``W``, ``M``); ``signed``
-    says ``pm=+/-`` applies; ``reports`` lists the summary keys it produces.
+    Build it with :meth:`of` from the attack class, which is the single source of the name,
+    the typed spec fields (``params``, and ``check`` for constraints across fields), the
+    summary keys it reports and how a report shows them (``display``); the spec grammar
+    validates every field against them once.
     """
 
-    required: tuple[str, ...] = ()
-    signed: bool = False
+    params: tuple[Param, ...] = ()
     reports: tuple[str, ...] = ()
-    task: str = TASK_RETRIEVAL  # the kind of model it attacks (TASK_CLASSIFICATION: logits)
+    display: tuple[MetricDisplay, ...] = ()
+    #: ``check(values)`` for constraints across fields (raises ``robrank.params.ParamError``)
+    check: Callable[[Mapping[str, Any]], None] | None = None
+    task: str = TASK_RETRIEVAL  # the kind of model it attacks (TASK_CLASSIFICATION: a classifier's logits)
 
     kind: ClassVar[str] = "attacks"
 
+    @classmethod
+    def of(cls, attack: Any, summary: str, aliases: tuple[str, ...] = ()) -> AttackRecord:
+        """The record of an :class:`~robrank.attacks.Attack` subclass (its class attributes, nothing repeated)."""
+        return cls(
+            name=attack.name,
+            factory=attack,
+            summary=summary,
+            aliases=tuple(aliases),
+            params=tuple(attack.parameters()),
+            reports=tuple(attack.reports),
+            display=tuple(attack.display),
+            check=getattr(attack, "check_values", None),
+            task=getattr(attack, "task", TASK_RETRIEVAL),
+        )
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """The spec fields that must be given (no default)."""
+        return tuple(p.name for p in self.params if p.required)
+
+    @property
+    def signed(self) -> bool:
+        """Whether the attack has a direction ``pm=+``/``pm=-`` (its label then ends in + or -)."""
+        return any(p.name == "pm" for p in self.params)
+
     def details(self) -> dict[str, Any]:
-        return {"required": list(self.required), "signed": self.signed, "reports": list(self.reports), "task": self.task}
+        return {
+            "params": [p.details() for p in self.params],
+            "required": list(self.required),
+            "signed": self.signed,
+            "reports": list(self.reports),
+            "display": [d.details() for d in self.display],
+            "task": self.task,
+        }
 
 
 @dataclass(frozen=True)
@@ -225,17 +276,32 @@ class DefenseRecord(Record):
 class ProfileRecord(Record):
     """A swipe profile. ``factory() -> list[str]`` of attack specs, run in order.
 
-    ``image_size`` is the family the profile's ε fits (None = any); ``ers`` says the
-    profile's results define the Empirical Robustness Score.
+    ``image_size`` is the size family the profile's ε fits (None = any). ``score`` is the
+    profile's robustness score (:class:`robrank.scoring.Score`: which attack fills which
+    column, how each is rescaled), or None for a profile that only lists attacks; a swipe of
+    a scored profile records it, and ``robrank report`` tabulates it.
     """
 
     image_size: int | None = None
-    ers: bool = False
+    score: Score | None = None
 
     kind: ClassVar[str] = "profiles"
 
+    def __post_init__(self) -> None:
+        if self.image_size is not None and (not isinstance(self.image_size, int) or self.image_size < 1):
+            raise ValueError(f"profile {self.name!r}: image_size must be a positive int or None, got {self.image_size!r}")
+
+    @property
+    def family(self) -> int | None:
+        """The size family (:func:`size_family`) the profile fits, or None for any size."""
+        return None if self.image_size is None else size_family(self.image_size)
+
+    def fits(self, image_size: int | None) -> bool:
+        """Whether the profile's budgets were chosen for images of this size (its family)."""
+        return self.image_size is None or image_size is None or size_family(image_size) == self.family
+
     def details(self) -> dict[str, Any]:
-        return {"image_size": self.image_size, "ers": self.ers}
+        return {"image_size": self.image_size, "score": None if self.score is None else self.score.details()}
 
 
 RECORD_TYPES: dict[str, type[Record]] = {
@@ -268,5 +334,6 @@ __all__ = [
     "TASKS",
     "TASK_CLASSIFICATION",
     "TASK_RETRIEVAL",
+    "NO_WEIGHTS",
     "size_family",
 ]

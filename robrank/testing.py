@@ -6,9 +6,10 @@ in any test suite:
 * ``register_plugin`` – a context that registers a plugin object (next to the bundled ones)
   for one test, then forgets it;
 * ``robrank_cli`` – run ``robrank ...`` in-process and get the result;
-* ``tiny_run`` – the run directory of a tiny trained model (``lenet`` + ``ptripletN`` on the
-  bundled ``digits`` data, a few dozen steps on the CPU): something real to attack, evaluate
-  and swipe in seconds, trained once per test session;
+* ``tiny_run`` – the run directory of a tiny trained model (the quickstart dataset's default
+  backbone and loss on its data: LeNet + ptripletN on the bundled digits, a few dozen steps on
+  the CPU): something real to attack, evaluate and swipe in seconds, trained once per test
+  session;
 * ``tiny_run_factory`` – the same for another dataset, backbone or loss (e.g. a dataset your
   plugin registers), each combination trained once per session.
 
@@ -83,22 +84,46 @@ def robrank_cli() -> Callable[..., CliResult]:
     return run
 
 
-#: what a tiny run trains: small enough for a CPU test session (640 images of 28x28 through
-#: LeNet), trained enough that attacks have a ranking to break (R@1 about 0.89 on digits'
-#: 364 test images, chance is 0.1)
-TINY_RUN: dict[str, Any] = {
-    "dataset": "digits",
-    "backbone": "lenet",
-    "loss": "ptripletN",
-    "steps": 40,
-    "batch_size": 16,
-    "embedding_dim": 64,
-    "seed": 0,
-}
+#: how long and how wide a tiny run trains: small enough for a CPU test session (640 images
+#: of 28x28 through LeNet), trained enough that attacks have a ranking to break (R@1 about
+#: 0.89 on digits' 364 test images, chance is 0.1)
+TINY_TRAINING: dict[str, Any] = {"steps": 40, "batch_size": 16, "embedding_dim": 64, "seed": 0}
+
+
+def quickstart_components(registry: Any = None) -> dict[str, str]:
+    """``dataset``, ``backbone`` and ``loss`` of the quickstart dataset (``DatasetRecord.quickstart``).
+
+    The fixtures train and write their runs on it, so this module names no component itself:
+    the bundled ``digits`` record says it is the quickstart dataset and that LeNet and
+    ptripletN are its defaults.
+    """
+    if registry is None:
+        from .plugins import get_registry
+
+        registry = get_registry()
+    quick = [c.record for c in registry.components("datasets") if c.record.quickstart]
+    if not quick:
+        from .errors import ConfigError
+
+        raise ConfigError("no registered dataset is marked quickstart=True; the tiny-run fixtures need one (pass dataset=, backbone=, loss=)")
+    record = quick[0]
+    return {"dataset": record.name, "backbone": record.default_backbone, "loss": record.default_loss}
+
+
+def tiny_run_settings(registry: Any = None) -> dict[str, Any]:
+    """What :func:`train_tiny_run` trains by default: the quickstart components and :data:`TINY_TRAINING`."""
+    return {**quickstart_components(registry), **TINY_TRAINING}
+
+
+def __getattr__(name: str) -> Any:
+    # TINY_RUN is resolved against the plugin host current when it is read
+    if name == "TINY_RUN":
+        return tiny_run_settings()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def train_tiny_run(run_dir: str | Path, **options: Any) -> Path:
-    """Train a tiny run into ``run_dir`` (options override :data:`TINY_RUN`); returns the run directory.
+    """Train a tiny run into ``run_dir`` (options override :func:`tiny_run_settings`); returns the run directory.
 
     Options are ``dataset``, ``backbone``, ``loss``, ``steps``, ``batch_size``,
     ``embedding_dim``, ``seed``, ``data_root`` and any other :class:`robrank.training.TrainConfig`
@@ -107,7 +132,7 @@ def train_tiny_run(run_dir: str | Path, **options: Any) -> Path:
     """
     from .training import TrainConfig, train
 
-    settings = {**TINY_RUN, **options}
+    settings = {**tiny_run_settings(), **options}
     steps = int(settings.pop("steps"))
     config = TrainConfig(
         **settings,
@@ -126,9 +151,10 @@ def tiny_run_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., 
     cache: dict[tuple[tuple[str, str], ...], Path] = {}
 
     def make(**options: Any) -> Path:
-        key = tuple(sorted((k, repr(v)) for k, v in {**TINY_RUN, **options}.items()))
+        settings = {**tiny_run_settings(), **options}
+        key = tuple(sorted((k, repr(v)) for k, v in settings.items()))
         if key not in cache:
-            name = "-".join(str(options.get(k, TINY_RUN.get(k))) for k in ("dataset", "backbone"))
+            name = "-".join(str(settings[k]) for k in ("dataset", "backbone"))
             cache[key] = train_tiny_run(tmp_path_factory.mktemp(f"tiny-{name}") / "run", **options)
         return cache[key]
 
@@ -137,7 +163,7 @@ def tiny_run_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., 
 
 @pytest.fixture(scope="session")
 def tiny_run(tiny_run_factory: Callable[..., Path]) -> Path:
-    """The run directory of a tiny ``digits`` model (see :data:`TINY_RUN`), shared by the session."""
+    """The run directory of a tiny model of the quickstart dataset (see :func:`tiny_run_settings`), shared by the session."""
     return tiny_run_factory()
 
 
@@ -145,7 +171,8 @@ def write_untrained_run(run_dir: str | Path, *, seed: int = 0, **config: Any) ->
     """A run directory in robrank's checkpoint format holding an untrained model.
 
     For tests of attacks, swipes and reports that need a loadable run but no training:
-    defaults to an untrained C2F2 with 16-d embeddings on the embedded ``digits`` split.
+    defaults to the quickstart dataset's default backbone and loss (:func:`quickstart_components`),
+    untrained, with 16-d embeddings and metric N.
     """
     import torch
 
@@ -155,7 +182,7 @@ def write_untrained_run(run_dir: str | Path, *, seed: int = 0, **config: Any) ->
     from .training.rundir import write_config
 
     run = Path(run_dir)
-    config = {"dataset": "digits", "backbone": "c2f2", "metric": "N", "embedding_dim": 16, "loss": "ptripletN", **config}
+    config = {**quickstart_components(), "metric": "N", "embedding_dim": 16, **config}
     torch.manual_seed(seed)
     model = checkpoint.build_model(config)
     write_config(run, TrainConfig.from_dict(config), device="cpu", world_size=1)
@@ -175,5 +202,9 @@ def write_untrained_run(run_dir: str | Path, *, seed: int = 0, **config: Any) ->
 
 @pytest.fixture
 def untrained_run(tmp_path: Path) -> Path:
-    """An untrained C2F2 (embedding 16) on ``digits``, written as a run directory."""
-    return write_untrained_run(tmp_path / "digits-c2f2-ptripletN")
+    """An untrained model (embedding 16) of the quickstart dataset's defaults, written as a run directory.
+
+    With the bundled plugins: LeNet on ``digits``, in ``digits-lenet-ptripletN``.
+    """
+    parts = quickstart_components()
+    return write_untrained_run(tmp_path / f"{parts['dataset']}-{parts['backbone']}-{parts['loss']}")

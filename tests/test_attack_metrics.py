@@ -9,7 +9,8 @@ import torch
 from robrank.attacks import metrics, selection
 from robrank_plugins.attacks.gtm import greedy_pairs
 from robrank_plugins.attacks.query import query_loss
-from robrank_plugins.attacks.spqa import adaptive_xi, xi_rate
+from robrank.plugins import get_registry
+from robrank_plugins.attacks.spqa import XI_RATE_DEFAULT, adaptive_xi
 
 
 def test_query_percentile_rank_by_hand():
@@ -73,8 +74,10 @@ def test_gtm_reference_index_bug_vs_fixed():
 
 
 def test_adaptive_xi_is_capped_and_safe():
-    rate = xi_rate("cars")
-    assert rate == 7e4 and xi_rate("fashion") == 4e4 and xi_rate("mnist") == 2e4 and xi_rate(None) == 2e4
+    # the reference's rates per dataset now live in the dataset records (SPQA's default rate)
+    rates = {name: get_registry().get("datasets", name).attack_defaults.get("SPQA", {}).get("rate") for name in ("cars", "fashion", "mnist", "digits")}
+    assert rates == {"cars": 7e4, "fashion": 4e4, "mnist": 2e4, "digits": None} and XI_RATE_DEFAULT == 2e4
+    rate = rates["cars"]
     values = adaptive_xi(torch.tensor([0.0, 1e-5, 1.0, float("inf"), float("nan")]), rate)
     assert values[0].item() == pytest.approx(1.0)
     assert values[1].item() == pytest.approx(math.exp(0.7))

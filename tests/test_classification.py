@@ -103,7 +103,7 @@ def test_pgd_lowers_the_accuracy_of_a_trained_classifier(digits_classifier, robr
     assert attack("PGD:eps=0.3:alpha=0.02:pgditer=8").adv == pytest.approx(untargeted["adv"])  # the CLI is the API
     small = attack("PGD:eps=0.05:alpha=0.01:pgditer=8")
     assert untargeted["adv"]["accuracy"] < small.adv["accuracy"] < small.orig["accuracy"]  # a larger budget does more
-    targeted = attack("TPGD:eps=0.3:alpha=0.02:pgditer=8")
+    targeted = attack("PGD:eps=0.3:alpha=0.02:pgditer=8:targeted=1")
     assert targeted.orig["target"] < 0.1 < 0.5 < targeted.adv["target"]
     # black-box and transfer apply to the classifier attacks unchanged
     nes = attack("PGD:eps=0.3:pgditer=2:nes=1", count=16)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from robrank.errors import RobrankError
-from robrank.swipe.ers import KEYS, IncompleteScoresError, ers, ers_block, missing, raw_scores, rescale
+from robrank_plugins.profiles.ers import KEYS, IncompleteScoresError, ers, ers_block, missing, raw_scores, rescale
 
 CUB_NONE = (0.0, 100.0, 0.0, 99.9, 0.883, 1.762, 0.0, 0.0, 14.1, 0.0)
 CUB_ACT32 = (15.5, 37.7, 15.1, 32.2, 0.472, 0.821, 11.1, 9.4, 14.9, 1.0)
@@ -98,3 +98,39 @@ def test_euclidean_shift_above_two_goes_negative_as_in_the_reference():
     raw = list(CUB_NONE)
     raw[5] = 3.0
     assert rescale(raw)["esd"] == pytest.approx(-50.0)
+
+
+# ---- the stored results: the profile-owned ERS gives the numbers the core computed before ----------
+
+RESULTS = __import__("pathlib").Path(__file__).resolve().parent.parent / "docs" / "results"
+STORED = sorted(RESULTS.glob("**/swipe-*.json"))
+
+
+def _pjswipe(raw):
+    """pjswipe's ``ersnormalize`` and mean, transcribed independently of the ERS columns."""
+    cap, cam, qap, qam, tma, esd, esr, ltm, gtm, gtt = (raw[k] for k in KEYS)
+    scaled = [2.0 * cap, 100.0 - cam, 2.0 * qap, 100.0 - qam, 100.0 * (1.0 - tma), 100.0 * (2.0 - esd) / 2.0, esr, ltm, gtm, gtt]
+    return sum(scaled) / len(scaled)
+
+
+def test_there_are_stored_results_to_check():
+    assert len(STORED) >= 7
+
+
+@pytest.mark.parametrize("path", STORED, ids=lambda p: str(p.relative_to(RESULTS)))
+def test_stored_results_keep_their_ers_to_the_bit(path):
+    from robrank.plugins import get_registry
+    from robrank.swipe.schema import load_results
+
+    payload = load_results(path)
+    score = get_registry().get("profiles", payload["profile"]).score
+    assert score is not None and score.name == "ERS"
+    raw = score.raw_scores(payload)
+    if "ers" in payload:  # written by the core's ERS before it moved into the profile
+        stored = payload["ers"]
+        assert raw == stored["raw"] and score.rescale(raw) == stored["rescaled"]
+        # one stored file's score was summed in another order (last bit differs; the core's
+        # formula before the move gave the value computed here, bit for bit)
+        assert score.value(raw) == pytest.approx(stored["ers"], rel=1e-14, abs=0)
+    if not missing(raw):
+        assert score.value(raw) == _pjswipe(raw)

@@ -23,11 +23,12 @@ SMALL = ("--batch-size", "16", "--max-batches", "1", "--swipe-batch-size", "8", 
 class TinyProfile:
     @robrank.hookimpl
     def register_profiles(self, register):
+        from robrank_plugins.profiles.ers import ERS
         from robrank_plugins.profiles.reference import rob28
 
         register(ProfileRecord(
             name="tiny28", factory=lambda: [s.replace("pgditer=32", "pgditer=2") for s in rob28()],
-            summary="rob28 with 2 PGD steps (tests)", image_size=28, ers=True,
+            summary="rob28 with 2 PGD steps (tests)", image_size=28, score=ERS,
         ))
 
 
@@ -61,8 +62,8 @@ def test_run_resume_takes_every_setting_from_the_saved_plan(robrank_cli, tmp_pat
     def dying(*args, **kwargs):
         if len(seen) == 2:
             raise KeyboardInterrupt
-        seen.append({"spec": str(args[2].text), "max_batches": kwargs.get("max_batches"), "semantics": kwargs.get("semantics"),
-                     "seed": kwargs.get("seed")})
+        seen.append({"spec": str(args[2].text), "max_batches": kwargs["options"].max_batches, "semantics": kwargs["options"].semantics,
+                     "seed": kwargs["options"].seed})
         return real(*args, **kwargs)
 
     monkeypatch.setattr(attacks, "run_attack", dying)
@@ -76,8 +77,8 @@ def test_run_resume_takes_every_setting_from_the_saved_plan(robrank_cli, tmp_pat
     resumed: list[dict] = []
 
     def counting(*args, **kwargs):
-        resumed.append({"spec": str(args[2].text), "max_batches": kwargs.get("max_batches"), "semantics": kwargs.get("semantics"),
-                        "seed": kwargs.get("seed")})
+        resumed.append({"spec": str(args[2].text), "max_batches": kwargs["options"].max_batches, "semantics": kwargs["options"].semantics,
+                        "seed": kwargs["options"].seed})
         return real(*args, **kwargs)
 
     monkeypatch.setattr(attacks, "run_attack", counting)

@@ -17,6 +17,7 @@ from robrank import plugins as plugin_core
 from robrank.cli import cli
 from robrank.errors import PluginError, UnknownNameError
 from robrank.plugins import Provider, load_plugins, use_host
+from robrank.attacks.base import PM
 from robrank.records import AttackRecord, DatasetRecord, LossRecord
 
 
@@ -34,7 +35,7 @@ def _dataset(name="toy", **kw):
 
 
 def _attack(name="XA"):
-    return AttackRecord(name=name, factory=dict, summary="an attack", required=("pm",), signed=True)
+    return AttackRecord(name=name, factory=dict, summary="an attack", params=(PM,))
 
 
 PROV_A = Provider("robrank-a", "1.2.3", "a")

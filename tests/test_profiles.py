@@ -43,7 +43,9 @@ def test_profile_sizes_and_flags(registry, name, count, size, ers):
     listed = record.factory()
     assert len(listed) == count
     assert len(set(listed)) == count, "a profile must not list an attack twice"
-    assert record.image_size == size and record.ers is ers
+    assert record.image_size == size and (record.score is not None) is ers
+    if ers:
+        assert record.score.name == "ERS" and len(record.score.columns) == 10
     for spec in listed:
         assert SPEC.match(spec), spec
         kind = spec.split(":")[0]

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from robrank.cli import cli
 from robrank.errors import RobrankError
-from robrank.swipe.ers import ers_block
+from robrank_plugins.profiles.ers import ers_block
 from robrank.swipe.report import attack_metrics, format_report, load_summaries, report
 
 PGD = "eps=0.30196:alpha=0.011764:pgditer=32"

@@ -23,11 +23,12 @@ TINY = ("--profile", "tiny28")
 class TinyProfile:
     @robrank.hookimpl
     def register_profiles(self, register):
+        from robrank_plugins.profiles.ers import ERS
         from robrank_plugins.profiles.reference import rob28
 
         register(ProfileRecord(
             name="tiny28", factory=lambda: [s.replace("pgditer=32", "pgditer=2") for s in rob28()],
-            summary="rob28 with 2 PGD steps (tests)", image_size=28, ers=True,
+            summary="rob28 with 2 PGD steps (tests)", image_size=28, score=ERS,
         ))
 
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from robrank.cli import cli
 from robrank.errors import ConfigError, UnknownNameError
-from robrank.swipe.ers import ers as ers_score, raw_scores
+from robrank_plugins.profiles.ers import ers as ers_score, raw_scores
 from robrank.swipe.runner import SwipeBackend, SwipeResumeError, swipe
 from robrank.swipe.schema import SwipeFileError, load_results, validate
 
@@ -109,8 +109,8 @@ def test_full_swipe_loads_once_and_writes_a_valid_file(run_dir):
     out = swipe(run_dir, "rob28", backend=make_backend(run_dir, calls), progress=False, max_batches=1, batch_size=8)
     assert out == run_dir / "swipe-rob28.json"
     assert calls.load_run == 1 and calls.gallery == 1 and len(calls.attacks) == 9
-    assert {kw["semantics"] for kw in calls.kwargs} == {"reference"}
-    assert {(kw["max_batches"], kw["batch_size"], kw["seed"]) for kw in calls.kwargs} == {(1, 8, 0)}
+    assert {kw["options"].semantics for kw in calls.kwargs} == {"reference"}
+    assert {(kw["options"].max_batches, kw["options"].batch_size, kw["options"].seed) for kw in calls.kwargs} == {(1, 8, 0)}
     payload = load_results(out)
     assert payload["planned"] == calls.attacks
     assert [a["spec"] for a in payload["attacks"]] == calls.attacks
@@ -225,7 +225,7 @@ def test_fixed_semantics_get_their_own_default_file(run_dir):
     calls = Calls()
     out = swipe(run_dir, "rob28", backend=make_backend(run_dir, calls), progress=False, semantics="fixed")
     assert out.name == "swipe-rob28-fixed.json"
-    assert {kw["semantics"] for kw in calls.kwargs} == {"fixed"}
+    assert {kw["options"].semantics for kw in calls.kwargs} == {"fixed"}
     assert load_results(out)["semantics"] == "fixed"
 
 
@@ -292,7 +292,7 @@ def test_cli_swipe_prints_the_report(run_dir, monkeypatch):
     assert result.exit_code == 0, result.output
     assert f"results: {run_dir / 'swipe-rob28.json'}" in result.output
     assert "ERS" in result.output and "35.4" in result.output
-    assert calls.kwargs[0]["max_batches"] == 1 and calls.kwargs[0]["batch_size"] == 8
+    assert calls.kwargs[0]["options"].max_batches == 1 and calls.kwargs[0]["options"].batch_size == 8
 
 
 def test_cli_swipe_unknown_profile(run_dir):
@@ -360,7 +360,7 @@ def test_end_to_end_rob28_on_digits_with_a_kill_and_resume(untrained_run, one_th
         assert 0.0 <= score["raw"][key] <= 100.0
     assert -1.0 <= score["raw"]["tma"] <= 1.0 and 0.0 <= score["raw"]["esd"] <= 2.0
     text = CliRunner().invoke(cli, ["report", str(out)]).output
-    assert "digits-c2f2-ptripletN/rob28" in text and f"{score['ers']:.1f}" in text
+    assert "digits-lenet-ptripletN/rob28" in text and f"{score['ers']:.1f}" in text
 
     # an uninterrupted swipe gives the same numbers, before and after the resume point
     fresh = []

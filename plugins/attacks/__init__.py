@@ -1,15 +1,15 @@
 """The bundled attacks of the reference: ranking (CA, QA, SPQA, ES, TMA, LTM, GTM, GTT) and classifier PGD.
 
 Each registers exactly like a third-party attack would: an :class:`~robrank.records.AttackRecord`
-whose factory is the attack class (``factory(**spec_params) -> robrank.attacks.Attack``).
+derived from the attack class (:meth:`AttackRecord.of`), which declares everything else.
 """
 from __future__ import annotations
 
 import robrank
-from robrank.records import TASK_CLASSIFICATION, TASK_RETRIEVAL, AttackRecord
+from robrank.records import AttackRecord
 
 from .candidate import CandidateAttack
-from .classify import ClassifierPGD, TargetedClassifierPGD
+from .classify import ClassifierPGD
 from .es import EmbeddingShift
 from .gtm import GreedyTop1Misrank
 from .gtt import GreedyTop1Translocation
@@ -27,13 +27,11 @@ ATTACKS = (
     (LearningToMisrank, "learning-to-misrank: make every positive farther than every negative"),
     (GreedyTop1Misrank, "greedy top-1 misrank: pull the query onto the nearest item of another class"),
     (GreedyTop1Translocation, "greedy top-1 translocation: push the clean top-1 result out of the top"),
-    (ClassifierPGD, "classifier PGD (untargeted): raise the cross-entropy of the true label; clean and robust accuracy"),
-    (TargetedClassifierPGD, "classifier PGD (targeted): pull each image to a random other class; accuracy and target hits"),
+    (ClassifierPGD, "classifier PGD: raise the cross-entropy of the true label (targeted=1: pull to a random other class); clean and robust accuracy"),
 )
 
 
 @robrank.hookimpl
 def register_attacks(register):
     for cls, summary in ATTACKS:
-        task = TASK_RETRIEVAL if cls.uses_gallery else TASK_CLASSIFICATION
-        register(AttackRecord(name=cls.name, factory=cls, summary=summary, required=cls.required, signed=cls.signed, reports=cls.reports, task=task))
+        register(AttackRecord.of(cls, summary))

@@ -14,17 +14,25 @@ from __future__ import annotations
 
 import torch
 
-from robrank.attacks.base import Attack, BatchContext
+from robrank.attacks.base import PM, Attack, BatchContext
 from robrank.attacks.metrics import candidate_prank
 from robrank.attacks.selection import STREAM_QUERIES, nearest_excluding_self, randint, top_fraction
 from robrank.distances import paired, pairwise
+from robrank.params import Param
+from robrank.summaries import EMBSHIFT, MetricDisplay
+
+#: CA/QA percentile ranks are fractions; reports show them in percent of the ranking
+PCTL = MetricDisplay("prank", "PCTL", scale=100.0, full=100.0)
 
 
 class CandidateAttack(Attack):
     name = "CA"
-    signed = True
-    required = ("pm", "W")
-    reports = ("loss", "prank", "embshift")
+    params = (PM, Param("W", int, low=1, help="number of queries whose rankings the candidate moves in", example="W=1"))
+    reports = ("loss", "prank", EMBSHIFT)
+    display = (PCTL,)
+
+    def distance_width(self) -> int:
+        return max(self.W, super().distance_width())
 
     def select(self, ctx: BatchContext) -> None:
         gallery = ctx.gallery

@@ -17,6 +17,7 @@ import torch
 from robrank.attacks.base import Attack, BatchContext
 from robrank.attacks.metrics import first_match_rank, recall_at
 from robrank.distances import REFERENCE_PAIRWISE_EPS, paired
+from robrank.summaries import EMBSHIFT, MetricDisplay
 
 #: the reference's offset that avoids a zero gradient at the clean point
 START_OFFSET = 1e-7
@@ -24,7 +25,9 @@ START_OFFSET = 1e-7
 
 class EmbeddingShift(Attack):
     name = "ES"
-    reports = ("loss", "r@1", "r@10", "r@100", "embshift")
+    reports = ("loss", "r@1", "r@10", "r@100", EMBSHIFT)
+    #: the shift out of 2 (the unit sphere's diameter); R@1 is already in percent
+    display = (MetricDisplay(EMBSHIFT, "ES", full=2.0, decimals=3), MetricDisplay("r@1", "R1", full=100.0))
 
     def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
         target = ctx.clean + START_OFFSET if step == 0 else ctx.clean

@@ -15,6 +15,9 @@ import torch
 from robrank.attacks.base import Attack, BatchContext
 from robrank.attacks.metrics import top1_label_match
 from robrank.distances import paired
+from robrank.summaries import EMBSHIFT
+
+from .ltm import R1_PERCENT
 
 
 def greedy_pairs(dist: torch.Tensor, labels: torch.Tensor, self_slot: torch.Tensor, reference: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -35,7 +38,8 @@ def greedy_pairs(dist: torch.Tensor, labels: torch.Tensor, self_slot: torch.Tens
 
 class GreedyTop1Misrank(Attack):
     name = "GTM"
-    reports = ("r@1", "embshift")
+    reports = ("r@1", EMBSHIFT)
+    display = (R1_PERCENT,)
 
     def select(self, ctx: BatchContext) -> None:
         match, unmatch = greedy_pairs(ctx.clean_dist, ctx.gallery.labels, ctx.self_slot, ctx.reference)

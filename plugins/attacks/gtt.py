@@ -11,14 +11,18 @@ import torch
 
 from robrank.attacks.base import Attack, BatchContext
 from robrank.attacks.metrics import retained
+from robrank.summaries import EMBSHIFT, MetricDisplay
 
 from .query import query_loss
 
 
 class GreedyTop1Translocation(Attack):
     name = "GTT"
-    reports = ("ID-Retain@1", "retain@4", "embshift")
-    needs_dist = True
+    reports = ("ID-Retain@1", "retain@4", EMBSHIFT)
+    display = (
+        MetricDisplay("ID-Retain@1", "RETAIN1", scale=100.0, full=100.0),
+        MetricDisplay("retain@4", "RETAIN4", scale=100.0, full=100.0),
+    )
 
     def select(self, ctx: BatchContext) -> None:
         masked = ctx.clean_dist.scatter(1, ctx.self_slot.view(-1, 1), float("inf"))

@@ -14,12 +14,16 @@ import torch
 
 from robrank.attacks.base import Attack, BatchContext
 from robrank.attacks.metrics import top1_label_match
+from robrank.summaries import EMBSHIFT, MetricDisplay
+
+#: top-1 label match is a fraction; reports show it as R@1 in percent
+R1_PERCENT = MetricDisplay("r@1", "R1", scale=100.0, full=100.0)
 
 
 class LearningToMisrank(Attack):
     name = "LTM"
-    reports = ("r@1", "embshift")
-    needs_dist = True
+    reports = ("r@1", EMBSHIFT)
+    display = (R1_PERCENT,)
 
     def select(self, ctx: BatchContext) -> None:
         same = ctx.gallery.labels.view(1, -1) == ctx.labels.view(-1, 1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from robrank.attacks.base import Attack, BatchContext
+from robrank.attacks.base import PM, Attack, BatchContext
 from robrank.attacks.metrics import query_prank
 from robrank.attacks.selection import (
     STREAM_CANDIDATES,
@@ -20,6 +20,13 @@ from robrank.attacks.selection import (
     randint,
     top_fraction,
 )
+from robrank.params import Param
+from robrank.summaries import EMBSHIFT
+
+from .candidate import PCTL
+
+#: the M field of the query attacks
+CANDIDATES = Param("M", int, low=1, help="number of candidates moved in the perturbed query's ranking", example="M=1")
 
 
 def query_loss(dist: torch.Tensor, targets: torch.Tensor, pm: str, exclude: torch.Tensor | None = None) -> torch.Tensor:
@@ -60,10 +67,12 @@ def select_query_targets(attack: Attack, ctx: BatchContext, pm: str, count: int,
 
 class QueryAttack(Attack):
     name = "QA"
-    signed = True
-    required = ("pm", "M")
-    reports = ("loss", "prank", "embshift")
-    needs_dist = True
+    params = (PM, CANDIDATES)
+    reports = ("loss", "prank", EMBSHIFT)
+    display = (PCTL,)
+
+    def distance_width(self) -> int:
+        return self.M + 5
 
     def select(self, ctx: BatchContext) -> None:
         ctx.sel["candidates"], _ = select_query_targets(self, ctx, self.pm, self.M)

@@ -5,9 +5,10 @@ the perturbed query still *looks* like itself to a retrieval user. Ground truth:
 5 nearest neighbours of the clean query (itself excluded); for SPQA- the 5 nearest of the
 top-1% items not chosen as targets. Objective: L_QA± + xi * L_QA+(ground truth), with
 xi = min(exp(k * L_sp), 1e9) recomputed every PGD step from the current L_sp (1e7 when
-L_sp is NaN) and carrying no gradient; k depends on the dataset (2e4 mnist, 4e4 fashion and
-cub, 7e4 cars and sop; 2e4 when unknown). Metrics ``prank`` (targets) and ``GTprank``
-(ground truth).
+L_sp is NaN) and carrying no gradient. k is the spec field ``rate``; left out, it is the
+dataset's reference rate, which each dataset record declares in its ``attack_defaults``
+(the reference picked it by a substring of the dataset name), and 2e4 for a dataset that
+declares none. Metrics ``prank`` (targets) and ``GTprank`` (ground truth).
 
 Reference semantics compute xi from the *batch mean* L_sp, as the reference did, which
 couples the samples of a batch; fixed semantics compute one xi per sample.
@@ -18,26 +19,30 @@ import math
 
 import torch
 
-from robrank.attacks.base import Attack, BatchContext
+from robrank.attacks.base import PM, Attack, BatchContext
 from robrank.attacks.metrics import query_prank
 from robrank.attacks.selection import nearest_excluding_self
+from robrank.params import Param
+from robrank.summaries import EMBSHIFT, MetricDisplay
 
-from .query import query_loss, select_query_targets
+from .candidate import PCTL
+from .query import CANDIDATES, query_loss, select_query_targets
 
 M_GT = 5
 XI_MAX = 1e9
 XI_NAN = 1e7
-#: (substring of the dataset name, k); fashion first because "fashion-mnist" contains "mnist"
-XI_RATES: tuple[tuple[str, float], ...] = (("fashion", 4e4), ("mnist", 2e4), ("cub", 4e4), ("cars", 7e4), ("sop", 7e4))
+#: the reference's rate for a dataset it did not know
 XI_RATE_DEFAULT = 2e4
-
-
-def xi_rate(dataset: str | None) -> float:
-    name = (dataset or "").lower()
-    for key, rate in XI_RATES:
-        if key in name:
-            return rate
-    return XI_RATE_DEFAULT
+#: the spec field k of xi = exp(k L_sp); None = the dataset's reference rate
+RATE = Param(
+    "rate",
+    float,
+    None,
+    low=0.0,
+    help="k of the semantics-preserving weight xi = min(exp(k L_sp), 1e9) [default: the dataset's reference rate, else 2e4]",
+    example="rate=20000",
+    implicit=True,
+)
 
 
 def adaptive_xi(loss_sp: torch.Tensor, rate: float) -> torch.Tensor:
@@ -49,10 +54,16 @@ def adaptive_xi(loss_sp: torch.Tensor, rate: float) -> torch.Tensor:
 
 class SPQueryAttack(Attack):
     name = "SPQA"
-    signed = True
-    required = ("pm", "M")
-    reports = ("loss", "prank", "GTprank", "embshift")
-    needs_dist = True
+    params = (PM, CANDIDATES, RATE)
+    reports = ("loss", "prank", "GTprank", EMBSHIFT)
+    display = (PCTL, MetricDisplay("GTprank", "GT PCTL", scale=100.0, full=100.0))
+
+    @property
+    def xi_rate(self) -> float:
+        return XI_RATE_DEFAULT if self.rate is None else float(self.rate)
+
+    def distance_width(self) -> int:
+        return self.M + 5
 
     def select(self, ctx: BatchContext) -> None:
         if self.pm == "+":
@@ -67,7 +78,7 @@ class SPQueryAttack(Attack):
         exclude = self.exclude_slot(ctx)
         loss_qa = query_loss(dist, ctx.sel["candidates"], self.pm, exclude)
         loss_sp = query_loss(dist, ctx.sel["truth"], "+", exclude)
-        xi = adaptive_xi(loss_sp.mean() if ctx.reference else loss_sp, xi_rate(self.dataset))
+        xi = adaptive_xi(loss_sp.mean() if ctx.reference else loss_sp, self.xi_rate)
         return loss_qa + xi * loss_sp
 
     def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:

@@ -11,11 +11,13 @@ import torch.nn.functional as F
 from robrank.attacks.base import Attack, BatchContext
 from robrank.attacks.selection import STREAM_TARGET, randint
 from robrank.distances import paired
+from robrank.summaries import EMBSHIFT, MetricDisplay
 
 
 class TargetedMismatch(Attack):
     name = "TMA"
-    reports = ("Cosine-SIM", "embshift")
+    reports = ("Cosine-SIM", EMBSHIFT)
+    display = (MetricDisplay("Cosine-SIM", "COS", full=1.0, decimals=3),)
 
     def select(self, ctx: BatchContext) -> None:
         target = randint(ctx.seed, STREAM_TARGET, ctx.index, 1, len(ctx.gallery), exclude=self.exclude_slot(ctx))[:, 0]

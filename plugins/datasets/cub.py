@@ -63,6 +63,7 @@ def register_datasets(register):
             channels=3,
             num_test_classes=100,
             profile="rob224",
+            attack_defaults={"SPQA": {"rate": 4e4}},  # the reference's SPQA rate for this dataset
             default_backbone="resnet18",
             default_loss="ptripletN",
         )

@@ -66,6 +66,7 @@ def register_datasets(register):
             channels=1,
             num_test_classes=10,
             profile="rob28",
+            attack_defaults={"SPQA": {"rate": 2e4}},  # the reference's SPQA rate for this dataset
             default_backbone="c2f2",
             default_loss="ptripletN",
         )
@@ -80,6 +81,7 @@ def register_datasets(register):
             channels=1,
             num_test_classes=10,
             profile="rob28",
+            attack_defaults={"SPQA": {"rate": 4e4}},  # the reference's SPQA rate for this dataset
             default_backbone="c2f2",
             default_loss="ptripletN",
         )

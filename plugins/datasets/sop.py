@@ -51,6 +51,7 @@ def register_datasets(register):
             channels=3,
             num_test_classes=11316,
             profile="rob224",
+            attack_defaults={"SPQA": {"rate": 7e4}},  # the reference's SPQA rate for this dataset
             default_backbone="resnet18",
             default_loss="ptripletN",
         )

@@ -46,6 +46,14 @@ def _flag(value: Any, option: str) -> bool:
     raise ConfigError(f"defense 'hm': option {option} must be true or false, got {value!r}")
 
 
+#: the reference's HM model names (``ghmet<src><dest>``) spell the letterless (random) miner ``r``
+REFERENCE_RANDOM_LETTER = "r"
+
+
+def _letterless(name: str) -> str:
+    return "" if name == REFERENCE_RANDOM_LETTER else name
+
+
 class HM(AdversarialDefense):
     """Hardness manipulation with the gradual adversary and optional intra-class structure term."""
 
@@ -64,8 +72,8 @@ class HM(AdversarialDefense):
         super().__init__(**options)
         opts = self.options
         try:
-            opts["src"] = miner_name(str(opts["src"]))
-            opts["dest"] = miner_name(str(opts["dest"]))
+            opts["src"] = miner_name(_letterless(str(opts["src"])))
+            opts["dest"] = miner_name(_letterless(str(opts["dest"])))
         except UnknownNameError as exc:
             raise ConfigError(f"defense 'hm': {exc} (or a reference letter r/m/s/d/h)") from None
         opts["gradual"] = _flag(opts["gradual"], "gradual")

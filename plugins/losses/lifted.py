@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from robrank.losses.base import Criterion, check_spc2, distance_matrix, mean_or_zero
+from robrank.distances import pairwise
+from robrank.losses.base import LOSS_GRAM_FLOOR, Criterion, check_spc2, mean_or_zero
 from robrank.losses.names import reference_aliases
 from robrank.records import LossRecord
 
@@ -46,7 +47,7 @@ class GeneralizedLiftedLoss(Criterion):
         labels = labels.view(-1).to(x.device)
         n = x.shape[0]
         anchors = torch.arange(0, n, 2, device=x.device)
-        dist = distance_matrix(x[anchors], x, self.metric)
+        dist = pairwise(x[anchors], x, self.metric, gram_floor=LOSS_GRAM_FLOOR)
         same = labels[anchors].unsqueeze(1) == labels.unsqueeze(0)
         not_self = torch.ones_like(same)
         not_self[torch.arange(len(anchors), device=x.device), anchors] = False

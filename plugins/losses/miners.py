@@ -16,15 +16,22 @@ import math
 import torch
 
 import robrank
+from robrank.distances import pairwise
 from robrank.losses.base import (
+    MINER_GRAM_FLOOR,
     Miner,
     Triplets,
     choose_in_rows,
-    miner_distances,
     random_uniform,
     spc2_anchors_positives,
 )
 from robrank.records import MinerRecord
+
+
+@torch.no_grad()
+def miner_distances(anchors: torch.Tensor, items: torch.Tensor, metric: str) -> torch.Tensor:
+    """Distances for mining, as the reference computed them (Gram expansion, no gradient)."""
+    return pairwise(anchors, items, metric, gram_floor=MINER_GRAM_FLOOR)
 
 #: Triplet margins of configs_loss.py, used when a miner is built without one.
 TRIPLET_MARGIN = {"C": 0.2, "N": 0.2, "E": 1.0}

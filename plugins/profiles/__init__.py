@@ -1,7 +1,9 @@
 """The bundled swipe profiles: the reference's named attack lists, registered as plugins.
 
 A third-party package adds its own profile the same way (a ``ProfileRecord`` whose factory
-returns spec strings); ``robrank swipe -p NAME`` then runs it with no change to the core.
+returns spec strings, and optionally a :class:`robrank.scoring.Score`); ``robrank swipe -p
+NAME`` then runs it, and ``robrank report`` tabulates its score, with no change to the core.
+The ERS of rob28/rob224 is such a score (:mod:`.ers`).
 The corrected-semantics runs are not separate profiles: ``robrank swipe --semantics fixed``
 runs the same list with the reference quirks fixed and records that in the results file.
 """
@@ -15,5 +17,5 @@ from .reference import PROFILES
 
 @robrank.hookimpl
 def register_profiles(register):
-    for name, (factory, image_size, ers, summary, aliases) in PROFILES.items():
-        register(ProfileRecord(name=name, factory=factory, summary=summary, aliases=aliases, image_size=image_size, ers=ers))
+    for name, (factory, image_size, score, summary, aliases) in PROFILES.items():
+        register(ProfileRecord(name=name, factory=factory, summary=summary, aliases=aliases, image_size=image_size, score=score))

@@ -12,6 +12,9 @@ import itertools as it
 from collections.abc import Callable, Iterable
 
 from robrank.records import SIZE_224, SIZE_28
+from robrank.scoring import Score
+
+from .ers import ERS
 
 #: PGD settings of the ERS profiles: (77/255, 3/255, 32) at 28 px, (8/255, 3/255, 32) at 224 px.
 ROB28_PGD = "eps=0.30196:alpha=0.011764:pgditer=32"
@@ -101,19 +104,19 @@ def qccurve28() -> list[str]:
     ]
 
 
-#: name -> (factory, image size, defines ERS, one-line summary, aliases)
-PROFILES: dict[str, tuple[Callable[[], list[str]], int, bool, str, tuple[str, ...]]] = {
-    "rob28": (rob28, SIZE_28, True, "ERS profile for 28x28 data: CA±, QA±, TMA, ES, LTM, GTM, GTT at eps 77/255", ()),
+#: name -> (factory, image size, score (None = none), one-line summary, aliases)
+PROFILES: dict[str, tuple[Callable[[], list[str]], int, Score | None, str, tuple[str, ...]]] = {
+    "rob28": (rob28, SIZE_28, ERS, "ERS profile for 28x28 data: CA±, QA±, TMA, ES, LTM, GTM, GTT at eps 77/255", ()),
     "rob224": (
         rob224,
         SIZE_224,
-        True,
+        ERS,
         "ERS profile for 224x224 data: CA±, QA±, TMA, ES, LTM, GTM, GTT at eps 8/255",
         ("cvpr",),  # the reference's profile_cvpr is an identical copy of rob224
     ),
-    "pami28": (pami28, SIZE_28, False, "SPQA± and CA± x {1,2,5,10} at eps 8/255 and 77/255 (TPAMI, 28x28)", ()),
-    "pami224": (pami224, SIZE_224, False, "SPQA± and CA± x {1,2,5,10} at eps 2/255 and 8/255 (TPAMI, 224x224)", ()),
-    "eccv28": (eccv28, SIZE_28, False, "CA± and SPQA± x {1,2,5,10} at eps 0.01-0.3 (ECCV'20, 28x28)", ()),
-    "eccv224": (eccv224, SIZE_224, False, "CA± and SPQA± x {1,2,5,10} at eps 0.01-0.06 (ECCV'20, 224x224)", ()),
-    "qccurve28": (qccurve28, SIZE_28, False, "CA± and SPQA± (W=M=1) at eps 7i/255, i=0..11: robustness curve", ()),
+    "pami28": (pami28, SIZE_28, None, "SPQA± and CA± x {1,2,5,10} at eps 8/255 and 77/255 (TPAMI, 28x28)", ()),
+    "pami224": (pami224, SIZE_224, None, "SPQA± and CA± x {1,2,5,10} at eps 2/255 and 8/255 (TPAMI, 224x224)", ()),
+    "eccv28": (eccv28, SIZE_28, None, "CA± and SPQA± x {1,2,5,10} at eps 0.01-0.3 (ECCV'20, 28x28)", ()),
+    "eccv224": (eccv224, SIZE_224, None, "CA± and SPQA± x {1,2,5,10} at eps 0.01-0.06 (ECCV'20, 224x224)", ()),
+    "qccurve28": (qccurve28, SIZE_28, None, "CA± and SPQA± (W=M=1) at eps 7i/255, i=0..11: robustness curve", ()),
 }

@@ -4,18 +4,34 @@ Public surface::
 
     parse_spec("CA:pm=+:W=1:eps=0.30196:alpha=0.011764:pgditer=32") -> AttackSpec
     Gallery.compute(model, dataset, batch_size, device) -> Gallery
-    run_attack(model, dataset, spec, ...) -> AttackResult
+    run_attack(model, dataset, spec, AttackOptions(...)) -> AttackResult
     merge_results([AttackResult, ...]) -> AttackResult
 
 Concrete attacks live in plugins (the bundled ones in ``robrank_plugins.attacks``).
 """
-from .base import SEMANTICS, Attack, BatchContext, BatchOutcome, Surrogate, attack_mode
-from .gallery import Gallery, device_dataset, embed, iter_images
-from .runner import AttackResult, FastEmbedding, accelerate, auto_batch_size, build_attack, check_task, merge_results, run_attack
-from .spec import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_PGDITER, AttackSpec, parse_spec
+from ..models.modes import attack_mode, embed
+from ..params import Param
+from ..semantics import SEMANTICS
+from ..summaries import MetricDisplay
+from .base import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_PGDITER, PM, Attack, BatchContext, BatchOutcome, Surrogate
+from .gallery import Gallery, device_dataset, iter_images
+from .runner import (
+    AttackOptions,
+    AttackResult,
+    FastEmbedding,
+    accelerate,
+    auto_batch_size,
+    build_attack,
+    check_task,
+    dataset_attack_defaults,
+    merge_results,
+    run_attack,
+)
+from .spec import AttackSpec, parse_spec
 
 __all__ = [
     "Attack",
+    "AttackOptions",
     "AttackResult",
     "AttackSpec",
     "BatchContext",
@@ -25,6 +41,9 @@ __all__ = [
     "DEFAULT_PGDITER",
     "FastEmbedding",
     "Gallery",
+    "MetricDisplay",
+    "PM",
+    "Param",
     "SEMANTICS",
     "Surrogate",
     "accelerate",
@@ -32,6 +51,7 @@ __all__ = [
     "auto_batch_size",
     "build_attack",
     "check_task",
+    "dataset_attack_defaults",
     "device_dataset",
     "embed",
     "iter_images",

@@ -23,9 +23,8 @@ adversarial summaries are still measured on the attacked one.
 """
 from __future__ import annotations
 
-import contextlib
-import math
-from collections.abc import Iterator
+import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -33,31 +32,28 @@ import torch
 from torch import nn
 
 from ..distances import pairwise, paired
-from ..errors import ConfigError, SpecError
+from ..errors import ConfigError
+from ..models.modes import attack_mode, embed
+from ..params import REQUIRED, Param, ParamError, collect
+from ..records import TASK_CLASSIFICATION, TASK_RETRIEVAL
+from ..semantics import REFERENCE, check_semantics
+from ..summaries import EMBSHIFT, QUERIES, MetricDisplay
 from . import selection
-from .gallery import Gallery, embed
+from .gallery import Gallery
 from .nes import REFERENCE as NES_REFERENCE
 from .nes import nes_gradient, query_count
-from .spec import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_PGDITER
 from .pgd import pgd_minimize, sign_step
 
-SEMANTICS: tuple[str, ...] = ("reference", "fixed")
+#: keys the engine adds to summaries itself (an attack's ``reports`` may list them)
+ENGINE_KEYS = frozenset({EMBSHIFT, QUERIES})
 
+#: PGD defaults of the reference ``AdvRank`` constructor
+DEFAULT_EPS = 4.0 / 255.0
+DEFAULT_ALPHA = 1.0 / 255.0
+DEFAULT_PGDITER = 24
 
-@contextlib.contextmanager
-def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode (BatchNorm frozen) and no weight gradients for the block; restored afterwards."""
-    was_training = model.training
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        model.train(was_training)
+#: the direction of a signed attack (CA+, QA-, ...): declare it in ``params`` to take ``pm=+|-``
+PM = Param("pm", str, choices=("+", "-"), help="direction: + raises, - lowers the target's rank", example="pm=+")
 
 
 @dataclass
@@ -114,76 +110,97 @@ class BatchOutcome:
 class Attack:
     """Base class of every ranking attack (see the module docstring for the contract).
 
-    Constructor keywords are the spec fields (``eps``, ``alpha``, ``pgditer``, ``pm``, ``W``,
-    ``M``, ``nes``: black-box NES estimation instead of the input gradient) plus run options: ``random_start`` (uniform start in [-eps, eps], off like the
-    reference without ``RINIT``), ``semantics`` (``"reference"`` reproduces the reference's
-    quirks, ``"fixed"`` corrects them; docs/attacks.md lists each) and ``dataset`` (the
-    dataset name, used by SPQA's adaptive weight).
+    The class is the single source of what the attack is: ``name`` (its spec TYPE),
+    ``params`` (the typed spec fields it adds; the PGD settings declared here reach every
+    subclass, see :meth:`parameters`), ``reports`` (the summary keys it produces, checked on
+    every batch) and ``display`` (how reports show them). Its registry record is derived from
+    these (:meth:`robrank.records.AttackRecord.of`), and the spec grammar validates every
+    field against ``params`` once, so the constructor receives clean values.
+
+    Constructor keywords are the spec fields (defaults filled in from ``params``) plus run
+    options: ``random_start`` (uniform start in [-eps, eps], off like the reference without
+    ``RINIT``) and ``semantics`` (``"reference"`` reproduces the reference's quirks,
+    ``"fixed"`` corrects them; docs/attacks.md lists each).
     """
 
     name: ClassVar[str] = ""
-    signed: ClassVar[bool] = False
-    required: ClassVar[tuple[str, ...]] = ()
+    #: the kind of model it attacks: ranking (a gallery of embeddings) or a classifier's logits (no gallery)
+    task: ClassVar[str] = TASK_RETRIEVAL
+    #: spec fields of every PGD attack; a subclass lists only the fields it adds
+    params: ClassVar[tuple[Param, ...]] = (
+        Param("eps", float, DEFAULT_EPS, low=0.0, help="L-infinity radius of the perturbation (pixels in [0, 1])"),
+        Param("alpha", float, DEFAULT_ALPHA, low=0.0, help="PGD step size (eps is used when pgditer=1: FGSM)"),
+        Param("pgditer", int, DEFAULT_PGDITER, low=1, help="number of PGD steps"),
+        Param("nes", bool, False, implicit=True, example="nes=1",
+              help="black-box: NES estimates of the gradient from model outputs (robrank.attacks.nes) instead of autograd"),
+    )
+    #: summary keys this attack reports (clean and adversarial; the engine adds ``embshift``)
     reports: ClassVar[tuple[str, ...]] = ()
-    #: the objective needs the [B, N] distance matrix of the current iterate
-    needs_dist: ClassVar[bool] = False
-    #: the attack measures against a gallery (ranking); False for attacks on a classifier's logits
-    uses_gallery: ClassVar[bool] = True
+    #: how reports show the summary keys (none: each key as it is)
+    display: ClassVar[tuple[MetricDisplay, ...]] = ()
 
-    def __init__(
-        self,
-        *,
-        eps: float = DEFAULT_EPS,
-        alpha: float = DEFAULT_ALPHA,
-        pgditer: int = DEFAULT_PGDITER,
-        pm: str | None = None,
-        W: int | None = None,
-        M: int | None = None,
-        nes: int | bool = 0,
-        random_start: bool = False,
-        semantics: str = "reference",
-        dataset: str | None = None,
-    ) -> None:
-        if semantics not in SEMANTICS:
-            raise ConfigError(f"unknown attack semantics {semantics!r}; use reference or fixed")
-        if not (math.isfinite(eps) and eps >= 0):
-            raise SpecError(f"attack {self.name}: field eps must be a finite number >= 0 (got {eps!r})")
-        if not (math.isfinite(alpha) and alpha >= 0):
-            raise SpecError(f"attack {self.name}: field alpha must be a finite number >= 0 (got {alpha!r})")
-        if int(pgditer) != pgditer or pgditer < 1:
-            raise SpecError(f"attack {self.name}: field pgditer must be a whole number >= 1 (got {pgditer!r})")
-        if self.signed and pm not in ("+", "-"):
-            raise SpecError(f"attack {self.name}: field pm must be + or - (got {pm!r})")
-        if nes not in (0, 1, False, True):
-            raise SpecError(f"attack {self.name}: field nes must be 0 or 1 (got {nes!r})")
-        if nes and int(pgditer) < 2:
-            raise SpecError(f"attack {self.name}: nes=1 needs pgditer >= 2 (NES takes no single FGSM-like step; got {pgditer!r})")
-        for key, value in (("W", W), ("M", M)):
-            if key in self.required and (value is None or int(value) != value or value < 1):
-                raise SpecError(f"attack {self.name}: field {key} must be a whole number >= 1 (got {value!r})")
-        self.eps, self.alpha, self.pgditer = float(eps), float(alpha), int(pgditer)
-        self.pm, self.W, self.M = pm, (int(W) if W is not None else None), (int(M) if M is not None else None)
-        self.nes = bool(nes)
+    eps: float
+    alpha: float
+    pgditer: int
+    nes: bool
+
+    def __init__(self, *, semantics: str = REFERENCE, random_start: bool = False, **values: Any) -> None:
+        for param in self.parameters():
+            value = values.pop(param.name, param.default)
+            if value is REQUIRED:
+                raise TypeError(f"{type(self).__name__} needs the spec field {param.name} ({param.describe()})")
+            setattr(self, param.name, value)
+        if values:
+            raise TypeError(f"{type(self).__name__} takes no spec field {', '.join(sorted(values))}")
         self.random_start = bool(random_start)
-        self.semantics = semantics
-        self.dataset = dataset
+        self.semantics = check_semantics(semantics)
+
+    @classmethod
+    def parameters(cls) -> tuple[Param, ...]:
+        """Every spec field of this attack, in canonical spec order.
+
+        The fields of the attack's own class chain come first, base classes before
+        subclasses (CA's ``pm, W``, then a CA subclass's own fields), then the fields every
+        PGD attack shares, declared once here on :class:`Attack` (``eps, alpha, pgditer``
+        and any later addition, which must be ``implicit`` so stored specs keep their text).
+        """
+        chain = [c for c in reversed(inspect.getmro(cls)) if c is not Attack]
+        own = collect(chain)
+        names = {p.name for p in own}
+        return own + tuple(p for p in Attack.__dict__["params"] if p.name not in names)
 
     @property
     def reference(self) -> bool:
-        return self.semantics == "reference"
+        return self.semantics == REFERENCE
 
     @property
     def label(self) -> str:
-        return f"{self.name}{self.pm or ''}"
+        return f"{self.name}{getattr(self, PM.name, None) or ''}"
 
     def __repr__(self) -> str:
-        fields = [f"pm={self.pm}"] if self.pm else []
-        fields += [f"W={self.W}"] if self.W is not None else []
-        fields += [f"M={self.M}"] if self.M is not None else []
-        fields += [f"eps={self.eps:g}", f"alpha={self.alpha:g}", f"pgditer={self.pgditer}"]
-        fields += ["nes=1"] if self.nes else []
-        fields += [self.semantics]
-        return f"{type(self).__name__}({', '.join(fields)})"
+        fields = []
+        for param in self.parameters():
+            value = getattr(self, param.name)
+            if value is None or (param.implicit and value == param.default):
+                continue
+            text = f"{value:g}" if isinstance(value, float) else param.format(value)
+            fields.append(f"{param.name}={text}")
+        return f"{type(self).__name__}({', '.join([*fields, self.semantics])})"
+
+    def distance_width(self) -> int:
+        """How many [B, N] distance rows one sample of this attack holds (for the batch-size estimate)."""
+        return 6
+
+    @classmethod
+    def check_values(cls, values: Mapping[str, Any]) -> None:
+        """Checks that span several fields (each field alone was checked against its ``Param``).
+
+        Called by the spec parser with every field's value (defaults filled in); raise
+        :class:`robrank.params.ParamError` naming the fields. A subclass extending it calls
+        ``super().check_values(values)``.
+        """
+        if values.get("nes") and values.get("pgditer", 2) < 2:
+            raise ParamError("nes=1 needs pgditer >= 2 (NES takes no single FGSM-like step)")
 
     # ------------------------------------------------------------------ subclass hooks
 
@@ -260,6 +277,11 @@ class Attack:
         with torch.no_grad():
             self.select(ctx)
         return ctx
+
+    @property
+    def uses_gallery(self) -> bool:
+        """Whether the attack measures against a gallery: every attack but those on a classifier's logits."""
+        return self.task != TASK_CLASSIFICATION
 
     @property
     def queries(self) -> int | None:
@@ -351,10 +373,17 @@ class Attack:
                 adv_emb = embed(model, adversarial)
                 adv_dist = ctx.dist(adv_emb) if gallery is not None else None
                 adv = self.summarize(adv_emb, adv_dist, ctx, adversarial=True)
+                own = set(orig) | set(adv)
                 if gallery is not None:
-                    adv["embshift"] = self.embshift(adv_emb, ctx)
+                    adv[EMBSHIFT] = self.embshift(adv_emb, ctx)
                 if self.queries is not None:
-                    adv["queries"] = torch.full((images.shape[0],), float(self.queries), dtype=torch.float64, device=images.device)
+                    adv[QUERIES] = torch.full((images.shape[0],), float(self.queries), dtype=torch.float64, device=images.device)
+        declared = set(self.reports) - ENGINE_KEYS
+        if self.reports and own - ENGINE_KEYS != declared:
+            raise ConfigError(
+                f"attack {self.name} reports {sorted(own)} but declares reports={sorted(self.reports)}; "
+                "make its summarize() and its reports agree"
+            )
         cast = lambda d: {k: v.detach().to(torch.float64).view(-1) for k, v in d.items()}  # noqa: E731
         return BatchOutcome(adversarial=adversarial, orig=cast(orig), adv=cast(adv))
 

@@ -13,17 +13,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..distances import embed_for_metric
+from ..models.modes import attack_mode, embed
 
 #: in-memory splits up to this size are copied to an accelerator once per swipe/attack
 DEVICE_DATASET_BYTES = 4 << 30
-
-
-def embed(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Metric-normalised embeddings (the reference's ``forwardmetric``)."""
-    if hasattr(model, "embed"):
-        return model.embed(images)
-    return embed_for_metric(model(images), model.metric)
 
 
 def device_dataset(dataset: Any, device: str | torch.device, max_bytes: int = DEVICE_DATASET_BYTES) -> Any:
@@ -127,8 +120,6 @@ class Gallery:
         device: str | torch.device = "cpu",
     ) -> Gallery:
         """Embed the whole ``dataset`` (an ImageDataset) with ``model`` in eval mode."""
-        from .base import attack_mode
-
         n = len(dataset)
         batch_size = batch_size or default_eval_batch(getattr(dataset, "image_size", 28), device)
         batches = [torch.arange(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]

@@ -8,18 +8,22 @@ with :func:`merge_results`.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from .base import SEMANTICS, Attack, Surrogate, attack_mode
-from .gallery import Gallery, device_dataset, embed, iter_images
+from ..errors import ConfigError, SpecError
+from ..models.modes import attack_mode, embed
+from ..params import ParamError
+from ..semantics import REFERENCE, check_semantics
+from .base import Attack, Surrogate
+from .gallery import Gallery, device_dataset, iter_images
 from .spec import AttackSpec, parse_spec
 
 #: CPU batch sizes when none is given (28x28-ish inputs vs 224x224)
@@ -91,6 +95,68 @@ def accelerate(model: nn.Module, *, amp: bool = False, channels_last: bool = Fal
     return FastEmbedding(model, amp=amp, channels_last=channels_last, compile=compile)
 
 
+@dataclass(frozen=True)
+class AttackOptions:
+    """How attacks are run: everything but the spec, the model and the data, in one object.
+
+    ``semantics`` (reference quirks or fixed), ``seed`` (of every random selection) and
+    ``random_start`` change the numbers; ``batch_size`` and ``max_batches`` choose the
+    queries' batches (the batch size is a speed knob over a whole split: summaries are
+    per-sample sums); ``device``, ``progress``, ``num_workers`` and the speed options
+    ``amp``/``channels_last``/``compile`` (docs/performance.md; ``amp`` moves the numbers
+    slightly) only change how fast. ``defaults`` maps an attack name to spec-field defaults
+    that depend on the data (:attr:`robrank.records.DatasetRecord.attack_defaults`); see
+    :meth:`for_dataset`. The CLI, :func:`run_attack` and the swipe all pass this one object.
+    """
+
+    semantics: str = REFERENCE
+    seed: int = 0
+    random_start: bool = False
+    device: str = "cpu"
+    batch_size: int | None = None
+    max_batches: int | None = None
+    progress: bool = True
+    amp: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    num_workers: int | None = None
+    defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        check_semantics(self.semantics)
+        for name in ("batch_size", "max_batches"):
+            value = getattr(self, name)
+            if value is not None and int(value) < 1:
+                raise ConfigError(f"{name.replace('_', ' ')} must be at least 1 (got {value})")
+
+    def replace(self, **changes: Any) -> AttackOptions:
+        """A copy with ``changes`` (field names of this class; anything else is a TypeError)."""
+        return dataclasses.replace(self, **changes) if changes else self
+
+    @property
+    def speed(self) -> dict[str, bool]:
+        """The model-wrapping speed options, as :func:`accelerate` takes them."""
+        return {"amp": bool(self.amp), "channels_last": bool(self.channels_last), "compile": bool(self.compile)}
+
+    @classmethod
+    def for_dataset(cls, dataset: str | None, registry: Any = None, **fields: Any) -> AttackOptions:
+        """Options whose ``defaults`` are the registered dataset's ``attack_defaults`` (none if unregistered)."""
+        return cls(defaults=dataset_attack_defaults(dataset, registry), **fields)
+
+
+def dataset_attack_defaults(dataset: str | None, registry: Any = None) -> dict[str, dict[str, Any]]:
+    """The spec-field defaults the dataset's record declares per attack ({} for an unknown dataset)."""
+    if not dataset:
+        return {}
+    if registry is None:
+        from ..plugins import get_registry
+
+        registry = get_registry()
+    if ("datasets", dataset) not in registry:
+        return {}
+    return {k: dict(v) for k, v in registry.get("datasets", dataset).attack_defaults.items()}
+
+
 @dataclass
 class AttackResult:
     """Averaged clean (``orig``) and adversarial (``adv``) summaries of one attack.
@@ -105,7 +171,7 @@ class AttackResult:
     count: int
     seconds: float
     sums: dict[str, dict[str, float]] = field(default_factory=dict)
-    semantics: str = "reference"
+    semantics: str = REFERENCE
     seed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -157,13 +223,33 @@ def merge_results(results: Sequence[AttackResult]) -> AttackResult:
     )
 
 
-def build_attack(spec: AttackSpec, *, semantics: str = "reference", dataset_name: str | None = None, random_start: bool = False, registry: Any = None) -> Attack:
-    """Instantiate a parsed spec's attack through the plugin registry."""
+def build_attack(spec: AttackSpec | str, options: AttackOptions | None = None, *, registry: Any = None, **changes: Any) -> Attack:
+    """Instantiate a parsed spec's attack through the plugin registry.
+
+    The spec's fields were validated when it was parsed; the data's defaults
+    (``options.defaults[spec.type]``) fill only fields the spec leaves out, and are checked
+    against the attack's declared fields here, where they enter.
+    """
+    options = (options or AttackOptions()).replace(**changes)
     if registry is None:
         from ..plugins import get_registry
 
         registry = get_registry()
-    return registry.create("attacks", spec.type, **spec.params, semantics=semantics, dataset=dataset_name, random_start=random_start)
+    spec = parse_spec(spec, registry)
+    record = registry.get("attacks", spec.type)
+    declared = {p.name: p for p in record.params}
+    values = {}
+    for key, value in options.defaults.get(record.name, {}).items():
+        if key in spec.params:
+            continue
+        if key not in declared:
+            raise ConfigError(f"the dataset's defaults for attack {record.name} set {key!r}, which it does not take; it takes {', '.join(declared)}")
+        try:
+            values[key] = declared[key].check(value)
+        except ParamError as exc:
+            raise SpecError(f"the dataset's default for attack {record.name}: {exc}") from None
+    values.update(spec.params)
+    return registry.create("attacks", spec.type, **values, semantics=options.semantics, random_start=options.random_start)
 
 
 def check_task(spec: str | AttackSpec, task: str, *, registry: Any = None) -> None:
@@ -207,8 +293,7 @@ def auto_batch_size(model: nn.Module, dataset: Any, gallery: Gallery | None, att
         (grad,) = torch.autograd.grad(forward(x).sum(), x)
     del grad, x
     per_image = max(1, (torch.cuda.max_memory_allocated(device) - base) // probe)
-    width = max(attack.W or 1, (attack.M or 1) + 5)
-    per_image += 4 * (len(gallery) if gallery is not None else 0) * (8 + 3 * width)
+    per_image += 4 * (len(gallery) if gallery is not None else 0) * (8 + 3 * attack.distance_width())
     free, _total = torch.cuda.mem_get_info(device)
     return int(max(1, min(CUDA_BATCH_MAX, len(dataset), (free // 2) // per_image)))
 
@@ -217,29 +302,21 @@ def run_attack(
     model: nn.Module,
     dataset: Any,
     spec: str | AttackSpec,
+    options: AttackOptions | None = None,
     *,
     gallery: Gallery | None = None,
-    batch_size: int | None = None,
-    max_batches: int | None = None,
-    device: str | torch.device = "cpu",
-    seed: int = 0,
-    semantics: str = "reference",
     indices: Iterable[int] | torch.Tensor | None = None,
-    progress: bool = True,
-    dataset_name: str | None = None,
-    random_start: bool = False,
-    amp: bool = False,
-    channels_last: bool = False,
-    compile: bool = False,
-    num_workers: int | None = None,
+    registry: Any = None,
     surrogate: nn.Module | None = None,
     surrogate_gallery: Gallery | None = None,
+    **changes: Any,
 ) -> AttackResult:
     """Attack every test image (or ``indices``) of ``dataset`` and average the summaries.
 
     ``dataset`` is an :class:`~robrank.data.ImageDataset` (the test split; also the gallery
-    unless ``gallery`` is given). ``dataset_name`` picks SPQA's xi rate (else the model's or
-    dataset's ``name``/``dataset`` attribute). The model is left in the mode it came in.
+    unless ``gallery`` is given). ``options`` say how (:class:`AttackOptions`); keyword
+    ``changes`` override single fields of it (``run_attack(model, data, spec, seed=3)``).
+    The model is left in the mode it came in.
 
     Speed options (docs/performance.md): ``amp`` (bf16 autocast of the backbone),
     ``channels_last``, ``compile`` (``torch.compile`` of the backbone) wrap the model in a
@@ -252,14 +329,11 @@ def run_attack(
     surrogate model (any embedding module with a ``metric``; its clean gallery of the same
     split is ``surrogate_gallery`` or computed here), the summaries on ``model``.
     """
-    if semantics not in SEMANTICS:
-        raise ConfigError(f"unknown attack semantics {semantics!r}; use reference or fixed")
-    spec = parse_spec(spec)
-    device = torch.device(device)
-    if dataset_name is None:
-        dataset_name = getattr(model, "dataset", None) or getattr(dataset, "name", None)
-    attack = build_attack(spec, semantics=semantics, dataset_name=dataset_name, random_start=random_start)
-    model = accelerate(model.to(device), amp=amp, channels_last=channels_last, compile=compile)
+    options = (options or AttackOptions()).replace(**changes)
+    spec = parse_spec(spec, registry)
+    device = torch.device(options.device)
+    attack = build_attack(spec, options, registry=registry)
+    model = accelerate(model.to(device), **options.speed)
     start = time.perf_counter()
     dataset = device_dataset(dataset, device)
     if not attack.uses_gallery:
@@ -272,7 +346,7 @@ def run_attack(
             raise ConfigError(f"the gallery was embedded for metric {gallery.metric} but the model uses {model.metric}")
     source = None
     if surrogate is not None:
-        surrogate = accelerate(surrogate.to(device), amp=amp, channels_last=channels_last, compile=compile)
+        surrogate = accelerate(surrogate.to(device), **options.speed)
         if gallery is not None:
             if surrogate_gallery is None:
                 surrogate_gallery = Gallery.compute(surrogate, dataset, batch_size=None, device=device)
@@ -288,13 +362,13 @@ def run_attack(
         order = torch.as_tensor(list(indices) if not isinstance(indices, torch.Tensor) else indices, dtype=torch.int64).view(-1)
         if order.numel() and (int(order.min()) < 0 or int(order.max()) >= len(dataset)):
             raise ConfigError(f"attack indices must lie in [0, {len(dataset)}); got {int(order.min())}..{int(order.max())}")
+    batch_size = options.batch_size
     if batch_size is None:
         batch_size = auto_batch_size(model, dataset, gallery, attack, device)
-    if batch_size < 1:
-        raise ConfigError(f"batch size must be at least 1 (got {batch_size})")
     batches = [order[i : i + batch_size] for i in range(0, order.numel(), batch_size)]
-    if max_batches is not None:
-        batches = batches[: max(0, max_batches)]
+    if options.max_batches is not None:
+        batches = batches[: options.max_batches]
+    seed, progress, num_workers = options.seed, options.progress, options.num_workers
 
     sums: dict[str, dict[str, torch.Tensor]] = {"orig": {}, "adv": {}}
     count = 0
@@ -334,6 +408,6 @@ def run_attack(
         count=count,
         seconds=time.perf_counter() - start,
         sums=host,
-        semantics=semantics,
+        semantics=options.semantics,
         seed=seed,
     )

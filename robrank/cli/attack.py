@@ -13,7 +13,7 @@ import json
 
 import click
 
-from ..attacks.base import SEMANTICS
+from ..semantics import SEMANTICS
 from ..errors import ConfigError
 from .options import data_root_option, device_option, json_option, max_batches_option, quiet_option
 
@@ -61,7 +61,7 @@ def attack_command(
     quiet: bool,
 ) -> None:
     """Attack the model of a run directory or checkpoint with one attack SPEC."""
-    from ..attacks import check_task, parse_spec, run_attack
+    from ..attacks import AttackOptions, check_task, parse_spec, run_attack
     from ..data.loading import load_split
     from ..models.checkpoint import load_run
 
@@ -80,23 +80,20 @@ def attack_command(
             "a transfer attack needs both on the same test split"
         )
     dataset = load_split(run.dataset, "test", data_root)
-    result = run_attack(
-        run.model,
-        dataset,
-        parsed,
+    options = AttackOptions.for_dataset(
+        run.dataset,
         batch_size=batch_size,
         max_batches=max_batches,
         device=device,
         seed=seed,
         semantics=semantics,
         progress=not (no_progress or quiet or as_json),
-        dataset_name=run.dataset,
         random_start=random_start,
         amp=amp,
         channels_last=channels_last,
         compile=compile_,
-        surrogate=source.model if source is not None else None,
     )
+    result = run_attack(run.model, dataset, parsed, options, surrogate=source.model if source is not None else None)
     transfer = {"surrogate": str(source.checkpoint)} if source is not None else {}
     if as_json:
         click.echo(json.dumps({**result.as_dict(), "checkpoint": str(run.checkpoint), **transfer}, indent=2))

@@ -64,5 +64,5 @@ def _extra(kind: str, details: dict) -> str:
     if kind == "attacks":
         return ",".join(details["required"])
     if kind == "profiles":
-        return f"{details['image_size'] or 'any'}px" + (", ERS" if details["ers"] else "")
+        return f"{details['image_size'] or 'any'}px" + (f", {details['score']['name']}" if details["score"] else "")
     return ""

@@ -30,6 +30,7 @@ from typing import Any
 
 import click
 
+from ..records import NO_WEIGHTS
 from ..runtime import AUTO
 
 F = Callable[..., Any]
@@ -189,7 +190,7 @@ schedule_options = group(
     click.option("--weight-decay", type=float, default=None, help=with_default("Weight decay.", "1e-7 for 28x28, 4e-4 for 224x224")),
     click.option("--optimizer", default=None, help=with_default("torch.optim class for the backbone.", "Adam")),
     click.option("--embedding-dim", type=click.IntRange(min=1), default=None, help=with_default("Embedding size.", "the backbone's")),
-    click.option("--pretrained", type=click.Choice(["imagenet", "none"]), default=None,
+    click.option("--pretrained", type=click.Choice(["imagenet", NO_WEIGHTS]), default=None,
                  help=with_default("Initial weights.", "imagenet where the backbone has them")),
     click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None,
                  help="Local file with the backbone's initial weights."),

@@ -94,7 +94,7 @@ def swipe_command(
         echo_json({"results": str(path), "swipe": json.loads(Path(path).read_text())})
         return
     click.echo(f"results: {path}")
-    if record.ers:
+    if record.score is not None:
         click.echo(report([path], "table"), nl=False)
 
 

@@ -11,15 +11,13 @@ input gradient only, so no weight gradient is ever accumulated and the weights'
 """
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import torch
 from torch import nn
 
 from ..attacks.pgd import pgd_minimize
 from ..distances import REFERENCE_PAIRWISE_EPS, embed_for_metric, paired
 from ..errors import ConfigError
+from ..models.modes import eval_mode
 
 
 def pairwise_eps_option(defense: str, value: object) -> float:
@@ -37,19 +35,8 @@ def pairwise_eps_option(defense: str, value: object) -> float:
 
 
 
-@contextlib.contextmanager
-def inner_eval(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode for the inner attack, then the caller's mode back.
-
-    Restoring with ``model.train(previous)`` respects BatchNorm layers frozen by
-    ``freeze_batchnorm`` (their ``train`` is a no-op), so a frozen BN stays in eval mode.
-    """
-    previous = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(previous)
+#: the defenses' inner attacks run the model in eval mode and hand it back as they found it
+inner_eval = eval_mode
 
 
 def embedding_shift(

@@ -11,10 +11,6 @@ from typing import Any
 
 from ..errors import ConfigError
 
-#: HM sampler letters of the reference model names (``ghmet<src><dest>``): r = spc2-random
-SAMPLER_LETTERS: dict[str, str] = {"r": "random", "m": "semihard", "s": "softhard", "d": "distance", "h": "hardest"}
-
-
 def with_margin(miner: Any, margin: float) -> Any:
     """A copy of ``miner`` (a robrank.losses.Miner) that mines with ``margin``."""
     if getattr(miner, "margin", None) == margin:
@@ -28,13 +24,14 @@ def with_margin(miner: Any, margin: float) -> Any:
 
 
 def miner_name(name: str, registry: Any | None = None) -> str:
-    """The registered miner name for a name, alias (``spc2-semihard``) or reference letter (``m``)."""
-    if registry is None:
-        from ..plugins import get_registry
+    """The registered miner name for a name, alias (``spc2-semihard``) or reference letter (``m``).
 
-        registry = get_registry()
-    key = SAMPLER_LETTERS.get(name, name)
-    return registry.component("miners", key).name
+    The letters are the miners' own (``MinerRecord.letter``, the table of the loss-name
+    grammar in :mod:`robrank.losses.names`); ``""`` is the letterless default miner.
+    """
+    from ..losses.names import find_miner
+
+    return find_miner(name, registry).name
 
 
 def build_miner(name: str, metric: str, margin: float, *, generator: Any = None, registry: Any | None = None) -> Any:

@@ -51,30 +51,11 @@ def spc2_anchors_positives(n: int, device: torch.device | str | None = None) -> 
     )
 
 
-def distance_matrix(x: torch.Tensor, y: torch.Tensor, metric: str) -> torch.Tensor:
-    """Differentiable |x| x |y| distances for losses that need many pairs (glift).
-
-    Uses the Gram expansion with a floor before the square root, so identical rows give a
-    zero gradient instead of NaN (``torch.cdist`` may not).
-    """
-    if metric == "C":
-        return 1.0 - x @ y.T
-    sq = (x * x).sum(-1, keepdim=True) + (y * y).sum(-1).unsqueeze(0) - 2.0 * (x @ y.T)
-    return sq.clamp_min(1e-12).sqrt()
-
-
-@torch.no_grad()
-def miner_distances(anchors: torch.Tensor, items: torch.Tensor, metric: str) -> torch.Tensor:
-    """Distances used for mining (reference: Gram trick under no_grad; C: 1 - x.y).
-
-    The reference takes the square root of the raw Gram expression, which is NaN when
-    rounding makes it slightly negative (typically on the diagonal); it is clamped at zero
-    here.
-    """
-    if metric == "C":
-        return 1.0 - anchors @ items.T
-    sq = (anchors * anchors).sum(-1, keepdim=True) + (items * items).sum(-1).unsqueeze(0) - 2.0 * (anchors @ items.T)
-    return sq.clamp_min(0.0).sqrt()
+#: the Gram-expansion floor of the losses' distance matrices (``distances.pairwise(gram_floor=)``):
+#: identical rows get a zero gradient instead of NaN (``torch.cdist`` may give NaN)
+LOSS_GRAM_FLOOR = 1e-12
+#: mining's floor: the reference's Gram formula, its rounding-negative diagonal clamped at zero
+MINER_GRAM_FLOOR = 0.0
 
 
 def random_uniform(shape: Sequence[int], device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
@@ -229,9 +210,9 @@ __all__ = [
     "active_mean",
     "check_spc2",
     "choose_in_rows",
-    "distance_matrix",
+    "LOSS_GRAM_FLOOR",
     "mean_or_zero",
-    "miner_distances",
+    "MINER_GRAM_FLOOR",
     "random_uniform",
     "spc2_anchors_positives",
 ]

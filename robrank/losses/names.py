@@ -122,6 +122,16 @@ def _miner_record(registry: Any, miner: str) -> MinerRecord:
     return registry.get("miners", miner)
 
 
+def find_miner(miner: str, registry: Any | None = None) -> MinerRecord:
+    """The miner for a registered name, an alias or a reference letter (``m``; ``""`` = the letterless one)."""
+    registry = _registry(registry)
+    if miner == "":
+        letters = _miner_letters(registry)
+        if "" in letters:
+            return letters[""]
+    return _miner_record(registry, miner)
+
+
 def resolve_loss(
     name: str,
     *,

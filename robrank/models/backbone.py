@@ -19,12 +19,13 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
+from ..records import NO_WEIGHTS
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 #: How the CLI spells "no pretrained weights".
-NO_PRETRAINED = ("", "none", "scratch")
+NO_PRETRAINED = ("", NO_WEIGHTS, "scratch")
 
 
 class Normalize(nn.Module):

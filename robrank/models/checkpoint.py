@@ -113,7 +113,7 @@ def build_model(config: dict[str, Any]) -> EmbeddingModel:
     except UnknownNameError as exc:
         raise CheckpointError(
             f"the checkpoint needs backbone {config['backbone']!r}, which no installed plugin provides "
-            f"(registered: {', '.join(exc.known) or 'none'}); install the plugin that trained it"
+            f"(registered: {', '.join(exc.known) or 'no backbone at all'}); install the plugin that trained it"
         ) from exc
     return EmbeddingModel(backbone, config["metric"])
 

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError, RobrankError
+from ..semantics import REFERENCE
 from ..training import distributed as dist_util
 from ..training.distributed import DistInfo
 from .runner import SwipeBackend, swipe
@@ -64,21 +65,21 @@ def distributed_backend(info: DistInfo, base: SwipeBackend | None = None) -> Swi
     base = base or SwipeBackend.default()
     if not info.enabled:
         return base
-    from ..attacks import auto_batch_size, build_attack, merge_results
+    from ..attacks import AttackOptions, auto_batch_size, build_attack, merge_results
 
-    def run_attack(model: Any, dataset: Any, spec: Any, **kwargs: Any) -> Any:
-        batch_size, max_batches = kwargs.pop("batch_size", None), kwargs.pop("max_batches", None)
-        indices = kwargs.pop("indices", None)
+    def run_attack(model: Any, dataset: Any, spec: Any, options: Any = None, **kwargs: Any) -> Any:
+        options = options or AttackOptions()
+        batch_size, indices = options.batch_size, kwargs.pop("indices", None)
         order = torch.arange(len(dataset)) if indices is None else torch.as_tensor(indices, dtype=torch.int64).view(-1)
         if batch_size is None:
-            attack = build_attack(spec, semantics=kwargs.get("semantics", "reference"), dataset_name=kwargs.get("dataset_name"))
-            device = torch.device(kwargs.get("device", "cpu"))
+            attack = build_attack(spec, options)
+            device = torch.device(options.device)
             local = auto_batch_size(model.to(device), dataset, kwargs["gallery"].to(device), attack, device)
             batch_size = min(dist_util.all_gather_object(info, int(local)))
-        if max_batches is not None:
-            order = order[: int(batch_size) * int(max_batches)]
+        if options.max_batches is not None:
+            order = order[: int(batch_size) * int(options.max_batches)]
         mine = shard(order, info, batch_size)
-        result = base.run_attack(model, dataset, spec, indices=mine, batch_size=batch_size, max_batches=None, **kwargs)
+        result = base.run_attack(model, dataset, spec, options=options.replace(batch_size=batch_size, max_batches=None), indices=mine, **kwargs)
         results = dist_util.all_gather_object(info, result)
         merged = merge_results(results)
         merged.seconds = max(r.seconds for r in results)  # wall time: the slowest rank
@@ -136,7 +137,9 @@ def swipe_devices(run_or_ckpt: str | Path, profile: str, devices: int, *, device
         from .runner import default_output, resolve_profile
 
         loaded = load_run(run_or_ckpt, device="cpu")
-        output = default_output(run_or_ckpt, loaded, resolve_profile(profile).name, kwargs.get("semantics", "reference"))
+        options = kwargs.get("options")
+        semantics = kwargs.get("semantics", options.semantics if options is not None else REFERENCE)
+        output = default_output(run_or_ckpt, loaded, resolve_profile(profile).name, semantics)
     from ..runtime import threads_per_process
 
     threads = threads_per_process(devices)

@@ -1,11 +1,13 @@
 """Turn swipe results files into the tables of the papers (``tools/pjswipe.py``, done properly).
 
-An ERS profile (rob28, rob224) becomes one row per results file with the ten raw scores in
-the published column order, the rescaled scores and the ERS, so runs compare side by side.
-Any other profile is listed attack by attack with the metric pjswipe printed for it (CA/QA
-percentile, SPQA percentile and ground-truth percentile, ES shift and R@1, ...), clean next
-to adversarial. A file whose swipe is unfinished shows ``n/a`` for ERS and a note naming
-the missing attacks instead of the reference's silent zeros.
+A profile with a score (the ERS profiles rob28 and rob224, or a third-party profile's own)
+becomes one row per results file with the raw column values in the score's order, the
+rescaled ones and the score, so runs compare side by side; the profile's registered
+:class:`~robrank.scoring.Score` says what the columns are. Any other profile is listed
+attack by attack, each metric shown the way its attack declares (``Attack.display``: label,
+scale, full range), clean next to adversarial. A file whose swipe is unfinished shows
+``n/a`` for the score and a note naming the missing columns instead of the reference's
+silent zeros.
 """
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RobrankError
-from .ers import DECIMALS, KEYS, LABELS, ers, missing, raw_scores, rescale
+from ..scoring import Score
+from ..summaries import MetricDisplay, plain
 from .schema import load_results
 
 FORMATS = ("table", "markdown", "json", "csv")
@@ -47,10 +50,12 @@ class FileSummary:
     rescaled: dict[str, float | None] = field(default_factory=dict)
     ers: float | None = None
     missing: list[str] = field(default_factory=list)
+    #: the profile's registered score (None: the profile has none, or is not installed)
+    score: Score | None = None
 
     @property
     def ers_profile(self) -> bool:
-        return bool(self.payload["ers_profile"])
+        return self.score is not None
 
     @property
     def unfinished(self) -> list[str]:
@@ -69,9 +74,11 @@ class FileSummary:
             "attacks_done": len(p["attacks"]),
             "attacks_planned": len(p["planned"]),
         }
-        if self.ers_profile:
-            out["raw"] = {LABELS[k]: self.raw[k] for k in KEYS}
-            out["rescaled"] = {LABELS[k]: self.rescaled[k] for k in KEYS}
+        if self.score is not None:
+            labels = self.score.labels
+            out["score"] = self.score.name
+            out["raw"] = {labels[k]: self.raw[k] for k in self.score.keys}
+            out["rescaled"] = {labels[k]: self.rescaled[k] for k in self.score.keys}
             out["ers"] = self.ers
             out["missing"] = self.missing
         out["attacks"] = [
@@ -80,44 +87,39 @@ class FileSummary:
         return out
 
 
-def _pct(summary: Mapping[str, float], key: str) -> float | None:
-    value = _get(summary, key)
-    return None if value is None else 100.0 * value
+def _registry(registry: Any) -> Any:
+    if registry is not None:
+        return registry
+    from ..plugins import get_registry
+
+    return get_registry()
 
 
-def _get(summary: Mapping[str, float], key: str) -> float | None:
-    if key in summary:
-        return float(summary[key])
-    matches = [k for k in summary if k.endswith(":" + key)]
-    return float(summary[matches[0]]) if len(matches) == 1 else None
+def displays(attack_type: str, adv: Mapping[str, Any], registry: Any = None) -> tuple[MetricDisplay, ...]:
+    """How to show an attack's metrics: what its registered class declares, else each key as it is."""
+    registry = _registry(registry)
+    if ("attacks", attack_type) in registry:
+        declared = registry.get("attacks", attack_type).display
+        if declared:
+            return tuple(declared)
+    return tuple(plain(k) for k in adv)
 
 
-def attack_metrics(entry: Mapping[str, Any]) -> list[Metric]:
-    """The pjswipe view of one attack (scaled to its printed range), clean and adversarial."""
-    kind, orig, adv = entry["type"], entry["orig"], entry["adv"]
-    if kind in ("CA", "QA"):
-        return [Metric("PCTL", _pct(orig, "prank"), _pct(adv, "prank"), "100.0")]
-    if kind == "SPQA":
-        return [
-            Metric("PCTL", _pct(orig, "prank"), _pct(adv, "prank"), "100.0"),
-            Metric("GT PCTL", _pct(orig, "GTprank"), _pct(adv, "GTprank"), "100.0"),
-        ]
-    if kind == "ES":
-        return [
-            Metric("ES", _get(orig, "embshift"), _get(adv, "embshift"), "2.000", 3),
-            Metric("R1", _get(orig, "r@1"), _get(adv, "r@1"), "100.0"),  # already percent
-        ]
-    if kind == "TMA":
-        return [Metric("COS", _get(orig, "Cosine-SIM"), _get(adv, "Cosine-SIM"), "1.000", 3)]
-    if kind in ("LTM", "GTM"):
-        return [Metric("R1", _pct(orig, "r@1"), _pct(adv, "r@1"), "100.0")]
-    if kind == "GTT":
-        return [
-            Metric("RETAIN1", _pct(orig, "ID-Retain@1"), _pct(adv, "ID-Retain@1"), "100.0"),
-            Metric("RETAIN4", _pct(orig, "retain@4"), _pct(adv, "retain@4"), "100.0"),
-        ]
-    # an attack from a third-party plugin: show its own summary keys as they are
-    return [Metric(k, _get(orig, k), float(v), "", 4) for k, v in adv.items()]
+def attack_metrics(entry: Mapping[str, Any], registry: Any = None) -> list[Metric]:
+    """One attack's metrics as its attack declares them shown (scaled to their printed range)."""
+    orig, adv = entry["orig"], entry["adv"]
+    return [
+        Metric(d.label, d.value(orig), d.value(adv), d.full_text, d.decimals)
+        for d in displays(str(entry["type"]), adv, registry)
+    ]
+
+
+def profile_score(name: str, registry: Any = None) -> Score | None:
+    """The registered profile's score, or None (no score, or the profile is not installed)."""
+    registry = _registry(registry)
+    if ("profiles", name) not in registry:
+        return None
+    return registry.get("profiles", name).score
 
 
 def _run_name(payload: Mapping[str, Any]) -> str:
@@ -128,14 +130,16 @@ def _run_name(payload: Mapping[str, Any]) -> str:
 
 
 def summarise(payload: dict[str, Any], path: str | Path, label: str | None = None) -> FileSummary:
-    """Compute the raw/rescaled scores and ERS of one (validated) results payload."""
+    """Compute the raw/rescaled columns and the profile's score of one (validated) results payload."""
     label = label or f"{_run_name(payload)}/{payload['profile']}" + ("" if payload["semantics"] == "reference" else f" ({payload['semantics']})")
     summary = FileSummary(label=label, path=str(path), payload=payload)
-    if summary.ers_profile:
-        summary.raw = raw_scores(payload["attacks"])
-        summary.rescaled = rescale(summary.raw)
-        summary.missing = missing(summary.raw)
-        summary.ers = None if summary.missing else ers(summary.raw)
+    score = profile_score(payload["profile"]) if payload["ers_profile"] else None
+    if score is not None:
+        summary.score = score
+        summary.raw = score.raw_scores(payload["attacks"])
+        summary.rescaled = score.rescale(summary.raw)
+        summary.missing = score.missing(summary.raw)
+        summary.ers = None if summary.missing else score.value(summary.raw)
     return summary
 
 
@@ -172,17 +176,19 @@ def _notes(summaries: Iterable[FileSummary]) -> list[str]:
             what = f"missing {', '.join(s.missing)}" if s.ers_profile and s.missing else f"{len(s.unfinished)} attacks not run"
             notes.append(
                 f"note: {s.label}: {len(s.payload['attacks'])}/{len(s.payload['planned'])} attacks done ({what}); "
-                "ERS n/a until the swipe finishes (rerun the same robrank swipe command)"
+                f"{s.score.name} n/a until the swipe finishes (rerun the same robrank swipe command)"
                 if s.ers_profile
                 else f"note: {s.label}: {len(s.payload['attacks'])}/{len(s.payload['planned'])} attacks done ({what})"
             )
     return notes
 
 
-def _ers_tables(rows: list[FileSummary]) -> list[tuple[str, list[str], list[list[str]]]]:
-    head = ["run", *(LABELS[k] for k in KEYS), "ERS"]
-    raw = [[s.label, *(_fmt(s.raw[k], DECIMALS[k]) for k in KEYS), _fmt(s.ers, 1)] for s in rows]
-    scaled = [[s.label, *(_fmt(s.rescaled[k], 1) for k in KEYS), _fmt(s.ers, 1)] for s in rows]
+def _score_tables(rows: list[FileSummary]) -> list[tuple[str, list[str], list[list[str]]]]:
+    score = rows[0].score
+    keys, labels, decimals = score.keys, score.labels, score.decimals
+    head = ["run", *(labels[k] for k in keys), score.name]
+    raw = [[s.label, *(_fmt(s.raw[k], decimals[k]) for k in keys), _fmt(s.ers, 1)] for s in rows]
+    scaled = [[s.label, *(_fmt(s.rescaled[k], 1) for k in keys), _fmt(s.ers, 1)] for s in rows]
     return [("Raw scores", head, raw), ("Rescaled scores (0 = broken, 100 = robust)", head, scaled)]
 
 
@@ -213,20 +219,26 @@ def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _sections(summaries: list[FileSummary]) -> list[tuple[str, list[str], list[list[str]]]]:
-    ers_rows = [s for s in summaries if s.ers_profile]
-    sections = _ers_tables(ers_rows) if ers_rows else []
-    sections += [_attack_table(s) for s in summaries if not s.ers_profile]
+    scores: dict[Score, list[FileSummary]] = {}
+    for s in summaries:
+        if s.score is not None:
+            scores.setdefault(s.score, []).append(s)
+    sections = [table for rows in scores.values() for table in _score_tables(rows)]
+    sections += [_attack_table(s) for s in summaries if s.score is None]
     return sections
 
 
 def _csv(summaries: list[FileSummary]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    if all(s.ers_profile for s in summaries):
-        writer.writerow(["label", "file", "profile", "semantics", *(LABELS[k] for k in KEYS), *(f"{LABELS[k]} rescaled" for k in KEYS), "ERS"])
+    scores = {s.score for s in summaries}
+    if len(scores) == 1 and None not in scores:
+        score = summaries[0].score
+        keys, labels = score.keys, score.labels
+        writer.writerow(["label", "file", "profile", "semantics", *(labels[k] for k in keys), *(f"{labels[k]} rescaled" for k in keys), score.name])
         for s in summaries:
-            raw = ["" if s.raw[k] is None else repr(s.raw[k]) for k in KEYS]
-            scaled = ["" if s.rescaled[k] is None else repr(s.rescaled[k]) for k in KEYS]
+            raw = ["" if s.raw[k] is None else repr(s.raw[k]) for k in keys]
+            scaled = ["" if s.rescaled[k] is None else repr(s.rescaled[k]) for k in keys]
             writer.writerow([s.label, s.path, s.payload["profile"], s.payload["semantics"], *raw, *scaled, "" if s.ers is None else repr(s.ers)])
     else:
         writer.writerow(["label", "file", "profile", "semantics", "attack", "metric", "clean", "adversarial"])
@@ -240,8 +252,8 @@ def _csv(summaries: list[FileSummary]) -> str:
 def format_report(summaries: list[FileSummary], fmt: str = "table") -> str:
     """Render summaries as ``table`` (aligned text), ``markdown``, ``json`` or ``csv``.
 
-    CSV is one row per file (raw, rescaled, ERS) when every file is an ERS profile, and one
-    row per attack metric otherwise, so that each shape stays a plain rectangular table.
+    CSV is one row per file (raw, rescaled, score) when every file has the same profile
+    score, and one row per attack metric otherwise, so that each shape stays a plain rectangular table.
     """
     if fmt not in FORMATS:
         raise RobrankError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -268,4 +280,4 @@ def report(paths: Sequence[str | Path], fmt: str = "table") -> str:
     return format_report(load_summaries(paths), fmt)
 
 
-__all__ = ["FORMATS", "Metric", "FileSummary", "attack_metrics", "summarise", "load_summaries", "format_report", "report"]
+__all__ = ["FORMATS", "Metric", "FileSummary", "attack_metrics", "displays", "profile_score", "summarise", "load_summaries", "format_report", "report"]

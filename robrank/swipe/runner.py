@@ -22,13 +22,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..errors import ConfigError, RobrankError
 from ..io import write_json
-from .ers import ers_block
-from .schema import SCHEMA, SCHEMA_VERSION, SEMANTICS, SwipeFileError, load_results
+from ..semantics import REFERENCE
+from .schema import SCHEMA, SCHEMA_VERSION, SwipeFileError, load_results
+
+if TYPE_CHECKING:
+    from ..attacks.runner import AttackOptions
 
 
 class SwipeResumeError(RobrankError):
@@ -40,7 +43,8 @@ class SwipeBackend:
     """The functions a swipe uses to load and attack (the interfaces in docs/architecture.md).
 
     ``compute_gallery(model, dataset, batch_size, device)`` embeds the clean test split;
-    ``run_attack`` has the signature of :func:`robrank.attacks.run_attack`.
+    ``run_attack`` has the signature of :func:`robrank.attacks.run_attack` (the swipe calls
+    it as ``run_attack(model, dataset, spec, options=AttackOptions, gallery=gallery)``).
     """
 
     load_run: Callable[..., Any]
@@ -67,13 +71,11 @@ class SwipeBackend:
                    run_attack=run_attack, prepare=prepare_for_speed)
 
 
-def prepare_for_speed(model: Any, dataset: Any, device: Any, options: dict[str, Any]) -> tuple[Any, Any]:
+def prepare_for_speed(model: Any, dataset: Any, device: Any, options: AttackOptions) -> tuple[Any, Any]:
     """The default backend's ``prepare``: wrap the model once, move a small split to the device."""
     from ..attacks import accelerate, device_dataset
 
-    model = accelerate(model, amp=bool(options.get("amp")), channels_last=bool(options.get("channels_last")),
-                       compile=bool(options.get("compile")))
-    return model, device_dataset(dataset, device)
+    return accelerate(model, **options.speed), device_dataset(dataset, device)
 
 
 #: settings that must match for a rerun to continue an existing results file. The batch size
@@ -89,14 +91,37 @@ def resolve_profile(name: str):
     return get_registry().get("profiles", name)
 
 
-def default_output(run_or_ckpt: str | Path, loaded: Any, profile: str, semantics: str = "reference") -> Path:
+def profile_for_dataset(record: Any, registry: Any = None):
+    """The swipe profile of a dataset: the one its record names, else the one scored profile that fits its size.
+
+    A dataset record that names no profile gets the registered profile with a score whose
+    ``image_size`` family is the dataset's; none or several is a one-line error asking the
+    dataset to name one.
+    """
+    if registry is None:
+        from ..plugins import get_registry
+
+        registry = get_registry()
+    if record.profile:
+        return registry.get("profiles", record.profile)
+    fitting = [c.record for c in registry.components("profiles") if c.record.score is not None and c.record.image_size is not None and c.record.fits(record.image_size)]
+    if len(fitting) != 1:
+        found = f" ({', '.join(p.name for p in fitting)})" if fitting else ""
+        raise ConfigError(
+            f"dataset {record.name!r} names no swipe profile and {len(fitting)} scored profiles fit its "
+            f"{record.image_size}px images{found}; pass --profile or set DatasetRecord.profile"
+        )
+    return fitting[0]
+
+
+def default_output(run_or_ckpt: str | Path, loaded: Any, profile: str, semantics: str = REFERENCE) -> Path:
     """``<run_dir>/swipe-<profile>.json`` for a run directory, ``<ckpt>.swipe-<profile>.json`` for a file.
 
     A checkpoint file given explicitly gets its own results file, so swiping several epochs
     of one run (as the reference's per-epoch summaries did) never collides; corrected
     semantics get a ``-fixed`` suffix so both variants can sit side by side.
     """
-    suffix = "" if semantics == "reference" else f"-{semantics}"
+    suffix = "" if semantics == REFERENCE else f"-{semantics}"
     name = f"swipe-{profile}{suffix}.json"
     given = Path(run_or_ckpt)
     if given.is_dir() and loaded.run_dir is not None:
@@ -139,11 +164,6 @@ def _model_block(loaded: Any) -> dict[str, Any]:
     }
 
 
-def _check_positive(name: str, value: int | None) -> None:
-    if value is not None and int(value) < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value}")
-
-
 def _resume(out: Path, fresh: dict[str, Any], restart: bool) -> dict[str, Any] | None:
     """The existing results to continue, or None to start a new file."""
     if restart or not out.exists():
@@ -177,24 +197,20 @@ def _progress_bar(total: int, initial: int, profile: str, enabled: bool):
 def swipe(
     run_or_ckpt: str | Path,
     profile: str,
+    options: AttackOptions | None = None,
     *,
     output: str | Path | None = None,
-    device: str = "cpu",
-    batch_size: int | None = None,
-    max_batches: int | None = None,
-    seed: int = 0,
-    semantics: str = "reference",
     data_root: str | Path | None = None,
-    progress: bool = True,
     restart: bool = False,
     backend: SwipeBackend | None = None,
-    amp: bool = False,
-    channels_last: bool = False,
-    compile: bool = False,
-    num_workers: int | None = None,
     redo: Sequence[str] = (),
+    **changes: Any,
 ) -> Path:
     """Run every attack of ``profile`` on the model at ``run_or_ckpt``; return the results path.
+
+    ``options`` (:class:`robrank.attacks.AttackOptions`) say how every attack runs; keyword
+    ``changes`` override single fields (``swipe(run, "rob28", seed=1, max_batches=2)``).
+    The dataset's attack defaults (SPQA's rate, ...) are filled in from its record.
 
     ``redo`` names attacks (an attack type such as ``ES``, or a full spec) whose finished
     results in an existing file are dropped and computed again, keeping the others: for
@@ -210,10 +226,9 @@ def swipe(
     Under a distributed backend (:mod:`robrank.swipe.distributed`) every rank calls this
     function; rank 0 alone reads and writes the file and tells the others what to run.
     """
-    if semantics not in SEMANTICS:
-        raise ConfigError(f"semantics must be one of {', '.join(SEMANTICS)}, got {semantics!r}")
-    _check_positive("batch size", batch_size)
-    _check_positive("max batches", max_batches)
+    from ..attacks.runner import AttackOptions, dataset_attack_defaults
+
+    options = (options or AttackOptions()).replace(**changes)
     record = resolve_profile(profile)
     backend = backend or SwipeBackend.default()
 
@@ -221,6 +236,8 @@ def swipe(
     planned = [p.text for p in parsed]
     if len(set(planned)) != len(planned):
         raise ConfigError(f"profile {record.name!r} lists an attack twice; a profile's attacks must be distinct")
+    seed, semantics, device = options.seed, options.semantics, options.device
+    batch_size, max_batches = options.batch_size, options.max_batches
 
     session_start = time.perf_counter()
     loaded = backend.load_run(run_or_ckpt, device=device)
@@ -232,14 +249,15 @@ def swipe(
             check_task(spec, task)
     out = Path(output) if output is not None else default_output(run_or_ckpt, loaded, record.name, semantics)
     dataset = backend.load_split(loaded.dataset, "test", data_root=data_root)
-    options = {"amp": bool(amp), "channels_last": bool(channels_last), "compile": bool(compile), "world_size": int(backend.world_size)}
+    if not options.defaults:
+        options = options.replace(defaults=dataset_attack_defaults(str(loaded.dataset)))
     main = backend.rank == 0
 
     payload: dict[str, Any] = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "profile": record.name,
-        "ers_profile": bool(record.ers),
+        "ers_profile": record.score is not None,
         "planned": planned,
         "semantics": semantics,
         "seed": int(seed),
@@ -253,7 +271,7 @@ def swipe(
         "started": _now(),
         "finished": None,
         "timings": {"gallery_seconds": 0.0, "total_seconds": 0.0},
-        "options": options,
+        "options": {**options.speed, "world_size": int(backend.world_size)},
         "attacks": [],
     }
     redo = [str(r) for r in redo]
@@ -309,26 +327,12 @@ def swipe(
         # the gallery is embedded without gradients, at the evaluation batch size, not -b
         gallery = backend.compute_gallery(model, dataset, None, device)
         payload["timings"]["gallery_seconds"] = time.perf_counter() - started
-        extra = {"num_workers": num_workers} if num_workers is not None else {}
-        bar = _progress_bar(len(planned), len(done), record.name, progress and main)
+        bar = _progress_bar(len(planned), len(done), record.name, options.progress and main)
+        attack_options = options.replace(progress=options.progress and main)
         try:
             for spec in todo:
                 bar.set_postfix_str(spec.text, refresh=True)
-                result = backend.run_attack(
-                    model,
-                    dataset,
-                    spec,
-                    gallery=gallery,
-                    batch_size=batch_size,
-                    max_batches=max_batches,
-                    device=device,
-                    seed=seed,
-                    semantics=semantics,
-                    indices=None,
-                    progress=progress and main,
-                    dataset_name=loaded.dataset,
-                    **extra,
-                )
+                result = backend.run_attack(model, dataset, spec, options=attack_options, gallery=gallery)
                 entry = {"spec": spec.text, "type": str(spec.type), **_result_fields(result)}
                 payload["attacks"].append(entry)
                 save()
@@ -339,8 +343,8 @@ def swipe(
     elif finished_before:
         return out  # a finished file is left exactly as it is
     payload["finished"] = _now()
-    if record.ers and main:
-        payload["ers"] = ers_block(payload["attacks"])
+    if record.score is not None and main:
+        payload["ers"] = record.score.block(payload["attacks"])
     save()
     return out
 
@@ -358,4 +362,4 @@ def _result_fields(result: Any) -> dict[str, Any]:
     return fields
 
 
-__all__ = ["swipe", "SwipeBackend", "prepare_for_speed", "SwipeResumeError", "default_output", "resolve_profile", "file_sha256", "RESUME_KEYS"]
+__all__ = ["swipe", "SwipeBackend", "prepare_for_speed", "SwipeResumeError", "profile_for_dataset", "default_output", "resolve_profile", "file_sha256", "RESUME_KEYS"]

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..defenses.settings import ADVTRAIN_DEFAULTS
-from ..records import SIZE_224, SIZE_28, TASK_CLASSIFICATION, TASK_RETRIEVAL, size_family
+from ..records import NO_WEIGHTS, SIZE_224, SIZE_28, TASK_CLASSIFICATION, TASK_RETRIEVAL, size_family
 
 #: defaults per image-size family (science.md §4: rc2f2 / __ranking_model_224x224_icml, p* losses)
 FAMILY_DEFAULTS: dict[int, dict[str, Any]] = {
@@ -226,10 +226,10 @@ def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainCon
     if values["embedding_dim"] is None:
         values["embedding_dim"] = backbone.default_embedding_dim
     if values["pretrained"] is None:
-        values["pretrained"] = "imagenet" if "imagenet" in backbone.pretrained else "none"
-    if values["pretrained"] != "none" and values["pretrained"] not in backbone.pretrained:
-        offered = ", ".join(backbone.pretrained) or "none"
-        raise ConfigError(f"backbone {backbone.name!r} has no {values['pretrained']!r} weights (offers: {offered}); use --pretrained none")
+        values["pretrained"] = "imagenet" if "imagenet" in backbone.pretrained else NO_WEIGHTS
+    if values["pretrained"] != NO_WEIGHTS and values["pretrained"] not in backbone.pretrained:
+        offered = ", ".join(backbone.pretrained) or "no weights"
+        raise ConfigError(f"backbone {backbone.name!r} has no {values['pretrained']!r} weights (offers: {offered}); use --pretrained {NO_WEIGHTS}")
     if values["num_workers"] is None:
         values["num_workers"] = default_num_workers()
     defense = registry.get("defenses", values["defense"] or plain_defense(registry))

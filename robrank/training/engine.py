@@ -31,6 +31,7 @@ from ..io import save_checkpoint
 from ..metrics import CLASSIFICATION_KEYS, METRIC_KEYS, classification_metrics, retrieval_metrics
 from ..models.checkpoint import CHECKPOINT_DIR, FORMAT, FORMAT_VERSION, LAST, load_state, read_checkpoint
 from ..models.embedding import EmbeddingModel
+from ..records import NO_WEIGHTS
 from ..runtime import resolve_device
 from . import distributed as dist_util
 from . import rundir
@@ -87,7 +88,7 @@ def build_parts(plan: RunPlan | TrainConfig, registry: Any | None = None) -> Tra
     backbone = build_backbone(
         config.backbone,
         embedding_dim=config.embedding_dim,
-        pretrained=None if config.pretrained in (None, "none") else config.pretrained,
+        pretrained=None if config.pretrained in (None, NO_WEIGHTS) else config.pretrained,
         weights=config.weights,
         registry=plan.registry,
     )

@@ -49,7 +49,7 @@ def main() -> None:
                 for attack in ("CA", "MICA"):
                     start = time.perf_counter()
                     result = run_attack(run.model, test, f"{attack}:pm={sign}:W=1:{pgd}", max_batches=args.max_batches,
-                                        batch_size=args.batch_size, device=args.device, progress=False, dataset_name=run.dataset)
+                                        batch_size=args.batch_size, device=args.device, progress=False)
                     row[attack] = (result.orig["prank"], result.adv["prank"], time.perf_counter() - start)
                 clean = row["CA"][0]
                 print(f"{label:<36} {sign:<4} {clean:7.4f} {row['CA'][1]:7.4f} {row['MICA'][1]:7.4f}   {row['CA'][2]:.1f} / {row['MICA'][2]:.1f}")

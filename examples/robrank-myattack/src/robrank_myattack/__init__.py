@@ -20,16 +20,8 @@ __all__ = ["MICA", "register_attacks", "register_profiles", "register_commands"]
 
 @robrank.hookimpl
 def register_attacks(register):
-    register(
-        AttackRecord(
-            name=MICA.name,
-            factory=MICA,
-            summary="momentum candidate attack: CA± with MI-FGSM updates (mu=1, L1-normalised gradients)",
-            required=MICA.required,
-            signed=MICA.signed,
-            reports=MICA.reports,
-        )
-    )
+    # name, spec fields (pm, W, mu, eps, ...), reports and display all come from the class
+    register(AttackRecord.of(MICA, summary="momentum candidate attack: CA± with MI-FGSM updates (decay mu, L1-normalised gradients)"))
 
 
 @robrank.hookimpl

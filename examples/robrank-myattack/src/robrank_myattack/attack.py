@@ -18,15 +18,19 @@ paper also found momentum attacks to transfer better between models).
 
 Everything else — the query selection, the objective, the ``prank`` metric, projection onto
 the ε-ball and [0, 1], both semantics — is CA's, inherited unchanged: MICA overrides only
-the update rule (:meth:`robrank.attacks.Attack.step`). With ``pgditer=1`` (FGSM) or decay
-``mu = 0`` it is exactly CA.
+the update rule (:meth:`robrank.attacks.Attack.step`) and adds one typed spec field, the
+decay ``mu`` (``MICA:pm=+:W=1:mu=0.5:...``; 1.0 when left out, and then not written in the
+canonical spec, so ``mu`` could be added without changing any stored spec). With
+``pgditer=1`` (FGSM) or ``mu=0`` it is exactly CA. The report shows its ``prank`` exactly as
+CA's (percentile, in percent): the display is inherited with everything else.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
+from robrank.params import Param
 from robrank_plugins.attacks.candidate import CandidateAttack
 
 #: smallest L1 norm a gradient is divided by: a sample whose gradient vanished (its
@@ -48,11 +52,11 @@ class MICA(CandidateAttack):
     """Momentum candidate attack: CA± (W queries) with MI-FGSM updates, decay ``mu``."""
 
     name = "MICA"
-    #: momentum decay mu; 1.0 is the MI-FGSM paper's setting for L-infinity attacks
-    decay: ClassVar[float] = 1.0
+    #: MICA's own field; CA's (pm, W) and the PGD settings are inherited from its base classes.
+    #: 1.0 is the MI-FGSM paper's setting for L-infinity attacks.
+    params = (Param("mu", float, 1.0, low=0.0, help="momentum decay of the MI-FGSM velocity", example="mu=1.0", implicit=True),)
+
+    mu: float
 
     def step(self, x: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], step_size: float) -> torch.Tensor:
-        return momentum_step(x, grad, state, step_size, self.decay)
-
-    def __repr__(self) -> str:
-        return super().__repr__().replace(f"{type(self).__name__}(", f"{type(self).__name__}(mu={self.decay:g}, ", 1)
+        return momentum_step(x, grad, state, step_size, self.mu)

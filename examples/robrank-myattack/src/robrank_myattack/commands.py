@@ -16,7 +16,7 @@ def info_lines(spec_text: str) -> list[str]:
     p = spec.params
     fgsm = attack.pgditer == 1
     step = attack.eps if fgsm else attack.alpha
-    momentum = getattr(attack, "decay", None)
+    momentum = getattr(attack, "mu", None)
     lines = [
         f"spec: {spec.text}",
         f"attack: {attack!r}",

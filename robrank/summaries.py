@@ -1,0 +1,62 @@
+"""Attack summaries: the keys every attack shares and how a report shows a summary value.
+
+An attack's summary is a flat ``{key: number}`` dict per side (clean ``orig``, adversarial
+``adv``). The keys are the attack's own (it lists them in ``Attack.reports``); the one key
+the engine adds to every adversarial summary is :data:`EMBSHIFT`. How a value is printed
+(label, scale, full range, decimals) is declared by the attack as :class:`MetricDisplay`
+objects, so the report needs no table of attack names and a plugin attack is shown in the
+units it chose.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+#: per-sample embedding shift d(f(x~), f(x)), added by the engine to every adversarial summary
+EMBSHIFT = "embshift"
+#: model queries per attacked image of a black-box (NES) attack, added by the engine
+QUERIES = "queries"
+
+
+def lookup(summary: Mapping[str, Any], key: str) -> float | None:
+    """A summary value by key, or None; also accepts the reference's prefixed keys (``CA+:prank``)."""
+    if key in summary:
+        return float(summary[key])
+    matches = [k for k in summary if k.endswith(":" + key)]
+    return float(summary[matches[0]]) if len(matches) == 1 else None
+
+
+@dataclass(frozen=True)
+class MetricDisplay:
+    """How reports show one summary key: ``label``, values times ``scale``, out of ``full``.
+
+    E.g. a percentile stored as a fraction is ``MetricDisplay("prank", "PCTL", scale=100,
+    full=100)`` and prints ``12.3 / 100.0``; ``decimals`` applies to the value and the full
+    range alike. ``full=None`` prints no range.
+    """
+
+    key: str
+    label: str
+    scale: float = 1.0
+    full: float | None = None
+    decimals: int = 1
+
+    def value(self, summary: Mapping[str, Any]) -> float | None:
+        raw = lookup(summary, self.key)
+        return None if raw is None else self.scale * raw
+
+    @property
+    def full_text(self) -> str:
+        return "" if self.full is None else f"{self.full:.{self.decimals}f}"
+
+    def details(self) -> dict[str, Any]:
+        return {"key": self.key, "label": self.label, "scale": self.scale, "full": self.full, "decimals": self.decimals}
+
+
+#: how a summary key is shown when its attack declares nothing (or is not installed)
+def plain(key: str) -> MetricDisplay:
+    return MetricDisplay(key, key, 1.0, None, 4)
+
+
+__all__ = ["EMBSHIFT", "QUERIES", "MetricDisplay", "lookup", "plain"]
