@@ -3,7 +3,7 @@
 Each row is one complete ``robrank run`` in its own process (8 epochs of SPC-2 pairs,
 batch 128 pairs, Adam 1e-3; adversarial training ε 77/255, α 3/255, 32 steps; the full
 rob28 swipe of all 364 test digits), so the figures are what a user gets. The published
-ordering on MNIST/Fashion is none < EST < ACT in ERS (science.md §10). The script also
+ordering on MNIST/Fashion is none < EST < ACT in ERS (the reference). The script also
 times the default ``robrank run`` (no options: the quickstart), end to end.
 
 Usage::

@@ -1,4 +1,4 @@
-"""Time and peak memory of retrieval metrics on an SOP-sized gallery (targets.md §3).
+"""Time and peak memory of retrieval metrics on an SOP-sized gallery (the CPU memory target: no out-of-memory, peak <= 4 GB).
 
 Random 60,000 x 512 embeddings with 11,316 classes, query = gallery. Prints the time of the
 ranking metrics (R@1, R@2, mAP, mAP@R) and of NMI (k-means with k = 11,316) separately,

@@ -1,4 +1,4 @@
-"""The four GPU speed targets (targets.md §2) and the gpu-marked tests, as ONE table.
+"""The four GPU speed targets (docs/performance.md) and the gpu-marked tests, as ONE table.
 
     python benchmarks/gpu.py [--data-root DIR] [--dry-run] [--skip-tests] [--only JOB,...]
 
@@ -36,12 +36,12 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: floor on one H200 (targets.md §2): attack-step images/s and the kernel time it implies
+#: floor on one H200 (docs/performance.md): attack-step images/s and the kernel time it implies
 FLOOR = {
     # 9 attacks x 32 steps x 10,000 images at 655,000 images/s (C2F2, batch 10,000)
     "swipe28": 9 * 32 * 10_000 / 655_000,
     # 8 epochs x 469 steps; a step attacks 2 x 128 images for 32 steps, then 3 x 128 forward/backward
-    # (ACT); at the batch-128 C2F2 rate, 84,000 images/s: targets.md gives no rate at batch 256,
+    # (ACT); at the batch-128 C2F2 rate, 84,000 images/s: no rate at batch 256 was measured,
     # which is faster, so this over-estimates the floor (the row is marked)
     "act28": 8 * (60_000 / 128) * (2 * 128 * 33 + 3 * 128) / 84_000,
     # 9 x 32 x 5,924 ResNet-18 steps at 11,700 images/s (bf16, batch 512)
@@ -282,7 +282,7 @@ def main() -> int:
             mark = "*" if r["job"] == "act28" else " "
             print(f"{r['job']:<9} {r['what']:<58} {r['seconds']:8.1f} {r['target']:7.0f} {meets:>5} {r['floor']:7.1f}{mark} "
                   f"{r['vs_floor']:8.2f}  {r['data']}" + (f" (exit {r['exit']}, see {log})" if r["exit"] else ""))
-        print("x floor: the figure divided by the H200 kernel-time floor implied by targets.md §2 for that job (1.0 = the floor).")
+        print("x floor: the figure divided by the H200 kernel-time floor implied by the H200 rates of docs/performance.md for that job (1.0 = the floor).")
         print("* act28's floor uses the batch-128 C2F2 rate; its PGD batch is 256 images, so the true floor is lower.")
         if args.dry_run:
             print("dry run: toy sizes and one-step profiles on the CPU; the seconds only show that every job runs.")

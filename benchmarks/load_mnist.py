@@ -4,12 +4,13 @@ Prints the wall time of ``MnistSource.load_split`` for both splits from the ``.g
 (as shipped) and from uncompressed copies, best of ``--repeat`` fresh sources each, and the
 time of ``verify`` (headers + md5 of every file) for comparison: loading must not hash.
 
-    python benchmarks/load_mnist.py [--data-root ../shared/data] [--repeat 5]
+    python benchmarks/load_mnist.py [--data-root DIR (default: $ROBRANK_DATA)] [--repeat 5]
 """
 from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -34,9 +35,10 @@ def best_load(root: Path, repeat: int) -> tuple[float, int]:
 
 
 def main() -> None:
-    default = Path(__file__).resolve().parents[2] / "shared" / "data"
+    default = os.environ.get("ROBRANK_DATA")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", type=Path, default=default)
+    parser.add_argument("--data-root", type=Path, default=Path(default) if default else None, required=not default,
+                        help="folder holding mnist/ [$ROBRANK_DATA]")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 

@@ -1,6 +1,6 @@
 """How much NMI depends on the k-means initialisation alone, for one trained model.
 
-NMI (science.md §8) clusters the test embeddings with k-means (faiss, seed 123, k = the
+NMI (the reference) clusters the test embeddings with k-means (faiss, seed 123, k = the
 number of test classes) and compares the clusters with the labels. A single k-means run can
 stop in a local optimum that merges two classes and splits another, which costs about 10
 NMI points on a 10-class set even when R@1 is 99 %. This script embeds the test split once
@@ -8,7 +8,7 @@ and reruns the same faiss k-means with several seeds, printing NMI and the k-mea
 per seed, so that a gap to a published NMI can be told apart from a real difference in the
 embedding.
 
-    ROBRANK_DATA=../shared/data python benchmarks/nmi_kmeans_seeds.py runs/repro/mnist-none --seeds 20
+    ROBRANK_DATA=path/to/data python benchmarks/nmi_kmeans_seeds.py runs/repro/mnist-none --seeds 20
 """
 from __future__ import annotations
 

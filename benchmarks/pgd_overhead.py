@@ -1,6 +1,6 @@
 """Overhead of one PGD step inside an attack vs a bare forward + input-gradient.
 
-Target (targets.md §3): ratio <= 1.10 on a 2-core CPU. Both timings come from the same
+Target (docs/performance.md): ratio <= 1.10 on a 2-core CPU. Both timings come from the same
 process, same model (C2F2), same batch (128 MNIST-sized images) and a gallery of 10,000
 embeddings, so machine load affects them alike. Prints one line per attack and the ratio.
 

@@ -1,7 +1,7 @@
-"""Reproduce the published MNIST / Fashion-MNIST robustness table (targets.md §1).
+"""Reproduce the published MNIST / Fashion-MNIST robustness table (Zhou et al., TPAMI 2024, via the reference code's README).
 
 Six rows: C2F2 + ``ptripletN`` on MNIST and Fashion-MNIST, with no defense, EST and ACT.
-Each row is one ``robrank run`` at the reference settings (science.md §4: 8 epochs of SPC-2
+Each row is one ``robrank run`` at the reference settings (the reference: 8 epochs of SPC-2
 pairs, batch 128 pairs, Adam 1e-3, wd 1e-7, embedding 512; defenses at eps 77/255, alpha
 3/255, 32 PGD steps) followed by the full rob28 swipe of the 10,000-image test split. This
 script only drives ``robrank run`` (in a subprocess, so the exact command is what a user
@@ -16,11 +16,11 @@ A run directory that already holds a checkpoint is continued with ``robrank run 
 the swipe skips finished attacks), so a row can be started with ``robrank train`` and
 finished here. ``--collect-only`` only reads the run directories and rewrites the results.
 
-    ROBRANK_DATA=../shared/data python benchmarks/reproduce.py --rows mnist-none --device cpu
+    ROBRANK_DATA=path/to/data python benchmarks/reproduce.py --rows mnist-none --device cpu
     python benchmarks/reproduce.py --rows mnist-est,mnist-act,fashion-est,fashion-act --device cuda
     python benchmarks/reproduce.py --collect-only
-    python benchmarks/reproduce.py --small --rows mnist-none --out-root /tmp/r \\
-        --results-md /tmp/r/results.md --results-dir /tmp/r/results      # plumbing check
+    python benchmarks/reproduce.py --small --rows mnist-none --out-root runs/check \\
+        --results-md runs/check/results.md --results-dir runs/check/results      # plumbing check
 
 ``--small`` is a plumbing check only: every row trains LeNet on the embedded ``digits``
 data for 2 steps and attacks 4 queries per rob28 attack; its numbers are not comparable with
@@ -32,9 +32,8 @@ import argparse
 import json
 import math
 import os
-import platform
+import re
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -52,7 +51,7 @@ SWIPE_FILE = f"swipe-{PROFILE}.json"
 RECORD_FILE = "reproduce.json"
 COPIED = ("config.json", "metrics.jsonl", SWIPE_FILE, RECORD_FILE)
 METRICS = ("R@1", "R@2", "mAP", "NMI", "ERS")
-#: |ours - published| allowed per column, in points (targets.md §1)
+#: |ours - published| allowed per column, in points (the project's tolerance)
 TOLERANCE = {"R@1": 1.5, "R@2": 1.5, "mAP": 3.0, "NMI": 3.0, "ERS": 5.0}
 NOT_MEASURED = "not yet measured"
 
@@ -88,7 +87,7 @@ def _variant(base: Row, suffix: str, extra: tuple[str, ...], what: str) -> Row:
                f"{base.defense_label} ({suffix})", dict(base.published), extra, what)
 
 
-#: targets.md §1 / science.md §10 (README of the reference, ``ptripletN``, C2F2)
+#: the published table (Zhou et al., TPAMI 2024; README of the reference, ``ptripletN``, C2F2)
 ROWS: tuple[Row, ...] = (
     _row("mnist", "MNIST", "none", "none", 99.0, 99.4, 98.7, 84.7, 13.3),
     _row("mnist", "MNIST", "est", "EST", 98.3, 99.0, 91.3, 80.7, 40.5),
@@ -152,34 +151,16 @@ def row_command(row: Row, run_dir: Path, *, seed: int, device: str | None, data_
 
 
 def command_text(args: list[str], data_root: str | None) -> str:
-    """What a user types: ``[ROBRANK_DATA=...] robrank ARGS`` (the data root as it was found)."""
-    env = os.environ.get("ROBRANK_DATA")
-    prefix = f"ROBRANK_DATA={shlex.quote(env)} " if env and not data_root else ""
-    return prefix + "robrank " + shlex.join(args)
-
-
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo) and logical core count."""
-    name = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name or platform.processor() or 'unknown CPU'} ({os.cpu_count()} logical cores)"
+    """What a user types: ``robrank ARGS``. The data root is the reader's own, so this
+    machine's is left out (the record keeps it in ``data_root``, which is not published)."""
+    return "robrank " + shlex.join(args)
 
 
 def hardware_name(device: str | None) -> str:
-    """The card (torch.cuda.get_device_name) or the CPU a row runs on."""
-    import torch
+    """The card or the CPU a row runs on (robrank.hardware: the same words config.json uses)."""
+    from robrank.hardware import describe
 
-    wants_cuda = (device or "auto").startswith("cuda") or ((device or "auto") == "auto" and torch.cuda.is_available())
-    if wants_cuda and torch.cuda.is_available():
-        index = torch.device(device).index if device and ":" in device else 0
-        return f"{torch.cuda.get_device_name(index or 0)} (host CPU: {cpu_model()})"
-    return cpu_model()
+    return describe(device)
 
 
 def _now() -> str:
@@ -210,7 +191,6 @@ def run_row(row: Row, run_dir: Path, options: argparse.Namespace) -> int:
         "small": options.small,
         "status": "running",
         "pid": os.getpid(),
-        "hostname": socket.gethostname(),
         "hardware": hardware_name(options.device),
         "data_root": options.data_root or os.environ.get("ROBRANK_DATA"),
         "started": _now(),
@@ -346,13 +326,9 @@ def collect_row(row: Row, run_dir: Path) -> RowResult:
     elif done:
         result.ers_status = f"swipe {'in progress' if running else 'not started'} (0/9 attacks), {NOT_MEASURED}"
 
-    result.hardware = record.get("hardware")
+    result.hardware = record.get("hardware") or config_payload.get("hardware")
     if not result.hardware:
-        same_host = config_payload.get("hostname") == socket.gethostname()
-        if str(result.device).startswith("cpu") and same_host:
-            result.hardware = cpu_model()
-        else:
-            result.hardware = "not recorded (run not started by benchmarks/reproduce.py)"
+        result.hardware = "not recorded (run not started by benchmarks/reproduce.py)"
     train_cmd = _train_command(config_payload)
     run_cmd = record.get("command")
     earlier = [s.get("command") for s in record.get("earlier_sessions", []) if s.get("command")]
@@ -369,7 +345,8 @@ def collect_row(row: Row, run_dir: Path) -> RowResult:
 
 
 def copy_artifacts(result: RowResult, results_dir: Path) -> list[Path]:
-    """Copy the row's small result files (never checkpoints) to ``results_dir/<row>/``."""
+    """Copy the row's small result files (never checkpoints) to ``results_dir/<row>/``,
+    made publishable by :func:`portable` (no host name, no absolute path of this machine)."""
     from robrank.io import write_text
 
     copied = []
@@ -377,9 +354,43 @@ def copy_artifacts(result: RowResult, results_dir: Path) -> list[Path]:
         source = result.run_dir / name
         if source.is_file():
             target = results_dir / result.row.name / name
-            write_text(target, source.read_text())
+            if name.endswith(".jsonl"):
+                lines = [json.dumps(portable(json.loads(x))) for x in source.read_text().splitlines() if x.strip()]
+                write_text(target, "".join(line + "\n" for line in lines))
+            else:
+                write_text(target, json.dumps(portable(json.loads(source.read_text())), indent=2) + "\n")
             copied.append(target)
     return copied
+
+
+#: keys that identify the machine rather than describe the measurement (dropped), and keys
+#: whose value is this machine's folder (kept, emptied)
+PRIVATE_KEYS = ("hostname",)
+LOCAL_PATH_KEYS = ("data_root",)
+_ABSOLUTE = re.compile(r"(?<![\w.~$-])/(?:[\w.+@-]+/)*[\w.+@-]+")
+
+
+def portable(value: Any) -> Any:
+    """``value`` (parsed JSON) without this machine in it: private keys dropped, absolute paths
+    made relative to their ``runs/`` folder (else reduced to their last part), and a command's
+    ``ROBRANK_DATA=...`` prefix dropped. Hardware descriptions stay."""
+    if isinstance(value, dict):
+        return {k: None if k in LOCAL_PATH_KEYS else portable(v) for k, v in value.items() if k not in PRIVATE_KEYS}
+    if isinstance(value, list):
+        return [portable(v) for v in value]
+    if isinstance(value, str):
+        text = re.sub(r"\bROBRANK_DATA=\S+\s+", "", value)
+        return _ABSOLUTE.sub(_relative, text)
+    return value
+
+
+def _relative(match: re.Match) -> str:
+    path = match.group(0)
+    if "/runs/" in path:
+        return path[path.index("/runs/") + 1 :]
+    if path.endswith("/robrank/__main__.py") or path.endswith("/bin/robrank"):
+        return "robrank"
+    return Path(path).name
 
 
 # ----------------------------------------------------------------------------------- markdown
@@ -508,7 +519,7 @@ def render(results: list[RowResult], *, small: bool, notes: str | None = None, o
         ]
     lines += [
         "Generated by `benchmarks/reproduce.py` (rerun with `--collect-only` to refresh from the run "
-        f"directories); last written {_now()}. Target: targets.md §1. Each row is C2F2 + `ptripletN`, "
+        f"directories); last written {_now()}. Target: the published table (Zhou et al., TPAMI 2024). Each row is C2F2 + `ptripletN`, "
         "8 epochs of SPC-2 pairs, batch 128 pairs, Adam lr 1e-3, weight decay 1e-7, embedding 512 "
         "(EST/ACT: eps 77/255, alpha 3/255, 32 PGD steps), then the full `rob28` swipe (9 attacks, "
         "reference semantics) over all 10,000 test images.",
@@ -608,7 +619,7 @@ def render(results: list[RowResult], *, small: bool, notes: str | None = None, o
         "`robrank train --devices 2` would reproduce the DDP layout; it is a variant, not run here.",
         "- Clean metrics: a query's own index is excluded from its ranking; the reference drops the nearest "
         "item instead (`robrank eval --self-exclusion reference`); they differ only on exact duplicates.",
-        "- One seed (0) per row; the reference itself varies by about 3 ERS points between runs (targets.md §1).",
+        "- One seed (0) per row; the reference itself varies by about 3 ERS points between runs.",
         "",
     ]
     if notes:

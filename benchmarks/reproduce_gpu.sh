@@ -2,7 +2,7 @@
 # Rows of the published table that need a GPU (EST, ACT), several at once on one GPU, inside
 # one bounded call of a lent machine.
 #
-#   OUT=/tmp/out DEADLINE=520 bash benchmarks/reproduce_gpu.sh [ROWS]
+#   OUT=DIR DEADLINE=520 bash benchmarks/reproduce_gpu.sh [ROWS]
 #
 # ROWS defaults to mnist-est,fashion-est, the rows still unmeasured (docs/results.md); any
 # rows or variants of benchmarks/reproduce.py can be named. Measured on one H200 (torch
@@ -12,7 +12,7 @@
 # `benchmarks/reproduce.py --rows ROW --device cuda` process (so one `robrank run`: 8 epochs of
 # training, then the full rob28 swipe); C2F2 leaves most of an H100/H200 idle, so the rows
 # share the card. Expects MNIST/Fashion under $ROBRANK_DATA (default ./.data) and, when robrank
-# is not installed, its wheel (and importlib_metadata's) under ./.whl, installed into /tmp/site.
+# is not installed, its wheel (and importlib_metadata's) under ./.whl, installed into a temporary folder.
 #
 # Whatever happens, at $DEADLINE seconds after the start (default 520) it stops waiting and
 # packs into $OUT: the run directories without checkpoints and every log (runs.tgz), and a
@@ -26,7 +26,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 START=$(date +%s)
-OUT=${OUT:-/tmp/reproduce-gpu-out}
+OUT=${OUT:-runs/reproduce-gpu-out}
 DEADLINE=${DEADLINE:-520}
 DEVICE=${DEVICE:-cuda}
 ROWS=${1:-mnist-est,fashion-est}
@@ -40,8 +40,9 @@ elapsed() { echo $(( $(date +%s) - START )); }
 say() { echo "[reproduce_gpu $(elapsed)s] $*"; }
 
 if ! "$PYTHON" -c "import robrank_plugins" 2>/dev/null || [ -n "${FORCE_WHEELS:-}" ]; then
-  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 3
-  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PATH=/tmp/site/bin:$PATH
+  site=$(mktemp -d)
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target "$site" .whl/*.whl || exit 3
+  export PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH} PATH=$site/bin:$PATH
 fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 "$PYTHON" -c "import torch, robrank; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" || exit 3
@@ -57,7 +58,7 @@ for row in ${ROWS//,/ }; do
 done
 say "started ${names[*]}"
 # the smoke row: a few steps of every stage (training with ACT, the swipe) on the same device
-smoke_dir=/tmp/reproduce-gpu-smoke
+smoke_dir=$(mktemp -d)
 rm -rf "$smoke_dir"
 if ! timeout 180 "$PYTHON" benchmarks/reproduce.py --small --rows mnist-act --device "$DEVICE" --out-root "$smoke_dir" \
     --results-md "$smoke_dir/results.md" --results-dir "$smoke_dir/results" > "$LOGS/smoke.log" 2>&1; then

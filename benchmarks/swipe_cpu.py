@@ -7,9 +7,9 @@ benchmark free of a training run. The gallery is the whole 10,000-image test spl
 the reference); the queries are its first 1,000 images (``--batch`` x ``--max-batches``).
 The time is measured around :func:`robrank.swipe.swipe` (checkpoint load, gallery, nine
 attacks, JSON written), i.e. without interpreter start and imports. The last line
-extrapolates the attack time linearly to the full 10,000 queries (targets.md §3: <= 45 min).
+extrapolates the attack time linearly to the full 10,000 queries (target <= 45 min, docs/performance.md).
 
-    ROBRANK_DATA=../shared/data python benchmarks/swipe_cpu.py [--threads 2] [--batch 250] [--max-batches 4]
+    ROBRANK_DATA=path/to/data python benchmarks/swipe_cpu.py [--threads 2] [--batch 250] [--max-batches 4]
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ the whole 10,000-image gallery) of the same untrained C2F2 (seed 0, embedding 51
 N), and both write the same JSON numbers (checked here; tests/test_swipe_speed.py checks it
 on a small split). The two modes alternate (``--rounds``) so machine load hits both alike.
 
-    ROBRANK_DATA=../shared/data python benchmarks/swipe_throughput.py [--queries 512] [--threads 2] [--rounds 1]
+    ROBRANK_DATA=path/to/data python benchmarks/swipe_throughput.py [--queries 512] [--threads 2] [--rounds 1]
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Full ``mnist:c2f2:ptripletN`` training at the reference settings (targets.md §1, §3).
+"""Full ``mnist:c2f2:ptripletN`` training at the reference settings (published setting, Zhou et al., TPAMI 2024; CPU target in docs/performance.md).
 
 Prints the time per epoch (training and validation; CPU target <= 160 s per epoch, the
 reference takes 194 s on the same 2-core CPU), the total wall time, and the final R@1 / R@2 /

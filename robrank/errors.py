@@ -9,6 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+#: A one-line message longer than this is cut (the fix must come early in the message).
+MAX_MESSAGE = 200
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` on one line and at most ``limit`` characters (an ellipsis marks a cut)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3].rstrip() + "..."
+
 
 class RobrankError(Exception):
     """A problem the user can fix; its message is shown verbatim on one line."""

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import CheckpointError
+from .errors import CheckpointError, one_line
 
 
 @contextmanager
@@ -60,6 +60,11 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[Any]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return one_line(lines[0] if lines else type(exc).__name__, 120)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
@@ -91,6 +96,8 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; pass a run directory or a .pt file written by robrank train")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes, an interrupted copy?); copy it again or retrain")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -100,8 +107,8 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
             f"checkpoint {path} holds objects other than tensors and plain data, so it is not loaded "
             "(robrank never unpickles code); re-save it with robrank or export its state_dict"
         ) from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} is truncated or not a torch file ({str(exc).splitlines()[0]})") from exc
+    except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError) as exc:
+        raise CheckpointError(f"checkpoint {path} is truncated or not a torch file ({_first_line(exc)})") from exc
     if not isinstance(payload, dict):
         raise CheckpointError(f"checkpoint {path} is not a robrank checkpoint (top level is {type(payload).__name__})")
     return payload

@@ -28,7 +28,7 @@ import importlib_metadata
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError, UnknownNameError
+from .errors import PluginError, UnknownNameError, one_line
 from .records import KINDS, RECORD_TYPES, Record
 
 ENTRY_POINT_GROUP = "robrank"
@@ -83,7 +83,7 @@ class PluginFailure:
     plugin: str
     distribution: str
     version: str
-    stage: str  # "import", "validate", "register" or "commands"
+    stage: str  # "import", "validate", "register", "collision" or "commands"
     error: str
 
     def as_dict(self) -> dict[str, str]:
@@ -97,8 +97,20 @@ class PluginFailure:
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):  # sys.exit() inside plugin code: say so, with the code it asked for
+        return f"SystemExit: the plugin called sys.exit({exc.code!r})"
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return one_line(f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__)
+
+
+def _reraise_interrupt(exc: BaseException) -> None:
+    """Plugin code may raise anything, ``SystemExit`` included, without taking robrank down.
+
+    A plugin calling ``sys.exit()`` at import time would otherwise end every robrank command
+    silently with its exit code; only the user's own Ctrl-C goes through.
+    """
+    if isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
+        raise exc
 
 
 class Registry:
@@ -206,7 +218,8 @@ class PluginHost:
                 group = click.Group(name=provider.plugin)
                 try:
                     impl.function(**{arg: group for arg in impl.argnames})
-                except Exception as exc:
+                except BaseException as exc:
+                    _reraise_interrupt(exc)
                     self._fail(provider, "commands", exc)
                     continue
                 for name, command in group.commands.items():
@@ -271,7 +284,8 @@ def load_plugins(
             provider = Provider(dist, version, ep.name)
             try:
                 obj = ep.load()
-            except Exception as exc:  # a broken plugin must not break the CLI
+            except BaseException as exc:  # a broken plugin must not break the CLI
+                _reraise_interrupt(exc)
                 host._fail(provider, "import", exc)
                 continue
             candidates.append((obj, provider))
@@ -292,7 +306,8 @@ def _register_plugin(host: PluginHost, obj: object, provider: Provider) -> None:
     try:
         host.pm.register(obj, name=name)
         host.pm.check_pending()
-    except Exception as exc:  # e.g. a typo'd hook name or a wrong hook signature
+    except BaseException as exc:  # e.g. a typo'd hook name or a wrong hook signature
+        _reraise_interrupt(exc)
         if host.pm.is_registered(obj):
             host.pm.unregister(obj)
         host._fail(provider, "validate", exc)
@@ -301,7 +316,14 @@ def _register_plugin(host: PluginHost, obj: object, provider: Provider) -> None:
 
 
 def _collect(host: PluginHost) -> None:
-    """Run every register hook, one plugin at a time, so a failure is contained."""
+    """Run every register hook, one plugin at a time, so a failure is contained.
+
+    A plugin is all or nothing: a hook that raises, a record of the wrong type or a name
+    that another plugin also claims marks the whole plugin as failed and none of its
+    components is registered. Bundled components are added first and win every collision;
+    two third-party plugins claiming one name both fail, since robrank cannot know which
+    one the user meant (``ROBRANK_LOAD_PLUGINS`` picks one).
+    """
     per_plugin: dict[str, list[tuple[str, Record]]] = {}
     failed: set[str] = set()
     for hook_name, kind in hookspecs.REGISTER_HOOKS.items():
@@ -312,17 +334,68 @@ def _collect(host: PluginHost) -> None:
             records: list[tuple[str, Record]] = []
             try:
                 impl.function(**{arg: (lambda rec, _k=kind, _r=records: _r.append((_k, rec))) for arg in impl.argnames})
-            except Exception as exc:
+                for record_kind, record in records:
+                    _check_record(record_kind, record, provider)
+            except BaseException as exc:
+                _reraise_interrupt(exc)
                 failed.add(impl.plugin_name)
                 per_plugin.pop(impl.plugin_name, None)
-                host.pm.unregister(name=impl.plugin_name)  # skipped as a whole: no commands either
-                host._fail(provider, "register", exc)
+                _drop(host, impl.plugin_name, provider, "register", exc)
                 continue
             per_plugin.setdefault(impl.plugin_name, []).extend(records)
-    for plugin_name, records in per_plugin.items():
+
+    bundled = [p for p in per_plugin if host.providers[p].distribution == BUNDLED_DISTRIBUTION]
+    for plugin_name in bundled:
+        for kind, record in per_plugin[plugin_name]:
+            host.registry.add(kind, record, host.providers[plugin_name])  # two bundled claims are robrank's own bug
+    third_party = [p for p in per_plugin if p not in bundled]
+    claims: dict[tuple[str, str], list[str]] = {}
+    for plugin_name in third_party:
+        for kind, record in per_plugin[plugin_name]:
+            for key in dict.fromkeys((record.name, *record.aliases)):
+                claims.setdefault((kind, key), []).append(plugin_name)
+    for plugin_name in third_party:
         provider = host.providers[plugin_name]
-        for kind, record in records:
-            host.registry.add(kind, record, provider)  # collisions raise, naming both sources
+        reason = _collision(host, plugin_name, per_plugin[plugin_name], claims)
+        if reason:
+            _drop(host, plugin_name, provider, "collision", reason)
+            continue
+        for kind, record in per_plugin[plugin_name]:
+            host.registry.add(kind, record, provider)
+
+
+def _check_record(kind: str, record: object, provider: Provider) -> None:
+    expected = RECORD_TYPES[kind]
+    if not isinstance(record, expected):
+        raise PluginError(f"registered a {type(record).__name__} through register_{kind}; expected {expected.__name__}")
+    if not record.name or not isinstance(record.name, str):
+        raise PluginError(f"registered a {kind[:-1]} without a name")
+
+
+def _collision(host: PluginHost, plugin_name: str, records: list[tuple[str, Record]], claims: dict) -> str:
+    for kind, record in records:
+        for key in (record.name, *record.aliases):
+            owner = host.registry._owner(kind, key)
+            if owner is not None:
+                return (
+                    f"{kind[:-1]} name {key!r} is already robrank's own ({owner.provider.label}); "
+                    "the bundled one is kept, rename the plugin's"
+                )
+            others = [p for p in claims[(kind, key)] if p != plugin_name]
+            if others:
+                other = host.providers[others[0]]
+                return (
+                    f"{kind[:-1]} name {key!r} is also registered by {other.plugin!r} ({other.label}); "
+                    f"uninstall one of them or choose one with {ENV_LOAD}"
+                )
+    return ""
+
+
+def _drop(host: PluginHost, plugin_name: str, provider: Provider, stage: str, reason: BaseException | str) -> None:
+    """Skip a plugin as a whole (no commands either) and record why."""
+    if host.pm.has_plugin(plugin_name):
+        host.pm.unregister(name=plugin_name)
+    host._fail(provider, stage, reason)
 
 
 _HOST: PluginHost | None = None

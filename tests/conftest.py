@@ -2,7 +2,8 @@
 
 Installed third-party plugins are never auto-loaded in tests (ROBRANK_LOAD_PLUGINS is set
 to empty, which keeps only robrank's own bundled entry points); tests that need a plugin
-register it through a fixture. The real MNIST/Fashion files come from ../shared/data.
+register it through a fixture. The real MNIST/Fashion files are found only through
+``$ROBRANK_DATA`` (CI sets it); without it the real-data tests skip and the rest still runs.
 """
 from __future__ import annotations
 
@@ -12,11 +13,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 
 os.environ.setdefault("ROBRANK_LOAD_PLUGINS", "")
-if SHARED_DATA.is_dir():
-    os.environ.setdefault("ROBRANK_DATA", str(SHARED_DATA))
 
 torch = pytest.importorskip("torch")
 # One thread: the test tensors are small, and on a 2-core machine two threads per process
@@ -24,11 +22,21 @@ torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
 
-@pytest.fixture
+def real_data_root() -> Path | None:
+    """``$ROBRANK_DATA`` when it holds the real MNIST files, else None."""
+    value = os.environ.get("ROBRANK_DATA", "").strip()
+    if not value or not (Path(value) / "mnist").is_dir():
+        return None
+    return Path(value).resolve()
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
-    if not (SHARED_DATA / "mnist").is_dir():
-        pytest.skip("../shared/data/mnist is not present")
-    return SHARED_DATA
+    """The folder with the real mnist/ and fashion-mnist/ IDX files (the test skips without it)."""
+    root = real_data_root()
+    if root is None:
+        pytest.skip("real MNIST not found: set ROBRANK_DATA to a folder holding mnist/ and fashion-mnist/")
+    return root
 
 
 def pytest_collection_modifyitems(config, items):

@@ -47,7 +47,7 @@ def test_defaults_are_the_reference_constructor_defaults_and_order_is_canonical(
 @pytest.mark.parametrize(
     "text, field",
     [
-        ("CA:pm=*:W=x", "pm"),  # the targets.md example: first bad field is named
+        ("CA:pm=*:W=x", "pm"),  # the example: first bad field is named
         ("CA:pm=+:W=x", "W"),
         ("CA:pm=+:W=0", "W"),
         ("CA:pm=+", "W"),

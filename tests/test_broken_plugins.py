@@ -24,6 +24,9 @@ FIXTURE_DISTS = {
     "robrank-fixture-good",
     "robrank-fixture-collide-a",
     "robrank-fixture-collide-b",
+    "robrank-fixture-sys-exit",
+    "robrank-fixture-bad-record",
+    "robrank-fixture-collide-bundled",
 }
 
 
@@ -106,14 +109,22 @@ def test_strict_mode_turns_a_broken_plugin_into_a_one_line_error():
     assert "robrank_dependency_that_is_not_installed" in error and "ROBRANK_STRICT_PLUGINS" in error
 
 
-def test_a_name_collision_names_both_distributions_and_the_allow_list_resolves_it():
-    clash = run_cli("list", "profiles", fixtures=("collide_a", "collide_b"))
-    assert clash.returncode == 2
-    assert "Traceback" not in clash.stderr
-    [error] = [line for line in clash.stderr.splitlines() if line.startswith("Error:")]
-    assert "'fixture-dupe'" in error
-    assert "robrank-fixture-collide-a 1.1" in error and "robrank-fixture-collide-b 2.2" in error
-    assert "ROBRANK_LOAD_PLUGINS" in error
+def test_a_name_collision_fails_both_plugins_names_both_and_the_allow_list_resolves_it():
+    clash = run_cli("list", "profiles", "--json", fixtures=("collide_a", "collide_b", "good"))
+    assert clash.returncode == 0, clash.stderr  # robrank list (and every other command) keeps working
+    payload = json.loads(clash.stdout)
+    failures = _fixture_failures(payload)
+    assert set(failures) == {"robrank-fixture-collide-a", "robrank-fixture-collide-b"}
+    for own, other in (("a", "robrank-fixture-collide-b 2.2"), ("b", "robrank-fixture-collide-a 1.1")):
+        failure = failures[f"robrank-fixture-collide-{own}"]
+        assert failure["stage"] == "collision"
+        assert "'fixture-dupe'" in failure["error"] and other in failure["error"] and "ROBRANK_LOAD_PLUGINS" in failure["error"]
+    profiles = _profiles(payload)
+    assert "fixture-dupe" not in profiles  # neither claim is trusted
+    assert "fixture-good" in profiles and "rob28" in profiles
+    # another command still runs
+    hello = run_cli("fixture-hello", "ann", fixtures=("collide_a", "collide_b", "good"))
+    assert hello.returncode == 0 and hello.stdout.strip() == "fixture says hello to ann"
 
     # the fix the message suggests: allow only one of them
     only_a = run_cli("list", "profiles", "--json", fixtures=("collide_a", "collide_b"), extra_env={"ROBRANK_LOAD_PLUGINS": "robrank-fixture-collide-a"})
@@ -123,7 +134,47 @@ def test_a_name_collision_names_both_distributions_and_the_allow_list_resolves_i
     assert dupe["provider"]["distribution"] == "robrank-fixture-collide-a"
 
 
-ALL = ("import_error", "register_error", "command_error", "good", "collide_a", "collide_b")
+def test_a_collision_with_a_bundled_name_keeps_the_bundled_component():
+    result = run_cli("list", "profiles", "--json", fixtures=("collide_bundled",))
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    failure = _fixture_failures(payload)["robrank-fixture-collide-bundled"]
+    assert failure["stage"] == "collision" and "'rob28'" in failure["error"] and "bundled one is kept" in failure["error"]
+    profiles = _profiles(payload)
+    assert profiles["rob28"]["provider"]["distribution"] == "robrank"
+    assert profiles["rob28"]["summary"] != "an impostor"
+    assert "collide-bundled-own" not in profiles  # the plugin fails as a whole
+
+    text = run_cli("list", "profiles", fixtures=("collide_bundled",))
+    assert "collide-bundled (robrank-fixture-collide-bundled 0.6) at collision" in text.stdout
+
+
+def test_a_plugin_calling_sys_exit_at_import_is_skipped():
+    listed = run_cli("list", "--json", fixtures=("sys_exit", "good"))
+    assert listed.returncode == 0, listed.stderr
+    failure = _fixture_failures(json.loads(listed.stdout))["robrank-fixture-sys-exit"]
+    assert (failure["stage"], failure["error"]) == ("import", "SystemExit: the plugin called sys.exit(3)")
+    hello = run_cli("fixture-hello", "sam", fixtures=("sys_exit", "good"))
+    assert hello.returncode == 0 and hello.stdout.strip() == "fixture says hello to sam"
+    assert "skipping plugin 'sys-exit' (robrank-fixture-sys-exit 0.4)" in hello.stderr
+    strict = run_cli("list", fixtures=("sys_exit",), extra_env={"ROBRANK_STRICT_PLUGINS": "1"})
+    assert strict.returncode == 2 and "Traceback" not in strict.stderr
+    assert "plugin 'sys-exit' (robrank-fixture-sys-exit 0.4) failed at import: SystemExit" in strict.stderr
+
+
+def test_a_hook_registering_something_that_is_not_a_record_is_skipped():
+    listed = run_cli("list", "profiles", "--json", fixtures=("bad_record", "good"))
+    assert listed.returncode == 0, listed.stderr
+    payload = json.loads(listed.stdout)
+    failure = _fixture_failures(payload)["robrank-fixture-bad-record"]
+    assert failure["stage"] == "register"
+    assert "registered a dict through register_profiles; expected ProfileRecord" in failure["error"]
+    assert "bad-record-valid" not in _profiles(payload) and "fixture-good" in _profiles(payload)
+    strict = run_cli("list", fixtures=("bad_record",), extra_env={"ROBRANK_STRICT_PLUGINS": "1"})
+    assert strict.returncode == 2 and "expected ProfileRecord" in strict.stderr and "Traceback" not in strict.stderr
+
+
+ALL = ("import_error", "register_error", "command_error", "good", "collide_a", "collide_b", "sys_exit", "bad_record", "collide_bundled")
 
 
 @pytest.mark.parametrize(

@@ -57,11 +57,8 @@ def one_line(exc: BaseException) -> str:
 
 
 @pytest.fixture(scope="module")
-def mnist_splits():
-    root = Path(os.environ["ROBRANK_DATA"])
-    if not (root / "mnist").is_dir():
-        pytest.skip("../shared/data/mnist is not present")
-    source = MnistSource(root)
+def mnist_splits(shared_data):
+    source = MnistSource(shared_data)
     return source, source.load_split("train"), source.load_split("test")
 
 

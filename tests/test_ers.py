@@ -1,4 +1,4 @@
-"""ERS (science.md §7): the published rows, a hand-computed case, and results -> raw scores."""
+"""ERS (the reference): the published rows, a hand-computed case, and results -> raw scores."""
 from __future__ import annotations
 
 import pytest

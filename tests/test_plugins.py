@@ -83,20 +83,23 @@ def test_aliases_and_case_folding_resolve_to_the_component():
         host.registry.get("losses", "PDTRIPLETN")
 
 
-def test_collision_names_both_sources():
+def test_collision_fails_both_plugins_and_names_both_sources():
     def reg_a(register):
         register(_attack("CA"))
+        register(_attack("AONLY"))
 
     def reg_b(register):
         register(_attack("CA"))
 
-    with pytest.raises(PluginError) as err:
-        load_plugins(
-            entry_points=False,
-            plugins=[(_make_plugin(register_attacks=reg_a), PROV_A), (_make_plugin(register_attacks=reg_b), PROV_B)],
-        )
-    message = str(err.value)
-    assert "robrank-a 1.2.3" in message and "robrank-b 0.9" in message and "'CA'" in message
+    plugins = [(_make_plugin(register_attacks=reg_a), PROV_A), (_make_plugin(register_attacks=reg_b), PROV_B)]
+    with pytest.warns(UserWarning, match="'CA'"):
+        host = load_plugins(entry_points=False, plugins=plugins)
+    assert host.registry.names("attacks") == []  # neither claim is trusted, and a failed plugin fails as a whole
+    by_dist = {f.distribution: f for f in host.failures}
+    assert {d: f.stage for d, f in by_dist.items()} == {"robrank-a": "collision", "robrank-b": "collision"}
+    assert "robrank-b 0.9" in by_dist["robrank-a"].error and "robrank-a 1.2.3" in by_dist["robrank-b"].error
+    with pytest.raises(PluginError, match="strict"):
+        load_plugins(entry_points=False, plugins=plugins, strict=True)
 
 
 def test_alias_collision_is_also_detected():
@@ -106,8 +109,36 @@ def test_alias_collision_is_also_detected():
     def reg_b(register):
         register(LossRecord(name="ptripletN", factory=dict, summary="t2"))
 
+    with pytest.warns(UserWarning):
+        host = load_plugins(entry_points=False, plugins=[(_make_plugin(register_losses=reg_a), PROV_A), (_make_plugin(register_losses=reg_b), PROV_B)])
+    assert "robrank-b" in next(f.error for f in host.failures if f.distribution == "robrank-a")
     with pytest.raises(PluginError, match="robrank-b"):
-        load_plugins(entry_points=False, plugins=[(_make_plugin(register_losses=reg_a), PROV_A), (_make_plugin(register_losses=reg_b), PROV_B)])
+        load_plugins(entry_points=False, plugins=[(_make_plugin(register_losses=reg_a), PROV_A), (_make_plugin(register_losses=reg_b), PROV_B)], strict=True)
+
+
+def test_a_bundled_name_wins_a_collision():
+    bundled = Provider("robrank", "1.0", "core")
+
+    def reg_core(register):
+        register(_attack("CA"))
+
+    def reg_plugin(register):
+        register(_attack("CA"))
+
+    with pytest.warns(UserWarning, match="bundled one is kept"):
+        # the third-party plugin comes first, and still loses
+        host = load_plugins(entry_points=False, plugins=[(_make_plugin(register_attacks=reg_plugin), PROV_A), (_make_plugin(register_attacks=reg_core), bundled)])
+    assert host.registry.component("attacks", "CA").provider == bundled
+    assert [(f.distribution, f.stage) for f in host.failures] == [("robrank-a", "collision")]
+
+
+def test_sys_exit_inside_a_hook_is_contained():
+    def reg(register):
+        raise SystemExit(4)
+
+    with pytest.warns(UserWarning, match="sys.exit"):
+        host = load_plugins(entry_points=False, plugins=[(_make_plugin(register_attacks=reg), PROV_A)])
+    assert host.failures[0].error == "SystemExit: the plugin called sys.exit(4)"
 
 
 def test_plugin_raising_on_registration_is_skipped_and_recorded():
@@ -130,8 +161,12 @@ def test_wrong_record_type_is_a_failure():
     def reg(register):
         register(_attack("XA"))  # an attack through the datasets hook
 
+    with pytest.warns(UserWarning, match="expected DatasetRecord"):
+        host = load_plugins(entry_points=False, plugins=[(_make_plugin(register_datasets=reg), PROV_A)])
+    assert [(f.stage, f.distribution) for f in host.failures] == [("register", "robrank-a")]
+    assert host.registry.names("datasets") == []
     with pytest.raises(PluginError, match="expected DatasetRecord"):
-        load_plugins(entry_points=False, plugins=[(_make_plugin(register_datasets=reg), PROV_A)])
+        load_plugins(entry_points=False, plugins=[(_make_plugin(register_datasets=reg), PROV_A)], strict=True)
 
 
 def test_typo_hook_is_caught_by_check_pending():

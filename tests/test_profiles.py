@@ -1,4 +1,4 @@
-"""The bundled swipe profiles: exact lists of the reference (science.md §5), registered as plugins."""
+"""The bundled swipe profiles: exact lists of the reference (the reference), registered as plugins."""
 from __future__ import annotations
 
 import re

@@ -1,9 +1,12 @@
 """The third-party plugin promise, end to end.
 
-The example distributions under ``examples/`` are installed for real (``pip install -e``,
-which .ci/run also does) and driven through the real ``robrank`` CLI in subprocesses with
-``ROBRANK_LOAD_PLUGINS`` unset, so they are found the way a user's install finds them:
-through their ``robrank`` entry points. Nothing is registered by hand on that path.
+The example distributions under ``examples/`` are installed for real and driven through the
+real ``robrank`` CLI in subprocesses with ``ROBRANK_LOAD_PLUGINS`` unset, so they are found
+the way a user's install finds them: through their ``robrank`` entry points. Nothing is
+registered by hand on that path. When this clone's examples are already installed (.ci/run
+does that) they are used as they are; otherwise ``pip install --target`` puts them in a
+temporary folder that only the test subprocesses see (``PYTHONPATH``), so running the tests
+never changes the developer's environment.
 
 The second half registers, in-process, one plugin of every kind the examples do not cover
 (backbone, loss, miner, defense; the same code as docs/plugins.md shows) and trains with it
@@ -31,37 +34,58 @@ EXAMPLES = {"robrank-myattack": REPO / "examples" / "robrank-myattack", "robrank
 ROB28 = "eps=0.30196:alpha=0.011764:pgditer=32"
 
 
-def _installed_version(dist: str) -> str | None:
-    """The version pip installed, asked in a fresh interpreter (this one may predate the install)."""
-    code = "import importlib.metadata as m, sys\ntry:\n    print(m.version(sys.argv[1]))\nexcept m.PackageNotFoundError:\n    pass"
-    out = subprocess.run([sys.executable, "-c", code, dist], capture_output=True, text=True, timeout=60).stdout.strip()
-    return out or None
+#: a folder holding a temporary install of the examples, when this environment lacks them
+_EXTRA_PATH: list[str] = []
+
+
+def _env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a subprocess that must see the examples."""
+    env = dict(os.environ if base is None else base)
+    if _EXTRA_PATH:
+        env["PYTHONPATH"] = os.pathsep.join([*_EXTRA_PATH, *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+def _installed(dist: str, env: dict[str, str] | None = None) -> tuple[str, str] | None:
+    """(version, location of its files) as a fresh interpreter sees it, or None when absent."""
+    code = (
+        "import importlib.metadata as m, sys\n"
+        "try:\n    d = m.distribution(sys.argv[1])\nexcept m.PackageNotFoundError:\n    sys.exit(0)\n"
+        "import importlib.util, os\n"
+        "top = (d.read_text('top_level.txt') or '').split() or [sys.argv[1].replace('-', '_')]\n"
+        "spec = importlib.util.find_spec(top[0])\n"
+        "print(d.version, os.path.realpath(spec.origin) if spec and spec.origin else '')"
+    )
+    out = subprocess.run([sys.executable, "-c", code, dist], capture_output=True, text=True, timeout=60, env=env).stdout.split()
+    return (out[0], out[1] if len(out) > 1 else "") if out else None
 
 
 @pytest.fixture(scope="module")
-def examples_installed() -> dict[str, str]:
-    """Install the example distributions from this clone when they are not installed yet."""
+def examples_installed(tmp_path_factory) -> dict[str, str]:
+    """The examples' versions; installs them into a temporary folder when this clone's are not installed."""
+    found = {dist: _installed(dist) for dist in EXAMPLES}
+    ours = all(f is not None and Path(f[1]).is_relative_to(path.resolve()) for (dist, f), path in zip(found.items(), EXAMPLES.values()))
+    if ours:
+        return {dist: f[0] for dist, f in found.items()}
+    target = tmp_path_factory.mktemp("examples-site")
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), *map(str, EXAMPLES.values())],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"could not install the examples into a temporary folder: {done.stderr.strip().splitlines()[-1:]}")
+    _EXTRA_PATH[:] = [str(target)]
     versions = {}
     for dist, path in EXAMPLES.items():
-        version = _installed_version(dist)
-        if version is None:
-            pip = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, text=True)
-            if pip.returncode != 0:
-                pytest.skip(f"{dist} is not installed and pip is unavailable in this environment ({sys.executable} -m pip fails)")
-            done = subprocess.run(
-                [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", str(path)],
-                capture_output=True, text=True, timeout=300,
-            )  # fmt: skip
-            assert done.returncode == 0, f"pip install -e {path} failed:\n{done.stderr[-2000:]}"
-            version = _installed_version(dist)
-            assert version is not None, f"{dist} still not importable after pip install -e {path}"
-        versions[dist] = version
+        seen = _installed(dist, _env())
+        assert seen is not None and Path(seen[1]).is_relative_to(target.resolve()), f"{dist} not found in {target} after pip install"
+        versions[dist] = seen[0]
     return versions
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """``python -m robrank ARGS`` with real entry-point discovery (ROBRANK_LOAD_PLUGINS unset)."""
-    clean = {k: v for k, v in os.environ.items() if k not in ("ROBRANK_LOAD_PLUGINS", "ROBRANK_STRICT_PLUGINS")}
+    clean = {k: v for k, v in _env().items() if k not in ("ROBRANK_LOAD_PLUGINS", "ROBRANK_STRICT_PLUGINS")}
     clean.update(env or {})
     return subprocess.run([sys.executable, "-m", "robrank", *args], env=clean, capture_output=True, text=True, timeout=timeout)
 
@@ -138,7 +162,7 @@ def test_robrank_run_on_an_imagefolder_tree_with_a_plugin_profile(examples_insta
     """A dataset from one plugin, a swipe profile from another, composed by `robrank run`."""
     tree = tmp_path / "photos"
     code = "import sys\nfrom robrank_mydataset.demo import write_demo_tree\nwrite_demo_tree(sys.argv[1], classes=6, per_class=4, size=32)"
-    subprocess.run([sys.executable, "-c", code, str(tree)], check=True, timeout=120)
+    subprocess.run([sys.executable, "-c", code, str(tree)], check=True, timeout=120, env=_env())
     run_dir = tmp_path / "run"
     result = ok(
         cli(
@@ -159,7 +183,7 @@ def test_robrank_run_on_an_imagefolder_tree_with_a_plugin_profile(examples_insta
 def test_robrank_run_on_a_224_imagefolder_tree(examples_installed, tmp_path):
     tree = tmp_path / "photos"
     code = "import sys\nfrom robrank_mydataset.demo import write_demo_tree\nwrite_demo_tree(sys.argv[1], classes=4, per_class=4, size=64, fmt='jpg')"
-    subprocess.run([sys.executable, "-c", code, str(tree)], check=True, timeout=120)
+    subprocess.run([sys.executable, "-c", code, str(tree)], check=True, timeout=120, env=_env())
     run_dir = tmp_path / "run"
     ok(
         cli(
@@ -174,7 +198,7 @@ def test_robrank_run_on_a_224_imagefolder_tree(examples_installed, tmp_path):
 
 @pytest.mark.slow
 def test_the_examples_own_test_suites_pass(examples_installed):
-    env = {k: v for k, v in os.environ.items() if k != "ROBRANK_LOAD_PLUGINS"}
+    env = {k: v for k, v in _env().items() if k != "ROBRANK_LOAD_PLUGINS"}
     paths = [str(p / "tests") for p in EXAMPLES.values()]
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *paths], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=1800)  # fmt: skip

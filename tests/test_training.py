@@ -179,7 +179,8 @@ def test_run_directory_contents(tmp_path):
     saved = json.loads((result.run_dir / "config.json").read_text())
     assert saved["config"]["backbone"] == "lenet" and saved["config"]["embedding_dim"] == 128
     assert saved["seed"] == 0 and saved["versions"]["torch"] == torch.__version__ and saved["device"] == "cpu"
-    assert {"hostname", "git_commit"} <= set(saved)
+    assert {"hardware", "git_commit"} <= set(saved) and "hostname" not in saved
+    assert saved["command"][0] == "robrank"  # not this machine's path to the script
     assert (result.run_dir / "checkpoints" / "last.pt").is_file()
     assert not list(result.run_dir.glob("checkpoints/.*tmp"))
 

@@ -1,4 +1,4 @@
-"""Cars-196 (Stanford Cars), split zero-shot by class (science.md §1).
+"""Cars-196 (Stanford Cars), split zero-shot by class (the reference).
 
 Layout: ``cars_annos.mat`` and ``car_ims/*.jpg`` (``car_ims.tgz`` extracted) in one
 directory. ``scipy.io.loadmat(squeeze_me=True)['annotations']``: field 0 the relative image

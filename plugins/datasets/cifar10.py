@@ -1,4 +1,4 @@
-"""CIFAR-10 (classification only, science.md §1): 50,000 train / 10,000 test 32x32 RGB images.
+"""CIFAR-10 (classification only, the reference): 50,000 train / 10,000 test 32x32 RGB images.
 
 Files: the "python version" batches ``data_batch_1..5``, ``test_batch`` and ``batches.meta``
 in ``<root>/cifar-10-batches-py`` or ``~/.torch/cifar-10-batches-py``. They are pickles; a

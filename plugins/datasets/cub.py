@@ -1,4 +1,4 @@
-"""CUB-200-2011 birds, split zero-shot as in the ICML'20 "revisiting" protocol (science.md §1).
+"""CUB-200-2011 birds, split zero-shot as in the ICML'20 "revisiting" protocol (the reference).
 
 Layout (the Caltech archive ``CUB_200_2011.tgz`` extracted): ``images.txt`` (id, relative
 path), ``image_class_labels.txt`` (id, class 1..200), ``images/<NNN.name>/<file>.jpg``;

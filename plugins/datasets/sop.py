@@ -1,4 +1,4 @@
-"""Stanford Online Products, official split (science.md §1).
+"""Stanford Online Products, official split (the reference).
 
 Layout (``Stanford_Online_Products.zip`` extracted): ``Ebay_train.txt`` and
 ``Ebay_test.txt``, each a header line then ``image_id class_id super_class_id path``, images

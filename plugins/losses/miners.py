@@ -78,7 +78,7 @@ class SofthardMiner(Miner):
 
     Negative: random different-label item closer than the farthest same-label item (the
     anchor itself counts as same-label). Positive: random same-label item farther than the
-    closest negative. Fallbacks: any negative; the partner (as science.md states; the
+    closest negative. Fallbacks: any negative; the partner (as the reference states; the
     reference code's fallback was any same-label item, the anchor included).
     """
 

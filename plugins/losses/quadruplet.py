@@ -4,7 +4,7 @@ triplet(a, p, n) + mean relu(d(a,p) - d(n, n₂) + m₂), where n₂ is a random
 whose label differs from n's; m₂ = 0.1 for C/N, 0.5 for E (triplet margins 0.2 / 1.0).
 Deviation: the reference drew n₂ as an index into the *list of negatives* and then used it
 as a batch index (and skipped index 0 by testing ``any(where(mask))``); here n₂ is drawn
-among batch items with a label different from n's, as science.md describes.
+among batch items with a label different from n's, as the reference describes.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Empirical Robustness Score (ERS) of the reference's ``tools/pjswipe.py``, as a profile score.
+"""The Empirical Robustness Score (ERS) as the reference code's ``pjswipe`` script computes it, as a profile score.
 
 Ten raw scores come from the *adversarial* summaries of an ERS profile (rob28/rob224); each
 is rescaled so that 0 means "completely broken" and 100 "fully robust", and ERS is their

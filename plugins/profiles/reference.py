@@ -96,7 +96,7 @@ def eccv224() -> list[str]:
 
 
 def qccurve28() -> list[str]:
-    """The ε curve of CA±/SPQA± at ε = 7i/255, i = 0..11 (science.md §5: α 3/255, 32 steps)."""
+    """The ε curve of CA±/SPQA± at ε = 7i/255, i = 0..11 (the reference: α 3/255, 32 steps)."""
     pgds = tuple(f"eps={7 * i / 255:.5f}:alpha=0.011764:pgditer=32" for i in range(12))
     return [
         *_grid(("CA",), SIGNS, ("W=1",), pgds),

@@ -1,6 +1,6 @@
 """The one PGD loop of robrank, shared by the ranking attacks and the defenses' inner attacks.
 
-Reference semantics (science.md §5/§6): minimise an objective over the L∞ ball of radius ε
+Reference semantics (the reference): minimise an objective over the L∞ ball of radius ε
 around the clean images, inside [0, 1]; each step x ← x − α·sign(∇ₓ objective) (α replaced
 by ε when there is a single step: FGSM), then projection onto the ball and clamp; no random
 start unless asked; the last iterate is returned. Gradients are taken with

@@ -36,6 +36,30 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
+#: what Ctrl-C leaves behind, per command that saves its work when interrupted
+RESUME_HINTS: dict[str, str] = {
+    "train": "the last step is checkpointed; rerun with --resume to continue",
+    "run": "work so far is saved; rerun with --resume to continue",
+    "swipe": "finished attacks are saved; rerun the same command to continue",
+}
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, what shells report for Ctrl-C
+
+
+class Interrupted(click.ClickException):
+    """Ctrl-C: one line saying what was kept, exit code 130 (never click's "Aborted!", exit 1)."""
+
+    exit_code = INTERRUPTED_EXIT
+
+    def __init__(self, command: str | None) -> None:
+        hint = RESUME_HINTS.get(command or "")
+        super().__init__(f"interrupted; {hint}" if hint else "interrupted")
+        self.command = command
+
+    def show(self, file: Any = None) -> None:
+        prefix = f"robrank {self.command}" if self.command else "robrank"
+        click.echo(f"{prefix}: {self.message}", err=True)
+
+
 def _builtin(name: str) -> click.Command | None:
     target = BUILTIN_COMMANDS.get(name)
     if target is None:
@@ -78,6 +102,10 @@ class RobrankGroup(click.Group):
             return super().invoke(ctx)
         except RobrankError as exc:
             raise UserError(" ".join(str(exc).split())) from exc
+        except KeyboardInterrupt as exc:  # click's standalone mode would print "Aborted!" and exit 1
+            if os.environ.get("ROBRANK_DEBUG"):
+                raise
+            raise Interrupted(ctx.invoked_subcommand) from exc
 
 
 def _plugin_commands() -> dict[str, click.Command]:
@@ -102,6 +130,6 @@ def main(argv: list[str] | None = None) -> None:
         return
     try:
         cli.main(args=argv, prog_name="robrank")
-    except KeyboardInterrupt:
-        click.echo("robrank: interrupted; rerun with --resume to continue", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt:  # outside any command (e.g. while plugins load)
+        Interrupted(None).show()
+        sys.exit(INTERRUPTED_EXIT)

@@ -1,7 +1,6 @@
 """``robrank swipe``: run a profile of attacks against one model into a resumable JSON file."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -77,15 +76,12 @@ def swipe_command(
         num_workers=num_workers,
     )
     lock_dir = _run_dir_of(run_or_ckpt) if info.is_main else None
-    try:
-        with locked(lock_dir, "robrank swipe") if lock_dir is not None else _nothing():
-            if devices is not None and devices > 1 and not info.enabled:
-                path = swipe_devices(run_or_ckpt, record.name, devices, **kwargs)
-            else:  # one process, or one rank of torchrun
-                path = swipe_ranked(run_or_ckpt, record.name, info=info, **kwargs)
-    except KeyboardInterrupt:
-        click.echo("robrank swipe: interrupted; finished attacks are saved, rerun the same command to continue", err=True)
-        sys.exit(130)
+    # Ctrl-C: robrank.cli turns it into one line with exit code 130 (the attacks done are saved)
+    with locked(lock_dir, "robrank swipe") if lock_dir is not None else _nothing():
+        if devices is not None and devices > 1 and not info.enabled:
+            path = swipe_devices(run_or_ckpt, record.name, devices, **kwargs)
+        else:  # one process, or one rank of torchrun
+            path = swipe_ranked(run_or_ckpt, record.name, info=info, **kwargs)
     if info.rank != 0:
         return
     if as_json:

@@ -1,4 +1,4 @@
-"""The batch layouts of the reference code, built on any split (science.md §1).
+"""The batch layouts of the reference code, built on any split (the reference).
 
 * ``classification``: the split itself, items ``(image, label)``.
 * ``SPC-2`` (all ``p*`` losses): item i is ``(stack[img_i, img_j], [y_i, y_i])`` where j is a

@@ -29,7 +29,7 @@ def check_split(split: str) -> str:
 
 
 def torch_home() -> Path:
-    """``~/.torch``: where the reference code keeps every dataset (science.md §1)."""
+    """``~/.torch``: where the reference code keeps every dataset (the reference)."""
     return Path.home() / ".torch"
 
 

@@ -1,7 +1,7 @@
 """The reference code's image transforms, and a vectorised crop-and-flip for in-memory splits.
 
 Pixels stay in [0, 1] with no mean/std normalisation anywhere here: backbones normalise
-inside their forward, so attacks and defenses perturb real pixels (science.md §1, §2).
+inside their forward, so attacks and defenses perturb real pixels (the reference).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ CROP_224 = 224
 
 
 def reference_transform(train: bool, size: int = CROP_224, resize: int = RESIZE_224) -> Callable[[object], torch.Tensor]:
-    """CUB/Cars/SOP transforms of the reference code (science.md §1).
+    """CUB/Cars/SOP transforms of the reference code (the reference).
 
     train: Resize((256, 256)) -> RandomCrop(224) -> RandomHorizontalFlip(0.5) -> ToTensor;
     test:  Resize((256, 256)) -> CenterCrop(224) -> ToTensor.

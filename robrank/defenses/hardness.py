@@ -1,4 +1,4 @@
-"""Triplet hardness and its manipulation (HM, CVPR'22; science.md §6).
+"""Triplet hardness and its manipulation (HM, CVPR'22; the reference).
 
 The hardness of a triplet is H(a, p, n) = d(a, p) − d(a, n) ∈ [−2, 2] on the unit sphere:
 negative for easy triplets, positive once the negative is closer than the positive. HM

@@ -1,6 +1,6 @@
 """The inner attacks of adversarial training: PGD in pixel space against the model itself.
 
-Every defense of the reference runs the same loop (science.md §5/§6): model in eval mode,
+Every defense of the reference runs the same loop (the reference): model in eval mode,
 sign-gradient step of size α (ε when η = 1: FGSM), projection onto the L∞ ball of radius ε
 around the clean images, clamp to [0, 1], no random start, last iterate returned. The
 reference made the gradient reach the pixels by stepping an SGD optimiser over the images

@@ -1,4 +1,4 @@
-"""Adversarial-training budgets of the reference code (science.md §4), by image-size family.
+"""Adversarial-training budgets of the reference code (the reference), by image-size family.
 
 The reference read them from its per-backbone config and let empty files in the working
 directory (``override_pgditer_8`` ...) change η behind the user's back. Here they are plain

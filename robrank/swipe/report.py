@@ -1,4 +1,4 @@
-"""Turn swipe results files into the tables of the papers (``tools/pjswipe.py``, done properly).
+"""Turn swipe results files into the tables of the papers (the reference code's ``pjswipe`` script, done properly).
 
 A profile with a score (the ERS profiles rob28 and rob224, or a third-party profile's own)
 becomes one row per results file with the raw column values in the score's order, the

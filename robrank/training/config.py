@@ -1,7 +1,7 @@
 """Every knob of a training run, its per-family defaults, and the reference's config triples.
 
 A :class:`TrainConfig` starts with only what the user said (``None`` = "use the default");
-:func:`resolve_config` fills the rest from science.md §4 according to the backbone's image
+:func:`resolve_config` fills the rest from the reference according to the backbone's image
 size family and records the result in the run's ``config.json``, so a run directory always
 says exactly how it was trained.
 
@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..defenses.settings import ADVTRAIN_DEFAULTS
 from ..records import NO_WEIGHTS, SIZE_224, SIZE_28, TASK_CLASSIFICATION, TASK_RETRIEVAL, size_family
 
-#: defaults per image-size family (science.md §4: rc2f2 / __ranking_model_224x224_icml, p* losses)
+#: defaults per image-size family (the reference: rc2f2 / __ranking_model_224x224_icml, p* losses)
 FAMILY_DEFAULTS: dict[int, dict[str, Any]] = {
     SIZE_28: {
         "epochs": 8,
@@ -47,7 +47,7 @@ FAMILY_DEFAULTS: dict[int, dict[str, Any]] = {
 #: the reference's optimizer for every ranking model (MetricBase: ``config.optimizer or 'Adam'``)
 DEFAULT_OPTIMIZER = "Adam"
 
-#: adversarial-training budget per family: ε, α, PGD steps (science.md §4, §6)
+#: adversarial-training budget per family: ε, α, PGD steps (the reference)
 DEFENSE_DEFAULTS: dict[int, dict[str, Any]] = {
     family: dict(zip(("eps", "alpha", "pgditer"), budget)) for family, budget in ADVTRAIN_DEFAULTS.items()
 }

@@ -2,8 +2,9 @@
 
 ``runs/<dataset>-<backbone>-<loss>[-<defense>]-<YYYYmmdd-HHMMSS>/`` holds ``config.json``
 (the resolved config plus the provenance needed to trust a number: versions, git commit,
-host, device), ``metrics.jsonl`` (one line per validation) and ``checkpoints/last.pt``
-(+ ``epoch-<E>.pt`` with ``--keep-epochs``). Everything is written atomically.
+hardware, device; no host name or absolute path, so it can be published as it is),
+``metrics.jsonl`` (one line per validation) and ``checkpoints/last.pt`` (+ ``epoch-<E>.pt``
+with ``--keep-epochs``). Everything is written atomically.
 
 ``config.json`` has one writer, :func:`write_config`; the ``run`` section that ``robrank
 run`` adds (profile, swipe settings, defaults it chose) goes through the same function.
@@ -96,15 +97,16 @@ def provenance(device: str, world_size: int) -> dict[str, Any]:
     import torch
 
     from .. import __version__
+    from ..hardware import describe
 
     return {
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "robrank": __version__},
         "git_commit": git_commit(),
-        "hostname": socket.gethostname(),
+        "hardware": describe(device),
         "platform": platform.platform(),
         "device": device,
         "world_size": world_size,
-        "command": sys.argv,
+        "command": ["robrank", *sys.argv[1:]],  # argv[0] is this machine's path to the script
         "started": _dt.datetime.now().isoformat(timespec="seconds"),
     }
 
