@@ -9,7 +9,10 @@ would type) and then writes ``docs/results.md``: our numbers next to the publish
 differences and the tolerance verdicts, where and how long each row ran, the ERS ordering
 none < EST < ACT, and the per-attack scores behind every measured ERS. Each row's swipe
 JSON, config.json, metrics.jsonl and command record are copied to ``docs/results/<row>/``
-(never a checkpoint).
+(never a checkpoint). The page also shows the ERS figure of the rows with a finished swipe
+(drawn into ``docs/results/ers.png``, needs robrank's ``plot`` extra) and, when
+``docs/results/show-example.png`` and its record ``show-example.json`` are there, a
+``robrank show`` picture.
 
 A run directory that already holds a checkpoint is continued with ``robrank run --resume``
 (training picks up where it stopped, or goes straight to the swipe when it is finished;
@@ -19,6 +22,7 @@ finished here. ``--collect-only`` only reads the run directories and rewrites th
     ROBRANK_DATA=path/to/data python benchmarks/reproduce.py --rows mnist-none --device cpu
     python benchmarks/reproduce.py --rows mnist-est,mnist-act,fashion-est,fashion-act --device cuda
     python benchmarks/reproduce.py --collect-only
+    python benchmarks/reproduce.py --collect-only --out-root runs/repro --collect-from docs/results   # from the copies
     python benchmarks/reproduce.py --small --rows mnist-none --out-root runs/check \\
         --results-md runs/check/results.md --results-dir runs/check/results      # plumbing check
 
@@ -272,8 +276,8 @@ def _train_command(config_payload: dict[str, Any]) -> str | None:
     return "robrank " + shlex.join([str(a) for a in argv[1:]])
 
 
-def collect_row(row: Row, run_dir: Path) -> RowResult:
-    """Read one row's run directory (nothing is run)."""
+def collect_row(row: Row, run_dir: Path, shown_dir: Path | None = None) -> RowResult:
+    """Read one row's run directory (nothing is run); ``shown_dir`` is the run directory the page names."""
     from robrank.io import read_jsonl
     from robrank.swipe.report import summarise
     from robrank.swipe.schema import load_results
@@ -283,7 +287,7 @@ def collect_row(row: Row, run_dir: Path) -> RowResult:
     record = _read_json(run_dir / RECORD_FILE) or {}
     result.small = bool(record.get("small"))
     if config_payload is None:
-        result.status = result.ers_status = f"{NOT_MEASURED} (not started: no {run_dir}/config.json)"
+        result.status = result.ers_status = f"{NOT_MEASURED} (not started: no {shown_dir or run_dir}/config.json)"
         return result
     config = config_payload.get("config", {})
     result.seed = config_payload.get("seed", config.get("seed"))
@@ -507,8 +511,8 @@ def _attack_details(result: RowResult) -> list[str]:
 
 
 def render(results: list[RowResult], *, small: bool, notes: str | None = None, out_root: Path = DEFAULT_OUT_ROOT,
-           variants: list[RowResult] | None = None) -> str:
-    """The whole results page (``variants``: rows off the published settings, shown apart)."""
+           variants: list[RowResult] | None = None, figures: list[tuple[str, str, str]] | None = None) -> str:
+    """The whole results page (``variants``: rows off the published settings, shown apart; ``figures``: (path, alt, caption))."""
     variants = variants or []
     lines = ["# Reproduction: MNIST and Fashion-MNIST robustness table", ""]
     if small:
@@ -540,6 +544,11 @@ def render(results: list[RowResult], *, small: bool, notes: str | None = None, o
             clean = "measured" if r.values.get("R@1") is not None else r.status
             lines.append(f"- `{r.row.name}`: clean metrics {clean}; ERS {r.ers_status}")
     lines.append("")
+
+    if figures:
+        lines += ["## Figures", ""]
+        for path, alt, caption in figures:
+            lines += [f"![{alt}]({path})", "", caption, ""]
 
     lines += ["## ERS ordering none < EST < ACT", ""]
     for dataset, label in (("mnist", "MNIST"), ("fashion", "Fashion")):
@@ -634,13 +643,58 @@ def suggested_command(row: Row, out_root: Path = DEFAULT_OUT_ROOT) -> str:
     return "robrank " + shlex.join(args)  # the reader's data root is theirs: no ROBRANK_DATA of this machine
 
 
+ERS_FIGURE = "ers.png"
+#: a `robrank show` picture and its record ({"command": ..., "caption": ...}), made by hand (see docs/figures.md)
+SHOW_FIGURE = "show-example.png"
+SHOW_RECORD = "show-example.json"
+
+
+def ers_figure_rows(results: list[RowResult]) -> list[RowResult]:
+    """The rows with a finished swipe, in table order (main rows and variants interleaved by dataset)."""
+    done = [r for r in results if r.summary is not None and r.summary.ers is not None]
+    order = {row.name: i for i, row in enumerate(ROWS)}
+    return sorted(done, key=lambda r: (order.get(r.row.name, order.get(r.row.name.rsplit("-", 1)[0], 0)), r.row.variant is not None))
+
+
+def write_figures(results: list[RowResult], results_dir: Path) -> list[tuple[str, str, str]]:
+    """Draw the ERS figure of the finished rows into ``results_dir``; (file name, alt text, caption) of every figure there.
+
+    Needs matplotlib (robrank's ``plot`` extra); without it the page keeps the figure files
+    already there and says nothing new.
+    """
+    figures = []
+    shown = ers_figure_rows(results)
+    if shown:
+        try:
+            from robrank.plot.ers import ers_figure
+            from robrank.plot.figure import save
+        except ImportError:
+            save = None
+        if save is not None:
+            from dataclasses import replace
+
+            summaries = [replace(r.summary, label=r.row.name + (" (variant)" if r.row.variant else "")) for r in shown]
+            save(ers_figure(summaries), results_dir / ERS_FIGURE)
+    if (results_dir / ERS_FIGURE).is_file():
+        figures.append((ERS_FIGURE, "Rescaled ERS scores per attack", "Rescaled ERS scores per attack of the rows with a finished swipe "
+                        "(the figure of `robrank plot ers` on their swipe files, labelled by row); 0 = broken, 100 = robust, "
+                        "ERS in the legend."))
+    record = _read_json(results_dir / SHOW_RECORD)
+    if (results_dir / SHOW_FIGURE).is_file() and record:
+        made = " then ".join(f"`{c}`" for c in (record.get("model_command"), record.get("command")) if c)
+        figures.append((SHOW_FIGURE, "robrank show: rankings before and after an attack",
+                        f"{record.get('caption', '')} Made with {made} ({record.get('device', 'device not recorded')})."))
+    return figures
+
+
 def write_results(rows: list[Row], options: argparse.Namespace) -> list[RowResult]:
     """Collect every row (all six go in the page; unselected ones as they stand) and write."""
     from robrank.io import write_text
 
     out_root = Path(options.out_root)
-    results = [collect_row(row, out_root / row.name) for row in ROWS]
-    variants = [collect_row(row, out_root / row.name) for row in VARIANTS]
+    source = Path(options.collect_from or options.out_root)
+    results = [collect_row(row, source / row.name, out_root / row.name) for row in ROWS]
+    variants = [collect_row(row, source / row.name, out_root / row.name) for row in VARIANTS]
     variants = [v for v in variants if v.row in rows or v.measured or v.summary is not None]
     for r in [*results, *variants]:
         if r.row in rows or r.measured or r.summary is not None:
@@ -648,7 +702,10 @@ def write_results(rows: list[Row], options: argparse.Namespace) -> list[RowResul
     notes_path = Path(options.notes) if options.notes else Path(options.results_dir) / "notes.md"
     notes = notes_path.read_text() if notes_path.is_file() else None
     small = options.small or any(r.small for r in results)
-    write_text(Path(options.results_md), render(results, small=small, notes=notes, out_root=out_root, variants=variants))
+    results_dir, page_dir = Path(options.results_dir), Path(options.results_md).parent
+    figures = [(os.path.relpath(results_dir / name, page_dir), alt, caption)
+               for name, alt, caption in write_figures([*results, *variants], results_dir)]
+    write_text(Path(options.results_md), render(results, small=small, notes=notes, out_root=out_root, variants=variants, figures=figures))
     return [*results, *variants]
 
 
@@ -662,6 +719,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--swipe-batch-size", type=int, default=None, help="queries per attack batch (speed only) [robrank's]")
     parser.add_argument("--small", action="store_true", help="plumbing check: digits + lenet, 2 steps, 4 queries per attack")
     parser.add_argument("--collect-only", action="store_true", help="run nothing; collect finished (or running) run dirs and write the results")
+    parser.add_argument("--collect-from", default=None, help="read the rows from <DIR>/<row> instead of the run directories "
+                        "(e.g. docs/results, which holds each row's copied files) [--out-root]")
     parser.add_argument("--results-md", default=str(DEFAULT_RESULTS_MD), help="results page [%(default)s]")
     parser.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR), help="where each row's raw files are copied [%(default)s]")
     parser.add_argument("--notes", default=None, help="hand-written analysis included at the end [<results-dir>/notes.md]")

@@ -1,7 +1,9 @@
 """robrank: adversarial robustness of deep ranking models, as a plugin framework.
 
 The public surface for plugin authors is :data:`hookimpl` and the records in
-:mod:`robrank.records`; everything else is reached through the CLI or the submodules.
+:mod:`robrank.records`. Users evaluate their own models with :func:`evaluate`,
+:func:`attack`, :func:`gallery` and :func:`load_run` (docs/api.md); they live in
+:mod:`robrank.api` and are imported on first use, so ``import robrank`` stays light.
 """
 from __future__ import annotations
 
@@ -23,7 +25,24 @@ try:
 except Exception:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
+#: the Python API (robrank.api), imported on first access
+_API = ("evaluate", "attack", "gallery", "load_run", "load_results", "wrap_model", "Results", "RankingAttack", "AttackOutput")
+
+
+def __getattr__(name: str):
+    if name in _API:
+        if name == "wrap_model":
+            from .models.external import wrap_model
+
+            return wrap_model
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'robrank' has no attribute {name!r}")
+
+
 __all__ = [
+    *_API,
     "hookimpl",
     "AttackRecord",
     "BackboneRecord",

@@ -49,5 +49,9 @@ class CheckpointError(RobrankError):
     """A checkpoint that cannot be loaded, or does not fit the requested configuration."""
 
 
+class PickledCodeError(CheckpointError):
+    """A torch file that holds pickled objects (code), which robrank refuses to load."""
+
+
 class ConfigError(RobrankError):
     """An incompatible combination of options (e.g. a defense with a loss it cannot use)."""

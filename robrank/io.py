@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import CheckpointError, one_line
+from .errors import CheckpointError, PickledCodeError, one_line
 
 
 @contextmanager
@@ -103,9 +103,10 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
     except pickle.UnpicklingError as exc:
         if "GLOBAL" not in str(exc):  # not a refused object: the bytes themselves are bad
             raise CheckpointError(f"checkpoint {path} is corrupt or not a torch file (the pickle stream does not parse)") from exc
-        raise CheckpointError(
+        raise PickledCodeError(
             f"checkpoint {path} holds objects other than tensors and plain data, so it is not loaded "
-            "(robrank never unpickles code); re-save it with robrank or export its state_dict"
+            "(robrank never unpickles code); for a model trained elsewhere, save it with torch.jit.save or "
+            "torch.export.save, or save its state_dict, and pass it with --model/--weights (docs/api.md)"
         ) from exc
     except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError) as exc:
         raise CheckpointError(f"checkpoint {path} is truncated or not a torch file ({_first_line(exc)})") from exc

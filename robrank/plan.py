@@ -124,25 +124,29 @@ def _registry(registry: Any | None) -> Any:
     return registry
 
 
-def build_plan(config: TrainConfig, registry: Any | None = None, *, build_defense: bool = True, **extra: Any) -> RunPlan:
+def build_plan(
+    config: TrainConfig, registry: Any | None = None, *, build_defense: bool = True, resolved: bool = False, **extra: Any
+) -> RunPlan:
     """The plan of an already placed config: resolve it and build and check its components.
 
     Touches no file; :func:`plan_training` decides the run directory first. Commands that
     only read a trained model (eval) pass ``build_defense=False``: the defense that trained
-    it need not be installed to measure it.
+    it need not be installed to measure it. ``resolved=True`` says ``config`` comes from
+    :func:`resolve_config` already (the planners resolve once and place the run first).
     """
     from .losses import resolve_loss
 
     registry = _registry(registry)
-    resolved = resolve_config(config, registry)
-    dataset = registry.get("datasets", resolved.dataset)
-    backbone = registry.get("backbones", resolved.backbone)
-    choice = resolve_loss(resolved.loss, metric=resolved.metric, miner=resolved.miner or None, registry=registry)
+    if not resolved:
+        config = resolve_config(config, registry)
+    dataset = registry.get("datasets", config.dataset)
+    backbone = registry.get("backbones", config.backbone)
+    choice = resolve_loss(config.loss, metric=config.metric, miner=config.miner or None, registry=registry)
     defense = None
     if build_defense:
-        defense = registry.create("defenses", str(resolved.defense), **dict(resolved.defense_options))
+        defense = registry.create("defenses", str(config.defense), **dict(config.defense_options))
         defense.check(choice.record, choice.metric)
-    return RunPlan(config=resolved, registry=registry, dataset=dataset, backbone=backbone, loss=choice, defense=defense, **extra)
+    return RunPlan(config=config, registry=registry, dataset=dataset, backbone=backbone, loss=choice, defense=defense, **extra)
 
 
 def given_settings(config: TrainConfig) -> dict[str, Any]:
@@ -179,16 +183,16 @@ def plan_training(
     given = dict(given_settings(config) if given is None else given)
     if not resume:
         resolved = resolve_config(config, registry)
-        run_dir = Path(resolved.run_dir) if resolved.run_dir else rundir.new_run_dir(resolved)
+        run_dir = Path(resolved.run_dir) if resolved.run_dir else rundir.new_run_dir(resolved, registry=registry)
         if rundir.has_checkpoint(run_dir):
             raise ConfigError(f"run directory {run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
-        return build_plan(dataclasses.replace(resolved, run_dir=str(run_dir)), registry, command=command)
+        return build_plan(dataclasses.replace(resolved, run_dir=str(run_dir)), registry, resolved=True, command=command)
     run_dir = _resume_dir(config, registry)
     if not rundir.has_checkpoint(run_dir):
         raise CheckpointError(f"cannot resume {run_dir}: it has no {rundir.CHECKPOINT_DIR}/{rundir.LAST} yet; start it again without --resume")
     saved = rundir.read_config(run_dir)
     merged = merge_saved(saved, given, registry)
-    return build_plan(dataclasses.replace(merged, run_dir=str(run_dir)), registry, resume=True, command=command)
+    return build_plan(dataclasses.replace(merged, run_dir=str(run_dir)), registry, resolved=True, resume=True, command=command)
 
 
 def _resume_dir(config: TrainConfig, registry: Any) -> Path:
@@ -200,9 +204,9 @@ def _resume_dir(config: TrainConfig, registry: Any) -> Path:
             raise CheckpointError(_no_run(run_dir, "no such directory"))
         return run_dir
     resolved = resolve_config(config, registry)
-    found = rundir.latest_run_dir(resolved)
+    found = rundir.latest_run_dir(resolved, registry=registry)
     if found is None:
-        raise ConfigError(f"nothing to resume: no run of {rundir.run_name(resolved)} with a checkpoint under {rundir.RUNS}/; pass --run-dir")
+        raise ConfigError(f"nothing to resume: no run of {rundir.run_name(resolved, registry)} with a checkpoint under {rundir.RUNS}/; pass --run-dir")
     return found
 
 
@@ -288,12 +292,12 @@ def plan_run(
         swipe_plan = _merge_swipe(section, swipe, merged, registry)
         chosen = dict(section.get("defaults_chosen") or {})
         config = dataclasses.replace(merged, run_dir=str(run_dir))
-        plan = build_plan(config, registry, resume=rundir.has_checkpoint(run_dir), swipe=swipe_plan, chosen=chosen,
+        plan = build_plan(config, registry, resolved=True, resume=rundir.has_checkpoint(run_dir), swipe=swipe_plan, chosen=chosen,
                           command="robrank run")
     else:
         config, chosen = _run_defaults(given, registry)
         resolved = resolve_config(config, registry)
-        run_dir = Path(resolved.run_dir) if resolved.run_dir else rundir.new_run_dir(resolved)
+        run_dir = Path(resolved.run_dir) if resolved.run_dir else rundir.new_run_dir(resolved, registry=registry)
         if rundir.has_checkpoint(run_dir):
             raise ConfigError(f"run directory {run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
         dataset = registry.get("datasets", resolved.dataset)
@@ -306,7 +310,7 @@ def plan_run(
             seed=resolved.seed,
             device=swipe.get("device", resolved.device),
         )
-        plan = build_plan(dataclasses.replace(resolved, run_dir=str(run_dir)), registry, swipe=swipe_plan, chosen=chosen,
+        plan = build_plan(dataclasses.replace(resolved, run_dir=str(run_dir)), registry, resolved=True, swipe=swipe_plan, chosen=chosen,
                           command="robrank run")
     if plan.dataset.task != "retrieval":
         raise ConfigError(

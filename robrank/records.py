@@ -189,9 +189,6 @@ class MinerRecord(Record):
 
     kind: ClassVar[str] = "miners"
 
-    def details(self) -> dict[str, Any]:
-        return {"letter": self.letter}
-
 
 @dataclass(frozen=True)
 class AttackRecord(Record):
@@ -279,11 +276,14 @@ class ProfileRecord(Record):
     ``image_size`` is the size family the profile's ε fits (None = any). ``score`` is the
     profile's robustness score (:class:`robrank.scoring.Score`: which attack fills which
     column, how each is rescaled), or None for a profile that only lists attacks; a swipe of
-    a scored profile records it, and ``robrank report`` tabulates it.
+    a scored profile records it, and ``robrank report`` tabulates it. ``variant_of`` names
+    the profile this one is a variant of (the same columns under a stronger search or another
+    threat model); a variant is never a dataset's default profile.
     """
 
     image_size: int | None = None
     score: Score | None = None
+    variant_of: str | None = None
 
     kind: ClassVar[str] = "profiles"
 
@@ -301,7 +301,10 @@ class ProfileRecord(Record):
         return self.image_size is None or image_size is None or size_family(image_size) == self.family
 
     def details(self) -> dict[str, Any]:
-        return {"image_size": self.image_size, "score": None if self.score is None else self.score.details()}
+        out = {"image_size": self.image_size, "score": None if self.score is None else self.score.details()}
+        if self.variant_of is not None:
+            out["variant_of"] = self.variant_of
+        return out
 
 
 RECORD_TYPES: dict[str, type[Record]] = {

@@ -170,6 +170,26 @@ class Score:
         scaled = self.rescale(raw)
         return sum(scaled[k] for k in self.keys) / len(self.keys)
 
+    def winners(self, results: Iterable[Any] | Mapping[str, Any]) -> dict[str, dict[str, int]]:
+        """Per column filled by a worst case over searches (``opt=worst``): queries won by each member.
+
+        Read from the entry's ``wins`` for the column's metric (docs/autoattack.md); columns
+        of plain attacks are left out, so the result is empty for a plain swipe.
+        """
+        if isinstance(results, Mapping):
+            results = results["attacks"]
+        out: dict[str, dict[str, int]] = {}
+        for entry in results:
+            wins = entry.get("wins") if isinstance(entry, Mapping) else getattr(entry, "wins", None)
+            if not wins:
+                continue
+            spec = str(_field(entry, "spec"))
+            attack_type, fields = _type_of(entry, spec), spec_fields(spec)
+            for column in self.columns:
+                if column.matches(attack_type, fields) and column.metric in wins:
+                    out[column.label] = {name: int(n) for name, n in wins[column.metric].items()}
+        return out
+
     def block(self, results: Iterable[Any] | Mapping[str, Any]) -> dict[str, Any]:
         """The score object of a results file: raw and rescaled columns and the score itself."""
         raw = self.raw_scores(results)

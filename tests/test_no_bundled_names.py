@@ -36,6 +36,8 @@ ATTRIBUTE_CALLS = {"getattr", "hasattr", "setattr", "delattr"}
 #: (file relative to robrank/, name): a constant with the same spelling but another meaning
 OTHER_MEANINGS: dict[tuple[str, str], str] = {
     ("records.py", "none"): "NO_WEIGHTS, the CLI spelling of 'no pretrained weights' (--pretrained none)",
+    ("models/external.py", "none"): "NO_NORMALIZATION_NAME, the spelling of 'no input normalisation' (--normalize none)",
+    ("plot/figure.py", "none"): "matplotlib's svg.fonttype value that keeps text as text in SVG files",
 }
 
 

@@ -184,6 +184,17 @@ def test_a_second_process_on_a_run_directory_refuses_at_once(robrank_cli, tmp_pa
         proc.wait()
 
 
+def test_swipe_refuses_a_locked_run_directory(robrank_cli, untrained_run):
+    proc = _holder(untrained_run)
+    try:
+        swipe = robrank_cli("swipe", str(untrained_run), "-p", "rob28", "-m", "1", "--no-progress")
+        assert swipe.exit_code == 2 and f"in use by process {proc.pid}" in swipe.output, swipe
+        assert not (untrained_run / "swipe-rob28.json").exists()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_a_stale_lock_of_a_killed_process_is_taken_over(tmp_path):
     from robrank.training.rundir import LOCK_FILE, locked
 

@@ -58,7 +58,9 @@ def test_profile_sizes_and_flags(registry, name, count, size, ers):
 
 
 def test_only_the_documented_profiles_are_registered(registry):
-    assert registry.names("profiles") == sorted(["rob28", "rob224", "pami28", "pami224", "eccv28", "eccv224", "qccurve28"])
+    reference = ["rob28", "rob224", "pami28", "pami224", "eccv28", "eccv224", "qccurve28"]
+    stronger = ["rob28-aa", "rob224-aa", "rob28-l2", "rob224-l2"]  # docs/autoattack.md
+    assert registry.names("profiles") == sorted(reference + stronger)
     assert registry.get("profiles", "cvpr") is registry.get("profiles", "rob224")  # the reference's identical copy
 
 

@@ -179,8 +179,8 @@ def test_bad_file_is_one_line_error(tmp_path, content, message):
 
 
 def test_unknown_format(files):
-    with pytest.raises(RobrankError, match="unknown report format 'html'"):
-        format_report(load_summaries([files["hand"]]), "html")
+    with pytest.raises(RobrankError, match="unknown report format 'docx'"):
+        format_report(load_summaries([files["hand"]]), "docx")
 
 
 def test_cli_report(files, tmp_path):

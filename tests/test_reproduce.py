@@ -157,7 +157,10 @@ def test_small_row_end_to_end_resumes_a_trained_run(tmp_path):
     copied = sorted(p.name for p in (results_dir / "mnist-none").iterdir())
     assert copied == ["config.json", "metrics.jsonl", "reproduce.json", "swipe-rob28.json"]
     assert not list(results_dir.rglob("*.pt"))
-    assert sorted(p.name for p in results_dir.iterdir()) == ["mnist-none"]
+    assert sorted(p.name for p in results_dir.iterdir()) == ["ers.png", "mnist-none"]
+    # the ERS figure of the finished row, linked from the page (a quick swipe: drawn as partial)
+    assert (results_dir / "ers.png").read_bytes()[:4] == b"\x89PNG"
+    assert "![Rescaled ERS scores per attack](results/ers.png)" in text
 
     # --collect-only: reads the run dirs again, runs nothing, same table
     md.unlink()

@@ -56,8 +56,11 @@ def test_quickstart_defaults_end_to_end(robrank_cli, tmp_path):
     run_dir = tmp_path / "quick"
     result = _run(robrank_cli, "--run-dir", str(run_dir), "--max-steps", "2", *SMALL)
     assert result.exit_code == 0, result.output
-    for name in ("config.json", "metrics.jsonl", "checkpoints/last.pt", "swipe-rob28.json", "report.md", "report.txt"):
+    for name in ("config.json", "metrics.jsonl", "checkpoints/last.pt", "swipe-rob28.json", "report.md", "report.txt", "report.html", "ers.png"):
         assert (run_dir / name).is_file(), name
+    assert (run_dir / "ers.png").read_bytes()[:4] == b"\x89PNG" and "](ers.png)" in (run_dir / "report.md").read_text()
+    page = (run_dir / "report.html").read_text()
+    assert page.count('<tr class="run') == 2 and 'id="fig-ers"' in page  # raw and rescaled rows of the one run
     saved = json.loads((run_dir / "config.json").read_text())
     assert saved["config"]["dataset"] == "digits" and saved["config"]["backbone"] == "lenet"
     assert saved["config"]["loss"] == "ptripletN" and saved["config"]["defense"] == "none"

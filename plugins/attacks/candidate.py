@@ -17,6 +17,7 @@ import torch
 from robrank.attacks.base import PM, Attack, BatchContext
 from robrank.attacks.metrics import candidate_prank
 from robrank.attacks.selection import STREAM_QUERIES, nearest_excluding_self, randint, top_fraction
+from robrank.attacks.surrogates import soft_rank, temperature
 from robrank.distances import paired, pairwise
 from robrank.params import Param
 from robrank.summaries import EMBSHIFT, MetricDisplay
@@ -30,6 +31,7 @@ class CandidateAttack(Attack):
     params = (PM, Param("W", int, low=1, help="number of queries whose rankings the candidate moves in", example="W=1"))
     reports = ("loss", "prank", EMBSHIFT)
     display = (PCTL,)
+    perturbs = "candidate"
 
     def distance_width(self) -> int:
         return max(self.W, super().distance_width())
@@ -61,6 +63,7 @@ class CandidateAttack(Attack):
         prefix = torch.zeros(*ordered.shape[:2], n + 1, dtype=torch.float64, device=ordered.device)
         prefix[:, :, 1:] = ordered.to(torch.float64).cumsum(dim=2)
         ctx.sel["sorted"], ctx.sel["prefix"] = ordered.contiguous(), prefix
+        ctx.sel["tau"] = temperature(ctx.sel["gallery_to_query"])
 
     def _to_queries(self, emb: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
         return paired(emb.unsqueeze(1), ctx.sel["query_emb"], ctx.metric)  # [B, W]
@@ -91,6 +94,14 @@ class CandidateAttack(Attack):
             total = total - (cand - own if self.pm == "+" else own - cand).clamp(min=0)
             size -= 1
         return total.sum(dim=1) / (size * ordered.shape[1])
+
+    def surrogate(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
+        """The soft percentile rank of the candidate (:func:`~robrank.attacks.surrogates.soft_rank`), raised by CA-."""
+        rank = soft_rank(self._to_queries(emb, ctx), ctx.sel["gallery_to_query"], ctx.sel["tau"], ctx.sel.get("self_to_query"))
+        return rank if self.pm == "+" else -rank
+
+    def success(self) -> dict[str, int]:
+        return {"prank": -1 if self.pm == "+" else 1}
 
     def summarize(self, emb, dist, ctx, adversarial):
         cand = self._to_queries(emb, ctx)

@@ -16,11 +16,26 @@ import torch
 
 from robrank.attacks.base import Attack, BatchContext
 from robrank.attacks.metrics import first_match_rank, recall_at
+from robrank.attacks.surrogates import label_margin, temperature
 from robrank.distances import REFERENCE_PAIRWISE_EPS, paired
 from robrank.summaries import EMBSHIFT, MetricDisplay
 
 #: the reference's offset that avoids a zero gradient at the clean point
 START_OFFSET = 1e-7
+
+
+def label_mask(ctx: BatchContext) -> torch.Tensor:
+    """``[B, N]``: gallery items of each query's class (cached in the selection)."""
+    if "same_label" not in ctx.sel:
+        ctx.sel["same_label"] = ctx.gallery.labels.view(1, -1) == ctx.labels.view(-1, 1)
+    return ctx.sel["same_label"]
+
+
+def label_temperature(ctx: BatchContext) -> torch.Tensor:
+    """The queries' soft-margin temperature from their clean distances (cached in the selection)."""
+    if "label_tau" not in ctx.sel:
+        ctx.sel["label_tau"] = temperature(ctx.clean_dist)
+    return ctx.sel["label_tau"]
 
 
 class EmbeddingShift(Attack):
@@ -34,6 +49,13 @@ class EmbeddingShift(Attack):
         # reference: at the first step a − b = −1e-7 and the +1e-6 wins, so the shift starts along +1,
         # as in the reference and in the EST training it defends against; exact, it starts along −1
         return -paired(emb, target, ctx.metric, pairwise_eps=REFERENCE_PAIRWISE_EPS if self.reference else 0.0)
+
+    def surrogate(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
+        """The smooth top-1 label margin (:func:`~robrank.attacks.surrogates.label_margin`): aims at R@1, not the shift."""
+        return label_margin(ctx.dist(emb), label_mask(ctx), ctx.self_slot, label_temperature(ctx))
+
+    def success(self) -> dict[str, int]:
+        return {"r@1": -1, "embshift": 1}
 
     def summarize(self, emb, dist, ctx, adversarial):
         rank = first_match_rank(dist, ctx.gallery.labels, ctx.labels, ctx.self_slot)

@@ -14,10 +14,13 @@ import torch
 
 from robrank.attacks.base import Attack, BatchContext
 from robrank.attacks.metrics import top1_label_match
+from robrank.attacks.surrogates import label_margin
 from robrank.distances import paired
 from robrank.summaries import EMBSHIFT
 
 from .ltm import R1_PERCENT
+
+from .es import label_mask, label_temperature
 
 
 def greedy_pairs(dist: torch.Tensor, labels: torch.Tensor, self_slot: torch.Tensor, reference: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,6 +51,12 @@ class GreedyTop1Misrank(Attack):
 
     def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
         return paired(emb, ctx.sel["unmatch_emb"], ctx.metric)
+
+    def surrogate(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
+        return label_margin(ctx.dist(emb), label_mask(ctx), ctx.self_slot, label_temperature(ctx))
+
+    def success(self) -> dict[str, int]:
+        return {"r@1": -1}
 
     def summarize(self, emb, dist, ctx, adversarial):
         return {"r@1": top1_label_match(dist, ctx.gallery.labels, ctx.labels, ctx.self_slot)}

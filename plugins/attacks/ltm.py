@@ -14,7 +14,10 @@ import torch
 
 from robrank.attacks.base import Attack, BatchContext
 from robrank.attacks.metrics import top1_label_match
+from robrank.attacks.surrogates import label_margin
 from robrank.summaries import EMBSHIFT, MetricDisplay
+
+from .es import label_mask, label_temperature
 
 #: top-1 label match is a fraction; reports show it as R@1 in percent
 R1_PERCENT = MetricDisplay("r@1", "R1", scale=100.0, full=100.0)
@@ -37,6 +40,12 @@ class LearningToMisrank(Attack):
         hardest_negative = dist.masked_fill(ctx.sel["not_negative"], float("-inf")).amax(dim=1)
         easiest_positive = dist.masked_fill(ctx.sel["not_positive"], float("inf")).amin(dim=1)
         return (hardest_negative - easiest_positive).clamp(min=0)
+
+    def surrogate(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
+        return label_margin(ctx.dist(emb), label_mask(ctx), ctx.self_slot, label_temperature(ctx))
+
+    def success(self) -> dict[str, int]:
+        return {"r@1": -1}
 
     def summarize(self, emb, dist, ctx, adversarial):
         return {"r@1": top1_label_match(dist, ctx.gallery.labels, ctx.labels, ctx.self_slot)}

@@ -20,6 +20,7 @@ from robrank.attacks.selection import (
     randint,
     top_fraction,
 )
+from robrank.attacks.surrogates import soft_rank, temperature
 from robrank.params import Param
 from robrank.summaries import EMBSHIFT
 
@@ -46,6 +47,16 @@ def query_loss(dist: torch.Tensor, targets: torch.Tensor, pm: str, exclude: torc
         total = total - (target - own if pm == "+" else own - target).clamp(min=0).sum(dim=1)
         size -= 1
     return total / (size * targets.shape[1])
+
+
+def query_soft_rank(dist: torch.Tensor, targets: torch.Tensor, pm: str, tau: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """The smooth QA objective ``[B]``: the targets' soft percentile rank (negated for QA-).
+
+    ``tau`` ``[B, 1]`` is the query's temperature (:func:`~robrank.attacks.surrogates.temperature`).
+    """
+    own = None if exclude is None else dist.gather(1, exclude.view(-1, 1))
+    rank = soft_rank(dist.gather(1, targets), dist, tau.unsqueeze(-1), own)
+    return rank if pm == "+" else -rank
 
 
 def select_query_targets(attack: Attack, ctx: BatchContext, pm: str, count: int, extra: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -76,12 +87,19 @@ class QueryAttack(Attack):
 
     def select(self, ctx: BatchContext) -> None:
         ctx.sel["candidates"], _ = select_query_targets(self, ctx, self.pm, self.M)
+        ctx.sel["tau"] = temperature(ctx.clean_dist)
 
     def loss_from_dist(self, dist: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
         return query_loss(dist, ctx.sel["candidates"], self.pm, self.exclude_slot(ctx))
 
     def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
         return self.loss_from_dist(ctx.dist(emb), ctx)
+
+    def surrogate(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
+        return query_soft_rank(ctx.dist(emb), ctx.sel["candidates"], self.pm, ctx.sel["tau"], self.exclude_slot(ctx))
+
+    def success(self) -> dict[str, int]:
+        return {"prank": -1 if self.pm == "+" else 1}
 
     def summarize(self, emb, dist, ctx, adversarial):
         return {

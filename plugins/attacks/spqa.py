@@ -84,6 +84,10 @@ class SPQueryAttack(Attack):
     def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
         return self.loss_from_dist(ctx.dist(emb), ctx)
 
+    def success(self) -> dict[str, int]:
+        # the targets' rank; the ground truth's rank is the constraint, not the goal
+        return {"prank": -1 if self.pm == "+" else 1}
+
     def summarize(self, emb, dist, ctx, adversarial):
         exclude = self.exclude_slot(ctx)
         return {

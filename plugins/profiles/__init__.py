@@ -1,4 +1,4 @@
-"""The bundled swipe profiles: the reference's named attack lists, registered as plugins.
+"""The bundled swipe profiles: the reference's named attack lists and their stronger variants.
 
 A third-party package adds its own profile the same way (a ``ProfileRecord`` whose factory
 returns spec strings, and optionally a :class:`robrank.scoring.Score`); ``robrank swipe -p
@@ -12,6 +12,7 @@ from __future__ import annotations
 import robrank
 from robrank.records import ProfileRecord
 
+from .autoattack import PROFILES as STRONGER
 from .reference import PROFILES
 
 
@@ -19,3 +20,5 @@ from .reference import PROFILES
 def register_profiles(register):
     for name, (factory, image_size, score, summary, aliases) in PROFILES.items():
         register(ProfileRecord(name=name, factory=factory, summary=summary, aliases=aliases, image_size=image_size, score=score))
+    for name, (factory, image_size, score, summary, aliases, variant_of) in STRONGER.items():
+        register(ProfileRecord(name=name, factory=factory, summary=summary, aliases=aliases, image_size=image_size, score=score, variant_of=variant_of))

@@ -24,6 +24,7 @@ adversarial summaries are still measured on the attacked one.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -39,10 +40,12 @@ from ..records import TASK_CLASSIFICATION, TASK_RETRIEVAL
 from ..semantics import REFERENCE, check_semantics
 from ..summaries import EMBSHIFT, QUERIES, MetricDisplay
 from . import selection
+from .apgd import Best, Judge, apgd_minimize
+from .ensemble import LOSSES, OPTIMIZERS, Run, combine, runs
 from .gallery import Gallery
 from .nes import REFERENCE as NES_REFERENCE
 from .nes import nes_gradient, query_count
-from .pgd import pgd_minimize, sign_step
+from .pgd import Budget, check_norm, l2_step, normalized, pgd_minimize, sign_step
 
 #: keys the engine adds to summaries itself (an attack's ``reports`` may list them)
 ENGINE_KEYS = frozenset({EMBSHIFT, QUERIES})
@@ -52,8 +55,23 @@ DEFAULT_EPS = 4.0 / 255.0
 DEFAULT_ALPHA = 1.0 / 255.0
 DEFAULT_PGDITER = 24
 
+#: the search fields every attack shares (docs/autoattack.md); implicit: the default search
+#: (the reference's) is never written, so stored specs keep their text
+SEARCH: tuple[Param, ...] = (
+    Param("norm", str, "inf", choices=("inf", "2"), implicit=True, help="threat model: the L-infinity or the L2 ball of radius eps"),
+    Param("opt", str, "pgd", choices=OPTIMIZERS, implicit=True,
+          help="search: fixed-step PGD, APGD, or the per-sample worst case of PGD, APGD and smooth-objective APGD"),
+    Param("loss", str, "reference", choices=LOSSES, implicit=True, help="objective: the attack's own, or its smooth surrogate"),
+    Param("restarts", int, None, low=1, implicit=True,
+          help="runs per sample, the best kept (first from the start, the others random); opt=worst: the smooth member's runs (2)"),
+)
+
 #: the direction of a signed attack (CA+, QA-, ...): declare it in ``params`` to take ``pm=+|-``
 PM = Param("pm", str, choices=("+", "-"), help="direction: + raises, - lowers the target's rank", example="pm=+")
+
+
+def _float64(summary: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to(torch.float64).view(-1) for k, v in summary.items()}
 
 
 @dataclass
@@ -80,6 +98,8 @@ class BatchContext:
     sel: dict[str, Any] = field(default_factory=dict)
     last: torch.Tensor | None = None
     last_input: torch.Tensor | None = None
+    #: model passes spent on this batch, per sample
+    budget: Budget = field(default_factory=Budget)
 
     def dist(self, emb: torch.Tensor) -> torch.Tensor:
         """``[B, N]`` distances from ``emb`` to every gallery item."""
@@ -100,11 +120,19 @@ class Surrogate:
 
 @dataclass
 class BatchOutcome:
-    """Adversarial images and per-sample summaries (``[B]`` float64 tensors) of one batch."""
+    """Adversarial images and per-sample summaries (``[B]`` float64 tensors) of one batch.
+
+    ``budget`` is the model passes spent per sample; a worst case over several searches
+    also gives each member's adversarial summary (``members``) and, per success measure,
+    the index of the member that won each sample (``wins``, in the order of ``members``).
+    """
 
     adversarial: torch.Tensor
     orig: dict[str, torch.Tensor]
     adv: dict[str, torch.Tensor]
+    budget: dict[str, int] = field(default_factory=dict)
+    members: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    wins: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Attack:
@@ -117,8 +145,12 @@ class Attack:
     these (:meth:`robrank.records.AttackRecord.of`), and the spec grammar validates every
     field against ``params`` once, so the constructor receives clean values.
 
+    The shared fields include the search (docs/autoattack.md): ``norm`` (``inf`` or ``2``),
+    ``opt`` (``pgd``, ``apgd`` or ``worst``), ``loss`` (``reference`` or ``smooth``) and
+    ``restarts``; all four are implicit, so the reference's specs keep their text.
+
     Constructor keywords are the spec fields (defaults filled in from ``params``) plus run
-    options: ``random_start`` (uniform start in [-eps, eps], off like the reference without
+    options: ``random_start`` (uniform start in the ball, off like the reference without
     ``RINIT``) and ``semantics`` (``"reference"`` reproduces the reference's quirks,
     ``"fixed"`` corrects them; docs/attacks.md lists each).
     """
@@ -133,16 +165,25 @@ class Attack:
         Param("pgditer", int, DEFAULT_PGDITER, low=1, help="number of PGD steps"),
         Param("nes", bool, False, implicit=True, example="nes=1",
               help="black-box: NES estimates of the gradient from model outputs (robrank.attacks.nes) instead of autograd"),
+        *SEARCH,
     )
     #: summary keys this attack reports (clean and adversarial; the engine adds ``embshift``)
     reports: ClassVar[tuple[str, ...]] = ()
     #: how reports show the summary keys (none: each key as it is)
     display: ClassVar[tuple[MetricDisplay, ...]] = ()
+    #: what the perturbed image plays: "query" (its own ranking is attacked) or "candidate"
+    #: (a gallery item moved in the rankings of the queries its select() stores in
+    #: ``ctx.sel["queries"]``, a [B, W] tensor of gallery slots); robrank show draws each its way
+    perturbs: ClassVar[str] = "query"
 
     eps: float
     alpha: float
     pgditer: int
     nes: bool
+    norm: str
+    opt: str
+    loss: str
+    restarts: int | None
 
     def __init__(self, *, semantics: str = REFERENCE, random_start: bool = False, **values: Any) -> None:
         for param in self.parameters():
@@ -168,6 +209,11 @@ class Attack:
         own = collect(chain)
         names = {p.name for p in own}
         return own + tuple(p for p in Attack.__dict__["params"] if p.name not in names)
+
+    @property
+    def lp(self) -> float:
+        """The threat model's norm as a number: ``math.inf`` or 2.0."""
+        return check_norm(math.inf if self.norm == "inf" else float(self.norm))
 
     @property
     def reference(self) -> bool:
@@ -215,17 +261,40 @@ class Attack:
         """Per-sample metrics ``{key: [B]}`` of embeddings ``emb`` (clean or adversarial)."""
         raise NotImplementedError(f"{type(self).__name__} must define summarize()")
 
+    def surrogate(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
+        """A smooth per-sample objective ``[B]`` tracking the success measure (``loss=smooth``).
+
+        The second objective of the worst case (:mod:`robrank.attacks.surrogates` has the
+        building blocks); an attack without one falls back to :meth:`objective`.
+        """
+        return self.objective(emb, ctx, step)
+
+    def success(self) -> dict[str, int]:
+        """The per-sample measures of this attack's success: summary key -> direction.
+
+        +1 where a larger value is a stronger attack, -1 where a smaller one is. APGD keeps
+        the iterate that is strongest on them (in order, the objective breaking ties), and
+        the worst case over several searches keeps, per sample and per measure, the
+        strongest value; each ERS column reads one of them. Empty: judge by the objective.
+        """
+        return {}
+
+    def runs(self) -> tuple[Run, ...]:
+        """The searches this attack performs: one, or the members of ``opt=worst``."""
+        return runs(self.opt, self.loss, self.pgditer, self.restarts)
+
     def step(self, x: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], step_size: float) -> torch.Tensor:
         """One descent step on the objective, before the projection onto the ε-ball and [0, 1].
 
-        The default is the reference's sign step ``x - step_size * sign(grad)``. Override it
+        The default is the reference's sign step ``x - step_size * sign(grad)`` (with
+        ``norm=2``: ``x - step_size * grad / ‖grad‖₂``). Override it
         for another update rule (momentum as in MI-FGSM, ...) without copying the PGD loop:
         ``state`` is a dict that lives for one batch's PGD run (empty at its first step);
         random start, projection, clamping and bookkeeping stay in :meth:`perturb`. Runs
         under ``torch.no_grad``; ``grad`` is ``[B, C, H, W]`` and each sample's row depends on
         that sample only, which an override must preserve.
         """
-        return sign_step(x, grad, state, step_size)
+        return sign_step(x, grad, state, step_size) if self.lp == math.inf else l2_step(x, grad, state, step_size)
 
     # ------------------------------------------------------------------ engine
 
@@ -288,39 +357,106 @@ class Attack:
         """Model forward passes per attacked image an NES attack spends (None for white-box)."""
         return query_count(self.pgditer, NES_REFERENCE) if self.nes else None
 
-    def perturb(self, model: nn.Module, images: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
-        """Projected descent on ``objective`` with this attack's ``step``; returns the last iterate.
+    def random_point(self, x0: torch.Tensor, ctx: BatchContext, stream: int) -> torch.Tensor:
+        """A reproducible random point of the ball around ``x0`` (per-sample hashes of ``stream``).
 
-        With ``nes`` the direction is the NES estimate and the loop runs the reference's NES
-        schedule (``pgditer + 1`` sign steps of 3/255); ``alpha`` is then unused.
+        L∞: uniform in [-ε, ε] per pixel; L2: uniform direction (Gaussian from Box-Muller) at
+        radius ε. Then clamped to [0, 1].
         """
+        size = x0[0].numel()
+        if self.lp == math.inf:
+            noise = selection.uniform(ctx.seed, stream, ctx.index, size).to(x0.dtype).view_as(x0)
+            return (x0 + self.eps * (2.0 * noise - 1.0)).clamp_(0.0, 1.0)
+        u = selection.uniform(ctx.seed, stream, ctx.index, 2 * size)
+        radius = torch.sqrt(-2.0 * torch.log1p(-u[:, :size]))  # 1 - u lies in (0, 1]
+        gauss = (radius * torch.cos(2.0 * math.pi * u[:, size:])).to(x0.dtype).view_as(x0)
+        return (x0 + self.eps * normalized(gauss)).clamp_(0.0, 1.0)
+
+    def judge(self, ctx: BatchContext) -> Judge | None:
+        """APGD's judge: :meth:`success` of the last evaluated iterate as ``[B, K]``, lower = stronger."""
+        success = self.success()
+        if not success:
+            return None
+
+        def judge() -> torch.Tensor:
+            emb = ctx.last
+            summary = self.summarize(emb, ctx.dist(emb), ctx, adversarial=True)
+            if EMBSHIFT in success:
+                summary[EMBSHIFT] = paired(emb, ctx.clean, ctx.metric)
+            return torch.stack([-direction * summary[key].to(torch.float64) for key, direction in success.items()], dim=1)
+
+        return judge
+
+    def perturb(self, model: nn.Module, images: torch.Tensor, ctx: BatchContext, run: Run | None = None) -> torch.Tensor:
+        """One search (``run``, this attack's own by default) on its objective; returns the adversarial images.
+
+        PGD returns its last iterate with this attack's ``step``; APGD its best iterate by
+        :meth:`success`; with ``restarts`` > 1 either keeps, per sample, the best of its runs
+        by :meth:`success` (a PGD run is judged at its last iterate). Random start, restarts'
+        starts, projection, clamping and the budget (``ctx.budget``) are handled here and in
+        the loops. With ``nes`` the direction is the NES estimate and the loop runs the
+        reference's NES schedule (``pgditer + 1`` sign steps of 3/255; ``alpha`` unused).
+        """
+        run = run or self.runs()[0]
         x0 = images.detach()
         start = None
         if self.random_start and self.eps > 0:
-            noise = selection.uniform(ctx.seed, selection.STREAM_START, ctx.index, x0[0].numel())
-            noise = noise.to(x0.dtype).view_as(x0)
-            start = (x0 + self.eps * (2.0 * noise - 1.0)).clamp_(0.0, 1.0)
+            start = self.random_point(x0, ctx, selection.STREAM_START)
+        loss = self.objective if run.loss == "reference" else self.surrogate
 
         if self.nes:
+            if run.opt != "pgd" or run.restarts > 1:
+                raise ConfigError(f"attack {self.name}: nes=1 runs the reference's NES schedule; it takes no opt=apgd/worst or restarts")
+
             # ctx.last stays unset: the reference measured NES's embshift on the result, not a probe
             def losses(x: torch.Tensor, step: int) -> torch.Tensor:
-                return self.objective(embed(model, x), ctx, step)
+                return loss(embed(model, x), ctx, step)
 
             gradient = nes_gradient(losses, x0, eps=self.eps, seed=ctx.seed, index=ctx.index, settings=NES_REFERENCE)
-            return pgd_minimize(
+            x = pgd_minimize(
                 lambda x, step: losses(x, step).sum(), x0, eps=self.eps, alpha=NES_REFERENCE.step,
-                steps=NES_REFERENCE.iterations(self.pgditer), start=start, update=self.step, gradient=gradient,
+                steps=NES_REFERENCE.iterations(run.steps), start=start, update=self.step, gradient=gradient, norm=self.lp,
             )
+            ctx.budget.forwards += query_count(run.steps, NES_REFERENCE)
+            return x
 
         def objective(x: torch.Tensor, step: int) -> torch.Tensor:
             emb = embed(model, x)
             ctx.last = emb.detach()  # the reference's embshift reads this last forward
             ctx.last_input = x.detach()
-            return self.objective(emb, ctx, step).sum()
+            return loss(emb, ctx, step)
 
-        return pgd_minimize(
-            objective, x0, eps=self.eps, alpha=self.alpha, steps=self.pgditer, start=start, update=self.step
-        )
+        def starts(r: int) -> torch.Tensor:
+            return self.random_point(x0, ctx, selection.STREAM_RESTART + r)
+
+        if run.opt == "apgd":
+            best = apgd_minimize(
+                objective, x0, eps=self.eps, steps=run.steps, norm=self.lp, start=start, restarts=run.restarts,
+                starts=starts, judge=self.judge(ctx), budget=ctx.budget,
+            )
+            ctx.last = ctx.last_input = None  # the result is the best iterate, not the last forward: measure it
+            return best.x
+        found: Best | None = None
+        judge = self.judge(ctx)
+        for r in range(run.restarts):
+            x = pgd_minimize(
+                objective, x0, eps=self.eps, alpha=self.alpha, steps=run.steps, start=start if r == 0 else starts(r),
+                update=self.step, norm=self.lp, budget=ctx.budget,
+            )
+            if run.restarts == 1:
+                return x  # the reference: the last iterate, and ctx.last its last forward
+            with torch.no_grad():  # restarts: judge each run's last iterate, keep the best per sample
+                key = objective(x, None).detach().view(-1, 1).to(torch.float64)
+                ctx.budget.forwards += 1
+                if judge is not None:
+                    key = torch.cat([judge().to(torch.float64), key], dim=1)
+            if found is None:
+                found = Best(x, key)
+            else:
+                found.update(x, key)
+        ctx.last = ctx.last_input = None
+        assert found is not None
+        return found.x
 
     def embshift(self, adv_emb: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
         """Per-sample embedding shift; the reference measured the last PGD forward, not the result."""
@@ -358,34 +494,47 @@ class Attack:
         with attack_mode(model):
             ctx = self.context(model, gallery, images, labels, index, seed=seed, self_slot=self_slot)
             with torch.no_grad():
-                orig = self.summarize(ctx.clean, ctx.clean_dist, ctx, adversarial=False)
-            if surrogate is None:
-                adversarial = self.perturb(model, images, ctx)
-            else:
+                orig = _float64(self.summarize(ctx.clean, ctx.clean_dist, ctx, adversarial=False))
+            source = ctx
+            if surrogate is not None:
                 with attack_mode(surrogate.model):
                     source = self.context(surrogate.model, surrogate.gallery, images, labels, index, seed=seed, self_slot=self_slot)
-                    adversarial = self.perturb(surrogate.model, images, source)
-                if source.last_input is not None:
-                    # the reference's embshift quirk (the last PGD forward), measured on the attacked model
-                    with torch.no_grad():
-                        ctx.last = embed(model, source.last_input)
-            with torch.no_grad():
-                adv_emb = embed(model, adversarial)
-                adv_dist = ctx.dist(adv_emb) if gallery is not None else None
-                adv = self.summarize(adv_emb, adv_dist, ctx, adversarial=True)
-                own = set(orig) | set(adv)
-                if gallery is not None:
-                    adv[EMBSHIFT] = self.embshift(adv_emb, ctx)
-                if self.queries is not None:
-                    adv[QUERIES] = torch.full((images.shape[0],), float(self.queries), dtype=torch.float64, device=images.device)
-        declared = set(self.reports) - ENGINE_KEYS
-        if self.reports and own - ENGINE_KEYS != declared:
-            raise ConfigError(
-                f"attack {self.name} reports {sorted(own)} but declares reports={sorted(self.reports)}; "
-                "make its summarize() and its reports agree"
-            )
-        cast = lambda d: {k: v.detach().to(torch.float64).view(-1) for k, v in d.items()}  # noqa: E731
-        return BatchOutcome(adversarial=adversarial, orig=cast(orig), adv=cast(adv))
+                source.budget = ctx.budget  # one account for the batch, whichever model spends it
+            members: dict[str, dict[str, torch.Tensor]] = {}
+            found: list[torch.Tensor] = []
+            for run in self.runs():
+                ctx.last = source.last = source.last_input = None
+                if surrogate is None:
+                    adversarial = self.perturb(model, images, ctx, run)
+                else:
+                    with attack_mode(surrogate.model):
+                        adversarial = self.perturb(surrogate.model, images, source, run)
+                    if source.last_input is not None:
+                        # the reference's embshift quirk (the last PGD forward), measured on the attacked model
+                        with torch.no_grad():
+                            ctx.last = embed(model, source.last_input)
+                with torch.no_grad():
+                    adv_emb = embed(model, adversarial)
+                    ctx.budget.forwards += 1
+                    adv = self.summarize(adv_emb, ctx.dist(adv_emb) if gallery is not None else None, ctx, adversarial=True)
+                    own = set(orig) | set(adv)
+                    if gallery is not None:
+                        adv[EMBSHIFT] = self.embshift(adv_emb, ctx)
+                    if self.queries is not None:
+                        adv[QUERIES] = torch.full((images.shape[0],), float(self.queries), dtype=torch.float64, device=images.device)
+                declared = set(self.reports) - ENGINE_KEYS
+                if self.reports and own - ENGINE_KEYS != declared:
+                    raise ConfigError(
+                        f"attack {self.name} reports {sorted(own)} but declares reports={sorted(self.reports)}; "
+                        "make its summarize() and its reports agree"
+                    )
+                members[run.name] = _float64(adv)
+                found.append(adversarial)
+        budget = ctx.budget.as_dict()
+        if len(found) == 1:
+            return BatchOutcome(adversarial=found[0], orig=orig, adv=members[run.name], budget=budget)
+        adversarial, adv, wins = combine(list(members.values()), found, self.success())
+        return BatchOutcome(adversarial=adversarial, orig=orig, adv=adv, budget=budget, members=members, wins=wins)
 
     # ------------------------------------------------------------------ helpers for subclasses
 

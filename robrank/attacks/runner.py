@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,6 +163,10 @@ class AttackResult:
 
     ``sums`` holds the per-sample sums behind the averages (``{"orig": {...}, "adv": {...}}``)
     and ``count`` the number of attacked samples, which is what :func:`merge_results` needs.
+    ``budget`` is the cost per attacked sample: ``gradients`` (forward+backward passes) and
+    ``forwards`` (forward-only passes). A worst case over several searches (``opt=worst``)
+    also keeps each member's adversarial averages and sums (``members``) and, per success
+    measure, how many samples each member won (``wins``; ties go to the earlier member).
     """
 
     spec: str
@@ -173,9 +177,12 @@ class AttackResult:
     sums: dict[str, dict[str, float]] = field(default_factory=dict)
     semantics: str = REFERENCE
     seed: int = 0
+    budget: dict[str, float] = field(default_factory=dict)
+    members: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    wins: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "spec": self.spec,
             "orig": dict(self.orig),
             "adv": dict(self.adv),
@@ -184,7 +191,12 @@ class AttackResult:
             "sums": {k: dict(v) for k, v in self.sums.items()},
             "semantics": self.semantics,
             "seed": self.seed,
+            "budget": dict(self.budget),
         }
+        if self.members:
+            out["members"] = {name: {k: dict(v) for k, v in m.items()} for name, m in self.members.items()}
+            out["wins"] = {k: dict(v) for k, v in self.wins.items()}
+        return out
 
     @property
     def difference(self) -> dict[str, float]:
@@ -211,6 +223,18 @@ def merge_results(results: Sequence[AttackResult]) -> AttackResult:
                 sums[side][k] = sums[side].get(k, 0.0) + v
     count = sum(r.count for r in results)
     first = results[0]
+    budget = {k: (sum(r.budget.get(k, 0.0) * r.count for r in results) / count if count else math.nan) for k in first.budget}
+    member_sums: dict[str, dict[str, float]] = {}
+    wins: dict[str, dict[str, int]] = {}
+    for r in results:
+        for name, member in r.members.items():
+            into = member_sums.setdefault(name, {})
+            for k, v in member["sums"].items():
+                into[k] = into.get(k, 0.0) + v
+        for key, counts in r.wins.items():
+            into = wins.setdefault(key, {})
+            for name, n in counts.items():
+                into[name] = into.get(name, 0) + int(n)
     return AttackResult(
         spec=first.spec,
         orig=_averages(sums["orig"], count),
@@ -220,6 +244,9 @@ def merge_results(results: Sequence[AttackResult]) -> AttackResult:
         sums=sums,
         semantics=first.semantics,
         seed=first.seed,
+        budget=budget,
+        members={name: {"adv": _averages(m, count), "sums": m} for name, m in member_sums.items()},
+        wins=wins,
     )
 
 
@@ -307,6 +334,7 @@ def run_attack(
     gallery: Gallery | None = None,
     indices: Iterable[int] | torch.Tensor | None = None,
     registry: Any = None,
+    on_batch: Callable[[torch.Tensor, Any], None] | None = None,
     surrogate: nn.Module | None = None,
     surrogate_gallery: Gallery | None = None,
     **changes: Any,
@@ -328,6 +356,8 @@ def run_attack(
     ``surrogate`` makes it a transfer attack: the selection and the optimisation run on the
     surrogate model (any embedding module with a ``metric``; its clean gallery of the same
     split is ``surrogate_gallery`` or computed here), the summaries on ``model``.
+    ``on_batch(index, outcome)`` sees each batch's dataset indices and :class:`BatchOutcome`
+    (adversarial images included), e.g. to save them (``robrank attack --save-adversarial``).
     """
     options = (options or AttackOptions()).replace(**changes)
     spec = parse_spec(spec, registry)
@@ -371,6 +401,10 @@ def run_attack(
     seed, progress, num_workers = options.seed, options.progress, options.num_workers
 
     sums: dict[str, dict[str, torch.Tensor]] = {"orig": {}, "adv": {}}
+    budget_sums: dict[str, int] = {}
+    member_sums: dict[str, dict[str, torch.Tensor]] = {}
+    win_counts: dict[str, torch.Tensor] = {}
+    names = [run.name for run in attack.runs()]
     count = 0
     bar = None
     if progress:
@@ -391,16 +425,28 @@ def run_attack(
             outcome = attack(
                 model, gallery, images, labels, index_dev, seed=seed, self_slot=index_dev if own_slots else None, surrogate=source
             )
+            if on_batch is not None:
+                on_batch(index_dev, outcome)
             for side, values in (("orig", outcome.orig), ("adv", outcome.adv)):
                 for k, v in values.items():
                     sums[side][k] = sums[side].get(k, 0) + v.sum()
-            count += offsets[b + 1] - offsets[b]
+            size = offsets[b + 1] - offsets[b]
+            for k, v in outcome.budget.items():
+                budget_sums[k] = budget_sums.get(k, 0) + int(v) * size
+            for name, values in outcome.members.items():
+                into = member_sums.setdefault(name, {})
+                for k, v in values.items():
+                    into[k] = into.get(k, 0) + v.sum()
+            for k, winner in outcome.wins.items():
+                win_counts[k] = win_counts.get(k, 0) + torch.bincount(winner, minlength=len(names))
+            count += size
             if bar is not None:
                 bar.update(1)
     finally:
         if bar is not None:
             bar.close()
     host = {side: {k: float(v) for k, v in values.items()} for side, values in sums.items()}
+    members = {name: {k: float(v) for k, v in values.items()} for name, values in member_sums.items()}
     return AttackResult(
         spec=spec.text,
         orig=_averages(host["orig"], count),
@@ -410,4 +456,7 @@ def run_attack(
         sums=host,
         semantics=options.semantics,
         seed=seed,
+        budget=_averages({k: float(v) for k, v in budget_sums.items()}, count),
+        members={name: {"adv": _averages(m, count), "sums": m} for name, m in members.items()},
+        wins={k: dict(zip(names, (int(n) for n in v.tolist()))) for k, v in win_counts.items()},
     )

@@ -21,6 +21,7 @@ STREAM_PERMUTATION = 3  # QA-/SPQA-: permutation of the top-1% list
 STREAM_TARGET = 4  # TMA: the random target embedding
 STREAM_START = 5  # PGD random start
 STREAM_NES = 6  # NES search directions
+STREAM_RESTART = 64  # APGD restart r >= 1 draws its start from stream STREAM_RESTART + r
 
 
 def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:

@@ -27,6 +27,8 @@ BUILTIN_COMMANDS: dict[str, str] = {
     "swipe": "swipe:swipe_command",
     "report": "report:report_command",
     "run": "run:run_command",
+    "plot": "plot:plot_group",
+    "show": "show:show_command",
 }
 
 

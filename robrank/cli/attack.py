@@ -14,6 +14,7 @@ import json
 import click
 
 from ..semantics import SEMANTICS
+from .external_model import external_model_options
 from ..errors import ConfigError
 from .options import data_root_option, device_option, json_option, max_batches_option, quiet_option
 
@@ -26,7 +27,8 @@ def _print_summary(title: str, summary: dict[str, float]) -> None:
 
 
 @click.command("attack")
-@click.argument("run_or_ckpt", type=click.Path(path_type=str))
+@click.argument("run_or_ckpt", metavar="[RUN_OR_CKPT]", type=click.Path(path_type=str), required=False)
+@external_model_options
 @click.option("-A", "--attack", "spec", required=True, help="Attack spec TYPE:key=val:..., e.g. CA:pm=+:W=1:eps=0.30196:alpha=0.011764:pgditer=32.")
 @max_batches_option
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=None, help="Queries per batch [default: automatic, fitted to the device].")
@@ -38,12 +40,14 @@ def _print_summary(title: str, summary: dict[str, float]) -> None:
 @click.option("--amp", is_flag=True, help="bf16 autocast of the backbone (speed; metrics move slightly, docs/performance.md).")
 @click.option("--channels-last", "channels_last", is_flag=True, help="channels-last memory layout (speed, 224x224 backbones on a GPU).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the backbone (speed on a GPU).")
+@click.option("--save-adversarial", "save_adversarial", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Write the perturbed images to DIR: adversarial.pt (images + dataset indices) and a few PNGs.")
 @click.option("--surrogate", type=click.Path(path_type=str), default=None, help="Transfer attack: optimise on this run (or checkpoint) and score on RUN_OR_CKPT; it must have been trained on the same dataset.")
 @json_option
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @quiet_option
 def attack_command(
-    run_or_ckpt: str,
+    run_or_ckpt: object,
     spec: str,
     max_batches: int | None,
     batch_size: int | None,
@@ -55,31 +59,39 @@ def attack_command(
     amp: bool,
     channels_last: bool,
     compile_: bool,
+    save_adversarial: str | None,
     surrogate: str | None,
     as_json: bool,
     no_progress: bool,
     quiet: bool,
 ) -> None:
-    """Attack the model of a run directory or checkpoint with one attack SPEC."""
+    """Attack the model of a run directory or checkpoint (or --model) with one attack SPEC."""
     from ..attacks import AttackOptions, check_task, parse_spec, run_attack
+    from ..attacks.adversarial import AdversarialCollector
     from ..data.loading import load_split
-    from ..models.checkpoint import load_run
+    from ..models.external import load_any
 
     parsed = parse_spec(spec)  # fail on a bad spec before loading anything
     from ..runtime import device_name
 
     device = device_name(device)
-    run = load_run(run_or_ckpt, device=device)
-    check_task(parsed, run.task)
-    source = load_run(surrogate, device=device) if surrogate is not None else None
-    if source is not None and source.task != run.task:
-        raise ConfigError(f"the surrogate {source.checkpoint} is a {source.task} model but the target a {run.task} model")
+    run = load_any(run_or_ckpt, device=device)
+    where = {"model": run.model_block()} if hasattr(run, "model_block") else {"checkpoint": str(run.checkpoint)}
+    label = run.label if hasattr(run, "model_block") else run.checkpoint
+    source = load_any(surrogate, device=device) if surrogate is not None else None
+    task = getattr(run, "task", None)
+    if task is not None:
+        check_task(parsed, task)
+    source_task = getattr(source, "task", None)
+    if source is not None and task is not None and source_task is not None and source_task != task:
+        raise ConfigError(f"the surrogate {surrogate} is a {source_task} model but the target a {task} model")
     if source is not None and source.dataset != run.dataset:
         raise ConfigError(
             f"the surrogate {source.checkpoint} was trained on {source.dataset} but the target on {run.dataset}; "
             "a transfer attack needs both on the same test split"
         )
     dataset = load_split(run.dataset, "test", data_root)
+    collector = AdversarialCollector() if save_adversarial else None
     options = AttackOptions.for_dataset(
         run.dataset,
         batch_size=batch_size,
@@ -93,14 +105,27 @@ def attack_command(
         channels_last=channels_last,
         compile=compile_,
     )
-    result = run_attack(run.model, dataset, parsed, options, surrogate=source.model if source is not None else None)
-    transfer = {"surrogate": str(source.checkpoint)} if source is not None else {}
+    result = run_attack(run.model, dataset, parsed, options, surrogate=source.model if source is not None else None,
+                        on_batch=collector)
+    if source is not None:
+        where["surrogate"] = str(source.checkpoint)
+    if collector is not None:
+        saved = collector.save(save_adversarial, dataset, spec=result.spec, dataset_name=run.dataset, model=str(label))
+        where["adversarial"] = str(saved)
     if as_json:
-        click.echo(json.dumps({**result.as_dict(), "checkpoint": str(run.checkpoint), **transfer}, indent=2))
+        click.echo(json.dumps({**result.as_dict(), **where}, indent=2))
         return
-    click.echo(f"{result.spec} on {run.checkpoint} ({run.dataset}, metric {run.metric}, {result.count} samples, {result.seconds:.1f} s)")
+    click.echo(f"{result.spec} on {label} ({run.dataset}, metric {run.metric}, {result.count} samples, {result.seconds:.1f} s)")
     if source is not None:
         click.echo(f"transfer from surrogate {source.checkpoint} (metric {source.metric})")
     _print_summary("Original", result.orig)
     _print_summary("Adversarial", result.adv)
     _print_summary("Difference", result.difference)
+    if result.budget:
+        click.echo(f"Budget per sample: {result.budget.get('gradients', 0):g} gradient evaluations, {result.budget.get('forwards', 0):g} forward passes")
+    for name, member in result.members.items():
+        _print_summary(f"Member {name}", member["adv"])
+    for key, counts in result.wins.items():
+        click.echo(f"Won {key}: " + ", ".join(f"{name} {n}" for name, n in counts.items()))
+    if collector is not None:
+        click.echo(f"adversarial images: {where['adversarial']}")

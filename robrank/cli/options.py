@@ -138,6 +138,14 @@ max_batches_option = click.option(
     help="Stop each attack after this many batches (quick checks; not a full result).",
 )
 profile_option = click.option("-p", "--profile", default=None, help="Swipe profile (robrank list profiles).")
+
+
+def figure_output_option(default: str) -> F:
+    """``--output FILE`` of a figure command (long only: ``-o`` is ``--option`` everywhere)."""
+    return click.option(
+        "--output", type=click.Path(dir_okay=False, path_type=str), default=default,
+        help=with_default("Figure file: PNG, or SVG / PDF when the name ends in .svg / .pdf.", default),
+    )
 amp_flag = click.option("--amp", is_flag=True, default=None, help="Mixed precision (fp16 on CUDA, bf16 on CPU); speed, metrics move slightly.")
 compile_flag = click.option("--compile", "compile", is_flag=True, default=None, help="torch.compile the backbone (speed on a GPU; the first steps compile).")
 num_workers_option = click.option(
@@ -164,6 +172,33 @@ model_options = group(
     click.option("--loss", default=None, help="Loss: a reference name or a family with --metric/--miner (robrank list losses)."),
     click.option("--metric", type=click.Choice(["C", "E", "N"]), default=None, help="Distance metric when --loss is a family name."),
     click.option("--miner", default=None, help=with_default("Triplet miner (robrank list miners).", "the loss's own")),
+)
+
+#: a model trained elsewhere instead of a run (eval, attack, swipe); cli/external_model.py turns them into a ModelSpec
+external_model_group = group(
+    click.option("--model", "model", metavar="SPEC", default=None,
+                 help="Evaluate a model trained elsewhere instead of a run: MODULE:CALLABLE, FILE.py:CALLABLE, timm:NAME, "
+                      "torchvision:NAME, or a TorchScript / torch.export file (docs/api.md)."),
+    click.option("--weights", "weights", metavar="[SUBMODULE=]FILE", multiple=True,
+                 help="state_dict for --model (.pt read with weights_only, or .safetensors); SUBMODULE=FILE loads into one "
+                      "part (e.g. trunk=trunk.pth). Repeatable."),
+    click.option("--weights-key", "weights_key", metavar="KEY", default=None,
+                 help="The entry of the weights file that holds the state_dict (state_dict, model, ...; a/b for deeper nesting)."),
+    click.option("--strip-prefix", "strip_prefix", metavar="PREFIX", default=None, help="Remove PREFIX (e.g. module.) from the weights' keys."),
+    click.option("--metric", "metric", type=click.Choice(["C", "E", "N"]), default=None,
+                 help="Distance the model's embeddings are ranked with (required with --model): C cosine, E Euclidean, "
+                      "N Euclidean on the unit sphere."),
+    click.option("--dataset", "dataset", metavar="NAME", default=None,
+                 help="Evaluation data for --model (robrank list datasets); it also picks the default swipe profile."),
+    click.option("--normalize", "normalize", metavar="imagenet|none|MEAN,STD", default=None,
+                 help=with_default("Input normalisation inside the model, so attacks stay in [0,1] pixels", "none; timm:/torchvision: their pretrained statistics")),
+    click.option("--embedding-dim", "embedding_dim", type=click.IntRange(min=0), default=None,
+                 help=with_default("timm:/torchvision: replace the classifier head by a DIM-d linear embedding (0 removes it)", "keep the head")),
+    click.option("--gray-to-rgb", "gray_to_rgb", is_flag=True, help="Repeat a gray image's channel three times for a 3-channel model."),
+)
+#: the parameter names of external_model_group, in order
+EXTERNAL_MODEL_KEYS: tuple[str, ...] = (
+    "model", "weights", "weights_key", "strip_prefix", "metric", "dataset", "normalize", "embedding_dim", "gray_to_rgb",
 )
 
 defense_options = group(
@@ -275,6 +310,7 @@ __all__ = [
     "data_root_option",
     "json_option",
     "quiet_option",
+    "figure_output_option",
     "no_progress_option",
     "output_group",
     "seed_option",
@@ -285,6 +321,8 @@ __all__ = [
     "compile_flag",
     "num_workers_option",
     "model_options",
+    "external_model_group",
+    "EXTERNAL_MODEL_KEYS",
     "defense_options",
     "schedule_options",
     "runtime_options",

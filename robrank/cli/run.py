@@ -6,8 +6,8 @@ swipe profile and prints raw scores, rescaled scores and ERS. The defaults (back
 profile, and the dataset itself for the quickstart) are what the DatasetRecord declares;
 the plan (:func:`robrank.plan.plan_run`) resolves them once. Everything lands in one run
 directory: config.json (with a ``run`` section saying what is swiped and which defaults
-this command chose), checkpoints/, metrics.jsonl, swipe-<profile>.json and report.md /
-report.txt.
+this command chose), checkpoints/, metrics.jsonl, swipe-<profile>.json, report.md /
+report.txt / report.html and the ERS figure ers.png.
 
 With no options it is the quickstart: the bundled embedded ``digits`` dataset (no
 download) with LeNet, the reference's other 28x28 backbone (C2F2 needs 6x its
@@ -41,6 +41,8 @@ from .options import (
 
 REPORT_MD = "report.md"
 REPORT_TXT = "report.txt"
+REPORT_HTML = "report.html"
+ERS_FIGURE = "ers.png"
 
 
 def _header(
@@ -70,8 +72,14 @@ def write_report(
     metrics: dict[str, float],
     profile: str,
 ) -> tuple[str, float | None]:
-    """report.txt / report.md in the run directory; returns the text version and the ERS."""
+    """report.txt / report.md / report.html and the ERS figure in the run directory; returns the text version and the ERS.
+
+    Without matplotlib (the ``plot`` extra) the figure is skipped and report.html holds the
+    tables only, saying so: a finished swipe is never lost to a missing optional package.
+    """
+    from ..errors import RobrankError
     from ..io import write_text
+    from ..swipe.html import format_html
     from ..swipe.report import format_report, load_summaries
 
     summaries = load_summaries([results])
@@ -79,8 +87,20 @@ def write_report(
     head = _header(config, trained, metrics, profile, ers)
     text = "\n".join(head) + "\n\n" + format_report(summaries, "table")
     markdown = "\n".join(f"- {line}" for line in head) + "\n\n" + format_report(summaries, "markdown")
+    figure = None
+    if summaries and summaries[0].ers_profile:
+        from ..plot.ers import plot_ers
+
+        try:
+            figure = plot_ers([results], run_dir / ERS_FIGURE)
+        except RobrankError as exc:
+            if "matplotlib" not in str(exc):
+                raise
+    if figure is not None:
+        markdown += f"\n![ERS scores per attack]({ERS_FIGURE})\n"
     write_text(run_dir / REPORT_TXT, text)
     write_text(run_dir / REPORT_MD, markdown)
+    write_text(run_dir / REPORT_HTML, format_html(summaries, title=f"robrank run {run_dir.name}", header=head))
     return text, ers
 
 
@@ -88,7 +108,7 @@ def write_report(
 @training_options
 @profile_option
 @click.option("--swipe-batch-size", type=click.IntRange(min=1), default=None,
-              help=with_default("Queries per attack batch (speed only).", "automatic, fitted to the device"))
+              help=with_default("Queries per attack batch (recorded in the swipe file; a resume keeps it).", "automatic, fitted to the device"))
 @max_batches_option
 @semantics_option
 @output_group
@@ -156,9 +176,12 @@ def run_command(
     if as_json:
         echo_json({"run_dir": str(run_dir), "epochs": result.epochs, "steps": result.steps, "metrics": result.metrics,
                    "profile": plan.swipe.profile, "swipe_file": str(results), "ers": ers,
-                   "reports": [str(run_dir / REPORT_MD), str(run_dir / REPORT_TXT)]})
+                   "reports": [str(run_dir / name) for name in (REPORT_MD, REPORT_TXT, REPORT_HTML, ERS_FIGURE)
+                               if (run_dir / name).is_file()]})
         return
     click.echo(text, nl=False)
     if chatty:
-        listing = f"config.json, checkpoints/, metrics.jsonl, {Path(results).name}, {REPORT_MD}, {REPORT_TXT}"
+        listing = f"config.json, checkpoints/, metrics.jsonl, {Path(results).name}, {REPORT_MD}, {REPORT_TXT}, {REPORT_HTML}"
+        if (run_dir / ERS_FIGURE).is_file():
+            listing += f", {ERS_FIGURE}"
         click.echo(f"files: {run_dir}/{{{listing}}}")

@@ -5,13 +5,26 @@ from pathlib import Path
 
 import click
 
+from .external_model import external_model_options
 from .options import data_root_option, device_option, echo_json, max_batches_option, num_workers_option, output_group, semantics_option
 
 
+def _dataset_profile(run_or_ckpt: object) -> str:
+    """The swipe profile the dataset record names (``-p`` omitted)."""
+    from ..data.loading import dataset_record
+    from ..models.checkpoint import read_checkpoint
+
+    dataset = getattr(run_or_ckpt, "dataset", None)
+    if dataset is None:
+        dataset = read_checkpoint(str(run_or_ckpt))[1]["config"]["dataset"]
+    return dataset_record(str(dataset)).profile
+
+
 @click.command("swipe")
-@click.argument("run_or_ckpt", metavar="RUN_OR_CKPT", type=click.Path(exists=True, path_type=str))
-@click.option("-p", "--profile", required=True, help="Attack profile (robrank list profiles): rob28, rob224, pami28, ...")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=str), default=None, help="Results file [default: RUN/swipe-PROFILE.json, or CKPT.swipe-PROFILE.json].")
+@click.argument("run_or_ckpt", metavar="[RUN_OR_CKPT]", type=click.Path(exists=True, path_type=str), required=False)
+@external_model_options
+@click.option("-p", "--profile", default=None, help="Attack profile (robrank list profiles): rob28, rob224, pami28, ... [default: the dataset's own].")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=str), default=None, help="Results file [default: RUN/swipe-PROFILE.json, CKPT.swipe-PROFILE.json, or beside --model's file or first weights file].")
 @click.option("-b", "--batch-size", "batch_size", type=click.IntRange(min=1), default=None, help="Queries per attack batch (a speed knob) [default: automatic, fitted to the device].")
 @max_batches_option
 @device_option
@@ -27,8 +40,8 @@ from .options import data_root_option, device_option, echo_json, max_batches_opt
 @num_workers_option
 @output_group
 def swipe_command(
-    run_or_ckpt: str,
-    profile: str,
+    run_or_ckpt: object,
+    profile: str | None,
     output: str | None,
     batch_size: int | None,
     max_batches: int | None,
@@ -47,7 +60,7 @@ def swipe_command(
     quiet: bool,
     no_progress: bool,
 ) -> None:
-    """Attack the model at RUN_OR_CKPT (a run directory or a checkpoint) with every attack of a profile.
+    """Attack the model at RUN_OR_CKPT (a run directory or a checkpoint), or --model, with every attack of a profile.
 
     Results are saved after each attack; rerunning the same command after a crash or Ctrl-C
     skips the attacks already done. ERS profiles print the report table at the end.
@@ -59,7 +72,7 @@ def swipe_command(
     from ..training.distributed import from_env
     from ..training.rundir import locked
 
-    record = resolve_profile(profile)  # an unknown name fails here, before the model loads
+    record = resolve_profile(profile or _dataset_profile(run_or_ckpt))  # an unknown name fails here, before the model loads
     info = from_env()
     plan = SwipePlan(profile=record.name, batch_size=batch_size, max_batches=max_batches,
                      semantics=semantics or "reference", seed=seed, device=device)
@@ -94,11 +107,13 @@ def swipe_command(
         click.echo(report([path], "table"), nl=False)
 
 
-def _run_dir_of(run_or_ckpt: str) -> Path | None:
-    """The run directory a swipe works in (a run directory, or the one holding the checkpoint)."""
+def _run_dir_of(run_or_ckpt: object) -> Path | None:
+    """The run directory a swipe works in (a run directory, or the one holding the checkpoint; none for --model)."""
     from ..models.checkpoint import run_dir_of
     from ..training.rundir import CONFIG_FILE
 
+    if not isinstance(run_or_ckpt, (str, Path)):
+        return None
     given = Path(run_or_ckpt)
     if given.is_dir():
         return given if (given / CONFIG_FILE).is_file() else None

@@ -88,8 +88,9 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> tuple[Path, 
     payload = load_checkpoint(checkpoint, map_location=map_location)
     if payload.get("format") != FORMAT:
         raise CheckpointError(
-            f"{checkpoint} is not a robrank checkpoint (no format={FORMAT!r} field); "
-            "only checkpoints written by robrank train can be loaded"
+            f"{checkpoint} is not a robrank checkpoint (no format={FORMAT!r} field); for a model trained "
+            "elsewhere pass its architecture with --model (MODULE:CALLABLE, timm:NAME, torchvision:NAME) and this "
+            "file with --weights, see docs/api.md"
         )
     version = payload.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:

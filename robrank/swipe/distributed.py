@@ -133,10 +133,10 @@ def swipe_devices(run_or_ckpt: str | Path, profile: str, devices: int, *, device
         raise ConfigError(f"--devices {devices} but only {torch.cuda.device_count()} CUDA GPU(s) are visible")
     output = kwargs.pop("output", None)
     if output is None:  # resolve the default path here, where the caller can see it
-        from ..models.checkpoint import load_run
+        from ..models.external import load_any
         from .runner import default_output, resolve_profile
 
-        loaded = load_run(run_or_ckpt, device="cpu")
+        loaded = load_any(run_or_ckpt, device="cpu")
         options = kwargs.get("options")
         semantics = kwargs.get("semantics", options.semantics if options is not None else REFERENCE)
         output = default_output(run_or_ckpt, loaded, resolve_profile(profile).name, semantics)
@@ -144,7 +144,7 @@ def swipe_devices(run_or_ckpt: str | Path, profile: str, devices: int, *, device
 
     threads = threads_per_process(devices)
     try:
-        dist_util.spawn(_worker, devices, (str(run_or_ckpt), profile, device, str(output), threads, kwargs))
+        dist_util.spawn(_worker, devices, (run_or_ckpt if not isinstance(run_or_ckpt, Path) else str(run_or_ckpt), profile, device, str(output), threads, kwargs))
     except Exception as exc:  # a child's traceback: surface its last line as a one-line error
         from torch.multiprocessing import ProcessRaisedException
 
@@ -155,7 +155,7 @@ def swipe_devices(run_or_ckpt: str | Path, profile: str, devices: int, *, device
     return Path(output)
 
 
-def _worker(rank: int, world_size: int, run_or_ckpt: str, profile: str, device: str, output: str, threads: int,
+def _worker(rank: int, world_size: int, run_or_ckpt: Any, profile: str, device: str, output: str, threads: int,
             kwargs: dict[str, Any]) -> None:
     if torch.device(device).type == "cpu":
         torch.set_num_threads(threads)

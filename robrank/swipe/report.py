@@ -25,7 +25,7 @@ from ..scoring import Score
 from ..summaries import MetricDisplay, plain
 from .schema import load_results
 
-FORMATS = ("table", "markdown", "json", "csv")
+FORMATS = ("table", "markdown", "json", "csv", "latex", "html")
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,20 @@ class FileSummary:
         done = {a["spec"] for a in self.payload["attacks"]}
         return [s for s in self.payload["planned"] if s not in done]
 
+    @property
+    def partial(self) -> str | None:
+        """Why these numbers are not a full result (attacks missing, queries capped), or None.
+
+        Every output that shows a number of this file (tables, LaTeX, HTML, figures) marks
+        it with this reason, so a quick check is never read as a result.
+        """
+        reasons = []
+        if self.unfinished:
+            reasons.append(f"{len(self.payload['attacks'])}/{len(self.payload['planned'])} attacks")
+        if self.payload.get("max_batches") is not None:
+            reasons.append(f"at most {self.payload['max_batches']} batch(es) per attack")
+        return ", ".join(reasons) or None
+
     def as_dict(self) -> dict[str, Any]:
         p = self.payload
         out: dict[str, Any] = {
@@ -70,7 +84,8 @@ class FileSummary:
             "profile": p["profile"],
             "semantics": p["semantics"],
             "dataset": p["dataset"],
-            "checkpoint": p["model"]["checkpoint"],
+            "checkpoint": p["model"].get("checkpoint"),
+            **({"model": _external_source(p["model"])} if p["model"].get("kind") == "external" else {}),
             "attacks_done": len(p["attacks"]),
             "attacks_planned": len(p["planned"]),
         }
@@ -122,8 +137,22 @@ def profile_score(name: str, registry: Any = None) -> Score | None:
     return registry.get("profiles", name).score
 
 
+def _external_source(model: Mapping[str, Any]) -> dict[str, Any]:
+    """What a report shows of a model from outside robrank: its spec, weights digests, metric, normalisation."""
+    return {
+        "spec": model["spec"],
+        "weights_sha256": [w["sha256"] for w in model["weights"]],
+        "metric": model["metric"],
+        "normalize": model["normalize"].get("name"),
+        "sha256": model["sha256"],
+    }
+
+
 def _run_name(payload: Mapping[str, Any]) -> str:
     model = payload["model"]
+    if model.get("kind") == "external":
+        spec = str(model["spec"])
+        return Path(spec).name if "/" in spec and ":" not in spec else spec
     if model.get("run_dir"):
         return Path(model["run_dir"]).name
     return Path(model["checkpoint"]).name
@@ -180,6 +209,13 @@ def _notes(summaries: Iterable[FileSummary]) -> list[str]:
                 if s.ers_profile
                 else f"note: {s.label}: {len(s.payload['attacks'])}/{len(s.payload['planned'])} attacks done ({what})"
             )
+    for s in summaries:
+        model = s.payload["model"]
+        if model.get("kind") == "external":
+            src = _external_source(model)
+            weights = ", ".join(w[:12] for w in src["weights_sha256"]) or "none (as built)"
+            notes.append(f"model: {s.label}: {src['spec']}, metric {src['metric']}, normalize {src['normalize']}, "
+                         f"weights sha256 {weights}, parameters sha256 {src['sha256'][:12]}")
     return notes
 
 
@@ -189,7 +225,30 @@ def _score_tables(rows: list[FileSummary]) -> list[tuple[str, list[str], list[li
     head = ["run", *(labels[k] for k in keys), score.name]
     raw = [[s.label, *(_fmt(s.raw[k], decimals[k]) for k in keys), _fmt(s.ers, 1)] for s in rows]
     scaled = [[s.label, *(_fmt(s.rescaled[k], 1) for k in keys), _fmt(s.ers, 1)] for s in rows]
-    return [("Raw scores", head, raw), ("Rescaled scores (0 = broken, 100 = robust)", head, scaled)]
+    tables = [("Raw scores", head, raw), ("Rescaled scores (0 = broken, 100 = robust)", head, scaled)]
+    won = {id(s): score.winners(s.payload["attacks"]) for s in rows}
+    if any(won.values()):  # a worst-case swipe among them: what the stronger searches added, and at what cost
+        cost_head = ["run", "gradients/query", *(labels[k] for k in keys)]
+        cost = [[s.label, _gradients(s), *(_beaten(won[id(s)].get(labels[k])) for k in keys)] for s in rows]
+        tables.append(("Search cost, and the share of queries where a search beat plain PGD (worst case)", cost_head, cost))
+    return tables
+
+
+def _gradients(s: FileSummary) -> str:
+    """Gradient evaluations per query over the whole profile, if every attack recorded its budget."""
+    attacks = s.payload["attacks"]
+    if not attacks or any("budget" not in a for a in attacks):
+        return "n/a"
+    return f"{sum(float(a['budget'].get('gradients', 0.0)) for a in attacks):g}"
+
+
+def _beaten(counts: Mapping[str, int] | None) -> str:
+    """Percent of queries a member other than the first (plain PGD, which wins ties) won."""
+    if not counts:
+        return "-"
+    total = sum(counts.values())
+    first = next(iter(counts.values()))
+    return "n/a" if total == 0 else f"{100.0 * (total - first) / total:.0f}%"
 
 
 def _attack_table(s: FileSummary) -> tuple[str, list[str], list[list[str]]]:
@@ -218,14 +277,54 @@ def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
     return [f"| {' | '.join(esc[0])} |", f"| {' | '.join(align)} |", *(f"| {' | '.join(r)} |" for r in esc[1:])]
 
 
-def _sections(summaries: list[FileSummary]) -> list[tuple[str, list[str], list[list[str]]]]:
+def score_groups(summaries: Sequence[FileSummary]) -> list[list[FileSummary]]:
+    """The files with a profile score, grouped by score (first-seen order): one table, one figure each."""
     scores: dict[Score, list[FileSummary]] = {}
     for s in summaries:
         if s.score is not None:
             scores.setdefault(s.score, []).append(s)
-    sections = [table for rows in scores.values() for table in _score_tables(rows)]
+    return list(scores.values())
+
+
+def _sections(summaries: list[FileSummary]) -> list[tuple[str, list[str], list[list[str]]]]:
+    sections = [table for rows in score_groups(summaries) for table in _score_tables(rows)]
     sections += [_attack_table(s) for s in summaries if s.score is None]
     return sections
+
+
+def parsed_fields(spec: str) -> dict[str, Any]:
+    """An attack spec's fields (``pm``, ``W``, ``M``, ``eps``, ...) as values, by robrank's spec parser.
+
+    A spec of an attack no installed plugin provides cannot be parsed; it yields ``{}``, so
+    its row keeps its spec string and blank field columns rather than failing the report.
+    """
+    from ..attacks.spec import parse_spec
+
+    try:
+        return dict(parse_spec(spec).params)
+    except RobrankError:
+        return {}
+
+
+def _field_columns(field_sets: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every field name, in the order the canonical specs first list them (each attack's declared order)."""
+    seen: dict[str, None] = {}
+    for fields in field_sets:
+        seen.update(dict.fromkeys(fields))
+    return list(seen)
+
+
+def _shared_fields(s: FileSummary) -> dict[str, Any]:
+    """Fields with one value across every attack of a file (the PGD budget of an ERS swipe)."""
+    parsed = [parsed_fields(a["spec"]) for a in s.payload["attacks"]]
+    if not parsed:
+        return {}
+    keys = set.intersection(*(set(p) for p in parsed))
+    return {k: parsed[0][k] for k in keys if all(p[k] == parsed[0][k] for p in parsed)}
+
+
+def _value(v: Any) -> str:
+    return "" if v is None else repr(v) if isinstance(v, float) else str(v)
 
 
 def _csv(summaries: list[FileSummary]) -> str:
@@ -235,25 +334,34 @@ def _csv(summaries: list[FileSummary]) -> str:
     if len(scores) == 1 and None not in scores:
         score = summaries[0].score
         keys, labels = score.keys, score.labels
-        writer.writerow(["label", "file", "profile", "semantics", *(labels[k] for k in keys), *(f"{labels[k]} rescaled" for k in keys), score.name])
-        for s in summaries:
+        shared = [_shared_fields(s) for s in summaries]
+        columns = _field_columns(shared)
+        writer.writerow(["label", "file", "profile", "semantics", "partial", *columns, *(labels[k] for k in keys),
+                         *(f"{labels[k]} rescaled" for k in keys), score.name])
+        for s, fields in zip(summaries, shared):
             raw = ["" if s.raw[k] is None else repr(s.raw[k]) for k in keys]
             scaled = ["" if s.rescaled[k] is None else repr(s.rescaled[k]) for k in keys]
-            writer.writerow([s.label, s.path, s.payload["profile"], s.payload["semantics"], *raw, *scaled, "" if s.ers is None else repr(s.ers)])
+            head = [s.label, s.path, s.payload["profile"], s.payload["semantics"], s.partial or ""]
+            writer.writerow([*head, *(_value(fields.get(c)) for c in columns), *raw, *scaled, "" if s.ers is None else repr(s.ers)])
     else:
-        writer.writerow(["label", "file", "profile", "semantics", "attack", "metric", "clean", "adversarial"])
-        for s in summaries:
-            for entry in s.payload["attacks"]:
-                for m in attack_metrics(entry):
-                    writer.writerow([s.label, s.path, s.payload["profile"], s.payload["semantics"], entry["spec"], m.name, "" if m.orig is None else repr(m.orig), "" if m.adv is None else repr(m.adv)])
+        entries = [(s, entry, parsed_fields(entry["spec"])) for s in summaries for entry in s.payload["attacks"]]
+        columns = _field_columns(fields for _, _, fields in entries)
+        writer.writerow(["label", "file", "profile", "semantics", "partial", "attack", "type", *columns, "metric", "clean", "adversarial"])
+        for s, entry, fields in entries:
+            head = [s.label, s.path, s.payload["profile"], s.payload["semantics"], s.partial or "", entry["spec"], entry["type"]]
+            for m in attack_metrics(entry):
+                writer.writerow([*head, *(_value(fields.get(c)) for c in columns), m.name, _value(m.orig), _value(m.adv)])
     return buffer.getvalue()
 
 
 def format_report(summaries: list[FileSummary], fmt: str = "table") -> str:
-    """Render summaries as ``table`` (aligned text), ``markdown``, ``json`` or ``csv``.
+    """Render summaries as ``table`` (aligned text), ``markdown``, ``json``, ``csv``, ``latex`` or ``html``.
 
     CSV is one row per file (raw, rescaled, score) when every file has the same profile
-    score, and one row per attack metric otherwise, so that each shape stays a plain rectangular table.
+    score, and one row per attack metric otherwise, so that each shape stays a plain
+    rectangular table; both carry the attack settings as columns of their own (see
+    :func:`parsed_fields`). LaTeX is booktabs tabulars (:mod:`.latex`); HTML one
+    self-contained page with the figures (:mod:`.html`).
     """
     if fmt not in FORMATS:
         raise RobrankError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -261,6 +369,14 @@ def format_report(summaries: list[FileSummary], fmt: str = "table") -> str:
         return json.dumps([s.as_dict() for s in summaries], indent=2) + "\n"
     if fmt == "csv":
         return _csv(summaries)
+    if fmt == "latex":
+        from .latex import format_latex
+
+        return format_latex(summaries)
+    if fmt == "html":
+        from .html import format_html
+
+        return format_html(summaries)
     lines: list[str] = []
     for title, head, rows in _sections(summaries):
         if lines:
@@ -280,4 +396,7 @@ def report(paths: Sequence[str | Path], fmt: str = "table") -> str:
     return format_report(load_summaries(paths), fmt)
 
 
-__all__ = ["FORMATS", "Metric", "FileSummary", "attack_metrics", "displays", "profile_score", "summarise", "load_summaries", "format_report", "report"]
+__all__ = [
+    "FORMATS", "Metric", "FileSummary", "attack_metrics", "displays", "parsed_fields", "profile_score", "score_groups", "summarise",
+    "load_summaries", "format_report", "report",
+]

@@ -65,9 +65,9 @@ class SwipeBackend:
     def default(cls) -> SwipeBackend:
         from ..attacks import Gallery, parse_spec, run_attack
         from ..data.loading import load_split
-        from ..models.checkpoint import load_run
+        from ..models.external import load_any
 
-        return cls(load_run=load_run, load_split=load_split, parse_spec=parse_spec, compute_gallery=Gallery.compute,
+        return cls(load_run=load_any, load_split=load_split, parse_spec=parse_spec, compute_gallery=Gallery.compute,
                    run_attack=run_attack, prepare=prepare_for_speed)
 
 
@@ -95,8 +95,8 @@ def profile_for_dataset(record: Any, registry: Any = None):
     """The swipe profile of a dataset: the one its record names, else the one scored profile that fits its size.
 
     A dataset record that names no profile gets the registered profile with a score whose
-    ``image_size`` family is the dataset's; none or several is a one-line error asking the
-    dataset to name one.
+    ``image_size`` family is the dataset's (variants of another profile do not count); none
+    or several is a one-line error asking the dataset to name one.
     """
     if registry is None:
         from ..plugins import get_registry
@@ -104,7 +104,11 @@ def profile_for_dataset(record: Any, registry: Any = None):
         registry = get_registry()
     if record.profile:
         return registry.get("profiles", record.profile)
-    fitting = [c.record for c in registry.components("profiles") if c.record.score is not None and c.record.image_size is not None and c.record.fits(record.image_size)]
+    fitting = [
+        c.record
+        for c in registry.components("profiles")
+        if c.record.score is not None and c.record.variant_of is None and c.record.image_size is not None and c.record.fits(record.image_size)
+    ]
     if len(fitting) != 1:
         found = f" ({', '.join(p.name for p in fitting)})" if fitting else ""
         raise ConfigError(
@@ -123,6 +127,10 @@ def default_output(run_or_ckpt: str | Path, loaded: Any, profile: str, semantics
     """
     suffix = "" if semantics == REFERENCE else f"-{semantics}"
     name = f"swipe-{profile}{suffix}.json"
+    if hasattr(loaded, "model_block"):  # a model from outside robrank (--model, robrank.evaluate)
+        from ..models.external import default_results_name
+
+        return default_results_name(loaded, name)
     given = Path(run_or_ckpt)
     if given.is_dir() and loaded.run_dir is not None:
         return Path(loaded.run_dir) / name
@@ -153,6 +161,8 @@ def _optional_int(value: Any) -> int | None:
 
 
 def _model_block(loaded: Any) -> dict[str, Any]:
+    if hasattr(loaded, "model_block"):  # spec, weights sha256, metric, normalisation (docs/swipe-format.md)
+        return loaded.model_block()
     checkpoint = Path(loaded.checkpoint).resolve()
     return {
         "checkpoint": str(checkpoint),
@@ -179,7 +189,14 @@ def _resume(out: Path, fresh: dict[str, Any], restart: bool) -> dict[str, Any] |
             raise SwipeResumeError(f"{out} holds a swipe with {key}={previous[key]!r}, not {fresh[key]!r}; {how}")
     if bool(previous.get("options", {}).get("amp", False)) != bool(fresh["options"]["amp"]):
         raise SwipeResumeError(f"{out} holds a swipe with amp={not fresh['options']['amp']}, not {fresh['options']['amp']}; {how}")
-    for key in ("sha256", "step"):
+    if "kind" in previous["model"] or "kind" in fresh["model"]:
+        from ..models.external import same_model
+
+        differs = same_model(previous["model"], fresh["model"])
+        if differs is not None:
+            shown = previous["model"].get("spec") or previous["model"].get("checkpoint")
+            raise SwipeResumeError(f"{out} holds a swipe of another model ({shown}, model.{differs} differs); {how}")
+    for key in ("sha256", "step") if "kind" not in fresh["model"] else ():
         if previous["model"][key] != fresh["model"][key]:
             raise SwipeResumeError(f"{out} holds a swipe of another checkpoint ({previous['model']['checkpoint']}, model.{key} differs); {how}")
     stale = [a["spec"] for a in previous["attacks"] if a["spec"] not in fresh["planned"]]
@@ -345,6 +362,9 @@ def swipe(
     payload["finished"] = _now()
     if record.score is not None and main:
         payload["ers"] = record.score.block(payload["attacks"])
+        winners = record.score.winners(payload["attacks"])
+        if winners:  # a worst-case profile: which search won each column, per query
+            payload["winners"] = winners
     save()
     return out
 
@@ -359,6 +379,11 @@ def _result_fields(result: Any) -> dict[str, Any]:
     }
     if data.get("sums"):  # per-sample sums: what merging shards of one attack needs
         fields["sums"] = {side: {k: float(v) for k, v in values.items()} for side, values in data["sums"].items()}
+    if data.get("budget"):  # model passes per attacked sample
+        fields["budget"] = {k: float(v) for k, v in data["budget"].items()}
+    if data.get("members"):  # a worst case: every member's result and who won each measure
+        fields["members"] = {name: {part: {k: float(v) for k, v in values.items()} for part, values in m.items()} for name, m in data["members"].items()}
+        fields["wins"] = {k: {name: int(n) for name, n in counts.items()} for k, counts in data["wins"].items()}
     return fields
 
 

@@ -59,6 +59,15 @@ MODEL: dict[str, tuple[type, ...]] = {
     "epoch": _OPT_INT,
     "step": _OPT_INT,
 }
+#: the model block of a model from outside robrank (``"kind": "external"``: --model, robrank.evaluate)
+EXTERNAL_MODEL: dict[str, tuple[type, ...]] = {
+    "kind": (str,),
+    "spec": (str,),
+    "weights": (list,),
+    "metric": (str,),
+    "normalize": (dict,),
+    "sha256": (str,),
+}
 ATTACK: dict[str, tuple[type, ...]] = {
     "spec": (str,),
     "type": (str,),
@@ -97,6 +106,28 @@ def _check_summary(summary: Mapping[str, Any], where: str) -> None:
             raise SwipeFileError(f"{where}: metric {key!r} must be a number, got {type(value).__name__}")
 
 
+def _check_search(attack: Mapping[str, Any], at: str) -> None:
+    """The optional cost and worst-case fields of an attack entry (docs/swipe-format.md)."""
+    if "budget" in attack:
+        if not isinstance(attack["budget"], Mapping):
+            raise SwipeFileError(f"{at}: field 'budget' must be an object of pass counts")
+        _check_summary(attack["budget"], f"{at}.budget")
+    if ("members" in attack) != ("wins" in attack):
+        raise SwipeFileError(f"{at}: fields 'members' and 'wins' come together (a worst-case attack has both)")
+    if "members" in attack:
+        members, wins = attack["members"], attack["wins"]
+        if not isinstance(members, Mapping) or not all(isinstance(m, Mapping) and isinstance(m.get("adv"), Mapping) for m in members.values()):
+            raise SwipeFileError(f"{at}: field 'members' must map each member to an object with an 'adv' summary")
+        for name, member in members.items():
+            _check_summary(member["adv"], f"{at}.members.{name}.adv")
+        if not isinstance(wins, Mapping) or not all(isinstance(c, Mapping) for c in wins.values()):
+            raise SwipeFileError(f"{at}: field 'wins' must map each success measure to member counts")
+        for key, counts in wins.items():
+            unknown = [name for name in counts if name not in members]
+            if unknown:
+                raise SwipeFileError(f"{at}: wins.{key} names {unknown[0]!r}, which is not a member")
+
+
 def validate(payload: Any, where: str = "results") -> None:
     """Raise :class:`SwipeFileError` (one line, naming the field) unless ``payload`` is valid.
 
@@ -115,7 +146,13 @@ def validate(payload: Any, where: str = "results") -> None:
         raise SwipeFileError(f"{where}: semantics must be one of {', '.join(SEMANTICS)}, got {payload['semantics']!r}")
     if not all(isinstance(s, str) for s in payload["planned"]):
         raise SwipeFileError(f"{where}: field 'planned' must be a list of attack spec strings")
-    _check_fields(payload["model"], MODEL, f"{where}: model")
+    model = payload["model"]
+    if "kind" in model and model.get("kind") != "external":
+        raise SwipeFileError(f"{where}: model.kind must be 'external' when present, got {model.get('kind')!r}")
+    _check_fields(model, EXTERNAL_MODEL if "kind" in model else MODEL, f"{where}: model")
+    for i, weights in enumerate(model.get("weights", []) if "kind" in model else []):
+        if not isinstance(weights, Mapping) or not isinstance(weights.get("sha256"), str):
+            raise SwipeFileError(f"{where}: model.weights[{i}] must be an object with a sha256 string")
     for name in VERSIONS:
         if not isinstance(payload["versions"].get(name), str):
             raise SwipeFileError(f"{where}: versions.{name} must be a string")
@@ -142,6 +179,7 @@ def validate(payload: Any, where: str = "results") -> None:
                 raise SwipeFileError(f"{at}: field 'sums' must be an object with 'orig' and 'adv' objects")
             _check_summary(sums["orig"], f"{at}.sums.orig")
             _check_summary(sums["adv"], f"{at}.sums.adv")
+        _check_search(attack, at)
     complete = len(seen) == len(payload["planned"])
     if payload["finished"] is not None and not complete:
         raise SwipeFileError(f"{where}: marked finished but only {len(seen)} of {len(payload['planned'])} attacks have results")
@@ -173,4 +211,4 @@ def _nan(token: str) -> float:
     return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[token]
 
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "SEMANTICS", "SwipeFileError", "validate", "load_results"]
+__all__ = ["EXTERNAL_MODEL", "SCHEMA", "SCHEMA_VERSION", "SEMANTICS", "SwipeFileError", "validate", "load_results"]

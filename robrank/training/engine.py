@@ -562,7 +562,7 @@ def _spawned_worker(
     """One ``--devices`` process: the parent planned (and locked) the run, so the plan is only rebuilt."""
     from ..plan import build_plan
 
-    plan = build_plan(TrainConfig.from_dict(config), resume=resume)
+    plan = build_plan(TrainConfig.from_dict(config), resolved=True, resume=resume)
     info = dist_util.from_env()
     device = resolve_device(plan.config.device, info)
     dist_util.init_process_group(info, device)

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-from ..models.checkpoint import LoadedRun, load_run
+from ..models.checkpoint import LoadedRun
 from ..runtime import default_num_workers, resolve_device
 from .engine import embed_split
 
 
 def evaluate_run(
-    run_or_ckpt: str | Path,
+    run_or_ckpt: str | Path | Any,
     *,
     device: str | None = None,
     batch_size: int | None = None,
@@ -19,7 +20,7 @@ def evaluate_run(
     num_workers: int | None = None,
     registry: Any | None = None,
 ) -> tuple[dict[str, float], LoadedRun]:
-    """Retrieval metrics of a run (or checkpoint) on its dataset's test split; accuracy for a classifier.
+    """Retrieval metrics of a run (or checkpoint, or an external model's ModelSpec) on its dataset's test split; accuracy for a classifier.
 
     The run's saved config (in the checkpoint) is planned again (:func:`robrank.plan.saved_plan`);
     only runtime knobs (device, batch size, workers, data root) come from the caller.
@@ -30,7 +31,19 @@ def evaluate_run(
     from ..records import TASK_CLASSIFICATION
 
     dev = resolve_device(device)
-    loaded = load_run(run_or_ckpt, device=dev)
+    from ..models.external import load_any
+
+    loaded = load_any(run_or_ckpt, device=dev)
+    if not loaded.config:  # a model from outside robrank: no training config to plan, only the evaluation knobs
+        from ..data.loading import dataset_record
+
+        record = dataset_record(loaded.dataset, registry)
+        config: Any = SimpleNamespace(val_batch_size=batch_size or 128, amp=False,
+                                      num_workers=default_num_workers() if num_workers is None else num_workers)
+        test_set = load_split(record.name, "test", data_root, augment=False, registry=registry)
+        embeddings, labels = embed_split(loaded.model, test_set, config, dev)
+        metrics = retrieval_metrics(embeddings, labels, loaded.metric, record.test_classes(test_set), self_exclusion=self_exclusion)
+        return metrics, loaded
     plan = saved_plan(
         loaded.config,
         {"val_batch_size": batch_size, "num_workers": num_workers, "data_root": data_root, "device": str(dev)},

@@ -62,10 +62,10 @@ def has_checkpoint(run_dir: Path) -> bool:
     return (Path(run_dir) / CHECKPOINT_DIR / LAST).is_file()
 
 
-def new_run_dir(config: TrainConfig, root: Path = RUNS) -> Path:
+def new_run_dir(config: TrainConfig, root: Path = RUNS, registry: Any | None = None) -> Path:
     """A fresh ``runs/<name>-<timestamp>`` (suffixed ``-2``, ``-3`` ... if taken)."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = root / f"{run_name(config)}-{stamp}"
+    base = root / f"{run_name(config, registry)}-{stamp}"
     path, n = base, 1
     while path.exists():
         n += 1
@@ -73,11 +73,11 @@ def new_run_dir(config: TrainConfig, root: Path = RUNS) -> Path:
     return path
 
 
-def latest_run_dir(config: TrainConfig, root: Path = RUNS) -> Path | None:
+def latest_run_dir(config: TrainConfig, root: Path = RUNS, registry: Any | None = None) -> Path | None:
     """The newest run of the same dataset/backbone/loss/defense that has a checkpoint."""
     if not root.is_dir():
         return None
-    prefix = run_name(config) + "-"
+    prefix = run_name(config, registry) + "-"
     candidates = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(prefix) and has_checkpoint(p)]
     return max(candidates, key=lambda p: (p / CHECKPOINT_DIR / LAST).stat().st_mtime, default=None)
 

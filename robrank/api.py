@@ -1,0 +1,458 @@
+"""The Python API: point robrank at *your* model (docs/api.md has runnable examples).
+
+Three entry points, each taking a plain ``nn.Module`` (no robrank base class or attribute
+is needed; a ``(trunk, embedder)`` pair works too) or a model robrank trained:
+
+* :func:`evaluate` — a whole swipe profile (RobustBench's ``benchmark(model, ...)``):
+  returns :class:`Results` with the ERS, the raw and rescaled scores, every attack's clean
+  and adversarial summaries, and ``.save(path)`` writing the same JSON as ``robrank swipe``;
+* :func:`attack` — one attack as a torchattacks-style object: ``atk(images, labels)``
+  returns the adversarial images with their summaries; its gallery is computed once from a
+  dataset or from tensors you hold (:func:`gallery`) and reused for every batch;
+* :func:`load_run` — a model that ``robrank train`` wrote, with its dataset and metric.
+
+Everything heavy (torch, the plugin registry) is imported when these are first called, so
+``import robrank`` stays light.
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from .attacks.gallery import Gallery
+    from .models.checkpoint import LoadedRun
+
+DOCS = "see docs/api.md"
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
+    """A model trained by ``robrank train`` (run directory or checkpoint), in eval mode on ``device``.
+
+    ``.model`` is the embedding model, ``.dataset`` and ``.metric`` what it was trained on
+    and for: ``robrank.evaluate(run.model, dataset=run.dataset)`` swipes it.
+    """
+    from .models.checkpoint import load_run as _load_run
+
+    return _load_run(path, device=device)
+
+
+def _is_run(target: Any) -> bool:
+    if not isinstance(target, (str, Path)):
+        return False
+    path = Path(target)
+    if path.is_dir():
+        return True
+    if path.is_file() and path.suffix in (".pt", ".pth"):
+        from .models.external import _model_file_kind
+
+        return _model_file_kind(path) == "state_dict"  # a robrank checkpoint is a plain torch.save file
+    return False
+
+
+def _load_target(
+    model: Any, *, dataset: str | None, metric: str | None, normalize: Any, gray_to_rgb: bool, device: str,
+    weights: Any = (), weights_key: str | None = None, strip_prefix: str | None = None, embedding_dim: int | None = None,
+) -> Any:
+    """A LoadedRun (a robrank run path) or a LoadedModel (anything else), checked against ``dataset``."""
+    from .models import external
+
+    model_options = {"weights": weights, "weights_key": weights_key, "strip_prefix": strip_prefix, "embedding_dim": embedding_dim}
+    if _is_run(model):
+        given = [k for k, v in {**model_options, "normalize": normalize, "gray_to_rgb": gray_to_rgb}.items() if v]
+        if given:
+            raise ConfigError(f"{given[0]}= applies to models from outside robrank; the run {model} carries its own")
+        run = load_run(model, device=device)
+        if dataset is not None and dataset != run.dataset:
+            raise ConfigError(f"the run {model} was trained on {run.dataset}; drop dataset= or pass dataset={run.dataset!r}")
+        if metric is not None and metric != run.metric:
+            raise ConfigError(f"the run {model} was trained for metric {run.metric}; drop metric= or pass metric={run.metric!r}")
+        return run
+    if dataset is None:
+        raise ConfigError(f"dataset= is required: the evaluation data (robrank list datasets); {DOCS}")
+    if isinstance(model, (str, Path)):
+        spec = external.ModelSpec.create(str(model), metric=metric, normalize=None if normalize is None else str(normalize),
+                                         gray_to_rgb=gray_to_rgb, dataset=dataset, **model_options)
+        return external.load_model(spec, device)
+    given = [k for k, v in model_options.items() if v]
+    if given:
+        raise ConfigError(f"{given[0]}= applies to a model spec string (e.g. 'timm:resnet18'); load the weights into your module yourself")
+    return external.from_module(model, metric=metric, dataset=dataset, normalize=normalize, gray_to_rgb=gray_to_rgb, device=device)
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+@dataclass(frozen=True)
+class AttackSummary:
+    """One attack of a swipe: its canonical spec, clean (``orig``) and adversarial (``adv``) averages."""
+
+    spec: str
+    type: str
+    orig: dict[str, float]
+    adv: dict[str, float]
+    count: int
+
+    @property
+    def difference(self) -> dict[str, float]:
+        return {k: self.adv[k] - self.orig[k] for k in self.adv if k in self.orig}
+
+
+@dataclass
+class Results:
+    """A swipe's results: the payload of a ``robrank swipe`` file plus convenient views of it."""
+
+    payload: dict[str, Any]
+    path: Path | None = None
+    attacks: list[AttackSummary] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.attacks = [
+            AttackSummary(a["spec"], a["type"], dict(a["orig"]), dict(a["adv"]), int(a["count"])) for a in self.payload["attacks"]
+        ]
+
+    @property
+    def finished(self) -> bool:
+        return self.payload.get("finished") is not None
+
+    @property
+    def ers(self) -> float | None:
+        """The Empirical Robustness Score (None for a profile that defines none)."""
+        block = self.payload.get("ers")
+        return None if block is None else float(block["ers"])
+
+    @property
+    def raw(self) -> dict[str, float | None]:
+        """The raw scores behind the ERS, by score name (empty for a profile without ERS)."""
+        return dict(self.payload.get("ers", {}).get("raw", {}))
+
+    @property
+    def rescaled(self) -> dict[str, float | None]:
+        """The raw scores rescaled to 0 (broken) .. 100 (robust), by score name."""
+        return dict(self.payload.get("ers", {}).get("rescaled", {}))
+
+    @property
+    def model(self) -> dict[str, Any]:
+        """Where the model came from, as recorded in the file (spec, weights sha256, metric, normalisation)."""
+        return dict(self.payload["model"])
+
+    def __getitem__(self, spec: str) -> AttackSummary:
+        """The summary of one attack, by its spec or type (``results["CA:pm=+:W=1"]``, ``results["ES"]``)."""
+        from .attacks.spec import parse_spec
+
+        for summary in self.attacks:
+            if spec in (summary.spec, summary.type):
+                return summary
+        canonical = parse_spec(spec).text
+        for summary in self.attacks:
+            if summary.spec == canonical:
+                return summary
+        raise KeyError(f"no attack {spec!r} in these results; they hold {', '.join(a.spec for a in self.attacks)}")
+
+    def save(self, path: str | Path) -> Path:
+        """Write the results as a ``robrank swipe`` JSON file (atomically); ``robrank report`` reads it."""
+        from .io import write_json
+
+        path = Path(path)
+        write_json(path, self.payload)
+        return path
+
+    def report(self, fmt: str = "table") -> str:
+        """The table ``robrank report`` prints for these results."""
+        from .swipe.report import format_report, summarise
+
+        return format_report([summarise(self.payload, self.path or "(in memory)")], fmt)
+
+    def __repr__(self) -> str:
+        ers = "n/a" if self.ers is None or not math.isfinite(self.ers) else f"{self.ers:.1f}"
+        return f"Results(profile={self.payload['profile']!r}, dataset={self.payload['dataset']!r}, attacks={len(self.attacks)}, ers={ers})"
+
+
+def evaluate(
+    model: Any,
+    dataset: str | None = None,
+    profile: str | None = None,
+    metric: str | None = None,
+    *,
+    normalize: str | None = None,
+    gray_to_rgb: bool = False,
+    weights: Any = (),
+    weights_key: str | None = None,
+    strip_prefix: str | None = None,
+    embedding_dim: int | None = None,
+    output: str | Path | None = None,
+    device: str = "cpu",
+    data_root: str | Path | None = None,
+    progress: bool = False,
+    **options: Any,
+) -> Results:
+    """Swipe ``model`` with every attack of ``profile`` on ``dataset``'s test split.
+
+    ``model`` is an ``nn.Module`` (or ``(trunk, embedder)``), an EmbeddingModel, a robrank
+    run directory, or a model spec string as ``robrank swipe --model`` takes (then
+    ``weights``/``weights_key``/``strip_prefix``/``embedding_dim`` apply). ``metric`` (C, E
+    or N) is required for anything robrank did not train; ``normalize`` (``none``,
+    ``imagenet`` or ``"MEAN,STD"``) runs inside the model, so images stay [0, 1] pixels.
+    ``profile`` defaults to the dataset's own. ``output`` keeps the results in that file
+    (and resumes it when rerun); without it they stay in memory until ``.save(path)``.
+    ``options`` are :func:`robrank.swipe.swipe`'s: ``batch_size``, ``max_batches``,
+    ``seed``, ``semantics``, ``amp``, ...
+    """
+    from .data.loading import dataset_record
+    from .swipe.runner import resolve_profile, swipe
+    from .swipe.schema import load_results
+
+    loaded = _load_target(model, dataset=dataset, metric=metric, normalize=normalize, gray_to_rgb=gray_to_rgb, device=device,
+                          weights=weights, weights_key=weights_key, strip_prefix=strip_prefix, embedding_dim=embedding_dim)
+    record = resolve_profile(profile or dataset_record(loaded.dataset).profile)
+    unknown = sorted(set(options) - set(_SWIPE_OPTIONS))
+    if unknown:
+        raise ConfigError(f"evaluate() got an unknown option {unknown[0]!r}; it takes {', '.join(_SWIPE_OPTIONS)}")
+    with tempfile.TemporaryDirectory(prefix="robrank-evaluate-") as tmp:
+        out = Path(output) if output is not None else Path(tmp) / f"swipe-{record.name}.json"
+        path = swipe(loaded, record.name, output=out, device=device, data_root=data_root, progress=progress, **options)
+        payload = load_results(path)
+    return Results(payload, Path(output) if output is not None else None)
+
+
+#: what evaluate() passes on to robrank.swipe.swipe
+_SWIPE_OPTIONS: tuple[str, ...] = (
+    "batch_size", "max_batches", "seed", "semantics", "restart", "amp", "channels_last", "compile", "num_workers", "redo",
+)
+
+
+def load_results(path: str | Path) -> Results:
+    """A results file written by ``robrank swipe`` or :meth:`Results.save`, validated."""
+    from .swipe.schema import load_results as _load
+
+    return Results(_load(path), Path(path))
+
+
+# ----------------------------------------------------------------------------- galleries
+
+
+def _pixels(images: Any, what: str) -> torch.Tensor:
+    """Float images in [0, 1] (uint8 is divided by 255); anything else is a one-line error."""
+    import torch
+
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ConfigError(f"{what} must be a [N, C, H, W] tensor of pixels, got {shape}; {DOCS}")
+    if images.dtype == torch.uint8:
+        return images.float().div_(255.0)
+    images = images.float()
+    if images.numel() and (float(images.min()) < 0.0 or float(images.max()) > 1.0):
+        raise ConfigError(f"{what} must be pixels in [0, 1] (normalisation belongs in normalize=, divide uint8 by 255); "
+                          f"got values in [{float(images.min()):.3g}, {float(images.max()):.3g}]; {DOCS}")
+    return images
+
+
+def _labels(labels: Any, n: int, what: str) -> torch.Tensor:
+    import torch
+
+    labels = torch.as_tensor(labels).view(-1).to(torch.int64)
+    if labels.numel() != n:
+        raise ConfigError(f"{what}: {n} images but {labels.numel()} labels")
+    return labels
+
+
+def _embed_tensors(model: Any, images: torch.Tensor, labels: torch.Tensor, batch_size: int, device: Any) -> Gallery:
+    import torch
+
+    from .attacks.base import attack_mode
+    from .attacks.gallery import Gallery, embed
+
+    chunks = []
+    with attack_mode(model), torch.no_grad():
+        for start in range(0, images.shape[0], batch_size):
+            try:
+                chunks.append(embed(model, images[start : start + batch_size].to(device)).detach())
+            except (RuntimeError, ValueError) as exc:  # a model built for other images: say so on one line
+                detail = " ".join(str(exc).split())[:240]
+                raise ConfigError(f"the model does not accept the gallery images {tuple(images.shape[1:])}: {detail}; {DOCS}") from None
+    return Gallery(torch.cat(chunks), labels.to(device), model.metric)
+
+
+def _gallery_for(model: Any, data: Any, *, batch_size: int | None, device: Any, data_root: Any) -> tuple[Gallery, str | None]:
+    """The gallery of ``data`` (a dataset name, an ImageDataset or ``(images, labels)``) and the dataset name."""
+    from .attacks.gallery import Gallery
+
+    if isinstance(data, Gallery):
+        return data.to(device), None
+    if isinstance(data, str):
+        from .data.loading import load_split
+
+        split = load_split(data, "test", data_root)
+        return Gallery.compute(model, split, batch_size=batch_size, device=device), getattr(split, "name", None) or data
+    if isinstance(data, Sequence) and len(data) == 2:
+        images = _pixels(data[0], "gallery images")
+        return _embed_tensors(model, images, _labels(data[1], images.shape[0], "gallery"), batch_size or 256, device), None
+    if hasattr(data, "labels") and hasattr(data, "__len__"):
+        return Gallery.compute(model, data, batch_size=batch_size, device=device), getattr(data, "name", None)
+    raise ConfigError(f"a gallery is a dataset name, a robrank dataset split, an (images, labels) pair or a Gallery; got {type(data).__name__}; {DOCS}")
+
+
+def gallery(
+    model: Any,
+    data: Any,
+    metric: str | None = None,
+    *,
+    normalize: str | None = None,
+    gray_to_rgb: bool = False,
+    batch_size: int | None = None,
+    device: str = "cpu",
+    data_root: str | Path | None = None,
+) -> Gallery:
+    """Embed a gallery once, to reuse across attacks: ``data`` is a dataset name (its test split),
+    a robrank split, or an ``(images, labels)`` pair of tensors (pixels in [0, 1]).
+
+    Pass the same ``metric``/``normalize`` to :func:`attack` (or hand it the model this
+    function wrapped: ``robrank.attack(..., gallery=g)`` checks the metric).
+    """
+    from .models.external import check_input, wrap_model
+
+    wrapped = wrap_model(model, metric, normalize=normalize, gray_to_rgb=gray_to_rgb).to(device)
+    if isinstance(data, str):
+        from .data.loading import dataset_record
+
+        record = dataset_record(data)
+        check_input(wrapped, record.channels, record.image_size, record.name, type(model).__name__, gray_to_rgb)
+    return _gallery_for(wrapped, data, batch_size=batch_size, device=device, data_root=data_root)[0]
+
+
+# ----------------------------------------------------------------------------- attacks
+
+
+@dataclass
+class AttackOutput:
+    """What one call of an attack returns.
+
+    ``adversarial`` are the perturbed images (same shape as the input, pixels in [0, 1],
+    within ε of it); ``orig`` and ``adv`` the clean and adversarial summaries averaged over
+    the batch; ``per_sample`` the same per image (``{"orig": {key: [B]}, "adv": {...}}``).
+    """
+
+    adversarial: torch.Tensor
+    orig: dict[str, float]
+    adv: dict[str, float]
+    per_sample: dict[str, dict[str, torch.Tensor]]
+
+    @property
+    def difference(self) -> dict[str, float]:
+        return {k: self.adv[k] - self.orig[k] for k in self.adv if k in self.orig}
+
+
+class RankingAttack:
+    """A ranking attack bound to a model and a gallery, called like a torchattacks attack.
+
+    ``out = atk(images, labels)`` perturbs a batch; pass ``index=`` (each image's position in
+    the gallery) when the images are gallery members, so that each is left out of its own
+    ranking by position; without it the nearest gallery item plays that role, as in the
+    reference code.
+    """
+
+    def __init__(self, spec: str, attack: Any, model: Any, gallery: Gallery, *, seed: int, dataset: str | None) -> None:
+        self.spec = spec
+        self.attack = attack
+        self.model = model
+        self.gallery = gallery
+        self.seed = int(seed)
+        self.dataset = dataset
+
+    def __repr__(self) -> str:
+        return f"RankingAttack({self.attack!r}, gallery={len(self.gallery)} items, metric={self.gallery.metric})"
+
+    def __call__(self, images: Any, labels: Any, index: Any = None) -> AttackOutput:
+        import torch
+
+        device = self.gallery.device
+        images = _pixels(images, "images").to(device)
+        labels = _labels(labels, images.shape[0], "images").to(device)
+        if index is None:
+            position = torch.arange(images.shape[0], device=device)
+            self_slot = None
+        else:
+            position = torch.as_tensor(index).view(-1).to(device=device, dtype=torch.int64)
+            if position.numel() != images.shape[0] or (position.numel() and (int(position.min()) < 0 or int(position.max()) >= len(self.gallery))):
+                raise ConfigError(f"index= must give one gallery position in [0, {len(self.gallery)}) per image")
+            self_slot = position
+        outcome = self.attack(self.model, self.gallery, images, labels, position, seed=self.seed, self_slot=self_slot)
+        mean = lambda d: {k: float(v.mean()) for k, v in d.items()}  # noqa: E731
+        return AttackOutput(outcome.adversarial, mean(outcome.orig), mean(outcome.adv), {"orig": outcome.orig, "adv": outcome.adv})
+
+
+def _spec_text(spec: str, fields: Mapping[str, Any]) -> str:
+    extra = [f"{k}={v}" for k, v in fields.items() if v is not None]
+    return ":".join([spec.rstrip(":"), *extra]) if extra else spec
+
+
+def attack(
+    spec: str,
+    model: Any,
+    *,
+    gallery: Any,
+    metric: str | None = None,
+    normalize: str | None = None,
+    gray_to_rgb: bool = False,
+    semantics: str = "reference",
+    seed: int = 0,
+    random_start: bool = False,
+    device: str = "cpu",
+    batch_size: int | None = None,
+    data_root: str | Path | None = None,
+    dataset: str | None = None,
+    **fields: Any,
+) -> RankingAttack:
+    """An attack object for ``model``: ``robrank.attack("CA:pm=+:W=1", net, gallery="digits", metric="N", eps=8/255)``.
+
+    ``spec`` is an attack spec or just its type; ``fields`` (``eps``, ``alpha``, ``pgditer``,
+    ``pm``, ``W``, ``M``) are added to it and validated like the spec itself. ``gallery`` is a
+    dataset name (its test split is embedded once), an ``(images, labels)`` pair, a robrank
+    split or a :class:`~robrank.attacks.Gallery` from :func:`gallery`; ``atk.gallery`` is
+    the embedded one, to reuse. ``dataset`` names the data when the gallery is given as
+    tensors (its record may declare defaults for the attack's fields).
+    """
+    from .attacks.runner import AttackOptions, build_attack
+    from .attacks.spec import parse_spec
+    from .models.external import check_input, wrap_model
+
+    parsed = parse_spec(_spec_text(str(spec), fields))
+    if isinstance(model, (str, Path)):
+        raise ConfigError(f"attack() takes a module; load a run with robrank.load_run({str(model)!r}).model first; {DOCS}")
+    wrapped = wrap_model(model, metric, normalize=normalize, gray_to_rgb=gray_to_rgb).to(device)
+    if isinstance(gallery, str):
+        from .data.loading import dataset_record
+
+        record = dataset_record(gallery)
+        check_input(wrapped, record.channels, record.image_size, record.name, type(model).__name__, gray_to_rgb)
+    embedded, name = _gallery_for(wrapped, gallery, batch_size=batch_size, device=device, data_root=data_root)
+    if embedded.metric != wrapped.metric:
+        raise ConfigError(f"the gallery was embedded for metric {embedded.metric} but the attack uses {wrapped.metric}; compute it with the same metric")
+    name = dataset or name
+    # the dataset's records may declare defaults for fields the spec leaves out (e.g. a rate per dataset)
+    built = build_attack(parsed, AttackOptions.for_dataset(name, semantics=semantics, random_start=random_start, seed=seed))
+    return RankingAttack(parsed.text, built, wrapped, embedded, seed=seed, dataset=name)
+
+
+__all__ = [
+    "AttackOutput",
+    "AttackSummary",
+    "RankingAttack",
+    "Results",
+    "attack",
+    "evaluate",
+    "gallery",
+    "load_results",
+    "load_run",
+]

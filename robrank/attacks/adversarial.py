@@ -1,0 +1,81 @@
+"""Keeping the perturbed images of an attack (``robrank attack --save-adversarial DIR``).
+
+An attack's numbers say *that* a ranking broke; the images say *how*. The collector keeps
+each batch's adversarial images (float32 on the CPU: PGD's pixels are not multiples of
+1/255, so rounding them to uint8 would change the attack) with their dataset indices, and
+:meth:`AdversarialCollector.save` writes
+
+* ``adversarial.pt`` — ``{"format": "robrank-adversarial", "spec", "dataset", "model",
+  "indices" [N], "labels" [N], "adversarial" [N, C, H, W]}``, readable with
+  ``torch.load(..., weights_only=True)``;
+* ``examples.png`` — the first images: clean (top row), adversarial, and the perturbation
+  scaled to the full grey range (bottom row);
+* ``adversarial-<index>.png`` for those same first images.
+
+A whole 224x224 split is large (SOP's test split would be tens of GB): limit it with
+``--max-batches``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+#: how many examples get PNGs
+PNG_EXAMPLES = 8
+FORMAT = "robrank-adversarial"
+
+
+class AdversarialCollector:
+    """An ``on_batch`` callback for :func:`robrank.attacks.run_attack` that keeps the adversarial images."""
+
+    def __init__(self) -> None:
+        self.indices: list[torch.Tensor] = []
+        self.images: list[torch.Tensor] = []
+
+    def __call__(self, index: torch.Tensor, outcome: Any) -> None:
+        self.indices.append(index.detach().to("cpu", torch.int64))
+        self.images.append(outcome.adversarial.detach().to("cpu", torch.float32))
+
+    def save(self, folder: str | Path, dataset: Any, *, spec: str, dataset_name: str, model: str) -> Path:
+        """Write the tensor file and the PNGs into ``folder`` (created); returns the tensor file."""
+        from torchvision.utils import save_image
+
+        from ..io import atomic_open, save_checkpoint
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        indices = torch.cat(self.indices) if self.indices else torch.empty(0, dtype=torch.int64)
+        adversarial = torch.cat(self.images) if self.images else torch.empty(0)
+        labels = dataset.labels.to("cpu")[indices] if indices.numel() else torch.empty(0, dtype=torch.int64)
+        path = folder / "adversarial.pt"
+        save_checkpoint(path, {"format": FORMAT, "spec": spec, "dataset": dataset_name, "model": model,
+                               "indices": indices, "labels": labels, "adversarial": adversarial})
+        shown = indices[:PNG_EXAMPLES]
+        if shown.numel():
+            clean = dataset.images(shown).to("cpu", torch.float32)
+            adv = adversarial[: shown.numel()]
+            delta = adv - clean
+            scale = delta.abs().amax().clamp_min(1e-12)
+            grid = torch.cat([clean, adv, delta / (2 * scale) + 0.5])
+            with atomic_open(folder / "examples.png", "wb") as handle:
+                save_image(grid, handle, nrow=int(shown.numel()), padding=2, format="png")
+            for i, index in enumerate(shown.tolist()):
+                with atomic_open(folder / f"adversarial-{index}.png", "wb") as handle:
+                    save_image(adv[i], handle, format="png")
+        return path
+
+
+def load_adversarial(path: str | Path) -> dict[str, Any]:
+    """Read an ``adversarial.pt`` (tensors and plain data only)."""
+    from ..errors import CheckpointError
+    from ..io import load_checkpoint
+
+    payload = load_checkpoint(Path(path) / "adversarial.pt" if Path(path).is_dir() else path)
+    if payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a file written by robrank attack --save-adversarial")
+    return payload
+
+
+__all__ = ["AdversarialCollector", "load_adversarial", "FORMAT", "PNG_EXAMPLES"]

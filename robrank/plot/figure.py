@@ -1,0 +1,143 @@
+"""Figures without pyplot: one paper style, and files that are the same bytes for the same input.
+
+matplotlib is an optional dependency (the ``plot`` extra) and is imported only here, when a
+figure is made, so ``import robrank`` stays light. Figures are plain
+:class:`matplotlib.figure.Figure` objects drawn on the Agg canvas: no pyplot state, no GUI
+backend, nothing that depends on the machine's display. Sizes are in inches of a two-column
+paper (one column 3.5 in, the full text width 7.16 in) with 8 pt text, so a figure drops into
+a paper without rescaling its fonts. Saved files carry no date, no matplotlib version and
+SVG ids from a fixed salt: tests and ``git diff`` can compare them byte for byte.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import RobrankError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+#: inches: one column and the full text width of a two-column paper
+COLUMN_WIDTH = 3.5
+PAGE_WIDTH = 7.16
+#: PNG resolution (dots per inch); PNG is the default output
+DPI = 200
+#: file suffix -> matplotlib format
+SUFFIXES: dict[str, str] = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+
+#: the paper style; text stays text in SVG (``svg.fonttype: none``) so values can be read back
+STYLE: dict[str, Any] = {
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 7,
+    "legend.frameon": False,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "axes.axisbelow": True,
+    "grid.linewidth": 0.4,
+    "grid.alpha": 0.5,
+    "lines.linewidth": 1.2,
+    "lines.markersize": 3.5,
+    "hatch.linewidth": 0.6,
+    "savefig.dpi": DPI,
+    "svg.fonttype": "none",
+    "svg.hashsalt": "robrank",
+    "pdf.fonttype": 42,
+}
+
+#: metadata that would differ between two saves of the same figure, removed or fixed
+METADATA: dict[str, dict[str, Any]] = {
+    "png": {"Software": None},
+    "svg": {"Date": None, "Creator": "robrank"},
+    "pdf": {"CreationDate": None, "ModDate": None, "Creator": "robrank", "Producer": None},
+}
+
+
+def _matplotlib() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise RobrankError("figures need matplotlib; install it with: pip install 'robrank[plot]'") from None
+    return matplotlib
+
+
+@contextlib.contextmanager
+def paper_style() -> Iterator[None]:
+    """The paper rcParams for a block (figures read them when artists are made and when saved)."""
+    with _matplotlib().rc_context(STYLE):
+        yield
+
+
+def blank_figure(width: float, height: float) -> Figure:
+    """An empty Figure (constrained layout) on the Agg canvas: no pyplot, no GUI backend."""
+    _matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def new_figure(width: float, height: float, **subplots: Any) -> tuple[Figure, Any]:
+    """A Figure and its axes, like ``plt.subplots`` minus pyplot."""
+    fig = blank_figure(width, height)
+    axes = fig.subplots(squeeze=False, **subplots) if subplots.get("nrows", 1) * subplots.get("ncols", 1) > 1 else fig.subplots()
+    return fig, axes
+
+
+def figure_format(path: str | Path) -> str:
+    """The format a file name asks for: png, svg or pdf (anything else is a one-line error)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise RobrankError(f"cannot tell the figure format of {str(path)!r}; end the file name in {', '.join(SUFFIXES)}")
+    return SUFFIXES[suffix]
+
+
+def render(fig: Figure, fmt: str = "png") -> bytes:
+    """The figure's file content in ``fmt`` (png, svg, pdf), deterministic for the same figure."""
+    if fmt not in METADATA:
+        raise RobrankError(f"unknown figure format {fmt!r}; use {', '.join(METADATA)}")
+    buffer = io.BytesIO()
+    with paper_style():
+        fig.savefig(buffer, format=fmt, dpi=DPI, metadata=METADATA[fmt])
+    return buffer.getvalue()
+
+
+def save(fig: Figure, path: str | Path) -> Path:
+    """Write the figure atomically to ``path``; the suffix picks the format."""
+    from ..io import atomic_open
+
+    path = Path(path)
+    data = render(fig, figure_format(path))
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
+    return path
+
+
+def inline_svg(fig: Figure) -> str:
+    """The figure as an ``<svg>`` element to paste into HTML (no XML prolog, DOCTYPE or metadata)."""
+    import re
+
+    text = render(fig, "svg").decode("utf-8")
+    text = text[text.index("<svg") :]
+    return re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
+
+
+def colors(n: int) -> list[Any]:
+    """``n`` distinguishable colours, the same for the same ``n`` (tab10, then tab20)."""
+    import matplotlib as mpl
+
+    cmap = mpl.colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+__all__ = ["COLUMN_WIDTH", "PAGE_WIDTH", "DPI", "SUFFIXES", "STYLE", "paper_style", "blank_figure", "new_figure", "figure_format", "render", "save", "inline_svg", "colors"]
