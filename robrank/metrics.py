@@ -24,6 +24,10 @@ from .errors import ConfigError
 
 #: the keys of :func:`retrieval_metrics`, in the order they are printed
 METRIC_KEYS: tuple[str, ...] = ("R@1", "R@2", "mAP", "mAP@R", "mAP@10", "NMI")
+#: what ``robrank eval`` and training logs print (the reference's table; mAP@10 stays in the files)
+REPORTED_KEYS: tuple[str, ...] = ("R@1", "R@2", "mAP", "mAP@R", "NMI")
+#: the one-line clean summary of ``robrank run``'s report
+HEADLINE_KEYS: tuple[str, ...] = ("R@1", "R@2", "mAP", "NMI")
 
 #: how the query leaves its own ranking
 SELF_EXCLUSION: tuple[str, ...] = ("index", "reference")
@@ -218,7 +222,7 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[s
     return {"accuracy": float(correct.double().mean())}
 
 
-def format_metrics(metrics: dict[str, Any], keys: tuple[str, ...] = ("R@1", "R@2", "mAP", "mAP@R", "NMI", "accuracy")) -> str:
+def format_metrics(metrics: dict[str, Any], keys: tuple[str, ...] = (*REPORTED_KEYS, *CLASSIFICATION_KEYS)) -> str:
     """``R@1 99.0  R@2 99.4 ...`` in percent, the way papers print them."""
     return "  ".join(f"{key} {100.0 * float(metrics[key]):.1f}" for key in keys if key in metrics)
 
@@ -230,5 +234,7 @@ __all__ = [
     "format_metrics",
     "CLASSIFICATION_KEYS",
     "METRIC_KEYS",
+    "REPORTED_KEYS",
+    "HEADLINE_KEYS",
     "SELF_EXCLUSION",
 ]

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CheckpointError, ConfigError
+from .semantics import REFERENCE
 from .training.config import RESUMABLE_KNOBS, TrainConfig, resolve_config
 
 #: training settings a resume may change: where and how fast it runs, and how far it goes
@@ -31,7 +32,7 @@ TRAIN_RUNTIME_KNOBS: frozenset[str] = RESUMABLE_KNOBS
 SWIPE_RUNTIME_KNOBS: frozenset[str] = frozenset({"device"})
 #: the section of config.json that says what ``robrank run`` swipes and which defaults it chose
 RUN_SECTION = "run"
-DEFAULT_SEMANTICS = "reference"
+DEFAULT_SEMANTICS = REFERENCE
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import json
 
 import click
 
-from ..semantics import SEMANTICS
+from ..semantics import REFERENCE, SEMANTICS
 from .external_model import external_model_options
 from ..errors import ConfigError
 from .options import data_root_option, device_option, json_option, max_batches_option, quiet_option
@@ -34,7 +34,7 @@ def _print_summary(title: str, summary: dict[str, float]) -> None:
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=None, help="Queries per batch [default: automatic, fitted to the device].")
 @device_option
 @click.option("--seed", type=int, default=0, help="Seed of the target selection [default: 0].")
-@click.option("--semantics", type=click.Choice(SEMANTICS), default="reference", help="reference: reproduce the reference quirks; fixed: corrected behaviour (docs/attacks.md) [default: reference].")
+@click.option("--semantics", type=click.Choice(SEMANTICS), default=REFERENCE, help="reference: reproduce the reference quirks; fixed: corrected behaviour (docs/attacks.md) [default: reference].")
 @click.option("--random-start", is_flag=True, help="Start PGD from a uniform random point in the eps-ball.")
 @data_root_option
 @click.option("--amp", is_flag=True, help="bf16 autocast of the backbone (speed; metrics move slightly, docs/performance.md).")

@@ -31,6 +31,8 @@ def eval_command(run_or_ckpt: object, device: str | None, batch_size: int | None
         click.echo(f"{loaded.label} ({loaded.dataset}, metric {loaded.metric}, normalize {loaded.source['normalize']['name']})")
     else:
         click.echo(f"{loaded.checkpoint} ({loaded.dataset}, metric {loaded.metric}, epoch {loaded.epoch})")
-    for key in ("R@1", "R@2", "mAP", "mAP@R", "NMI", "accuracy"):
+    from ..metrics import REPORTED_KEYS
+
+    for key in (*REPORTED_KEYS, "accuracy"):
         if key in metrics:
             click.echo(f"{key:<6} {100.0 * metrics[key]:6.2f}")

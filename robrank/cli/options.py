@@ -32,6 +32,7 @@ import click
 
 from ..records import NO_WEIGHTS
 from ..runtime import AUTO
+from ..semantics import REFERENCE, SEMANTICS
 
 F = Callable[..., Any]
 
@@ -130,8 +131,8 @@ no_progress_option = click.option("--no-progress", is_flag=True, help="Hide the 
 output_group = group(json_option, quiet_option, no_progress_option)
 seed_option = click.option("--seed", type=int, default=None, help=with_default("Seed of initialisation, sampling and the attacks' random selections.", 0))
 semantics_option = click.option(
-    "--semantics", type=click.Choice(["reference", "fixed"]), default=None,
-    help=with_default("reference: reproduce the reference attacks' quirks (published ERS); fixed: corrected attacks.", "reference"),
+    "--semantics", type=click.Choice(SEMANTICS), default=None,
+    help=with_default("reference: reproduce the reference attacks' quirks (published ERS); fixed: corrected attacks.", REFERENCE),
 )
 max_batches_option = click.option(
     "-m", "--max-batches", type=click.IntRange(min=1), default=None,

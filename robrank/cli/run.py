@@ -58,7 +58,9 @@ def _header(
         f"lr {config.get('lr')}, seed {config.get('seed')}",
     ]
     if metrics:
-        shown_metrics = (f"{k} {100 * v:.1f}" for k, v in metrics.items() if k in ("R@1", "R@2", "mAP", "NMI"))
+        from ..metrics import HEADLINE_KEYS
+
+        shown_metrics = (f"{k} {100 * v:.1f}" for k, v in metrics.items() if k in HEADLINE_KEYS)
         lines.append("clean: " + "  ".join(shown_metrics))
     lines.append(f"robustness ({profile}): ERS {'n/a' if ers is None else f'{ers:.1f}'}")
     return lines

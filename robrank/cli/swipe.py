@@ -65,7 +65,7 @@ def swipe_command(
     Results are saved after each attack; rerunning the same command after a crash or Ctrl-C
     skips the attacks already done. ERS profiles print the report table at the end.
     """
-    from ..plan import SwipePlan
+    from ..plan import DEFAULT_SEMANTICS, SwipePlan
     from ..swipe.distributed import swipe_devices, swipe_ranked
     from ..swipe.report import report
     from ..swipe.runner import resolve_profile
@@ -75,7 +75,7 @@ def swipe_command(
     record = resolve_profile(profile or _dataset_profile(run_or_ckpt))  # an unknown name fails here, before the model loads
     info = from_env()
     plan = SwipePlan(profile=record.name, batch_size=batch_size, max_batches=max_batches,
-                     semantics=semantics or "reference", seed=seed, device=device)
+                     semantics=semantics or DEFAULT_SEMANTICS, seed=seed, device=device)
     kwargs = dict(
         output=output,
         **plan.runner_kwargs(),

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RobrankError
+from ..semantics import SEMANTICS
 
 SCHEMA = "robrank-swipe"
 SCHEMA_VERSION = 1
-SEMANTICS = ("reference", "fixed")
 
 
 class SwipeFileError(RobrankError):
