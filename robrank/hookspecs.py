@@ -64,6 +64,11 @@ def register_profiles(register: Register) -> None:
 
 
 @hookspec
+def register_executors(register: Register) -> None:
+    """Register sweep executors (where ``robrank sweep`` runs its cells): ``register(ExecutorRecord(...))``."""
+
+
+@hookspec
 def register_commands(cli: Any) -> None:
     """Add subcommands to the ``robrank`` click group, e.g. ``@cli.command()``."""
 
@@ -77,4 +82,5 @@ REGISTER_HOOKS: dict[str, str] = {
     "register_attacks": "attacks",
     "register_defenses": "defenses",
     "register_profiles": "profiles",
+    "register_executors": "executors",
 }

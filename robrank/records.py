@@ -307,6 +307,24 @@ class ProfileRecord(Record):
         return out
 
 
+@dataclass(frozen=True)
+class ExecutorRecord(Record):
+    """A sweep executor: where the cells of ``robrank sweep`` run.
+
+    ``factory(settings: robrank.sweep.ExecutorSettings) -> robrank.sweep.Executor``;
+    ``options`` are the ``-X KEY=VALUE`` keys it accepts beyond the common settings;
+    ``default`` marks the executor used when ``--executor`` is not given.
+    """
+
+    options: tuple[str, ...] = ()
+    default: bool = False
+
+    kind: ClassVar[str] = "executors"
+
+    def details(self) -> dict[str, Any]:
+        return {"options": list(self.options), "default": self.default}
+
+
 RECORD_TYPES: dict[str, type[Record]] = {
     cls.kind: cls
     for cls in (
@@ -317,6 +335,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
         AttackRecord,
         DefenseRecord,
         ProfileRecord,
+        ExecutorRecord,
     )
 }
 KINDS: tuple[str, ...] = tuple(RECORD_TYPES)
@@ -330,6 +349,7 @@ __all__ = [
     "AttackRecord",
     "DefenseRecord",
     "ProfileRecord",
+    "ExecutorRecord",
     "RECORD_TYPES",
     "KINDS",
     "SIZE_28",

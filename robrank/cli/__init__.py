@@ -29,6 +29,7 @@ BUILTIN_COMMANDS: dict[str, str] = {
     "run": "run:run_command",
     "plot": "plot:plot_group",
     "show": "show:show_command",
+    "sweep": "sweep:sweep_command",
 }
 
 

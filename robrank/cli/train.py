@@ -47,6 +47,8 @@ def train_command(triple: str | None, resume: bool, devices: int | None, as_json
     progress = not (no_progress or quiet or as_json)
     with locked(plan.run_dir, "robrank train") if from_env().is_main else _nothing():
         result = train(plan, progress=progress, devices=devices)
+    if not from_env().is_main:  # under torchrun the summary comes once, from global rank 0
+        return
     if as_json:
         echo_json({"run_dir": str(result.run_dir), "epochs": result.epochs, "steps": result.steps,
                    "seconds": round(result.seconds, 3), "metrics": result.metrics})

@@ -1,0 +1,176 @@
+"""What a sweep evaluates: cells (one model x one profile x one seed) and the swipe settings they share.
+
+A cell is exactly one resumable swipe with its own results file, so a cell is the unit an
+executor schedules, retries and reports. Its *source* says what model the swipe loads:
+``run`` (a run directory or checkpoint) today; the kind field leaves room for other
+sources (a model spec) without changing the files a sweep already wrote. Cell ids are
+readable (the run's name, profile, seed) and unique (a short hash of the source's absolute
+path), so two runs called ``run`` in different folders never share a cell.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+#: the kinds of model source a cell can swipe
+SOURCES: tuple[str, ...] = ("run",)
+#: swipe settings that only say where and how fast a cell runs, not what it computes
+RUNTIME_SETTINGS: tuple[str, ...] = ("device", "data_root")
+
+
+@dataclass(frozen=True)
+class SwipeSettings:
+    """The swipe options every cell of a sweep shares (``robrank swipe``'s, passed through).
+
+    :data:`RUNTIME_SETTINGS` may change between runs of a sweep; the others decide what the
+    cells' results mean, so a sweep directory keeps them for good.
+    """
+
+    batch_size: int | None = None
+    max_batches: int | None = None
+    semantics: str = "reference"
+    device: str | None = None
+    data_root: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SwipeSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown swipe setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        return cls(**dict(data))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One swipe: ``source`` (kind ``run``: a run directory or checkpoint) x ``profile`` x ``seed``."""
+
+    target: str
+    profile: str
+    seed: int = 0
+    source: str = "run"
+
+    @property
+    def id(self) -> str:
+        digest = hashlib.sha256(f"{self.source}:{self.target}".encode()).hexdigest()[:6]
+        name = re.sub(r"[^A-Za-z0-9_.+-]+", "_", _display_name(self.target))[:60] or "model"
+        return f"{name}-{digest}--{self.profile}--seed{self.seed}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "source": self.source, "target": self.target, "profile": self.profile, "seed": self.seed}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Cell:
+        return cls(target=str(data["target"]), profile=str(data["profile"]), seed=int(data["seed"]), source=str(data.get("source", "run")))
+
+
+def _display_name(target: str) -> str:
+    path = Path(target)
+    if path.suffix in (".pt", ".pth", ".safetensors") and path.parent.name == "checkpoints":
+        return f"{path.parent.parent.name}_{path.stem}"
+    return path.name
+
+
+@dataclass
+class Grid:
+    """Runs x profiles x seeds, and the swipe settings; from the command line, a TOML file or both."""
+
+    runs: list[str] = field(default_factory=list)
+    profiles: list[str] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def cells(self) -> list[Cell]:
+        """Every combination, in a stable order (runs, then profiles, then seeds); duplicates once."""
+        seeds = self.seeds or [0]
+        out: list[Cell] = []
+        for run in _unique(str(Path(r).resolve()) for r in self.runs):
+            for profile in _unique(self.profiles):
+                for seed in _unique(seeds):
+                    out.append(Cell(target=run, profile=profile, seed=int(seed)))
+        return out
+
+    def merged(self, other: Grid) -> Grid:
+        """``other`` (the command line) added to this grid (the file); its settings win."""
+        return Grid(
+            runs=[*self.runs, *other.runs],
+            profiles=[*self.profiles, *other.profiles],
+            seeds=[*self.seeds, *other.seeds],
+            settings={**self.settings, **{k: v for k, v in other.settings.items() if v is not None}},
+        )
+
+
+def _unique(values: Iterable[Any]) -> list[Any]:
+    seen: list[Any] = []
+    for v in values:
+        if v not in seen:
+            seen.append(v)
+    return seen
+
+
+#: TOML key -> (Grid attribute, element type)
+_LIST_KEYS: dict[str, tuple[str, type]] = {"runs": ("runs", str), "profiles": ("profiles", str), "seeds": ("seeds", int)}
+
+
+def load_grid(path: str | Path) -> Grid:
+    """A grid file: ``runs``, ``profiles``, ``seeds`` lists and a ``[swipe]`` table of settings.
+
+    Relative run paths are relative to the file, so a grid file travels with its runs::
+
+        runs = ["runs/mnist-c2f2-ptripletN", "runs/mnist-c2f2-ptripletN-act"]
+        profiles = ["rob28", "pami28"]
+        seeds = [0, 1]
+
+        [swipe]
+        max_batches = 10
+        semantics = "reference"
+    """
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - the backport has the same API
+        import tomli as tomllib
+
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read grid file {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"grid file {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - set(_LIST_KEYS) - {"swipe"})
+    if unknown:
+        raise ConfigError(f"grid file {path}: unknown key {unknown[0]!r}; use runs, profiles, seeds and a [swipe] table")
+    grid = Grid()
+    for key, (attr, kind) in _LIST_KEYS.items():
+        values = data.get(key, [])
+        if not isinstance(values, list) or not all(isinstance(v, kind) and not isinstance(v, bool) for v in values):
+            raise ConfigError(f"grid file {path}: {key} must be a list of {'strings' if kind is str else 'integers'}")
+        if key == "runs":
+            values = [str((path.parent / v)) if not Path(v).is_absolute() else v for v in values]
+        setattr(grid, attr, list(values))
+    settings = data.get("swipe", {})
+    if not isinstance(settings, dict):
+        raise ConfigError(f"grid file {path}: [swipe] must be a table of settings")
+    SwipeSettings.from_dict(settings)  # names checked here, with the file named in the error
+    grid.settings = dict(settings)
+    return grid
+
+
+def check_targets(cells: Sequence[Cell]) -> None:
+    """Every run of the grid exists (a typo fails before anything is scheduled)."""
+    for cell in cells:
+        if cell.source == "run" and not Path(cell.target).exists():
+            raise ConfigError(f"run {cell.target} does not exist; give a run directory or a checkpoint file")
+
+
+__all__ = ["Cell", "Grid", "SwipeSettings", "SOURCES", "load_grid", "check_targets"]
