@@ -12,6 +12,7 @@ continuous embeddings they do not occur.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -223,10 +224,34 @@ def _kmeans(x: np.ndarray, k: int) -> np.ndarray:
     return assignment.ravel()
 
 
-def format_metrics(metrics: dict[str, Any], keys: tuple[str, ...] = REPORTED_KEYS) -> str:
+#: what a classifier's validation reports (a fraction, like the retrieval metrics)
+CLASSIFICATION_KEYS: tuple[str, ...] = ("accuracy",)
+
+
+def classification_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Top-1 accuracy of ``logits`` ``[N, K]`` (the reference's classifier validation)."""
+    if logits.dim() != 2 or logits.shape[0] != labels.numel():
+        raise ValueError(f"classification_metrics needs logits [N, K] for N labels; got {tuple(logits.shape)} for {labels.numel()}")
+    if labels.numel() == 0:
+        return {"accuracy": math.nan}
+    correct = logits.argmax(dim=1) == labels.to(logits.device).view(-1)
+    return {"accuracy": float(correct.double().mean())}
+
+
+def format_metrics(metrics: dict[str, Any], keys: tuple[str, ...] = (*REPORTED_KEYS, *CLASSIFICATION_KEYS)) -> str:
     """``R@1 99.0  R@2 99.4 ...`` in percent, the way papers print them."""
     return "  ".join(f"{key} {100.0 * float(metrics[key]):.1f}" for key in keys if key in metrics)
 
 
-__all__ = ["retrieval_metrics", "require_finite_embeddings", "normalized_mutual_information", "format_metrics", "METRIC_KEYS", "REPORTED_KEYS",
-           "HEADLINE_KEYS", "SELF_EXCLUSION"]
+__all__ = [
+    "retrieval_metrics",
+    "require_finite_embeddings",
+    "classification_metrics",
+    "normalized_mutual_information",
+    "format_metrics",
+    "CLASSIFICATION_KEYS",
+    "METRIC_KEYS",
+    "REPORTED_KEYS",
+    "HEADLINE_KEYS",
+    "SELF_EXCLUSION",
+]

@@ -323,6 +323,12 @@ def plan_run(
             f"dataset {plan.dataset.name!r} is {plan.dataset.task}-only; robrank run measures ranking robustness "
             "on a retrieval dataset (robrank list datasets)"
         )
+    backbone = registry.get("backbones", plan.config.backbone)
+    if backbone.task != plan.dataset.task:
+        raise ConfigError(
+            f"backbone {backbone.name!r} is a {backbone.task} model; robrank run measures ranking robustness "
+            "(train a classifier with robrank train and attack it with robrank attack, docs/classification.md)"
+        )
     locate(plan.dataset.name, plan.config.data_root, registry=registry)  # missing files: the dataset's one-line message
     return plan
 

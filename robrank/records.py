@@ -28,6 +28,11 @@ NO_WEIGHTS = "none"
 SIZE_28 = 28
 SIZE_224 = 224
 
+#: what a model or dataset is for: ranking (embeddings) or classification (logits)
+TASK_RETRIEVAL = "retrieval"
+TASK_CLASSIFICATION = "classification"
+TASKS: tuple[str, ...] = (TASK_RETRIEVAL, TASK_CLASSIFICATION)
+
 
 def size_family(image_size: int | None) -> int:
     """The reference's size family of an image size: 28 for small images (up to 64 px), else 224.
@@ -129,6 +134,10 @@ class BackboneRecord(Record):
     ``pretrained`` is ``"imagenet"`` or ``None``; ``weights`` an optional local file.
     ``has_batchnorm`` says the network has BatchNorm layers: only then is ``--freeze-bn``
     meaningful (and on by default for 224x224); the test suite checks it against the module.
+    A ``task="classification"`` backbone outputs logits (``embedding_dim`` = classes) and
+    trains with a classification loss. ``train_defaults`` are the backbone's own training
+    recipe (any of epochs, batch_size, lr, weight_decay, optimizer, momentum, milestones,
+    lr_gamma), used instead of the image-size family's defaults where given.
     """
 
     input_size: int = SIZE_28
@@ -136,7 +145,8 @@ class BackboneRecord(Record):
     default_embedding_dim: int = 512
     pretrained: tuple[str, ...] = ()  # available pretrained weight sets, e.g. ("imagenet",)
     has_batchnorm: bool = False
-    task: str = "retrieval"  # "classification" for classifier heads
+    task: str = TASK_RETRIEVAL  # TASK_CLASSIFICATION for classifier heads
+    train_defaults: dict[str, Any] = field(default_factory=dict, hash=False)
 
     kind: ClassVar[str] = "backbones"
 
@@ -195,6 +205,7 @@ class AttackRecord(Record):
     display: tuple[MetricDisplay, ...] = ()
     #: ``check(values)`` for constraints across fields (raises ``robrank.params.ParamError``)
     check: Callable[[Mapping[str, Any]], None] | None = None
+    task: str = TASK_RETRIEVAL  # the kind of model it attacks (TASK_CLASSIFICATION: a classifier's logits)
 
     kind: ClassVar[str] = "attacks"
 
@@ -210,6 +221,7 @@ class AttackRecord(Record):
             reports=tuple(attack.reports),
             display=tuple(attack.display),
             check=getattr(attack, "check_values", None),
+            task=getattr(attack, "task", TASK_RETRIEVAL),
         )
 
     @property
@@ -229,6 +241,7 @@ class AttackRecord(Record):
             "signed": self.signed,
             "reports": list(self.reports),
             "display": [d.details() for d in self.display],
+            "task": self.task,
         }
 
 
@@ -341,6 +354,9 @@ __all__ = [
     "KINDS",
     "SIZE_28",
     "SIZE_224",
+    "TASKS",
+    "TASK_CLASSIFICATION",
+    "TASK_RETRIEVAL",
     "NO_WEIGHTS",
     "size_family",
 ]

@@ -306,7 +306,7 @@ def test_resolution_by_parts(host):
 @pytest.mark.parametrize(
     "name, kwargs, error, fragment",
     [
-        ("pfooN", {}, UnknownNameError, "registered: contrastive"),
+        ("pfooN", {}, UnknownNameError, "registered: ce, contrastive"),
         ("pxtripletN", {}, UnknownNameError, "triplet"),
         ("ptripletX", {}, UnknownNameError, "unknown loss"),
         ("pgliftN", {}, ConfigError, "supported: E"),
@@ -330,7 +330,7 @@ def test_registry_lists_losses_and_reference_aliases(host, monkeypatch):
     monkeypatch.setenv("ROBRANK_LOAD_PLUGINS", "")
     fresh = load_plugins()
     names = fresh.registry.names("losses")
-    assert names == ["contrastive", "glift", "infonce", "margin", "multisim", "npair", "quadruplet", "snr", "triplet"]
+    assert names == ["ce", "contrastive", "glift", "infonce", "margin", "multisim", "npair", "quadruplet", "snr", "triplet"]
     triplet = fresh.registry.get("losses", "triplet")
     assert {"ptripletC", "pmtripletN", "pstripletC", "phtripletE", "pdtripletN", "pDtripletN"} <= set(triplet.aliases)
     assert (triplet.family, triplet.uses_miner, triplet.has_raw, triplet.batch) == ("triplet", True, True, "SPC-2")

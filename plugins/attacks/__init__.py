@@ -1,4 +1,4 @@
-"""The bundled ranking attacks of the reference (CA, QA, SPQA, ES, TMA, LTM, GTM, GTT).
+"""The bundled attacks of the reference: ranking (CA, QA, SPQA, ES, TMA, LTM, GTM, GTT) and classifier PGD.
 
 Each registers exactly like a third-party attack would: an :class:`~robrank.records.AttackRecord`
 derived from the attack class (:meth:`AttackRecord.of`), which declares everything else.
@@ -9,6 +9,7 @@ import robrank
 from robrank.records import AttackRecord
 
 from .candidate import CandidateAttack
+from .classify import ClassifierPGD
 from .es import EmbeddingShift
 from .gtm import GreedyTop1Misrank
 from .gtt import GreedyTop1Translocation
@@ -26,6 +27,7 @@ ATTACKS = (
     (LearningToMisrank, "learning-to-misrank: make every positive farther than every negative"),
     (GreedyTop1Misrank, "greedy top-1 misrank: pull the query onto the nearest item of another class"),
     (GreedyTop1Translocation, "greedy top-1 translocation: push the clean top-1 result out of the top"),
+    (ClassifierPGD, "classifier PGD: raise the cross-entropy of the true label (targeted=1: pull to a random other class); clean and robust accuracy"),
 )
 
 

@@ -1,4 +1,4 @@
-"""torchvision ImageNet backbones for 224x224 RGB images (+ the CIFAR classifier cres18).
+"""torchvision ImageNet backbones for 224x224 RGB images (+ the CIFAR classifiers cres18, cres50).
 
 The last layer is replaced by Linear(→D): ResNet's ``fc``, MnasNet's whole ``classifier``
 (its dropout included), as the reference does. ImageNet mean/std normalisation runs inside
@@ -22,7 +22,7 @@ from robrank.models.backbone import (
     hub_checkpoint_path,
     load_imagenet_state,
 )
-from robrank.records import SIZE_224, BackboneRecord
+from robrank.records import SIZE_224, TASK_CLASSIFICATION, BackboneRecord
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,25 @@ def make_cres18(
     return build_torchvision("resnet18", embedding_dim, pretrained, weights, input_size=32, available=())
 
 
+def make_cres50(
+    embedding_dim: int = 10, pretrained: str | None = None, weights: str | Path | None = None
+) -> nn.Module:
+    """ResNet-50 from scratch, fc → number of classes, unchanged ImageNet stem (as the reference)."""
+    return build_torchvision("resnet50", embedding_dim, pretrained, weights, input_size=32, available=())
+
+
+#: configs_classify of the reference for CIFAR-10: SGD 0.1, momentum 0.9, wd 2e-4, 200 epochs, lr x0.1 at 100, 150
+CIFAR_RECIPE = {
+    "epochs": 200,
+    "batch_size": 256,
+    "lr": 0.1,
+    "optimizer": "SGD",
+    "momentum": 0.9,
+    "weight_decay": 2e-4,
+    "milestones": (100, 150),
+    "lr_gamma": 0.1,
+}
+
 _HAS = dict(channels=3, pretrained=("imagenet",), has_batchnorm=True)
 
 RECORDS = (
@@ -151,7 +170,19 @@ RECORDS = (
         channels=3,
         default_embedding_dim=10,
         has_batchnorm=True,
-        task="classification",
+        task=TASK_CLASSIFICATION,
+        train_defaults=CIFAR_RECIPE,
+    ),
+    BackboneRecord(
+        name="cres50",
+        factory=make_cres50,
+        summary="ResNet-50 classifier from scratch for 32x32 RGB (CIFAR); embedding_dim = number of classes",
+        input_size=32,
+        channels=3,
+        default_embedding_dim=10,
+        has_batchnorm=True,
+        task=TASK_CLASSIFICATION,
+        train_defaults=CIFAR_RECIPE,
     ),
 )
 

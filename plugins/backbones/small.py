@@ -1,8 +1,10 @@
 """The 28x28 grey-scale backbones of the reference: C2F2 and Caffe's LeNet (+ classifiers).
 
 No input normalisation: MNIST/Fashion pixels in [0, 1] go in as they are. A classifier
-(``cc2f2``, ``clenet``) is the same network with logits as output; its ``embedding_dim``
-is the number of classes.
+(``cc2f2``, ``clenet``, ``cslp``) is the same network with logits as output; its
+``embedding_dim`` is the number of classes. The classifiers carry the reference's training
+recipe (``configs_classify``: Adam, lr 1e-3, weight decay 1e-7, batch 1000, 16 epochs for
+cc2f2 and 10 for clenet/cslp).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from torch import nn
 
 import robrank
 from robrank.models.backbone import check_pretrained
-from robrank.records import SIZE_28, BackboneRecord
+from robrank.records import SIZE_28, TASK_CLASSIFICATION, BackboneRecord
 
 
 class C2F2(nn.Module):
@@ -71,6 +73,21 @@ class LeNet(nn.Module):
         return self.head(self.features(x.view(-1, 1, 28, 28)))
 
 
+class SingleLayer(nn.Module):
+    """The reference's ``cslp``: one Linear(784→D) on the flattened image (a softmax regression)."""
+
+    input_size = SIZE_28
+    channels = 1
+
+    def __init__(self, embedding_dim: int = 10) -> None:
+        super().__init__()
+        self.embedding_dim = embedding_dim
+        self.linear = nn.Linear(28 * 28, embedding_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.reshape(-1, 28 * 28))
+
+
 def _scratch(name: str, pretrained: str | None, weights: str | Path | None) -> None:
     check_pretrained(name, (), pretrained, weights)
 
@@ -103,6 +120,16 @@ def make_clenet(
     return LeNet(embedding_dim)
 
 
+def make_cslp(
+    embedding_dim: int = 10, pretrained: str | None = None, weights: str | Path | None = None
+) -> nn.Module:
+    _scratch("cslp", pretrained, weights)
+    return SingleLayer(embedding_dim)
+
+
+#: configs_classify of the reference, 28x28 classifiers
+_CLASSIFIER_28 = {"batch_size": 1000, "lr": 1e-3, "weight_decay": 1e-7, "optimizer": "Adam"}
+
 RECORDS = (
     BackboneRecord(
         name="c2f2",
@@ -129,7 +156,8 @@ RECORDS = (
         input_size=SIZE_28,
         channels=1,
         default_embedding_dim=10,
-        task="classification",
+        task=TASK_CLASSIFICATION,
+        train_defaults={**_CLASSIFIER_28, "epochs": 16},
     ),
     BackboneRecord(
         name="clenet",
@@ -138,7 +166,18 @@ RECORDS = (
         input_size=SIZE_28,
         channels=1,
         default_embedding_dim=10,
-        task="classification",
+        task=TASK_CLASSIFICATION,
+        train_defaults={**_CLASSIFIER_28, "epochs": 10},
+    ),
+    BackboneRecord(
+        name="cslp",
+        factory=make_cslp,
+        summary="single-layer classifier Linear(784→classes) (softmax regression)",
+        input_size=SIZE_28,
+        channels=1,
+        default_embedding_dim=10,
+        task=TASK_CLASSIFICATION,
+        train_defaults={**_CLASSIFIER_28, "epochs": 10},
     ),
 )
 

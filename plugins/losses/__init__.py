@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import robrank
 
-from . import contrastive, infonce, lifted, margin, multisim, npair, quadruplet, snr, triplet
+from . import ce, contrastive, infonce, lifted, margin, multisim, npair, quadruplet, snr, triplet
 
 RECORDS = (
     triplet.RECORD,
@@ -20,6 +20,7 @@ RECORDS = (
     quadruplet.RECORD,
     snr.RECORD,
     infonce.RECORD,
+    ce.RECORD,
 )
 
 

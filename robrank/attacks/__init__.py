@@ -13,7 +13,7 @@ from ..models.modes import attack_mode, embed
 from ..params import Param
 from ..semantics import SEMANTICS
 from ..summaries import MetricDisplay
-from .base import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_PGDITER, PM, Attack, BatchContext, BatchOutcome
+from .base import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_PGDITER, PM, Attack, BatchContext, BatchOutcome, Surrogate
 from .gallery import Gallery, device_dataset, iter_images
 from .runner import (
     AttackOptions,
@@ -22,6 +22,7 @@ from .runner import (
     accelerate,
     auto_batch_size,
     build_attack,
+    check_task,
     dataset_attack_defaults,
     merge_results,
     run_attack,
@@ -44,10 +45,12 @@ __all__ = [
     "PM",
     "Param",
     "SEMANTICS",
+    "Surrogate",
     "accelerate",
     "attack_mode",
     "auto_batch_size",
     "build_attack",
+    "check_task",
     "dataset_attack_defaults",
     "device_dataset",
     "embed",

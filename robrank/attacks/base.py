@@ -36,6 +36,7 @@ from ..distances import pairwise, paired
 from ..errors import ConfigError
 from ..models.modes import attack_mode, embed
 from ..params import REQUIRED, Param, ParamError, collect
+from ..records import TASK_CLASSIFICATION, TASK_RETRIEVAL
 from ..semantics import REFERENCE, check_semantics
 from ..summaries import EMBSHIFT, QUERIES, MetricDisplay
 from . import selection
@@ -78,19 +79,20 @@ class BatchContext:
     """What an attack knows about the batch it perturbs (all tensors on the attack device).
 
     ``index`` are the global dataset indices of the perturbed objects (they seed the random
-    selection); ``self_slot`` is each object's own slot in the gallery: the nearest clean
+    selection); ``self_slot`` is each object's own slot in the gallery (None, like ``gallery``
+    and ``clean_dist``, for an attack that uses no gallery): the nearest clean
     gallery item under reference semantics (the reference's ``loc_self``), the true slot
     under fixed semantics. ``sel`` holds the attack's selection; ``last`` the embeddings of
     the last PGD forward pass and ``last_input`` the images it embedded.
     """
 
-    gallery: Gallery
+    gallery: Gallery | None
     metric: str
     labels: torch.Tensor
     index: torch.Tensor
-    self_slot: torch.Tensor
+    self_slot: torch.Tensor | None
     clean: torch.Tensor
-    clean_dist: torch.Tensor
+    clean_dist: torch.Tensor | None
     seed: int
     reference: bool
     sel: dict[str, Any] = field(default_factory=dict)
@@ -113,7 +115,7 @@ class Surrogate:
     """
 
     model: nn.Module
-    gallery: Gallery
+    gallery: Gallery | None
 
 
 @dataclass
@@ -154,6 +156,8 @@ class Attack:
     """
 
     name: ClassVar[str] = ""
+    #: the kind of model it attacks: ranking (a gallery of embeddings) or a classifier's logits (no gallery)
+    task: ClassVar[str] = TASK_RETRIEVAL
     #: spec fields of every PGD attack; a subclass lists only the fields it adds
     params: ClassVar[tuple[Param, ...]] = (
         Param("eps", float, DEFAULT_EPS, low=0.0, high=1.0, help="L-infinity radius of the perturbation (pixels in [0, 1])"),
@@ -297,7 +301,7 @@ class Attack:
     def context(
         self,
         model: nn.Module,
-        gallery: Gallery,
+        gallery: Gallery | None,
         images: torch.Tensor,
         labels: torch.Tensor,
         index: torch.Tensor,
@@ -307,6 +311,17 @@ class Attack:
     ) -> BatchContext:
         """Clean evaluation of the batch plus the attack's selection."""
         device = images.device
+        if gallery is None:
+            with torch.no_grad():
+                clean = embed(model, images).detach()
+            ctx = BatchContext(
+                gallery=None, metric=model.metric, labels=labels.to(device).view(-1),
+                index=index.to(device=device, dtype=torch.int64).view(-1), self_slot=None, clean=clean,
+                clean_dist=None, seed=int(seed), reference=self.reference,
+            )
+            with torch.no_grad():
+                self.select(ctx)
+            return ctx
         with torch.no_grad():
             if self_slot is not None:
                 # the clean embedding of a gallery member *is* its gallery row: reusing it skips
@@ -331,6 +346,11 @@ class Attack:
         with torch.no_grad():
             self.select(ctx)
         return ctx
+
+    @property
+    def uses_gallery(self) -> bool:
+        """Whether the attack measures against a gallery: every attack but those on a classifier's logits."""
+        return self.task != TASK_CLASSIFICATION
 
     @property
     def queries(self) -> int | None:
@@ -446,7 +466,7 @@ class Attack:
     def __call__(
         self,
         model: nn.Module,
-        gallery: Gallery,
+        gallery: Gallery | None,
         images: torch.Tensor,
         labels: torch.Tensor,
         index: torch.Tensor,
@@ -460,11 +480,14 @@ class Attack:
         With a ``surrogate`` the selection and the optimisation run on the surrogate model
         (its own clean context, same seed), and the resulting images are summarised on
         ``model`` with ``model``'s own selection: a transfer attack. A surrogate identical to
-        the model gives exactly the white-box result.
+        the model gives exactly the white-box result. An attack that uses no gallery gets
+        ``gallery=None`` (and a surrogate without one).
         """
-        if model.metric != gallery.metric:
+        if self.uses_gallery != (gallery is not None):
+            raise ConfigError(f"attack {self.name} {'needs' if self.uses_gallery else 'takes no'} gallery")
+        if gallery is not None and model.metric != gallery.metric:
             raise ConfigError(f"the gallery was embedded for metric {gallery.metric} but the model uses {model.metric}")
-        if surrogate is not None and surrogate.model.metric != surrogate.gallery.metric:
+        if surrogate is not None and surrogate.gallery is not None and surrogate.model.metric != surrogate.gallery.metric:
             raise ConfigError(
                 f"the surrogate gallery was embedded for metric {surrogate.gallery.metric} but the surrogate uses {surrogate.model.metric}"
             )
@@ -493,11 +516,12 @@ class Attack:
                 with torch.no_grad():
                     adv_emb = embed(model, adversarial)
                     ctx.budget.forwards += 1
-                    adv = self.summarize(adv_emb, ctx.dist(adv_emb), ctx, adversarial=True)
+                    adv = self.summarize(adv_emb, ctx.dist(adv_emb) if gallery is not None else None, ctx, adversarial=True)
                     own = set(orig) | set(adv)
-                    adv[EMBSHIFT] = self.embshift(adv_emb, ctx)
+                    if gallery is not None:
+                        adv[EMBSHIFT] = self.embshift(adv_emb, ctx)
                     if self.queries is not None:
-                        adv[QUERIES] = torch.full_like(adv[EMBSHIFT], float(self.queries))
+                        adv[QUERIES] = torch.full((images.shape[0],), float(self.queries), dtype=torch.float64, device=images.device)
                 declared = set(self.reports) - ENGINE_KEYS
                 if self.reports and own - ENGINE_KEYS != declared:
                     raise ConfigError(

@@ -279,7 +279,25 @@ def build_attack(spec: AttackSpec | str, options: AttackOptions | None = None, *
     return registry.create("attacks", spec.type, **values, semantics=options.semantics, random_start=options.random_start)
 
 
-def auto_batch_size(model: nn.Module, dataset: Any, gallery: Gallery, attack: Attack, device: torch.device) -> int:
+def check_task(spec: str | AttackSpec, task: str, *, registry: Any = None) -> None:
+    """One-line error when an attack is meant for another kind of model (ranking vs classifier)."""
+    from ..records import TASK_CLASSIFICATION
+
+    if registry is None:
+        from ..plugins import get_registry
+
+        registry = get_registry()
+    spec = parse_spec(spec, registry)
+    wanted = registry.get("attacks", spec.type).task
+    if wanted == task:
+        return
+    if task == TASK_CLASSIFICATION:
+        options = [c.record.name for c in registry.components("attacks") if c.record.task == task]
+        raise ConfigError(f"{spec.type} is a ranking attack but the model is a classifier; attack it with {', '.join(options) or 'a classifier attack'}")
+    raise ConfigError(f"{spec.type} attacks a classifier's logits but the model is a {task} model; use a ranking attack (robrank list attacks)")
+
+
+def auto_batch_size(model: nn.Module, dataset: Any, gallery: Gallery | None, attack: Attack, device: torch.device) -> int:
     """A batch size that fits: a fixed default on CPU, a memory estimate on CUDA.
 
     On CUDA one probe step (forward + input gradient of 16 images, under the model's own
@@ -302,7 +320,7 @@ def auto_batch_size(model: nn.Module, dataset: Any, gallery: Gallery, attack: At
         (grad,) = torch.autograd.grad(forward(x).sum(), x)
     del grad, x
     per_image = max(1, (torch.cuda.max_memory_allocated(device) - base) // probe)
-    per_image += 4 * len(gallery) * (8 + 3 * attack.distance_width())
+    per_image += 4 * (len(gallery) if gallery is not None else 0) * (8 + 3 * attack.distance_width())
     free, _total = torch.cuda.mem_get_info(device)
     return int(max(1, min(CUDA_BATCH_MAX, len(dataset), (free // 2) // per_image)))
 
@@ -371,22 +389,28 @@ def run_attack(
     model = accelerate(model.to(device), **options.speed)
     start = time.perf_counter()
     dataset = device_dataset(dataset, device)
-    if gallery is None:
+    if not attack.uses_gallery:
+        gallery = surrogate_gallery = None
+    elif gallery is None:
         gallery = Gallery.compute(model, dataset, batch_size=None, device=device)
-    gallery = gallery.to(device)
-    if gallery.metric != model.metric:
-        raise ConfigError(f"the gallery was embedded for metric {gallery.metric} but the model uses {model.metric}")
+    if gallery is not None:
+        gallery = gallery.to(device)
+        if gallery.metric != model.metric:
+            raise ConfigError(f"the gallery was embedded for metric {gallery.metric} but the model uses {model.metric}")
     source = None
     if surrogate is not None:
         surrogate = accelerate(surrogate.to(device), **options.speed)
-        if surrogate_gallery is None:
-            surrogate_gallery = Gallery.compute(surrogate, dataset, batch_size=None, device=device)
-        if len(surrogate_gallery) != len(gallery):
-            raise ConfigError(f"the surrogate gallery has {len(surrogate_gallery)} items but the target's has {len(gallery)}; embed the same split")
-        source = Surrogate(surrogate, surrogate_gallery.to(device))
-    check_against_gallery(spec, gallery)
+        if gallery is not None:
+            if surrogate_gallery is None:
+                surrogate_gallery = Gallery.compute(surrogate, dataset, batch_size=None, device=device)
+            if len(surrogate_gallery) != len(gallery):
+                raise ConfigError(f"the surrogate gallery has {len(surrogate_gallery)} items but the target's has {len(gallery)}; embed the same split")
+            surrogate_gallery = surrogate_gallery.to(device)
+        source = Surrogate(surrogate, surrogate_gallery)
+    if gallery is not None:
+        check_against_gallery(spec, gallery)
     # the gallery is this split when sizes agree: a query's own slot is its dataset index
-    own_slots = len(gallery) == len(dataset)
+    own_slots = gallery is not None and len(gallery) == len(dataset)
     if indices is None:
         order = torch.arange(len(dataset))
     else:

@@ -66,7 +66,7 @@ def attack_command(
     quiet: bool,
 ) -> None:
     """Attack the model of a run directory or checkpoint (or --model) with one attack SPEC."""
-    from ..attacks import AttackOptions, parse_spec, run_attack
+    from ..attacks import AttackOptions, check_task, parse_spec, run_attack
     from ..attacks.adversarial import AdversarialCollector
     from ..data.loading import load_split
     from ..models.external import load_any
@@ -79,6 +79,12 @@ def attack_command(
     where = {"model": run.model_block()} if hasattr(run, "model_block") else {"checkpoint": str(run.checkpoint)}
     label = run.label if hasattr(run, "model_block") else run.checkpoint
     source = load_any(surrogate, device=device) if surrogate is not None else None
+    task = getattr(run, "task", None)
+    if task is not None:
+        check_task(parsed, task)
+    source_task = getattr(source, "task", None)
+    if source is not None and task is not None and source_task is not None and source_task != task:
+        raise ConfigError(f"the surrogate {surrogate} is a {source_task} model but the target a {task} model")
     if source is not None and source.dataset != run.dataset:
         raise ConfigError(
             f"the surrogate {source.checkpoint} was trained on {source.dataset} but the target on {run.dataset}; "

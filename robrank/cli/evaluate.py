@@ -19,7 +19,7 @@ from .options import data_root_option, device_option, json_option
               help="index: leave each query's own index out of its ranking; reference: drop the nearest item (the reference code) [default: index].")
 @json_option
 def eval_command(run_or_ckpt: object, device: str | None, batch_size: int | None, data_root: str | None, self_exclusion: str, as_json: bool) -> None:
-    """Print R@1, R@2, mAP, mAP@R and NMI of the model at RUN_OR_CKPT (or --model) on its test split (query = gallery)."""
+    """Print R@1, R@2, mAP, mAP@R and NMI of the model at RUN_OR_CKPT (or --model) on its test split (query = gallery); accuracy for a classifier."""
     from ..training.evaluate import evaluate_run
 
     metrics, loaded = evaluate_run(run_or_ckpt, device=device, batch_size=batch_size, data_root=data_root, self_exclusion=self_exclusion)
@@ -33,5 +33,6 @@ def eval_command(run_or_ckpt: object, device: str | None, batch_size: int | None
         click.echo(f"{loaded.checkpoint} ({loaded.dataset}, metric {loaded.metric}, epoch {loaded.epoch})")
     from ..metrics import REPORTED_KEYS
 
-    for key in REPORTED_KEYS:
-        click.echo(f"{key:<6} {100.0 * metrics[key]:6.2f}")
+    for key in (*REPORTED_KEYS, "accuracy"):
+        if key in metrics:
+            click.echo(f"{key:<6} {100.0 * metrics[key]:6.2f}")

@@ -43,6 +43,13 @@ class LoadedRun:
     epoch: int = 0
     step: int = 0
 
+    @property
+    def task(self) -> str:
+        """What the model is for (``robrank.records.TASKS``), from its backbone's record."""
+        from ..plugins import get_registry
+
+        return get_registry().get("backbones", str(self.config["backbone"])).task
+
 
 def find_checkpoint(path: str | Path) -> Path:
     """The checkpoint a path names: a file as is; a run directory -> its latest complete checkpoint."""

@@ -288,6 +288,12 @@ def swipe(
 
     session_start = time.perf_counter()
     loaded = backend.load_run(run_or_ckpt, device=device)
+    task = getattr(loaded, "task", None)
+    if task is not None:
+        from ..attacks.runner import check_task
+
+        for spec in parsed:
+            check_task(spec, task)
     out = Path(output) if output is not None else default_output(run_or_ckpt, loaded, record.name, semantics)
     dataset = backend.load_split(loaded.dataset, "test", data_root=data_root)
     if not force:

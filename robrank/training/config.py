@@ -7,7 +7,10 @@ says exactly how it was trained.
 
 Batch semantics: ``batch_size`` counts SPC-2 *pairs* per process (each step sees
 2 x batch_size images per process), as in the reference; under ``--devices N`` or torchrun
-the effective batch is batch_size x world size pairs.
+the effective batch is batch_size x world size pairs. A classifier (a backbone with
+``task="classification"`` and a loss with ``batch="classification"``, e.g. ``ce``) trains
+on plain batches of ``batch_size`` images, with the backbone record's ``train_defaults``
+(the reference's ``configs_classify``) taking precedence over the family defaults.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..defenses.settings import ADVTRAIN_DEFAULTS
-from ..records import NO_WEIGHTS, SIZE_224, SIZE_28, size_family
+from ..records import NO_WEIGHTS, SIZE_224, SIZE_28, TASK_CLASSIFICATION, TASK_RETRIEVAL, size_family
 
 #: defaults per image-size family (the reference: rc2f2 / __ranking_model_224x224_icml, p* losses)
 FAMILY_DEFAULTS: dict[int, dict[str, Any]] = {
@@ -40,6 +43,9 @@ FAMILY_DEFAULTS: dict[int, dict[str, Any]] = {
         "val_batch_size": 112,
     },
 }
+
+#: the reference's optimizer for every ranking model (MetricBase: ``config.optimizer or 'Adam'``)
+DEFAULT_OPTIMIZER = "Adam"
 
 #: adversarial-training budget per family: ε, α, PGD steps (the reference)
 DEFENSE_DEFAULTS: dict[int, dict[str, Any]] = {
@@ -68,7 +74,10 @@ class TrainConfig:
     batch_size: int | None = None  # SPC-2 pairs per process; effective = batch_size x world size
     lr: float | None = None
     weight_decay: float | None = None
-    optimizer: str = "Adam"
+    optimizer: str | None = None  # a torch.optim class name; None = Adam, or the backbone's own recipe
+    momentum: float | None = None  # for optimizers that take one (SGD); None = the optimizer's default
+    milestones: list[int] | None = None  # epochs after which lr is multiplied by lr_gamma (MultiStepLR)
+    lr_gamma: float | None = None
     embedding_dim: int | None = None
     pretrained: str | None = None  # "imagenet" or "none"; None = imagenet when the backbone has it
     weights: str | None = None
@@ -170,25 +179,35 @@ def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainCon
     dataset = registry.component("datasets", config.dataset).record
     backbone = registry.component("backbones", config.backbone).record
     choice = resolve_loss(config.loss, metric=config.metric, miner=config.miner or None, registry=registry)
-    if choice.record.batch != "SPC-2":
-        raise ConfigError(
-            f"loss {config.loss!r} needs {choice.record.batch} batches; robrank train feeds SPC-2 pair batches "
-            "(use a p* loss: robrank list losses shows each loss's batch layout)"
-        )
+    if backbone.task == TASK_CLASSIFICATION:
+        if choice.record.batch != TASK_CLASSIFICATION:
+            raise ConfigError(
+                f"backbone {backbone.name!r} is a classifier; train it with a classification loss "
+                f"({', '.join(_classification_losses(registry)) or 'none registered'}), not {config.loss!r}"
+            )
+        if config.defense and not registry.get("defenses", config.defense).plain:
+            raise ConfigError(f"adversarial training of classifiers is not implemented (as in the reference); drop --defense {config.defense}")
+    elif backbone.task != TASK_RETRIEVAL:
+        raise ConfigError(f"backbone {backbone.name!r} is a {backbone.task} model; pick an embedding backbone (robrank list backbones)")
+    elif choice.record.batch != "SPC-2":
+        hint = "pick a classifier backbone (robrank list backbones)" if choice.record.batch == TASK_CLASSIFICATION else "use a p* loss: robrank list losses shows each loss's batch layout"
+        raise ConfigError(f"loss {config.loss!r} needs {choice.record.batch} batches; robrank train feeds SPC-2 pair batches to {backbone.name!r} ({hint})")
     if choice.record.batch not in dataset.kinds:
         raise ConfigError(
             f"dataset {dataset.name!r} offers {', '.join(dataset.kinds)} batches, not the {choice.record.batch} "
             f"batches loss {choice.record.name!r} trains on; pick another dataset (robrank list datasets)"
         )
-    if backbone.task != "retrieval":
-        raise ConfigError(f"backbone {backbone.name!r} is a {backbone.task} model; pick an embedding backbone (robrank list backbones)")
     if dataset.image_size != backbone.input_size or dataset.channels != backbone.channels:
         raise ConfigError(
             f"dataset {dataset.name!r} has {dataset.channels}x{dataset.image_size}x{dataset.image_size} images but backbone "
             f"{backbone.name!r} takes {backbone.channels}x{backbone.input_size}x{backbone.input_size}; pick a matching pair"
         )
     family = size_family(backbone.input_size)
-    defaults = FAMILY_DEFAULTS[family]
+    defaults = {**FAMILY_DEFAULTS[family], "optimizer": DEFAULT_OPTIMIZER, "momentum": None, "milestones": None, "lr_gamma": None}
+    own = dict(backbone.train_defaults)
+    unknown = sorted(set(own) - set(defaults))
+    if unknown:
+        raise ConfigError(f"backbone {backbone.name!r} declares unknown train_defaults {', '.join(unknown)}")
     values = config.to_dict()
     values["dataset"] = dataset.name
     values["backbone"] = backbone.name
@@ -198,8 +217,12 @@ def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainCon
         raise ConfigError(f"backbone {backbone.name!r} has no BatchNorm layers to freeze; drop --freeze-bn")
     for key, default in defaults.items():
         if values[key] is None:
-            values[key] = default
+            values[key] = own.get(key, default)
     values["freeze_bn"] = bool(values["freeze_bn"]) and backbone.has_batchnorm
+    if values["milestones"] is not None:
+        values["milestones"] = sorted(int(m) for m in values["milestones"])
+        if values["lr_gamma"] is None:
+            values["lr_gamma"] = 0.1
     if values["embedding_dim"] is None:
         values["embedding_dim"] = backbone.default_embedding_dim
     if values["pretrained"] is None:
@@ -233,9 +256,20 @@ def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainCon
     return TrainConfig(**values)
 
 
+def _classification_losses(registry: Any) -> list[str]:
+    return [c.record.name for c in registry.components("losses") if c.record.batch == TASK_CLASSIFICATION]
+
+
+def learning_rate(config: TrainConfig, epoch: int) -> float:
+    """The lr of epoch ``epoch`` (0-based): ``lr`` times ``lr_gamma`` per milestone passed (MultiStepLR)."""
+    passed = sum(1 for m in (config.milestones or ()) if epoch >= int(m))
+    return float(config.lr) * float(config.lr_gamma if config.lr_gamma is not None else 0.1) ** passed
+
+
 __all__ = [
     "TrainConfig",
     "Triple",
+    "learning_rate",
     "parse_triple",
     "resolve_config",
     "FAMILY_DEFAULTS",

@@ -1,4 +1,4 @@
-"""The training loop: a plain PyTorch loop over SPC-2 pair batches.
+"""The training loop: a plain PyTorch loop over SPC-2 pair batches (or plain batches for classifiers).
 
 One step: ``loss = defense.loss(model, criterion, images, labels)`` (plain metric learning
 is the :class:`~robrank.defenses.NoDefense`), backward, optimiser step. The engine owns
@@ -26,14 +26,15 @@ from ..data.base import ImageDataset, TensorImageDataset
 from ..defenses.base import Defense
 from ..errors import CheckpointError, ConfigError, NonFiniteError, StorageError
 from ..io import check_free_space, save_checkpoint
-from ..metrics import METRIC_KEYS, retrieval_metrics
+from ..metrics import CLASSIFICATION_KEYS, METRIC_KEYS, classification_metrics, retrieval_metrics
 from ..models.checkpoint import CHECKPOINT_DIR, FORMAT, FORMAT_VERSION, LAST, load_state, read_checkpoint
 from ..models.embedding import EmbeddingModel
 from ..records import NO_WEIGHTS
 from ..runtime import resolve_device
 from . import distributed as dist_util
 from . import rundir
-from .config import TrainConfig
+from ..records import TASK_CLASSIFICATION, TASK_RETRIEVAL
+from .config import TrainConfig, learning_rate
 from .distributed import DistInfo
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ class TrainParts:
     test_set: ImageDataset | None
     num_test_classes: int
     loss_record: Any = None
+    task: str = TASK_RETRIEVAL  # TASK_CLASSIFICATION: plain batches, accuracy validation
 
 
 # ------------------------------------------------------------------------------------ setup
@@ -95,12 +97,21 @@ def build_parts(plan: RunPlan | TrainConfig, registry: Any | None = None) -> Tra
     criterion = build_criterion(plan.loss, registry=plan.registry)
     train_set = load_split(config.dataset, "train", config.data_root, augment=True, registry=plan.registry)
     test_set = load_split(config.dataset, "test", config.data_root, augment=False, registry=plan.registry)
-    return TrainParts(model, criterion, plan.defense, train_set, test_set, plan.dataset.test_classes(test_set), plan.loss.record)
+    task = plan.registry.get("backbones", config.backbone).task
+    return TrainParts(model, criterion, plan.defense, train_set, test_set, plan.dataset.test_classes(test_set), plan.loss.record, task)
 
 
 def make_optimizers(config: TrainConfig, model: EmbeddingModel, criterion: nn.Module) -> list[torch.optim.Optimizer]:
-    """Adam (or ``config.optimizer``) over the backbone; the loss's own SGD for learnable loss params."""
-    optimizers = [getattr(torch.optim, config.optimizer)(model.backbone.parameters(), lr=config.lr, weight_decay=config.weight_decay)]
+    """Adam (or ``config.optimizer``, with ``config.momentum``) over the backbone; the loss's own SGD for learnable loss params."""
+    cls = getattr(torch.optim, config.optimizer or "Adam")
+    extra: dict[str, Any] = {}
+    if config.momentum is not None:
+        import inspect
+
+        if "momentum" not in inspect.signature(cls).parameters:
+            raise ConfigError(f"optimizer {config.optimizer} takes no momentum; use SGD (or RMSprop) or drop momentum")
+        extra["momentum"] = float(config.momentum)
+    optimizers = [cls(model.backbone.parameters(), lr=config.lr, weight_decay=config.weight_decay, **extra)]
     loss_params = [p for p in criterion.parameters() if p.requires_grad]
     if loss_params:
         make = getattr(criterion, "make_optimizer", None)
@@ -131,12 +142,12 @@ class _Step(nn.Module):
 
 
 class _Batches:
-    """One epoch's SPC-2 batches for this rank: in-memory gather or a DataLoader."""
+    """One epoch's SPC-2 batches for this rank (plain batches for a classifier): in-memory gather or a DataLoader."""
 
-    #: the batch layout (robrank.data.kinds) of the losses the engine trains
-    layout = "SPC-2"
-
-    def __init__(self, dataset: ImageDataset, config: TrainConfig, info: DistInfo, device: torch.device) -> None:
+    def __init__(self, dataset: ImageDataset, config: TrainConfig, info: DistInfo, device: torch.device, *, layout: str = "SPC-2") -> None:
+        #: the batch layout (robrank.data.kinds) of the loss: SPC-2 pairs, or plain classification batches
+        self.layout = layout
+        self.pairs = layout != TASK_CLASSIFICATION
         self.dataset = dataset
         self.config = config
         self.info = info
@@ -146,13 +157,22 @@ class _Batches:
         if self.in_memory:
             self.data = dataset.data.to(device)
             self.labels = dataset.labels.to(device)
+            # a split with its own batch transform (CIFAR's crop + flip) is gathered through it
+            self.transformed = type(dataset).images is not TensorImageDataset.images
+            if self.transformed:
+                import copy
+
+                self.source = copy.copy(dataset)
+                self.source.data = self.data
 
     def plan(self, generator: torch.Generator) -> list[torch.Tensor]:
-        """This rank's pair batches (each B x 2: anchor, partner) for one epoch."""
+        """This rank's batches for one epoch: B x 2 (anchor, partner), or B x 1 for plain batches."""
         from ..data.kinds import spc2_partners
 
         n = self.labels_cpu.numel()
         anchors = torch.randperm(n, generator=generator)
+        if not self.pairs:
+            return dist_util.shard_pairs(anchors.view(-1, 1), self.config.batch_size, self.info)
         partners = spc2_partners(self.labels_cpu, generator)[anchors]
         pairs = torch.stack([anchors, partners], dim=1)
         return dist_util.shard_pairs(pairs, self.config.batch_size, self.info)
@@ -168,7 +188,8 @@ class _Batches:
             for pairs in batches:
                 index = flat[start : start + pairs.numel()]
                 start += pairs.numel()
-                yield self.data[index].float().div_(255.0), self.labels[index]
+                images = self.source.images(index) if self.transformed else self.data[index].float().div_(255.0)
+                yield images, self.labels[index]
             return
         yield from self._loader(batches, epoch)
 
@@ -188,8 +209,9 @@ class _Batches:
             generator=loader_gen,
         )
         for images, labels in loader:
-            images = images.reshape(-1, *images.shape[2:]).to(self.device, non_blocking=True)
-            yield images, labels.reshape(-1).to(self.device, non_blocking=True)
+            if self.pairs:
+                images = images.reshape(-1, *images.shape[2:])
+            yield images.to(self.device, non_blocking=True), labels.reshape(-1).to(self.device, non_blocking=True)
 
 
 def embed_split(model: EmbeddingModel, dataset: ImageDataset, config: TrainConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -218,8 +240,13 @@ def embed_split(model: EmbeddingModel, dataset: ImageDataset, config: TrainConfi
     return torch.cat(chunks), dataset.labels.to(device)
 
 
-def validate(model: EmbeddingModel, dataset: ImageDataset, num_classes: int, config: TrainConfig, device: torch.device) -> dict[str, float]:
+def validate(
+    model: EmbeddingModel, dataset: ImageDataset, num_classes: int, config: TrainConfig, device: torch.device, task: str = TASK_RETRIEVAL
+) -> dict[str, float]:
+    """Retrieval metrics of the test split, or accuracy for a classifier (its ``embed`` is its logits)."""
     embeddings, labels = embed_split(model, dataset, config, device)
+    if task == TASK_CLASSIFICATION:
+        return classification_metrics(embeddings, labels)
     return retrieval_metrics(embeddings, labels, model.metric, num_classes)
 
 
@@ -380,7 +407,7 @@ def fit(
 
         step_module = DistributedDataParallel(step_module, device_ids=[device.index] if device.type == "cuda" else None)
 
-    batches = _Batches(parts.train_set, config, info, device)
+    batches = _Batches(parts.train_set, config, info, device, layout=getattr(parts.loss_record, "batch", "SPC-2"))
     amp = _autocast(config, device)
     stop = False
     last_metrics: dict[str, float] = dict(state.history[-1]) if state.history else {}
@@ -404,6 +431,9 @@ def fit(
         if config.max_steps is not None and state.step >= config.max_steps:
             break
         state.epoch_generator = generator.get_state()
+        if config.milestones:
+            for group in optimizers[0].param_groups:
+                group["lr"] = learning_rate(config, state.epoch)
         plan = batches.plan(generator)
         skip = state.epoch_step
         bar = _progress(progress and info.is_main, len(plan), skip, f"epoch {state.epoch + 1}/{config.epochs}")
@@ -478,7 +508,7 @@ def fit(
             if parts.test_set is not None:
                 val_started = time.perf_counter()
                 try:
-                    metrics = validate(model, parts.test_set, parts.num_test_classes, config, device)
+                    metrics = validate(model, parts.test_set, parts.num_test_classes, config, device, parts.task)
                 except BaseException:
                     # e.g. a corrupt test image: the epoch's training is kept (the save is a
                     # collective, so only a single process can do it from here)
@@ -501,7 +531,7 @@ def fit(
         saved_step = state.step
         dist_util.barrier(info)
 
-    metrics = {k: float(v) for k, v in last_metrics.items() if k in METRIC_KEYS}
+    metrics = {k: float(v) for k, v in last_metrics.items() if k in METRIC_KEYS + CLASSIFICATION_KEYS}
     return TrainResult(run_dir=run_dir, metrics=metrics, seconds=time.perf_counter() - started, epochs=state.epoch, steps=state.step)
 
 
@@ -539,7 +569,7 @@ def train(
         dist_util.spawn(_spawned_worker, devices, (plan.config.to_dict(), plan.resume, progress, plan.run_section()))
         history = rundir.read_metrics(plan.run_dir)
         last = history[-1] if history else {}
-        metrics = {k: float(v) for k, v in last.items() if k in METRIC_KEYS}
+        metrics = {k: float(v) for k, v in last.items() if k in METRIC_KEYS + CLASSIFICATION_KEYS}
         return TrainResult(run_dir=plan.run_dir, metrics=metrics, seconds=time.perf_counter() - started,
                            epochs=int(last.get("epoch", 0)), steps=int(last.get("step", 0)))
     if info.enabled:

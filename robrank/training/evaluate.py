@@ -20,14 +20,15 @@ def evaluate_run(
     num_workers: int | None = None,
     registry: Any | None = None,
 ) -> tuple[dict[str, float], LoadedRun]:
-    """Retrieval metrics of a run (or checkpoint, or an external model's ModelSpec) on its dataset's test split.
+    """Retrieval metrics of a run (or checkpoint, or an external model's ModelSpec) on its dataset's test split; accuracy for a classifier.
 
     The run's saved config (in the checkpoint) is planned again (:func:`robrank.plan.saved_plan`);
     only runtime knobs (device, batch size, workers, data root) come from the caller.
     """
     from ..data.loading import load_split
-    from ..metrics import retrieval_metrics
+    from ..metrics import classification_metrics, retrieval_metrics
     from ..plan import saved_plan
+    from ..records import TASK_CLASSIFICATION
 
     dev = resolve_device(device)
     from ..models.external import load_any
@@ -54,5 +55,7 @@ def evaluate_run(
     config.amp = False
     test_set = load_split(plan.dataset.name, "test", config.data_root, augment=False, registry=plan.registry)
     embeddings, labels = embed_split(loaded.model, test_set, config, dev)
+    if loaded.task == TASK_CLASSIFICATION:
+        return classification_metrics(embeddings, labels), loaded
     metrics = retrieval_metrics(embeddings, labels, loaded.metric, plan.dataset.test_classes(test_set), self_exclusion=self_exclusion)
     return metrics, loaded

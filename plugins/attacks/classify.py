@@ -1,0 +1,68 @@
+"""PGD against a classifier (the reference's ``advclass``): clean and robust accuracy.
+
+The model's output is its logits (a classifier backbone trained with ``ce``). Untargeted PGD
+maximises the cross-entropy of the true label; targeted PGD (``targeted=1``) minimises the
+cross-entropy of a target label drawn uniformly among the other classes, reproducibly per
+sample (seed and dataset index, like every robrank selection). The loop is the ranking
+attacks' own (:meth:`robrank.attacks.Attack.perturb`), so ``nes=1``, random starts and
+transfer from a surrogate classifier apply unchanged. Metrics (fractions): ``accuracy`` and
+``loss`` (cross-entropy of the true label) on both sides; the targeted attack adds
+``target``, the fraction classified as their target.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from robrank.attacks.base import Attack, BatchContext
+from robrank.attacks.selection import randint
+from robrank.errors import ConfigError
+from robrank.params import Param
+from robrank.records import TASK_CLASSIFICATION
+from robrank.summaries import MetricDisplay
+
+#: selection stream of the targeted attack's target class (apart from the ranking attacks' streams)
+STREAM_TARGET_CLASS = 101
+UNTARGETED_REPORTS = ("accuracy", "loss")
+
+
+class ClassifierPGD(Attack):
+    name = "PGD"
+    task = TASK_CLASSIFICATION
+    params = (
+        Param("targeted", bool, False, implicit=True, example="targeted=1",
+              help="pull each image to a random other class instead of away from its own"),
+    )
+    reports = (*UNTARGETED_REPORTS, "target")
+    display = (MetricDisplay("accuracy", "Acc", scale=100.0, full=100.0), MetricDisplay("target", "Hit", scale=100.0, full=100.0))
+
+    targeted: bool
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        if not self.targeted:
+            self.reports = UNTARGETED_REPORTS
+
+    def select(self, ctx: BatchContext) -> None:
+        classes = ctx.clean.shape[1]
+        if ctx.labels.numel() and int(ctx.labels.max()) >= classes:
+            raise ConfigError(f"attack {self.name}: the model outputs {classes} values but a label is {int(ctx.labels.max())}; attack a classifier run")
+        if self.targeted:
+            ctx.sel["target"] = randint(ctx.seed, STREAM_TARGET_CLASS, ctx.index, 1, classes, exclude=ctx.labels)[:, 0]
+
+    def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
+        if self.targeted:
+            return F.cross_entropy(emb, ctx.sel["target"], reduction="none")
+        return -F.cross_entropy(emb, ctx.labels, reduction="none")
+
+    def summarize(self, emb, dist, ctx, adversarial):
+        predicted = emb.argmax(dim=1)
+        out = {
+            "accuracy": (predicted == ctx.labels).double(),
+            "loss": F.cross_entropy(emb, ctx.labels, reduction="none"),
+        }
+        if self.targeted:
+            out["target"] = (predicted == ctx.sel["target"]).double()
+        return out
