@@ -220,6 +220,13 @@ def test_search_fields_parse_and_defaults_are_never_spelled_out():
     assert build_attack(parse_spec("ES")).lp == math.inf
 
 
+def test_the_eps_bound_follows_the_norm():
+    # an L2 radius above 1 is ordinary (rob28-l2 uses 2.0); an L-infinity one is not
+    assert build_attack(parse_spec("ES:eps=2.0:norm=2")).eps == 2.0
+    with pytest.raises(SpecError, match="at most 1.0 under norm=inf"):
+        parse_spec("ES:eps=2.0")
+
+
 @pytest.mark.parametrize("spec, message", [
     ("ES:opt=adam", "field opt must be pgd or apgd or worst"),
     ("ES:norm=1", "field norm must be inf or 2"),

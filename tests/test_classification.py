@@ -110,6 +110,13 @@ def test_pgd_lowers_the_accuracy_of_a_trained_classifier(digits_classifier, robr
     assert nes.adv["queries"] == 300 and nes.adv["loss"] > nes.orig["loss"]
     transfer = attack("PGD:eps=0.05:alpha=0.01:pgditer=8", surrogate=load_run(digits_classifier).model)
     assert transfer.adv == small.adv
+    # APGD keeps its best iterate by the attack's success measure: never less accurate-breaking
+    # than its own start, and at the small budget at least as strong as fixed-step PGD
+    apgd = attack("PGD:eps=0.05:alpha=0.01:pgditer=8:opt=apgd")
+    assert apgd.adv["accuracy"] <= apgd.orig["accuracy"]
+    assert apgd.adv["accuracy"] <= small.adv["accuracy"] + 1 / 128
+    apgd_targeted = attack("PGD:eps=0.3:alpha=0.02:pgditer=8:targeted=1:opt=apgd")
+    assert apgd_targeted.adv["target"] >= apgd_targeted.orig["target"]
 
 
 def test_ranking_attacks_and_classifiers_do_not_mix(digits_classifier, tiny_run, robrank_cli):

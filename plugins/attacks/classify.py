@@ -57,6 +57,11 @@ class ClassifierPGD(Attack):
             return F.cross_entropy(emb, ctx.sel["target"], reduction="none")
         return -F.cross_entropy(emb, ctx.labels, reduction="none")
 
+    # APGD keeps, and the worst case picks, the iterate that misclassifies (or hits the
+    # target), not merely the one with the largest cross-entropy
+    def success(self) -> dict[str, int]:
+        return {"target": 1, "accuracy": -1} if self.targeted else {"accuracy": -1}
+
     def summarize(self, emb, dist, ctx, adversarial):
         predicted = emb.argmax(dim=1)
         out = {

@@ -160,7 +160,8 @@ class Attack:
     task: ClassVar[str] = TASK_RETRIEVAL
     #: spec fields of every PGD attack; a subclass lists only the fields it adds
     params: ClassVar[tuple[Param, ...]] = (
-        Param("eps", float, DEFAULT_EPS, low=0.0, high=1.0, help="L-infinity radius of the perturbation (pixels in [0, 1])"),
+        Param("eps", float, DEFAULT_EPS, low=0.0,
+              help="radius of the perturbation in the norm= ball (pixels in [0, 1], so at most 1 for L-infinity)"),
         Param("alpha", float, DEFAULT_ALPHA, low=0.0, help="PGD step size (eps is used when pgditer=1: FGSM)"),
         Param("pgditer", int, DEFAULT_PGDITER, low=1, help="number of PGD steps"),
         Param("nes", bool, False, implicit=True, example="nes=1",
@@ -245,6 +246,11 @@ class Attack:
         :class:`robrank.params.ParamError` naming the fields. A subclass extending it calls
         ``super().check_values(values)``.
         """
+        # pixels lie in [0, 1]: an L-infinity radius above 1 is a typo (eps=8 for 8/255), while an
+        # L2 radius above 1 is ordinary (the ball's size grows with the image's dimension)
+        if values.get("norm", "inf") == "inf" and values.get("eps", 0.0) > 1.0:
+            raise ParamError(f"field eps must be at most 1.0 under norm=inf, pixels lying in [0, 1] (got {values['eps']}); "
+                             "write eps=8/255 as 0.0314, or use norm=2 for an L2 radius")
         if values.get("nes") and values.get("pgditer", 2) < 2:
             raise ParamError("nes=1 needs pgditer >= 2 (NES takes no single FGSM-like step)")
 
@@ -380,7 +386,8 @@ class Attack:
 
         def judge() -> torch.Tensor:
             emb = ctx.last
-            summary = self.summarize(emb, ctx.dist(emb), ctx, adversarial=True)
+            dist = ctx.dist(emb) if self.uses_gallery else None
+            summary = self.summarize(emb, dist, ctx, adversarial=True)
             if EMBSHIFT in success:
                 summary[EMBSHIFT] = paired(emb, ctx.clean, ctx.metric)
             return torch.stack([-direction * summary[key].to(torch.float64) for key, direction in success.items()], dim=1)
