@@ -7,6 +7,7 @@ old complete file or the new complete file, never half of one.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import tempfile
@@ -148,3 +149,12 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
     if not isinstance(payload, dict):
         raise CheckpointError(f"checkpoint {path} is not a robrank checkpoint (top level is {type(payload).__name__})")
     return payload
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The sha256 of a file, read in chunks: results files name the exact weights they measured."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

@@ -15,27 +15,10 @@ import torch
 
 import robrank
 from robrank.errors import ConfigError
-from robrank.records import DatasetRecord, DefenseRecord, ProfileRecord
+from robrank.records import DatasetRecord, DefenseRecord
+from test_run import TinyProfile, tiny  # noqa: F401  (the tiny28 profile and its fixture, shared with test_run)
 
 SMALL = ("--batch-size", "16", "--max-batches", "1", "--swipe-batch-size", "8", "--no-progress")
-
-
-class TinyProfile:
-    @robrank.hookimpl
-    def register_profiles(self, register):
-        from robrank_plugins.profiles.ers import ERS
-        from robrank_plugins.profiles.reference import rob28
-
-        register(ProfileRecord(
-            name="tiny28", factory=lambda: [s.replace("pgditer=32", "pgditer=2") for s in rob28()],
-            summary="rob28 with 2 PGD steps (tests)", image_size=28, score=ERS,
-        ))
-
-
-@pytest.fixture
-def tiny(register_plugin):
-    with register_plugin(TinyProfile()) as host:
-        yield host
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,6 @@ while this module keeps the bookkeeping, written by one process.
 """
 from __future__ import annotations
 
-import hashlib
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..errors import ConfigError, RobrankError
-from ..io import write_json
+from ..io import file_sha256, write_json
 from ..semantics import REFERENCE
 from .schema import SCHEMA, SCHEMA_VERSION, SwipeFileError, check_metric, coverage, load_results
 
@@ -136,14 +135,6 @@ def default_output(run_or_ckpt: str | Path, loaded: Any, profile: str, semantics
         return Path(loaded.run_dir) / name
     checkpoint = Path(loaded.checkpoint)
     return checkpoint.with_name(f"{checkpoint.name}.{name}")
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _now() -> str:
