@@ -413,3 +413,18 @@ def test_normalization_parsing():
 def test_import_robrank_stays_light():
     code = "import sys, robrank; assert 'torch' not in sys.modules, 'torch'; assert callable(robrank.evaluate); print('ok')"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "ok"
+
+
+def test_show_draws_a_model_from_elsewhere_as_it_draws_the_same_weights_as_a_run(plain, robrank_cli, tmp_path):
+    pytest.importorskip("matplotlib")
+    run = _as_run(tmp_path, plain["net"])
+    args = ("-A", "QA:pm=+:M=1:eps=0.1:alpha=0.05:pgditer=2", "--queries", "0,5", "-k", "3", "-D", "cpu")
+    via_model = robrank_cli("show", "--model", plain["model"], "--weights", str(plain["weights"]), "--metric", "N",
+                            "--dataset", "digits", *args, "--output", str(tmp_path / "model.svg"))
+    assert via_model.exit_code == 0, via_model.output
+    via_run = robrank_cli("show", str(run), *args, "--output", str(tmp_path / "run.svg"))
+    assert via_run.exit_code == 0, via_run.output
+    assert (tmp_path / "model.svg").read_bytes() == (tmp_path / "run.svg").read_bytes()
+    _one_line_error(robrank_cli("show", "--model", plain["model"], "--weights", str(plain["weights"]), "--dataset", "digits", *args),
+                    "--metric")
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from .external_model import external_model_options
 from .options import data_root_option, device_option, figure_output_option, semantics_option, with_default
 
 
@@ -25,7 +26,8 @@ def _parse_queries(text: str) -> list[int]:
 
 
 @click.command("show")
-@click.argument("run_or_ckpt", type=click.Path(path_type=str))
+@click.argument("run_or_ckpt", metavar="[RUN_OR_CKPT]", type=click.Path(path_type=str), required=False)
+@external_model_options
 @click.option("-A", "--attack", "spec", required=True, help="Attack spec TYPE:key=val:..., e.g. QA:pm=+:M=1:eps=0.30196:alpha=0.011764:pgditer=32.")
 @click.option("--queries", default=None, metavar="I,J,...", help="Test-image indices to attack, e.g. 0,17,42.")
 @click.option("--random", "random_count", type=click.IntRange(min=1), default=None, metavar="N", help="Attack N test images drawn with --seed instead.")
@@ -36,7 +38,7 @@ def _parse_queries(text: str) -> list[int]:
 @device_option
 @data_root_option
 def show_command(
-    run_or_ckpt: str,
+    run_or_ckpt: object,
     spec: str,
     queries: str | None,
     random_count: int | None,
@@ -47,12 +49,13 @@ def show_command(
     device: str | None,
     data_root: str | None,
 ) -> None:
-    """Draw what attack SPEC does to the rankings of a few test images of RUN_OR_CKPT.
+    """Draw what attack SPEC does to the rankings of a few test images of RUN_OR_CKPT (or --model).
 
     \b
     Examples:
       robrank show runs/A -A QA:pm=+:M=1:eps=0.30196:alpha=0.011764:pgditer=32 --queries 0,17,42
       robrank show runs/A -A CA:pm=+:W=1:eps=0.30196:alpha=0.011764:pgditer=32 --random 3 --output 'ca-{query}.pdf'
+      robrank show --model my_net.py:build --weights w.pt --metric N --dataset mnist -A ES:eps=0.3 --queries 0
 
     An --output name containing {query} writes one file per query.
     """
@@ -70,12 +73,12 @@ def show_command(
 
     from ..data.loading import load_split
     from ..runtime import resolve_device
-    from ..models.checkpoint import load_run
+    from ..models.external import load_any
     from ..plot.show import retrieval_examples, show_figure
 
     device = resolve_device(device)
     semantics = semantics or "reference"
-    run = load_run(run_or_ckpt, device=str(device))
+    run = load_any(run_or_ckpt, device=str(device))  # a robrank run, or a --model spec (docs/api.md)
     dataset = load_split(run.dataset, "test", data_root)
     if chosen is None:
         if random_count > len(dataset):
