@@ -428,3 +428,26 @@ def test_show_draws_a_model_from_elsewhere_as_it_draws_the_same_weights_as_a_run
     _one_line_error(robrank_cli("show", "--model", plain["model"], "--weights", str(plain["weights"]), "--dataset", "digits", *args),
                     "--metric")
 
+
+
+def test_sweep_cells_take_a_model_from_elsewhere_beside_a_run(plain, robrank_cli, tmp_path, monkeypatch):
+    from robrank.sweep import sweep_states
+
+    run = _as_run(tmp_path, plain["net"])
+    direct = tmp_path / "direct.json"
+    model_args = ("--model", plain["model"], "--weights", str(plain["weights"]), "--metric", "N", "--dataset", "digits")
+    assert robrank_cli("swipe", *model_args, "--output", str(direct), *QUICK).exit_code == 0
+    monkeypatch.chdir(tmp_path)  # the cell keeps absolute paths: it runs from any directory
+    sweep = tmp_path / "sweep"
+    result = robrank_cli("sweep", str(run), *model_args, "-p", "rob28", "-b", "8", "-m", "1", "-D", "cpu", "-j", "1", "--dir", str(sweep))
+    assert result.exit_code == 0, result.output
+    states = sweep_states(sweep)
+    assert sorted(s.cell.source for s in states) == ["model", "run"] and all(s.state == "done" for s in states)
+    (model_cell,) = [s.cell for s in states if s.cell.source == "model"]
+    assert model_cell.id.startswith("netdef_make-")
+    cell_results = load_results(sweep / "cells" / model_cell.id / "swipe.json")
+    assert _numbers(cell_results) == _numbers(load_results(direct)) and cell_results["model"]["kind"] == "external"
+    rerun = robrank_cli("sweep", "--dir", str(sweep))  # finished cells, the model's included, are not run again
+    assert rerun.exit_code == 0 and "nothing to run" in rerun.output
+    _one_line_error(robrank_cli("sweep", "--model", plain["model"], "--metric", "N", "--dataset", "digits", "-p", "rob28",
+                                "--weights", str(tmp_path / "missing.pt"), "--dir", str(tmp_path / "s2")), "missing.pt")

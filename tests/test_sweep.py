@@ -65,11 +65,30 @@ def test_grid_from_a_file_and_the_command_line(tmp_path):
     assert grid.settings == {"max_batches": 2, "semantics": "fixed", "batch_size": 4}  # an unset option keeps the file's
 
 
+def test_grid_file_models_are_cells_with_paths_relative_to_the_file(tmp_path):
+    from robrank.sweep.grid import model_spec
+
+    grid_file = tmp_path / "grids" / "g.toml"
+    grid_file.parent.mkdir()
+    grid_file.write_text('profiles = ["rob28"]\n\n[[models]]\nmodel = "nets/m.py:build"\nweights = ["trunk=w/t.pt", "w/all.pt"]\n'
+                         'metric = "N"\ndataset = "digits"\nnormalize = "imagenet"\n')
+    (cell,) = load_grid(grid_file).cells()
+    spec = model_spec(cell.target)
+    assert cell.source == "model" and cell.id.startswith("m_build-") and cell.id.endswith("--rob28--seed0")
+    assert spec.spec == f"{tmp_path / 'grids' / 'nets' / 'm.py'}:build" and spec.metric == "N" and spec.normalize == "imagenet"
+    assert [(w.target, w.path) for w in spec.weights] == [("trunk", str(tmp_path / "grids" / "w" / "t.pt")),
+                                                          ("", str(tmp_path / "grids" / "w" / "all.pt"))]
+    assert Cell.from_dict(cell.as_dict()) == cell
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("runs = [", "not valid TOML"),
-        ('models = ["x"]', "unknown key 'models'"),
+        ('model = ["x"]', "unknown key 'model'"),
+        ('models = ["x"]', "models must be "),
+        ('[[models]]\nmodel = "m.py:f"\ndataset = "digits"', "table's metric is required"),
+        ('[[models]]\nmodel = "m.py:f"\nmetric = "N"\ndataset = "digits"\nlayer = 3', "got 'layer'"),
         ("seeds = ['0']", "seeds must be a list of integers"),
         ("[swipe]\nmax_batch = 2", "unknown swipe setting 'max_batch'"),
     ],

@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from .options import data_root_option, device_option, echo_json, json_option, max_batches_option, quiet_option, semantics_option, with_default
+from .options import (data_root_option, device_option, echo_json, external_model_group, json_option, max_batches_option, quiet_option,
+                      semantics_option, with_default)
 
 
 @click.command("sweep")
@@ -35,18 +36,20 @@ from .options import data_root_option, device_option, echo_json, json_option, ma
 @click.option("--no-wait", is_flag=True, help="Submit and return (slurm); rerun the same command or --status later.")
 @click.option("--status", "status_dir", type=click.Path(file_okay=False, path_type=str), default=None, metavar="DIR",
               help="Show the cells of the sweep in DIR (done, queued, running, failed with their errors) and exit.")
+@external_model_group
 @json_option
 @quiet_option
 def sweep_command(runs: tuple[str, ...], profiles: tuple[str, ...], seeds: tuple[int, ...], batch_size: int | None,
                   max_batches: int | None, semantics: str | None, device: str | None, data_root: str | None, grid_file: str | None,
                   sweep_dir: str | None, executor: str | None, jobs: int | None, gpus_per_job: int | None, partition: str | None,
                   time_limit: int | None, executor_options: tuple[str, ...], no_wait: bool, status_dir: str | None, as_json: bool,
-                  quiet: bool) -> None:
-    """Swipe every RUN_OR_CKPT with every profile (and seed): one resumable cell each, then one combined report.
+                  quiet: bool, **model_options: Any) -> None:
+    """Swipe every RUN_OR_CKPT (and --model) with every profile (and seed): one resumable cell each, then one combined report.
 
     \b
     Examples:
       robrank sweep runs/a runs/b -p rob28 -p pami28 --dir sweeps/mnist
+      robrank sweep runs/a --model net.py:build --weights w.pt --metric N --dataset mnist -p rob28 --dir sweeps/m
       robrank sweep --grid grid.toml --executor slurm --partition gpu --gpus-per-job 1 --dir sweeps/cub
       robrank sweep --dir sweeps/mnist        # continue: skips done cells, restarts failed ones
       robrank sweep --status sweeps/mnist
@@ -64,6 +67,11 @@ def sweep_command(runs: tuple[str, ...], profiles: tuple[str, ...], seeds: tuple
         raise click.UsageError("give --dir SWEEP_DIR (where the cells and the report go), or --status DIR")
     settings = {"batch_size": batch_size, "max_batches": max_batches, "semantics": semantics, "device": device, "data_root": data_root}
     grid = Grid(runs=list(runs), profiles=list(profiles), seeds=list(seeds), settings=settings)
+    if model_options.get("model") is not None:  # a model trained elsewhere is one more row of the grid
+        from ..sweep.grid import model_target
+        from .external_model import resolve_target
+
+        grid.models.append(model_target(resolve_target(None, **model_options)))
     if grid_file is not None:
         grid = load_grid(grid_file).merged(grid)
     built = build_executor(executor, ExecutorSettings(sweep_dir=Path(sweep_dir), jobs=jobs, partition=partition, gpus_per_job=gpus_per_job,

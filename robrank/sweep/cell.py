@@ -71,9 +71,12 @@ def _swipe(cell: Any, settings: Any, out: Path, devices: int) -> Path:
     device = device_name(settings.device)
     kwargs: dict[str, Any] = dict(output=out, device=device, batch_size=settings.batch_size, max_batches=settings.max_batches,
                                   seed=cell.seed, semantics=settings.semantics, data_root=settings.data_root, progress=False)
+    from .grid import model_spec
+
+    target = model_spec(cell.target) if cell.source == "model" else cell.target
     if devices > 1:
-        return swipe_devices(cell.target, cell.profile, devices, **kwargs)
-    return swipe(cell.target, cell.profile, **kwargs)
+        return swipe_devices(target, cell.profile, devices, **kwargs)
+    return swipe(target, cell.profile, **kwargs)
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,16 @@
 
 A cell is exactly one resumable swipe with its own results file, so a cell is the unit an
 executor schedules, retries and reports. Its *source* says what model the swipe loads:
-``run`` (a run directory or checkpoint) today; the kind field leaves room for other
-sources (a model spec) without changing the files a sweep already wrote. Cell ids are
-readable (the run's name, profile, seed) and unique (a short hash of the source's absolute
-path), so two runs called ``run`` in different folders never share a cell.
+``run`` (a run directory or checkpoint) or ``model`` (a model trained elsewhere: the
+``--model`` options of ``robrank swipe``, kept as canonical JSON with absolute paths, so
+the cell reads the same in any process). Cell ids are readable (the run's or model's name,
+profile, seed) and unique (a short hash of the source), so two runs called ``run`` in
+different folders never share a cell.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,7 +22,7 @@ from typing import Any
 from ..errors import ConfigError
 
 #: the kinds of model source a cell can swipe
-SOURCES: tuple[str, ...] = ("run",)
+SOURCES: tuple[str, ...] = ("run", "model")
 #: swipe settings that only say where and how fast a cell runs, not what it computes
 RUNTIME_SETTINGS: tuple[str, ...] = ("device", "data_root")
 
@@ -53,7 +55,7 @@ class SwipeSettings:
 
 @dataclass(frozen=True)
 class Cell:
-    """One swipe: ``source`` (kind ``run``: a run directory or checkpoint) x ``profile`` x ``seed``."""
+    """One swipe: ``source`` (``run``: a run directory or checkpoint; ``model``: a model spec) x ``profile`` x ``seed``."""
 
     target: str
     profile: str
@@ -63,7 +65,8 @@ class Cell:
     @property
     def id(self) -> str:
         digest = hashlib.sha256(f"{self.source}:{self.target}".encode()).hexdigest()[:6]
-        name = re.sub(r"[^A-Za-z0-9_.+-]+", "_", _display_name(self.target))[:60] or "model"
+        shown = _model_name(self.target) if self.source == "model" else _display_name(self.target)
+        name = re.sub(r"[^A-Za-z0-9_.+-]+", "_", shown)[:60] or "model"
         return f"{name}-{digest}--{self.profile}--seed{self.seed}"
 
     def as_dict(self) -> dict[str, Any]:
@@ -72,6 +75,32 @@ class Cell:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Cell:
         return cls(target=str(data["target"]), profile=str(data["profile"]), seed=int(data["seed"]), source=str(data.get("source", "run")))
+
+
+def model_target(spec: Any) -> str:
+    """A model cell's target: the :class:`~robrank.models.external.ModelSpec` as canonical JSON, paths made absolute."""
+    data = asdict(spec)
+    module, sep, call = data["spec"].rpartition(":")
+    if sep and module.endswith(".py"):
+        data["spec"] = f"{Path(module).resolve()}:{call}"
+    elif Path(data["spec"]).is_file():  # a TorchScript / torch.export file
+        data["spec"] = str(Path(data["spec"]).resolve())
+    data["weights"] = [{**w, "path": str(Path(w["path"]).resolve())} for w in data["weights"]]
+    return json.dumps(data, sort_keys=True)
+
+
+def model_spec(target: str) -> Any:
+    """The :class:`~robrank.models.external.ModelSpec` a model cell's target holds."""
+    from ..models.external import ModelSpec, WeightsFile
+
+    data = json.loads(target)
+    return ModelSpec(**{**data, "weights": tuple(WeightsFile(**w) for w in data["weights"])})
+
+
+def _model_name(target: str) -> str:
+    spec = json.loads(target)["spec"]
+    module, _, call = spec.rpartition(":")
+    return f"{Path(module).stem}_{call}" if module else Path(spec).stem
 
 
 def _display_name(target: str) -> str:
@@ -83,12 +112,14 @@ def _display_name(target: str) -> str:
 
 @dataclass
 class Grid:
-    """Runs x profiles x seeds, and the swipe settings; from the command line, a TOML file or both."""
+    """(Runs and models) x profiles x seeds, and the swipe settings; from the command line, a TOML file or both."""
 
     runs: list[str] = field(default_factory=list)
     profiles: list[str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    #: model cells' targets (:func:`model_target`): models trained elsewhere, swiped like the runs
+    models: list[str] = field(default_factory=list)
 
     def cells(self) -> list[Cell]:
         """Every combination, in a stable order (runs, then profiles, then seeds); duplicates once."""
@@ -98,6 +129,10 @@ class Grid:
             for profile in _unique(self.profiles):
                 for seed in _unique(seeds):
                     out.append(Cell(target=run, profile=profile, seed=int(seed)))
+        for model in _unique(self.models):
+            for profile in _unique(self.profiles):
+                for seed in _unique(seeds):
+                    out.append(Cell(target=model, profile=profile, seed=int(seed), source="model"))
         return out
 
     def merged(self, other: Grid) -> Grid:
@@ -106,6 +141,7 @@ class Grid:
             runs=[*self.runs, *other.runs],
             profiles=[*self.profiles, *other.profiles],
             seeds=[*self.seeds, *other.seeds],
+            models=[*self.models, *other.models],
             settings={**self.settings, **{k: v for k, v in other.settings.items() if v is not None}},
         )
 
@@ -134,6 +170,12 @@ def load_grid(path: str | Path) -> Grid:
         [swipe]
         max_batches = 10
         semantics = "reference"
+
+        [[models]]                      # a model trained elsewhere: robrank swipe's --model options
+        model = "nets/mine.py:build"    # paths relative to the file, like the runs
+        weights = ["nets/mine.pt"]
+        metric = "N"
+        dataset = "mnist"
     """
     if sys.version_info >= (3, 11):
         import tomllib
@@ -147,9 +189,9 @@ def load_grid(path: str | Path) -> Grid:
         raise ConfigError(f"cannot read grid file {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"grid file {path} is not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - set(_LIST_KEYS) - {"swipe"})
+    unknown = sorted(set(data) - set(_LIST_KEYS) - {"swipe", "models"})
     if unknown:
-        raise ConfigError(f"grid file {path}: unknown key {unknown[0]!r}; use runs, profiles, seeds and a [swipe] table")
+        raise ConfigError(f"grid file {path}: unknown key {unknown[0]!r}; use runs, profiles, seeds, [[models]] and a [swipe] table")
     grid = Grid()
     for key, (attr, kind) in _LIST_KEYS.items():
         values = data.get(key, [])
@@ -163,7 +205,44 @@ def load_grid(path: str | Path) -> Grid:
         raise ConfigError(f"grid file {path}: [swipe] must be a table of settings")
     SwipeSettings.from_dict(settings)  # names checked here, with the file named in the error
     grid.settings = dict(settings)
+    grid.models = [_model_from_table(path, table) for table in _tables(path, data.get("models", []))]
     return grid
+
+
+def _tables(path: Path, value: Any) -> list[Mapping[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        raise ConfigError(f"grid file {path}: models must be [[models]] tables (model, weights, metric, dataset, ...)")
+    return value
+
+
+def _model_from_table(path: Path, table: Mapping[str, Any]) -> str:
+    """A ``[[models]]`` table checked as ``--model`` and its options are (the same one-line errors)."""
+    from ..models.external import ModelSpec, parse_normalization, require_metric
+
+    known = ("model", "weights", "weights_key", "strip_prefix", "metric", "dataset", "normalize", "embedding_dim", "gray_to_rgb")
+    unknown = sorted(set(table) - set(known))
+    if unknown or "model" not in table:
+        raise ConfigError(f"grid file {path}: a [[models]] table needs 'model' and takes only {', '.join(known)}"
+                          + (f" (got {unknown[0]!r})" if unknown else ""))
+    near = lambda value: str(value) if Path(str(value)).is_absolute() else str(path.parent / str(value))  # noqa: E731
+    spec = str(table["model"])
+    module, sep, call = spec.rpartition(":")
+    if sep and module.endswith(".py"):
+        spec = f"{near(module)}:{call}"
+    elif (path.parent / spec).is_file():
+        spec = near(spec)
+    weights = table.get("weights", [])
+    weights = [weights] if isinstance(weights, str) else list(weights)
+    resolved = []
+    for item in weights:
+        target, eq, file = str(item).rpartition("=")
+        resolved.append(f"{target}={near(file)}" if eq else near(file))
+    require_metric(table.get("metric"), what=f"grid file {path}: a [[models]] table's metric")
+    parse_normalization(table.get("normalize"))
+    if not table.get("dataset"):
+        raise ConfigError(f"grid file {path}: a [[models]] table needs dataset (the evaluation data; robrank list datasets)")
+    options = {k: table[k] for k in known if k in table and k not in ("model", "weights")}
+    return model_target(ModelSpec.create(spec, weights=resolved, **options))
 
 
 def check_targets(cells: Sequence[Cell]) -> None:
@@ -171,6 +250,10 @@ def check_targets(cells: Sequence[Cell]) -> None:
     for cell in cells:
         if cell.source == "run" and not Path(cell.target).exists():
             raise ConfigError(f"run {cell.target} does not exist; give a run directory or a checkpoint file")
+        if cell.source == "model":
+            for weights in model_spec(cell.target).weights:
+                if not Path(weights.path).is_file():
+                    raise ConfigError(f"--weights {weights.path} does not exist; give the model's state_dict file (docs/api.md)")
 
 
-__all__ = ["Cell", "Grid", "SwipeSettings", "SOURCES", "load_grid", "check_targets"]
+__all__ = ["Cell", "Grid", "SwipeSettings", "SOURCES", "load_grid", "check_targets", "model_target", "model_spec"]

@@ -40,10 +40,10 @@ def prepare(sweep_dir: str | Path, grid: Grid) -> tuple[list[Cell], SwipeSetting
     """The cells to consider (the grid's, or the whole recorded sweep if the grid is empty) and the settings."""
     sweep_dir = Path(sweep_dir)
     cells = grid.cells()
-    if grid.runs and not grid.profiles:
+    if (grid.runs or grid.models) and not grid.profiles:
         raise ConfigError("give at least one -p PROFILE (robrank list profiles)")
-    if grid.profiles and not grid.runs:
-        raise ConfigError("give at least one RUN (a run directory or checkpoint) to sweep")
+    if grid.profiles and not (grid.runs or grid.models):
+        raise ConfigError("give at least one RUN (a run directory or checkpoint) or --model SPEC to sweep")
     if not cells:  # robrank sweep --dir DIR: continue the recorded sweep
         manifest = read_manifest(sweep_dir)
         settings = SwipeSettings.from_dict({**manifest.settings.as_dict(), **{k: v for k, v in grid.settings.items() if v is not None}})
