@@ -30,6 +30,15 @@ def real_data_root() -> Path | None:
     return Path(value).resolve()
 
 
+@pytest.fixture
+def one_thread():
+    """Batches of a few images gain nothing from intra-op threads, which only spin on a busy CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The folder with the real mnist/ and fashion-mnist/ IDX files (the test skips without it)."""

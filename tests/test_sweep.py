@@ -26,16 +26,6 @@ from robrank.testing import write_untrained_run
 QUICK = ["-p", "rob28", "-m", "1", "-b", "2", "--device", "cpu"]
 
 
-@pytest.fixture
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _results(sweep_dir: Path, cell_id: str) -> dict:
     return json.loads((cell_dir(sweep_dir, cell_id) / "swipe.json").read_text())
 

@@ -318,17 +318,6 @@ def test_cli_swipe_interrupt_says_how_to_continue(run_dir, monkeypatch):
 # ---- end to end: real attacks, a tiny random C2F2 on digits ------------------------------
 
 
-@pytest.fixture
-def one_thread():
-    """Batches of two images gain nothing from intra-op threads, which only spin on a busy CPU."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_end_to_end_rob28_on_digits_with_a_kill_and_resume(untrained_run, one_thread):
     pytest.importorskip("robrank.attacks")
     from dataclasses import replace

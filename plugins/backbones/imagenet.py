@@ -133,6 +133,9 @@ CIFAR_RECIPE = {
 }
 
 _HAS = dict(channels=3, pretrained=("imagenet",), has_batchnorm=True)
+#: what the CIFAR classifiers share: 32x32 RGB in, one logit per class out, the reference's recipe
+_CIFAR_CLASSIFIER = dict(input_size=32, channels=3, default_embedding_dim=10, has_batchnorm=True,
+                         task=TASK_CLASSIFICATION, train_defaults=CIFAR_RECIPE)
 
 RECORDS = (
     BackboneRecord(
@@ -166,23 +169,13 @@ RECORDS = (
         name="cres18",
         factory=make_cres18,
         summary="ResNet-18 classifier from scratch for 32x32 RGB (CIFAR); embedding_dim = number of classes",
-        input_size=32,
-        channels=3,
-        default_embedding_dim=10,
-        has_batchnorm=True,
-        task=TASK_CLASSIFICATION,
-        train_defaults=CIFAR_RECIPE,
+        **_CIFAR_CLASSIFIER,
     ),
     BackboneRecord(
         name="cres50",
         factory=make_cres50,
         summary="ResNet-50 classifier from scratch for 32x32 RGB (CIFAR); embedding_dim = number of classes",
-        input_size=32,
-        channels=3,
-        default_embedding_dim=10,
-        has_batchnorm=True,
-        task=TASK_CLASSIFICATION,
-        train_defaults=CIFAR_RECIPE,
+        **_CIFAR_CLASSIFIER,
     ),
 )
 
