@@ -14,6 +14,7 @@ the sampling state at the start of that epoch so a resumed run replays the same 
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,25 +120,35 @@ def build_model(config: dict[str, Any]) -> EmbeddingModel:
     return EmbeddingModel(backbone, config["metric"])
 
 
-def load_state(module: torch.nn.Module, state: dict[str, Any], what: str, checkpoint: Path) -> None:
-    """``load_state_dict`` with a one-line error naming the first mismatch."""
+def fit_error(module: torch.nn.Module, state: Mapping[str, Any], prefix_hint: bool = True) -> str | None:
+    """Why ``state`` does not fit ``module`` (first missing/unexpected key, first shape clash), or None."""
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
+    shape = lambda t: tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__  # noqa: E731
     if missing or unexpected:
         parts = []
         if missing:
-            parts.append(f"missing {len(missing)} key(s) e.g. {missing[0]!r}")
+            parts.append(f"missing {len(missing)} key(s), first {missing[0]!r} (model shape {shape(own[missing[0]])})")
         if unexpected:
-            parts.append(f"unexpected {len(unexpected)} key(s) e.g. {unexpected[0]!r}")
-        raise CheckpointError(f"{checkpoint} does not fit the {what}: {'; '.join(parts)}; was it trained with another backbone?")
-    for key, value in own.items():
-        given = state[key]
+            parts.append(f"unexpected {len(unexpected)} key(s), first {unexpected[0]!r} (file shape {shape(state[unexpected[0]])})")
+        hint = ""
+        head, dot, rest = unexpected[0].partition(".") if unexpected else ("", "", "")
+        if prefix_hint and missing and dot and rest in own:
+            hint = f" (try --strip-prefix {head}.)"
+        return "; ".join(parts) + hint
+    for name, value in own.items():
+        given = state[name]
         if not isinstance(given, torch.Tensor) or given.shape != value.shape:
-            shape = tuple(given.shape) if isinstance(given, torch.Tensor) else type(given).__name__
-            raise CheckpointError(
-                f"{checkpoint} does not fit the {what}: {key!r} has shape {shape}, the model expects {tuple(value.shape)}"
-            )
+            return f"{name!r} has shape {shape(given)} in the file, the model expects {tuple(value.shape)}"
+    return None
+
+
+def load_state(module: torch.nn.Module, state: dict[str, Any], what: str, checkpoint: Path) -> None:
+    """``load_state_dict`` with a one-line error naming the first mismatch."""
+    problem = fit_error(module, state, prefix_hint=False)
+    if problem is not None:
+        raise CheckpointError(f"{checkpoint} does not fit the {what}: {problem}; was it trained with another backbone?")
     module.load_state_dict(state, strict=True)
 
 

@@ -38,6 +38,7 @@ from torch import nn
 from ..distances import METRICS, check_metric
 from ..errors import CheckpointError, ConfigError, PickledCodeError
 from ..io import file_sha256
+from .checkpoint import fit_error
 from .backbone import IMAGENET_MEAN, IMAGENET_STD, Normalize
 from .embedding import EmbeddingModel
 
@@ -280,30 +281,6 @@ def _select(payload: Any, key: str | None, path: Path) -> dict[str, torch.Tensor
         if nested:
             raise CheckpointError(f"{path} nests its state_dict; pass --weights-key {nested[0]} (dicts of tensors under: {', '.join(map(repr, nested))})")
     raise CheckpointError(f"{path} holds no state_dict (a mapping of names to tensors) at {key or 'the top level'}; {DOCS}")
-
-
-def fit_error(module: nn.Module, state: Mapping[str, Any]) -> str | None:
-    """Why ``state`` does not fit ``module`` (first missing/unexpected key, first shape clash), or None."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shape = lambda t: tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__  # noqa: E731
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} key(s), first {missing[0]!r} (model shape {shape(own[missing[0]])})")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} key(s), first {unexpected[0]!r} (file shape {shape(state[unexpected[0]])})")
-        hint = ""
-        head, dot, rest = unexpected[0].partition(".") if unexpected else ("", "", "")
-        if missing and dot and rest in own:
-            hint = f" (try --strip-prefix {head}.)"
-        return "; ".join(parts) + hint
-    for name, value in own.items():
-        given = state[name]
-        if not isinstance(given, torch.Tensor) or given.shape != value.shape:
-            return f"{name!r} has shape {shape(given)} in the file, the model expects {tuple(value.shape)}"
-    return None
 
 
 def apply_weights(module: nn.Module, state: Mapping[str, Any], where: str, what: str) -> None:
