@@ -10,7 +10,9 @@ import errno
 import hashlib
 import json
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,6 +51,29 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[An
         raise
 
 
+@contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) until the block ends, then raise it.
+
+    A checkpoint or results file being written when the user presses Ctrl-C is the work
+    that most needs saving; an interrupt inside ``torch.save`` also leaves its zip writer
+    raising a ``RuntimeError`` that hides the ``KeyboardInterrupt``. Only for short writes:
+    a download stays interruptible. Outside the main thread signals cannot be caught, so
+    the block runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pressed: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+    if pressed:
+        raise KeyboardInterrupt
+
+
 #: what a full, read-only or forbidden disk raises
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG}
 
@@ -74,7 +99,7 @@ def check_free_space(folder: str | os.PathLike[str], needed: int, what: str) -> 
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
-    with atomic_open(path, "w") as handle:
+    with deferred_interrupt(), atomic_open(path, "w") as handle:
         handle.write(text)
 
 
@@ -119,7 +144,7 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> No
     """
     import torch
 
-    with atomic_open(path, "wb") as handle:
+    with deferred_interrupt(), atomic_open(path, "wb") as handle:
         torch.save(payload, handle)
 
 

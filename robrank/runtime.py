@@ -52,14 +52,22 @@ def resolve_device(name: str | None, info: Any = None) -> Any:
     return device
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on: under a scheduler or a container's cpuset that is fewer than the machine has."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
+
+
 def default_num_workers() -> int:
-    """DataLoader workers for file datasets: one per CPU, at most :data:`MAX_WORKERS`."""
-    return min(MAX_WORKERS, os.cpu_count() or 1)
+    """DataLoader workers for file datasets: one per usable CPU, at most :data:`MAX_WORKERS`."""
+    return min(MAX_WORKERS, usable_cpus())
 
 
 def threads_per_process(processes: int) -> int:
-    """Intra-op threads for each of ``processes`` processes sharing this machine's CPUs."""
-    return max(1, (os.cpu_count() or 1) // max(1, int(processes)))
+    """Intra-op threads for each of ``processes`` processes sharing this machine's usable CPUs."""
+    return max(1, usable_cpus() // max(1, int(processes)))
 
 
-__all__ = ["AUTO", "MAX_WORKERS", "default_device", "device_name", "resolve_device", "default_num_workers", "threads_per_process"]
+__all__ = ["AUTO", "MAX_WORKERS", "default_device", "device_name", "resolve_device", "default_num_workers", "threads_per_process", "usable_cpus"]

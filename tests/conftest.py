@@ -18,7 +18,11 @@ os.environ.setdefault("ROBRANK_LOAD_PLUGINS", "")
 
 torch = pytest.importorskip("torch")
 # One thread: the test tensors are small, and on a 2-core machine two threads per process
-# oversubscribe as soon as anything else runs (DDP tests start two processes).
+# oversubscribe as soon as anything else runs (DDP tests start two processes). Child
+# processes (sweep cells, spawned workers) inherit the same single thread through the
+# environment, so a number computed in a child equals the one computed here: float sums
+# split over a different number of threads differ in their last bits.
+os.environ["OMP_NUM_THREADS"] = "1"
 torch.set_num_threads(1)
 
 

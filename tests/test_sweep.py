@@ -133,6 +133,19 @@ def test_local_slots_follow_the_devices():
         device_slots([], 1, None, 8)
 
 
+
+def test_cpu_shares_count_the_cpus_this_process_may_use_not_the_machines(monkeypatch):
+    """Under a SLURM or container cpuset the machine may have 64 cores while the job has 4."""
+    from robrank import runtime
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert runtime.usable_cpus() == 4
+    assert runtime.threads_per_process(2) == 2 and runtime.threads_per_process(8) == 1
+    assert runtime.default_num_workers() == min(runtime.MAX_WORKERS, 4)
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # macOS and Windows
+    assert runtime.usable_cpus() == 64
+
 # ---- an executor plugin, in-process ---------------------------------------------------------
 
 

@@ -91,6 +91,32 @@ def test_ctrl_c_during_train_exits_130_and_keeps_a_checkpoint_to_resume_from(tmp
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] == saved["step"] + 2
 
 
+
+def test_ctrl_c_while_a_checkpoint_is_written_finishes_the_file_then_interrupts(tmp_path, monkeypatch):
+    """Ctrl-C inside torch.save used to leave its zip writer raising a RuntimeError (exit 1, traceback)."""
+    import torch
+
+    from robrank.io import load_checkpoint, save_checkpoint
+
+    real_save = torch.save
+    pressed_during_write = []
+
+    def save_with_ctrl_c(obj, handle, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # the handler runs at the next bytecode, mid-write
+        time.sleep(0.01)
+        pressed_during_write.append(True)  # still writing: the interrupt waited
+        return real_save(obj, handle, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_with_ctrl_c)
+    path = tmp_path / "last.pt"
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, {"step": 7, "w": torch.arange(5.0)})
+    assert pressed_during_write == [True]
+    saved = load_checkpoint(path)  # the whole file, not half of one
+    assert saved["step"] == 7 and torch.equal(saved["w"], torch.arange(5.0))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works again afterwards
+
+
 def test_ctrl_c_during_run_exits_130(tmp_path, monkeypatch):
     from robrank.training import engine
 

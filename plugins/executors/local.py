@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 
 from robrank.errors import ConfigError
+from robrank.runtime import threads_per_process, usable_cpus
 
 #: at most this many concurrent cells on a CPU unless --jobs says otherwise
 CPU_JOBS = 4
@@ -50,13 +51,13 @@ class LocalExecutor:
 
     def __init__(self, settings) -> None:
         self.settings = settings
-        self.slots = device_slots(visible_gpus(), settings.gpus_per_job, settings.jobs, os.cpu_count() or 1)
+        self.slots = device_slots(visible_gpus(), settings.gpus_per_job, settings.jobs, usable_cpus())
 
     def run(self, jobs) -> None:
         free = list(range(len(self.slots)))
         queue = list(jobs)
         running: dict[int, tuple[subprocess.Popen, object]] = {}
-        threads = str(max(1, (os.cpu_count() or 1) // len(self.slots)))
+        threads = str(threads_per_process(len(self.slots)))
         try:
             while queue or running:
                 while queue and free:

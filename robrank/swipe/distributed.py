@@ -123,7 +123,7 @@ def swipe_devices(run_or_ckpt: str | Path, profile: str, devices: int, *, device
     """``robrank swipe --devices N``: N spawned processes (one per GPU, or gloo on a CPU).
 
     Returns the results path once every process has finished. On a CPU each process gets
-    ``cpu_count // N`` intra-op threads so the processes do not oversubscribe the cores.
+    an even share of the usable CPUs as intra-op threads so the processes do not oversubscribe the cores.
     """
     if devices < 1:
         raise ConfigError(f"--devices must be at least 1, got {devices}")
