@@ -61,8 +61,8 @@ def deferred_interrupt() -> Iterator[None]:
     a download stays interruptible. Outside the main thread signals cannot be caught, so
     the block runs as is.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        yield  # a background job that ignores Ctrl-C keeps ignoring it
         return
     pressed: list[int] = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))

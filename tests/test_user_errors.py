@@ -58,7 +58,9 @@ def _interrupt(args: list[str], run_dir: Path) -> subprocess.CompletedProcess:
     """Start ``robrank ARGS``, wait for its first checkpoint, then press Ctrl-C (SIGINT)."""
     env = {k: v for k, v in os.environ.items() if k != "ROBRANK_DEBUG"}
     env["OMP_NUM_THREADS"] = "1"
-    proc = subprocess.Popen([sys.executable, "-m", "robrank", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # as from a terminal: a shell without job control starts background jobs with SIGINT ignored
+    proc = subprocess.Popen([sys.executable, "-m", "robrank", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     checkpoint = run_dir / "checkpoints" / "last.pt"
     deadline = time.monotonic() + 240
     while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -109,12 +111,16 @@ def test_ctrl_c_while_a_checkpoint_is_written_finishes_the_file_then_interrupts(
 
     monkeypatch.setattr(torch, "save", save_with_ctrl_c)
     path = tmp_path / "last.pt"
-    with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(path, {"step": 7, "w": torch.arange(5.0)})
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (nohup ignores it)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            save_checkpoint(path, {"step": 7, "w": torch.arange(5.0)})
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works again afterwards
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     assert pressed_during_write == [True]
     saved = load_checkpoint(path)  # the whole file, not half of one
     assert saved["step"] == 7 and torch.equal(saved["w"], torch.arange(5.0))
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works again afterwards
 
 
 def test_ctrl_c_during_run_exits_130(tmp_path, monkeypatch):
