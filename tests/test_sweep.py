@@ -81,6 +81,8 @@ def test_grid_file_models_are_cells_with_paths_relative_to_the_file(tmp_path):
         ('[[models]]\nmodel = "m.py:f"\nmetric = "N"\ndataset = "digits"\nlayer = 3', "got 'layer'"),
         ("seeds = ['0']", "seeds must be a list of integers"),
         ("[swipe]\nmax_batch = 2", "unknown swipe setting 'max_batch'"),
+        ('[swipe]\namp = "yes"', "swipe setting amp must be bool, got 'yes'"),
+        ("[swipe]\nbatch_size = true", "swipe setting batch_size must be int"),
     ],
 )
 def test_bad_grid_files_are_one_line_errors(tmp_path, text, message):
@@ -145,6 +147,7 @@ def test_cpu_shares_count_the_cpus_this_process_may_use_not_the_machines(monkeyp
     assert runtime.default_num_workers() == min(runtime.MAX_WORKERS, 4)
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # macOS and Windows
     assert runtime.usable_cpus() == 64
+
 
 # ---- an executor plugin, in-process ---------------------------------------------------------
 
@@ -232,6 +235,26 @@ def test_sweep_errors_are_one_line(tmp_path, robrank_cli, untrained_run):
         assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], (args, result)
     assert not (tmp_path / "s").exists()  # nothing written for a bad request
 
+
+
+def test_speed_options_reach_the_cells_and_amp_is_kept_with_the_sweep(tmp_path, register_plugin, robrank_cli, one_thread):
+    """--amp changes the numbers, so it is fixed for the sweep like -b and -m; --channels-last only changes the speed."""
+    run = write_untrained_run(tmp_path / "run")
+    sweep = tmp_path / "sweep"
+    with register_plugin(INLINE):
+        first = robrank_cli("sweep", str(run), *QUICK, "--amp", "--channels-last", "--executor", "inline", "--dir", str(sweep))
+        assert first.exit_code == 0, first
+        (state,) = sweep_states(sweep)
+        options = _results(sweep, state.cell.id)["options"]
+        assert options["amp"] is True
+        manifest = json.loads((sweep / "sweep.json").read_text())["swipe"]
+        assert manifest["amp"] is True and manifest["channels_last"] is True and manifest["compile"] is False
+        # more cells must compute like the first: amp is asked for again (channels-last need not be)
+        refused = robrank_cli("sweep", str(run), *QUICK, "--seed", "1", "--executor", "inline", "--dir", str(sweep))
+        assert refused.exit_code == 2 and "with amp=True, not False" in refused.output
+        second = robrank_cli("sweep", str(run), *QUICK, "--seed", "1", "--amp", "--executor", "inline", "--dir", str(sweep))
+        assert second.exit_code == 0, second
+        assert len(sweep_states(sweep)) == 2 and all(_results(sweep, s.cell.id)["options"]["amp"] is True for s in sweep_states(sweep))
 
 # ---- the bundled executors ------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import click
 from ..semantics import REFERENCE, SEMANTICS
 from .external_model import external_model_options
 from ..errors import ConfigError
-from .options import data_root_option, device_option, json_option, max_batches_option, quiet_option
+from .options import attack_speed_options, data_root_option, device_option, json_option, max_batches_option, quiet_option
 
 
 def _print_summary(title: str, summary: dict[str, float]) -> None:
@@ -37,9 +37,7 @@ def _print_summary(title: str, summary: dict[str, float]) -> None:
 @click.option("--semantics", type=click.Choice(SEMANTICS), default=REFERENCE, help="reference: reproduce the reference quirks; fixed: corrected behaviour (docs/attacks.md) [default: reference].")
 @click.option("--random-start", is_flag=True, help="Start PGD from a uniform random point in the eps-ball.")
 @data_root_option
-@click.option("--amp", is_flag=True, help="bf16 autocast of the backbone (speed; metrics move slightly, docs/performance.md).")
-@click.option("--channels-last", "channels_last", is_flag=True, help="channels-last memory layout (speed, 224x224 backbones on a GPU).")
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the backbone (speed on a GPU).")
+@attack_speed_options
 @click.option("--save-adversarial", "save_adversarial", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Write the perturbed images to DIR: adversarial.pt (images + dataset indices) and a few PNGs.")
 @click.option("--surrogate", type=click.Path(path_type=str), default=None, help="Transfer attack: optimise on this run (or checkpoint) and score on RUN_OR_CKPT; it must have been trained on the same dataset.")

@@ -180,6 +180,12 @@ def figure_output_option(default: str) -> F:
     )
 amp_flag = click.option("--amp", is_flag=True, default=None, help="Mixed precision (fp16 on CUDA, bf16 on CPU); speed, metrics move slightly.")
 compile_flag = click.option("--compile", "compile", is_flag=True, default=None, help="torch.compile the backbone (speed on a GPU; the first steps compile).")
+#: how fast attacks run, never what they compute (``--amp`` moves the metrics slightly: the results file records it)
+attack_speed_options = group(
+    click.option("--amp", is_flag=True, help="bf16 autocast of the backbone (speed; metrics move slightly, docs/performance.md)."),
+    click.option("--channels-last", "channels_last", is_flag=True, help="channels-last memory layout (speed, for 224x224 backbones on a GPU)."),
+    click.option("--compile", "compile_", is_flag=True, help="torch.compile the backbone (speed on a GPU; the first batch compiles)."),
+)
 num_workers_option = click.option(
     "--num-workers", type=click.IntRange(min=0), default=None,
     help=with_default("DataLoader workers decoding image files.", "one per CPU, at most 8"),

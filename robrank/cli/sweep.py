@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .options import (data_root_option, device_option, echo_json, external_model_group, json_option, max_batches_option, quiet_option,
+from .options import (attack_speed_options, data_root_option, device_option, echo_json, external_model_group, json_option, max_batches_option, quiet_option,
                       semantics_option, with_default)
 
 
@@ -23,6 +23,7 @@ from .options import (data_root_option, device_option, echo_json, external_model
 @semantics_option
 @device_option
 @data_root_option
+@attack_speed_options
 @click.option("--grid", "grid_file", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None,
               help="TOML file with runs, profiles, seeds and a [swipe] table; command-line values are added (settings override).")
 @click.option("-d", "--dir", "sweep_dir", type=click.Path(file_okay=False, path_type=str), default=None,
@@ -40,7 +41,8 @@ from .options import (data_root_option, device_option, echo_json, external_model
 @json_option
 @quiet_option
 def sweep_command(runs: tuple[str, ...], profiles: tuple[str, ...], seeds: tuple[int, ...], batch_size: int | None,
-                  max_batches: int | None, semantics: str | None, device: str | None, data_root: str | None, grid_file: str | None,
+                  max_batches: int | None, semantics: str | None, device: str | None, data_root: str | None, amp: bool,
+                  channels_last: bool, compile_: bool, grid_file: str | None,
                   sweep_dir: str | None, executor: str | None, jobs: int | None, gpus_per_job: int | None, partition: str | None,
                   time_limit: int | None, executor_options: tuple[str, ...], no_wait: bool, status_dir: str | None, as_json: bool,
                   quiet: bool, **model_options: Any) -> None:
@@ -65,7 +67,8 @@ def sweep_command(runs: tuple[str, ...], profiles: tuple[str, ...], seeds: tuple
         return
     if sweep_dir is None:
         raise click.UsageError("give --dir SWEEP_DIR (where the cells and the report go), or --status DIR")
-    settings = {"batch_size": batch_size, "max_batches": max_batches, "semantics": semantics, "device": device, "data_root": data_root}
+    settings = {"batch_size": batch_size, "max_batches": max_batches, "semantics": semantics, "device": device, "data_root": data_root,
+                "amp": amp or None, "channels_last": channels_last or None, "compile": compile_ or None}  # None: not given
     grid = Grid(runs=list(runs), profiles=list(profiles), seeds=list(seeds), settings=settings)
     if model_options.get("model") is not None:  # a model trained elsewhere is one more row of the grid
         from ..sweep.grid import model_target

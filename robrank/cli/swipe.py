@@ -7,6 +7,7 @@ import click
 
 from .external_model import external_model_options
 from .options import (
+    attack_speed_options,
     data_root_option,
     device_option,
     echo_json,
@@ -43,9 +44,7 @@ def _dataset_profile(run_or_ckpt: object) -> str:
 @click.option("--restart", is_flag=True, help="Discard an existing results file instead of continuing it.")
 @click.option("--redo", multiple=True, metavar="ATTACK", help="Recompute this attack (a type such as ES, or a full spec) in an existing file, keeping the others; repeatable.")
 @click.option("--devices", type=click.IntRange(min=1), default=None, help="Shard the queries over N processes (one per GPU; gloo on a CPU). Under torchrun the ranks come from the environment.")
-@click.option("--amp", is_flag=True, help="bf16 autocast of the backbone (speed; metrics move slightly, docs/performance.md).")
-@click.option("--channels-last", "channels_last", is_flag=True, help="channels-last memory layout (speed, for 224x224 backbones on a GPU).")
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the backbone (speed on a GPU; the first batch compiles).")
+@attack_speed_options
 @num_workers_option
 @force_profile_option
 @output_group

@@ -17,14 +17,14 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 from ..errors import ConfigError
 
 #: the kinds of model source a cell can swipe
 SOURCES: tuple[str, ...] = ("run", "model")
 #: swipe settings that only say where and how fast a cell runs, not what it computes
-RUNTIME_SETTINGS: tuple[str, ...] = ("device", "data_root")
+RUNTIME_SETTINGS: tuple[str, ...] = ("device", "data_root", "channels_last", "compile")
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,9 @@ class SwipeSettings:
     semantics: str = "reference"
     device: str | None = None
     data_root: str | None = None
+    amp: bool = False  # bf16 autocast moves the metrics slightly, so it is part of what a cell computes
+    channels_last: bool = False
+    compile: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,6 +53,12 @@ class SwipeSettings:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown swipe setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        hints = get_type_hints(cls)
+        for key, value in data.items():
+            kinds = get_args(hints[key]) or (hints[key],)
+            if value is not None and (not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)):
+                wanted = " or ".join(k.__name__ for k in kinds if k is not type(None))
+                raise ConfigError(f"swipe setting {key} must be {wanted}, got {value!r}")
         return cls(**dict(data))
 
 
