@@ -95,6 +95,14 @@ def test_nes_spec_field():
         parse_spec("ES:nes=yes")
     with pytest.raises(SpecError, match="pgditer >= 2"):
         parse_spec("CA:pm=+:W=1:pgditer=1:nes=1")
+    for search in ("opt=apgd", "opt=worst", "restarts=2"):  # refused when the spec is read, before any model loads
+        with pytest.raises(SpecError, match="takes no opt=apgd/worst and no restarts"):
+            parse_spec(f"ES:nes=1:{search}")
+    from robrank.params import ParamError
+    from robrank.plugins import get_registry
+
+    with pytest.raises(ParamError, match="no restarts"):  # the Python constructor checks the same
+        get_registry().get("attacks", "ES").factory(nes=True, opt="apgd")
 
 
 @pytest.mark.parametrize("spec", ["ES:eps=0.1:pgditer=3", "CA:pm=+:W=1:eps=0.1:pgditer=3"])

@@ -194,6 +194,7 @@ class Attack:
             setattr(self, param.name, value)
         if values:
             raise TypeError(f"{type(self).__name__} takes no spec field {', '.join(sorted(values))}")
+        self.check_values({param.name: getattr(self, param.name) for param in self.parameters()})  # as a spec would be
         self.random_start = bool(random_start)
         self.semantics = check_semantics(semantics)
 
@@ -253,6 +254,8 @@ class Attack:
                              "write eps=8/255 as 0.0314, or use norm=2 for an L2 radius")
         if values.get("nes") and values.get("pgditer", 2) < 2:
             raise ParamError("nes=1 needs pgditer >= 2 (NES takes no single FGSM-like step)")
+        if values.get("nes") and (values.get("opt", "pgd") != "pgd" or (values.get("restarts") or 1) > 1):
+            raise ParamError("nes=1 runs the reference's NES schedule: it takes no opt=apgd/worst and no restarts")
 
     # ------------------------------------------------------------------ subclass hooks
 
@@ -411,10 +414,7 @@ class Attack:
             start = self.random_point(x0, ctx, selection.STREAM_START)
         loss = self.objective if run.loss == "reference" else self.surrogate
 
-        if self.nes:
-            if run.opt != "pgd" or run.restarts > 1:
-                raise ConfigError(f"attack {self.name}: nes=1 runs the reference's NES schedule; it takes no opt=apgd/worst or restarts")
-
+        if self.nes:  # check_values kept apgd, worst and restarts away
             # ctx.last stays unset: the reference measured NES's embshift on the result, not a probe
             def losses(x: torch.Tensor, step: int) -> torch.Tensor:
                 return loss(embed(model, x), ctx, step)
