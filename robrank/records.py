@@ -13,6 +13,7 @@ names that resolve to the same component (e.g. the reference code's loss names).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -203,6 +204,8 @@ class AttackRecord(Record):
     params: tuple[Param, ...] = ()
     reports: tuple[str, ...] = ()
     display: tuple[MetricDisplay, ...] = ()
+    #: the range of each summary key's average (a key not listed only has to be finite)
+    bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     #: ``check(values)`` for constraints across fields (raises ``robrank.params.ParamError``)
     check: Callable[[Mapping[str, Any]], None] | None = None
     task: str = TASK_RETRIEVAL  # the kind of model it attacks (TASK_CLASSIFICATION: a classifier's logits)
@@ -220,6 +223,7 @@ class AttackRecord(Record):
             params=tuple(attack.parameters()),
             reports=tuple(attack.reports),
             display=tuple(attack.display),
+            bounds=dict(getattr(attack, "bounds", {})),
             check=getattr(attack, "check_values", None),
             task=getattr(attack, "task", TASK_RETRIEVAL),
         )
@@ -241,6 +245,7 @@ class AttackRecord(Record):
             "signed": self.signed,
             "reports": list(self.reports),
             "display": [d.details() for d in self.display],
+            "bounds": {key: [None if math.isinf(b) else b for b in bound] for key, bound in self.bounds.items()},  # null: unbounded
             "task": self.task,
         }
 

@@ -9,12 +9,17 @@ units it chose.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 #: per-sample embedding shift d(f(x~), f(x)), added by the engine to every adversarial summary
 EMBSHIFT = "embshift"
+#: the range of a rate stored as a fraction (percentile ranks, recalls at k, accuracies)
+FRACTION: tuple[float, float] = (0.0, 1.0)
+#: the range of the keys the engine adds (an attack declares its own keys' ranges in ``Attack.bounds``)
+ENGINE_BOUNDS: dict[str, tuple[float, float]] = {EMBSHIFT: (0.0, math.inf)}
 #: model queries per attacked image of a black-box (NES) attack, added by the engine
 QUERIES = "queries"
 
@@ -59,4 +64,4 @@ def plain(key: str) -> MetricDisplay:
     return MetricDisplay(key, key, 1.0, None, 4)
 
 
-__all__ = ["EMBSHIFT", "QUERIES", "MetricDisplay", "lookup", "plain"]
+__all__ = ["EMBSHIFT", "ENGINE_BOUNDS", "FRACTION", "QUERIES", "MetricDisplay", "lookup", "plain"]

@@ -266,6 +266,10 @@ def good_payload(run_dir):
         (lambda p: p["coverage"].update(partial=5), "coverage: field 'partial' must be string or null"),
         (lambda p: p["attacks"][3].update(count=10**6), r"attacks\[3\]: count 1000000 is outside"),
         (lambda p: p["attacks"][1]["orig"].update(prank=1.5), r"attacks\[1\].orig: metric 'prank' is 1.5, outside its range"),
+        # LTM's top-1 match is a fraction (ES's recalls are percentages): each attack declares its own ranges
+        (lambda p: p["attacks"][6]["adv"].update({"r@1": 1.5}), r"attacks\[6\].adv: metric 'r@1' is 1.5, outside its range \[0, 1\]"),
+        (lambda p: p["attacks"][5]["adv"].update({"r@1": 100.5}), r"attacks\[5\].adv: metric 'r@1' is 100.5, outside its range \[0, 100\]"),
+        (lambda p: p["attacks"][8]["adv"].update({"retain@4": -0.5}), r"attacks\[8\].adv: metric 'retain@4' is -0.5"),
         (lambda p: p["ers"].update(ers=float("nan")), "ers.ers is nan"),
         (lambda p: p.update(seed="0"), "field 'seed' must be integer"),
         (lambda p: p.update(max_batches=True), "field 'max_batches' must be integer or null"),
@@ -286,6 +290,20 @@ def test_schema_checker_names_the_bad_field(good_payload, mutate, message):
     with pytest.raises(SwipeFileError, match=message):
         validate(good_payload)
 
+
+
+def test_ranges_come_from_the_attack_and_an_uninstalled_attacks_keys_only_need_to_be_finite(good_payload):
+    assert good_payload["attacks"][6]["type"] == "LTM" and good_payload["attacks"][5]["adv"]["r@1"] > 1  # ES: percent
+    good_payload["attacks"][0]["adv"]["prank"] = 0.7
+    validate(good_payload)
+    with pytest.raises(SwipeFileError, match=r"'prank' is 0.7, outside its range \[0, 0.5\]"):
+        validate(good_payload, bounds_of=lambda kind: {"prank": (0.0, 0.5)})
+    good_payload["attacks"][0].update(type="NOT-INSTALLED")
+    good_payload["attacks"][0]["adv"].update(prank=7.0)
+    validate(good_payload)  # nobody here knows its keys' ranges
+    good_payload["attacks"][0]["adv"].update(embshift=-1.0)  # but the engine's own key is always bounded
+    with pytest.raises(SwipeFileError, match=r"'embshift' is -1, outside its range \[0, inf\]"):
+        validate(good_payload)
 
 # ---- the CLI -------------------------------------------------------------------------------
 

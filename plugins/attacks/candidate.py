@@ -20,7 +20,7 @@ from robrank.attacks.selection import STREAM_QUERIES, nearest_excluding_self, ra
 from robrank.attacks.surrogates import soft_rank, temperature
 from robrank.distances import paired, pairwise
 from robrank.params import Param
-from robrank.summaries import EMBSHIFT, MetricDisplay
+from robrank.summaries import EMBSHIFT, FRACTION, MetricDisplay
 
 #: CA/QA percentile ranks are fractions; reports show them in percent of the ranking
 PCTL = MetricDisplay("prank", "PCTL", scale=100.0, full=100.0)
@@ -32,6 +32,7 @@ class CandidateAttack(Attack):
                         outside_class=True))
     reports = ("loss", "prank", EMBSHIFT)
     display = (PCTL,)
+    bounds = {"prank": FRACTION}
     perturbs = "candidate"
 
     def distance_width(self) -> int:

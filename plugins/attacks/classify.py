@@ -21,7 +21,7 @@ from robrank.attacks.selection import randint
 from robrank.errors import ConfigError
 from robrank.params import Param
 from robrank.records import TASK_CLASSIFICATION
-from robrank.summaries import MetricDisplay
+from robrank.summaries import FRACTION, MetricDisplay
 
 #: selection stream of the targeted attack's target class (apart from the ranking attacks' streams)
 STREAM_TARGET_CLASS = 101
@@ -37,6 +37,7 @@ class ClassifierPGD(Attack):
     )
     reports = (*UNTARGETED_REPORTS, "target")
     display = (MetricDisplay("accuracy", "Acc", scale=100.0, full=100.0), MetricDisplay("target", "Hit", scale=100.0, full=100.0))
+    bounds = {"accuracy": FRACTION, "target": FRACTION}
 
     targeted: bool
 

@@ -16,7 +16,7 @@ from robrank.attacks.base import Attack, BatchContext
 from robrank.attacks.metrics import top1_label_match
 from robrank.attacks.surrogates import label_margin
 from robrank.distances import paired
-from robrank.summaries import EMBSHIFT
+from robrank.summaries import EMBSHIFT, FRACTION
 
 from .ltm import R1_PERCENT
 
@@ -43,6 +43,7 @@ class GreedyTop1Misrank(Attack):
     name = "GTM"
     reports = ("r@1", EMBSHIFT)
     display = (R1_PERCENT,)
+    bounds = {"r@1": FRACTION}
 
     def select(self, ctx: BatchContext) -> None:
         match, unmatch = greedy_pairs(ctx.clean_dist, ctx.gallery.labels, ctx.self_slot, ctx.reference)

@@ -12,7 +12,7 @@ import torch
 from robrank.attacks.base import Attack, BatchContext
 from robrank.attacks.metrics import retained
 from robrank.attacks.surrogates import kth_margin
-from robrank.summaries import EMBSHIFT, MetricDisplay
+from robrank.summaries import EMBSHIFT, FRACTION, MetricDisplay
 
 from .query import query_loss
 
@@ -24,6 +24,7 @@ RETAIN_K = 4
 class GreedyTop1Translocation(Attack):
     name = "GTT"
     reports = ("ID-Retain@1", "retain@4", EMBSHIFT)
+    bounds = {"ID-Retain@1": FRACTION, "retain@4": FRACTION}
     display = (
         MetricDisplay("ID-Retain@1", "RETAIN1", scale=100.0, full=100.0),
         MetricDisplay("retain@4", "RETAIN4", scale=100.0, full=100.0),

@@ -15,7 +15,7 @@ import torch
 from robrank.attacks.base import Attack, BatchContext
 from robrank.attacks.metrics import top1_label_match
 from robrank.attacks.surrogates import label_margin
-from robrank.summaries import EMBSHIFT, MetricDisplay
+from robrank.summaries import EMBSHIFT, FRACTION, MetricDisplay
 
 from .es import label_mask, label_temperature
 
@@ -27,6 +27,7 @@ class LearningToMisrank(Attack):
     name = "LTM"
     reports = ("r@1", EMBSHIFT)
     display = (R1_PERCENT,)
+    bounds = {"r@1": FRACTION}
 
     def select(self, ctx: BatchContext) -> None:
         same = ctx.gallery.labels.view(1, -1) == ctx.labels.view(-1, 1)

@@ -22,7 +22,7 @@ from robrank.attacks.selection import (
 )
 from robrank.attacks.surrogates import soft_rank, temperature
 from robrank.params import Param
-from robrank.summaries import EMBSHIFT
+from robrank.summaries import EMBSHIFT, FRACTION
 
 from .candidate import PCTL
 
@@ -82,6 +82,7 @@ class QueryAttack(Attack):
     params = (PM, CANDIDATES)
     reports = ("loss", "prank", EMBSHIFT)
     display = (PCTL,)
+    bounds = {"prank": FRACTION}
 
     def distance_width(self) -> int:
         return self.M + 5

@@ -23,7 +23,7 @@ from robrank.attacks.base import PM, Attack, BatchContext
 from robrank.attacks.metrics import query_prank
 from robrank.attacks.selection import nearest_excluding_self
 from robrank.params import Param
-from robrank.summaries import EMBSHIFT, MetricDisplay
+from robrank.summaries import EMBSHIFT, FRACTION, MetricDisplay
 
 from .candidate import PCTL
 from .query import CANDIDATES, query_loss, select_query_targets
@@ -57,6 +57,7 @@ class SPQueryAttack(Attack):
     params = (PM, CANDIDATES, RATE)
     reports = ("loss", "prank", "GTprank", EMBSHIFT)
     display = (PCTL, MetricDisplay("GTprank", "GT PCTL", scale=100.0, full=100.0))
+    bounds = {"prank": FRACTION, "GTprank": FRACTION}
 
     @property
     def xi_rate(self) -> float:

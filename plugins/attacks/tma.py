@@ -18,6 +18,7 @@ class TargetedMismatch(Attack):
     name = "TMA"
     reports = ("Cosine-SIM", EMBSHIFT)
     display = (MetricDisplay("Cosine-SIM", "COS", full=1.0, decimals=3),)
+    bounds = {"Cosine-SIM": (-1.0, 1.0)}
 
     def select(self, ctx: BatchContext) -> None:
         target = randint(ctx.seed, STREAM_TARGET, ctx.index, 1, len(ctx.gallery), exclude=self.exclude_slot(ctx))[:, 0]

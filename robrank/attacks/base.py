@@ -141,7 +141,7 @@ class Attack:
     The class is the single source of what the attack is: ``name`` (its spec TYPE),
     ``params`` (the typed spec fields it adds; the PGD settings declared here reach every
     subclass, see :meth:`parameters`), ``reports`` (the summary keys it produces, checked on
-    every batch) and ``display`` (how reports show them). Its registry record is derived from
+    every batch), ``display`` (how reports show them) and ``bounds`` (their ranges). Its registry record is derived from
     these (:meth:`robrank.records.AttackRecord.of`), and the spec grammar validates every
     field against ``params`` once, so the constructor receives clean values.
 
@@ -172,6 +172,9 @@ class Attack:
     reports: ClassVar[tuple[str, ...]] = ()
     #: how reports show the summary keys (none: each key as it is)
     display: ClassVar[tuple[MetricDisplay, ...]] = ()
+    #: the range each reported key's average lies in (a fraction: (0, 1)); an average outside it
+    #: is never written or read as a result. A key not listed only has to be finite.
+    bounds: ClassVar[Mapping[str, tuple[float, float]]] = {}
     #: what the perturbed image plays: "query" (its own ranking is attacked) or "candidate"
     #: (a gallery item moved in the rankings of the queries its select() stores in
     #: ``ctx.sel["queries"]``, a [B, W] tensor of gallery slots); robrank show draws each its way

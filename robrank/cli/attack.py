@@ -110,11 +110,12 @@ def attack_command(
     if collector is not None:
         saved = collector.save(save_adversarial, dataset, spec=result.spec, dataset_name=run.dataset, model=str(label))
         where["adversarial"] = str(saved)
-    from ..swipe.schema import check_metric
+    from ..swipe.schema import check_metric, registered_bounds
 
+    bounds = registered_bounds(str(parsed.type))
     for side, summary in (("clean", result.orig), ("adversarial", result.adv)):
         for key, value in summary.items():  # a NaN or out-of-range average is never printed as a result
-            check_metric(key, float(value), f"{result.spec} ({side})")
+            check_metric(key, float(value), f"{result.spec} ({side})", bounds)
     if as_json:
         click.echo(json.dumps({**result.as_dict(), **where}, indent=2))
         return

@@ -27,7 +27,7 @@ from .. import __version__
 from ..errors import ConfigError, RobrankError
 from ..io import file_sha256, write_json
 from ..semantics import REFERENCE
-from .schema import SCHEMA, SCHEMA_VERSION, SwipeFileError, check_metric, coverage, load_results
+from .schema import SCHEMA, SCHEMA_VERSION, Bounds, SwipeFileError, check_metric, coverage, load_results, registered_bounds
 
 if TYPE_CHECKING:
     from ..attacks.runner import AttackOptions
@@ -382,7 +382,7 @@ def swipe(
                 if bar is not None:
                     bar.set_postfix_str(spec.text, refresh=True)
                 result = backend.run_attack(model, dataset, spec, options=attack_options, gallery=gallery)
-                entry = {"spec": spec.text, "type": str(spec.type), **_result_fields(result, spec.text)}
+                entry = {"spec": spec.text, "type": str(spec.type), **_result_fields(result, spec.text, registered_bounds(str(spec.type)))}
                 payload["attacks"].append(entry)
                 save()
                 if bar is not None:
@@ -407,13 +407,13 @@ def swipe(
     return out
 
 
-def _result_fields(result: Any, spec: str = "attack") -> dict[str, Any]:
+def _result_fields(result: Any, spec: str, bounds: Bounds) -> dict[str, Any]:
     """The stored fields of one attack's result; a non-finite or out-of-range average is refused here,
     so it is never written (and later printed) as if it were a result."""
     data = result.as_dict() if hasattr(result, "as_dict") else dict(result)
     for side in ("orig", "adv"):
         for key, value in data[side].items():
-            check_metric(key, float(value), f"{spec} ({'clean' if side == 'orig' else 'adversarial'})")
+            check_metric(key, float(value), f"{spec} ({'clean' if side == 'orig' else 'adversarial'})", bounds)
     fields = {
         "orig": {k: float(v) for k, v in data["orig"].items()},
         "adv": {k: float(v) for k, v in data["adv"].items()},

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import RobrankError
 from ..semantics import SEMANTICS
+from ..summaries import ENGINE_BOUNDS
 
 SCHEMA = "robrank-swipe"
 #: version 2 adds ``coverage`` (how much of the test split and of the profile the numbers
@@ -86,19 +87,8 @@ COVERAGE: dict[str, tuple[type, ...]] = {
     "planned_attacks": (int,),
     "partial": _OPT_STR,
 }
-#: the range a summary metric must lie in (by key; a key not listed only has to be finite).
-#: Fractions are in [0, 1]; ES's recalls are percentages; the embedding shift is a distance.
-METRIC_RANGES: dict[str, tuple[float, float]] = {
-    "prank": (0.0, 1.0),
-    "GTprank": (0.0, 1.0),
-    "ID-Retain@1": (0.0, 1.0),
-    "retain@4": (0.0, 1.0),
-    "Cosine-SIM": (-1.0, 1.0),
-    "embshift": (0.0, math.inf),
-    "r@1": (0.0, 100.0),
-    "r@10": (0.0, 100.0),
-    "r@100": (0.0, 100.0),
-}
+#: an attack type -> the ranges of its summary keys (``Attack.bounds``)
+Bounds = Mapping[str, tuple[float, float]]
 _SLACK = 1e-6  # float32 averages may step over a bound by rounding
 VERSIONS = ("python", "torch", "robrank")
 TIMINGS = ("gallery_seconds", "total_seconds")
@@ -124,20 +114,25 @@ def _check_fields(obj: Mapping[str, Any], fields: Mapping[str, tuple[type, ...]]
             raise SwipeFileError(f"{where}: field {name!r} must be {_names(types)}, got {type(obj[name]).__name__}")
 
 
-def _check_summary(summary: Mapping[str, Any], where: str, *, averages: bool = True) -> None:
+def _check_summary(summary: Mapping[str, Any], where: str, bounds: Bounds | None = None) -> None:
     for key, value in summary.items():
         if not _type_ok(value, _NUMBER):
             raise SwipeFileError(f"{where}: metric {key!r} must be a number, got {type(value).__name__}")
-        check_metric(key, value, where, ranged=averages)
+        check_metric(key, value, where, bounds)
 
 
-def check_metric(key: str, value: float, where: str, *, ranged: bool = True) -> None:
-    """Refuse a metric that is not finite or (an average, ``ranged``) outside its range: one line naming it."""
+def check_metric(key: str, value: float, where: str, bounds: Bounds | None = None) -> None:
+    """Refuse a metric that is not finite or, for an average, outside its range: one line naming it.
+
+    ``bounds`` are the attack's (``Attack.bounds``); the engine's own keys (``embshift``) are
+    bounded here. None: a sum, or an attack that is not installed, which only has to be finite.
+    """
     if not math.isfinite(value):
         raise SwipeFileError(f"{where}: metric {key!r} is {value} (not a number a result can hold); re-run that attack, the model or file is broken")
-    if not ranged:
+    if bounds is None:
         return
-    low, high = METRIC_RANGES.get(key.rsplit(":", 1)[-1], (-math.inf, math.inf))
+    name = key.rsplit(":", 1)[-1]  # the reference's prefixed keys (CA+:prank)
+    low, high = bounds.get(name) or ENGINE_BOUNDS.get(name) or (-math.inf, math.inf)
     if not low - _SLACK <= value <= high + _SLACK:
         raise SwipeFileError(f"{where}: metric {key!r} is {value:g}, outside its range [{low:g}, {high:g}]; the file was edited or is corrupt, re-run that attack")
 
@@ -167,12 +162,12 @@ def partial_note(payload: Mapping[str, Any]) -> str | None:
     return coverage(payload)["partial"]
 
 
-def _check_search(attack: Mapping[str, Any], at: str) -> None:
+def _check_search(attack: Mapping[str, Any], at: str, bounds: Bounds) -> None:
     """The optional cost and worst-case fields of an attack entry (docs/swipe-format.md)."""
     if "budget" in attack:
         if not isinstance(attack["budget"], Mapping):
             raise SwipeFileError(f"{at}: field 'budget' must be an object of pass counts")
-        _check_summary(attack["budget"], f"{at}.budget")
+        _check_summary(attack["budget"], f"{at}.budget")  # pass counts: finite
     if ("members" in attack) != ("wins" in attack):
         raise SwipeFileError(f"{at}: fields 'members' and 'wins' come together (a worst-case attack has both)")
     if "members" in attack:
@@ -180,7 +175,7 @@ def _check_search(attack: Mapping[str, Any], at: str) -> None:
         if not isinstance(members, Mapping) or not all(isinstance(m, Mapping) and isinstance(m.get("adv"), Mapping) for m in members.values()):
             raise SwipeFileError(f"{at}: field 'members' must map each member to an object with an 'adv' summary")
         for name, member in members.items():
-            _check_summary(member["adv"], f"{at}.members.{name}.adv")
+            _check_summary(member["adv"], f"{at}.members.{name}.adv", bounds)
         if not isinstance(wins, Mapping) or not all(isinstance(c, Mapping) for c in wins.values()):
             raise SwipeFileError(f"{at}: field 'wins' must map each success measure to member counts")
         for key, counts in wins.items():
@@ -189,12 +184,14 @@ def _check_search(attack: Mapping[str, Any], at: str) -> None:
                 raise SwipeFileError(f"{at}: wins.{key} names {unknown[0]!r}, which is not a member")
 
 
-def validate(payload: Any, where: str = "results") -> None:
+def validate(payload: Any, where: str = "results", bounds_of: Callable[[str], Bounds] | None = None) -> None:
     """Raise :class:`SwipeFileError` (one line, naming the field) unless ``payload`` is valid.
 
     A file being written (a swipe still running or killed) is valid too: ``finished`` is
-    then null, ``attacks`` holds the finished ones, and ``ers`` is absent.
+    then null, ``attacks`` holds the finished ones, and ``ers`` is absent. ``bounds_of(type)``
+    gives an attack type's metric ranges (default: the installed attack's ``bounds``).
     """
+    bounds_of = bounds_of or registered_bounds
     if not isinstance(payload, Mapping):
         raise SwipeFileError(f"{where}: top level must be a JSON object, got {type(payload).__name__}")
     if payload.get("schema") != SCHEMA:
@@ -234,15 +231,16 @@ def validate(payload: Any, where: str = "results") -> None:
         seen.add(attack["spec"])
         if not 0 <= attack["count"] <= payload["queries"]:
             raise SwipeFileError(f"{at}: count {attack['count']} is outside [0, queries={payload['queries']}]")
-        _check_summary(attack["orig"], f"{at}.orig")
-        _check_summary(attack["adv"], f"{at}.adv")
+        bounds = bounds_of(str(attack["type"]))
+        _check_summary(attack["orig"], f"{at}.orig", bounds)
+        _check_summary(attack["adv"], f"{at}.adv", bounds)
         if "sums" in attack:
             sums = attack["sums"]
             if not isinstance(sums, Mapping) or not all(isinstance(sums.get(side), Mapping) for side in ("orig", "adv")):
                 raise SwipeFileError(f"{at}: field 'sums' must be an object with 'orig' and 'adv' objects")
-            _check_summary(sums["orig"], f"{at}.sums.orig", averages=False)
-            _check_summary(sums["adv"], f"{at}.sums.adv", averages=False)
-        _check_search(attack, at)
+            _check_summary(sums["orig"], f"{at}.sums.orig")  # sums of per-sample values: only finite
+            _check_summary(sums["adv"], f"{at}.sums.adv")
+        _check_search(attack, at, bounds)
     complete = len(seen) == len(payload["planned"])
     if payload["finished"] is not None and not complete:
         raise SwipeFileError(f"{where}: marked finished but only {len(seen)} of {len(payload['planned'])} attacks have results")
@@ -258,6 +256,14 @@ def validate(payload: Any, where: str = "results") -> None:
         # the stored coverage is for other tools; robrank recomputes it from ``attacks``
         # (partial_note), so a stale or edited value can never make a partial result look full
         _check_fields(payload["coverage"], COVERAGE, f"{where}: coverage")
+
+
+def registered_bounds(attack_type: str) -> Bounds:
+    """The installed attack's ``bounds``; {} for one that is not installed (:func:`check_metric` adds the engine's)."""
+    from ..plugins import get_registry
+
+    registry = get_registry()
+    return registry.get("attacks", attack_type).bounds if ("attacks", attack_type) in registry else {}
 
 
 def load_results(path: str | Path) -> dict[str, Any]:
@@ -282,5 +288,5 @@ def _nan(token: str) -> float:
     return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[token]
 
 
-__all__ = ["EXTERNAL_MODEL", "SCHEMA", "SCHEMA_VERSION", "READABLE_VERSIONS", "SEMANTICS", "METRIC_RANGES", "SwipeFileError", "validate",
+__all__ = ["EXTERNAL_MODEL", "SCHEMA", "SCHEMA_VERSION", "READABLE_VERSIONS", "SEMANTICS", "SwipeFileError", "validate", "registered_bounds",
            "check_metric", "coverage", "partial_note", "load_results"]
