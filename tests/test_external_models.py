@@ -8,6 +8,7 @@ are loaded as a robrank run.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -451,3 +452,20 @@ def test_sweep_cells_take_a_model_from_elsewhere_beside_a_run(plain, robrank_cli
     assert rerun.exit_code == 0 and "nothing to run" in rerun.output
     _one_line_error(robrank_cli("sweep", "--model", plain["model"], "--metric", "N", "--dataset", "digits", "-p", "rob28",
                                 "--weights", str(tmp_path / "missing.pt"), "--dir", str(tmp_path / "s2")), "missing.pt")
+
+
+@pytest.mark.timeout(400)  # a hang guard: two spawned processes on a loaded 2-core machine
+def test_swipe_devices_shards_a_model_from_elsewhere_like_one_process(plain, robrank_cli, tmp_path):
+    """The spec (not a run directory) crosses into the spawned processes; rank 0 alone writes the file."""
+    model_args = ("--model", plain["model"], "--weights", str(plain["weights"]), "--metric", "N", "--dataset", "digits")
+    quick = ("-b", "4", "-m", "2", "--no-progress", "-D", "cpu")  # two batches: one per rank
+    single, sharded = tmp_path / "single.json", tmp_path / "sharded.json"
+    assert robrank_cli("swipe", *model_args, *quick, "--output", str(single)).exit_code == 0
+    result = robrank_cli("swipe", *model_args, *quick, "--devices", "2", "--output", str(sharded))
+    assert result.exit_code == 0, result.output
+    one, two = load_results(single), load_results(sharded)
+    assert two["options"]["world_size"] == 2 and two["model"] == one["model"] and two["model"]["kind"] == "external"
+    for (spec, count, orig, adv), (spec2, count2, orig2, adv2) in zip(_numbers(one), _numbers(two), strict=True):
+        assert spec == spec2 and count == count2 == 8
+        for mine, theirs in ((orig, orig2), (adv, adv2)):
+            assert mine.keys() == theirs.keys() and all(math.isclose(mine[k], theirs[k], rel_tol=1e-9, abs_tol=1e-12) for k in mine)
