@@ -27,7 +27,16 @@ from .. import __version__
 from ..errors import ConfigError, RobrankError
 from ..io import file_sha256, write_json
 from ..semantics import REFERENCE
-from .schema import SCHEMA, SCHEMA_VERSION, Bounds, SwipeFileError, check_metric, coverage, load_results, registered_bounds
+from .schema import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    Bounds,
+    SwipeFileError,
+    check_metric,
+    coverage,
+    load_results,
+    registered_bounds,
+)
 
 if TYPE_CHECKING:
     from ..attacks.runner import AttackOptions
