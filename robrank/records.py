@@ -254,6 +254,13 @@ class AttackRecord(Record):
 class DefenseRecord(Record):
     """An adversarial-training defense. ``factory(**options) -> robrank.defenses.Defense``.
 
+    Build it with :meth:`of` from the defense class, which declares its options (``params``,
+    :class:`Param` objects: type, range, default, help) and the defaults that depend on the
+    image-size family (``family_defaults``); a record whose factory is a Defense class takes
+    them from it too. ``robrank list defenses`` shows the options, an option the defense does
+    not declare is refused before training, and the training config records the family
+    defaults (and only those the defense declares) in ``defense_options``.
+
     ``loss_families`` restricts which loss families it composes with (empty = any);
     ``metrics`` restricts the metric (empty = any); ``constraints`` is a human-readable
     line shown by ``robrank list defenses``.
@@ -270,8 +277,31 @@ class DefenseRecord(Record):
     constraints: str = ""
     suffixes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
     plain: bool = False
+    params: tuple[Param, ...] = ()
+    family_defaults: Mapping[int, Mapping[str, Any]] = field(default_factory=dict, hash=False)
 
     kind: ClassVar[str] = "defenses"
+
+    def __post_init__(self) -> None:
+        factory = self.factory
+        if not self.params and isinstance(factory, type) and callable(getattr(factory, "parameters", None)):
+            object.__setattr__(self, "params", tuple(factory.parameters()))
+        if not self.family_defaults and isinstance(factory, type):
+            object.__setattr__(self, "family_defaults", dict(getattr(factory, "family_defaults", {}) or {}))
+
+    @classmethod
+    def of(cls, defense: Any, summary: str, aliases: tuple[str, ...] = (), **fields: Any) -> DefenseRecord:
+        """The record of a :class:`~robrank.defenses.Defense` subclass: its name and options come from the class."""
+        return cls(name=defense.name, factory=defense, summary=summary, aliases=tuple(aliases), **fields)
+
+    def defaults_for(self, image_size: int | None) -> dict[str, Any]:
+        """The declared options whose default depends on the image size, at their value for ``image_size``."""
+        return dict(self.family_defaults.get(size_family(image_size), {}))
+
+    def details(self) -> dict[str, Any]:
+        shown = super().details()
+        shown["params"] = [p.details() for p in self.params]
+        return shown
 
 
 @dataclass(frozen=True)
