@@ -63,6 +63,10 @@ _LAZY: dict[str, str] = {
     "CandidateAttack": "robrank.attacks.candidate",
     "PCTL": "robrank.attacks.candidate",
     "Gallery": "robrank.attacks.gallery",
+    "AttackSpec": "robrank.attacks.spec",
+    "parse_spec": "robrank.attacks.spec",
+    **dict.fromkeys(("AttackResult", "build_attack", "run_attack"), "robrank.attacks.runner"),
+    "load_run": "robrank.models.checkpoint",
     "pgd_minimize": "robrank.attacks.pgd",
     **dict.fromkeys(
         ("STREAM_CANDIDATES", "STREAM_PERMUTATION", "STREAM_QUERIES", "STREAM_TARGET",

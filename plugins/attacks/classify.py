@@ -16,12 +16,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from robrank.attacks.base import Attack, BatchContext
-from robrank.attacks.selection import randint
-from robrank.errors import ConfigError
-from robrank.params import Param
-from robrank.records import TASK_CLASSIFICATION
-from robrank.summaries import FRACTION, MetricDisplay
+from robrank.plugin_api import (
+    FRACTION,
+    TASK_CLASSIFICATION,
+    Attack,
+    BatchContext,
+    ConfigError,
+    MetricDisplay,
+    Param,
+    randint,
+)
 
 #: selection stream of the targeted attack's target class (apart from the ranking attacks' streams)
 STREAM_TARGET_CLASS = 101

@@ -14,11 +14,18 @@ from __future__ import annotations
 
 import torch
 
-from robrank.attacks.base import Attack, BatchContext
-from robrank.attacks.metrics import first_match_rank, recall_at
-from robrank.attacks.surrogates import label_margin, temperature
-from robrank.distances import REFERENCE_PAIRWISE_EPS, paired
-from robrank.summaries import EMBSHIFT, MetricDisplay
+from robrank.plugin_api import (
+    EMBSHIFT,
+    REFERENCE_PAIRWISE_EPS,
+    Attack,
+    BatchContext,
+    MetricDisplay,
+    first_match_rank,
+    label_margin,
+    paired,
+    recall_at,
+    temperature,
+)
 
 #: the reference's offset that avoids a zero gradient at the clean point
 START_OFFSET = 1e-7

@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from robrank.attacks.base import Attack, BatchContext
-from robrank.attacks.metrics import top1_label_match
-from robrank.attacks.surrogates import label_margin
-from robrank.distances import paired
-from robrank.summaries import EMBSHIFT, FRACTION
+from robrank.plugin_api import EMBSHIFT, FRACTION, Attack, BatchContext, label_margin, paired, top1_label_match
 
 from .ltm import R1_PERCENT
 

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from robrank.attacks.base import Attack, BatchContext
-from robrank.attacks.metrics import retained
-from robrank.attacks.surrogates import kth_margin
-from robrank.summaries import EMBSHIFT, FRACTION, MetricDisplay
+from robrank.plugin_api import EMBSHIFT, FRACTION, Attack, BatchContext, MetricDisplay, kth_margin, retained
 
 from .query import query_loss
 

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from robrank.attacks.base import Attack, BatchContext
-from robrank.attacks.metrics import top1_label_match
-from robrank.attacks.surrogates import label_margin
-from robrank.summaries import EMBSHIFT, FRACTION, MetricDisplay
+from robrank.plugin_api import EMBSHIFT, FRACTION, Attack, BatchContext, MetricDisplay, label_margin, top1_label_match
 
 from .es import label_mask, label_temperature
 

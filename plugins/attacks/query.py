@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import torch
 
-from robrank.attacks.base import PM, Attack, BatchContext
-from robrank.attacks.metrics import query_prank
-from robrank.attacks.selection import (
+from robrank.plugin_api import (
+    EMBSHIFT,
+    FRACTION,
+    PCTL,
+    PM,
     STREAM_CANDIDATES,
     STREAM_PERMUTATION,
+    Attack,
+    BatchContext,
+    Param,
     nearest_excluding_self,
     permutation,
+    query_prank,
     randint,
+    soft_rank,
+    temperature,
     top_fraction,
 )
-from robrank.attacks.surrogates import soft_rank, temperature
-from robrank.params import Param
-from robrank.summaries import EMBSHIFT, FRACTION
 
-from robrank.plugin_api import PCTL
 
 #: the M field of the query attacks
 CANDIDATES = Param("M", int, low=1, help="number of candidates moved in the perturbed query's ranking", example="M=1",

@@ -19,13 +19,19 @@ import math
 
 import torch
 
-from robrank.attacks.base import PM, Attack, BatchContext
-from robrank.attacks.metrics import query_prank
-from robrank.attacks.selection import nearest_excluding_self
-from robrank.params import Param
-from robrank.summaries import EMBSHIFT, FRACTION, MetricDisplay
+from robrank.plugin_api import (
+    EMBSHIFT,
+    FRACTION,
+    PCTL,
+    PM,
+    Attack,
+    BatchContext,
+    MetricDisplay,
+    Param,
+    nearest_excluding_self,
+    query_prank,
+)
 
-from robrank.plugin_api import PCTL
 from .query import CANDIDATES, query_loss, select_query_targets
 
 M_GT = 5

@@ -8,10 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from robrank.attacks.base import Attack, BatchContext
-from robrank.attacks.selection import STREAM_TARGET, randint
-from robrank.distances import paired
-from robrank.summaries import EMBSHIFT, MetricDisplay
+from robrank.plugin_api import EMBSHIFT, STREAM_TARGET, Attack, BatchContext, MetricDisplay, paired, randint
 
 
 class TargetedMismatch(Attack):
