@@ -57,7 +57,7 @@ from .summaries import EMBSHIFT, FRACTION, QUERIES, MetricDisplay
 _LAZY: dict[str, str] = {
     # attacks: the base class, its typed batch context, selection, distances, metrics
     **dict.fromkeys(
-        ("Attack", "BatchContext", "Surrogate", "PM", "DEFAULT_EPS", "DEFAULT_ALPHA", "DEFAULT_PGDITER"),
+        ("Attack", "BatchContext", "Selection", "Surrogate", "PM", "DEFAULT_EPS", "DEFAULT_ALPHA", "DEFAULT_PGDITER"),
         "robrank.attacks.base",
     ),
     "CandidateAttack": "robrank.attacks.candidate",

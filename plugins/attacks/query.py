@@ -8,9 +8,12 @@ mean_m (0-based position of c_m in q's ranking) / N.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from robrank.plugin_api import (
+    Selection,
     EMBSHIFT,
     FRACTION,
     PCTL,
@@ -81,8 +84,17 @@ def select_query_targets(attack: Attack, ctx: BatchContext, pm: str, count: int,
     return targets, top.gather(1, rest)
 
 
+@dataclass
+class QuerySelection(Selection):
+    #: ``[B, M]``: the gallery slots of the candidates moved in each query's ranking
+    candidates: torch.Tensor | None = None
+    #: ``[B, 1]``: each query's soft-rank temperature
+    tau: torch.Tensor | None = None
+
+
 class QueryAttack(Attack):
     name = "QA"
+    selection = QuerySelection
     params = (PM, CANDIDATES)
     reports = ("loss", "prank", EMBSHIFT)
     display = (PCTL,)
@@ -92,17 +104,17 @@ class QueryAttack(Attack):
         return self.M + 5
 
     def select(self, ctx: BatchContext) -> None:
-        ctx.sel["candidates"], _ = select_query_targets(self, ctx, self.pm, self.M)
-        ctx.sel["tau"] = temperature(ctx.clean_dist)
+        ctx.sel.candidates, _ = select_query_targets(self, ctx, self.pm, self.M)
+        ctx.sel.tau = temperature(ctx.clean_dist)
 
     def loss_from_dist(self, dist: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
-        return query_loss(dist, ctx.sel["candidates"], self.pm, self.exclude_slot(ctx))
+        return query_loss(dist, ctx.sel.candidates, self.pm, self.exclude_slot(ctx))
 
     def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
         return self.loss_from_dist(ctx.dist(emb), ctx)
 
     def surrogate(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
-        return query_soft_rank(ctx.dist(emb), ctx.sel["candidates"], self.pm, ctx.sel["tau"], self.exclude_slot(ctx))
+        return query_soft_rank(ctx.dist(emb), ctx.sel.candidates, self.pm, ctx.sel.tau, self.exclude_slot(ctx))
 
     def success(self) -> dict[str, int]:
         return {"prank": -1 if self.pm == "+" else 1}
@@ -110,5 +122,5 @@ class QueryAttack(Attack):
     def summarize(self, emb, dist, ctx, adversarial):
         return {
             "loss": self.loss_from_dist(dist, ctx),
-            "prank": query_prank(dist, ctx.sel["candidates"], self.exclude_slot(ctx)),
+            "prank": query_prank(dist, ctx.sel.candidates, self.exclude_slot(ctx)),
         }
