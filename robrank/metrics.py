@@ -6,9 +6,15 @@ and the 1-based positions of its relevant items are found by binary search in th
 row. No N x N matrix is ever built, so a 60,000-image (SOP-sized) gallery evaluates in a
 few hundred MB on top of the embeddings themselves.
 
-Ties (an irrelevant item at exactly the distance of a relevant one) are resolved in favour of
-the relevant item; the reference's unstable argsort resolves them arbitrarily, and with
-continuous embeddings they do not occur.
+Ties (items at exactly one distance from the query) never help the model: every metric is
+its expected value over a random order of the tied items (McSherry & Najork, "Computing
+information retrieval performance measures efficiently in the presence of tied scores",
+ECIR 2008), in closed form. A model with one embedding for every image therefore scores
+chance, not 100; with continuous embeddings no two distances tie and the numbers are those
+of the plain ranking, bit for bit. How many queries have a tie at the very top of their
+ranking is returned too (:data:`TIES_KEY`): above :data:`TIE_WARN_SHARE` it is the mark of a
+collapsed or quantised embedding, and every command that prints metrics says so
+(:func:`tie_note`).
 """
 from __future__ import annotations
 
@@ -28,6 +34,11 @@ METRIC_KEYS: tuple[str, ...] = ("R@1", "R@2", "mAP", "mAP@R", "mAP@10", "NMI")
 REPORTED_KEYS: tuple[str, ...] = ("R@1", "R@2", "mAP", "mAP@R", "NMI")
 #: the one-line clean summary of ``robrank run``'s report
 HEADLINE_KEYS: tuple[str, ...] = ("R@1", "R@2", "mAP", "NMI")
+
+#: the share of queries whose two nearest items (own slot left out) are at one distance
+TIES_KEY = "top_ties"
+#: above this share of tied tops, outputs print :func:`tie_note` (a continuous embedding has none)
+TIE_WARN_SHARE = 0.01
 
 #: how the query leaves its own ranking
 SELF_EXCLUSION: tuple[str, ...] = ("index", "reference")
@@ -71,7 +82,8 @@ def retrieval_metrics(
     0, in which case the reference keeps the query itself as a relevant hit at rank 1.
     Queries whose class has no other item are left out of the ranking averages.
     Returns fractions in [0, 1] under :data:`METRIC_KEYS` (without "NMI" when ``nmi`` is
-    False).
+    False), each the expected value over random orders of tied items, and the share of
+    queries with a tied top under :data:`TIES_KEY`.
     """
     check_metric(metric)
     if self_exclusion not in SELF_EXCLUSION:
@@ -100,7 +112,19 @@ def retrieval_metrics(
 
 
 class _RankingAccumulator:
-    """Sums of per-query figures over chunks; the gallery's classes are indexed once."""
+    """Sums of per-query figures over chunks; the gallery's classes are indexed once.
+
+    Every figure is its expected value over a uniformly random order of tied items
+    (McSherry & Najork, ECIR 2008), in closed form. A relevant item in a tie group of ``g``
+    items holding ``r`` relevant ones, after ``c`` strictly closer items of which ``b`` are
+    relevant, is at each of the group's ``g`` positions with probability 1/g, and given a
+    relevant item at the group's (t+1)-th position, the expected number of relevant items up
+    to it is b + 1 + t (r - 1)/(g - 1). Its share of AP truncated at ``m`` group positions is
+    (1/g) sum_{t<m} (b + 1 + t beta)/(c + t + 1) with beta = (r - 1)/(g - 1), i.e.
+    (1/g) [(b + 1 - (c + 1) beta)(H(c + m) - H(c)) + m beta] with harmonic numbers H.
+    A group of one (every item of a continuous embedding) takes the direct (b + 1)/(c + 1),
+    so untied rankings give the same bits as the tie-unaware formula.
+    """
 
     def __init__(self, labels: torch.Tensor) -> None:
         _, self.labels = torch.unique(labels, return_inverse=True)  # classes as 0..C-1
@@ -108,8 +132,14 @@ class _RankingAccumulator:
         self.order = torch.argsort(self.labels, stable=True)
         self.class_count = torch.bincount(self.labels)
         self.class_start = torch.cumsum(self.class_count, 0) - self.class_count
+        n = len(self.labels)
+        # harmonic numbers H(0..n) for the sums over tie groups
+        steps = torch.arange(1, n + 1, dtype=torch.float64, device=labels.device).reciprocal()
+        self.harmonic = torch.cat([torch.zeros(1, dtype=torch.float64, device=labels.device), steps.cumsum(0)])
         self.sums = {"R@1": 0.0, "R@2": 0.0, "mAP": 0.0, "mAP@R": 0.0, "mAP@10": 0.0}
         self.queries = 0
+        self.top_tied = 0
+        self.ranked = 0
 
     def add(self, gallery: torch.Tensor, start: int, stop: int, metric: str, self_exclusion: str) -> None:
         rows = torch.arange(start, stop, device=gallery.device)
@@ -132,36 +162,75 @@ class _RankingAccumulator:
         valid &= relevant != excluded.unsqueeze(1)
         rel_dist = dist.gather(1, relevant).masked_fill(~valid, float("inf"))
         rel_dist, _ = torch.sort(rel_dist, dim=1)
+        rel_dist = rel_dist.contiguous()
         num_rel = valid.sum(dim=1)
 
         sorted_dist = _sort_rows(dist)
-        # 0-based position = number of items strictly closer; tied relevant items take
-        # consecutive positions (rank_k >= rank_{k-1} + 1)
-        before = torch.searchsorted(sorted_dist, rel_dist.contiguous(), side="left")
-        k = torch.arange(width, device=gallery.device).unsqueeze(0)
-        position = torch.cummax(before - k, dim=1).values + k + 1  # 1-based
+        if sorted_dist.shape[1] > 2:  # the nearest two items (own slot left out) at one distance
+            self.top_tied += int((sorted_dist[:, 0] == sorted_dist[:, 1]).sum())
+        self.ranked += stop - start
+        # each relevant item's tie group: c items strictly closer, g at its distance; b of the
+        # relevant items strictly closer, r at its distance
+        closer = torch.searchsorted(sorted_dist, rel_dist, side="left")
+        group = torch.searchsorted(sorted_dist, rel_dist, side="right") - closer
+        rel_closer = torch.searchsorted(rel_dist, rel_dist, side="left")
+        rel_group = torch.searchsorted(rel_dist, rel_dist, side="right") - rel_closer
         hit = column.unsqueeze(0) < num_rel.unsqueeze(1)
-        precision = torch.where(hit, (k + 1).double() / position.double(), torch.zeros((), dtype=torch.float64, device=gallery.device))
 
         keep = num_rel > 0
         if not bool(keep.all()):
-            precision, position, hit, num_rel = precision[keep], position[keep], hit[keep], num_rel[keep]
+            closer, group, rel_closer, rel_group, hit, num_rel = (
+                closer[keep], group[keep], rel_closer[keep], rel_group[keep], hit[keep], num_rel[keep])
         if num_rel.numel() == 0:
             return
-        first = position[:, 0]
-        self.sums["R@1"] += float((first <= 1).sum())
-        self.sums["R@2"] += float((first <= 2).sum())
-        self.sums["mAP"] += float((precision.sum(1) / num_rel).sum())
-        within_r = hit & (position <= num_rel.unsqueeze(1))
-        self.sums["mAP@R"] += float(((precision * within_r).sum(1) / num_rel).sum())
-        within_10 = hit & (position <= 10)
-        self.sums["mAP@10"] += float(((precision * within_10).sum(1) / 10.0).sum())
+        share = _APShares(closer, group, rel_closer, rel_group, hit, self.harmonic)
+        self.sums["R@1"] += float(_first_relevant_within(closer[:, 0], group[:, 0], rel_group[:, 0], 1).sum())
+        self.sums["R@2"] += float(_first_relevant_within(closer[:, 0], group[:, 0], rel_group[:, 0], 2).sum())
+        self.sums["mAP"] += float((share.within(group).sum(1) / num_rel).sum())
+        self.sums["mAP@R"] += float((share.within(num_rel.unsqueeze(1) - closer).sum(1) / num_rel).sum())
+        self.sums["mAP@10"] += float((share.within(10 - closer).sum(1) / 10.0).sum())
         self.queries += int(num_rel.numel())
 
     def result(self) -> dict[str, float]:
         if self.queries == 0:
             raise ConfigError("no query has another item of its class in the gallery; retrieval metrics are undefined")
-        return {key: value / self.queries for key, value in self.sums.items()}
+        out = {key: value / self.queries for key, value in self.sums.items()}
+        out[TIES_KEY] = self.top_tied / max(self.ranked, 1)
+        return out
+
+
+class _APShares:
+    """Each relevant item's expected contribution to AP, truncated after ``m`` positions of its tie group."""
+
+    def __init__(self, closer, group, rel_closer, rel_group, hit, harmonic) -> None:
+        self.c, self.g, self.hit, self.harmonic = closer, group, hit, harmonic
+        f64 = torch.float64
+        self.single = group == 1
+        # (b + 1)/(c + 1): the tie-unaware precision, bit for bit
+        self.direct = (rel_closer + 1).to(f64) / (closer + 1).to(f64)
+        self.beta = torch.where(self.single, torch.zeros((), dtype=f64, device=closer.device),
+                                (rel_group - 1).to(f64) / (group - 1).clamp_min(1).to(f64))
+        self.base = (rel_closer + 1).to(f64) - (closer + 1).to(f64) * self.beta
+
+    def within(self, positions: torch.Tensor) -> torch.Tensor:
+        """Shares with at most ``positions`` (per item, clipped to [0, g]) of the group counted."""
+        m = torch.minimum(positions.clamp_min(0), self.g)
+        top = (self.c + m).clamp_max(len(self.harmonic) - 1)
+        summed = self.base * (self.harmonic[top] - self.harmonic[self.c.clamp_max(len(self.harmonic) - 1)]) + m.to(self.beta.dtype) * self.beta
+        tied = summed / self.g.clamp_min(1).to(summed.dtype)
+        value = torch.where(self.single, torch.where(m > 0, self.direct, torch.zeros_like(self.direct)), tied)
+        return torch.where(self.hit, value, torch.zeros_like(value))
+
+
+def _first_relevant_within(closer: torch.Tensor, group: torch.Tensor, relevant: torch.Tensor, k: int) -> torch.Tensor:
+    """P(a relevant item among the first k) when the nearest relevant item's tie group of ``group``
+    items (``relevant`` of them relevant) follows ``closer`` irrelevant ones: 1 - C(g-r, m)/C(g, m), m = k - c."""
+    m = (k - closer).clamp(min=0)
+    miss = torch.ones(closer.shape, dtype=torch.float64, device=closer.device)
+    for i in range(k):
+        step = ((group - relevant - i).clamp_min(0).to(torch.float64) / (group - i).clamp_min(1).to(torch.float64))
+        miss = torch.where(m > i, miss * step, miss)
+    return 1.0 - miss
 
 
 def _sort_rows(dist: torch.Tensor) -> torch.Tensor:
@@ -169,6 +238,15 @@ def _sort_rows(dist: torch.Tensor) -> torch.Tensor:
     if dist.device.type == "cpu":
         return torch.from_numpy(np.sort(dist.numpy(), axis=1))
     return torch.sort(dist, dim=1).values
+
+
+def tie_note(share: float | None) -> str | None:
+    """The one line outputs print when more than :data:`TIE_WARN_SHARE` of the queries have a tied top; else None."""
+    if share is None or not share > TIE_WARN_SHARE:
+        return None
+    return (f"note: {100.0 * share:.1f}% of the queries have a tie at the top of their ranking (more than "
+            f"{100.0 * TIE_WARN_SHARE:g}%): the embedding looks collapsed or quantised; ties are scored as a random order, "
+            "never in the model's favour")
 
 
 def normalized_mutual_information(embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
@@ -254,4 +332,7 @@ __all__ = [
     "REPORTED_KEYS",
     "HEADLINE_KEYS",
     "SELF_EXCLUSION",
+    "TIES_KEY",
+    "TIE_WARN_SHARE",
+    "tie_note",
 ]
