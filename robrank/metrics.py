@@ -27,6 +27,7 @@ import torch
 
 from .distances import check_metric, embed_for_metric, pairwise
 from .errors import ConfigError, NonFiniteError
+from .summaries import TIE_WARN_SHARE, TIES_KEY, tie_note
 
 #: the keys of :func:`retrieval_metrics`, in the order they are printed
 METRIC_KEYS: tuple[str, ...] = ("R@1", "R@2", "mAP", "mAP@R", "mAP@10", "NMI")
@@ -34,11 +35,6 @@ METRIC_KEYS: tuple[str, ...] = ("R@1", "R@2", "mAP", "mAP@R", "mAP@10", "NMI")
 REPORTED_KEYS: tuple[str, ...] = ("R@1", "R@2", "mAP", "mAP@R", "NMI")
 #: the one-line clean summary of ``robrank run``'s report
 HEADLINE_KEYS: tuple[str, ...] = ("R@1", "R@2", "mAP", "NMI")
-
-#: the share of queries whose two nearest items (own slot left out) are at one distance
-TIES_KEY = "top_ties"
-#: above this share of tied tops, outputs print :func:`tie_note` (a continuous embedding has none)
-TIE_WARN_SHARE = 0.01
 
 #: how the query leaves its own ranking
 SELF_EXCLUSION: tuple[str, ...] = ("index", "reference")
@@ -240,13 +236,26 @@ def _sort_rows(dist: torch.Tensor) -> torch.Tensor:
     return torch.sort(dist, dim=1).values
 
 
-def tie_note(share: float | None) -> str | None:
-    """The one line outputs print when more than :data:`TIE_WARN_SHARE` of the queries have a tied top; else None."""
-    if share is None or not share > TIE_WARN_SHARE:
-        return None
-    return (f"note: {100.0 * share:.1f}% of the queries have a tie at the top of their ranking (more than "
-            f"{100.0 * TIE_WARN_SHARE:g}%): the embedding looks collapsed or quantised; ties are scored as a random order, "
-            "never in the model's favour")
+@torch.no_grad()
+def top_tie_share(embeddings: torch.Tensor, metric: str, *, chunk_size: int | None = None) -> float:
+    """The share of items whose two nearest other items are at one distance (query = gallery).
+
+    What :func:`retrieval_metrics` returns under :data:`TIES_KEY`, for a gallery an attack
+    ranks against (embeddings already normalised for ``metric``); 0.0 below three items.
+    """
+    n = embeddings.shape[0]
+    if n < 3:
+        return 0.0
+    chunk_size = chunk_size or max(1, _CHUNK_ELEMENTS // n)
+    tied = 0
+    for start in range(0, n, chunk_size):
+        stop = min(n, start + chunk_size)
+        dist = pairwise(embeddings[start:stop], embeddings, metric).float()
+        local = torch.arange(stop - start, device=dist.device)
+        dist[local, local + start] = float("inf")
+        nearest = dist.topk(2, dim=1, largest=False).values
+        tied += int((nearest[:, 0] == nearest[:, 1]).sum())
+    return tied / n
 
 
 def normalized_mutual_information(embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
@@ -335,4 +344,5 @@ __all__ = [
     "TIES_KEY",
     "TIE_WARN_SHARE",
     "tie_note",
+    "top_tie_share",
 ]
