@@ -179,12 +179,27 @@ class _RankingAccumulator:
                 closer[keep], group[keep], rel_closer[keep], rel_group[keep], hit[keep], num_rel[keep])
         if num_rel.numel() == 0:
             return
-        share = _APShares(closer, group, rel_closer, rel_group, hit, self.harmonic)
-        self.sums["R@1"] += float(_first_relevant_within(closer[:, 0], group[:, 0], rel_group[:, 0], 1).sum())
-        self.sums["R@2"] += float(_first_relevant_within(closer[:, 0], group[:, 0], rel_group[:, 0], 2).sum())
-        self.sums["mAP"] += float((share.within(group).sum(1) / num_rel).sum())
-        self.sums["mAP@R"] += float((share.within(num_rel.unsqueeze(1) - closer).sum(1) / num_rel).sum())
-        self.sums["mAP@10"] += float((share.within(10 - closer).sum(1) / 10.0).sum())
+        position = closer + 1  # 1-based, in the tie-free ranking
+        zero = torch.zeros((), dtype=torch.float64, device=hit.device)
+        # the plain precision at each relevant item: its share of AP when it ties with nothing
+        precision = torch.where(hit, (rel_closer + 1).double() / position.double(), zero)
+        full = precision
+        at_r = precision * (hit & (position <= num_rel.unsqueeze(1)))
+        at_10 = precision * (hit & (position <= 10))
+        tied = hit & (group > 1)
+        if bool(tied.any()):  # only the tied items' shares change (a float32 gallery has a few per query)
+            rows, cols = tied.nonzero(as_tuple=True)
+            share = _TiedShares(closer[rows, cols], group[rows, cols], rel_closer[rows, cols], rel_group[rows, cols], self.harmonic)
+            full, at_r, at_10 = full.clone(), at_r.clone(), at_10.clone()
+            full[rows, cols] = share.within(share.g)
+            at_r[rows, cols] = share.within(num_rel[rows] - share.c)
+            at_10[rows, cols] = share.within(10 - share.c)
+        first = (closer[:, 0], group[:, 0], rel_group[:, 0])
+        self.sums["R@1"] += float(_first_relevant_within(*first, 1).sum())
+        self.sums["R@2"] += float(_first_relevant_within(*first, 2).sum())
+        self.sums["mAP"] += float((full.sum(1) / num_rel).sum())
+        self.sums["mAP@R"] += float((at_r.sum(1) / num_rel).sum())
+        self.sums["mAP@10"] += float((at_10.sum(1) / 10.0).sum())
         self.queries += int(num_rel.numel())
 
     def result(self) -> dict[str, float]:
@@ -195,27 +210,21 @@ class _RankingAccumulator:
         return out
 
 
-class _APShares:
-    """Each relevant item's expected contribution to AP, truncated after ``m`` positions of its tie group."""
+class _TiedShares:
+    """Expected AP shares of relevant items in tie groups of more than one item (flat vectors)."""
 
-    def __init__(self, closer, group, rel_closer, rel_group, hit, harmonic) -> None:
-        self.c, self.g, self.hit, self.harmonic = closer, group, hit, harmonic
+    def __init__(self, closer: torch.Tensor, group: torch.Tensor, rel_closer: torch.Tensor, rel_group: torch.Tensor,
+                 harmonic: torch.Tensor) -> None:
         f64 = torch.float64
-        self.single = group == 1
-        # (b + 1)/(c + 1): the tie-unaware precision, bit for bit
-        self.direct = (rel_closer + 1).to(f64) / (closer + 1).to(f64)
-        self.beta = torch.where(self.single, torch.zeros((), dtype=f64, device=closer.device),
-                                (rel_group - 1).to(f64) / (group - 1).clamp_min(1).to(f64))
+        self.c, self.g, self.harmonic = closer, group, harmonic
+        self.beta = (rel_group - 1).to(f64) / (group - 1).to(f64)
         self.base = (rel_closer + 1).to(f64) - (closer + 1).to(f64) * self.beta
 
     def within(self, positions: torch.Tensor) -> torch.Tensor:
-        """Shares with at most ``positions`` (per item, clipped to [0, g]) of the group counted."""
+        """(1/g) sum_{t<m} (b + 1 + t beta)/(c + t + 1) with m = ``positions`` clipped to [0, g]."""
         m = torch.minimum(positions.clamp_min(0), self.g)
-        top = (self.c + m).clamp_max(len(self.harmonic) - 1)
-        summed = self.base * (self.harmonic[top] - self.harmonic[self.c.clamp_max(len(self.harmonic) - 1)]) + m.to(self.beta.dtype) * self.beta
-        tied = summed / self.g.clamp_min(1).to(summed.dtype)
-        value = torch.where(self.single, torch.where(m > 0, self.direct, torch.zeros_like(self.direct)), tied)
-        return torch.where(self.hit, value, torch.zeros_like(value))
+        summed = self.base * (self.harmonic[self.c + m] - self.harmonic[self.c]) + m.to(self.beta.dtype) * self.beta
+        return summed / self.g.to(summed.dtype)
 
 
 def _first_relevant_within(closer: torch.Tensor, group: torch.Tensor, relevant: torch.Tensor, k: int) -> torch.Tensor:
