@@ -197,7 +197,7 @@ def test_attack_cli_surrogate(tiny_run, robrank_cli, tmp_path):
     white = robrank_cli(*base)
     transfer = robrank_cli(*base, "--surrogate", str(tiny_run))
     assert white.exit_code == 0 and transfer.exit_code == 0, transfer.output
-    w, t = json.loads(white.output), json.loads(transfer.output)
+    w, t = json.loads(white.stdout), json.loads(transfer.stdout)
     assert t["adv"] == w["adv"] and t["surrogate"].endswith(".pt")
     missing = robrank_cli(*base, "--surrogate", str(tmp_path / "nope"))
     assert missing.exit_code == 2 and "Traceback" not in missing.output
