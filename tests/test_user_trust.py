@@ -110,3 +110,46 @@ def test_the_readme_and_docs_examples_reach_the_eps_they_print():
             checked += 1
             assert short_steps(attack, spec) is None, f"{doc.name}: {spec}"
     assert checked > 10
+
+
+# --------------------------------------------------------------------- names and case
+
+
+class _CasePlugin:
+    """A third-party backbone called ``LeNet``, beside the bundled ``lenet``."""
+
+    import robrank as _robrank
+
+    @staticmethod
+    @_robrank.hookimpl
+    def register_backbones(register):
+        from torch import nn
+
+        from robrank.records import BackboneRecord
+
+        register(BackboneRecord(name="LeNet", factory=lambda *a, **k: nn.Flatten(), summary="a look-alike"))
+
+
+def test_a_name_differing_only_in_case_from_a_bundled_one_is_a_collision(register_plugin):
+    from click.testing import CliRunner
+
+    with pytest.warns(UserWarning, match="'LeNet' \\(the same as 'lenet' but for case\\) is already robrank's own"):
+        with register_plugin(_CasePlugin()) as host:
+            result = CliRunner().invoke(cli, ["list", "backbones", "--json"])
+            assert host.registry.get("backbones", "LENET").name == "lenet"  # the bundled one is kept
+    payload = json.loads(result.stdout)
+    [failure] = payload["failures"]
+    assert failure["stage"] == "collision" and "but for case" in failure["error"]
+    assert [c["name"] for c in payload["components"]["backbones"]].count("lenet") == 1
+    assert "LeNet" not in [c["name"] for c in payload["components"]["backbones"]]
+
+
+def test_a_wrong_case_name_resolves_and_a_misspelt_one_gets_a_did_you_mean(tmp_path):
+    from robrank.plugins import get_registry
+
+    assert get_registry().get("backbones", "LENET").name == "lenet"
+    assert get_registry().get("datasets", "Digits").name == "digits"
+    line = one_line_error(run_cli("train", "--dataset", "digits", "--backbone", "LENNET", "--loss", "ptripletN",
+                                  "--run-dir", str(tmp_path / "r")), "unknown backbone 'LENNET'", "did you mean 'lenet'")
+    assert line.index("did you mean") < line.index("registered:")  # the fix comes before the long list
+    one_line_error(run_cli("attack", str(tmp_path), "-A", "Esx:eps=0.1"), "unknown attack type")
