@@ -193,21 +193,50 @@ class Registry:
         return [self._components[kind][n] for n in self.names(kind)]
 
     def create(self, kind: str, name: str, *args: Any, **kwargs: Any) -> Any:
-        """Call a component's factory; a crash inside plugin code becomes a one-line error."""
+        """Call a component's factory; a crash (``sys.exit`` included) or a result of the wrong
+        type inside plugin code becomes a one-line error naming the component and its provider."""
         component = self.component(kind, name)
         try:
-            return component.record.factory(*args, **kwargs)
+            built = component.record.factory(*args, **kwargs)
         except PluginError:
             raise
-        except Exception as exc:
+        except BaseException as exc:
             from .errors import RobrankError
 
+            _reraise_interrupt(exc)
             if isinstance(exc, RobrankError) or os.environ.get("ROBRANK_DEBUG"):
                 raise
             raise PluginError(
-                f"{kind[:-1]} {component.name!r} from {component.provider.label} failed to build: "
+                f"{singular(kind)} {component.name!r} from {component.provider.label} failed to build: "
                 f"{_describe(exc)} (set ROBRANK_DEBUG=1 for the traceback)"
             ) from exc
+        expected = _expected_type(kind)
+        if expected is not None and not isinstance(built, expected):
+            where = ".".join(FACTORY_RETURNS[kind])
+            raise PluginError(
+                f"{singular(kind)} {component.name!r} from {component.provider.label}: its factory returned "
+                f"{type(built).__name__}, not a {where}; fix the plugin that registers it"
+            )
+        return built
+
+
+#: what a factory of each kind must return, imported only when a component is built (torch is heavy)
+FACTORY_RETURNS: dict[str, tuple[str, str]] = {
+    "backbones": ("torch.nn", "Module"),
+    "losses": ("torch.nn", "Module"),
+    "attacks": ("robrank.attacks.base", "Attack"),
+    "defenses": ("robrank.defenses.base", "Defense"),
+    "datasets": ("robrank.data.base", "DatasetSource"),
+}
+
+
+def _expected_type(kind: str) -> type | None:
+    where = FACTORY_RETURNS.get(kind)
+    if where is None:
+        return None
+    import importlib
+
+    return getattr(importlib.import_module(where[0]), where[1])
 
 
 @dataclass

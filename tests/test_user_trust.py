@@ -153,3 +153,56 @@ def test_a_wrong_case_name_resolves_and_a_misspelt_one_gets_a_did_you_mean(tmp_p
                                   "--run-dir", str(tmp_path / "r")), "unknown backbone 'LENNET'", "did you mean 'lenet'")
     assert line.index("did you mean") < line.index("registered:")  # the fix comes before the long list
     one_line_error(run_cli("attack", str(tmp_path), "-A", "Esx:eps=0.1"), "unknown attack type")
+
+
+# --------------------------------------------------------------------- factories and --model callables
+
+
+class _BadBackbones:
+    """Backbones whose factories misbehave: a non-Module, a crash, a sys.exit."""
+
+    import robrank as _robrank
+
+    @staticmethod
+    @_robrank.hookimpl
+    def register_backbones(register):
+        import sys
+
+        from robrank.records import BackboneRecord
+
+        def exits(*a, **k):
+            sys.exit(7)
+
+        def raises(*a, **k):
+            raise RuntimeError("out of cheese")
+
+        register(BackboneRecord(name="notamodule", factory=lambda *a, **k: "a string", summary="returns a str"))
+        register(BackboneRecord(name="exitnet", factory=exits, summary="exits"))
+        register(BackboneRecord(name="crashnet", factory=raises, summary="raises"))
+
+
+@pytest.mark.parametrize("backbone, fragments", [
+    ("notamodule", ("backbone 'notamodule'", "returned str, not a torch.nn.Module")),
+    ("exitnet", ("backbone 'exitnet'", "sys.exit(7)")),
+    ("crashnet", ("backbone 'crashnet'", "RuntimeError: out of cheese")),
+])
+def test_a_backbone_factory_that_misbehaves_is_one_line_naming_it(backbone, fragments, register_plugin, tmp_path):
+    with register_plugin(_BadBackbones()):
+        result = run_cli("train", "--dataset", "digits", "--backbone", backbone, "--loss", "ptripletN", "--max-steps", "1",
+                         "--device", "cpu", "--num-workers", "0", "--run-dir", str(tmp_path / "run"))
+    one_line_error(result, *fragments)
+
+
+@pytest.mark.parametrize("body, fragments", [
+    ("def make():\n    import sys\n    sys.exit(7)\n", ("make() failed", "it called sys.exit(7)")),
+    ("def make():\n    return 42\n", ("make() returned int, not an nn.Module",)),
+    ("def make():\n    raise ValueError('no weights here')\n", ("make() failed", "ValueError: no weights here")),
+    ("import sys\nsys.exit(3)\ndef make():\n    pass\n", ("importing", "it called sys.exit(3)")),
+])
+def test_a_model_callable_that_misbehaves_is_one_line_naming_it(body, fragments, tmp_path):
+    source = tmp_path / "userdef.py"
+    source.write_text(body)
+    for command in ("eval", "attack"):
+        extra = ("-A", "ES") if command == "attack" else ()
+        one_line_error(run_cli(command, "--model", f"{source}:make", "--metric", "N", "--dataset", "digits", *extra),
+                       "--model", "userdef.py:make", *fragments)
