@@ -423,6 +423,7 @@ def attack(
     the embedded one, to reuse. ``dataset`` names the data when the gallery is given as
     tensors (its record may declare defaults for the attack's fields).
     """
+    from .attacks.reach import warn_short_steps
     from .attacks.runner import AttackOptions, build_attack
     from .attacks.spec import parse_spec
     from .models.external import check_input, wrap_model
@@ -442,6 +443,7 @@ def attack(
     name = dataset or name
     # the dataset's records may declare defaults for fields the spec leaves out (e.g. a rate per dataset)
     built = build_attack(parsed, AttackOptions.for_dataset(name, semantics=semantics, random_start=random_start, seed=seed))
+    warn_short_steps(built, parsed.text)
     return RankingAttack(parsed.text, built, wrapped, embedded, seed=seed, dataset=name)
 
 
