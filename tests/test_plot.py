@@ -211,7 +211,7 @@ def test_curve_of_a_real_eps_swipe_draws_the_json_values(swipes, tmp_path):
         assert drawn.get_ydata().tolist() == pytest.approx(panel.lines[0].y)
         levels = [ln.get_ydata()[0] for ln in ax.get_lines() if ln.get_linestyle() == ":"]
         assert levels == pytest.approx([panel.lines[0].clean])
-        assert ax.get_title() == panel.title and ax.get_xlabel() == "ε (×1/255)"
+        assert ax.get_title() == panel.heading() and ax.get_xlabel() == "ε (L∞, ×1/255)"
         assert drawn.get_linestyle() == "--"  # a partial swipe: dashed, and said in the legend
     legend = [unwrapped(t.get_text()) for t in fig.legends[0].get_texts()]
     assert legend[0] == unwrapped(f"{summaries[0].label} (partial: 96 of 364 queries)")
@@ -241,7 +241,7 @@ def test_curve_with_two_runs_one_line_each_and_w_as_axis(swipes, tmp_path, robra
     assert panel.axis == "W" and panel.lines[0].x == [1.0, 2.0, 5.0] and panel.lines[0].y == pytest.approx([10, 20, 50])
     result = robrank_cli("plot", "curve", str(path), "--output", str(tmp_path / "w.svg"))
     assert result.exit_code == 0, result
-    assert "W" in svg_texts((tmp_path / "w.svg").read_text())
+    assert any(t.startswith("W (L") for t in svg_texts((tmp_path / "w.svg").read_text()))
 
 
 def test_curve_of_a_profile_without_a_varying_budget_is_a_one_line_error(robrank_cli, tmp_path):
