@@ -1,0 +1,141 @@
+"""``robrank bench``, its model card and ``--verify`` on the bundled digits data.
+
+A test dataset ``digits-t`` (the first 120 test images of digits) declares a tiny reference
+profile (rob28 with 2 PGD steps) whose registered worst-case variant is the same with
+``opt=worst``: the bench runs the real swipe machinery on its whole split in seconds. The
+full-size bench is in docs/bench.md.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import robrank
+from robrank.records import DatasetRecord, ProfileRecord
+from robrank.testing import registered, write_untrained_run
+
+
+SPLIT = 120
+
+
+def _small_digits(root=None):
+    from robrank.data.base import TensorImageDataset
+    from robrank_plugins.datasets.digits import DigitsSource
+
+    class SmallDigits(DigitsSource):
+        def load_split(self, split, augment=False):
+            full = super().load_split(split, augment)
+            if split != "test":
+                return full
+            return TensorImageDataset(full.data[:SPLIT], full.labels[:SPLIT])
+
+    return SmallDigits(root)
+
+
+def _tiny(specs):
+    return [s.replace("pgditer=32", "pgditer=2") for s in specs]
+
+
+class BenchPlugin:
+    @robrank.hookimpl
+    def register_datasets(self, register):
+        register(DatasetRecord(name="digits-t", factory=_small_digits, summary="digits with the tiny bench profiles", image_size=28,
+                               profile="tiny28"))
+
+    @robrank.hookimpl
+    def register_profiles(self, register):
+        from robrank_plugins.profiles.ers import ERS
+        from robrank_plugins.profiles.reference import rob28
+
+        register(ProfileRecord(name="tiny28", factory=lambda: _tiny(rob28()), summary="rob28, 2 steps", image_size=28, score=ERS))
+        register(ProfileRecord(name="tiny28-aa", factory=lambda: [f"{s}:opt=worst" for s in _tiny(rob28())], summary="worst case, 2 steps",
+                               image_size=28, score=ERS, variant_of="tiny28", worst_case=True))
+
+
+@pytest.fixture(scope="module")
+def bench_env(tmp_path_factory):
+    """One untrained run of digits-t, benched once for the module (the plugin stays registered meanwhile)."""
+    import torch
+    from click.testing import CliRunner
+
+    from robrank.cli import cli
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with registered(BenchPlugin()) as host:
+        run_dir = write_untrained_run(tmp_path_factory.mktemp("bench") / "digits-t-lenet", dataset="digits-t")
+        result = CliRunner().invoke(cli, ["bench", str(run_dir), "--no-progress"])
+        assert result.exit_code == 0, result.output
+        yield SimpleNamespace(host=host, run_dir=run_dir, card=run_dir / "bench" / "card.json", output=result.output)
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def run_dir(bench_env):
+    return bench_env.run_dir
+
+
+def test_bench_writes_a_card_from_two_full_swipes_and_prints_one_screen(bench_env):
+    path, out = bench_env.card, bench_env.output
+    card = json.loads(path.read_text())
+    from robrank.cards.schema import validate
+    from robrank.swipe.schema import load_results
+
+    validate(card)
+    assert card["draft"] is False and card["evaluation"]["partial"] is None
+    assert card["data"]["dataset"] == "digits-t" and card["data"]["queries"] == SPLIT and len(card["data"]["sha256"]) == 64
+    ref, worst = (load_results(path.parent / card["evaluation"]["files"][r]) for r in ("reference", "worst_case"))
+    assert (ref["profile"], worst["profile"]) == ("tiny28", "tiny28-aa")
+    assert all(a["count"] == SPLIT for a in ref["attacks"] + worst["attacks"])
+    for role, payload in (("reference", ref), ("worst_case", worst)):  # the card repeats the swipes' score, column by column
+        score = card["scores"][role]
+        assert score["value"] == pytest.approx(payload["ers"]["ers"])
+        assert [c["rescaled"] for c in score["columns"]] == pytest.approx([payload["ers"]["rescaled"][c["key"]] for c in score["columns"]])
+    # the worst case contains the reference search, so no column can be weaker
+    for a, b in zip(card["scores"]["reference"]["columns"], card["scores"]["worst_case"]["columns"]):
+        assert b["rescaled"] <= a["rescaled"] + 1e-9, a["label"]
+    assert card["threat_model"]["reference"]["eps"] == pytest.approx(0.30196) and card["threat_model"]["reference"]["norm"] == "inf"
+    assert card["threat_model"]["worst_case"]["search"] == "worst" and card["threat_model"]["reference"]["steps"] == 2
+    # budget: 9 attacks x 2 gradients per query (reference), 3x that for the worst case, over SPLIT queries
+    assert card["cost"]["gradients"] == SPLIT * (9 * 2 + 9 * 6)
+    model = card["model"]
+    assert model["kind"] == "run" and model["sha256_file"] == ref["model"]["sha256"] and len(model["sha256_tensors"]) == 64
+    assert model["parameters"] > 0 and model["metric"] == "N" and model["training"]["backbone"] == "lenet"
+    assert set(card["clean"]) >= {"R@1", "mAP"} and all(0 <= v <= 100 for v in card["clean"].values())
+    assert "tiny28-aa" in out and "rank by this" in out and f"{card['scores']['worst_case']['value']:.1f}" in out
+    assert "DRAFT" not in out and str(path) in out and len(out.splitlines()) <= 25
+
+
+def test_bench_resumes_and_a_draft_is_marked_everywhere(run_dir, robrank_cli, monkeypatch):
+    from robrank.swipe import runner
+
+    real = runner.SwipeBackend.default()
+    calls = []
+
+    def crashing(model, dataset, spec, **kwargs):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(spec.text)
+        return real.run_attack(model, dataset, spec, **kwargs)
+
+    from dataclasses import replace
+
+    monkeypatch.setattr(runner.SwipeBackend, "default", classmethod(lambda cls: replace(real, run_attack=crashing)))
+    first = robrank_cli("bench", str(run_dir), "--max-queries", "16", "--no-progress")
+    assert first.exit_code == 130 and not (run_dir / "bench-draft" / "card.json").exists()
+    monkeypatch.setattr(runner.SwipeBackend, "default", classmethod(lambda cls: real))
+    again = robrank_cli("bench", str(run_dir), "--max-queries", "16", "--no-progress")
+    assert again.exit_code == 0, again
+    card = json.loads((run_dir / "bench-draft" / "card.json").read_text())
+    assert card["draft"] is True and f"16 of {SPLIT} queries" in card["draft_reason"]
+    assert again.output.startswith("DRAFT") and "(draft)" in again.output
+
+
+def test_python_bench_equals_the_command(bench_env, run_dir):
+    path = bench_env.card
+    card = robrank.bench(str(run_dir), output=str(run_dir / "bench"))  # the same folder: every swipe is already there
+    stored = json.loads(path.read_text())
+    assert card["scores"] == stored["scores"] and card["data"] == stored["data"] and card["_path"] == str(path)
