@@ -139,3 +139,57 @@ def test_python_bench_equals_the_command(bench_env, run_dir):
     card = robrank.bench(str(run_dir), output=str(run_dir / "bench"))  # the same folder: every swipe is already there
     stored = json.loads(path.read_text())
     assert card["scores"] == stored["scores"] and card["data"] == stored["data"] and card["_path"] == str(path)
+
+
+# ---- --verify ---------------------------------------------------------------------------
+
+
+def _copy_card(bench_env, tmp_path, name="card.json"):
+    card = json.loads(bench_env.card.read_text())
+    path = tmp_path / name
+    path.write_text(json.dumps(card))
+    return path, card
+
+
+def test_verify_passes_on_the_honest_card_and_records_it(bench_env, robrank_cli, tmp_path):
+    path, _ = _copy_card(bench_env, tmp_path)
+    result = robrank_cli("bench", "--verify", str(path), "--sample", "48", "--no-progress")
+    assert result.exit_code == 0, result
+    first = result.output.splitlines()[0]
+    assert first.startswith("VERIFIED") and "48 of 120 queries" in first
+    assert "tiny28-aa GTT" in result.output and "clean R@1" in result.output
+    recorded = json.loads(path.read_text())["verification"]
+    assert recorded["passed"] is True and recorded["sample"] == 48
+    from robrank.cards.schema import status
+
+    assert status(json.loads(path.read_text())) == "verified" and status(json.loads(bench_env.card.read_text())) == "reported"
+
+
+def test_verify_fails_naming_the_edited_columns(bench_env, robrank_cli, tmp_path):
+    path, card = _copy_card(bench_env, tmp_path)
+    # a consistent edit (raw, rescaled and score together): only the re-attacked sample can refute it
+    worst = card["scores"]["worst_case"]
+    gtt = next(c for c in worst["columns"] if c["label"] == "GTT")
+    gtt["raw"] = gtt["rescaled"] = min(100.0, gtt["rescaled"] + 60.0)
+    worst["value"] = sum(c["rescaled"] for c in worst["columns"]) / len(worst["columns"])
+    # an inconsistent edit: a rescaled value that does not follow from its raw one
+    ref = card["scores"]["reference"]
+    next(c for c in ref["columns"] if c["label"] == "CA-")["rescaled"] += 5.0
+    path.write_text(json.dumps(card))
+    result = robrank_cli("bench", "--verify", str(path), "--sample", "48", "--no-progress")
+    assert result.exit_code == 1, result
+    verdict = result.output.splitlines()[0]
+    assert verdict.startswith("FAILED") and "tiny28-aa GTT" in verdict and "tiny28 CA-" in verdict and "inconsistent" in verdict
+    assert "tiny28-aa CA+" not in verdict  # the columns left alone hold
+    assert json.loads(path.read_text())["verification"]["passed"] is False
+
+
+def test_verify_refuses_another_model_and_a_draft(bench_env, robrank_cli, tmp_path):
+    path, card = _copy_card(bench_env, tmp_path)
+    other = write_untrained_run(tmp_path / "other", dataset="digits-t", seed=1)
+    result = robrank_cli("bench", "--verify", str(path), str(other), "--no-progress")
+    assert result.exit_code == 1 and "model's tensors differ" in result.output.splitlines()[0]
+    card["draft"], card["draft_reason"] = True, "evaluated with a query limit"
+    path.write_text(json.dumps(card))
+    result = robrank_cli("bench", "--verify", str(path), "--no-progress")
+    assert result.exit_code == 2 and "draft card" in result.output

@@ -35,7 +35,7 @@ def model_block(loaded: Any, swiped: dict[str, Any]) -> dict[str, Any]:
     """The card's ``model``: identity, digests, size, metric, normalisation, training settings."""
     common = {"sha256_tensors": tensors_digest(loaded), "parameters": parameter_count(loaded), "metric": str(loaded.metric)}
     if swiped.get("kind") == "external":
-        weights = [{"file": w["file"], "sha256": w["sha256"], "target": w.get("target")} for w in swiped.get("weights", [])]
+        weights = [{k: w.get(k) for k in ("file", "sha256", "target", "key", "strip_prefix")} for w in swiped.get("weights", [])]
         return {"kind": "external", "name": str(swiped["spec"]), "spec": str(swiped["spec"]), "weights": weights,
                 **common, "normalize": swiped.get("normalize"), "gray_to_rgb": bool(swiped.get("gray_to_rgb")),
                 "embedding_dim": swiped.get("embedding_dim"), "training": None,

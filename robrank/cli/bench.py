@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import click
 
-from .external_model import external_model_options
-from .options import data_root_option, device_option, echo_json, max_batches_option, output_group
+from .external_model import resolve_target
+from .options import EXTERNAL_MODEL_KEYS, data_root_option, device_option, echo_json, external_model_group, max_batches_option, output_group
 
 
 @click.command("bench")
 @click.argument("run_or_ckpt", metavar="[RUN_OR_CKPT]", type=click.Path(exists=True, path_type=str), required=False)
-@external_model_options
+@external_model_group
 @click.option("--output", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Folder of the swipes and card.json [default: RUN/bench, CKPT.bench, or beside --model's file; -draft for drafts].")
 @click.option("-b", "--batch-size", "batch_size", type=click.IntRange(min=1), default=None, help="Queries per attack batch (a speed knob) [default: automatic].")
@@ -29,7 +29,8 @@ from .options import data_root_option, device_option, echo_json, max_batches_opt
 @output_group
 def bench_command(run_or_ckpt: object, output: str | None, batch_size: int | None, max_batches: int | None, max_queries: int | None,
                   device: str | None, seed: int, name: str | None, data_root: str | None, restart: bool, verify_card: str | None,
-                  sample: int, sample_seed: int, confidence: float, no_record: bool, as_json: bool, quiet: bool, no_progress: bool) -> None:
+                  sample: int, sample_seed: int, confidence: float, no_record: bool, as_json: bool, quiet: bool, no_progress: bool,
+                  **model_options: object) -> None:
     """Evaluate the model at RUN_OR_CKPT (or --model) the recommended way and write its model card.
 
     On the full test split: clean metrics, the dataset's reference profile (comparable with
@@ -37,14 +38,15 @@ def bench_command(run_or_ckpt: object, output: str | None, batch_size: int | Non
     same command after a kill. -m/--max-queries give a DRAFT card. docs/bench.md.
     """
     progress = not (no_progress or quiet or as_json)
+    given_model = run_or_ckpt is not None or model_options.get("model") is not None
+    if verify_card is None or given_model:  # --verify CARD alone loads the model the card names
+        run_or_ckpt = resolve_target(run_or_ckpt, **{k: model_options[k] for k in EXTERNAL_MODEL_KEYS})  # type: ignore[arg-type]
     if verify_card is not None:
         _verify(verify_card, run_or_ckpt, sample, sample_seed, confidence, device, data_root, not no_record, as_json, progress)
         return
     from ..cards.bench import bench
     from ..cards.summary import summary
 
-    if run_or_ckpt is None:
-        raise click.UsageError("name a run directory or checkpoint (RUN_OR_CKPT), or --model SPEC, or --verify CARD")
     path, card = bench(run_or_ckpt, output=output, device=device, batch_size=batch_size, max_batches=max_batches,
                        max_queries=max_queries, seed=seed, data_root=data_root, restart=restart, progress=progress, name=name)
     if as_json:
