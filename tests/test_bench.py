@@ -193,3 +193,63 @@ def test_verify_refuses_another_model_and_a_draft(bench_env, robrank_cli, tmp_pa
     path.write_text(json.dumps(card))
     result = robrank_cli("bench", "--verify", str(path), "--no-progress")
     assert result.exit_code == 2 and "draft card" in result.output
+
+
+# ---- robrank leaderboard ----------------------------------------------------------------
+
+
+def test_leaderboard_site_ranks_by_worst_case_and_renders_in_chromium(bench_env, robrank_cli, tmp_path):
+    from test_report_formats import render_in_chromium
+
+    strong, weak = json.loads(bench_env.card.read_text()), json.loads(bench_env.card.read_text())
+    strong["name"] = "strong <b>model</b>"  # card text is escaped, never markup
+    weak["name"] = "weak"
+    for card, shift in ((strong, 5.0), (weak, -5.0)):  # the weak one has the higher reference score: rank by worst case
+        card["scores"]["worst_case"]["value"] += shift
+        card["scores"]["reference"]["value"] -= shift
+    paths = []
+    for card in (weak, strong):
+        paths.append(tmp_path / f"{card['name'][:4]}.json")
+        paths[-1].write_text(json.dumps(card))
+    out = tmp_path / "site"
+    result = robrank_cli("leaderboard", *map(str, paths), "--output", str(out))
+    assert result.exit_code == 0, result
+    index = (out / "index.html").read_text()
+    assert "<b>model</b>" not in index and "strong &lt;b&gt;model&lt;/b&gt;" in index
+    assert "http://" not in index and "https://" not in index
+    board = json.loads((out / "leaderboard.json").read_text())
+    assert [e["name"] for e in board["entries"]] == ["strong <b>model</b>", "weak"]
+    assert "| 1 | [strong <b>model</b>]" in (out / "leaderboard.md").read_text()
+    check = """<script>window.addEventListener("load", () => {
+      const rows = [...document.querySelectorAll("table.board tbody tr")].map(r => r.cells[1].textContent);
+      const links = [...document.querySelectorAll("table.board a")].map(a => a.getAttribute("href"));
+      const out = document.createElement("pre"); out.id = "robrank-check";
+      out.textContent = JSON.stringify({figures: [], rows: {board: rows}, links}); document.body.appendChild(out);
+    });</script>"""
+    page = out / "index-check.html"
+    page.write_text(index.replace("</body>", check + "</body>"))
+    import test_report_formats
+
+    seen = render_in_chromium_raw(page, test_report_formats)
+    assert seen["rows"]["board"] == ["strong <b>model</b>", "weak"]
+    for link in seen["links"]:
+        assert (out / link).is_file(), link
+        entry = render_in_chromium(out / link)  # each entry page: its ERS bars load and have a size
+        assert [f["id"] for f in entry["figures"]] == ["fig-ers"] and entry["figures"][0]["complete"] and entry["figures"][0]["width"] > 0
+        assert (out / link).with_suffix(".json").is_file()
+
+
+def render_in_chromium_raw(page, module):
+    """Chromium on a page that already carries its own check script."""
+    import re
+    import subprocess
+    import tempfile
+    from html import unescape
+
+    browser = module._browser()
+    with tempfile.TemporaryDirectory(prefix="robrank-chromium-") as profile:
+        done = subprocess.run([browser, *module.BROWSER_FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+                              capture_output=True, text=True, timeout=120, env={**__import__("os").environ, "HOME": profile})
+    match = re.search(r'<pre id="robrank-check">(.*?)</pre>', done.stdout, re.S)
+    assert match, done.stderr[-1000:]
+    return json.loads(unescape(match.group(1)))

@@ -88,7 +88,7 @@ def threat_block(record: Any, payload: dict[str, Any]) -> dict[str, Any]:
         "search": _one([f.get("opt", "pgd") for f in fields]),
         "attacks": len(fields),
         "pixel_range": "[0, 1]",
-        "per_query": per_query,
+        "per_query": per_query if any(a.get("budget") for a in payload["attacks"]) else None,
     }
 
 
