@@ -313,12 +313,15 @@ class ProfileRecord(Record):
     column, how each is rescaled), or None for a profile that only lists attacks; a swipe of
     a scored profile records it, and ``robrank report`` tabulates it. ``variant_of`` names
     the profile this one is a variant of (the same columns under a stronger search or another
-    threat model); a variant is never a dataset's default profile.
+    threat model); a variant is never a dataset's default profile. ``worst_case`` marks the
+    variant that is its base profile's worst-case evaluation: ``robrank bench`` runs the base
+    profile (comparable with published numbers) and this one (the number to rank by).
     """
 
     image_size: int | None = None
     score: Score | None = None
     variant_of: str | None = None
+    worst_case: bool = False
 
     kind: ClassVar[str] = "profiles"
 
@@ -339,6 +342,8 @@ class ProfileRecord(Record):
         out = {"image_size": self.image_size, "score": None if self.score is None else self.score.details()}
         if self.variant_of is not None:
             out["variant_of"] = self.variant_of
+        if self.worst_case:
+            out["worst_case"] = True
         return out
 
 
