@@ -313,12 +313,15 @@ class ProfileRecord(Record):
     column, how each is rescaled), or None for a profile that only lists attacks; a swipe of
     a scored profile records it, and ``robrank report`` tabulates it. ``variant_of`` names
     the profile this one is a variant of (the same columns under a stronger search or another
-    threat model); a variant is never a dataset's default profile.
+    threat model); a variant is never a dataset's default profile. ``worst_case`` marks the
+    variant that is its base profile's worst-case evaluation: ``robrank bench`` runs the base
+    profile (comparable with published numbers) and this one (the number to rank by).
     """
 
     image_size: int | None = None
     score: Score | None = None
     variant_of: str | None = None
+    worst_case: bool = False
 
     kind: ClassVar[str] = "profiles"
 
@@ -339,6 +342,8 @@ class ProfileRecord(Record):
         out = {"image_size": self.image_size, "score": None if self.score is None else self.score.details()}
         if self.variant_of is not None:
             out["variant_of"] = self.variant_of
+        if self.worst_case:
+            out["worst_case"] = True
         return out
 
 
@@ -360,6 +365,56 @@ class ExecutorRecord(Record):
         return {"options": list(self.options), "default": self.default}
 
 
+@dataclass(frozen=True)
+class ModelRecord(Record):
+    """A trained model users load as ``--model zoo:NAME``: an architecture plus weights with a checksum.
+
+    ``factory`` is the builder: a callable (or a lazy ``"package.module:callable"`` string,
+    imported only when the model is loaded) returning the bare ``nn.Module``, which the
+    weights are then loaded into. ``weights`` is where the state_dict lives: a URL
+    (``https://``, ``file://``; fetched once into the cache with torch's own download
+    helper) or a local path; ``sha256`` is the file's checksum, checked before anything is
+    loaded. ``dataset`` and ``metric`` are what the model was trained on and ranks with
+    (the defaults of ``--dataset`` and ``--metric``); ``normalize`` and ``gray_to_rgb`` are
+    what ``--normalize`` and ``--gray-to-rgb`` would say for it; ``weights_key`` selects a
+    nested state_dict as ``--weights-key`` does. ``paper`` and ``licence`` are provenance:
+    ``robrank list models`` shows them, and results record them beside the weights' checksum.
+    """
+
+    dataset: str = ""
+    metric: str = ""
+    weights: str = ""
+    sha256: str = ""
+    normalize: str = "none"
+    gray_to_rgb: bool = False
+    weights_key: str | None = None
+    paper: str = ""
+    licence: str = ""
+
+    kind: ClassVar[str] = "models"
+
+    def __post_init__(self) -> None:
+        problems = [what for what, bad in (
+            ("dataset", not self.dataset),
+            ("metric (C, E or N)", self.metric not in ("C", "E", "N")),
+            ("weights (a URL or a path)", not self.weights),
+            ("sha256 (64 hex digits)", not _is_sha256(self.sha256)),
+            ("factory (a callable or 'module:callable')", not (callable(self.factory) or (isinstance(self.factory, str) and ":" in self.factory))),
+        ) if bad]
+        if problems:
+            raise ValueError(f"model {self.name!r}: needs {', '.join(problems)}")
+
+    def details(self) -> dict[str, Any]:
+        shown = super().details()
+        if isinstance(self.factory, str):
+            shown["builder"] = self.factory
+        return shown
+
+
+def _is_sha256(text: Any) -> bool:
+    return isinstance(text, str) and len(text) == 64 and all(c in "0123456789abcdef" for c in text.lower())
+
+
 RECORD_TYPES: dict[str, type[Record]] = {
     cls.kind: cls
     for cls in (
@@ -371,6 +426,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
         DefenseRecord,
         ProfileRecord,
         ExecutorRecord,
+        ModelRecord,
     )
 }
 KINDS: tuple[str, ...] = tuple(RECORD_TYPES)
@@ -385,6 +441,7 @@ __all__ = [
     "DefenseRecord",
     "ProfileRecord",
     "ExecutorRecord",
+    "ModelRecord",
     "RECORD_TYPES",
     "KINDS",
     "SIZE_28",

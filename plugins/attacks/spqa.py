@@ -108,6 +108,6 @@ class SPQueryAttack(Attack):
         exclude = self.exclude_slot(ctx)
         return {
             "loss": self.loss_from_dist(dist, ctx),
-            "prank": query_prank(dist, ctx.sel.candidates, exclude),
+            "prank": query_prank(dist, ctx.sel.candidates, exclude, ties_ahead=self.pm == "-"),
             "GTprank": query_prank(dist, ctx.sel.truth, exclude),
         }

@@ -12,6 +12,7 @@ from __future__ import annotations
 from robrank.plugin_api import ProfileRecord, hookimpl
 
 from .autoattack import PROFILES as STRONGER
+from .autoattack import WORST_CASE
 from .reference import PROFILES
 
 
@@ -20,4 +21,5 @@ def register_profiles(register):
     for name, (factory, image_size, score, summary, aliases) in PROFILES.items():
         register(ProfileRecord(name=name, factory=factory, summary=summary, aliases=aliases, image_size=image_size, score=score))
     for name, (factory, image_size, score, summary, aliases, variant_of) in STRONGER.items():
-        register(ProfileRecord(name=name, factory=factory, summary=summary, aliases=aliases, image_size=image_size, score=score, variant_of=variant_of))
+        register(ProfileRecord(name=name, factory=factory, summary=summary, aliases=aliases, image_size=image_size, score=score, variant_of=variant_of,
+                               worst_case=name in WORST_CASE))

@@ -8,7 +8,8 @@ Selection: CA+ draws W queries uniformly from the whole gallery (the reference's
 gallery items, its own slot excluded. Objective (minimised), per candidate c:
 mean over queries q_j and gallery items x of relu(d(c, q_j) - d(x, q_j)) for CA+ (rank c
 above every x) or relu(d(x, q_j) - d(c, q_j)) for CA-. Metric ``prank``:
-mean_j #{x : d(x, q_j) < d(c, q_j)} / N (about 0.5 clean for CA+, 0.01 for CA-).
+mean_j #{x : d(x, q_j) < d(c, q_j)} / N (about 0.5 clean for CA+, 0.01 for CA-); for CA- the
+items tied with the candidate count as ahead of it (ties never help the defender).
 
 The query-to-gallery distances are constant during the attack, so they are computed once at
 selection time and a PGD step only adds a [B, W, N] comparison to the model's cost.
@@ -40,7 +41,9 @@ class CandidateSelection(Selection):
     query_emb: torch.Tensor | None = None
     #: ``[B, W, N]`` distances from every gallery item to each query (own slot: the candidate's clean one)
     gallery_to_query: torch.Tensor | None = None
-    #: ``[B, W]``: the clean candidate's distances to its queries (fixed semantics only: its own slot is left out)
+    #: ``[B, W]``: the clean candidate's distances to its queries (its own slot's column)
+    own_to_query: torch.Tensor | None = None
+    #: the same under fixed semantics only, where the own slot is left out of the ranking
     self_to_query: torch.Tensor | None = None
     #: the gallery distances sorted per query, and their float64 prefix sums ``[B, W, N + 1]``
     sorted: torch.Tensor | None = None
@@ -83,6 +86,7 @@ class CandidateAttack(Attack):
         slot = ctx.self_slot.view(-1, 1, 1).expand(-1, w, 1)
         own = paired(gallery.embeddings[ctx.self_slot].unsqueeze(1), q_emb, ctx.metric)
         ctx.sel.gallery_to_query = to_queries.scatter(2, slot, own.unsqueeze(2))
+        ctx.sel.own_to_query = own
         if exclude is not None:
             ctx.sel.self_to_query = own
         # sorted distances and their prefix sums turn the N-term hinge into O(log N) per step
@@ -132,5 +136,7 @@ class CandidateAttack(Attack):
 
     def summarize(self, emb, dist, ctx, adversarial):
         cand = self._to_queries(emb, ctx)
-        prank = candidate_prank(cand, ctx.sel.gallery_to_query, ctx.sel.self_to_query)
+        # ties count for the attacker: CA- (pushing the candidate down) ranks tied items ahead
+        prank = candidate_prank(cand, ctx.sel.gallery_to_query, ctx.sel.self_to_query,
+                                ties_ahead=self.pm == "-", own_to_query=ctx.sel.own_to_query)
         return {"loss": self.objective(emb, ctx, None), "prank": prank}

@@ -8,6 +8,7 @@ loss without a new file.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -16,6 +17,21 @@ from torch import nn
 from ..errors import ConfigError
 from ..params import Param, collect, resolve_options
 from .settings import ADVTRAIN_DEFAULTS, pgd_defaults
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """Where training stands when a step begins, for defenses whose inner attack follows a schedule.
+
+    ``epoch`` is the 0-based epoch of the coming step and ``epochs`` the run's planned
+    epochs; ``step`` counts the optimiser steps already done and ``total_steps`` is what the
+    run will do in all (epochs x steps per epoch, capped by ``--max-steps``).
+    """
+
+    epoch: int
+    epochs: int
+    step: int
+    total_steps: int
 
 
 class Defense:
@@ -71,6 +87,11 @@ class Defense:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
+
+    def schedule(self, progress: TrainingProgress) -> None:
+        """Called by the engine before every step: a curriculum (a step size growing with the
+        epoch, a miner margin shrinking) reads the run's progress here instead of counting
+        steps itself, so it is right after ``--resume`` and under ``--max-steps``."""
 
 
 class NoDefense(Defense):
