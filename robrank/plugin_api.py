@@ -48,6 +48,7 @@ from .records import (
     LossRecord,
     MinerRecord,
     ProfileRecord,
+    reference_aliases,
     size_family,
 )
 from .scoring import Column, IncompleteScoresError, Score
@@ -85,7 +86,6 @@ _LAZY: dict[str, str] = {
          "check_spc2", "choose_in_rows", "mean_or_zero", "random_uniform", "spc2_anchors_positives"),
         "robrank.losses.base",
     ),
-    "reference_aliases": "robrank.losses.names",
     # defenses: the bases, the inner attacks they run, miners and hardness
     **dict.fromkeys(
         ("Defense", "AdversarialDefense", "NoDefense", "TrainingProgress", "check_family", "check_metric_in"),
@@ -150,6 +150,7 @@ __all__ = [
     "TASK_CLASSIFICATION",
     "TASK_RETRIEVAL",
     "size_family",
+    "reference_aliases",
     # typed options
     "Param",
     "ParamError",

@@ -23,7 +23,7 @@ SPLIT = 120
 
 def _small_digits(root=None):
     from robrank.data.base import TensorImageDataset
-    from robrank_plugins.datasets.digits import DigitsSource
+    from robrank_plugins.datasets.digits_data import DigitsSource
 
     class SmallDigits(DigitsSource):
         def load_split(self, split, augment=False):

@@ -12,13 +12,13 @@ from robrank.io import file_sha256
 from robrank.models import zoo
 from robrank.models.external import ModelSpec, load_model, state_digest
 from robrank.records import ModelRecord
-from robrank_plugins.backbones.small import LeNet
+from robrank_plugins.backbones.small_nets import LeNet
 
 EMBED = 16
 QUICK = ["-b", "8", "-m", "1", "--no-progress"]
 
 BUILDER = f'''
-from robrank_plugins.backbones.small import LeNet
+from robrank_plugins.backbones.small_nets import LeNet
 
 
 def make():
