@@ -229,6 +229,10 @@ def test_curve_with_two_runs_one_line_each_and_w_as_axis(swipes, tmp_path, robra
         entry["adv"] = {"prank": w / 10}
         ws["attacks"].append(entry)
         ws["planned"].append(entry["spec"])
+        entry.pop("sums", None)  # hand-made averages
+    from robrank.swipe.schema import coverage
+
+    ws["coverage"] = coverage(ws)
     path = tmp_path / "w.json"
     path.write_text(json.dumps(ws))
     (panel,) = curve_panels(load_summaries([path]))

@@ -31,6 +31,15 @@ from .schema import load_results, partial_note
 FORMATS = ("table", "markdown", "json", "csv", "latex", "html")
 #: appended to the label and the score of a partial result; the footnote says what it covers
 PARTIAL_MARK = "*"
+#: appended to a rescaled value (or score) outside the 0-100 scale it is printed on; a note says why
+OFF_SCALE_MARK = "!"
+#: the scale of every rescaled column and score
+SCALE = (0.0, 100.0)
+
+
+def off_scale(value: float | None) -> bool:
+    """Whether a rescaled value lies outside 0-100 (a forced profile, E-metric shifts beyond 2)."""
+    return value is not None and math.isfinite(value) and not SCALE[0] <= value <= SCALE[1]
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,15 @@ class FileSummary:
     @property
     def marked_label(self) -> str:
         return self.label + (PARTIAL_MARK if self.partial else "")
+
+    @property
+    def off_scale(self) -> list[str]:
+        """Labels of the rescaled columns (and the score) outside 0-100: never to be read as on that scale."""
+        if self.score is None:
+            return []
+        labels = self.score.labels
+        out = [labels[k] for k in self.score.keys if off_scale(self.rescaled.get(k))]
+        return out + ([self.score.name] if off_scale(self.ers) else [])
 
     @property
     def ers_profile(self) -> bool:
@@ -102,6 +120,7 @@ class FileSummary:
             out["rescaled"] = {labels[k]: self.rescaled[k] for k in self.score.keys}
             out["ers"] = self.ers
             out["missing"] = self.missing
+            out["off_scale"] = self.off_scale
         out["attacks"] = [
             {"spec": a["spec"], "type": a["type"], "metrics": [m.__dict__ for m in attack_metrics(a)]} for a in p["attacks"]
         ]
@@ -218,6 +237,10 @@ def _notes(summaries: Iterable[FileSummary]) -> list[str]:
                 else f"note: {s.label}: {len(s.payload['attacks'])}/{len(s.payload['planned'])} attacks done ({what})"
             )
     for s in summaries:
+        if s.off_scale:
+            notes.append(f"{OFF_SCALE_MARK} {s.label}: rescaled {', '.join(s.off_scale)} outside the 0-100 scale "
+                         f"({'the profile was forced on other images' if s.payload.get('forced') else 'see docs/swipe-format.md'}); "
+                         "not comparable with 0-100 scores")
         tied = tie_note(s.payload.get("top_ties"))
         if tied:
             notes.append(tied.replace("note: ", f"note: {s.label}: ", 1))
@@ -239,13 +262,16 @@ def _score_tables(rows: list[FileSummary], marks: bool = True) -> list[tuple[str
     head = ["run", *(labels[k] for k in keys), score.name]
 
     def score_cell(s: FileSummary) -> str:
-        return _fmt(s.ers, 1) + (PARTIAL_MARK if marks and s.partial and s.ers is not None else "")
+        return _fmt(s.ers, 1) + (OFF_SCALE_MARK if off_scale(s.ers) else "") + (PARTIAL_MARK if marks and s.partial and s.ers is not None else "")
 
     def label(s: FileSummary) -> str:
         return s.marked_label if marks else s.label
 
+    def scaled_cell(value: float | None) -> str:
+        return _fmt(value, 1) + (OFF_SCALE_MARK if off_scale(value) else "")
+
     raw = [[label(s), *(_fmt(s.raw[k], decimals[k]) for k in keys), score_cell(s)] for s in rows]
-    scaled = [[label(s), *(_fmt(s.rescaled[k], 1) for k in keys), score_cell(s)] for s in rows]
+    scaled = [[label(s), *(scaled_cell(s.rescaled[k]) for k in keys), score_cell(s)] for s in rows]
     tables = [("Raw scores", head, raw), ("Rescaled scores (0 = broken, 100 = robust)", head, scaled)]
     won = {id(s): score.winners(s.payload["attacks"]) for s in rows}
     if any(won.values()):  # a worst-case swipe among them: what the stronger searches added, and at what cost
@@ -419,6 +445,6 @@ def report(paths: Sequence[str | Path], fmt: str = "table") -> str:
 
 
 __all__ = [
-    "FORMATS", "PARTIAL_MARK", "Metric", "FileSummary", "attack_metrics", "displays", "parsed_fields", "profile_score", "score_groups", "summarise",
+    "FORMATS", "PARTIAL_MARK", "OFF_SCALE_MARK", "off_scale", "Metric", "FileSummary", "attack_metrics", "displays", "parsed_fields", "profile_score", "score_groups", "summarise",
     "load_summaries", "format_report", "report",
 ]
