@@ -25,7 +25,7 @@ from robrank.attacks.surrogates import soft_rank, temperature
 from robrank.params import Param
 from robrank.summaries import EMBSHIFT, FRACTION
 
-from .candidate import PCTL
+from robrank.plugin_api import PCTL
 
 #: the M field of the query attacks
 CANDIDATES = Param("M", int, low=1, help="number of candidates moved in the perturbed query's ranking", example="M=1",

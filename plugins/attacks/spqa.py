@@ -25,7 +25,7 @@ from robrank.attacks.selection import nearest_excluding_self
 from robrank.params import Param
 from robrank.summaries import EMBSHIFT, FRACTION, MetricDisplay
 
-from .candidate import PCTL
+from robrank.plugin_api import PCTL
 from .query import CANDIDATES, query_loss, select_query_targets
 
 M_GT = 5

@@ -103,6 +103,12 @@ def attack_command(
         channels_last=channels_last,
         compile=compile_,
     )
+    from ..attacks import build_attack
+    from ..attacks.reach import short_steps
+
+    warning = short_steps(build_attack(parsed, options), parsed.text)
+    if warning is not None:
+        click.echo(warning, err=True)
     result = run_attack(run.model, dataset, parsed, options, surrogate=source.model if source is not None else None,
                         on_batch=collector)
     if source is not None:
