@@ -89,7 +89,7 @@ def _forced_file(tmp_path: Path) -> Path:
     payload = json.loads(STORED.read_text())
     payload["forced"] = FORCED
     # a budget made for other images: CA+ above half the ranking, off the 0-100 scale
-    payload["attacks"][0]["adv"]["prank"] = 0.669
+    payload["attacks"][0]["adv"]["prank"] = 0.669  # a version-1 fraction: 66.9 percent
     payload["attacks"][0].pop("sums")
     payload.pop("ers")
     path = tmp_path / "forced" / "swipe-rob28.json"
@@ -133,3 +133,57 @@ def test_a_forced_swipe_records_the_override(tiny_run, tmp_path, robrank_cli):
     assert robrank_cli("swipe", str(tiny_run), "-p", "rob28", "-m", "1", "-b", "2", "--output", str(normal), "-D", "cpu",
                        "--no-progress").exit_code == 0
     assert load_results(normal)["forced"] is None
+
+
+# ---- one unit per measure: schema version 3 stores every rate in percent ------------------------
+
+
+def test_older_files_are_read_in_percent_and_their_score_is_unchanged():
+    from robrank.swipe.schema import SCHEMA_VERSION, UNITS, upgrade
+
+    raw = json.loads(STORED.read_text())
+    assert raw["schema_version"] == 1 and SCHEMA_VERSION == 3
+    loaded = load_results(STORED)
+    assert loaded["units"] == UNITS
+    by_type = {(a["type"], a["spec"]): (r, a) for r, a in zip(raw["attacks"], loaded["attacks"])}
+    for (kind, _), (before, after) in by_type.items():
+        for side in ("orig", "adv"):
+            for key, value in before[side].items():
+                converted = kind in ("CA", "QA", "LTM", "GTM", "GTT") and key in ("prank", "r@1", "ID-Retain@1", "retain@4")
+                assert after[side][key] == (100.0 * value if converted else value), (kind, side, key)
+    ca = loaded["attacks"][0]
+    assert ca["sums"]["adv"]["prank"] == 100.0 * raw["attacks"][0]["sums"]["adv"]["prank"]
+    assert upgrade(loaded) == loaded  # reading twice never multiplies twice
+    # the score is computed from the converted values and equals the stored one to the last bit
+    from robrank_plugins.profiles.ers import ERS
+
+    assert ERS.block(loaded["attacks"])["ers"] == raw["ers"]["ers"]
+    assert ERS.block(loaded["attacks"])["raw"] == raw["ers"]["raw"]
+
+
+def test_a_hand_made_version_2_file_with_an_uninstalled_attack(tmp_path):
+    payload = _partial()
+    payload["attacks"][0]["orig"]["prank"] = 0.5
+    payload["attacks"][0]["sums"]["orig"]["prank"] = 4.0
+    payload["planned"].append("MYATK:eps=0.1")
+    payload["attacks"].append({"spec": "MYATK:eps=0.1", "type": "MYATK", "orig": {"score": 0.25}, "adv": {"score": 0.5},
+                               "count": 8, "seconds": 1.0})
+    payload["finished"] = None
+    payload.pop("ers")
+    payload["coverage"] = coverage(payload)
+    path = tmp_path / "v2.json"
+    path.write_text(json.dumps(payload))
+    loaded = load_results(path)
+    assert loaded["attacks"][0]["orig"]["prank"] == 50.0 and loaded["attacks"][0]["sums"]["orig"]["prank"] == 400.0
+    assert loaded["attacks"][-1]["orig"] == {"score": 0.25} and loaded["units_unknown"] == ["MYATK"]
+    text = report([path])
+    assert "PCTL" in text or "CA+" in text
+
+
+def test_attacks_report_percent_with_directions(tiny_run, robrank_cli):
+    out = robrank_cli("attack", str(tiny_run), "-A", "GTT:eps=0.1:alpha=0.05:pgditer=2", "-m", "1", "-b", "8", "-D", "cpu", "--json")
+    assert out.exit_code == 0, out.output
+    payload = json.loads(out.output[out.output.index("{"):])
+    assert payload["orig"]["retain@4"] in (0.0, 12.5, 25.0, 37.5, 50.0, 62.5, 75.0, 87.5, 100.0)
+    listed = robrank_cli("list", "attacks")
+    assert "PCTL % ↑pm=+/↓pm=-" in listed.output and "COS ↓" in listed.output

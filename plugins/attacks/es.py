@@ -18,7 +18,7 @@ from robrank.attacks.base import Attack, BatchContext
 from robrank.attacks.metrics import first_match_rank, recall_at
 from robrank.attacks.surrogates import label_margin, temperature
 from robrank.distances import REFERENCE_PAIRWISE_EPS, paired
-from robrank.summaries import EMBSHIFT, MetricDisplay
+from robrank.summaries import EMBSHIFT, HIGHER, LOWER, MetricDisplay
 
 #: the reference's offset that avoids a zero gradient at the clean point
 START_OFFSET = 1e-7
@@ -42,7 +42,7 @@ class EmbeddingShift(Attack):
     name = "ES"
     reports = ("loss", "r@1", "r@10", "r@100", EMBSHIFT)
     #: the shift out of 2 (the unit sphere's diameter); R@1 is already in percent
-    display = (MetricDisplay(EMBSHIFT, "ES", full=2.0, decimals=3), MetricDisplay("r@1", "R1", full=100.0))
+    display = (MetricDisplay(EMBSHIFT, "ES", full=2.0, decimals=3, robust=LOWER), MetricDisplay("r@1", "R1", full=100.0, robust=HIGHER))
     bounds = {"r@1": (0.0, 100.0), "r@10": (0.0, 100.0), "r@100": (0.0, 100.0)}  # the reference's recalls are percentages
 
     def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:

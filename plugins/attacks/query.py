@@ -23,7 +23,7 @@ from robrank.attacks.selection import (
 )
 from robrank.attacks.surrogates import soft_rank, temperature
 from robrank.params import Param
-from robrank.summaries import EMBSHIFT, FRACTION
+from robrank.summaries import EMBSHIFT, PERCENT
 
 from robrank.plugin_api import PCTL
 
@@ -83,7 +83,8 @@ class QueryAttack(Attack):
     params = (PM, CANDIDATES)
     reports = ("loss", "prank", EMBSHIFT)
     display = (PCTL,)
-    bounds = {"prank": FRACTION}
+    bounds = {"prank": PERCENT}
+    legacy_fractions = ("prank",)
 
     def distance_width(self) -> int:
         return self.M + 5
@@ -107,5 +108,5 @@ class QueryAttack(Attack):
     def summarize(self, emb, dist, ctx, adversarial):
         return {
             "loss": self.loss_from_dist(dist, ctx),
-            "prank": query_prank(dist, ctx.sel["candidates"], self.exclude_slot(ctx), ties_ahead=self.pm == "-"),
+            "prank": 100.0 * query_prank(dist, ctx.sel["candidates"], self.exclude_slot(ctx), ties_ahead=self.pm == "-"),
         }

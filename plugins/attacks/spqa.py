@@ -23,7 +23,7 @@ from robrank.attacks.base import PM, Attack, BatchContext
 from robrank.attacks.metrics import query_prank
 from robrank.attacks.selection import nearest_excluding_self
 from robrank.params import Param
-from robrank.summaries import EMBSHIFT, FRACTION, MetricDisplay
+from robrank.summaries import EMBSHIFT, PERCENT, MetricDisplay
 
 from robrank.plugin_api import PCTL
 from .query import CANDIDATES, query_loss, select_query_targets
@@ -56,8 +56,9 @@ class SPQueryAttack(Attack):
     name = "SPQA"
     params = (PM, CANDIDATES, RATE)
     reports = ("loss", "prank", "GTprank", EMBSHIFT)
-    display = (PCTL, MetricDisplay("GTprank", "GT PCTL", scale=100.0, full=100.0))
-    bounds = {"prank": FRACTION, "GTprank": FRACTION}
+    display = (PCTL, MetricDisplay("GTprank", "GT PCTL", full=100.0))
+    bounds = {"prank": PERCENT, "GTprank": PERCENT}
+    legacy_fractions = ("prank", "GTprank")
 
     @property
     def xi_rate(self) -> float:
@@ -93,6 +94,6 @@ class SPQueryAttack(Attack):
         exclude = self.exclude_slot(ctx)
         return {
             "loss": self.loss_from_dist(dist, ctx),
-            "prank": query_prank(dist, ctx.sel["candidates"], exclude, ties_ahead=self.pm == "-"),
-            "GTprank": query_prank(dist, ctx.sel["truth"], exclude),
+            "prank": 100.0 * query_prank(dist, ctx.sel["candidates"], exclude, ties_ahead=self.pm == "-"),
+            "GTprank": 100.0 * query_prank(dist, ctx.sel["truth"], exclude),
         }

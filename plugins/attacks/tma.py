@@ -11,13 +11,13 @@ import torch.nn.functional as F
 from robrank.attacks.base import Attack, BatchContext
 from robrank.attacks.selection import STREAM_TARGET, randint
 from robrank.distances import paired
-from robrank.summaries import EMBSHIFT, MetricDisplay
+from robrank.summaries import EMBSHIFT, LOWER, MetricDisplay
 
 
 class TargetedMismatch(Attack):
     name = "TMA"
     reports = ("Cosine-SIM", EMBSHIFT)
-    display = (MetricDisplay("Cosine-SIM", "COS", full=1.0, decimals=3),)
+    display = (MetricDisplay("Cosine-SIM", "COS", full=1.0, decimals=3, robust=LOWER),)
     bounds = {"Cosine-SIM": (-1.0, 1.0)}
 
     def select(self, ctx: BatchContext) -> None:

@@ -25,7 +25,8 @@ from typing import Any
 
 from ..errors import RobrankError
 from ..scoring import Score
-from ..summaries import MetricDisplay, plain, tie_note
+from ..scoring import spec_fields
+from ..summaries import ARROW_DOWN, ARROW_UP, HIGHER, LOWER, MetricDisplay, plain, tie_note
 from .schema import load_results, partial_note
 
 FORMATS = ("table", "markdown", "json", "csv", "latex", "html")
@@ -51,6 +52,12 @@ class Metric:
     adv: float | None
     scale: str
     decimals: int = 1
+    #: "higher" or "lower": the direction that is more robust (None: a side measure)
+    robust: str | None = None
+
+    @property
+    def arrow(self) -> str:
+        return {HIGHER: ARROW_UP, LOWER: ARROW_DOWN}.get(self.robust or "", "")
 
 
 @dataclass
@@ -121,6 +128,7 @@ class FileSummary:
             out["ers"] = self.ers
             out["missing"] = self.missing
             out["off_scale"] = self.off_scale
+            out["robust"] = column_directions(self.score)
         out["attacks"] = [
             {"spec": a["spec"], "type": a["type"], "metrics": [m.__dict__ for m in attack_metrics(a)]} for a in p["attacks"]
         ]
@@ -148,10 +156,27 @@ def displays(attack_type: str, adv: Mapping[str, Any], registry: Any = None) -> 
 def attack_metrics(entry: Mapping[str, Any], registry: Any = None) -> list[Metric]:
     """One attack's metrics as its attack declares them shown (scaled to their printed range)."""
     orig, adv = entry["orig"], entry["adv"]
+    fields = spec_fields(str(entry.get("spec", "")))
     return [
-        Metric(d.label, d.value(orig), d.value(adv), d.full_text, d.decimals)
+        Metric(d.label, d.value(orig), d.value(adv), d.full_text, d.decimals, d.robust_direction(fields))
         for d in displays(str(entry["type"]), adv, registry)
     ]
+
+
+def column_directions(score: Score) -> dict[str, str]:
+    """Per score column label, "higher" or "lower": the direction of the raw value that is more robust."""
+    out = {}
+    for c in score.columns:
+        slope = c.rescale(c.factor * 1.0) - c.rescale(0.0)
+        out[c.label] = HIGHER if slope > 0 else LOWER
+    return out
+
+
+def _direction_title(score: Score) -> str:
+    directions = column_directions(score)
+    up = " ".join(k for k, v in directions.items() if v == HIGHER)
+    down = " ".join(k for k, v in directions.items() if v == LOWER)
+    return f"more robust: {ARROW_UP} higher {up}; {ARROW_DOWN} lower {down}"
 
 
 def profile_score(name: str, registry: Any = None) -> Score | None:
@@ -272,7 +297,8 @@ def _score_tables(rows: list[FileSummary], marks: bool = True) -> list[tuple[str
 
     raw = [[label(s), *(_fmt(s.raw[k], decimals[k]) for k in keys), score_cell(s)] for s in rows]
     scaled = [[label(s), *(scaled_cell(s.rescaled[k]) for k in keys), score_cell(s)] for s in rows]
-    tables = [("Raw scores", head, raw), ("Rescaled scores (0 = broken, 100 = robust)", head, scaled)]
+    tables = [(f"Raw scores ({_direction_title(score)})", head, raw),
+              ("Rescaled scores (0 = broken, 100 = robust: higher = more robust)", head, scaled)]
     won = {id(s): score.winners(s.payload["attacks"]) for s in rows}
     if any(won.values()):  # a worst-case swipe among them: what the stronger searches added, and at what cost
         cost_head = ["run", "gradients/query", *(labels[k] for k in keys)]
@@ -304,10 +330,11 @@ def _attack_table(s: FileSummary, marks: bool = True) -> tuple[str, list[str], l
         mark = PARTIAL_MARK if marks and entry["count"] < s.payload["queries"] else ""
         for m in attack_metrics(entry):
             scale = f" / {m.scale}" if m.scale else ""
-            rows.append([entry["spec"] + mark, m.name, _fmt(m.orig, m.decimals), _fmt(m.adv, m.decimals) + scale])
+            name = f"{m.name} {m.arrow}" if m.arrow else m.name
+            rows.append([entry["spec"] + mark, name, _fmt(m.orig, m.decimals), _fmt(m.adv, m.decimals) + scale])
     p = s.payload
     title = f"{s.marked_label if marks else s.label}: {p['dataset']}, semantics {p['semantics']}, {len(p['attacks'])}/{len(p['planned'])} attacks"
-    return title, ["attack", "metric", "clean", "adversarial"], rows
+    return title, ["attack", f"metric ({ARROW_UP}/{ARROW_DOWN} = more robust)", "clean", "adversarial"], rows
 
 
 def _text_table(head: list[str], rows: list[list[str]]) -> list[str]:

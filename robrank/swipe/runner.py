@@ -30,6 +30,7 @@ from ..semantics import REFERENCE
 from .schema import (
     SCHEMA,
     SCHEMA_VERSION,
+    UNITS,
     Bounds,
     SwipeFileError,
     check_metric,
@@ -313,6 +314,7 @@ def swipe(
     payload: dict[str, Any] = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
+        "units": UNITS,
         "profile": record.name,
         "ers_profile": record.score is not None,
         "planned": planned,

@@ -8,6 +8,7 @@ a KeyError three functions later.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -20,9 +21,13 @@ from ..summaries import ENGINE_BOUNDS
 
 SCHEMA = "robrank-swipe"
 #: version 2 adds ``coverage`` (how much of the test split and of the profile the numbers
-#: cover); version 1 files are still read, their coverage computed from ``attacks``
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#: cover); version 1 files are still read, their coverage computed from ``attacks``.
+#: Version 3 stores every rate in percent (percentile ranks, recalls, retention, accuracies;
+#: earlier versions had fractions for some attacks' keys): :func:`upgrade` converts older files.
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+#: the ``units`` field of a version-3 payload (and of an older one after :func:`upgrade`)
+UNITS = "percent"
 
 
 class SwipeFileError(RobrankError):
@@ -289,7 +294,47 @@ def validate(payload: Any, where: str = "results", bounds_of: Callable[[str], Bo
     for i, attack in enumerate(payload["attacks"]):
         _check_sums(attack, f"{where}: attacks[{i}]")
     if "ers" in payload:
-        _check_score(payload, where)
+        _check_score(upgrade(payload), where)
+
+
+def legacy_fractions(attack_type: str) -> tuple[str, ...] | None:
+    """The keys an installed attack stored as fractions before version 3 (``Attack.legacy_fractions``); None if not installed."""
+    from ..plugins import get_registry
+
+    registry = get_registry()
+    if ("attacks", attack_type) not in registry:
+        return None
+    return tuple(getattr(registry.get("attacks", attack_type), "legacy_fractions", ()))
+
+
+def upgrade(payload: Mapping[str, Any], fractions_of: Callable[[str], tuple[str, ...] | None] | None = None) -> dict[str, Any]:
+    """The payload in the current units: a copy of a file older than version 3 with every key its
+    attack declares in ``legacy_fractions`` multiplied by 100 (averages, sums, members), the rest
+    untouched. A version-3 payload, or one already upgraded, is returned as it is. The attack
+    types that are not installed (their units unknown) are listed in ``units_unknown``.
+    """
+    if payload.get("schema_version", SCHEMA_VERSION) >= 3 or payload.get("units") == UNITS:
+        return dict(payload)
+    fractions_of = fractions_of or legacy_fractions
+    out = copy.deepcopy(dict(payload))
+    unknown: list[str] = []
+    for attack in out.get("attacks", []):
+        keys = fractions_of(str(attack.get("type")))
+        if keys is None:
+            unknown.append(str(attack.get("type")))
+            continue
+        summaries = [attack.get("orig"), attack.get("adv"), *(attack.get("sums") or {}).values()]
+        for member in (attack.get("members") or {}).values():
+            summaries += [member.get("adv"), member.get("sums")]
+        for summary in summaries:
+            if isinstance(summary, dict):
+                for key in keys:
+                    if _type_ok(summary.get(key), _NUMBER):
+                        summary[key] = 100.0 * summary[key]
+    out["units"] = UNITS
+    if unknown:
+        out["units_unknown"] = sorted(set(unknown))
+    return out
 
 
 def _check_sums(attack: Mapping[str, Any], at: str) -> None:
@@ -363,7 +408,7 @@ def load_results(path: str | Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise SwipeFileError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); it was not written by robrank swipe or was edited by hand") from None
     validate(payload, where=str(path))
-    return payload
+    return upgrade(payload)
 
 
 def _nan(token: str) -> float:
@@ -372,4 +417,5 @@ def _nan(token: str) -> float:
 
 
 __all__ = ["EXTERNAL_MODEL", "SCHEMA", "SCHEMA_VERSION", "READABLE_VERSIONS", "SEMANTICS", "SwipeFileError", "validate", "registered_bounds",
-           "check_metric", "coverage", "forced_note", "partial_note", "load_results", "registered_score"]
+           "check_metric", "coverage", "forced_note", "partial_note", "load_results", "registered_score", "upgrade",
+           "legacy_fractions", "UNITS"]
