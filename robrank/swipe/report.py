@@ -266,7 +266,8 @@ def _notes(summaries: Iterable[FileSummary]) -> list[str]:
             notes.append(f"{OFF_SCALE_MARK} {s.label}: rescaled {', '.join(s.off_scale)} outside the 0-100 scale "
                          f"({'the profile was forced on other images' if s.payload.get('forced') else 'see docs/swipe-format.md'}); "
                          "not comparable with 0-100 scores")
-        tied = tie_note(s.payload.get("top_ties"))
+        stored = s.payload.get("top_ties")  # percent
+        tied = tie_note(None if stored is None else stored / 100.0)
         if tied:
             notes.append(tied.replace("note: ", f"note: {s.label}: ", 1))
     for s in summaries:

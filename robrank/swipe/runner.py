@@ -392,7 +392,7 @@ def swipe(
         gallery = backend.compute_gallery(model, dataset, None, device)
         payload["timings"]["gallery_seconds"] = time.perf_counter() - started
         if hasattr(gallery, "embeddings"):  # a collapsed or quantised embedding: outputs say so
-            payload["top_ties"] = float(gallery.top_ties)
+            payload["top_ties"] = 100.0 * float(gallery.top_ties)  # percent, like every rate in the file
         if hasattr(gallery, "labels"):  # every attack must fit this gallery before the first one runs
             from ..attacks.runner import check_against_gallery
 

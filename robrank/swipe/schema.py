@@ -289,8 +289,8 @@ def validate(payload: Any, where: str = "results", bounds_of: Callable[[str], Bo
             raise SwipeFileError(f"{where}: field 'forced' must be null or an object with the profile's and the data's image sizes")
         _check_fields(forced, FORCED, f"{where}: forced")
     ties = payload.get("top_ties")
-    if ties is not None and (not _type_ok(ties, _NUMBER) or not 0.0 <= ties <= 1.0):
-        raise SwipeFileError(f"{where}: field 'top_ties' must be a share in [0, 1], got {ties!r}")
+    if ties is not None and (not _type_ok(ties, _NUMBER) or not 0.0 <= ties <= 100.0):
+        raise SwipeFileError(f"{where}: field 'top_ties' must be a percentage in [0, 100], got {ties!r}")
     for i, attack in enumerate(payload["attacks"]):
         _check_sums(attack, f"{where}: attacks[{i}]")
     if "ers" in payload:
