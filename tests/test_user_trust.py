@@ -206,3 +206,94 @@ def test_a_model_callable_that_misbehaves_is_one_line_naming_it(body, fragments,
         extra = ("-A", "ES") if command == "attack" else ()
         one_line_error(run_cli(command, "--model", f"{source}:make", "--metric", "N", "--dataset", "digits", *extra),
                        "--model", "userdef.py:make", *fragments)
+
+
+# --------------------------------------------------------------------- the API's budget and inputs
+
+
+def _net():
+    from torch import nn
+
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 5), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 24 * 24, 16))
+
+
+def test_the_api_takes_the_budget_from_the_datasets_profile_and_says_so():
+    import robrank
+    from robrank.attacks.base import DEFAULT_EPS
+
+    atk = robrank.attack("QA:pm=+:M=1", _net(), gallery="digits", metric="N")
+    # digits' profile is rob28: the numbers robrank swipe uses, not the class defaults 4/255 and 24
+    assert atk.budget == {"eps": pytest.approx(0.30196), "alpha": pytest.approx(0.011764), "pgditer": 32}
+    assert atk.budget["eps"] != pytest.approx(DEFAULT_EPS)
+    assert "budget eps=0.30196, alpha=0.011764, pgditer=32 (eps, alpha, pgditer from profile rob28 of digits)" in repr(atk)
+    mixed = robrank.attack("QA:pm=+:M=1:pgditer=40", _net(), gallery="digits", metric="N", eps=0.2)
+    assert mixed.budget == {"eps": 0.2, "alpha": pytest.approx(0.011764), "pgditer": 40}
+    assert "(alpha from profile rob28 of digits; eps, pgditer given)" in repr(mixed)
+    given = robrank.attack("ES", _net(), gallery="digits", metric="N", eps=0.1, alpha=0.01, pgditer=10)
+    assert "(given)" in repr(given)
+    images, labels = torch.rand(8, 1, 28, 28), torch.arange(8) % 2
+    loose = robrank.attack("ES", _net(), gallery=(images, labels), metric="N")  # no dataset: said, not hidden
+    assert loose.budget["eps"] == pytest.approx(DEFAULT_EPS) and "no dataset named (pass dataset=" in repr(loose)
+    named = robrank.attack("ES", _net(), gallery=(images, labels), metric="N", dataset="digits")
+    assert named.budget["pgditer"] == 32 and "rob28" in repr(named)
+
+
+def test_evaluate_takes_the_datasets_own_profile_and_says_so():
+    import robrank
+
+    results = robrank.evaluate(_net(), dataset="digits", metric="N", max_batches=1, batch_size=2)
+    assert results.payload["profile"] == "rob28"
+    assert repr(results).startswith("Results(profile='rob28' (the own profile of digits), dataset='digits'")
+    assert all(a.spec.endswith("eps=0.30196:alpha=0.011764:pgditer=32") for a in results.attacks)
+
+
+@pytest.mark.parametrize("make, fragments", [
+    (lambda x: x.index_fill(0, torch.tensor([2]), float("nan")), ("non-finite", "image 2")),
+    (lambda x: x.index_fill(0, torch.tensor([0]), float("inf")), ("non-finite",)),
+    (lambda x: x * 2, ("pixels in [0, 1]",)),
+    (lambda x: x.repeat(1, 3, 1, 1), ("images are 3x28x28 but the gallery's were 1x28x28",)),
+    (lambda x: x[:, :, :20, :20], ("images are 1x20x20",)),
+    (lambda x: x[:0], ("no images to attack",)),
+])
+def test_bad_images_are_one_line_robrank_errors(make, fragments):
+    import robrank
+    from robrank.errors import ConfigError
+
+    images, labels = torch.rand(6, 1, 28, 28), torch.arange(6) % 2
+    atk = robrank.attack("ES", _net(), gallery=(images, labels), metric="N", eps=0.1, alpha=0.02, pgditer=5)
+    bad = make(images.clone())
+    with pytest.raises(ConfigError) as info:
+        atk(bad, labels[: bad.shape[0]])
+    message = str(info.value)
+    assert "\n" not in message and all(f in message for f in fragments), message
+
+
+def test_a_nan_pixel_is_never_scored_as_a_perfect_attack():
+    import robrank
+    from robrank.errors import ConfigError
+
+    images, labels = torch.rand(6, 1, 28, 28), torch.arange(6) % 2
+    atk = robrank.attack("CA:pm=+:W=1", _net(), gallery=(images, labels), metric="N", eps=0.1, alpha=0.02, pgditer=5)
+    images[1, 0, 3, 3] = float("nan")
+    with pytest.raises(ConfigError, match="non-finite"):
+        atk(images, labels)
+    with pytest.raises(ConfigError, match="gallery images hold 1 non-finite"):
+        robrank.gallery(_net(), (images, labels), metric="N")
+
+
+def test_an_empty_gallery_and_an_absent_device_are_one_line_errors():
+    import robrank
+    from robrank.errors import ConfigError
+
+    empty = (torch.rand(0, 1, 28, 28), torch.zeros(0, dtype=torch.int64))
+    with pytest.raises(ConfigError, match="the gallery is empty"):
+        robrank.attack("ES", _net(), gallery=empty, metric="N")
+    if not torch.cuda.is_available():
+        for call in (lambda: robrank.attack("ES", _net(), gallery="digits", metric="N", device="cuda"),
+                     lambda: robrank.gallery(_net(), "digits", metric="N", device="cuda"),
+                     lambda: robrank.evaluate(_net(), dataset="digits", metric="N", device="cuda")):
+            with pytest.raises(ConfigError, match="device cuda requested but torch sees no CUDA GPU"):
+                call()
+    with pytest.raises(ConfigError, match="unknown device 'gpu7'"):
+        robrank.attack("ES", _net(), gallery="digits", metric="N", device="gpu7")
