@@ -297,3 +297,95 @@ def test_an_empty_gallery_and_an_absent_device_are_one_line_errors():
                 call()
     with pytest.raises(ConfigError, match="unknown device 'gpu7'"):
         robrank.attack("ES", _net(), gallery="digits", metric="N", device="gpu7")
+
+
+# --------------------------------------------------------------------- writes: never replace, never a traceback
+
+
+def test_save_adversarial_never_replaces_earlier_results(tiny_run, tmp_path):
+    folder = tmp_path / "adv"
+    args = ["attack", str(tiny_run), "-A", "ES:eps=0.1:alpha=0.02:pgditer=5", "-m", "1", "-b", "4", "-D", "cpu", "--no-progress"]
+    first = run_cli(*args, "--save-adversarial", str(folder))
+    assert first.exit_code == 0, first.output
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert "adversarial.pt" in before and "examples.png" in before
+    again = run_cli(*args, "--seed", "1", "--save-adversarial", str(folder))  # another run, the same folder
+    one_line_error(again, str(folder), "already holds adversarial.pt", "never replaced", "choose a new folder")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # byte for byte
+    stray = tmp_path / "pngs"
+    stray.mkdir()
+    (stray / "adversarial-3.png").write_bytes(b"mine")
+    one_line_error(run_cli(*args, "--save-adversarial", str(stray)), "already holds adversarial-3.png")
+    assert (stray / "adversarial-3.png").read_bytes() == b"mine"
+
+
+def test_save_adversarial_on_an_unwritable_path_is_one_line(tiny_run, tmp_path, monkeypatch):
+    import errno
+    import os
+    from pathlib import Path
+
+    args = ["attack", str(tiny_run), "-A", "ES:eps=0.1:alpha=0.02:pgditer=5", "-m", "1", "-b", "2", "-D", "cpu", "--no-progress"]
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    one_line_error(run_cli(*args, "--save-adversarial", str(blocker / "adv")), str(blocker / "adv"), "Not a directory", "ENOTDIR")
+    one_line_error(run_cli(*args, "--save-adversarial", str(blocker)), "is a file")
+    real_mkdir = Path.mkdir
+
+    def read_only(self, *a, **k):
+        if self.name == "ro":
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        return real_mkdir(self, *a, **k)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    one_line_error(run_cli(*args, "--save-adversarial", str(tmp_path / "ro")), str(tmp_path / "ro"), "Read-only file system", "EROFS")
+    monkeypatch.undo()
+    real_mkstemp = __import__("tempfile").mkstemp
+
+    def forbidden(*a, **k):
+        if "adversarial" in str(k.get("prefix", "")):
+            raise OSError(errno.EACCES, os.strerror(errno.EACCES))
+        return real_mkstemp(*a, **k)
+
+    monkeypatch.setattr("tempfile.mkstemp", forbidden)
+    one_line_error(run_cli(*args, "--save-adversarial", str(tmp_path / "denied")), "adversarial.pt", "Permission denied")
+
+
+def test_a_full_disk_while_taking_the_run_lock_is_one_line(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "pwrite", full)
+    run_dir = tmp_path / "run"
+    one_line_error(run_cli("train", "--dataset", "digits", "--backbone", "lenet", "--loss", "ptripletN", "--max-steps", "1",
+                           "--device", "cpu", "--num-workers", "0", "--run-dir", str(run_dir)),
+                   str(run_dir), "No space left on device")
+    from robrank.training.rundir import _HELD
+
+    assert not _HELD  # the lock was let go
+
+
+@pytest.mark.parametrize("command", ["train", "run"])
+def test_a_run_dir_name_longer_than_the_filesystem_allows_is_one_line(command, tmp_path):
+    long = tmp_path / ("r" * 300)
+    one_line_error(run_cli(command, "--dataset", "digits", "--backbone", "lenet", "--loss", "ptripletN", "--max-steps", "1",
+                           "--device", "cpu", "--num-workers", "0", "--run-dir", str(long)), "File name too long")
+    one_line_error(run_cli("train", "--dataset", "digits", "--backbone", "lenet", "--loss", "ptripletN", "--max-steps", "1",
+                           "--device", "cpu", "--num-workers", "0", "--resume", "--run-dir", str(long)), "File name too long")
+
+
+def test_any_os_error_below_a_command_is_one_line_naming_the_path(tiny_run, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import robrank.io
+
+    def broken(*a, **k):
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(tmp_path / "where.json"))
+
+    monkeypatch.setattr(robrank.io, "load_checkpoint", broken)
+    monkeypatch.setattr("robrank.models.checkpoint.load_checkpoint", broken, raising=False)
+    line = one_line_error(run_cli("eval", str(tiny_run)), "where.json", "Input/output error", "EIO")
+    assert line.startswith("Error: cannot use")

@@ -39,7 +39,7 @@ def _print_summary(title: str, summary: dict[str, float]) -> None:
 @data_root_option
 @attack_speed_options
 @click.option("--save-adversarial", "save_adversarial", type=click.Path(file_okay=False, path_type=str), default=None,
-              help="Write the perturbed images to DIR: adversarial.pt (images + dataset indices) and a few PNGs.")
+              help="Write the perturbed images to DIR: adversarial.pt (images + dataset indices) and a few PNGs; a DIR holding earlier ones is refused.")
 @click.option("--surrogate", type=click.Path(path_type=str), default=None, help="Transfer attack: optimise on this run (or checkpoint) and score on RUN_OR_CKPT; it must have been trained on the same dataset.")
 @json_option
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
@@ -70,6 +70,10 @@ def attack_command(
     from ..models.external import load_any
 
     parsed = parse_spec(spec)  # fail on a bad spec before loading anything
+    if save_adversarial:  # an earlier attack's saved images are never replaced; refused before any work
+        from ..attacks.adversarial import prepare_folder
+
+        prepare_folder(save_adversarial)
     from ..runtime import device_name
 
     device = device_name(device)
