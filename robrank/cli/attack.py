@@ -145,3 +145,8 @@ def attack_command(
         click.echo(f"Won {key}: " + ", ".join(f"{name} {n}" for name, n in counts.items()))
     if collector is not None:
         click.echo(f"adversarial images: {where['adversarial']}")
+    from ..metrics import tie_note
+
+    note = tie_note(result.top_ties)
+    if note:
+        click.echo(note)
