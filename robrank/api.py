@@ -215,7 +215,7 @@ def evaluate(
     ``imagenet`` or ``"MEAN,STD"``) runs inside the model, so images stay [0, 1] pixels.
     ``profile`` defaults to the dataset's own. ``output`` keeps the results in that file
     (and resumes it when rerun); without it they stay in memory until ``.save(path)``.
-    ``options`` are :func:`robrank.swipe.swipe`'s: ``batch_size``, ``max_batches``,
+    ``options`` are :func:`robrank.swipe.swipe`'s: ``batch_size``, ``max_batches``, ``max_queries``,
     ``seed``, ``semantics``, ``amp``, ...
     """
     from .data.loading import dataset_record
@@ -242,7 +242,7 @@ def evaluate(
 
 #: what evaluate() passes on to robrank.swipe.swipe
 _SWIPE_OPTIONS: tuple[str, ...] = (
-    "batch_size", "max_batches", "seed", "semantics", "restart", "amp", "channels_last", "compile", "num_workers", "redo",
+    "batch_size", "max_batches", "max_queries", "seed", "semantics", "restart", "amp", "channels_last", "compile", "num_workers", "redo",
 )
 
 

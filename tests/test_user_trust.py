@@ -389,3 +389,58 @@ def test_any_os_error_below_a_command_is_one_line_naming_the_path(tiny_run, tmp_
     monkeypatch.setattr("robrank.models.checkpoint.load_checkpoint", broken, raising=False)
     line = one_line_error(run_cli("eval", str(tiny_run)), "where.json", "Input/output error", "EIO")
     assert line.startswith("Error: cannot use")
+
+
+# --------------------------------------------------------------------- --max-queries
+
+
+def test_max_queries_is_exact_whatever_the_batch_size(tiny_run, tmp_path):
+    from click.testing import CliRunner
+
+    counts = []
+    for batch in ("2", "4", "64"):
+        out = CliRunner().invoke(cli, ["attack", str(tiny_run), "-A", "ES:eps=0.1:alpha=0.02:pgditer=5", "--max-queries", "7",
+                                       "-b", batch, "-D", "cpu", "--json"])
+        assert out.exit_code == 0, out.output
+        payload = json.loads(out.stdout)
+        counts.append(payload["count"])
+        assert payload["max_queries"] == 7 and payload["queries"] > 7
+    assert counts == [7, 7, 7]
+    text = run_cli("attack", str(tiny_run), "-A", "ES:eps=0.1:alpha=0.02:pgditer=5", "--max-queries", "7", "-D", "cpu", "--no-progress")
+    assert text.exit_code == 0 and "7 of 364 samples: partial" in text.output
+    # -m keeps its meaning: batches of the (here given) batch size; the smaller cut wins when both are given
+    both = json.loads(CliRunner().invoke(cli, ["attack", str(tiny_run), "-A", "ES:eps=0.1:alpha=0.02:pgditer=5", "--max-queries", "7",
+                                               "-m", "1", "-b", "4", "-D", "cpu", "--json"]).stdout)
+    assert both["count"] == 4
+
+
+def test_swipe_max_queries_is_recorded_and_resumes_only_with_the_same_value(tiny_run, tmp_path):
+    from robrank.swipe.schema import load_results
+
+    out = tmp_path / "s.json"
+    base = ["swipe", str(tiny_run), "-p", "rob28", "--max-queries", "3", "-D", "cpu", "-q", "--output", str(out)]
+    first = run_cli(*base, "-b", "2")
+    assert first.exit_code == 0, first.output
+    payload = load_results(out)
+    assert payload["max_queries"] == 3 and payload["max_batches"] is None
+    assert {a["count"] for a in payload["attacks"]} == {3}
+    again = run_cli(*base, "-b", "64")  # a finished file: the batch size does not matter with --max-queries
+    assert again.exit_code == 0, again.output
+    changed = ["swipe", str(tiny_run), "-p", "rob28", "--max-queries", "5", "-D", "cpu", "-q", "--output", str(out)]
+    one_line_error(run_cli(*changed), "max_queries=3, not 5")
+
+
+def test_the_api_and_the_option_groups_take_max_queries():
+    import robrank
+
+    from robrank.attacks import AttackOptions
+    from robrank.errors import ConfigError
+    from robrank.sweep.grid import SwipeSettings
+
+    with pytest.raises(ConfigError, match="max queries must be at least 1"):
+        AttackOptions(max_queries=0)
+    assert SwipeSettings.from_dict({"max_queries": 10}).max_queries == 10
+    results = robrank.evaluate(_net(), dataset="digits", metric="N", max_queries=3, batch_size=2)
+    assert {a.count for a in results.attacks} == {3} and results.payload["max_queries"] == 3
+    for command in ("attack", "swipe", "run", "sweep"):
+        assert "--max-queries" in run_cli(command, "--help").output

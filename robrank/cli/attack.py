@@ -16,7 +16,7 @@ import click
 from ..semantics import REFERENCE, SEMANTICS
 from .external_model import external_model_options
 from ..errors import ConfigError
-from .options import attack_speed_options, data_root_option, device_option, json_option, max_batches_option, quiet_option
+from .options import attack_speed_options, data_root_option, device_option, json_option, max_batches_option, max_queries_option, quiet_option
 
 
 def _print_summary(title: str, summary: dict[str, float]) -> None:
@@ -31,6 +31,7 @@ def _print_summary(title: str, summary: dict[str, float]) -> None:
 @external_model_options
 @click.option("-A", "--attack", "spec", required=True, help="Attack spec TYPE:key=val:..., e.g. CA:pm=+:W=1:eps=0.30196:alpha=0.011764:pgditer=32.")
 @max_batches_option
+@max_queries_option
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=None, help="Queries per batch [default: automatic, fitted to the device].")
 @device_option
 @click.option("--seed", type=int, default=0, help="Seed of the target selection [default: 0].")
@@ -48,6 +49,7 @@ def attack_command(
     run_or_ckpt: object,
     spec: str,
     max_batches: int | None,
+    max_queries: int | None,
     batch_size: int | None,
     device: str | None,
     seed: int,
@@ -98,6 +100,7 @@ def attack_command(
         run.dataset,
         batch_size=batch_size,
         max_batches=max_batches,
+        max_queries=max_queries,
         device=device,
         seed=seed,
         semantics=semantics,
@@ -127,7 +130,8 @@ def attack_command(
         for key, value in summary.items():  # a NaN or out-of-range average is never printed as a result
             check_metric(key, float(value), f"{result.spec} ({side})", bounds)
     if as_json:
-        click.echo(json.dumps({**result.as_dict(), **where}, indent=2))
+        limits = {"queries": len(dataset), "max_queries": max_queries, "max_batches": max_batches}  # the coverage: count of queries
+        click.echo(json.dumps({**result.as_dict(), **limits, **where}, indent=2))
         return
     total = len(dataset)
     coverage = f"{result.count} samples" if result.count >= total else f"{result.count} of {total} samples: partial, not a full result"
