@@ -444,3 +444,10 @@ def test_the_api_and_the_option_groups_take_max_queries():
     assert {a.count for a in results.attacks} == {3} and results.payload["max_queries"] == 3
     for command in ("attack", "swipe", "run", "sweep"):
         assert "--max-queries" in run_cli(command, "--help").output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_an_absent_device_is_the_same_one_line_on_the_cli(tiny_run, tmp_path):
+    for args in (("attack", str(tiny_run), "-A", "ES"), ("swipe", str(tiny_run), "--output", str(tmp_path / "s.json")),
+                 ("eval", str(tiny_run))):
+        one_line_error(run_cli(*args, "-D", "cuda"), "device cuda requested but torch sees no CUDA GPU")

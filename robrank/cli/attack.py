@@ -76,8 +76,9 @@ def attack_command(
         from ..attacks.adversarial import prepare_folder
 
         prepare_folder(save_adversarial)
-    from ..runtime import device_name
+    from ..runtime import device_name, resolve_device
 
+    resolve_device(device)  # --device cuda without a GPU: one line, before anything loads
     device = device_name(device)
     run = load_any(run_or_ckpt, device=device)
     where = {"model": run.model_block()} if hasattr(run, "model_block") else {"checkpoint": str(run.checkpoint)}

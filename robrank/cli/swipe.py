@@ -85,6 +85,9 @@ def swipe_command(
     from ..training.distributed import from_env
     from ..training.rundir import locked
 
+    from ..runtime import resolve_device
+
+    resolve_device(device)  # --device cuda without a GPU: one line, before anything loads
     record = resolve_profile(profile or _dataset_profile(run_or_ckpt))  # an unknown name fails here, before the model loads
     info = from_env()
     plan = SwipePlan(profile=record.name, batch_size=batch_size, max_batches=max_batches, max_queries=max_queries,
