@@ -57,12 +57,16 @@ from .summaries import EMBSHIFT, FRACTION, QUERIES, MetricDisplay
 _LAZY: dict[str, str] = {
     # attacks: the base class, its typed batch context, selection, distances, metrics
     **dict.fromkeys(
-        ("Attack", "BatchContext", "Surrogate", "PM", "DEFAULT_EPS", "DEFAULT_ALPHA", "DEFAULT_PGDITER"),
+        ("Attack", "BatchContext", "Selection", "Surrogate", "PM", "DEFAULT_EPS", "DEFAULT_ALPHA", "DEFAULT_PGDITER"),
         "robrank.attacks.base",
     ),
     "CandidateAttack": "robrank.attacks.candidate",
     "PCTL": "robrank.attacks.candidate",
     "Gallery": "robrank.attacks.gallery",
+    "AttackSpec": "robrank.attacks.spec",
+    "parse_spec": "robrank.attacks.spec",
+    **dict.fromkeys(("AttackResult", "build_attack", "run_attack"), "robrank.attacks.runner"),
+    "load_run": "robrank.models.checkpoint",
     "pgd_minimize": "robrank.attacks.pgd",
     **dict.fromkeys(
         ("STREAM_CANDIDATES", "STREAM_PERMUTATION", "STREAM_QUERIES", "STREAM_TARGET",
@@ -83,7 +87,10 @@ _LAZY: dict[str, str] = {
     ),
     "reference_aliases": "robrank.losses.names",
     # defenses: the bases, the inner attacks they run, miners and hardness
-    **dict.fromkeys(("Defense", "AdversarialDefense", "NoDefense", "check_family", "check_metric_in"), "robrank.defenses.base"),
+    **dict.fromkeys(
+        ("Defense", "AdversarialDefense", "NoDefense", "TrainingProgress", "check_family", "check_metric_in"),
+        "robrank.defenses.base",
+    ),
     **dict.fromkeys(
         ("collapse_pairs", "embedding_shift", "embedding_shift_distance", "inner_eval", "pairwise_eps_option"),
         "robrank.defenses.inner",

@@ -7,8 +7,7 @@ It contributes, through the ``robrank`` entry point ``catride = "robrank_catride
 """
 from __future__ import annotations
 
-import robrank
-from robrank.records import DefenseRecord, MinerRecord
+from robrank.plugin_api import DefenseRecord, MinerRecord, hookimpl
 
 from .defense import CATRIDE, PARAMS
 from .miner import GraduallyHardMiner
@@ -19,7 +18,7 @@ __all__ = ["CATRIDE", "GraduallyHardMiner", "register_defenses", "register_miner
 _OPTIONS = ", ".join(f"{p.name} ({p.type.__name__}, default {p.default})" for p in PARAMS)
 
 
-@robrank.hookimpl
+@hookimpl
 def register_defenses(register):
     register(
         DefenseRecord(
@@ -35,7 +34,7 @@ def register_defenses(register):
     )
 
 
-@robrank.hookimpl
+@hookimpl
 def register_miners(register):
     register(
         MinerRecord(

@@ -21,11 +21,18 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from robrank.defenses.base import AdversarialDefense, TrainingProgress, check_family, check_metric_in
-from robrank.defenses.inner import inner_eval
-from robrank.distances import embed_for_metric, paired
-from robrank.errors import ConfigError
-from robrank.params import Param, ParamError
+from robrank.plugin_api import (
+    AdversarialDefense,
+    ConfigError,
+    Param,
+    ParamError,
+    TrainingProgress,
+    check_family,
+    check_metric_in,
+    embed_for_metric,
+    inner_eval,
+    paired,
+)
 
 from .miner import GraduallyHardMiner
 from .objectives import (

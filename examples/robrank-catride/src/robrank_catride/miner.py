@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from robrank.distances import pairwise
-from robrank.losses.base import Miner, Triplets, choose_in_rows, spc2_anchors_positives
+from robrank.plugin_api import Miner, Triplets, choose_in_rows, pairwise, spc2_anchors_positives
 
 from .objectives import MINER_MARGIN, miner_margin
 
