@@ -237,6 +237,48 @@ _SWIPE_OPTIONS: tuple[str, ...] = (
 )
 
 
+def bench(
+    model: Any,
+    dataset: str | None = None,
+    metric: str | None = None,
+    *,
+    normalize: str | None = None,
+    gray_to_rgb: bool = False,
+    weights: Any = (),
+    weights_key: str | None = None,
+    strip_prefix: str | None = None,
+    embedding_dim: int | None = None,
+    output: str | Path | None = None,
+    device: str = "cpu",
+    data_root: str | Path | None = None,
+    progress: bool = False,
+    name: str | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """``robrank bench`` in Python: the recommended evaluation of ``model``; returns its model card.
+
+    ``model`` is what :func:`evaluate` takes. On the full test split: clean metrics, the
+    dataset's reference profile and its worst-case profile; the swipes and ``card.json`` go to
+    ``output`` (a folder; default beside the run or model file) and a rerun resumes them.
+    ``options``: ``batch_size``, ``max_batches``, ``max_queries`` (either limit makes the
+    card a draft), ``seed``, ``restart``. The card's path is ``card["_path"]``.
+    """
+    from .cards.bench import bench as _bench
+
+    unknown = sorted(set(options) - set(_BENCH_OPTIONS))
+    if unknown:
+        raise ConfigError(f"bench() got an unknown option {unknown[0]!r}; it takes {', '.join(_BENCH_OPTIONS)}")
+    loaded = _load_target(model, dataset=dataset, metric=metric, normalize=normalize, gray_to_rgb=gray_to_rgb, device=device,
+                          weights=weights, weights_key=weights_key, strip_prefix=strip_prefix, embedding_dim=embedding_dim)
+    target = loaded if hasattr(loaded, "model_block") else loaded.checkpoint
+    path, card = _bench(target, output=output, device=device, data_root=data_root, progress=progress, name=name, **options)
+    return {**card, "_path": str(path)}
+
+
+#: what bench() passes on to robrank.cards.bench.bench
+_BENCH_OPTIONS: tuple[str, ...] = ("batch_size", "max_batches", "max_queries", "seed", "restart")
+
+
 def load_results(path: str | Path) -> Results:
     """A results file written by ``robrank swipe`` or :meth:`Results.save`, validated."""
     from .swipe.schema import load_results as _load
@@ -428,6 +470,7 @@ def attack(
     the embedded one, to reuse. ``dataset`` names the data when the gallery is given as
     tensors (its record may declare defaults for the attack's fields).
     """
+    from .attacks.reach import warn_short_steps
     from .attacks.runner import AttackOptions, build_attack
     from .attacks.spec import parse_spec
     from .models.external import check_input, wrap_model
@@ -447,6 +490,7 @@ def attack(
     name = dataset or name
     # the dataset's records may declare defaults for fields the spec leaves out (e.g. a rate per dataset)
     built = build_attack(parsed, AttackOptions.for_dataset(name, semantics=semantics, random_start=random_start, seed=seed))
+    warn_short_steps(built, parsed.text)
     return RankingAttack(parsed.text, built, wrapped, embedded, seed=seed, dataset=name)
 
 
@@ -456,6 +500,7 @@ __all__ = [
     "RankingAttack",
     "Results",
     "attack",
+    "bench",
     "evaluate",
     "gallery",
     "load_results",

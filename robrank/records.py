@@ -254,6 +254,13 @@ class AttackRecord(Record):
 class DefenseRecord(Record):
     """An adversarial-training defense. ``factory(**options) -> robrank.defenses.Defense``.
 
+    Build it with :meth:`of` from the defense class, which declares its options (``params``,
+    :class:`Param` objects: type, range, default, help) and the defaults that depend on the
+    image-size family (``family_defaults``); a record whose factory is a Defense class takes
+    them from it too. ``robrank list defenses`` shows the options, an option the defense does
+    not declare is refused before training, and the training config records the family
+    defaults (and only those the defense declares) in ``defense_options``.
+
     ``loss_families`` restricts which loss families it composes with (empty = any);
     ``metrics`` restricts the metric (empty = any); ``constraints`` is a human-readable
     line shown by ``robrank list defenses``.
@@ -270,8 +277,31 @@ class DefenseRecord(Record):
     constraints: str = ""
     suffixes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
     plain: bool = False
+    params: tuple[Param, ...] = ()
+    family_defaults: Mapping[int, Mapping[str, Any]] = field(default_factory=dict, hash=False)
 
     kind: ClassVar[str] = "defenses"
+
+    def __post_init__(self) -> None:
+        factory = self.factory
+        if not self.params and isinstance(factory, type) and callable(getattr(factory, "parameters", None)):
+            object.__setattr__(self, "params", tuple(factory.parameters()))
+        if not self.family_defaults and isinstance(factory, type):
+            object.__setattr__(self, "family_defaults", dict(getattr(factory, "family_defaults", {}) or {}))
+
+    @classmethod
+    def of(cls, defense: Any, summary: str, aliases: tuple[str, ...] = (), **fields: Any) -> DefenseRecord:
+        """The record of a :class:`~robrank.defenses.Defense` subclass: its name and options come from the class."""
+        return cls(name=defense.name, factory=defense, summary=summary, aliases=tuple(aliases), **fields)
+
+    def defaults_for(self, image_size: int | None) -> dict[str, Any]:
+        """The declared options whose default depends on the image size, at their value for ``image_size``."""
+        return dict(self.family_defaults.get(size_family(image_size), {}))
+
+    def details(self) -> dict[str, Any]:
+        shown = super().details()
+        shown["params"] = [p.details() for p in self.params]
+        return shown
 
 
 @dataclass(frozen=True)
@@ -283,12 +313,15 @@ class ProfileRecord(Record):
     column, how each is rescaled), or None for a profile that only lists attacks; a swipe of
     a scored profile records it, and ``robrank report`` tabulates it. ``variant_of`` names
     the profile this one is a variant of (the same columns under a stronger search or another
-    threat model); a variant is never a dataset's default profile.
+    threat model); a variant is never a dataset's default profile. ``worst_case`` marks the
+    variant that is its base profile's worst-case evaluation: ``robrank bench`` runs the base
+    profile (comparable with published numbers) and this one (the number to rank by).
     """
 
     image_size: int | None = None
     score: Score | None = None
     variant_of: str | None = None
+    worst_case: bool = False
 
     kind: ClassVar[str] = "profiles"
 
@@ -309,6 +342,8 @@ class ProfileRecord(Record):
         out = {"image_size": self.image_size, "score": None if self.score is None else self.score.details()}
         if self.variant_of is not None:
             out["variant_of"] = self.variant_of
+        if self.worst_case:
+            out["worst_case"] = True
         return out
 
 

@@ -60,6 +60,8 @@ def _extra(kind: str, details: dict) -> str:
             parts.append("-C suffix " + "/".join(details["suffixes"]))
         if details.get("plain"):
             parts.append("the default")
+        if details.get("params"):
+            parts.append("options " + ",".join(p["name"] for p in details["params"]))
         return "; ".join(p for p in parts if p)
     if kind == "attacks":
         return ",".join(details["required"])

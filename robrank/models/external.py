@@ -312,9 +312,11 @@ def _import_callable(spec: str) -> Any:
         sys.modules[name] = module
         try:
             module_spec.loader.exec_module(module)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit included: user code must not end robrank silently
             sys.modules.pop(name, None)
-            raise ConfigError(f"--model {spec!r}: importing {path} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+            if isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
+                raise
+            raise ConfigError(f"--model {spec!r}: importing {path} failed: {_failure(exc)}") from exc
     else:
         cwd = str(Path.cwd())
         added = cwd not in sys.path
@@ -324,8 +326,10 @@ def _import_callable(spec: str) -> Any:
             module = importlib.import_module(target)
         except ModuleNotFoundError as exc:
             raise ConfigError(f"--model {spec!r}: cannot import module {target!r} ({exc}); run from the folder that holds it or add it to PYTHONPATH") from None
-        except Exception as exc:
-            raise ConfigError(f"--model {spec!r}: importing {target} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
+                raise
+            raise ConfigError(f"--model {spec!r}: importing {target} failed: {_failure(exc)}") from exc
         finally:
             if added and cwd in sys.path:
                 sys.path.remove(cwd)
@@ -339,9 +343,24 @@ def _import_callable(spec: str) -> Any:
         raise ConfigError(f"--model {spec!r}: {attr} is not callable")
     try:
         built = factory()
-    except Exception as exc:
-        raise ConfigError(f"--model {spec!r}: calling {attr}() failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    except BaseException as exc:
+        if isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
+            raise
+        raise ConfigError(f"--model {spec!r}: calling {attr}() failed: {_failure(exc)}") from exc
+    try:
+        as_module(built)
+    except ConfigError:
+        raise ConfigError(f"--model {spec!r}: {attr}() returned {type(built).__name__}, not an nn.Module, a (trunk, embedder) "
+                          f"sequence or a {{name: module}} mapping; {DOCS}") from None
     return built
+
+
+def _failure(exc: BaseException) -> str:
+    """``Type: first line`` of an exception from user code; a ``sys.exit()`` is named as such."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def _replace_last_linear(net: nn.Module, dim: int) -> None:
