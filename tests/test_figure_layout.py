@@ -193,3 +193,19 @@ def test_curves_of_two_threat_models_are_separate_rows_labelled_by_norm(tmp_path
         result = robrank_cli("plot", "curve", str(path), flag, "--output", str(tmp_path / f"c{flag}.png"))
         assert result.exit_code == 0, result
     assert (tmp_path / "c--shared-y.png").read_bytes() != (tmp_path / "c--independent-y.png").read_bytes()
+
+
+def test_report_tables_group_and_label_threat_models():
+    from robrank.swipe.report import format_report
+
+    none, act = _summaries(("mnist-none", "mnist-act"))
+    l2 = _l2(none, "none-l2/rob28-l2")
+    given = [none, l2, act]
+    text = format_report(given, "markdown")
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "/rob28" in line]
+    first_table = rows[:3]
+    assert [r.split(" | ")[0].lstrip("| ").strip() for r in first_table] == [
+        f"{none.label} [Linf, eps = 77/255]", f"{act.label} [Linf, eps = 77/255]", "none-l2/rob28-l2 [L2, eps = 2]"]
+    assert [s.label for s in given] == [none.label, "none-l2/rob28-l2", act.label]  # the caller's summaries untouched
+    one = format_report([none, act], "markdown")
+    assert "[Linf" not in one and none.label in one  # a single threat model: labels as they were
