@@ -209,3 +209,15 @@ def test_report_tables_group_and_label_threat_models():
     assert [s.label for s in given] == [none.label, "none-l2/rob28-l2", act.label]  # the caller's summaries untouched
     one = format_report([none, act], "markdown")
     assert "[Linf" not in one and none.label in one  # a single threat model: labels as they were
+
+
+def test_training_legend_of_long_run_names_fits_the_canvas():
+    from robrank.plot.training import PANELS, TrainingRun, training_figure
+
+    runs = []
+    for i, name in enumerate(LONG):
+        run = TrainingRun(label=name)
+        run.series = {key: ([1, 2, 3], [50.0 + i, 60.0 + i, 70.0 + i]) for key, _title, _factor in PANELS}
+        runs.append(run)
+    fig = training_figure(runs)
+    _check_legend(fig, LONG)
