@@ -47,6 +47,7 @@ from .records import (
     ExecutorRecord,
     LossRecord,
     MinerRecord,
+    ModelRecord,
     ProfileRecord,
     size_family,
 )
@@ -143,6 +144,7 @@ __all__ = [
     "ExecutorRecord",
     "LossRecord",
     "MinerRecord",
+    "ModelRecord",
     "ProfileRecord",
     "NO_WEIGHTS",
     "SIZE_28",
