@@ -15,6 +15,7 @@ from .records import (
     DefenseRecord,
     LossRecord,
     MinerRecord,
+    ModelRecord,
     ProfileRecord,
 )
 
@@ -50,6 +51,7 @@ __all__ = [
     "DefenseRecord",
     "LossRecord",
     "MinerRecord",
+    "ModelRecord",
     "ProfileRecord",
     "__version__",
 ]

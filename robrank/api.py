@@ -66,7 +66,7 @@ def _load_target(
     weights: Any = (), weights_key: str | None = None, strip_prefix: str | None = None, embedding_dim: int | None = None,
 ) -> Any:
     """A LoadedRun (a robrank run path) or a LoadedModel (anything else), checked against ``dataset``."""
-    from .models import external
+    from .models import external, zoo
 
     model_options = {"weights": weights, "weights_key": weights_key, "strip_prefix": strip_prefix, "embedding_dim": embedding_dim}
     if _is_run(model):
@@ -79,6 +79,11 @@ def _load_target(
         if metric is not None and metric != run.metric:
             raise ConfigError(f"the run {model} was trained for metric {run.metric}; drop metric= or pass metric={run.metric!r}")
         return run
+    if isinstance(model, str) and zoo.is_zoo(model):  # the entry's record says its metric, dataset and normalisation
+        filled = zoo.complete_options(model, {**model_options, "metric": metric, "dataset": dataset, "normalize": normalize,
+                                              "gray_to_rgb": gray_to_rgb})
+        spec = external.ModelSpec.create(zoo.canonical(model), **{k: filled[k] for k in ("metric", "dataset", "normalize", "gray_to_rgb")})
+        return external.load_model(spec, device)
     if dataset is None:
         raise ConfigError(f"dataset= is required: the evaluation data (robrank list datasets); {DOCS}")
     if isinstance(model, (str, Path)):
@@ -465,6 +470,7 @@ def attack(
     the embedded one, to reuse. ``dataset`` names the data when the gallery is given as
     tensors (its record may declare defaults for the attack's fields).
     """
+    from .attacks.reach import warn_short_steps
     from .attacks.runner import AttackOptions, build_attack
     from .attacks.spec import parse_spec
     from .models.external import check_input, wrap_model
@@ -484,6 +490,7 @@ def attack(
     name = dataset or name
     # the dataset's records may declare defaults for fields the spec leaves out (e.g. a rate per dataset)
     built = build_attack(parsed, AttackOptions.for_dataset(name, semantics=semantics, random_start=random_start, seed=seed))
+    warn_short_steps(built, parsed.text)
     return RankingAttack(parsed.text, built, wrapped, embedded, seed=seed, dataset=name)
 
 
