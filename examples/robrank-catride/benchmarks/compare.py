@@ -1,14 +1,14 @@
 """CA-TRIDE side by side with ACT and HM at one training budget: clean R@1/mAP and ERS under two profiles.
 
     python examples/robrank-catride/benchmarks/compare.py --work runs/catride \
-        [--datasets mnist,fashion] [--defenses act,hm,catride] [--max-steps 200] [--pgditer 8] \
-        [--alpha 0.04706] [--profiles rob28,rob28-aa] [-b 128 -m 2] [--jobs 2] [--device cpu]
+        [--datasets mnist,fashion] [--defenses act,hm,catride] [--max-steps 100] [--pgditer 4] \
+        [--alpha 0.09412] [--profiles rob28,rob28-aa] [-b 64 -m 1] [--jobs 2] [--device cpu] [--table]
 
 For each dataset (one process per dataset, ``--jobs`` at a time) it trains
 ``DATASET:c2f2 + ptripletN`` with each defense into ``WORK/<dataset>-<defense>`` for
 ``--max-steps`` steps, all defenses with the same inner-attack steps and step size (CA-TRIDE
-with ``schedule=step``: its step α·t/T and its miner margin follow the steps of the run,
-because the released code's e/E is 0 throughout a run shorter than two epochs). Training
+with ``--schedule step`` by default: its step α·t/T and its miner margin follow the steps of
+the run, because the released code's e/E is 0 throughout a run shorter than two epochs). Training
 runs in-process so that the gradient evaluations of each step can be counted: every
 ``torch.autograd.grad`` call inside the defense (the inner attack) plus the outer backward;
 they go to ``cost.json`` in the run. Then every model is swiped with each profile
@@ -17,8 +17,8 @@ that the report marks). Finished trainings are skipped and interrupted swipes co
 rerunning the same command resumes. The table it prints at the end is what
 docs/results.md and the package README quote.
 
-``--backbone rres18 --datasets cub,cars,sop --profiles rob224,rob224-aa`` is the 224-pixel
-measurement (a GPU, ``--device cuda``; ``--max-steps`` unset trains the datasets' epochs).
+``gpu224.sh`` beside this file runs the 224-pixel measurement (ResNet-18 on CUB/Cars/SOP,
+rob224 and rob224-aa) on a GPU.
 """
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-#: the defenses compared and the options each trains with beyond the common inner budget
-DEFENSES: dict[str, dict[str, Any]] = {"act": {}, "hm": {}, "catride": {"schedule": "step"}}
+#: the defenses compared (each with its own defaults beyond the common inner budget)
+DEFENSES: tuple[str, ...] = ("act", "hm", "catride")
 
 
 def robrank(*argv: str, log: Path) -> int:
@@ -54,9 +54,16 @@ def train(args: argparse.Namespace, dataset: str, defense: str, run: Path) -> No
     from robrank.training import train as fit
 
     torch.set_num_threads(1)
-    options: dict[str, Any] = {"pgditer": args.pgditer, **DEFENSES[defense]}
+    options: dict[str, Any] = {"pgditer": args.pgditer}
     if args.alpha is not None:
         options["alpha"] = args.alpha
+    if defense == "catride":
+        from robrank_catride.objectives import RELEASED_LAMBDA
+
+        options["schedule"] = args.schedule
+        lam = args.lam if args.lam is not None else RELEASED_LAMBDA.get(dataset)
+        if lam is not None:  # else the package default (the released code has no 28x28 value)
+            options["lam"] = lam
     config = TrainConfig(dataset=dataset, backbone=args.backbone, loss="ptripletN", defense=defense,
                          defense_options=options, epochs=args.epochs, max_steps=args.max_steps,
                          device=args.device, num_workers=0, run_dir=str(run), seed=args.seed)
@@ -163,12 +170,16 @@ def main() -> int:
     parser.add_argument("--defenses", default=",".join(DEFENSES))
     parser.add_argument("--profiles", default="rob28,rob28-aa")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--max-steps", type=int, default=200)
-    parser.add_argument("--pgditer", type=int, default=8, help="inner-attack steps of every defense")
-    parser.add_argument("--alpha", type=float, default=12 / 255, help="inner-attack step of every defense")
+    parser.add_argument("--max-steps", type=int, default=100)
+    parser.add_argument("--pgditer", type=int, default=4, help="inner-attack steps of every defense")
+    parser.add_argument("--alpha", type=float, default=24 / 255, help="inner-attack step of every defense (4 x 24/255 crosses eps = 77/255)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("-b", "--batch-size", type=int, default=128)
-    parser.add_argument("-m", "--max-batches", type=int, default=2)
+    parser.add_argument("--schedule", default="step", choices=("epoch", "step"),
+                        help="CA-TRIDE's progress measure: step (t/T, for runs shorter than two epochs) or epoch (e/E, released)")
+    parser.add_argument("--lam", type=float, default=None,
+                        help="CA-TRIDE's lam [default: the released value for cub/cars/sop, else the package default]")
+    parser.add_argument("-b", "--batch-size", type=int, default=64)
+    parser.add_argument("-m", "--max-batches", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2, help="datasets measured at once (one process each)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--only", default=None, help=argparse.SUPPRESS)  # a worker: one dataset

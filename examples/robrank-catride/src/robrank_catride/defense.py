@@ -78,12 +78,15 @@ def signed_descent(
     step: float,
     iterations: int,
     stop_below: float,
+    history: list[float] | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Minimise ``objective`` by sign steps in the L∞ ball of ``x0`` clamped to [0, 1].
 
     Returns (last iterate, gradient evaluations). The loss is checked against
     ``stop_below`` before each step, as the released code does, so an objective already
-    met costs one forward and no gradient.
+    met costs one forward and no gradient. A step of 0 (the first epoch under the step
+    decay) returns ``x0`` without running the loop: the released code runs it and gets
+    the same images. ``history`` receives the loss before each step.
     """
     x0 = x0.detach()
     x = x0.clone()
@@ -93,6 +96,8 @@ def signed_descent(
     for _ in range(iterations):
         x.requires_grad_(True)
         value = objective(x)
+        if history is not None:
+            history.append(float(value.detach()))
         if float(value.detach()) < stop_below:
             break
         (grad,) = torch.autograd.grad(value, x)
@@ -120,6 +125,8 @@ class CATRIDE(AdversarialDefense):
         self.fraction = 0.0
         #: training steps taken: its parity picks the phase (the code's global flag)
         self.steps_done = 0
+        #: the last inner attack's loss before each of its steps
+        self.inner_history: list[float] = []
         self.logs = {}
 
     def check(self, loss_record: Any, metric: str) -> None:
@@ -160,8 +167,9 @@ class CATRIDE(AdversarialDefense):
     # -- the inner attacks -------------------------------------------------------------------
 
     def _descend(self, objective: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor) -> tuple[torch.Tensor, int]:
+        self.inner_history = []
         return signed_descent(objective, x0, eps=self.eps, step=self.step_size, iterations=self.pgditer,
-                              stop_below=float(self.options["stop_below"]))
+                              stop_below=float(self.options["stop_below"]), history=self.inner_history)
 
     def perturb_candidates(self, model: nn.Module, anchors: torch.Tensor, positives: torch.Tensor,
                            negatives: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -218,4 +226,6 @@ class CATRIDE(AdversarialDefense):
             "inner_grads": float(grads),
             "cap": float(phase == "cap"),
         }
+        if self.inner_history:  # no inner attack ran while the step size is 0
+            self.logs["inner_loss"] = self.inner_history[-1]
         return loss
