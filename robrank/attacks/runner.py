@@ -180,6 +180,8 @@ class AttackResult:
     budget: dict[str, float] = field(default_factory=dict)
     members: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     wins: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: share of the gallery's items whose two nearest items tie (:func:`robrank.metrics.top_tie_share`); None without a gallery
+    top_ties: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = {
@@ -196,6 +198,8 @@ class AttackResult:
         if self.members:
             out["members"] = {name: {k: dict(v) for k, v in m.items()} for name, m in self.members.items()}
             out["wins"] = {k: dict(v) for k, v in self.wins.items()}
+        if self.top_ties is not None:
+            out["top_ties"] = self.top_ties
         return out
 
     @property
@@ -247,6 +251,7 @@ def merge_results(results: Sequence[AttackResult]) -> AttackResult:
         budget=budget,
         members={name: {"adv": _averages(m, count), "sums": m} for name, m in member_sums.items()},
         wins=wins,
+        top_ties=first.top_ties,
     )
 
 
@@ -483,4 +488,5 @@ def run_attack(
         budget=_averages({k: float(v) for k, v in budget_sums.items()}, count),
         members={name: {"adv": _averages(m, count), "sums": m} for name, m in members.items()},
         wins={k: dict(zip(names, (int(n) for n in v.tolist()))) for k, v in win_counts.items()},
+        top_ties=None if gallery is None else gallery.top_ties,
     )

@@ -103,6 +103,12 @@ def attack_command(
         channels_last=channels_last,
         compile=compile_,
     )
+    from ..attacks import build_attack
+    from ..attacks.reach import short_steps
+
+    warning = short_steps(build_attack(parsed, options), parsed.text)
+    if warning is not None:
+        click.echo(warning, err=True)
     result = run_attack(run.model, dataset, parsed, options, surrogate=source.model if source is not None else None,
                         on_batch=collector)
     if source is not None:
@@ -135,3 +141,8 @@ def attack_command(
         click.echo(f"Won {key}: " + ", ".join(f"{name} {n}" for name, n in counts.items()))
     if collector is not None:
         click.echo(f"adversarial images: {where['adversarial']}")
+    from ..metrics import tie_note
+
+    note = tie_note(result.top_ties)
+    if note:
+        click.echo(note)

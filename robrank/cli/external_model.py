@@ -43,8 +43,15 @@ def resolve_target(run_or_ckpt: str | None, *, model: str | None, weights: tuple
         return run_or_ckpt
     if run_or_ckpt is not None:
         raise ConfigError(f"give either RUN_OR_CKPT ({run_or_ckpt}) or --model, not both")
+    from ..models import zoo
     from ..models.external import ModelSpec, parse_normalization, require_metric
 
+    if zoo.is_zoo(model):  # the entry's record says its metric, dataset and normalisation
+        filled = zoo.complete_options(model, {"weights": weights, "weights_key": weights_key, "strip_prefix": strip_prefix,
+                                              "embedding_dim": embedding_dim, "metric": metric, "dataset": dataset,
+                                              "normalize": normalize, "gray_to_rgb": gray_to_rgb})
+        model, metric, dataset, normalize, gray_to_rgb = (zoo.canonical(model), filled["metric"], filled["dataset"],
+                                                          filled["normalize"], filled["gray_to_rgb"])
     require_metric(metric)
     parse_normalization(normalize)
     if not dataset:

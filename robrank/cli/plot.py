@@ -26,7 +26,9 @@ def plot_group() -> None:
 @plot_group.command("curve")
 @click.argument("results", nargs=-1, required=True, type=click.Path(path_type=str))
 @_output("curve.png")
-def curve_command(results: tuple[str, ...], output: str) -> None:
+@click.option("--shared-y/--independent-y", "shared_y", default=True,
+              help=with_default("One y range for the panels whose metrics have the same unit, or one per panel", "shared"))
+def curve_command(results: tuple[str, ...], output: str, shared_y: bool) -> None:
     """Robustness curves of swipe RESULTS whose attacks vary eps (or W/M): one panel per attack, one line per run.
 
     \b
@@ -36,7 +38,7 @@ def curve_command(results: tuple[str, ...], output: str) -> None:
     from ..plot.curve import plot_curve
 
     _check_format(output)
-    click.echo(f"wrote {plot_curve(list(results), output)}")
+    click.echo(f"wrote {plot_curve(list(results), output, shared_y=shared_y)}")
 
 
 @plot_group.command("ers")

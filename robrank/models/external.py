@@ -19,6 +19,7 @@ exported programs with ``torch.export.load``; no weight is ever downloaded.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import importlib.util
@@ -41,6 +42,7 @@ from ..io import file_sha256
 from .checkpoint import fit_error
 from .backbone import IMAGENET_MEAN, IMAGENET_STD, Normalize
 from .embedding import EmbeddingModel
+from . import zoo
 
 DOCS = "see docs/api.md"
 #: how ``--normalize`` spells "no input normalisation" (the one place this spelling means that)
@@ -310,9 +312,11 @@ def _import_callable(spec: str) -> Any:
         sys.modules[name] = module
         try:
             module_spec.loader.exec_module(module)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit included: user code must not end robrank silently
             sys.modules.pop(name, None)
-            raise ConfigError(f"--model {spec!r}: importing {path} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+            if isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
+                raise
+            raise ConfigError(f"--model {spec!r}: importing {path} failed: {_failure(exc)}") from exc
     else:
         cwd = str(Path.cwd())
         added = cwd not in sys.path
@@ -322,8 +326,10 @@ def _import_callable(spec: str) -> Any:
             module = importlib.import_module(target)
         except ModuleNotFoundError as exc:
             raise ConfigError(f"--model {spec!r}: cannot import module {target!r} ({exc}); run from the folder that holds it or add it to PYTHONPATH") from None
-        except Exception as exc:
-            raise ConfigError(f"--model {spec!r}: importing {target} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
+                raise
+            raise ConfigError(f"--model {spec!r}: importing {target} failed: {_failure(exc)}") from exc
         finally:
             if added and cwd in sys.path:
                 sys.path.remove(cwd)
@@ -337,9 +343,24 @@ def _import_callable(spec: str) -> Any:
         raise ConfigError(f"--model {spec!r}: {attr} is not callable")
     try:
         built = factory()
-    except Exception as exc:
-        raise ConfigError(f"--model {spec!r}: calling {attr}() failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    except BaseException as exc:
+        if isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
+            raise
+        raise ConfigError(f"--model {spec!r}: calling {attr}() failed: {_failure(exc)}") from exc
+    try:
+        as_module(built)
+    except ConfigError:
+        raise ConfigError(f"--model {spec!r}: {attr}() returned {type(built).__name__}, not an nn.Module, a (trunk, embedder) "
+                          f"sequence or a {{name: module}} mapping; {DOCS}") from None
     return built
+
+
+def _failure(exc: BaseException) -> str:
+    """``Type: first line`` of an exception from user code; a ``sys.exit()`` is named as such."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def _replace_last_linear(net: nn.Module, dim: int) -> None:
@@ -515,6 +536,11 @@ def build_module(spec: ModelSpec) -> tuple[nn.Module, Normalization, list[dict[s
     set_head = None
     if library is not None:
         net, default_norm, set_head = _library_model(library, spec.spec.partition(":")[2])
+    elif zoo.is_zoo(spec.spec):
+        if spec.weights or spec.embedding_dim is not None:
+            raise ConfigError(f"--weights and --embedding-dim do not apply to --model {spec.spec}: a zoo entry carries its own weights")
+        net, norm_name, records = zoo.build(spec.spec)
+        return net, parse_normalization(norm_name) or NO_NORMALIZATION, records
     elif Path(spec.spec).is_file() and not spec.spec.endswith(".py"):
         net = _load_model_file(Path(spec.spec), spec.spec)
     else:
@@ -610,6 +636,9 @@ def load_model(spec: ModelSpec, device: str | torch.device = "cpu", dataset: str
     """Build, load and check the model ``spec`` describes (eval mode, on ``device``)."""
     from ..data.loading import dataset_record
 
+    if zoo.is_zoo(spec.spec):  # the entry's record says its metric, dataset and normalisation
+        options = zoo.complete_options(spec.spec, {**vars(spec), "dataset": dataset or spec.dataset})
+        spec = dataclasses.replace(spec, **{**options, "spec": zoo.canonical(spec.spec)})
     metric = require_metric(spec.metric)
     name = dataset or spec.dataset
     if not name:
@@ -622,6 +651,8 @@ def load_model(spec: ModelSpec, device: str | torch.device = "cpu", dataset: str
     dims = check_input(model, record.channels, record.image_size, record.name, spec.spec, spec.gray_to_rgb)
     model.to(device).eval()
     source = source_block(spec.spec, metric, normalization, spec.gray_to_rgb, spec.embedding_dim, weights, net, dims)
+    if zoo.is_zoo(spec.spec):
+        source["zoo"] = zoo.provenance(spec.spec)
     return LoadedModel(model=model, dataset=record.name, metric=metric, source=source)
 
 
@@ -698,6 +729,8 @@ def default_results_name(loaded: LoadedModel, name: str) -> Path:
     spec = str(loaded.source.get("spec", "model"))
     weights = loaded.source.get("weights") or []
     anchor = Path(spec) if Path(spec).is_file() else (Path(weights[0]["file"]) if weights else None)
+    if zoo.is_zoo(spec):  # its weights live in the cache, which is no place for results
+        anchor = None
     if anchor is not None:
         return anchor.with_name(f"{anchor.name}.{name}")
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", spec).strip("-") or "model"

@@ -226,6 +226,7 @@ def _tables(path: Path, value: Any) -> list[Mapping[str, Any]]:
 
 def _model_from_table(path: Path, table: Mapping[str, Any]) -> str:
     """A ``[[models]]`` table checked as ``--model`` and its options are (the same one-line errors)."""
+    from ..models import zoo
     from ..models.external import ModelSpec, parse_normalization, require_metric
 
     known = ("model", "weights", "weights_key", "strip_prefix", "metric", "dataset", "normalize", "embedding_dim", "gray_to_rgb")
@@ -240,6 +241,9 @@ def _model_from_table(path: Path, table: Mapping[str, Any]) -> str:
         spec = f"{near(module)}:{call}"
     elif (path.parent / spec).is_file():
         spec = near(spec)
+    if zoo.is_zoo(spec):  # the entry's record says its metric, dataset and normalisation
+        filled = zoo.complete_options(spec, {k: table.get(k) for k in known if k != "model"})
+        return model_target(ModelSpec.create(zoo.canonical(spec), **{k: filled[k] for k in ("metric", "dataset", "normalize", "gray_to_rgb")}))
     weights = table.get("weights", [])
     weights = [weights] if isinstance(weights, str) else list(weights)
     resolved = []

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import RobrankError
 from ..scoring import Score
-from ..summaries import MetricDisplay, plain
+from ..summaries import MetricDisplay, plain, tie_note
 from .schema import load_results, partial_note
 
 FORMATS = ("table", "markdown", "json", "csv", "latex", "html")
@@ -93,6 +93,7 @@ class FileSummary:
             "attacks_done": len(p["attacks"]),
             "attacks_planned": len(p["planned"]),
             "partial": self.partial,
+            "top_ties": p.get("top_ties"),
         }
         if self.score is not None:
             labels = self.score.labels
@@ -216,6 +217,10 @@ def _notes(summaries: Iterable[FileSummary]) -> list[str]:
                 if s.ers_profile
                 else f"note: {s.label}: {len(s.payload['attacks'])}/{len(s.payload['planned'])} attacks done ({what})"
             )
+    for s in summaries:
+        tied = tie_note(s.payload.get("top_ties"))
+        if tied:
+            notes.append(tied.replace("note: ", f"note: {s.label}: ", 1))
     for s in summaries:
         model = s.payload["model"]
         if model.get("kind") == "external":

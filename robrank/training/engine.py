@@ -26,7 +26,7 @@ from ..data.base import ImageDataset, TensorImageDataset
 from ..defenses.base import Defense, TrainingProgress
 from ..errors import CheckpointError, ConfigError, NonFiniteError, StorageError
 from ..io import check_free_space, save_checkpoint
-from ..metrics import CLASSIFICATION_KEYS, METRIC_KEYS, classification_metrics, retrieval_metrics
+from ..metrics import CLASSIFICATION_KEYS, METRIC_KEYS, TIES_KEY, classification_metrics, retrieval_metrics
 from ..models.checkpoint import CHECKPOINT_DIR, FORMAT, FORMAT_VERSION, LAST, load_state, read_checkpoint
 from ..models.embedding import EmbeddingModel
 from ..records import NO_WEIGHTS
@@ -533,11 +533,17 @@ def fit(
 
                 print(f"epoch {state.epoch}: loss {mean_loss:.4f}  {format_metrics(metrics)}  "
                       f"({train_seconds:.1f} s train, {val_seconds:.1f} s validation)", flush=True)
+                if final:
+                    from ..metrics import tie_note
+
+                    note = tie_note(metrics.get(TIES_KEY))
+                    if note:
+                        print(note, flush=True)
         _save(run_dir, config, parts, optimizers, scaler, generator, state, info, device, epoch_file=config.keep_epochs)
         saved_step = state.step
         dist_util.barrier(info)
 
-    metrics = {k: float(v) for k, v in last_metrics.items() if k in METRIC_KEYS + CLASSIFICATION_KEYS}
+    metrics = {k: float(v) for k, v in last_metrics.items() if k in (*METRIC_KEYS, *CLASSIFICATION_KEYS, TIES_KEY)}
     return TrainResult(run_dir=run_dir, metrics=metrics, seconds=time.perf_counter() - started, epochs=state.epoch, steps=state.step)
 
 
@@ -575,7 +581,7 @@ def train(
         dist_util.spawn(_spawned_worker, devices, (plan.config.to_dict(), plan.resume, progress, plan.run_section()))
         history = rundir.read_metrics(plan.run_dir)
         last = history[-1] if history else {}
-        metrics = {k: float(v) for k, v in last.items() if k in METRIC_KEYS + CLASSIFICATION_KEYS}
+        metrics = {k: float(v) for k, v in last.items() if k in (*METRIC_KEYS, *CLASSIFICATION_KEYS, TIES_KEY)}
         return TrainResult(run_dir=plan.run_dir, metrics=metrics, seconds=time.perf_counter() - started,
                            epochs=int(last.get("epoch", 0)), steps=int(last.get("step", 0)))
     if info.enabled:
