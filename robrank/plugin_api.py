@@ -83,7 +83,7 @@ _LAZY: dict[str, str] = {
     ),
     "reference_aliases": "robrank.losses.names",
     # defenses: the bases, the inner attacks they run, miners and hardness
-    **dict.fromkeys(("Defense", "AdversarialDefense", "NoDefense", "check_family", "check_metric_in"), "robrank.defenses.base"),
+    **dict.fromkeys(("Defense", "AdversarialDefense", "NoDefense", "TrainingProgress", "check_family", "check_metric_in"), "robrank.defenses.base"),
     **dict.fromkeys(
         ("collapse_pairs", "embedding_shift", "embedding_shift_distance", "inner_eval", "pairwise_eps_option"),
         "robrank.defenses.inner",

@@ -13,11 +13,10 @@ import torch
 from torch import nn
 
 robrank_catride = pytest.importorskip("robrank_catride", reason="pip install -e examples/robrank-catride")
-from robrank.defenses.base import TrainingProgress
-from robrank.errors import ConfigError
-from robrank_catride import CATRIDE, GraduallyHardMiner
-from robrank_catride.defense import signed_descent
-from robrank_catride.objectives import (
+from robrank.plugin_api import ConfigError, TrainingProgress  # noqa: E402
+from robrank_catride import CATRIDE, GraduallyHardMiner  # noqa: E402
+from robrank_catride.defense import signed_descent  # noqa: E402
+from robrank_catride.objectives import (  # noqa: E402
     anp_loss,
     cap_loss,
     epoch_fraction,
@@ -270,11 +269,12 @@ def test_schedule_follows_epochs_or_steps_and_survives_a_resume():
 
 
 def test_options_are_typed_and_range_checked():
-    defense = CATRIDE(lam="9.5", step_decay="0", extra_term="off")
+    defense = CATRIDE(lam="9.5", step_decay="0", extra_term=False)  # -o values arrive as text
     assert defense.options["lam"] == 9.5 and defense.options["step_decay"] is False and defense.options["extra_term"] is False
     assert defense.pgditer == 16  # the released code's iterations
-    for bad in ({"lam": -1.0}, {"lam": "x"}, {"schedule": "cosine"}, {"extra_term": "maybe"}, {"lamda": 2.0}):
-        with pytest.raises(ConfigError):
+    for bad, words in (({"lam": -1.0}, "lam"), ({"lam": "x"}, "lam"), ({"schedule": "cosine"}, "schedule"),
+                       ({"extra_term": "maybe"}, "extra_term"), ({"pgditer": 0}, "pgditer"), ({"lamda": 2.0}, "lamda")):
+        with pytest.raises(ConfigError, match=words):
             CATRIDE(**bad)
 
 
