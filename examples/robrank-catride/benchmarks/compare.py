@@ -1,8 +1,8 @@
 """CA-TRIDE side by side with ACT and HM at one training budget: clean R@1/mAP and ERS under two profiles.
 
     python examples/robrank-catride/benchmarks/compare.py --work runs/catride \
-        [--datasets mnist,fashion] [--defenses act,hm,catride] [--max-steps 100] [--pgditer 4] \
-        [--alpha 0.09412] [--profiles rob28,rob28-aa] [-b 64 -m 1] [--jobs 2] [--device cpu] [--table]
+        [--datasets mnist,fashion] [--defenses act,hm,catride] [--max-steps 60] [--pgditer 4] \
+        [--alpha 0.09412] [--profiles rob28,rob28-aa] [-b 32 -m 1] [--jobs 2] [--device cpu] [--table]
 
 For each dataset (one process per dataset, ``--jobs`` at a time) it trains
 ``DATASET:c2f2 + ptripletN`` with each defense into ``WORK/<dataset>-<defense>`` for
@@ -170,7 +170,7 @@ def main() -> int:
     parser.add_argument("--defenses", default=",".join(DEFENSES))
     parser.add_argument("--profiles", default="rob28,rob28-aa")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--max-steps", type=int, default=100)
+    parser.add_argument("--max-steps", type=int, default=60)
     parser.add_argument("--pgditer", type=int, default=4, help="inner-attack steps of every defense")
     parser.add_argument("--alpha", type=float, default=24 / 255, help="inner-attack step of every defense (4 x 24/255 crosses eps = 77/255)")
     parser.add_argument("--seed", type=int, default=0)
@@ -178,7 +178,7 @@ def main() -> int:
                         help="CA-TRIDE's progress measure: step (t/T, for runs shorter than two epochs) or epoch (e/E, released)")
     parser.add_argument("--lam", type=float, default=None,
                         help="CA-TRIDE's lam [default: the released value for cub/cars/sop, else the package default]")
-    parser.add_argument("-b", "--batch-size", type=int, default=64)
+    parser.add_argument("-b", "--batch-size", type=int, default=32)
     parser.add_argument("-m", "--max-batches", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2, help="datasets measured at once (one process each)")
     parser.add_argument("--device", default="cpu")
