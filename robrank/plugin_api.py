@@ -53,7 +53,7 @@ from .records import (
     size_family,
 )
 from .scoring import Column, IncompleteScoresError, Score
-from .summaries import EMBSHIFT, FRACTION, QUERIES, MetricDisplay
+from .summaries import EMBSHIFT, FRACTION, HIGHER, LOWER, PERCENT, QUERIES, WITH_PM, MetricDisplay
 
 #: name -> the internal module it lives in; loaded (with torch) on first access
 _LAZY: dict[str, str] = {
@@ -160,6 +160,10 @@ __all__ = [
     # what results show and how profiles score them
     "EMBSHIFT",
     "FRACTION",
+    "PERCENT",
+    "HIGHER",
+    "LOWER",
+    "WITH_PM",
     "QUERIES",
     "MetricDisplay",
     "Column",
