@@ -8,7 +8,6 @@ full-size bench is in docs/bench.md.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest

@@ -78,8 +78,8 @@ def test_candidate_attack_shows_the_candidate_rank_before_and_after(loaded):
     assert ex.rank_after < ex.rank_before  # CA+ moves the candidate up the query's list
     # the same selection as a swipe: the attack's own percentile counts the same items (plus the query itself)
     result = run_attack(run.model, dataset, CA, indices=[172], progress=False, gallery=gallery)
-    assert result.adv["prank"] * len(dataset) == pytest.approx(ex.rank_after, abs=1e-3)
-    assert result.orig["prank"] * len(dataset) == pytest.approx(ex.rank_before, abs=1e-3)
+    assert result.adv["prank"] / 100 * len(dataset) == pytest.approx(ex.rank_after, abs=1e-3)
+    assert result.orig["prank"] / 100 * len(dataset) == pytest.approx(ex.rank_before, abs=1e-3)
     in_top = [h for h in ex.after if h.candidate]
     assert bool(in_top) == (ex.rank_after <= 5)
 

@@ -8,7 +8,7 @@ result framed green when its class is the query's and red when it is not.
 
 Query attacks perturb the query: the rankings shown are the query's own. Candidate attacks
 (``Attack.perturbs == "candidate"``) perturb a gallery item so that it rises or sinks in the
-rankings of chosen queries (``ctx.sel["queries"]``): the rankings shown are the first chosen
+rankings of chosen queries (``ctx.sel.queries``): the rankings shown are the first chosen
 query's, before and after the candidate was replaced by its adversarial version, with the
 candidate's rank in both. The adversarial candidate is framed blue only when it reached the
 shown top-k; when it did not, its title gives the rank it reached instead.
@@ -143,7 +143,7 @@ def retrieval_examples(
                 clean=images[b].cpu(), adversarial=adversarial[b].cpu(), linf=float(delta),
             )
             if example.role == "candidate":
-                target = int(ctx.sel["queries"][b].view(-1)[0])
+                target = int(ctx.sel.queries[b].view(-1)[0])
                 before = pairwise(gallery.embeddings[target : target + 1], gallery.embeddings, gallery.metric)[0]
                 after = before.clone()
                 after[q] = pairwise(gallery.embeddings[target : target + 1], adv_emb[b : b + 1], gallery.metric)[0, 0]
