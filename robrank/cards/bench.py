@@ -208,20 +208,27 @@ def bench(
     ``output`` (a folder; default :func:`default_output`) as ``swipe-<profile>.json`` and
     resume there; ``card.json`` is written last, atomically.
     """
-    from ..data.loading import load_split
     from ..models.external import load_any
-    from ..swipe.runner import swipe
-    from ..swipe.schema import load_results
+    from ..runtime import resolve_device
+    from ..training.rundir import locked
 
     batch_size, max_batches = queries_to_batches(max_queries, batch_size, max_batches)
     draft = max_batches is not None
-    from ..runtime import resolve_device
-
     device = str(resolve_device(device))
     loaded = load_any(target, device=device)
     profiles = bench_profiles(str(loaded.dataset))
     out_dir = Path(output) if output is not None else default_output(loaded, draft)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with locked(out_dir, "robrank bench"):  # a second bench of the same folder is refused at once
+        return _bench_into(out_dir, loaded, profiles, draft=draft, seed=seed, batch_size=batch_size, max_batches=max_batches,
+                           device=device, data_root=data_root, restart=restart, progress=progress, name=name)
+
+
+def _bench_into(out_dir: Path, loaded: Any, profiles: BenchProfiles, *, draft: bool, seed: int, batch_size: int | None,
+                max_batches: int | None, device: str, data_root: Any, restart: bool, progress: bool, name: str | None) -> tuple[Path, dict[str, Any]]:
+    from ..data.loading import load_split
+    from ..swipe.runner import swipe
+    from ..swipe.schema import load_results
+
     swipe_target = loaded if hasattr(loaded, "model_block") else loaded.checkpoint
     payloads: dict[str, dict[str, Any]] = {}
     for role, record in profiles.by_role().items():
