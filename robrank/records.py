@@ -206,6 +206,8 @@ class AttackRecord(Record):
     display: tuple[MetricDisplay, ...] = ()
     #: the range of each summary key's average (a key not listed only has to be finite)
     bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    #: keys stored as fractions in results files before schema version 3 (``Attack.legacy_fractions``)
+    legacy_fractions: tuple[str, ...] = ()
     #: ``check(values)`` for constraints across fields (raises ``robrank.params.ParamError``)
     check: Callable[[Mapping[str, Any]], None] | None = None
     task: str = TASK_RETRIEVAL  # the kind of model it attacks (TASK_CLASSIFICATION: a classifier's logits)
@@ -224,6 +226,7 @@ class AttackRecord(Record):
             reports=tuple(attack.reports),
             display=tuple(attack.display),
             bounds=dict(getattr(attack, "bounds", {})),
+            legacy_fractions=tuple(getattr(attack, "legacy_fractions", ())),
             check=getattr(attack, "check_values", None),
             task=getattr(attack, "task", TASK_RETRIEVAL),
         )

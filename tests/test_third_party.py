@@ -123,8 +123,8 @@ def test_plugin_attack_runs_through_robrank_attack(examples_installed, tiny_run)
     payload = json.loads(ok(cli("attack", str(tiny_run), "-A", spec, "-m", "1", "-b", "32", "--json")).stdout)
     assert payload["spec"] == spec and payload["count"] == 32
     # CA+ at 77/255 on a tiny model: the candidate climbs from about the median to near the top
-    assert payload["orig"]["prank"] > 0.2
-    assert payload["adv"]["prank"] < payload["orig"]["prank"] - 0.1
+    assert payload["orig"]["prank"] > 20  # percent
+    assert payload["adv"]["prank"] < payload["orig"]["prank"] - 10
 
 
 def test_plugin_profile_swipes_and_reports(examples_installed, tiny_run, tmp_path):
@@ -149,7 +149,7 @@ def test_plugin_profile_swipes_and_reports(examples_installed, tiny_run, tmp_pat
     assert [r[0] for r in rows if r[1] == "PCTL"] == specs
     shown = {r[0]: (float(r[2]), float(r[3])) for r in rows}
     for spec in specs:
-        expected = (100 * by_spec[spec]["orig"]["prank"], 100 * by_spec[spec]["adv"]["prank"])
+        expected = (by_spec[spec]["orig"]["prank"], by_spec[spec]["adv"]["prank"])
         assert shown[spec] == pytest.approx(expected, abs=0.051)
         assert [r[-2:] for r in rows if r[0] == spec] == [["/", "100.0"]]
 

@@ -5,8 +5,7 @@ derived from the attack class (:meth:`AttackRecord.of`), which declares everythi
 """
 from __future__ import annotations
 
-import robrank
-from robrank.records import AttackRecord
+from robrank.plugin_api import AttackRecord, hookimpl
 
 from .candidate import CandidateAttack
 from .classify import ClassifierPGD
@@ -31,7 +30,7 @@ ATTACKS = (
 )
 
 
-@robrank.hookimpl
+@hookimpl
 def register_attacks(register):
     for cls, summary in ATTACKS:
         register(AttackRecord.of(cls, summary))

@@ -14,15 +14,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-import robrank
-from robrank.models.backbone import (
+from robrank.plugin_api import (
+    SIZE_224,
+    TASK_CLASSIFICATION,
+    BackboneRecord,
     Normalize,
     apply_state,
     check_pretrained,
+    hookimpl,
     hub_checkpoint_path,
     load_imagenet_state,
 )
-from robrank.records import SIZE_224, TASK_CLASSIFICATION, BackboneRecord
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,7 @@ RECORDS = (
 )
 
 
-@robrank.hookimpl
+@hookimpl
 def register_backbones(register):
     for record in RECORDS:
         register(record)

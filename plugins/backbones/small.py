@@ -13,9 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-import robrank
-from robrank.models.backbone import check_pretrained
-from robrank.records import SIZE_28, TASK_CLASSIFICATION, BackboneRecord
+from robrank.plugin_api import SIZE_28, TASK_CLASSIFICATION, BackboneRecord, check_pretrained, hookimpl
 
 
 class C2F2(nn.Module):
@@ -182,7 +180,7 @@ RECORDS = (
 )
 
 
-@robrank.hookimpl
+@hookimpl
 def register_backbones(register):
     for record in RECORDS:
         register(record)

@@ -12,10 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-import robrank
-from robrank.data.sources import ImageTreeSource, SplitIndex
-from robrank.errors import DataError
-from robrank.records import SIZE_224, DatasetRecord
+from robrank.plugin_api import SIZE_224, DataError, DatasetRecord, ImageTreeSource, SplitIndex, hookimpl
 
 TRAIN_CLASSES = 98  # class ids 1..98 train, 99..196 test
 
@@ -63,7 +60,7 @@ class CarsSource(ImageTreeSource):
         return splits
 
 
-@robrank.hookimpl
+@hookimpl
 def register_datasets(register):
     register(
         DatasetRecord(

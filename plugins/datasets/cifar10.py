@@ -21,13 +21,23 @@ from typing import Any
 import numpy as np
 import torch
 
-import robrank
-from robrank.data.base import DatasetSource, ImageDataset, TensorImageDataset
-from robrank.data.download import DEFAULT_TIMEOUT, Digests, download_file, ensure_writable, extract_tar, md5_file
-from robrank.data.sources import check_split, torch_home
-from robrank.data.transforms import CropFlipTensorDataset
-from robrank.errors import DataError
-from robrank.records import DatasetRecord
+from robrank.plugin_api import (
+    DEFAULT_TIMEOUT,
+    CropFlipTensorDataset,
+    DataError,
+    DatasetRecord,
+    DatasetSource,
+    Digests,
+    ImageDataset,
+    TensorImageDataset,
+    check_split,
+    download_file,
+    ensure_writable,
+    extract_tar,
+    hookimpl,
+    md5_file,
+    torch_home,
+)
 
 DIRNAME = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -169,7 +179,7 @@ class Cifar10Source(DatasetSource):
         return dest
 
 
-@robrank.hookimpl
+@hookimpl
 def register_datasets(register):
     register(
         DatasetRecord(

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import robrank
-from robrank.data.sources import ImageTreeSource, SplitIndex, parse_int, read_table
-from robrank.errors import DataError
-from robrank.records import SIZE_224, DatasetRecord
+from robrank.plugin_api import (
+    SIZE_224,
+    DataError,
+    DatasetRecord,
+    ImageTreeSource,
+    SplitIndex,
+    hookimpl,
+    parse_int,
+    read_table,
+)
 
 TRAIN_CLASSES = 100  # class ids 1..100 train, 101..200 test
 
@@ -51,7 +57,7 @@ class CubSource(ImageTreeSource):
         return splits
 
 
-@robrank.hookimpl
+@hookimpl
 def register_datasets(register):
     register(
         DatasetRecord(

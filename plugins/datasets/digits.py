@@ -18,11 +18,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import robrank
-from robrank.data.base import DatasetSource, ImageDataset, TensorImageDataset
-from robrank.data.sources import check_split
-from robrank.errors import DataError
-from robrank.records import DatasetRecord
+from robrank.plugin_api import (
+    DataError,
+    DatasetRecord,
+    DatasetSource,
+    ImageDataset,
+    TensorImageDataset,
+    check_split,
+    hookimpl,
+)
 
 SIZE = 28
 TEST_EVERY = 5
@@ -97,7 +101,7 @@ class DigitsSource(DatasetSource):
         return self.search_paths()[0]  # nothing to fetch
 
 
-@robrank.hookimpl
+@hookimpl
 def register_datasets(register):
     register(
         DatasetRecord(

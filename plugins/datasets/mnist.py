@@ -9,9 +9,7 @@ has the same 10 classes), with no augmentation and no normalisation, as in the r
 """
 from __future__ import annotations
 
-import robrank
-from robrank.data.sources import IdxFile, IdxSource, IdxSplit
-from robrank.records import DatasetRecord
+from robrank.plugin_api import DatasetRecord, IdxFile, IdxSource, IdxSplit, hookimpl
 
 
 class MnistSource(IdxSource):
@@ -55,7 +53,7 @@ class FashionSource(IdxSource):
     }
 
 
-@robrank.hookimpl
+@hookimpl
 def register_datasets(register):
     register(
         DatasetRecord(

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import robrank
-from robrank.data.sources import ImageTreeSource, SplitIndex, parse_int, read_table
-from robrank.records import SIZE_224, DatasetRecord
+from robrank.plugin_api import SIZE_224, DatasetRecord, ImageTreeSource, SplitIndex, hookimpl, parse_int, read_table
 
 
 class SopSource(ImageTreeSource):
@@ -39,7 +37,7 @@ class SopSource(ImageTreeSource):
         return splits
 
 
-@robrank.hookimpl
+@hookimpl
 def register_datasets(register):
     register(
         DatasetRecord(

@@ -5,14 +5,13 @@ A site with another scheduler registers its own ``ExecutorRecord`` the same way;
 """
 from __future__ import annotations
 
-import robrank
-from robrank.records import ExecutorRecord
+from robrank.plugin_api import ExecutorRecord, hookimpl
 
 from .local import LocalExecutor
 from .slurm import OPTIONS as SLURM_OPTIONS, SlurmExecutor
 
 
-@robrank.hookimpl
+@hookimpl
 def register_executors(register):
     register(ExecutorRecord(name="local", factory=LocalExecutor, default=True,
                             summary="cells as processes on this machine: one per GPU (or --gpus-per-job GPUs), a few on a CPU"))

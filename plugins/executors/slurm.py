@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from robrank.errors import ConfigError
-from robrank.io import write_json
+from robrank.plugin_api import ConfigError, cell_dir, write_json, write_status
 
 #: the -X KEY=VALUE options this executor accepts
 OPTIONS: tuple[str, ...] = ("cluster", "account", "qos", "constraint", "mem_gb", "cpus_per_task", "array_parallelism",
@@ -74,8 +73,6 @@ class SlurmExecutor:
     def run(self, jobs) -> list:
         """Submit one array task per job; wait for them unless ``--no-wait``. Returns submitit's job handles."""
         import submitit
-
-        from robrank.sweep.state import cell_dir, write_status
 
         folder = self.settings.sweep_dir / "jobs"
         executor = submitit.AutoExecutor(folder=folder, cluster=self.cluster)

@@ -6,7 +6,7 @@ parses them into family, miner and metric.
 """
 from __future__ import annotations
 
-import robrank
+from robrank.plugin_api import hookimpl
 
 from . import ce, contrastive, infonce, lifted, margin, multisim, npair, quadruplet, snr, triplet
 
@@ -24,7 +24,7 @@ RECORDS = (
 )
 
 
-@robrank.hookimpl
+@hookimpl
 def register_losses(register):
     for record in RECORDS:
         register(record)

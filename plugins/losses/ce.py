@@ -11,8 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robrank.errors import ConfigError
-from robrank.records import LossRecord
+from robrank.plugin_api import ConfigError, LossRecord
 
 
 class CrossEntropy(nn.Module):

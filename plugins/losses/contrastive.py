@@ -13,9 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from robrank.losses.base import TripletCriterion, active_mean
-from robrank.losses.names import reference_aliases
-from robrank.records import LossRecord
+from robrank.plugin_api import LossRecord, TripletCriterion, active_mean, reference_aliases
 
 from .miners import RandomMiner
 

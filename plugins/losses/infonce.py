@@ -12,9 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from robrank.losses.base import Criterion, check_spc2
-from robrank.losses.names import reference_aliases
-from robrank.records import LossRecord
+from robrank.plugin_api import Criterion, LossRecord, check_spc2, reference_aliases
 
 TEMPERATURE_LOG = 0.0
 

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import torch
 
-from robrank.distances import pairwise
-from robrank.losses.base import LOSS_GRAM_FLOOR, Criterion, check_spc2, mean_or_zero
-from robrank.losses.names import reference_aliases
-from robrank.records import LossRecord
+from robrank.plugin_api import (
+    LOSS_GRAM_FLOOR,
+    Criterion,
+    LossRecord,
+    check_spc2,
+    mean_or_zero,
+    pairwise,
+    reference_aliases,
+)
 
 MARGIN = {"C": 0.2, "N": 0.2, "E": 1.0}
 L2_WEIGHT = 5e-3

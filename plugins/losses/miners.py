@@ -15,17 +15,17 @@ import math
 
 import torch
 
-import robrank
-from robrank.distances import pairwise
-from robrank.losses.base import (
+from robrank.plugin_api import (
     MINER_GRAM_FLOOR,
     Miner,
+    MinerRecord,
     Triplets,
     choose_in_rows,
+    hookimpl,
+    pairwise,
     random_uniform,
     spc2_anchors_positives,
 )
-from robrank.records import MinerRecord
 
 
 @torch.no_grad()
@@ -195,7 +195,7 @@ _SUMMARIES = {
 }
 
 
-@robrank.hookimpl
+@hookimpl
 def register_miners(register):
     for cls in MINERS:
         summary, aliases = _SUMMARIES[cls.name]

@@ -15,9 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from robrank.losses.base import Criterion, check_spc2, mean_or_zero
-from robrank.losses.names import reference_aliases
-from robrank.records import LossRecord
+from robrank.plugin_api import Criterion, LossRecord, check_spc2, mean_or_zero, reference_aliases
 
 POS_WEIGHT = 2.0
 NEG_WEIGHT = 40.0

@@ -13,9 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from robrank.losses.base import Criterion, check_spc2
-from robrank.losses.names import reference_aliases
-from robrank.records import LossRecord
+from robrank.plugin_api import Criterion, LossRecord, check_spc2, reference_aliases
 
 L2_WEIGHT = 5e-3
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from robrank.losses.base import TripletCriterion, check_spc2, choose_in_rows
-from robrank.losses.names import reference_aliases
-from robrank.records import LossRecord
+from robrank.plugin_api import LossRecord, TripletCriterion, check_spc2, choose_in_rows, reference_aliases
 
 from .miners import RandomMiner
 from .triplet import MARGIN as TRIPLET_MARGIN

@@ -7,35 +7,30 @@ It contributes, through the ``robrank`` entry point ``catride = "robrank_catride
 """
 from __future__ import annotations
 
-import robrank
-from robrank.records import DefenseRecord, MinerRecord
+from robrank.plugin_api import DefenseRecord, MinerRecord, hookimpl
 
-from .defense import CATRIDE, PARAMS
+from .defense import CATRIDE
 from .miner import GraduallyHardMiner
 
 __version__ = "0.1.0"
 __all__ = ["CATRIDE", "GraduallyHardMiner", "register_defenses", "register_miners"]
 
-_OPTIONS = ", ".join(f"{p.name} ({p.type.__name__}, default {p.default})" for p in PARAMS)
-
-
-@robrank.hookimpl
+@hookimpl
 def register_defenses(register):
     register(
-        DefenseRecord(
-            name="catride",
-            factory=CATRIDE,
+        DefenseRecord.of(
+            CATRIDE,
             summary="CA-TRIDE (ICML'24): CAP/ANP inner attacks alternating per step, soft-max-weighted triplets",
             aliases=("CA-TRIDE", "CATRIDE"),
             suffixes={"ct": {}},
             loss_families=("triplet",),
             metrics=("N",),
-            constraints=f"metric N; triplet losses; BatchNorm frozen; pgditer (default 16), eps, alpha; {_OPTIONS}",
+            constraints="metric N; triplet losses; BatchNorm frozen; 28px: 77/255, 3/255, 16 steps; 224px: 8/255, 1/255, 16 steps",
         )
     )
 
 
-@robrank.hookimpl
+@hookimpl
 def register_miners(register):
     register(
         MinerRecord(

@@ -14,8 +14,7 @@ data").
 """
 from __future__ import annotations
 
-import robrank
-from robrank.records import SIZE_28, SIZE_224, DatasetRecord
+from robrank.plugin_api import SIZE_224, SIZE_28, DatasetRecord, hookimpl
 
 from .folders import FolderTree, scan
 from .source import ImageFolder28Source, ImageFolderSource
@@ -24,7 +23,7 @@ __version__ = "0.1.0"
 __all__ = ["FolderTree", "ImageFolderSource", "ImageFolder28Source", "scan", "register_datasets"]
 
 
-@robrank.hookimpl
+@hookimpl
 def register_datasets(register):
     register(
         DatasetRecord(
