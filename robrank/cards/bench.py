@@ -84,9 +84,11 @@ def queries_to_batches(max_queries: int | None, batch_size: int | None, max_batc
     return batch_size, max_queries // batch_size
 
 
-def _forced(payload: dict[str, Any]) -> bool:
-    """Whether a swipe ran with --force (recorded in its options)."""
-    return bool(payload.get("options", {}).get("force") or payload.get("force"))
+def _forced(payload: dict[str, Any]) -> str | None:
+    """The swipe's note when it ran a profile forced on other images (``--force``), else None."""
+    from ..swipe.schema import forced_note
+
+    return forced_note(payload)
 
 
 def _score_block(record: Any, payload: dict[str, Any]) -> dict[str, Any]:
@@ -123,11 +125,13 @@ def _cost(payloads: dict[str, dict[str, Any]], clean_seconds: float, device: str
 
 def _clean_metrics(target: Any, device: str | None, data_root: Any) -> tuple[dict[str, float], float]:
     """The clean retrieval metrics on the whole test split, in percent."""
+    from ..metrics import REPORTED_KEYS, in_percent
     from ..training.evaluate import evaluate_run
 
     started = time.perf_counter()
     metrics, _ = evaluate_run(target, device=device, data_root=data_root)
-    return {k: 100.0 * float(v) for k, v in metrics.items() if isinstance(v, float) and 0.0 <= v <= 1.0}, time.perf_counter() - started
+    shown = (*REPORTED_KEYS, "accuracy")
+    return {k: float(v) for k, v in in_percent(metrics).items() if k in shown}, time.perf_counter() - started
 
 
 def _check_complete(payloads: dict[str, dict[str, Any]], draft: bool) -> str | None:
@@ -137,7 +141,7 @@ def _check_complete(payloads: dict[str, dict[str, Any]], draft: bool) -> str | N
     notes = []
     for role, payload in payloads.items():
         if _forced(payload):
-            raise BenchError(f"the {payload['profile']} swipe ran with --force; a card is never written from a forced evaluation")
+            raise BenchError(f"the {payload['profile']} swipe is {_forced(payload)}; a card is never written from a forced evaluation")
         note = partial_note(payload)
         if note and not draft:
             raise BenchError(f"the {payload['profile']} swipe is a partial result ({note}); rerun robrank bench to finish it")
