@@ -20,7 +20,7 @@ from torch import nn
 import robrank
 from robrank.errors import CheckpointError, ConfigError
 from robrank.models.external import ModelSpec, file_sha256, load_model, parse_normalization, state_digest
-from robrank_plugins.backbones.small import LeNet
+from robrank_plugins.backbones.small_nets import LeNet
 from robrank.swipe.schema import load_results
 
 pml = pytest.importorskip("pytorch_metric_learning")
@@ -31,7 +31,7 @@ QUICK = ["-b", "8", "-m", "1", "--no-progress"]
 
 NETDEF = '''
 from torch import nn
-from robrank_plugins.backbones.small import LeNet
+from robrank_plugins.backbones.small_nets import LeNet
 
 
 def make():

@@ -239,7 +239,7 @@ def test_checkpoint_file_gets_a_results_file_next_to_it(run_dir):
 
 def test_bad_arguments(run_dir):
     backend = make_backend(run_dir, Calls())
-    with pytest.raises(UnknownNameError, match="unknown profile 'rob99'; registered: .*rob224, .*rob28"):
+    with pytest.raises(UnknownNameError, match="unknown profile 'rob99'; did you mean 'rob28'\\?; registered: .*rob224, .*rob28"):
         swipe(run_dir, "rob99", backend=backend)
     with pytest.raises(ConfigError, match="semantics"):
         swipe(run_dir, "rob28", backend=backend, semantics="sloppy")

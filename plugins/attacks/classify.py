@@ -11,25 +11,41 @@ transfer from a surrogate classifier apply unchanged. Metrics (percent): ``accur
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from robrank.attacks.base import Attack, BatchContext
-from robrank.attacks.selection import randint
-from robrank.errors import ConfigError
-from robrank.params import Param
-from robrank.records import TASK_CLASSIFICATION
-from robrank.summaries import HIGHER, LOWER, PERCENT, MetricDisplay
+from robrank.plugin_api import (
+    HIGHER,
+    LOWER,
+    PERCENT,
+    TASK_CLASSIFICATION,
+    Attack,
+    BatchContext,
+    ConfigError,
+    MetricDisplay,
+    Param,
+    Selection,
+    randint,
+)
 
 #: selection stream of the targeted attack's target class (apart from the ranking attacks' streams)
 STREAM_TARGET_CLASS = 101
 UNTARGETED_REPORTS = ("accuracy", "loss")
 
 
+@dataclass
+class ClassSelection(Selection):
+    #: ``[B]``: the random other class a targeted attack pulls each image to
+    target: torch.Tensor | None = None
+
+
 class ClassifierPGD(Attack):
     name = "PGD"
+    selection = ClassSelection
     task = TASK_CLASSIFICATION
     params = (
         Param("targeted", bool, False, implicit=True, example="targeted=1",
@@ -52,11 +68,11 @@ class ClassifierPGD(Attack):
         if ctx.labels.numel() and int(ctx.labels.max()) >= classes:
             raise ConfigError(f"attack {self.name}: the model outputs {classes} values but a label is {int(ctx.labels.max())}; attack a classifier run")
         if self.targeted:
-            ctx.sel["target"] = randint(ctx.seed, STREAM_TARGET_CLASS, ctx.index, 1, classes, exclude=ctx.labels)[:, 0]
+            ctx.sel.target = randint(ctx.seed, STREAM_TARGET_CLASS, ctx.index, 1, classes, exclude=ctx.labels)[:, 0]
 
     def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
         if self.targeted:
-            return F.cross_entropy(emb, ctx.sel["target"], reduction="none")
+            return F.cross_entropy(emb, ctx.sel.target, reduction="none")
         return -F.cross_entropy(emb, ctx.labels, reduction="none")
 
     # APGD keeps, and the worst case picks, the iterate that misclassifies (or hits the
@@ -72,7 +88,7 @@ class ClassifierPGD(Attack):
             "loss": F.cross_entropy(emb, ctx.labels, reduction="none"),
         }
         if self.targeted:
-            out["target"] = 100.0 * _on_top(emb, ctx.sel["target"], ties_win=True).double()
+            out["target"] = 100.0 * _on_top(emb, ctx.sel.target, ties_win=True).double()
         return out
 
 

@@ -10,21 +10,37 @@ over positives includes d(q~, clean self). Fixed semantics remove it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from robrank.attacks.base import Attack, BatchContext
-from robrank.attacks.metrics import top1_label_match
-from robrank.attacks.surrogates import label_margin
-from robrank.summaries import EMBSHIFT, HIGHER, PERCENT, MetricDisplay
+from robrank.plugin_api import (
+    EMBSHIFT,
+    HIGHER,
+    PERCENT,
+    Attack,
+    BatchContext,
+    MetricDisplay,
+    label_margin,
+    top1_label_match,
+)
 
-from .es import label_mask, label_temperature
+from .es import LabelSelection, label_mask, label_temperature
 
 #: top-1 label match, in percent like every recall
 R1_PERCENT = MetricDisplay("r@1", "R1", full=100.0, robust=HIGHER)
 
 
+@dataclass
+class MisrankSelection(LabelSelection):
+    #: ``[B, N]``: gallery items that are not negatives (the query's class) / not positives
+    not_negative: torch.Tensor | None = None
+    not_positive: torch.Tensor | None = None
+
+
 class LearningToMisrank(Attack):
     name = "LTM"
+    selection = MisrankSelection
     reports = ("r@1", EMBSHIFT)
     display = (R1_PERCENT,)
     bounds = {"r@1": PERCENT}
@@ -32,15 +48,15 @@ class LearningToMisrank(Attack):
 
     def select(self, ctx: BatchContext) -> None:
         same = ctx.gallery.labels.view(1, -1) == ctx.labels.view(-1, 1)
-        ctx.sel["not_negative"] = same.clone()
+        ctx.sel.not_negative = same.clone()
         if not ctx.reference:
             same = same.scatter(1, ctx.self_slot.view(-1, 1), False)
-        ctx.sel["not_positive"] = ~same
+        ctx.sel.not_positive = ~same
 
     def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
         dist = ctx.dist(emb)
-        hardest_negative = dist.masked_fill(ctx.sel["not_negative"], float("-inf")).amax(dim=1)
-        easiest_positive = dist.masked_fill(ctx.sel["not_positive"], float("inf")).amin(dim=1)
+        hardest_negative = dist.masked_fill(ctx.sel.not_negative, float("-inf")).amax(dim=1)
+        easiest_positive = dist.masked_fill(ctx.sel.not_positive, float("inf")).amin(dim=1)
         return (hardest_negative - easiest_positive).clamp(min=0)
 
     def surrogate(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:

@@ -18,8 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from robrank.scoring import Column, IncompleteScoresError, Score
-from robrank.summaries import EMBSHIFT
+from robrank.plugin_api import EMBSHIFT, Column, IncompleteScoresError, Score
 
 
 def _double(v: float) -> float:

@@ -115,6 +115,9 @@ class AttackOptions:
     device: str = "cpu"
     batch_size: int | None = None
     max_batches: int | None = None
+    #: attack only the first N queries, whatever the batch size (``max_batches`` counts batches,
+    #: whose size is chosen per device); both may be given, the smaller cut wins
+    max_queries: int | None = None
     progress: bool = True
     amp: bool = False
     channels_last: bool = False
@@ -124,7 +127,7 @@ class AttackOptions:
 
     def __post_init__(self) -> None:
         check_semantics(self.semantics)
-        for name in ("batch_size", "max_batches"):
+        for name in ("batch_size", "max_batches", "max_queries"):
             value = getattr(self, name)
             if value is not None and int(value) < 1:
                 raise ConfigError(f"{name.replace('_', ' ')} must be at least 1 (got {value})")
@@ -422,6 +425,8 @@ def run_attack(
         order = torch.as_tensor(list(indices) if not isinstance(indices, torch.Tensor) else indices, dtype=torch.int64).view(-1)
         if order.numel() and (int(order.min()) < 0 or int(order.max()) >= len(dataset)):
             raise ConfigError(f"attack indices must lie in [0, {len(dataset)}); got {int(order.min())}..{int(order.max())}")
+    if options.max_queries is not None:
+        order = order[: int(options.max_queries)]
     batch_size = options.batch_size
     if batch_size is None:
         batch_size = auto_batch_size(model, dataset, gallery, attack, device)

@@ -16,7 +16,7 @@ import click
 from ..semantics import REFERENCE, SEMANTICS
 from .external_model import external_model_options
 from ..errors import ConfigError
-from .options import attack_speed_options, data_root_option, device_option, json_option, max_batches_option, quiet_option
+from .options import attack_speed_options, data_root_option, device_option, json_option, max_batches_option, max_queries_option, quiet_option
 
 
 def _print_summary(title: str, summary: dict[str, float]) -> None:
@@ -31,6 +31,7 @@ def _print_summary(title: str, summary: dict[str, float]) -> None:
 @external_model_options
 @click.option("-A", "--attack", "spec", required=True, help="Attack spec TYPE:key=val:..., e.g. CA:pm=+:W=1:eps=0.30196:alpha=0.011764:pgditer=32.")
 @max_batches_option
+@max_queries_option
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=None, help="Queries per batch [default: automatic, fitted to the device].")
 @device_option
 @click.option("--seed", type=int, default=0, help="Seed of the target selection [default: 0].")
@@ -39,7 +40,7 @@ def _print_summary(title: str, summary: dict[str, float]) -> None:
 @data_root_option
 @attack_speed_options
 @click.option("--save-adversarial", "save_adversarial", type=click.Path(file_okay=False, path_type=str), default=None,
-              help="Write the perturbed images to DIR: adversarial.pt (images + dataset indices) and a few PNGs.")
+              help="Write the perturbed images to DIR: adversarial.pt (images + dataset indices) and a few PNGs; a DIR holding earlier ones is refused.")
 @click.option("--surrogate", type=click.Path(path_type=str), default=None, help="Transfer attack: optimise on this run (or checkpoint) and score on RUN_OR_CKPT; it must have been trained on the same dataset.")
 @json_option
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
@@ -48,6 +49,7 @@ def attack_command(
     run_or_ckpt: object,
     spec: str,
     max_batches: int | None,
+    max_queries: int | None,
     batch_size: int | None,
     device: str | None,
     seed: int,
@@ -70,8 +72,13 @@ def attack_command(
     from ..models.external import load_any
 
     parsed = parse_spec(spec)  # fail on a bad spec before loading anything
-    from ..runtime import device_name
+    if save_adversarial:  # an earlier attack's saved images are never replaced; refused before any work
+        from ..attacks.adversarial import prepare_folder
 
+        prepare_folder(save_adversarial)
+    from ..runtime import device_name, resolve_device
+
+    resolve_device(device)  # --device cuda without a GPU: one line, before anything loads
     device = device_name(device)
     run = load_any(run_or_ckpt, device=device)
     where = {"model": run.model_block()} if hasattr(run, "model_block") else {"checkpoint": str(run.checkpoint)}
@@ -94,6 +101,7 @@ def attack_command(
         run.dataset,
         batch_size=batch_size,
         max_batches=max_batches,
+        max_queries=max_queries,
         device=device,
         seed=seed,
         semantics=semantics,
@@ -123,7 +131,8 @@ def attack_command(
         for key, value in summary.items():  # a NaN or out-of-range average is never printed as a result
             check_metric(key, float(value), f"{result.spec} ({side})", bounds)
     if as_json:
-        click.echo(json.dumps({**result.as_dict(), **where}, indent=2))
+        limits = {"queries": len(dataset), "max_queries": max_queries, "max_batches": max_batches}  # the coverage: count of queries
+        click.echo(json.dumps({**result.as_dict(), **limits, **where}, indent=2))
         return
     total = len(dataset)
     coverage = f"{result.count} samples" if result.count >= total else f"{result.count} of {total} samples: partial, not a full result"

@@ -32,6 +32,7 @@ from .options import (
     echo_json,
     force_profile_option,
     max_batches_option,
+    max_queries_option,
     output_group,
     profile_option,
     semantics_option,
@@ -114,12 +115,40 @@ def write_report(
     return text, ers
 
 
+def swipe_output(run_dir: Path, file_name: str) -> tuple[Path, Path | None]:
+    """Where ``run`` swipes the run's checkpoint, and the earlier results file it keeps (or None).
+
+    ``run --resume --epochs 4`` on a finished 3-epoch run trains epoch 4: the run's
+    ``swipe-PROFILE.json`` then holds the results of another checkpoint. They are kept, and the
+    new checkpoint goes to ``swipe-PROFILE-epochE.json`` (continued when rerun after an
+    interruption); a results file of this very checkpoint (an interrupted swipe) is continued.
+    """
+    from ..io import file_sha256
+    from ..models.checkpoint import find_checkpoint, read_checkpoint
+    from ..swipe.schema import SwipeFileError, load_results
+
+    default = run_dir / file_name
+    if not default.is_file():
+        return default, None
+    try:
+        previous = load_results(default)
+    except SwipeFileError:
+        return default, None  # the swipe refuses it with its own message
+    checkpoint = find_checkpoint(run_dir)
+    if previous.get("model", {}).get("sha256") in (None, file_sha256(checkpoint)):
+        return default, None
+    epoch = read_checkpoint(checkpoint)[1].get("epoch")
+    stem = file_name[: -len(".json")] if file_name.endswith(".json") else file_name
+    return run_dir / f"{stem}-epoch{epoch}.json", default
+
+
 @click.command("run")
 @training_options
 @profile_option
 @click.option("--swipe-batch-size", type=click.IntRange(min=1), default=None,
               help=with_default("Queries per attack batch (recorded in the swipe file; a resume keeps it).", "automatic, fitted to the device"))
 @max_batches_option
+@max_queries_option
 @semantics_option
 @force_profile_option
 @output_group
@@ -128,6 +157,7 @@ def run_command(
     profile: str | None,
     swipe_batch_size: int | None,
     max_batches: int | None,
+    max_queries: int | None,
     semantics: str | None,
     force: bool,
     resume: bool,
@@ -160,7 +190,7 @@ def run_command(
     registry = get_registry()
     given = apply_triple(triple, training_settings(options), registry)
     swipe_given = {"profile": profile, "batch_size": swipe_batch_size, "max_batches": max_batches,
-                   "semantics": semantics, "device": options.get("device"), "force": force}
+                   "max_queries": max_queries, "semantics": semantics, "device": options.get("device"), "force": force}
     plan = plan_run(given, swipe_given, resume=resume, registry=registry)
     assert plan.swipe is not None
     progress = not (no_progress or quiet or as_json)
@@ -173,8 +203,12 @@ def run_command(
     with locked(plan.run_dir, "robrank run"):
         result = train(plan, progress=progress)
         run_dir = Path(result.run_dir)
+        output, kept = swipe_output(run_dir, plan.swipe.file_name)
+        if kept is not None and chatty:
+            click.echo(f"run: {kept.name} holds the swipe of an earlier checkpoint and is kept; "
+                       f"the checkpoint of epoch {result.epochs} is swiped into {output.name}")
         try:
-            results = swipe(run_dir, plan.swipe.profile, data_root=plan.config.data_root, progress=progress, force=force,
+            results = swipe(run_dir, plan.swipe.profile, output=output, data_root=plan.config.data_root, progress=progress, force=force,
                             **plan.swipe.runner_kwargs())
         except KeyboardInterrupt:
             click.echo(

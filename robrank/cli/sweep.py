@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .options import (attack_speed_options, data_root_option, device_option, echo_json, external_model_group, json_option, max_batches_option, quiet_option,
+from .options import (attack_speed_options, data_root_option, device_option, echo_json, external_model_group, json_option, max_batches_option, max_queries_option, quiet_option,
                       semantics_option, with_default)
 
 
@@ -20,6 +20,7 @@ from .options import (attack_speed_options, data_root_option, device_option, ech
 @click.option("-b", "--batch-size", "batch_size", type=click.IntRange(min=1), default=None,
               help=with_default("Queries per attack batch, as in robrank swipe (a speed knob).", "automatic, fitted to the device"))
 @max_batches_option
+@max_queries_option
 @semantics_option
 @device_option
 @data_root_option
@@ -41,7 +42,7 @@ from .options import (attack_speed_options, data_root_option, device_option, ech
 @json_option
 @quiet_option
 def sweep_command(runs: tuple[str, ...], profiles: tuple[str, ...], seeds: tuple[int, ...], batch_size: int | None,
-                  max_batches: int | None, semantics: str | None, device: str | None, data_root: str | None, amp: bool,
+                  max_batches: int | None, max_queries: int | None, semantics: str | None, device: str | None, data_root: str | None, amp: bool,
                   channels_last: bool, compile_: bool, grid_file: str | None,
                   sweep_dir: str | None, executor: str | None, jobs: int | None, gpus_per_job: int | None, partition: str | None,
                   time_limit: int | None, executor_options: tuple[str, ...], no_wait: bool, status_dir: str | None, as_json: bool,
@@ -67,7 +68,7 @@ def sweep_command(runs: tuple[str, ...], profiles: tuple[str, ...], seeds: tuple
         return
     if sweep_dir is None:
         raise click.UsageError("give --dir SWEEP_DIR (where the cells and the report go), or --status DIR")
-    settings = {"batch_size": batch_size, "max_batches": max_batches, "semantics": semantics, "device": device, "data_root": data_root,
+    settings = {"batch_size": batch_size, "max_batches": max_batches, "max_queries": max_queries, "semantics": semantics, "device": device, "data_root": data_root,
                 "amp": amp or None, "channels_last": channels_last or None, "compile": compile_ or None}  # None: not given
     grid = Grid(runs=list(runs), profiles=list(profiles), seeds=list(seeds), settings=settings)
     if model_options.get("model") is not None:  # a model trained elsewhere is one more row of the grid

@@ -13,6 +13,7 @@ from .options import (
     echo_json,
     force_profile_option,
     max_batches_option,
+    max_queries_option,
     num_workers_option,
     output_group,
     semantics_option,
@@ -37,6 +38,7 @@ def _dataset_profile(run_or_ckpt: object) -> str:
 @click.option("--output", type=click.Path(dir_okay=False, path_type=str), default=None, help="Results file [default: RUN/swipe-PROFILE.json, CKPT.swipe-PROFILE.json, or beside --model's file or first weights file].")
 @click.option("-b", "--batch-size", "batch_size", type=click.IntRange(min=1), default=None, help="Queries per attack batch (a speed knob) [default: automatic, fitted to the device].")
 @max_batches_option
+@max_queries_option
 @device_option
 @click.option("--seed", type=int, default=0, help="Seed of every attack's random selection [default: 0].")
 @semantics_option
@@ -54,6 +56,7 @@ def swipe_command(
     output: str | None,
     batch_size: int | None,
     max_batches: int | None,
+    max_queries: int | None,
     device: str | None,
     seed: int,
     semantics: str | None,
@@ -82,9 +85,12 @@ def swipe_command(
     from ..training.distributed import from_env
     from ..training.rundir import locked
 
+    from ..runtime import resolve_device
+
+    resolve_device(device)  # --device cuda without a GPU: one line, before anything loads
     record = resolve_profile(profile or _dataset_profile(run_or_ckpt))  # an unknown name fails here, before the model loads
     info = from_env()
-    plan = SwipePlan(profile=record.name, batch_size=batch_size, max_batches=max_batches,
+    plan = SwipePlan(profile=record.name, batch_size=batch_size, max_batches=max_batches, max_queries=max_queries,
                      semantics=semantics or DEFAULT_SEMANTICS, seed=seed, device=device)
     kwargs = dict(
         output=output,

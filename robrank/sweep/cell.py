@@ -70,6 +70,7 @@ def _swipe(cell: Any, settings: Any, out: Path, devices: int) -> Path:
 
     device = device_name(settings.device)
     kwargs: dict[str, Any] = dict(output=out, device=device, batch_size=settings.batch_size, max_batches=settings.max_batches,
+                                  max_queries=settings.max_queries,
                                   seed=cell.seed, semantics=settings.semantics, data_root=settings.data_root, amp=settings.amp,
                                   channels_last=settings.channels_last, compile=settings.compile, progress=False)
     from .grid import model_spec

@@ -188,6 +188,8 @@ def _resume(out: Path, fresh: dict[str, Any], restart: bool) -> dict[str, Any] |
     for key in keys:
         if previous[key] != fresh[key]:
             raise SwipeResumeError(f"{out} holds a swipe with {key}={previous[key]!r}, not {fresh[key]!r}; {how}")
+    if previous.get("max_queries") != fresh.get("max_queries"):  # files before --max-queries have none
+        raise SwipeResumeError(f"{out} holds a swipe with max_queries={previous.get('max_queries')!r}, not {fresh.get('max_queries')!r}; {how}")
     if bool(previous.get("options", {}).get("amp", False)) != bool(fresh["options"]["amp"]):
         raise SwipeResumeError(f"{out} holds a swipe with amp={not fresh['options']['amp']}, not {fresh['options']['amp']}; {how}")
     if "kind" in previous["model"] or "kind" in fresh["model"]:
@@ -321,6 +323,7 @@ def swipe(
         "semantics": semantics,
         "seed": int(seed),
         "max_batches": _optional_int(max_batches),
+        "max_queries": _optional_int(options.max_queries),
         "batch_size": _optional_int(batch_size),
         "model": _model_block(loaded),
         "dataset": str(loaded.dataset),

@@ -214,8 +214,13 @@ def locked(run_dir: str | os.PathLike[str], command: str = "robrank") -> Iterato
         ) from None
     # the lock is ours: any PID left in the file is a killed process's (stale); take it over
     record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "command": command}) + "\n"
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, record.encode(), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, record.encode(), 0)
+    except OSError as exc:  # a full disk while taking the lock: refused before any work starts
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}; free space or choose a writable --run-dir") from None
     _HELD[key] = [fd, 1]
     try:
         yield directory
