@@ -91,7 +91,7 @@ def test_table_has_published_columns_and_one_row_per_file(files):
     assert cells(lines[1]) == ["run", "CA+", "CA-", "QA+", "QA-", "TMA", "ES:D", "ES:R", "LTM", "GTM", "GTT", "ERS"]
     assert cells(lines[3]) == ["mnist-act/rob28", "10.0", "20.0", "30.0", "40.0", "0.500", "1.000", "7.0", "8.0", "9.0", "10.0", "35.4"]
     assert cells(lines[4]) == ["cub-none/rob28", "0.0", "100.0", "0.0", "99.9", "0.883", "1.762", "0.0", "0.0", "14.1", "0.0", "3.8"]
-    scaled = lines.index("Rescaled scores (0 = broken, 100 = robust)")
+    scaled = lines.index("Rescaled scores (0 = broken, 100 = robust: higher = more robust)")
     assert cells(lines[scaled + 3]) == ["mnist-act/rob28", "20.0", "80.0", "60.0", "60.0", "50.0", "50.0", "7.0", "8.0", "9.0", "10.0", "35.4"]
     assert cells(lines[scaled + 4])[1:6] == ["0.0", "0.0", "0.0", "0.1", "11.7"]
     assert "note" not in text
