@@ -232,7 +232,7 @@ def test_curve_with_two_runs_one_line_each_and_w_as_axis(swipes, tmp_path, robra
     ws = dict(payload, planned=[], attacks=[])
     for w in (1, 2, 5):
         entry = dict(payload["attacks"][0], spec=f"CA:pm=+:W={w}:eps=0.30196:alpha=0.011764:pgditer=2")
-        entry["adv"] = {"prank": w / 10}
+        entry["adv"] = {"prank": 10.0 * w}  # percent
         ws["attacks"].append(entry)
         ws["planned"].append(entry["spec"])
         entry.pop("sums", None)  # hand-made averages

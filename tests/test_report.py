@@ -86,11 +86,12 @@ def cells(line):
 def test_table_has_published_columns_and_one_row_per_file(files):
     text = report([files["hand"], files["cub"]])
     lines = text.splitlines()
-    assert lines[0] == "Raw scores"
+    # the title says which direction of each raw column is more robust
+    assert lines[0] == "Raw scores (more robust: \u2191 higher CA+ QA+ ES:R LTM GTM GTT; \u2193 lower CA- QA- TMA ES:D)"
     assert cells(lines[1]) == ["run", "CA+", "CA-", "QA+", "QA-", "TMA", "ES:D", "ES:R", "LTM", "GTM", "GTT", "ERS"]
     assert cells(lines[3]) == ["mnist-act/rob28", "10.0", "20.0", "30.0", "40.0", "0.500", "1.000", "7.0", "8.0", "9.0", "10.0", "35.4"]
     assert cells(lines[4]) == ["cub-none/rob28", "0.0", "100.0", "0.0", "99.9", "0.883", "1.762", "0.0", "0.0", "14.1", "0.0", "3.8"]
-    scaled = lines.index("Rescaled scores (0 = broken, 100 = robust)")
+    scaled = lines.index("Rescaled scores (0 = broken, 100 = robust: higher = more robust)")
     assert cells(lines[scaled + 3]) == ["mnist-act/rob28", "20.0", "80.0", "60.0", "60.0", "50.0", "50.0", "7.0", "8.0", "9.0", "10.0", "35.4"]
     assert cells(lines[scaled + 4])[1:6] == ["0.0", "0.0", "0.0", "0.1", "11.7"]
     assert "note" not in text
@@ -106,7 +107,7 @@ def test_missing_attacks_show_na_and_a_note(files):
 def test_markdown(files):
     text = report([files["hand"], files["cub"]], "markdown")
     lines = text.splitlines()
-    assert lines[0] == "**Raw scores**"
+    assert lines[0].startswith("**Raw scores (more robust:")
     assert lines[2] == "| run | CA+ | CA- | QA+ | QA- | TMA | ES:D | ES:R | LTM | GTM | GTT | ERS |"
     assert lines[3].startswith("| --- | ---: |")
     assert lines[4] == "| mnist-act/rob28 | 10.0 | 20.0 | 30.0 | 40.0 | 0.500 | 1.000 | 7.0 | 8.0 | 9.0 | 10.0 | 35.4 |"
@@ -132,7 +133,7 @@ def test_non_ers_profile_lists_attacks_pjswipe_style(files):
     text = report([files["eccv"]])
     assert text.splitlines()[0] == "mnist-none/eccv28: mnist, semantics reference, 2/2 attacks"
     ca = next(l for l in text.splitlines() if l.startswith("CA:pm=+"))
-    assert cells(ca)[1:] == ["PCTL", "50.0", "12.3", "/", "100.0"]
+    assert cells(ca)[1:] == ["PCTL", "\u2191", "50.0", "12.3", "/", "100.0"]  # CA+: a higher percentile is more robust
     gt = next(l for l in text.splitlines() if "GT PCTL" in l)
     assert cells(gt)[-4:] == ["1.0", "25.0", "/", "100.0"]
     assert "Raw scores" not in text and "ERS" not in text

@@ -172,6 +172,9 @@ def test_small_row_end_to_end_resumes_a_trained_run(tmp_path):
     # an unfinished swipe (killed after 4 attacks): clean metrics stay, ERS is "not yet measured"
     partial = dict(swipe, attacks=swipe["attacks"][:4], finished=None)
     partial.pop("ers")
+    from robrank.swipe.schema import coverage
+
+    partial["coverage"] = coverage(partial)  # what the killed swipe itself would have written
     (run_dir / "swipe-rob28.json").write_text(json.dumps(partial))
     assert rp.main([*common, "--collect-only"]) == 0
     text = md.read_text()

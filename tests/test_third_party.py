@@ -140,7 +140,7 @@ def test_plugin_profile_swipes_and_reports(examples_installed, tiny_run, tmp_pat
         assert by_spec[f"MICA:pm={sign}:W=1:{ROB28}"]["orig"] == by_spec[f"CA:pm={sign}:W=1:{ROB28}"]["orig"]
 
     report = ok(cli("report", str(out))).stdout
-    rows = [line.split() for line in report.splitlines() if line.startswith(("MICA:", "CA:"))]
+    rows = [[c for c in line.split() if c not in ("\u2191", "\u2193")] for line in report.splitlines() if line.startswith(("MICA:", "CA:"))]
     # -m 1 is a partial result: every attack row carries the marker, and a footnote says why
     assert all(r[0].endswith("*") for r in rows) and "8 of 364 queries" in report
     rows = [[r[0].rstrip("*"), *r[1:]] for r in rows]

@@ -357,7 +357,7 @@ def test_a_partial_swipe_is_marked_in_the_console_the_json_and_every_report_row(
     result = run_cli("swipe", str(tiny_run), "-p", "rob28", "-m", "1", "-b", "16", "--output", str(out), "-D", "cpu", "--no-progress")
     assert result.exit_code == 0, result.output
     payload = load_results(out)
-    assert payload["schema_version"] == 2
+    assert payload["schema_version"] == 3
     assert payload["coverage"] == {"queries": 16, "total_queries": 364, "attacks": 9, "planned_attacks": 9, "partial": "16 of 364 queries"}
     assert payload["ers"]["partial"] == "16 of 364 queries"
     ers = payload["ers"]["ers"]
@@ -442,7 +442,7 @@ def test_attack_fields_are_checked_against_the_gallery(tiny_run, spec, fragments
 @pytest.mark.parametrize(
     ("change", "fragments"),
     [
-        (lambda a: a[0]["adv"].update(prank=-5), ("attacks[0].adv", "'prank' is -5", "outside its range [0, 1]")),
+        (lambda a: a[0]["adv"].update(prank=-5), ("attacks[0].adv", "'prank' is -5", "outside its range [0, 100]")),
         (lambda a: a[4]["adv"].update({"Cosine-SIM": float("nan")}), ("attacks[4].adv", "'Cosine-SIM' is nan")),
         (lambda a: a[5]["orig"].update(embshift=float("inf")), ("attacks[5].orig", "'embshift' is inf")),
     ],
