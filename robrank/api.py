@@ -140,6 +140,14 @@ class Results:
         return None if block is None else float(block["ers"])
 
     @property
+    def partial(self) -> str | None:
+        """Why the numbers are not a full, comparable result (too few queries or attacks, a ``--force``d
+        profile), or None: :func:`robrank.swipe.schema.partial_note`, as every report marks it."""
+        from .swipe.schema import partial_note
+
+        return partial_note(self.payload)
+
+    @property
     def raw(self) -> dict[str, float | None]:
         """The raw scores behind the ERS, by score name (empty for a profile without ERS)."""
         return dict(self.payload.get("ers", {}).get("raw", {}))
@@ -183,9 +191,11 @@ class Results:
 
     def __repr__(self) -> str:
         ers = "n/a" if self.ers is None or not math.isfinite(self.ers) else f"{self.ers:.1f}"
+        partial = self.partial
+        note = f", partial={partial!r}" if partial else ""
         origin = f" ({self.origin})" if self.origin else ""
         return (f"Results(profile={self.payload['profile']!r}{origin}, dataset={self.payload['dataset']!r}, "
-                f"attacks={len(self.attacks)}, ers={ers})")
+                f"attacks={len(self.attacks)}, ers={ers}{'*' if partial and self.ers is not None else ''}{note})")
 
 
 def evaluate(

@@ -47,11 +47,13 @@ from .records import (
     ExecutorRecord,
     LossRecord,
     MinerRecord,
+    ModelRecord,
     ProfileRecord,
+    reference_aliases,
     size_family,
 )
 from .scoring import Column, IncompleteScoresError, Score
-from .summaries import EMBSHIFT, FRACTION, QUERIES, MetricDisplay
+from .summaries import EMBSHIFT, FRACTION, HIGHER, LOWER, PERCENT, QUERIES, WITH_PM, MetricDisplay
 
 #: name -> the internal module it lives in; loaded (with torch) on first access
 _LAZY: dict[str, str] = {
@@ -85,7 +87,6 @@ _LAZY: dict[str, str] = {
          "check_spc2", "choose_in_rows", "mean_or_zero", "random_uniform", "spc2_anchors_positives"),
         "robrank.losses.base",
     ),
-    "reference_aliases": "robrank.losses.names",
     # defenses: the bases, the inner attacks they run, miners and hardness
     **dict.fromkeys(
         ("Defense", "AdversarialDefense", "NoDefense", "TrainingProgress", "check_family", "check_metric_in"),
@@ -143,6 +144,7 @@ __all__ = [
     "ExecutorRecord",
     "LossRecord",
     "MinerRecord",
+    "ModelRecord",
     "ProfileRecord",
     "NO_WEIGHTS",
     "SIZE_28",
@@ -150,6 +152,7 @@ __all__ = [
     "TASK_CLASSIFICATION",
     "TASK_RETRIEVAL",
     "size_family",
+    "reference_aliases",
     # typed options
     "Param",
     "ParamError",
@@ -157,6 +160,10 @@ __all__ = [
     # what results show and how profiles score them
     "EMBSHIFT",
     "FRACTION",
+    "PERCENT",
+    "HIGHER",
+    "LOWER",
+    "WITH_PM",
     "QUERIES",
     "MetricDisplay",
     "Column",

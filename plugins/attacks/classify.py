@@ -5,9 +5,9 @@ maximises the cross-entropy of the true label; targeted PGD (``targeted=1``) min
 cross-entropy of a target label drawn uniformly among the other classes, reproducibly per
 sample (seed and dataset index, like every robrank selection). The loop is the ranking
 attacks' own (:meth:`robrank.attacks.Attack.perturb`), so ``nes=1``, random starts and
-transfer from a surrogate classifier apply unchanged. Metrics (fractions): ``accuracy`` and
+transfer from a surrogate classifier apply unchanged. Metrics (percent): ``accuracy`` and
 ``loss`` (cross-entropy of the true label) on both sides; the targeted attack adds
-``target``, the fraction classified as their target.
+``target``, the percentage classified as their target.
 """
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from robrank.plugin_api import (
-    FRACTION,
+    HIGHER,
+    LOWER,
+    PERCENT,
     TASK_CLASSIFICATION,
     Attack,
     BatchContext,
@@ -50,8 +52,9 @@ class ClassifierPGD(Attack):
               help="pull each image to a random other class instead of away from its own"),
     )
     reports = (*UNTARGETED_REPORTS, "target")
-    display = (MetricDisplay("accuracy", "Acc", scale=100.0, full=100.0), MetricDisplay("target", "Hit", scale=100.0, full=100.0))
-    bounds = {"accuracy": FRACTION, "target": FRACTION}
+    display = (MetricDisplay("accuracy", "Acc", full=100.0, robust=HIGHER), MetricDisplay("target", "Hit", full=100.0, robust=LOWER))
+    bounds = {"accuracy": PERCENT, "target": PERCENT}
+    legacy_fractions = ("accuracy", "target")
 
     targeted: bool
 
@@ -81,11 +84,11 @@ class ClassifierPGD(Attack):
         # ties never help the defender: correct only when the true class alone has the top
         # logit; a target tied for the top counts as hit
         out = {
-            "accuracy": _on_top(emb, ctx.labels, ties_win=False).double(),
+            "accuracy": 100.0 * _on_top(emb, ctx.labels, ties_win=False).double(),
             "loss": F.cross_entropy(emb, ctx.labels, reduction="none"),
         }
         if self.targeted:
-            out["target"] = _on_top(emb, ctx.sel.target, ties_win=True).double()
+            out["target"] = 100.0 * _on_top(emb, ctx.sel.target, ties_win=True).double()
         return out
 
 

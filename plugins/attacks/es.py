@@ -18,6 +18,8 @@ import torch
 
 from robrank.plugin_api import (
     EMBSHIFT,
+    HIGHER,
+    LOWER,
     REFERENCE_PAIRWISE_EPS,
     Attack,
     BatchContext,
@@ -63,7 +65,7 @@ class EmbeddingShift(Attack):
     selection = LabelSelection
     reports = ("loss", "r@1", "r@10", "r@100", EMBSHIFT)
     #: the shift out of 2 (the unit sphere's diameter); R@1 is already in percent
-    display = (MetricDisplay(EMBSHIFT, "ES", full=2.0, decimals=3), MetricDisplay("r@1", "R1", full=100.0))
+    display = (MetricDisplay(EMBSHIFT, "ES", full=2.0, decimals=3, robust=LOWER), MetricDisplay("r@1", "R1", full=100.0, robust=HIGHER))
     bounds = {"r@1": (0.0, 100.0), "r@10": (0.0, 100.0), "r@100": (0.0, 100.0)}  # the reference's recalls are percentages
 
     def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:

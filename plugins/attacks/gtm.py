@@ -2,7 +2,7 @@
 
 Selection, relative to the label of the clean top-1 result (own slot excluded): emm = nearest
 "matching" item (same label as that top-1), emu = nearest "unmatching" item. Objective:
-d(q, emu) (only the unmatch term is active, as in the reference). Metric ``r@1`` (fraction).
+d(q, emu) (only the unmatch term is active, as in the reference). Metric ``r@1`` (percent).
 
 Reference quirk (kept under reference semantics): emm/emu are argmin positions *inside the
 masked subset* of matching/unmatching items, then used as *global* gallery indices, so emu
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from robrank.plugin_api import EMBSHIFT, FRACTION, Attack, BatchContext, label_margin, paired, top1_label_match
+from robrank.plugin_api import EMBSHIFT, PERCENT, Attack, BatchContext, label_margin, paired, top1_label_match
 
 from .ltm import R1_PERCENT
 
@@ -51,7 +51,8 @@ class GreedyTop1Misrank(Attack):
     selection = GreedyPairSelection
     reports = ("r@1", EMBSHIFT)
     display = (R1_PERCENT,)
-    bounds = {"r@1": FRACTION}
+    bounds = {"r@1": PERCENT}
+    legacy_fractions = ("r@1",)
 
     def select(self, ctx: BatchContext) -> None:
         match, unmatch = greedy_pairs(ctx.clean_dist, ctx.gallery.labels, ctx.self_slot, ctx.reference)
@@ -68,4 +69,4 @@ class GreedyTop1Misrank(Attack):
         return {"r@1": -1}
 
     def summarize(self, emb, dist, ctx, adversarial):
-        return {"r@1": top1_label_match(dist, ctx.gallery.labels, ctx.labels, ctx.self_slot)}
+        return {"r@1": 100.0 * top1_label_match(dist, ctx.gallery.labels, ctx.labels, ctx.self_slot)}

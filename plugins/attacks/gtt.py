@@ -2,7 +2,7 @@
 
 Selection: idm = the clean top-1 result other than the query's own slot (idum = top-2 is
 selected too, but unused, as in the reference). Objective: the QA- hinge with M = 1 on idm,
-mean over the gallery of relu(d(q, x) - d(q, idm)). Metrics (fractions): ``ID-Retain@1``
+mean over the gallery of relu(d(q, x) - d(q, idm)). Metrics (percent): ``ID-Retain@1``
 (idm is still the top-1) and ``retain@4`` (idm is still in the top 4).
 """
 from __future__ import annotations
@@ -11,7 +11,17 @@ from dataclasses import dataclass
 
 import torch
 
-from robrank.plugin_api import EMBSHIFT, FRACTION, Attack, BatchContext, MetricDisplay, Selection, kth_margin, retained
+from robrank.plugin_api import (
+    EMBSHIFT,
+    HIGHER,
+    PERCENT,
+    Attack,
+    BatchContext,
+    MetricDisplay,
+    Selection,
+    kth_margin,
+    retained,
+)
 
 from .query import query_loss
 
@@ -31,10 +41,11 @@ class GreedyTop1Translocation(Attack):
     name = "GTT"
     selection = TopSelection
     reports = ("ID-Retain@1", "retain@4", EMBSHIFT)
-    bounds = {"ID-Retain@1": FRACTION, "retain@4": FRACTION}
+    bounds = {"ID-Retain@1": PERCENT, "retain@4": PERCENT}
+    legacy_fractions = ("ID-Retain@1", "retain@4")
     display = (
-        MetricDisplay("ID-Retain@1", "RETAIN1", scale=100.0, full=100.0),
-        MetricDisplay("retain@4", "RETAIN4", scale=100.0, full=100.0),
+        MetricDisplay("ID-Retain@1", "RETAIN1", full=100.0, robust=HIGHER),
+        MetricDisplay("retain@4", "RETAIN4", full=100.0, robust=HIGHER),
     )
 
     def select(self, ctx: BatchContext) -> None:
@@ -56,6 +67,6 @@ class GreedyTop1Translocation(Attack):
     def summarize(self, emb, dist, ctx, adversarial):
         idm = ctx.sel.match[:, 0]
         return {
-            "ID-Retain@1": retained(dist, idm, 1, ctx.self_slot),
-            "retain@4": retained(dist, idm, RETAIN_K, ctx.self_slot),
+            "ID-Retain@1": 100.0 * retained(dist, idm, 1, ctx.self_slot),
+            "retain@4": 100.0 * retained(dist, idm, RETAIN_K, ctx.self_slot),
         }

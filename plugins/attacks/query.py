@@ -14,16 +14,16 @@ from dataclasses import dataclass
 import torch
 
 from robrank.plugin_api import (
-    Selection,
     EMBSHIFT,
-    FRACTION,
     PCTL,
+    PERCENT,
     PM,
     STREAM_CANDIDATES,
     STREAM_PERMUTATION,
     Attack,
     BatchContext,
     Param,
+    Selection,
     nearest_excluding_self,
     permutation,
     query_prank,
@@ -99,7 +99,8 @@ class QueryAttack(Attack):
     params = (PM, CANDIDATES)
     reports = ("loss", "prank", EMBSHIFT)
     display = (PCTL,)
-    bounds = {"prank": FRACTION}
+    bounds = {"prank": PERCENT}
+    legacy_fractions = ("prank",)
 
     def distance_width(self) -> int:
         return self.M + 5
@@ -123,5 +124,5 @@ class QueryAttack(Attack):
     def summarize(self, emb, dist, ctx, adversarial):
         return {
             "loss": self.loss_from_dist(dist, ctx),
-            "prank": query_prank(dist, ctx.sel.candidates, self.exclude_slot(ctx), ties_ahead=self.pm == "-"),
+            "prank": 100.0 * query_prank(dist, ctx.sel.candidates, self.exclude_slot(ctx), ties_ahead=self.pm == "-"),
         }

@@ -23,8 +23,8 @@ import torch
 
 from robrank.plugin_api import (
     EMBSHIFT,
-    FRACTION,
     PCTL,
+    PERCENT,
     PM,
     Attack,
     BatchContext,
@@ -71,8 +71,9 @@ class SPQueryAttack(Attack):
     selection = SemanticSelection
     params = (PM, CANDIDATES, RATE)
     reports = ("loss", "prank", "GTprank", EMBSHIFT)
-    display = (PCTL, MetricDisplay("GTprank", "GT PCTL", scale=100.0, full=100.0))
-    bounds = {"prank": FRACTION, "GTprank": FRACTION}
+    display = (PCTL, MetricDisplay("GTprank", "GT PCTL", full=100.0))
+    bounds = {"prank": PERCENT, "GTprank": PERCENT}
+    legacy_fractions = ("prank", "GTprank")
 
     @property
     def xi_rate(self) -> float:
@@ -108,6 +109,6 @@ class SPQueryAttack(Attack):
         exclude = self.exclude_slot(ctx)
         return {
             "loss": self.loss_from_dist(dist, ctx),
-            "prank": query_prank(dist, ctx.sel.candidates, exclude, ties_ahead=self.pm == "-"),
-            "GTprank": query_prank(dist, ctx.sel.truth, exclude),
+            "prank": 100.0 * query_prank(dist, ctx.sel.candidates, exclude, ties_ahead=self.pm == "-"),
+            "GTprank": 100.0 * query_prank(dist, ctx.sel.truth, exclude),
         }

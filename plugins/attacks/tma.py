@@ -10,7 +10,17 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from robrank.plugin_api import EMBSHIFT, STREAM_TARGET, Attack, BatchContext, MetricDisplay, Selection, paired, randint
+from robrank.plugin_api import (
+    EMBSHIFT,
+    LOWER,
+    STREAM_TARGET,
+    Attack,
+    BatchContext,
+    MetricDisplay,
+    Selection,
+    paired,
+    randint,
+)
 
 
 @dataclass
@@ -24,7 +34,7 @@ class TargetedMismatch(Attack):
     name = "TMA"
     selection = TargetSelection
     reports = ("Cosine-SIM", EMBSHIFT)
-    display = (MetricDisplay("Cosine-SIM", "COS", full=1.0, decimals=3),)
+    display = (MetricDisplay("Cosine-SIM", "COS", full=1.0, decimals=3, robust=LOWER),)
     bounds = {"Cosine-SIM": (-1.0, 1.0)}
 
     def select(self, ctx: BatchContext) -> None:

@@ -41,7 +41,7 @@ from robrank.plugin_api import (
     pgd_minimize,
 )
 
-from .act import FAMILIES
+from . import FAMILIES
 
 #: the miner margin the reference used for HM's samplers with metric N (triplet margin_cosine)
 HM_MINER_MARGIN = 0.2

@@ -186,9 +186,12 @@ class Attack:
     reports: ClassVar[tuple[str, ...]] = ()
     #: how reports show the summary keys (none: each key as it is)
     display: ClassVar[tuple[MetricDisplay, ...]] = ()
-    #: the range each reported key's average lies in (a fraction: (0, 1)); an average outside it
-    #: is never written or read as a result. A key not listed only has to be finite.
+    #: the range each reported key's average lies in (a rate in percent: ``PERCENT``, (0, 100));
+    #: an average outside it is never written or read as a result. A key not listed only has to be finite.
     bounds: ClassVar[Mapping[str, tuple[float, float]]] = {}
+    #: keys this attack reported as fractions in results files before schema version 3 (which
+    #: moved every rate to percent); readers multiply them by 100 when they load an older file
+    legacy_fractions: ClassVar[tuple[str, ...]] = ()
     #: what the perturbed image plays: "query" (its own ranking is attacked) or "candidate"
     #: (a gallery item moved in the rankings of the queries its select() stores in
     #: ``ctx.sel.queries``, a [B, W] tensor of gallery slots); robrank show draws each its way

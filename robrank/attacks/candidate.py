@@ -22,14 +22,14 @@ import torch
 
 from ..distances import paired, pairwise
 from ..params import Param
-from ..summaries import EMBSHIFT, FRACTION, MetricDisplay
+from ..summaries import EMBSHIFT, PERCENT, WITH_PM, MetricDisplay
 from .base import PM, Attack, BatchContext, Selection
 from .metrics import candidate_prank
 from .selection import STREAM_QUERIES, nearest_excluding_self, randint, top_fraction
 from .surrogates import soft_rank, temperature
 
-#: CA/QA percentile ranks are fractions; reports show them in percent of the ranking
-PCTL = MetricDisplay("prank", "PCTL", scale=100.0, full=100.0)
+#: CA/QA percentile ranks, in percent of the ranking
+PCTL = MetricDisplay("prank", "PCTL", full=100.0, robust=WITH_PM)
 
 
 @dataclass
@@ -59,7 +59,8 @@ class CandidateAttack(Attack):
                         outside_class=True))
     reports = ("loss", "prank", EMBSHIFT)
     display = (PCTL,)
-    bounds = {"prank": FRACTION}
+    bounds = {"prank": PERCENT}
+    legacy_fractions = ("prank",)
     perturbs = "candidate"
     selection = CandidateSelection
 
@@ -139,4 +140,4 @@ class CandidateAttack(Attack):
         # ties count for the attacker: CA- (pushing the candidate down) ranks tied items ahead
         prank = candidate_prank(cand, ctx.sel.gallery_to_query, ctx.sel.self_to_query,
                                 ties_ahead=self.pm == "-", own_to_query=ctx.sel.own_to_query)
-        return {"loss": self.objective(emb, ctx, None), "prank": prank}
+        return {"loss": self.objective(emb, ctx, None), "prank": 100.0 * prank}

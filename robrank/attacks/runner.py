@@ -183,7 +183,7 @@ class AttackResult:
     budget: dict[str, float] = field(default_factory=dict)
     members: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     wins: dict[str, dict[str, int]] = field(default_factory=dict)
-    #: share of the gallery's items whose two nearest items tie (:func:`robrank.metrics.top_tie_share`); None without a gallery
+    #: percent of the gallery's items whose two nearest items tie (:func:`robrank.metrics.top_tie_share`); None without a gallery
     top_ties: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -493,5 +493,5 @@ def run_attack(
         budget=_averages({k: float(v) for k, v in budget_sums.items()}, count),
         members={name: {"adv": _averages(m, count), "sums": m} for name, m in members.items()},
         wins={k: dict(zip(names, (int(n) for n in v.tolist()))) for k, v in win_counts.items()},
-        top_ties=None if gallery is None else gallery.top_ties,
+        top_ties=None if gallery is None else 100.0 * gallery.top_ties,
     )

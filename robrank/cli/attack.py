@@ -152,6 +152,6 @@ def attack_command(
         click.echo(f"adversarial images: {where['adversarial']}")
     from ..metrics import tie_note
 
-    note = tie_note(result.top_ties)
+    note = tie_note(None if result.top_ties is None else result.top_ties / 100.0)
     if note:
         click.echo(note)

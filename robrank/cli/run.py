@@ -220,7 +220,9 @@ def run_command(
         trained = (result.epochs, result.steps)
         text, ers = write_report(run_dir, Path(results), plan.config.to_dict(), trained, result.metrics, plan.swipe.profile)
     if as_json:
-        echo_json({"run_dir": str(run_dir), "epochs": result.epochs, "steps": result.steps, "metrics": result.metrics,
+        from ..metrics import in_percent
+
+        echo_json({"run_dir": str(run_dir), "epochs": result.epochs, "steps": result.steps, "metrics": in_percent(result.metrics),
                    "profile": plan.swipe.profile, "swipe_file": str(results), "ers": ers,
                    "reports": [str(run_dir / name) for name in (REPORT_MD, REPORT_TXT, REPORT_HTML, ERS_FIGURE)
                                if (run_dir / name).is_file()]})

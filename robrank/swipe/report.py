@@ -25,12 +25,22 @@ from typing import Any
 
 from ..errors import RobrankError
 from ..scoring import Score
-from ..summaries import MetricDisplay, plain, tie_note
+from ..scoring import spec_fields
+from ..summaries import ARROW_DOWN, ARROW_UP, HIGHER, LOWER, MetricDisplay, plain, tie_note
 from .schema import load_results, partial_note
 
 FORMATS = ("table", "markdown", "json", "csv", "latex", "html")
 #: appended to the label and the score of a partial result; the footnote says what it covers
 PARTIAL_MARK = "*"
+#: appended to a rescaled value (or score) outside the 0-100 scale it is printed on; a note says why
+OFF_SCALE_MARK = "!"
+#: the scale of every rescaled column and score
+SCALE = (0.0, 100.0)
+
+
+def off_scale(value: float | None) -> bool:
+    """Whether a rescaled value lies outside 0-100 (a forced profile, E-metric shifts beyond 2)."""
+    return value is not None and math.isfinite(value) and not SCALE[0] <= value <= SCALE[1]
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,12 @@ class Metric:
     adv: float | None
     scale: str
     decimals: int = 1
+    #: "higher" or "lower": the direction that is more robust (None: a side measure)
+    robust: str | None = None
+
+    @property
+    def arrow(self) -> str:
+        return {HIGHER: ARROW_UP, LOWER: ARROW_DOWN}.get(self.robust or "", "")
 
 
 @dataclass
@@ -61,6 +77,15 @@ class FileSummary:
     @property
     def marked_label(self) -> str:
         return self.label + (PARTIAL_MARK if self.partial else "")
+
+    @property
+    def off_scale(self) -> list[str]:
+        """Labels of the rescaled columns (and the score) outside 0-100: never to be read as on that scale."""
+        if self.score is None:
+            return []
+        labels = self.score.labels
+        out = [labels[k] for k in self.score.keys if off_scale(self.rescaled.get(k))]
+        return out + ([self.score.name] if off_scale(self.ers) else [])
 
     @property
     def ers_profile(self) -> bool:
@@ -102,6 +127,8 @@ class FileSummary:
             out["rescaled"] = {labels[k]: self.rescaled[k] for k in self.score.keys}
             out["ers"] = self.ers
             out["missing"] = self.missing
+            out["off_scale"] = self.off_scale
+            out["robust"] = column_directions(self.score)
         out["attacks"] = [
             {"spec": a["spec"], "type": a["type"], "metrics": [m.__dict__ for m in attack_metrics(a)]} for a in p["attacks"]
         ]
@@ -129,10 +156,27 @@ def displays(attack_type: str, adv: Mapping[str, Any], registry: Any = None) -> 
 def attack_metrics(entry: Mapping[str, Any], registry: Any = None) -> list[Metric]:
     """One attack's metrics as its attack declares them shown (scaled to their printed range)."""
     orig, adv = entry["orig"], entry["adv"]
+    fields = spec_fields(str(entry.get("spec", "")))
     return [
-        Metric(d.label, d.value(orig), d.value(adv), d.full_text, d.decimals)
+        Metric(d.label, d.value(orig), d.value(adv), d.full_text, d.decimals, d.robust_direction(fields))
         for d in displays(str(entry["type"]), adv, registry)
     ]
+
+
+def column_directions(score: Score) -> dict[str, str]:
+    """Per score column label, "higher" or "lower": the direction of the raw value that is more robust."""
+    out = {}
+    for c in score.columns:
+        slope = c.rescale(c.factor * 1.0) - c.rescale(0.0)
+        out[c.label] = HIGHER if slope > 0 else LOWER
+    return out
+
+
+def _direction_title(score: Score) -> str:
+    directions = column_directions(score)
+    up = " ".join(k for k, v in directions.items() if v == HIGHER)
+    down = " ".join(k for k, v in directions.items() if v == LOWER)
+    return f"more robust: {ARROW_UP} higher {up}; {ARROW_DOWN} lower {down}"
 
 
 def profile_score(name: str, registry: Any = None) -> Score | None:
@@ -218,7 +262,12 @@ def _notes(summaries: Iterable[FileSummary]) -> list[str]:
                 else f"note: {s.label}: {len(s.payload['attacks'])}/{len(s.payload['planned'])} attacks done ({what})"
             )
     for s in summaries:
-        tied = tie_note(s.payload.get("top_ties"))
+        if s.off_scale:
+            notes.append(f"{OFF_SCALE_MARK} {s.label}: rescaled {', '.join(s.off_scale)} outside the 0-100 scale "
+                         f"({'the profile was forced on other images' if s.payload.get('forced') else 'see docs/swipe-format.md'}); "
+                         "not comparable with 0-100 scores")
+        stored = s.payload.get("top_ties")  # percent
+        tied = tie_note(None if stored is None else stored / 100.0)
         if tied:
             notes.append(tied.replace("note: ", f"note: {s.label}: ", 1))
     for s in summaries:
@@ -239,14 +288,18 @@ def _score_tables(rows: list[FileSummary], marks: bool = True) -> list[tuple[str
     head = ["run", *(labels[k] for k in keys), score.name]
 
     def score_cell(s: FileSummary) -> str:
-        return _fmt(s.ers, 1) + (PARTIAL_MARK if marks and s.partial and s.ers is not None else "")
+        return _fmt(s.ers, 1) + (OFF_SCALE_MARK if off_scale(s.ers) else "") + (PARTIAL_MARK if marks and s.partial and s.ers is not None else "")
 
     def label(s: FileSummary) -> str:
         return s.marked_label if marks else s.label
 
+    def scaled_cell(value: float | None) -> str:
+        return _fmt(value, 1) + (OFF_SCALE_MARK if off_scale(value) else "")
+
     raw = [[label(s), *(_fmt(s.raw[k], decimals[k]) for k in keys), score_cell(s)] for s in rows]
-    scaled = [[label(s), *(_fmt(s.rescaled[k], 1) for k in keys), score_cell(s)] for s in rows]
-    tables = [("Raw scores", head, raw), ("Rescaled scores (0 = broken, 100 = robust)", head, scaled)]
+    scaled = [[label(s), *(scaled_cell(s.rescaled[k]) for k in keys), score_cell(s)] for s in rows]
+    tables = [(f"Raw scores ({_direction_title(score)})", head, raw),
+              ("Rescaled scores (0 = broken, 100 = robust: higher = more robust)", head, scaled)]
     won = {id(s): score.winners(s.payload["attacks"]) for s in rows}
     if any(won.values()):  # a worst-case swipe among them: what the stronger searches added, and at what cost
         cost_head = ["run", "gradients/query", *(labels[k] for k in keys)]
@@ -278,10 +331,11 @@ def _attack_table(s: FileSummary, marks: bool = True) -> tuple[str, list[str], l
         mark = PARTIAL_MARK if marks and entry["count"] < s.payload["queries"] else ""
         for m in attack_metrics(entry):
             scale = f" / {m.scale}" if m.scale else ""
-            rows.append([entry["spec"] + mark, m.name, _fmt(m.orig, m.decimals), _fmt(m.adv, m.decimals) + scale])
+            name = f"{m.name} {m.arrow}" if m.arrow else m.name
+            rows.append([entry["spec"] + mark, name, _fmt(m.orig, m.decimals), _fmt(m.adv, m.decimals) + scale])
     p = s.payload
     title = f"{s.marked_label if marks else s.label}: {p['dataset']}, semantics {p['semantics']}, {len(p['attacks'])}/{len(p['planned'])} attacks"
-    return title, ["attack", "metric", "clean", "adversarial"], rows
+    return title, ["attack", f"metric ({ARROW_UP}/{ARROW_DOWN} = more robust)", "clean", "adversarial"], rows
 
 
 def _text_table(head: list[str], rows: list[list[str]]) -> list[str]:
@@ -376,6 +430,24 @@ def _csv(summaries: list[FileSummary]) -> str:
     return buffer.getvalue()
 
 
+def by_threat_model(summaries: list[FileSummary]) -> list[FileSummary]:
+    """Files of several threat models (rob28 beside rob28-l2) grouped by it, each label saying its own.
+
+    Their scores do not compare across threat models, so no table lists them mixed; copies
+    are returned (a caller's summaries keep their order and labels). One threat model: as given.
+    """
+    from dataclasses import replace
+
+    from ..threat import threat_model
+
+    threats = [threat_model(s.payload, plain=True) for s in summaries]
+    order = list(dict.fromkeys(threats))
+    if len(order) < 2:
+        return summaries
+    ranked = sorted(range(len(summaries)), key=lambda i: order.index(threats[i]))
+    return [replace(summaries[i], label=f"{summaries[i].label} [{threats[i]}]") for i in ranked]
+
+
 def format_report(summaries: list[FileSummary], fmt: str = "table") -> str:
     """Render summaries as ``table`` (aligned text), ``markdown``, ``json``, ``csv``, ``latex`` or ``html``.
 
@@ -387,6 +459,7 @@ def format_report(summaries: list[FileSummary], fmt: str = "table") -> str:
     """
     if fmt not in FORMATS:
         raise RobrankError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    summaries = by_threat_model(summaries)
     if fmt == "json":
         return json.dumps([s.as_dict() for s in summaries], indent=2) + "\n"
     if fmt == "csv":
@@ -419,6 +492,6 @@ def report(paths: Sequence[str | Path], fmt: str = "table") -> str:
 
 
 __all__ = [
-    "FORMATS", "PARTIAL_MARK", "Metric", "FileSummary", "attack_metrics", "displays", "parsed_fields", "profile_score", "score_groups", "summarise",
+    "FORMATS", "PARTIAL_MARK", "OFF_SCALE_MARK", "off_scale", "Metric", "FileSummary", "attack_metrics", "displays", "parsed_fields", "profile_score", "score_groups", "summarise",
     "load_summaries", "format_report", "report",
 ]

@@ -30,6 +30,7 @@ from ..semantics import REFERENCE
 from .schema import (
     SCHEMA,
     SCHEMA_VERSION,
+    UNITS,
     Bounds,
     SwipeFileError,
     check_metric,
@@ -207,14 +208,22 @@ def _resume(out: Path, fresh: dict[str, Any], restart: bool) -> dict[str, Any] |
     return previous
 
 
+def profile_misfit(record: Any, image_size: int | None) -> dict[str, int] | None:
+    """The results file's ``forced`` block when the profile is made for another image-size family than the data's, else None."""
+    from ..records import size_family
+
+    wanted = getattr(record, "image_size", None)
+    if wanted is None or image_size is None or size_family(int(image_size)) == size_family(int(wanted)):
+        return None
+    return {"profile_image_size": int(wanted), "data_image_size": int(image_size)}
+
+
 def check_profile_fits(record: Any, image_size: int | None, dataset_name: str = "the model") -> None:
     """Refuse a profile whose image-size family differs from the data's (``--force`` skips this)."""
     from ..records import size_family
 
     wanted = getattr(record, "image_size", None)
-    if wanted is None or image_size is None:
-        return
-    if size_family(int(image_size)) != size_family(int(wanted)):
+    if profile_misfit(record, image_size) is not None:
         from ..plugins import get_registry
 
         registry = get_registry()
@@ -307,6 +316,7 @@ def swipe(
     payload: dict[str, Any] = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
+        "units": UNITS,
         "profile": record.name,
         "ers_profile": record.score is not None,
         "planned": planned,
@@ -324,6 +334,8 @@ def swipe(
         "finished": None,
         "timings": {"gallery_seconds": 0.0, "total_seconds": 0.0},
         "options": {**options.speed, "world_size": int(backend.world_size)},
+        # a --force override of the image-size check: every output marks the file (schema.partial_note)
+        "forced": profile_misfit(record, getattr(dataset, "image_size", None)),
         "attacks": [],
     }
     redo = [str(r) for r in redo]
@@ -383,7 +395,7 @@ def swipe(
         gallery = backend.compute_gallery(model, dataset, None, device)
         payload["timings"]["gallery_seconds"] = time.perf_counter() - started
         if hasattr(gallery, "embeddings"):  # a collapsed or quantised embedding: outputs say so
-            payload["top_ties"] = float(gallery.top_ties)
+            payload["top_ties"] = 100.0 * float(gallery.top_ties)  # percent, like every rate in the file
         if hasattr(gallery, "labels"):  # every attack must fit this gallery before the first one runs
             from ..attacks.runner import check_against_gallery
 

@@ -92,7 +92,7 @@ def test_mica_takes_its_own_path_inside_the_budget(batch):
     # same selection, same clean summary: only the update rule differs
     assert torch.equal(ca.orig["prank"], mica.orig["prank"])
     # and it attacks: CA+ moves candidates up (prank falls from about 0.5)
-    assert float(mica.adv["prank"].mean()) < float(mica.orig["prank"].mean()) - 0.1
+    assert float(mica.adv["prank"].mean()) < float(mica.orig["prank"].mean()) - 10  # percent
 
 
 # ------------------------------------------------------------------------- robrank integration
