@@ -75,7 +75,7 @@ def attack_command(
     if save_adversarial:  # an earlier attack's saved images are never replaced; refused before any work
         from ..attacks.adversarial import prepare_folder
 
-        prepare_folder(save_adversarial)
+        prepare_folder(save_adversarial, keep=False)
     from ..runtime import device_name, resolve_device
 
     resolve_device(device)  # --device cuda without a GPU: one line, before anything loads
