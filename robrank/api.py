@@ -11,8 +11,9 @@ is needed; a ``(trunk, embedder)`` pair works too) or a model robrank trained:
   dataset or from tensors you hold (:func:`gallery`) and reused for every batch;
 * :func:`load_run` — a model that ``robrank train`` wrote, with its dataset and metric.
 
-Everything heavy (torch, the plugin registry) is imported when these are first called, so
-``import robrank`` stays light.
+Everything heavy (torch, the plugins) is imported when these are first called, so
+``import robrank`` stays light. This module is an entry point: each call takes the registry
+of the installed plugins (:func:`robrank.plugins.get_registry`) and hands it down.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+from .plugins import Registry, get_registry
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -45,7 +47,7 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
     """
     from .models.checkpoint import load_run as _load_run
 
-    return _load_run(path, device=device)
+    return _load_run(path, device=device, registry=get_registry())
 
 
 def _is_run(target: Any) -> bool:
@@ -62,7 +64,7 @@ def _is_run(target: Any) -> bool:
 
 
 def _load_target(
-    model: Any, *, dataset: str | None, metric: str | None, normalize: Any, gray_to_rgb: bool, device: str,
+    model: Any, *, registry: Registry, dataset: str | None, metric: str | None, normalize: Any, gray_to_rgb: bool, device: str,
     weights: Any = (), weights_key: str | None = None, strip_prefix: str | None = None, embedding_dim: int | None = None,
 ) -> Any:
     """A LoadedRun (a robrank run path) or a LoadedModel (anything else), checked against ``dataset``."""
@@ -73,7 +75,9 @@ def _load_target(
         given = [k for k, v in {**model_options, "normalize": normalize, "gray_to_rgb": gray_to_rgb}.items() if v]
         if given:
             raise ConfigError(f"{given[0]}= applies to models from outside robrank; the run {model} carries its own")
-        run = load_run(model, device=device)
+        from .models.checkpoint import load_run as _load_run
+
+        run = _load_run(model, device=device, registry=registry)
         if dataset is not None and dataset != run.dataset:
             raise ConfigError(f"the run {model} was trained on {run.dataset}; drop dataset= or pass dataset={run.dataset!r}")
         if metric is not None and metric != run.metric:
@@ -84,11 +88,12 @@ def _load_target(
     if isinstance(model, (str, Path)):
         spec = external.ModelSpec.create(str(model), metric=metric, normalize=None if normalize is None else str(normalize),
                                          gray_to_rgb=gray_to_rgb, dataset=dataset, **model_options)
-        return external.load_model(spec, device)
+        return external.load_model(spec, device, registry=registry)
     given = [k for k, v in model_options.items() if v]
     if given:
         raise ConfigError(f"{given[0]}= applies to a model spec string (e.g. 'timm:resnet18'); load the weights into your module yourself")
-    return external.from_module(model, metric=metric, dataset=dataset, normalize=normalize, gray_to_rgb=gray_to_rgb, device=device)
+    return external.from_module(model, metric=metric, dataset=dataset, normalize=normalize, gray_to_rgb=gray_to_rgb, device=device,
+                                registry=registry)
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -116,6 +121,8 @@ class Results:
     payload: dict[str, Any]
     path: Path | None = None
     attacks: list[AttackSummary] = field(init=False)
+    #: the registry that reads the attacks' specs and displays (None: the installed plugins')
+    registry: Registry | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.attacks = [
@@ -154,7 +161,7 @@ class Results:
         for summary in self.attacks:
             if spec in (summary.spec, summary.type):
                 return summary
-        canonical = parse_spec(spec).text
+        canonical = parse_spec(spec, self.registry or get_registry()).text
         for summary in self.attacks:
             if summary.spec == canonical:
                 return summary
@@ -172,7 +179,7 @@ class Results:
         """The table ``robrank report`` prints for these results."""
         from .swipe.report import format_report, summarise
 
-        return format_report([summarise(self.payload, self.path or "(in memory)")], fmt)
+        return format_report([summarise(self.payload, self.path or "(in memory)", self.registry or get_registry())], fmt)
 
     def __repr__(self) -> str:
         ers = "n/a" if self.ers is None or not math.isfinite(self.ers) else f"{self.ers:.1f}"
@@ -213,17 +220,18 @@ def evaluate(
     from .swipe.runner import resolve_profile, swipe
     from .swipe.schema import load_results
 
-    loaded = _load_target(model, dataset=dataset, metric=metric, normalize=normalize, gray_to_rgb=gray_to_rgb, device=device,
-                          weights=weights, weights_key=weights_key, strip_prefix=strip_prefix, embedding_dim=embedding_dim)
-    record = resolve_profile(profile or dataset_record(loaded.dataset).profile)
+    registry = get_registry()
+    loaded = _load_target(model, registry=registry, dataset=dataset, metric=metric, normalize=normalize, gray_to_rgb=gray_to_rgb,
+                          device=device, weights=weights, weights_key=weights_key, strip_prefix=strip_prefix, embedding_dim=embedding_dim)
+    record = resolve_profile(profile or dataset_record(loaded.dataset, registry=registry).profile, registry)
     unknown = sorted(set(options) - set(_SWIPE_OPTIONS))
     if unknown:
         raise ConfigError(f"evaluate() got an unknown option {unknown[0]!r}; it takes {', '.join(_SWIPE_OPTIONS)}")
     with tempfile.TemporaryDirectory(prefix="robrank-evaluate-") as tmp:
         out = Path(output) if output is not None else Path(tmp) / f"swipe-{record.name}.json"
-        path = swipe(loaded, record.name, output=out, device=device, data_root=data_root, progress=progress, **options)
-        payload = load_results(path)
-    return Results(payload, Path(output) if output is not None else None)
+        path = swipe(loaded, record.name, registry=registry, output=out, device=device, data_root=data_root, progress=progress, **options)
+        payload = load_results(path, registry)
+    return Results(payload, Path(output) if output is not None else None, registry=registry)
 
 
 #: what evaluate() passes on to robrank.swipe.swipe
@@ -236,7 +244,8 @@ def load_results(path: str | Path) -> Results:
     """A results file written by ``robrank swipe`` or :meth:`Results.save`, validated."""
     from .swipe.schema import load_results as _load
 
-    return Results(_load(path), Path(path))
+    registry = get_registry()
+    return Results(_load(path, registry), Path(path), registry=registry)
 
 
 # ----------------------------------------------------------------------------- galleries
@@ -284,7 +293,8 @@ def _embed_tensors(model: Any, images: torch.Tensor, labels: torch.Tensor, batch
     return Gallery(torch.cat(chunks), labels.to(device), model.metric)
 
 
-def _gallery_for(model: Any, data: Any, *, batch_size: int | None, device: Any, data_root: Any) -> tuple[Gallery, str | None]:
+def _gallery_for(model: Any, data: Any, *, batch_size: int | None, device: Any, data_root: Any,
+                 registry: Registry) -> tuple[Gallery, str | None]:
     """The gallery of ``data`` (a dataset name, an ImageDataset or ``(images, labels)``) and the dataset name."""
     from .attacks.gallery import Gallery
 
@@ -293,7 +303,7 @@ def _gallery_for(model: Any, data: Any, *, batch_size: int | None, device: Any, 
     if isinstance(data, str):
         from .data.loading import load_split
 
-        split = load_split(data, "test", data_root)
+        split = load_split(data, "test", data_root, registry=registry)
         return Gallery.compute(model, split, batch_size=batch_size, device=device), getattr(split, "name", None) or data
     if isinstance(data, Sequence) and len(data) == 2:
         images = _pixels(data[0], "gallery images")
@@ -322,13 +332,14 @@ def gallery(
     """
     from .models.external import check_input, wrap_model
 
+    registry = get_registry()
     wrapped = wrap_model(model, metric, normalize=normalize, gray_to_rgb=gray_to_rgb).to(device)
     if isinstance(data, str):
         from .data.loading import dataset_record
 
-        record = dataset_record(data)
+        record = dataset_record(data, registry=registry)
         check_input(wrapped, record.channels, record.image_size, record.name, type(model).__name__, gray_to_rgb)
-    return _gallery_for(wrapped, data, batch_size=batch_size, device=device, data_root=data_root)[0]
+    return _gallery_for(wrapped, data, batch_size=batch_size, device=device, data_root=data_root, registry=registry)[0]
 
 
 # ----------------------------------------------------------------------------- attacks
@@ -427,21 +438,23 @@ def attack(
     from .attacks.spec import parse_spec
     from .models.external import check_input, wrap_model
 
-    parsed = parse_spec(_spec_text(str(spec), fields))
+    registry = get_registry()
+    parsed = parse_spec(_spec_text(str(spec), fields), registry)
     if isinstance(model, (str, Path)):
         raise ConfigError(f"attack() takes a module; load a run with robrank.load_run({str(model)!r}).model first; {DOCS}")
     wrapped = wrap_model(model, metric, normalize=normalize, gray_to_rgb=gray_to_rgb).to(device)
     if isinstance(gallery, str):
         from .data.loading import dataset_record
 
-        record = dataset_record(gallery)
+        record = dataset_record(gallery, registry=registry)
         check_input(wrapped, record.channels, record.image_size, record.name, type(model).__name__, gray_to_rgb)
-    embedded, name = _gallery_for(wrapped, gallery, batch_size=batch_size, device=device, data_root=data_root)
+    embedded, name = _gallery_for(wrapped, gallery, batch_size=batch_size, device=device, data_root=data_root, registry=registry)
     if embedded.metric != wrapped.metric:
         raise ConfigError(f"the gallery was embedded for metric {embedded.metric} but the attack uses {wrapped.metric}; compute it with the same metric")
     name = dataset or name
     # the dataset's records may declare defaults for fields the spec leaves out (e.g. a rate per dataset)
-    built = build_attack(parsed, AttackOptions.for_dataset(name, semantics=semantics, random_start=random_start, seed=seed))
+    built = build_attack(parsed, AttackOptions.for_dataset(name, registry, semantics=semantics, random_start=random_start, seed=seed),
+                         registry=registry)
     return RankingAttack(parsed.text, built, wrapped, embedded, seed=seed, dataset=name)
 
 

@@ -22,6 +22,7 @@ from robrank.sweep import CellJob, ExecutorSettings, Grid, SwipeSettings, load_g
 from robrank.sweep.grid import Cell
 from robrank.sweep.state import LOST, cell_dir, cell_lock, cell_state, read_status, update_manifest, write_status
 from robrank.testing import write_untrained_run
+from robrank.plugins import get_registry
 
 QUICK = ["-p", "rob28", "-m", "1", "-b", "2", "--device", "cpu"]
 
@@ -273,7 +274,7 @@ def test_local_executor_runs_cells_in_processes_like_a_swipe(tmp_path, robrank_c
         folder = cell_dir(sweep, state.cell.id)
         assert (folder / "stdout.log").exists() and (folder / "stderr.log").exists()
         assert read_status(sweep, state.cell.id)["pid"] != os.getpid()  # a child process ran it
-    direct = swipe(run, "rob28", output=tmp_path / "direct.json", batch_size=2, max_batches=1, seed=5, progress=False)
+    direct = swipe(run, "rob28", output=tmp_path / "direct.json", batch_size=2, max_batches=1, seed=5, progress=False, registry=get_registry())
     assert _numbers(_results(sweep, states[1].cell.id)) == _numbers(json.loads(direct.read_text()))
     assert _numbers(_results(sweep, states[0].cell.id)) != _numbers(json.loads(direct.read_text()))  # the seed reached the cell
     report = (sweep / "report.txt").read_text()

@@ -21,6 +21,7 @@ from torch import nn
 from ..errors import ConfigError, SpecError
 from ..models.modes import attack_mode, embed
 from ..params import ParamError
+from ..plugins import Registry
 from ..semantics import REFERENCE, check_semantics
 from .base import Attack, Surrogate
 from .gallery import Gallery, device_dataset, iter_images
@@ -139,19 +140,15 @@ class AttackOptions:
         return {"amp": bool(self.amp), "channels_last": bool(self.channels_last), "compile": bool(self.compile)}
 
     @classmethod
-    def for_dataset(cls, dataset: str | None, registry: Any = None, **fields: Any) -> AttackOptions:
+    def for_dataset(cls, dataset: str | None, registry: Registry, **fields: Any) -> AttackOptions:
         """Options whose ``defaults`` are the registered dataset's ``attack_defaults`` (none if unregistered)."""
         return cls(defaults=dataset_attack_defaults(dataset, registry), **fields)
 
 
-def dataset_attack_defaults(dataset: str | None, registry: Any = None) -> dict[str, dict[str, Any]]:
+def dataset_attack_defaults(dataset: str | None, registry: Registry) -> dict[str, dict[str, Any]]:
     """The spec-field defaults the dataset's record declares per attack ({} for an unknown dataset)."""
     if not dataset:
         return {}
-    if registry is None:
-        from ..plugins import get_registry
-
-        registry = get_registry()
     if ("datasets", dataset) not in registry:
         return {}
     return {k: dict(v) for k, v in registry.get("datasets", dataset).attack_defaults.items()}
@@ -250,7 +247,7 @@ def merge_results(results: Sequence[AttackResult]) -> AttackResult:
     )
 
 
-def build_attack(spec: AttackSpec | str, options: AttackOptions | None = None, *, registry: Any = None, **changes: Any) -> Attack:
+def build_attack(spec: AttackSpec | str, options: AttackOptions | None = None, *, registry: Registry, **changes: Any) -> Attack:
     """Instantiate a parsed spec's attack through the plugin registry.
 
     The spec's fields were validated when it was parsed; the data's defaults
@@ -258,10 +255,6 @@ def build_attack(spec: AttackSpec | str, options: AttackOptions | None = None, *
     against the attack's declared fields here, where they enter.
     """
     options = (options or AttackOptions()).replace(**changes)
-    if registry is None:
-        from ..plugins import get_registry
-
-        registry = get_registry()
     spec = parse_spec(spec, registry)
     record = registry.get("attacks", spec.type)
     declared = {p.name: p for p in record.params}
@@ -279,14 +272,10 @@ def build_attack(spec: AttackSpec | str, options: AttackOptions | None = None, *
     return registry.create("attacks", spec.type, **values, semantics=options.semantics, random_start=options.random_start)
 
 
-def check_task(spec: str | AttackSpec, task: str, *, registry: Any = None) -> None:
+def check_task(spec: str | AttackSpec, task: str, *, registry: Registry) -> None:
     """One-line error when an attack is meant for another kind of model (ranking vs classifier)."""
     from ..records import TASK_CLASSIFICATION
 
-    if registry is None:
-        from ..plugins import get_registry
-
-        registry = get_registry()
     spec = parse_spec(spec, registry)
     wanted = registry.get("attacks", spec.type).task
     if wanted == task:
@@ -325,7 +314,7 @@ def auto_batch_size(model: nn.Module, dataset: Any, gallery: Gallery | None, att
     return int(max(1, min(CUDA_BATCH_MAX, len(dataset), (free // 2) // per_image)))
 
 
-def check_against_gallery(spec: Any, gallery: Gallery, registry: Any = None) -> None:
+def check_against_gallery(spec: Any, gallery: Gallery, registry: Registry) -> None:
     """Refuse spec fields that do not fit this gallery, where the gallery is known.
 
     A field declared ``outside_class`` (``robrank.params.Param``) counts items drawn from
@@ -333,9 +322,7 @@ def check_against_gallery(spec: Any, gallery: Gallery, registry: Any = None) -> 
     class: a bigger value would silently clamp or repeat items. (Ranges that need no gallery,
     such as eps <= 1, are checked when the spec is parsed.)
     """
-    from ..plugins import get_registry
-
-    record = (registry or get_registry()).get("attacks", spec.type)
+    record = registry.get("attacks", spec.type)
     counts = [p.name for p in getattr(record, "params", ()) if getattr(p, "outside_class", False) and spec.params.get(p.name) is not None]
     if not counts:
         return
@@ -356,7 +343,7 @@ def run_attack(
     *,
     gallery: Gallery | None = None,
     indices: Iterable[int] | torch.Tensor | None = None,
-    registry: Any = None,
+    registry: Registry,
     on_batch: Callable[[torch.Tensor, Any], None] | None = None,
     surrogate: nn.Module | None = None,
     surrogate_gallery: Gallery | None = None,
@@ -408,7 +395,7 @@ def run_attack(
             surrogate_gallery = surrogate_gallery.to(device)
         source = Surrogate(surrogate, surrogate_gallery)
     if gallery is not None:
-        check_against_gallery(spec, gallery)
+        check_against_gallery(spec, gallery, registry)
     # the gallery is this split when sizes agree: a query's own slot is its dataset index
     own_slots = gallery is not None and len(gallery) == len(dataset)
     if indices is None:

@@ -68,18 +68,20 @@ def attack_command(
     from ..attacks.adversarial import AdversarialCollector
     from ..data.loading import load_split
     from ..models.external import load_any
+    from ..plugins import get_registry
 
-    parsed = parse_spec(spec)  # fail on a bad spec before loading anything
+    registry = get_registry()
+    parsed = parse_spec(spec, registry)  # fail on a bad spec before loading anything
     from ..runtime import device_name
 
     device = device_name(device)
-    run = load_any(run_or_ckpt, device=device)
+    run = load_any(run_or_ckpt, device=device, registry=registry)
     where = {"model": run.model_block()} if hasattr(run, "model_block") else {"checkpoint": str(run.checkpoint)}
     label = run.label if hasattr(run, "model_block") else run.checkpoint
-    source = load_any(surrogate, device=device) if surrogate is not None else None
+    source = load_any(surrogate, device=device, registry=registry) if surrogate is not None else None
     task = getattr(run, "task", None)
     if task is not None:
-        check_task(parsed, task)
+        check_task(parsed, task, registry=registry)
     source_task = getattr(source, "task", None)
     if source is not None and task is not None and source_task is not None and source_task != task:
         raise ConfigError(f"the surrogate {surrogate} is a {source_task} model but the target a {task} model")
@@ -88,10 +90,11 @@ def attack_command(
             f"the surrogate {source.checkpoint} was trained on {source.dataset} but the target on {run.dataset}; "
             "a transfer attack needs both on the same test split"
         )
-    dataset = load_split(run.dataset, "test", data_root)
+    dataset = load_split(run.dataset, "test", data_root, registry=registry)
     collector = AdversarialCollector() if save_adversarial else None
     options = AttackOptions.for_dataset(
         run.dataset,
+        registry,
         batch_size=batch_size,
         max_batches=max_batches,
         device=device,
@@ -104,7 +107,7 @@ def attack_command(
         compile=compile_,
     )
     result = run_attack(run.model, dataset, parsed, options, surrogate=source.model if source is not None else None,
-                        on_batch=collector)
+                        on_batch=collector, registry=registry)
     if source is not None:
         where["surrogate"] = str(source.checkpoint)
     if collector is not None:
@@ -112,7 +115,7 @@ def attack_command(
         where["adversarial"] = str(saved)
     from ..swipe.schema import check_metric, registered_bounds
 
-    bounds = registered_bounds(str(parsed.type))
+    bounds = registered_bounds(str(parsed.type), registry)
     for side, summary in (("clean", result.orig), ("adversarial", result.adv)):
         for key, value in summary.items():  # a NaN or out-of-range average is never printed as a result
             check_metric(key, float(value), f"{result.spec} ({side})", bounds)

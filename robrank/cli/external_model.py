@@ -50,8 +50,9 @@ def resolve_target(run_or_ckpt: str | None, *, model: str | None, weights: tuple
     if not dataset:
         raise ConfigError("--dataset is required with --model: it names the evaluation data (robrank list datasets); see docs/api.md")
     from ..data.loading import dataset_record
+    from ..plugins import get_registry
 
-    record = dataset_record(dataset)  # an unknown name fails here, listing the registered ones
+    record = dataset_record(dataset, registry=get_registry())  # an unknown name fails here, listing the registered ones
     return ModelSpec.create(model, weights=weights, weights_key=weights_key, strip_prefix=strip_prefix, metric=metric,
                             normalize=normalize, embedding_dim=embedding_dim, gray_to_rgb=gray_to_rgb, dataset=record.name)
 

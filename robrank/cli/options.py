@@ -31,6 +31,7 @@ from typing import Any
 
 import click
 
+from ..plugins import Registry
 from ..records import NO_WEIGHTS
 from ..runtime import AUTO
 from ..semantics import REFERENCE, SEMANTICS
@@ -309,7 +310,7 @@ def training_settings(options: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def apply_triple(triple: str | None, values: dict[str, Any], registry: Any | None = None) -> dict[str, Any]:
+def apply_triple(triple: str | None, values: dict[str, Any], registry: Registry) -> dict[str, Any]:
     """``values`` with ``-C DATASET:MODEL:LOSS`` folded in (a conflict with --dataset/... is an error)."""
     if not triple:
         return values

@@ -34,9 +34,10 @@ def curve_command(results: tuple[str, ...], output: str) -> None:
       robrank swipe runs/A -p PROFILE && robrank plot curve runs/A/swipe-PROFILE.json --output curve.pdf
     """
     from ..plot.curve import plot_curve
+    from ..plugins import get_registry
 
     _check_format(output)
-    click.echo(f"wrote {plot_curve(list(results), output)}")
+    click.echo(f"wrote {plot_curve(list(results), output, get_registry())}")
 
 
 @plot_group.command("ers")
@@ -45,9 +46,10 @@ def curve_command(results: tuple[str, ...], output: str) -> None:
 def ers_command(results: tuple[str, ...], output: str) -> None:
     """The ten rescaled ERS scores of each run (ERS-profile swipe RESULTS) as grouped bars."""
     from ..plot.ers import plot_ers
+    from ..plugins import get_registry
 
     _check_format(output)
-    click.echo(f"wrote {plot_ers(list(results), output)}")
+    click.echo(f"wrote {plot_ers(list(results), output, get_registry())}")
 
 
 @plot_group.command("training")

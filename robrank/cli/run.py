@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from ..plugins import Registry
 
 from .options import (
     apply_triple,
@@ -78,6 +81,7 @@ def write_report(
     trained: tuple[int, int],
     metrics: dict[str, float],
     profile: str,
+    registry: Registry,
 ) -> tuple[str, float | None]:
     """report.txt / report.md / report.html and the ERS figure in the run directory; returns the text version and the ERS.
 
@@ -89,7 +93,7 @@ def write_report(
     from ..swipe.html import format_html
     from ..swipe.report import format_report, load_summaries
 
-    summaries = load_summaries([results])
+    summaries = load_summaries([results], registry)
     ers = summaries[0].ers if summaries else None
     head = _header(config, trained, metrics, profile, ers, summaries[0].partial if summaries else None)
     text = "\n".join(head) + "\n\n" + format_report(summaries, "table")
@@ -99,7 +103,7 @@ def write_report(
         from ..plot.ers import plot_ers
 
         try:
-            figure = plot_ers([results], run_dir / ERS_FIGURE)
+            figure = plot_ers([results], run_dir / ERS_FIGURE, registry)
         except RobrankError as exc:
             if "matplotlib" not in str(exc):
                 raise
@@ -165,14 +169,14 @@ def run_command(
     if chatty:
         click.echo(f"run: {plan.run_dir}")
     if not from_env().is_main:
-        train(plan, progress=progress)
+        train(plan, progress=progress)  # the plan carries its registry
         return
     with locked(plan.run_dir, "robrank run"):
         result = train(plan, progress=progress)
         run_dir = Path(result.run_dir)
         try:
-            results = swipe(run_dir, plan.swipe.profile, data_root=plan.config.data_root, progress=progress, force=force,
-                            **plan.swipe.runner_kwargs())
+            results = swipe(run_dir, plan.swipe.profile, registry=registry, data_root=plan.config.data_root, progress=progress,
+                            force=force, **plan.swipe.runner_kwargs())
         except KeyboardInterrupt:
             click.echo(
                 "robrank run: interrupted; finished attacks are saved, continue with: "
@@ -181,7 +185,8 @@ def run_command(
             )
             sys.exit(130)
         trained = (result.epochs, result.steps)
-        text, ers = write_report(run_dir, Path(results), plan.config.to_dict(), trained, result.metrics, plan.swipe.profile)
+        text, ers = write_report(run_dir, Path(results), plan.config.to_dict(), trained, result.metrics, plan.swipe.profile,
+                                 registry)
     if as_json:
         echo_json({"run_dir": str(run_dir), "epochs": result.epochs, "steps": result.steps, "metrics": result.metrics,
                    "profile": plan.swipe.profile, "swipe_file": str(results), "ers": ers,

@@ -56,6 +56,7 @@ def sweep_command(runs: tuple[str, ...], profiles: tuple[str, ...], seeds: tuple
       robrank sweep --dir sweeps/mnist        # continue: skips done cells, restarts failed ones
       robrank sweep --status sweeps/mnist
     """
+    from ..plugins import get_registry
     from ..sweep import ExecutorSettings, Grid, build_executor, format_status, load_grid, parse_options, run_sweep, sweep_states
 
     if status_dir is not None:
@@ -77,14 +78,16 @@ def sweep_command(runs: tuple[str, ...], profiles: tuple[str, ...], seeds: tuple
         grid.models.append(model_target(resolve_target(None, **model_options)))
     if grid_file is not None:
         grid = load_grid(grid_file).merged(grid)
+    registry = get_registry()
     built = build_executor(executor, ExecutorSettings(sweep_dir=Path(sweep_dir), jobs=jobs, partition=partition, gpus_per_job=gpus_per_job,
-                                                      time_limit=time_limit, wait=not no_wait, options=parse_options(executor_options)))
+                                                      time_limit=time_limit, wait=not no_wait, options=parse_options(executor_options)),
+                           registry)
     try:
         if quiet or as_json:  # the executors' per-cell lines go to stderr; -q/--json keep only the result
             with contextlib.redirect_stderr(io.StringIO()):
-                outcome = run_sweep(sweep_dir, grid, built, gpus_per_job=gpus_per_job)
+                outcome = run_sweep(sweep_dir, grid, built, registry=registry, gpus_per_job=gpus_per_job)
         else:
-            outcome = run_sweep(sweep_dir, grid, built, gpus_per_job=gpus_per_job)
+            outcome = run_sweep(sweep_dir, grid, built, registry=registry, gpus_per_job=gpus_per_job)
     except KeyboardInterrupt:
         click.echo("robrank sweep: interrupted; finished attacks are saved, rerun the same command to continue", err=True)
         sys.exit(130)

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from ..plugins import Registry
 
 from .external_model import external_model_options
 from .options import (
@@ -19,7 +23,7 @@ from .options import (
 )
 
 
-def _dataset_profile(run_or_ckpt: object) -> str:
+def _dataset_profile(run_or_ckpt: object, registry: Registry) -> str:
     """The swipe profile the dataset record names (``-p`` omitted)."""
     from ..data.loading import dataset_record
     from ..models.checkpoint import read_checkpoint
@@ -27,7 +31,7 @@ def _dataset_profile(run_or_ckpt: object) -> str:
     dataset = getattr(run_or_ckpt, "dataset", None)
     if dataset is None:
         dataset = read_checkpoint(str(run_or_ckpt))[1]["config"]["dataset"]
-    return dataset_record(str(dataset)).profile
+    return dataset_record(str(dataset), registry=registry).profile
 
 
 @click.command("swipe")
@@ -76,13 +80,15 @@ def swipe_command(
     skips the attacks already done. ERS profiles print the report table at the end.
     """
     from ..plan import DEFAULT_SEMANTICS, SwipePlan
+    from ..plugins import get_registry
     from ..swipe.distributed import swipe_devices, swipe_ranked
     from ..swipe.report import report
     from ..swipe.runner import resolve_profile
     from ..training.distributed import from_env
     from ..training.rundir import locked
 
-    record = resolve_profile(profile or _dataset_profile(run_or_ckpt))  # an unknown name fails here, before the model loads
+    registry = get_registry()
+    record = resolve_profile(profile or _dataset_profile(run_or_ckpt, registry), registry)  # an unknown name fails here, before the model loads
     info = from_env()
     plan = SwipePlan(profile=record.name, batch_size=batch_size, max_batches=max_batches,
                      semantics=semantics or DEFAULT_SEMANTICS, seed=seed, device=device)
@@ -103,9 +109,9 @@ def swipe_command(
     # Ctrl-C: robrank.cli turns it into one line with exit code 130 (the attacks done are saved)
     with locked(lock_dir, "robrank swipe") if lock_dir is not None else _nothing():
         if devices is not None and devices > 1 and not info.enabled:
-            path = swipe_devices(run_or_ckpt, record.name, devices, **kwargs)
+            path = swipe_devices(run_or_ckpt, record.name, devices, registry=registry, **kwargs)
         else:  # one process, or one rank of torchrun
-            path = swipe_ranked(run_or_ckpt, record.name, info=info, **kwargs)
+            path = swipe_ranked(run_or_ckpt, record.name, registry=registry, info=info, **kwargs)
     if info.rank != 0:
         return
     if as_json:
@@ -115,11 +121,11 @@ def swipe_command(
         return
     click.echo(f"results: {path}")
     if record.score is not None:
-        click.echo(report([path], "table"), nl=False)
+        click.echo(report([path], "table", registry=registry), nl=False)
     else:
         from ..swipe.schema import load_results, partial_note
 
-        note = partial_note(load_results(path))
+        note = partial_note(load_results(path, registry))
         if note:
             click.echo(f"partial result: {note}; not comparable with a full swipe")
 

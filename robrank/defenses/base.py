@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..plugins import Registry
 from .settings import pgd_defaults
 
 
@@ -37,6 +38,13 @@ class Defense:
 
     def check(self, loss_record: Any, metric: str) -> None:
         """Raise ConfigError for a loss/metric this defense cannot use (before any work)."""
+
+    def bind(self, registry: Registry) -> None:
+        """Resolve what the defense names through the run's registry (HM's miners).
+
+        The plan calls it once, right after building the defense, with the registry the
+        entry point created; a defense that names no other component ignores it.
+        """
 
     def loss(self, model: nn.Module, criterion: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

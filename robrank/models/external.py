@@ -38,7 +38,9 @@ from torch import nn
 from ..distances import METRICS, check_metric
 from ..errors import CheckpointError, ConfigError, PickledCodeError
 from ..io import file_sha256
-from .checkpoint import fit_error
+from ..data.loading import dataset_record
+from ..plugins import Registry
+from .checkpoint import fit_error, load_run
 from .backbone import IMAGENET_MEAN, IMAGENET_STD, Normalize
 from .embedding import EmbeddingModel
 
@@ -606,15 +608,13 @@ def source_block(
     }
 
 
-def load_model(spec: ModelSpec, device: str | torch.device = "cpu", dataset: str | None = None) -> LoadedModel:
+def load_model(spec: ModelSpec, device: str | torch.device = "cpu", dataset: str | None = None, *, registry: Registry) -> LoadedModel:
     """Build, load and check the model ``spec`` describes (eval mode, on ``device``)."""
-    from ..data.loading import dataset_record
-
     metric = require_metric(spec.metric)
     name = dataset or spec.dataset
     if not name:
         raise ConfigError(f"--dataset is required with --model: it names the evaluation data (and the default swipe profile); {DOCS}")
-    record = dataset_record(name)
+    record = dataset_record(name, registry=registry)
     norm_choice = parse_normalization(spec.normalize)
     net, default_norm, weights = build_module(spec)
     normalization = norm_choice if norm_choice is not None else default_norm
@@ -627,12 +627,10 @@ def load_model(spec: ModelSpec, device: str | torch.device = "cpu", dataset: str
 
 def from_module(
     model: Any, *, metric: str | None, dataset: str, normalize: str | Normalization | None = None,
-    gray_to_rgb: bool = False, device: str | torch.device = "cpu", label: str | None = None,
+    gray_to_rgb: bool = False, device: str | torch.device = "cpu", label: str | None = None, registry: Registry,
 ) -> LoadedModel:
     """A live Python model (``robrank.evaluate``/``robrank.attack``) as a checked :class:`LoadedModel`."""
-    from ..data.loading import dataset_record
-
-    record = dataset_record(dataset)
+    record = dataset_record(dataset, registry=registry)
     if isinstance(model, EmbeddingModel) and metric is None:
         metric = model.metric
     wrapped = wrap_model(model, metric, normalize=normalize, gray_to_rgb=gray_to_rgb)
@@ -682,15 +680,13 @@ __all__ = [
 ]
 
 
-def load_any(target: Any, device: str | torch.device = "cpu") -> Any:
+def load_any(target: Any, device: str | torch.device = "cpu", *, registry: Registry) -> Any:
     """What a swipe or attack loads: a :class:`LoadedModel` as is, a :class:`ModelSpec`, or a robrank run path."""
     if isinstance(target, LoadedModel):
         return target.to(device)
     if isinstance(target, ModelSpec):
-        return load_model(target, device)
-    from .checkpoint import load_run
-
-    return load_run(target, device=device)
+        return load_model(target, device, registry=registry)
+    return load_run(target, device=device, registry=registry)
 
 
 def default_results_name(loaded: LoadedModel, name: str) -> Path:

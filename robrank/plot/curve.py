@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RobrankError
-from .figure import PAGE_WIDTH, colors, new_figure, paper_style
+from ..plugins import Registry
+from ..swipe.summary import load_summaries
+from .figure import PAGE_WIDTH, colors, new_figure, paper_style, save
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from ..swipe.report import FileSummary
+    from ..swipe.summary import FileSummary
 
 #: spec fields that can be the x axis, in order of preference; ε is shown in units of 1/255
 AXES: tuple[str, ...] = ("eps", "W", "M")
@@ -72,22 +74,17 @@ def _x(axis: str, value: Any) -> float:
 
 def curve_panels(summaries: Sequence[FileSummary]) -> list[CurvePanel]:
     """Group every file's attacks into panels and lines (the data :func:`curve_figure` draws)."""
-    from ..attacks.spec import parse_spec
-    from ..swipe.report import attack_metrics
-
     # (file index, panel title) -> list of (params, metric)
     points: dict[str, list[tuple[int, dict[str, Any], Any]]] = {}
     order: list[str] = []
     for i, s in enumerate(summaries):
-        for entry in s.payload["attacks"]:
-            spec = parse_spec(entry["spec"])
-            metrics = attack_metrics(entry)
+        for fields, metrics, label in zip(s.fields, s.metrics, s.labels):
             if not metrics:
                 continue
-            if spec.label not in points:
-                points[spec.label] = []
-                order.append(spec.label)
-            points[spec.label].append((i, dict(spec.params), metrics[0]))
+            if label not in points:
+                points[label] = []
+                order.append(label)
+            points[label].append((i, dict(fields), metrics[0]))
     panels = []
     for title in order:
         entries = points[title]
@@ -161,12 +158,9 @@ def curve_figure(summaries: Sequence[FileSummary], *, width: float = PAGE_WIDTH,
     return fig
 
 
-def plot_curve(results: Sequence[str | Path], output: str | Path) -> Path:
+def plot_curve(results: Sequence[str | Path], output: str | Path, registry: Registry) -> Path:
     """``robrank plot curve``: load swipe files and save their curve figure to ``output``."""
-    from ..swipe.report import load_summaries
-    from .figure import save
-
-    return save(curve_figure(load_summaries(list(results))), output)
+    return save(curve_figure(load_summaries(list(results), registry)), output)
 
 
 __all__ = ["CurveLine", "CurvePanel", "curve_panels", "curve_figure", "plot_curve"]

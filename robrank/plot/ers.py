@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import RobrankError
-from .figure import PAGE_WIDTH, colors, new_figure, paper_style
+from ..plugins import Registry
+from ..swipe.summary import load_summaries
+from .figure import PAGE_WIDTH, colors, new_figure, paper_style, save
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from ..swipe.report import FileSummary
+    from ..swipe.summary import FileSummary
 
 #: hatch of the bars of a partial swipe
 PARTIAL_HATCH = "////"
@@ -102,12 +104,9 @@ def ers_figure(summaries: Sequence[FileSummary], *, width: float = PAGE_WIDTH, h
     return fig
 
 
-def plot_ers(results: Sequence[str | Path], output: str | Path) -> Path:
+def plot_ers(results: Sequence[str | Path], output: str | Path, registry: Registry) -> Path:
     """``robrank plot ers``: load swipe files and save their ERS figure to ``output``."""
-    from ..swipe.report import load_summaries
-    from .figure import save
-
-    return save(ers_figure(load_summaries(list(results))), output)
+    return save(ers_figure(load_summaries(list(results), registry)), output)
 
 
 __all__ = ["ErsSeries", "ers_series", "ers_figure", "plot_ers", "PARTIAL_HATCH"]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RobrankError
+from ..plugins import Registry
 from ..semantics import SEMANTICS
 from ..summaries import ENGINE_BOUNDS
 
@@ -184,14 +185,14 @@ def _check_search(attack: Mapping[str, Any], at: str, bounds: Bounds) -> None:
                 raise SwipeFileError(f"{at}: wins.{key} names {unknown[0]!r}, which is not a member")
 
 
-def validate(payload: Any, where: str = "results", bounds_of: Callable[[str], Bounds] | None = None) -> None:
+def validate(payload: Any, where: str = "results", bounds_of: Callable[[str], Bounds] | None = None, *, registry: Registry) -> None:
     """Raise :class:`SwipeFileError` (one line, naming the field) unless ``payload`` is valid.
 
     A file being written (a swipe still running or killed) is valid too: ``finished`` is
     then null, ``attacks`` holds the finished ones, and ``ers`` is absent. ``bounds_of(type)``
-    gives an attack type's metric ranges (default: the installed attack's ``bounds``).
+    gives an attack type's metric ranges (default: the ``bounds`` of the attack ``registry`` holds).
     """
-    bounds_of = bounds_of or registered_bounds
+    bounds_of = bounds_of or (lambda attack_type: registered_bounds(attack_type, registry))
     if not isinstance(payload, Mapping):
         raise SwipeFileError(f"{where}: top level must be a JSON object, got {type(payload).__name__}")
     if payload.get("schema") != SCHEMA:
@@ -258,15 +259,12 @@ def validate(payload: Any, where: str = "results", bounds_of: Callable[[str], Bo
         _check_fields(payload["coverage"], COVERAGE, f"{where}: coverage")
 
 
-def registered_bounds(attack_type: str) -> Bounds:
+def registered_bounds(attack_type: str, registry: Registry) -> Bounds:
     """The installed attack's ``bounds``; {} for one that is not installed (:func:`check_metric` adds the engine's)."""
-    from ..plugins import get_registry
-
-    registry = get_registry()
     return registry.get("attacks", attack_type).bounds if ("attacks", attack_type) in registry else {}
 
 
-def load_results(path: str | Path) -> dict[str, Any]:
+def load_results(path: str | Path, registry: Registry) -> dict[str, Any]:
     """Read and validate a results file; every failure is one :class:`SwipeFileError` line."""
     path = Path(path)
     try:
@@ -279,7 +277,7 @@ def load_results(path: str | Path) -> dict[str, Any]:
         payload = json.loads(text, parse_constant=_nan)
     except json.JSONDecodeError as exc:
         raise SwipeFileError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); it was not written by robrank swipe or was edited by hand") from None
-    validate(payload, where=str(path))
+    validate(payload, where=str(path), registry=registry)
     return payload
 
 

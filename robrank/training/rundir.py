@@ -32,6 +32,7 @@ from typing import Any
 from ..errors import CheckpointError, RobrankError, StorageError
 from ..io import append_jsonl, read_jsonl, write_json
 from ..models.checkpoint import CHECKPOINT_DIR, LAST
+from ..plugins import Registry
 from .config import TrainConfig
 
 RUNS = Path("runs")
@@ -40,7 +41,7 @@ METRICS_FILE = "metrics.jsonl"
 LOCK_FILE = ".lock"
 
 
-def run_name(config: TrainConfig, registry: Any | None = None) -> str:
+def run_name(config: TrainConfig, registry: Registry) -> str:
     """``dataset-backbone-loss[-defense]``; a plain (no-op) defense is left out."""
     parts = [config.dataset, config.backbone, config.loss]
     if config.defense and not _is_plain(config.defense, registry):
@@ -48,11 +49,7 @@ def run_name(config: TrainConfig, registry: Any | None = None) -> str:
     return "-".join(parts)
 
 
-def _is_plain(defense: str, registry: Any | None) -> bool:
-    if registry is None:
-        from ..plugins import get_registry
-
-        registry = get_registry()
+def _is_plain(defense: str, registry: Registry) -> bool:
     if ("defenses", defense) not in registry:
         return False
     return bool(registry.get("defenses", defense).plain)
@@ -62,7 +59,7 @@ def has_checkpoint(run_dir: Path) -> bool:
     return (Path(run_dir) / CHECKPOINT_DIR / LAST).is_file()
 
 
-def new_run_dir(config: TrainConfig, root: Path = RUNS, registry: Any | None = None) -> Path:
+def new_run_dir(config: TrainConfig, root: Path = RUNS, *, registry: Registry) -> Path:
     """A fresh ``runs/<name>-<timestamp>`` (suffixed ``-2``, ``-3`` ... if taken)."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = root / f"{run_name(config, registry)}-{stamp}"
@@ -73,7 +70,7 @@ def new_run_dir(config: TrainConfig, root: Path = RUNS, registry: Any | None = N
     return path
 
 
-def latest_run_dir(config: TrainConfig, root: Path = RUNS, registry: Any | None = None) -> Path | None:
+def latest_run_dir(config: TrainConfig, root: Path = RUNS, *, registry: Registry) -> Path | None:
     """The newest run of the same dataset/backbone/loss/defense that has a checkpoint."""
     if not root.is_dir():
         return None
