@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import progress as progress_output
 from ..errors import ConfigError, SpecError
 from ..models.modes import attack_mode, embed
 from ..params import ParamError
@@ -376,52 +377,21 @@ def run_attack(
     model = accelerate(model.to(device), **options.speed)
     start = time.perf_counter()
     dataset = device_dataset(dataset, device)
-    if not attack.uses_gallery:
-        gallery = surrogate_gallery = None
-    elif gallery is None:
-        gallery = Gallery.compute(model, dataset, batch_size=None, device=device)
-    if gallery is not None:
-        gallery = gallery.to(device)
-        if gallery.metric != model.metric:
-            raise ConfigError(f"the gallery was embedded for metric {gallery.metric} but the model uses {model.metric}")
-    source = None
-    if surrogate is not None:
-        surrogate = accelerate(surrogate.to(device), **options.speed)
-        if gallery is not None:
-            if surrogate_gallery is None:
-                surrogate_gallery = Gallery.compute(surrogate, dataset, batch_size=None, device=device)
-            if len(surrogate_gallery) != len(gallery):
-                raise ConfigError(f"the surrogate gallery has {len(surrogate_gallery)} items but the target's has {len(gallery)}; embed the same split")
-            surrogate_gallery = surrogate_gallery.to(device)
-        source = Surrogate(surrogate, surrogate_gallery)
+    gallery, source = _galleries(model, dataset, attack, options, device, gallery, surrogate, surrogate_gallery)
     if gallery is not None:
         check_against_gallery(spec, gallery, registry)
     # the gallery is this split when sizes agree: a query's own slot is its dataset index
     own_slots = gallery is not None and len(gallery) == len(dataset)
-    if indices is None:
-        order = torch.arange(len(dataset))
-    else:
-        order = torch.as_tensor(list(indices) if not isinstance(indices, torch.Tensor) else indices, dtype=torch.int64).view(-1)
-        if order.numel() and (int(order.min()) < 0 or int(order.max()) >= len(dataset)):
-            raise ConfigError(f"attack indices must lie in [0, {len(dataset)}); got {int(order.min())}..{int(order.max())}")
+    order = _query_order(dataset, indices)
     batch_size = options.batch_size
     if batch_size is None:
         batch_size = auto_batch_size(model, dataset, gallery, attack, device)
     batches = [order[i : i + batch_size] for i in range(0, order.numel(), batch_size)]
     if options.max_batches is not None:
         batches = batches[: options.max_batches]
-    seed, progress, num_workers = options.seed, options.progress, options.num_workers
-
-    sums: dict[str, dict[str, torch.Tensor]] = {"orig": {}, "adv": {}}
-    budget_sums: dict[str, int] = {}
-    member_sums: dict[str, dict[str, torch.Tensor]] = {}
-    win_counts: dict[str, torch.Tensor] = {}
-    names = [run.name for run in attack.runs()]
-    count = 0
-    from .. import progress as progress_output
-
+    totals = _Totals([run.name for run in attack.runs()])
     # a bar on a terminal only: in a log file the swipe's per-attack line is the progress
-    bar = progress_output.bar(progress, total=len(batches), desc=spec.text, unit="batch", leave=False)
+    bar = progress_output.bar(options.progress, total=len(batches), desc=spec.text, unit="batch", leave=False)
     # indices and labels go to the device once, not once per batch: a pageable host-to-device
     # copy waits for the device, which would stall the host behind every batch's PGD
     order_dev = torch.cat(batches).to(device) if batches else order[:0]
@@ -430,44 +400,94 @@ def run_attack(
     for index in batches:
         offsets.append(offsets[-1] + int(index.numel()))
     try:
-        for b, images in enumerate(iter_images(dataset, batches, device, num_workers)):
+        for b, images in enumerate(iter_images(dataset, batches, device, options.num_workers)):
             index_dev = order_dev[offsets[b] : offsets[b + 1]]
-            labels = labels_dev[index_dev]
-            outcome = attack(
-                model, gallery, images, labels, index_dev, seed=seed, self_slot=index_dev if own_slots else None, surrogate=source
-            )
+            outcome = attack(model, gallery, images, labels_dev[index_dev], index_dev, seed=options.seed,
+                             self_slot=index_dev if own_slots else None, surrogate=source)
             if on_batch is not None:
                 on_batch(index_dev, outcome)
-            for side, values in (("orig", outcome.orig), ("adv", outcome.adv)):
-                for k, v in values.items():
-                    sums[side][k] = sums[side].get(k, 0) + v.sum()
-            size = offsets[b + 1] - offsets[b]
-            for k, v in outcome.budget.items():
-                budget_sums[k] = budget_sums.get(k, 0) + int(v) * size
-            for name, values in outcome.members.items():
-                into = member_sums.setdefault(name, {})
-                for k, v in values.items():
-                    into[k] = into.get(k, 0) + v.sum()
-            for k, winner in outcome.wins.items():
-                win_counts[k] = win_counts.get(k, 0) + torch.bincount(winner, minlength=len(names))
-            count += size
+            totals.add(outcome, offsets[b + 1] - offsets[b])
             if bar is not None:
                 bar.update(1)
     finally:
         if bar is not None:
             bar.close()
-    host = {side: {k: float(v) for k, v in values.items()} for side, values in sums.items()}
-    members = {name: {k: float(v) for k, v in values.items()} for name, values in member_sums.items()}
-    return AttackResult(
-        spec=spec.text,
-        orig=_averages(host["orig"], count),
-        adv=_averages(host["adv"], count),
-        count=count,
-        seconds=time.perf_counter() - start,
-        sums=host,
-        semantics=options.semantics,
-        seed=seed,
-        budget=_averages({k: float(v) for k, v in budget_sums.items()}, count),
-        members={name: {"adv": _averages(m, count), "sums": m} for name, m in members.items()},
-        wins={k: dict(zip(names, (int(n) for n in v.tolist()))) for k, v in win_counts.items()},
-    )
+    return totals.result(spec.text, options, start)
+
+
+def _galleries(model: nn.Module, dataset: Any, attack: Attack, options: AttackOptions, device: torch.device, gallery: Gallery | None,
+               surrogate: nn.Module | None, surrogate_gallery: Gallery | None) -> tuple[Gallery | None, Surrogate | None]:
+    """The target's clean gallery on the device (None for an attack that uses none) and the transfer surrogate, checked."""
+    if not attack.uses_gallery:
+        gallery = surrogate_gallery = None
+    elif gallery is None:
+        gallery = Gallery.compute(model, dataset, batch_size=None, device=device)
+    if gallery is not None:
+        gallery = gallery.to(device)
+        if gallery.metric != model.metric:
+            raise ConfigError(f"the gallery was embedded for metric {gallery.metric} but the model uses {model.metric}")
+    if surrogate is None:
+        return gallery, None
+    surrogate = accelerate(surrogate.to(device), **options.speed)
+    if gallery is not None:
+        if surrogate_gallery is None:
+            surrogate_gallery = Gallery.compute(surrogate, dataset, batch_size=None, device=device)
+        if len(surrogate_gallery) != len(gallery):
+            raise ConfigError(f"the surrogate gallery has {len(surrogate_gallery)} items but the target's has {len(gallery)}; embed the same split")
+        surrogate_gallery = surrogate_gallery.to(device)
+    return gallery, Surrogate(surrogate, surrogate_gallery)
+
+
+def _query_order(dataset: Any, indices: Iterable[int] | torch.Tensor | None) -> torch.Tensor:
+    """The dataset indices to attack, in order (all of them without ``indices``)."""
+    if indices is None:
+        return torch.arange(len(dataset))
+    order = torch.as_tensor(list(indices) if not isinstance(indices, torch.Tensor) else indices, dtype=torch.int64).view(-1)
+    if order.numel() and (int(order.min()) < 0 or int(order.max()) >= len(dataset)):
+        raise ConfigError(f"attack indices must lie in [0, {len(dataset)}); got {int(order.min())}..{int(order.max())}")
+    return order
+
+
+class _Totals:
+    """Per-sample sums of one attack's batches, kept on the device until :meth:`result` (no sync per batch)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names  # the searches of a worst case, in the order that breaks ties
+        self.sums: dict[str, dict[str, torch.Tensor]] = {"orig": {}, "adv": {}}
+        self.budget: dict[str, int] = {}
+        self.members: dict[str, dict[str, torch.Tensor]] = {}
+        self.wins: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    def add(self, outcome: Any, size: int) -> None:
+        for side, values in (("orig", outcome.orig), ("adv", outcome.adv)):
+            for k, v in values.items():
+                self.sums[side][k] = self.sums[side].get(k, 0) + v.sum()
+        for k, v in outcome.budget.items():
+            self.budget[k] = self.budget.get(k, 0) + int(v) * size
+        for name, values in outcome.members.items():
+            into = self.members.setdefault(name, {})
+            for k, v in values.items():
+                into[k] = into.get(k, 0) + v.sum()
+        for k, winner in outcome.wins.items():
+            self.wins[k] = self.wins.get(k, 0) + torch.bincount(winner, minlength=len(self.names))
+        self.count += size
+
+    def result(self, spec: str, options: AttackOptions, start: float) -> AttackResult:
+        """The averages; ``seconds`` runs from ``start`` to here, after the one sync that brings the sums to the host."""
+        count = self.count
+        host = {side: {k: float(v) for k, v in values.items()} for side, values in self.sums.items()}
+        members = {name: {k: float(v) for k, v in values.items()} for name, values in self.members.items()}
+        return AttackResult(
+            spec=spec,
+            orig=_averages(host["orig"], count),
+            adv=_averages(host["adv"], count),
+            count=count,
+            seconds=time.perf_counter() - start,
+            sums=host,
+            semantics=options.semantics,
+            seed=options.seed,
+            budget=_averages({k: float(v) for k, v in self.budget.items()}, count),
+            members={name: {"adv": _averages(m, count), "sums": m} for name, m in members.items()},
+            wins={k: dict(zip(self.names, (int(n) for n in v.tolist()))) for k, v in self.wins.items()},
+        )

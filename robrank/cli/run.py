@@ -27,9 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-if TYPE_CHECKING:
-    from ..plugins import Registry
-
 from .options import (
     apply_triple,
     echo_json,
@@ -42,6 +39,9 @@ from .options import (
     training_settings,
     with_default,
 )
+
+if TYPE_CHECKING:
+    from ..plugins import Registry
 
 REPORT_MD = "report.md"
 REPORT_TXT = "report.txt"
