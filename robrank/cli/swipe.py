@@ -6,12 +6,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-if TYPE_CHECKING:
-    from ..plugins import Registry
-
+from ..runtime import RuntimeOptions
 from .external_model import external_model_options
 from .options import (
     attack_speed_options,
+    collect_runtime,
     data_root_option,
     device_option,
     echo_json,
@@ -21,6 +20,9 @@ from .options import (
     output_group,
     semantics_option,
 )
+
+if TYPE_CHECKING:
+    from ..plugins import Registry
 
 
 def _dataset_profile(run_or_ckpt: object, registry: Registry) -> str:
@@ -52,23 +54,19 @@ def _dataset_profile(run_or_ckpt: object, registry: Registry) -> str:
 @num_workers_option
 @force_profile_option
 @output_group
+@collect_runtime
 def swipe_command(
     run_or_ckpt: object,
     profile: str | None,
     output: str | None,
-    batch_size: int | None,
     max_batches: int | None,
-    device: str | None,
     seed: int,
     semantics: str | None,
     data_root: str | None,
     restart: bool,
     redo: tuple[str, ...],
     devices: int | None,
-    amp: bool,
-    channels_last: bool,
-    compile_: bool,
-    num_workers: int | None,
+    runtime: RuntimeOptions,
     force: bool,
     as_json: bool,
     quiet: bool,
@@ -90,8 +88,8 @@ def swipe_command(
     registry = get_registry()
     record = resolve_profile(profile or _dataset_profile(run_or_ckpt, registry), registry)  # an unknown name fails here, before the model loads
     info = from_env()
-    plan = SwipePlan(profile=record.name, batch_size=batch_size, max_batches=max_batches,
-                     semantics=semantics or DEFAULT_SEMANTICS, seed=seed, device=device)
+    plan = SwipePlan(profile=record.name, batch_size=runtime.batch_size, max_batches=max_batches,
+                     semantics=semantics or DEFAULT_SEMANTICS, seed=seed, device=runtime.device)
     kwargs = dict(
         output=output,
         **plan.runner_kwargs(),
@@ -99,10 +97,8 @@ def swipe_command(
         progress=not (no_progress or quiet or as_json),
         restart=restart,
         redo=redo,
-        amp=amp,
-        channels_last=channels_last,
-        compile=compile_,
-        num_workers=num_workers,
+        **runtime.speed,
+        num_workers=runtime.num_workers,
         force=force,
     )
     lock_dir = _run_dir_of(run_or_ckpt) if info.is_main else None
