@@ -15,6 +15,7 @@ from .records import (
     DefenseRecord,
     LossRecord,
     MinerRecord,
+    ModelRecord,
     ProfileRecord,
 )
 
@@ -26,7 +27,7 @@ except Exception:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
 #: the Python API (robrank.api), imported on first access
-_API = ("evaluate", "attack", "gallery", "load_run", "load_results", "wrap_model", "Results", "RankingAttack", "AttackOutput")
+_API = ("evaluate", "bench", "attack", "gallery", "load_run", "load_results", "wrap_model", "Results", "RankingAttack", "AttackOutput")
 
 
 def __getattr__(name: str):
@@ -50,6 +51,7 @@ __all__ = [
     "DefenseRecord",
     "LossRecord",
     "MinerRecord",
+    "ModelRecord",
     "ProfileRecord",
     "__version__",
 ]

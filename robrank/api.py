@@ -68,7 +68,7 @@ def _load_target(
     weights: Any = (), weights_key: str | None = None, strip_prefix: str | None = None, embedding_dim: int | None = None,
 ) -> Any:
     """A LoadedRun (a robrank run path) or a LoadedModel (anything else), checked against ``dataset``."""
-    from .models import external
+    from .models import external, zoo
 
     model_options = {"weights": weights, "weights_key": weights_key, "strip_prefix": strip_prefix, "embedding_dim": embedding_dim}
     if _is_run(model):
@@ -83,6 +83,12 @@ def _load_target(
         if metric is not None and metric != run.metric:
             raise ConfigError(f"the run {model} was trained for metric {run.metric}; drop metric= or pass metric={run.metric!r}")
         return run
+    if isinstance(model, str) and zoo.is_zoo(model):  # the entry's record says its metric, dataset and normalisation
+        filled = zoo.complete_options(model, {**model_options, "metric": metric, "dataset": dataset, "normalize": normalize,
+                                              "gray_to_rgb": gray_to_rgb}, registry)
+        spec = external.ModelSpec.create(zoo.canonical(model, registry),
+                                         **{k: filled[k] for k in ("metric", "dataset", "normalize", "gray_to_rgb")})
+        return external.load_model(spec, device, registry=registry)
     if dataset is None:
         raise ConfigError(f"dataset= is required: the evaluation data (robrank list datasets); {DOCS}")
     if isinstance(model, (str, Path)):
@@ -238,6 +244,50 @@ def evaluate(
 _SWIPE_OPTIONS: tuple[str, ...] = (
     "batch_size", "max_batches", "seed", "semantics", "restart", "amp", "channels_last", "compile", "num_workers", "redo",
 )
+
+
+def bench(
+    model: Any,
+    dataset: str | None = None,
+    metric: str | None = None,
+    *,
+    normalize: str | None = None,
+    gray_to_rgb: bool = False,
+    weights: Any = (),
+    weights_key: str | None = None,
+    strip_prefix: str | None = None,
+    embedding_dim: int | None = None,
+    output: str | Path | None = None,
+    device: str = "cpu",
+    data_root: str | Path | None = None,
+    progress: bool = False,
+    name: str | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """``robrank bench`` in Python: the recommended evaluation of ``model``; returns its model card.
+
+    ``model`` is what :func:`evaluate` takes. On the full test split: clean metrics, the
+    dataset's reference profile and its worst-case profile; the swipes and ``card.json`` go to
+    ``output`` (a folder; default beside the run or model file) and a rerun resumes them.
+    ``options``: ``batch_size``, ``max_batches``, ``max_queries`` (either limit makes the
+    card a draft), ``seed``, ``restart``. The card's path is ``card["_path"]``.
+    """
+    from .cards.bench import bench as _bench
+
+    unknown = sorted(set(options) - set(_BENCH_OPTIONS))
+    if unknown:
+        raise ConfigError(f"bench() got an unknown option {unknown[0]!r}; it takes {', '.join(_BENCH_OPTIONS)}")
+    registry = get_registry()
+    loaded = _load_target(model, registry=registry, dataset=dataset, metric=metric, normalize=normalize, gray_to_rgb=gray_to_rgb,
+                          device=device, weights=weights, weights_key=weights_key, strip_prefix=strip_prefix, embedding_dim=embedding_dim)
+    target = loaded if hasattr(loaded, "model_block") else loaded.checkpoint
+    path, card = _bench(target, output=output, device=device, data_root=data_root, progress=progress, name=name, registry=registry,
+                        **options)
+    return {**card, "_path": str(path)}
+
+
+#: what bench() passes on to robrank.cards.bench.bench
+_BENCH_OPTIONS: tuple[str, ...] = ("batch_size", "max_batches", "max_queries", "seed", "restart")
 
 
 def load_results(path: str | Path) -> Results:
@@ -434,6 +484,7 @@ def attack(
     the embedded one, to reuse. ``dataset`` names the data when the gallery is given as
     tensors (its record may declare defaults for the attack's fields).
     """
+    from .attacks.reach import warn_short_steps
     from .attacks.runner import AttackOptions, build_attack
     from .attacks.spec import parse_spec
     from .models.external import check_input, wrap_model
@@ -455,6 +506,7 @@ def attack(
     # the dataset's records may declare defaults for fields the spec leaves out (e.g. a rate per dataset)
     built = build_attack(parsed, AttackOptions.for_dataset(name, registry, semantics=semantics, random_start=random_start, seed=seed),
                          registry=registry)
+    warn_short_steps(built, parsed.text)
     return RankingAttack(parsed.text, built, wrapped, embedded, seed=seed, dataset=name)
 
 
@@ -464,6 +516,7 @@ __all__ = [
     "RankingAttack",
     "Results",
     "attack",
+    "bench",
     "evaluate",
     "gallery",
     "load_results",

@@ -41,11 +41,30 @@ def user_message(exc: BaseException) -> str:
 class UnknownNameError(RobrankError):
     """A component name that no plugin registered."""
 
-    def __init__(self, kind: str, name: str, known: Iterable[str]):
+    def __init__(self, kind: str, name: str, known: Iterable[str], aliases: Iterable[str] = ()):
         known = sorted(known)
         shown = ", ".join(known) if known else "(none registered)"
-        super().__init__(f"unknown {kind[:-1] if kind.endswith('s') else kind} {name!r}; registered: {shown}")
+        hint = did_you_mean(str(name), [*known, *aliases])
+        super().__init__(f"unknown {singular(kind)} {name!r}{hint}; registered: {shown}")
         self.kind, self.name, self.known = kind, name, known
+
+
+def singular(kind: str) -> str:
+    """A registry kind in the singular: losses -> loss, backbones -> backbone."""
+    if kind.endswith("sses"):
+        return kind[:-2]
+    return kind[:-1] if kind.endswith("s") else kind
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``; did you mean 'x'?`` for the closest known names (compared without case), or ``""``."""
+    import difflib
+
+    by_fold = {}
+    for k in known:
+        by_fold.setdefault(str(k).lower(), str(k))
+    close = difflib.get_close_matches(name.lower(), list(by_fold), n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(repr(by_fold[c]) for c in close)}?" if close else ""
 
 
 class PluginError(RobrankError):

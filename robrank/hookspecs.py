@@ -69,6 +69,11 @@ def register_executors(register: Register) -> None:
 
 
 @hookspec
+def register_models(register: Register) -> None:
+    """Register trained models for ``--model zoo:NAME``: ``register(ModelRecord(...))``."""
+
+
+@hookspec
 def register_commands(cli: Any) -> None:
     """Add subcommands to the ``robrank`` click group, e.g. ``@cli.command()``."""
 
@@ -83,4 +88,5 @@ REGISTER_HOOKS: dict[str, str] = {
     "register_defenses": "defenses",
     "register_profiles": "profiles",
     "register_executors": "executors",
+    "register_models": "models",
 }

@@ -6,9 +6,15 @@ and the 1-based positions of its relevant items are found by binary search in th
 row. No N x N matrix is ever built, so a 60,000-image (SOP-sized) gallery evaluates in a
 few hundred MB on top of the embeddings themselves.
 
-Ties (an irrelevant item at exactly the distance of a relevant one) are resolved in favour of
-the relevant item; the reference's unstable argsort resolves them arbitrarily, and with
-continuous embeddings they do not occur.
+Ties (items at exactly one distance from the query) never help the model: every metric is
+its expected value over a random order of the tied items (McSherry & Najork, "Computing
+information retrieval performance measures efficiently in the presence of tied scores",
+ECIR 2008), in closed form. A model with one embedding for every image therefore scores
+chance, not 100; with continuous embeddings no two distances tie and the numbers are those
+of the plain ranking, bit for bit. How many queries have a tie at the very top of their
+ranking is returned too (:data:`TIES_KEY`): above :data:`TIE_WARN_SHARE` it is the mark of a
+collapsed or quantised embedding, and every command that prints metrics says so
+(:func:`tie_note`).
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import torch
 
 from .distances import check_metric, embed_for_metric, pairwise
 from .errors import ConfigError, NonFiniteError
+from .summaries import TIE_WARN_SHARE, TIES_KEY, tie_note
 
 #: the keys of :func:`retrieval_metrics`, in the order they are printed
 METRIC_KEYS: tuple[str, ...] = ("R@1", "R@2", "mAP", "mAP@R", "mAP@10", "NMI")
@@ -71,7 +78,8 @@ def retrieval_metrics(
     0, in which case the reference keeps the query itself as a relevant hit at rank 1.
     Queries whose class has no other item are left out of the ranking averages.
     Returns fractions in [0, 1] under :data:`METRIC_KEYS` (without "NMI" when ``nmi`` is
-    False).
+    False), each the expected value over random orders of tied items, and the share of
+    queries with a tied top under :data:`TIES_KEY`.
     """
     check_metric(metric)
     if self_exclusion not in SELF_EXCLUSION:
@@ -100,7 +108,19 @@ def retrieval_metrics(
 
 
 class _RankingAccumulator:
-    """Sums of per-query figures over chunks; the gallery's classes are indexed once."""
+    """Sums of per-query figures over chunks; the gallery's classes are indexed once.
+
+    Every figure is its expected value over a uniformly random order of tied items
+    (McSherry & Najork, ECIR 2008), in closed form. A relevant item in a tie group of ``g``
+    items holding ``r`` relevant ones, after ``c`` strictly closer items of which ``b`` are
+    relevant, is at each of the group's ``g`` positions with probability 1/g, and given a
+    relevant item at the group's (t+1)-th position, the expected number of relevant items up
+    to it is b + 1 + t (r - 1)/(g - 1). Its share of AP truncated at ``m`` group positions is
+    (1/g) sum_{t<m} (b + 1 + t beta)/(c + t + 1) with beta = (r - 1)/(g - 1), i.e.
+    (1/g) [(b + 1 - (c + 1) beta)(H(c + m) - H(c)) + m beta] with harmonic numbers H.
+    A group of one (every item of a continuous embedding) takes the direct (b + 1)/(c + 1),
+    so untied rankings give the same bits as the tie-unaware formula.
+    """
 
     def __init__(self, labels: torch.Tensor) -> None:
         _, self.labels = torch.unique(labels, return_inverse=True)  # classes as 0..C-1
@@ -108,8 +128,14 @@ class _RankingAccumulator:
         self.order = torch.argsort(self.labels, stable=True)
         self.class_count = torch.bincount(self.labels)
         self.class_start = torch.cumsum(self.class_count, 0) - self.class_count
+        n = len(self.labels)
+        # harmonic numbers H(0..n) for the sums over tie groups
+        steps = torch.arange(1, n + 1, dtype=torch.float64, device=labels.device).reciprocal()
+        self.harmonic = torch.cat([torch.zeros(1, dtype=torch.float64, device=labels.device), steps.cumsum(0)])
         self.sums = {"R@1": 0.0, "R@2": 0.0, "mAP": 0.0, "mAP@R": 0.0, "mAP@10": 0.0}
         self.queries = 0
+        self.top_tied = 0
+        self.ranked = 0
 
     def add(self, gallery: torch.Tensor, start: int, stop: int, metric: str, self_exclusion: str) -> None:
         rows = torch.arange(start, stop, device=gallery.device)
@@ -132,36 +158,84 @@ class _RankingAccumulator:
         valid &= relevant != excluded.unsqueeze(1)
         rel_dist = dist.gather(1, relevant).masked_fill(~valid, float("inf"))
         rel_dist, _ = torch.sort(rel_dist, dim=1)
+        rel_dist = rel_dist.contiguous()
         num_rel = valid.sum(dim=1)
 
         sorted_dist = _sort_rows(dist)
-        # 0-based position = number of items strictly closer; tied relevant items take
-        # consecutive positions (rank_k >= rank_{k-1} + 1)
-        before = torch.searchsorted(sorted_dist, rel_dist.contiguous(), side="left")
-        k = torch.arange(width, device=gallery.device).unsqueeze(0)
-        position = torch.cummax(before - k, dim=1).values + k + 1  # 1-based
+        if sorted_dist.shape[1] > 2:  # the nearest two items (own slot left out) at one distance
+            self.top_tied += int((sorted_dist[:, 0] == sorted_dist[:, 1]).sum())
+        self.ranked += stop - start
+        # each relevant item's tie group: c items strictly closer, g at its distance; b of the
+        # relevant items strictly closer, r at its distance
+        closer = torch.searchsorted(sorted_dist, rel_dist, side="left")
+        group = torch.searchsorted(sorted_dist, rel_dist, side="right") - closer
+        rel_closer = torch.searchsorted(rel_dist, rel_dist, side="left")
+        rel_group = torch.searchsorted(rel_dist, rel_dist, side="right") - rel_closer
         hit = column.unsqueeze(0) < num_rel.unsqueeze(1)
-        precision = torch.where(hit, (k + 1).double() / position.double(), torch.zeros((), dtype=torch.float64, device=gallery.device))
 
         keep = num_rel > 0
         if not bool(keep.all()):
-            precision, position, hit, num_rel = precision[keep], position[keep], hit[keep], num_rel[keep]
+            closer, group, rel_closer, rel_group, hit, num_rel = (
+                closer[keep], group[keep], rel_closer[keep], rel_group[keep], hit[keep], num_rel[keep])
         if num_rel.numel() == 0:
             return
-        first = position[:, 0]
-        self.sums["R@1"] += float((first <= 1).sum())
-        self.sums["R@2"] += float((first <= 2).sum())
-        self.sums["mAP"] += float((precision.sum(1) / num_rel).sum())
-        within_r = hit & (position <= num_rel.unsqueeze(1))
-        self.sums["mAP@R"] += float(((precision * within_r).sum(1) / num_rel).sum())
-        within_10 = hit & (position <= 10)
-        self.sums["mAP@10"] += float(((precision * within_10).sum(1) / 10.0).sum())
+        position = closer + 1  # 1-based, in the tie-free ranking
+        zero = torch.zeros((), dtype=torch.float64, device=hit.device)
+        # the plain precision at each relevant item: its share of AP when it ties with nothing
+        precision = torch.where(hit, (rel_closer + 1).double() / position.double(), zero)
+        full = precision
+        at_r = precision * (hit & (position <= num_rel.unsqueeze(1)))
+        at_10 = precision * (hit & (position <= 10))
+        tied = hit & (group > 1)
+        if bool(tied.any()):  # only the tied items' shares change (a float32 gallery has a few per query)
+            rows, cols = tied.nonzero(as_tuple=True)
+            share = _TiedShares(closer[rows, cols], group[rows, cols], rel_closer[rows, cols], rel_group[rows, cols], self.harmonic)
+            full, at_r, at_10 = full.clone(), at_r.clone(), at_10.clone()
+            full[rows, cols] = share.within(share.g)
+            at_r[rows, cols] = share.within(num_rel[rows] - share.c)
+            at_10[rows, cols] = share.within(10 - share.c)
+        first = (closer[:, 0], group[:, 0], rel_group[:, 0])
+        self.sums["R@1"] += float(_first_relevant_within(*first, 1).sum())
+        self.sums["R@2"] += float(_first_relevant_within(*first, 2).sum())
+        self.sums["mAP"] += float((full.sum(1) / num_rel).sum())
+        self.sums["mAP@R"] += float((at_r.sum(1) / num_rel).sum())
+        self.sums["mAP@10"] += float((at_10.sum(1) / 10.0).sum())
         self.queries += int(num_rel.numel())
 
     def result(self) -> dict[str, float]:
         if self.queries == 0:
             raise ConfigError("no query has another item of its class in the gallery; retrieval metrics are undefined")
-        return {key: value / self.queries for key, value in self.sums.items()}
+        out = {key: value / self.queries for key, value in self.sums.items()}
+        out[TIES_KEY] = self.top_tied / max(self.ranked, 1)
+        return out
+
+
+class _TiedShares:
+    """Expected AP shares of relevant items in tie groups of more than one item (flat vectors)."""
+
+    def __init__(self, closer: torch.Tensor, group: torch.Tensor, rel_closer: torch.Tensor, rel_group: torch.Tensor,
+                 harmonic: torch.Tensor) -> None:
+        f64 = torch.float64
+        self.c, self.g, self.harmonic = closer, group, harmonic
+        self.beta = (rel_group - 1).to(f64) / (group - 1).to(f64)
+        self.base = (rel_closer + 1).to(f64) - (closer + 1).to(f64) * self.beta
+
+    def within(self, positions: torch.Tensor) -> torch.Tensor:
+        """(1/g) sum_{t<m} (b + 1 + t beta)/(c + t + 1) with m = ``positions`` clipped to [0, g]."""
+        m = torch.minimum(positions.clamp_min(0), self.g)
+        summed = self.base * (self.harmonic[self.c + m] - self.harmonic[self.c]) + m.to(self.beta.dtype) * self.beta
+        return summed / self.g.to(summed.dtype)
+
+
+def _first_relevant_within(closer: torch.Tensor, group: torch.Tensor, relevant: torch.Tensor, k: int) -> torch.Tensor:
+    """P(a relevant item among the first k) when the nearest relevant item's tie group of ``group``
+    items (``relevant`` of them relevant) follows ``closer`` irrelevant ones: 1 - C(g-r, m)/C(g, m), m = k - c."""
+    m = (k - closer).clamp(min=0)
+    miss = torch.ones(closer.shape, dtype=torch.float64, device=closer.device)
+    for i in range(k):
+        step = ((group - relevant - i).clamp_min(0).to(torch.float64) / (group - i).clamp_min(1).to(torch.float64))
+        miss = torch.where(m > i, miss * step, miss)
+    return 1.0 - miss
 
 
 def _sort_rows(dist: torch.Tensor) -> torch.Tensor:
@@ -169,6 +243,28 @@ def _sort_rows(dist: torch.Tensor) -> torch.Tensor:
     if dist.device.type == "cpu":
         return torch.from_numpy(np.sort(dist.numpy(), axis=1))
     return torch.sort(dist, dim=1).values
+
+
+@torch.no_grad()
+def top_tie_share(embeddings: torch.Tensor, metric: str, *, chunk_size: int | None = None) -> float:
+    """The share of items whose two nearest other items are at one distance (query = gallery).
+
+    What :func:`retrieval_metrics` returns under :data:`TIES_KEY`, for a gallery an attack
+    ranks against (embeddings already normalised for ``metric``); 0.0 below three items.
+    """
+    n = embeddings.shape[0]
+    if n < 3:
+        return 0.0
+    chunk_size = chunk_size or max(1, _CHUNK_ELEMENTS // n)
+    tied = 0
+    for start in range(0, n, chunk_size):
+        stop = min(n, start + chunk_size)
+        dist = pairwise(embeddings[start:stop], embeddings, metric).float()
+        local = torch.arange(stop - start, device=dist.device)
+        dist[local, local + start] = float("inf")
+        nearest = dist.topk(2, dim=1, largest=False).values
+        tied += int((nearest[:, 0] == nearest[:, 1]).sum())
+    return tied / n
 
 
 def normalized_mutual_information(embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
@@ -254,4 +350,8 @@ __all__ = [
     "REPORTED_KEYS",
     "HEADLINE_KEYS",
     "SELF_EXCLUSION",
+    "TIES_KEY",
+    "TIE_WARN_SHARE",
+    "tie_note",
+    "top_tie_share",
 ]

@@ -9,9 +9,11 @@ attack that adds a field (a momentum decay, a step schedule) gets all of that fo
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from .errors import ConfigError
 
 
 class _Required:
@@ -150,6 +152,36 @@ class Param:
         return out
 
 
+def resolve_options(params: Iterable[Param], given: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """``given`` checked against the declared ``params``, each missing one at its default.
+
+    For options given as ``KEY=VALUE`` (a defense's ``-o``, a config file): an unknown key
+    or a value that does not fit its parameter is a one-line :class:`~robrank.errors.ConfigError`
+    that names ``owner`` and what it accepts, so a typo never trains with a default. A
+    required parameter that is missing is an error too.
+    """
+    declared = {p.name: p for p in params}
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        shown = ", ".join(map(repr, unknown))
+        if not declared:
+            raise ConfigError(f"{owner} has no option {shown}; it takes no options")
+        raise ConfigError(f"{owner} has no option {shown}; its options are: {', '.join(declared)}")
+    values: dict[str, Any] = {}
+    for name, param in declared.items():
+        if name not in given:
+            if param.required:
+                raise ConfigError(f"{owner} needs option {name} ({param.describe()}), e.g. -o {param.example or name + '=...'}")
+            values[name] = param.default
+            continue
+        value = given[name]
+        try:
+            values[name] = param.parse(value) if isinstance(value, str) and param.type is not str else param.check(value)
+        except ParamError:
+            raise ConfigError(f"{owner}: option {name} must be {param.describe()} (got {value!r})") from None
+    return values
+
+
 def collect(classes: Iterable[type], attribute: str = "params") -> tuple[Param, ...]:
     """The parameters declared by ``classes`` (base classes first), in that order.
 
@@ -165,4 +197,4 @@ def collect(classes: Iterable[type], attribute: str = "params") -> tuple[Param, 
     return tuple(seen.values())
 
 
-__all__ = ["Param", "ParamError", "REQUIRED", "collect"]
+__all__ = ["Param", "ParamError", "REQUIRED", "collect", "resolve_options"]

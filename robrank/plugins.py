@@ -28,7 +28,7 @@ import importlib_metadata
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError, UnknownNameError, one_line
+from .errors import PluginError, UnknownNameError, one_line, singular
 from .records import KINDS, RECORD_TYPES, Record
 
 ENTRY_POINT_GROUP = "robrank"
@@ -129,11 +129,16 @@ class Registry:
             )
         if not record.name or not isinstance(record.name, str):
             raise PluginError(f"plugin {provider.plugin!r} ({provider.label}) registered a {kind[:-1]} without a name")
-        for key in (record.name, *record.aliases):
-            owner = self._owner(kind, key)
+        keys = (record.name, *record.aliases)
+        for key in keys:
+            # names are case-insensitive across components (--backbone LENET finds lenet), so LeNet beside
+            # lenet is a collision too; one component's own aliases may differ in case (pdtripletN, pDtripletN)
+            owner = self._owner(kind, key) or self._folded_owner(kind, key)
             if owner is not None:
+                taken = key if self._owner(kind, key) is not None else self._folded_key(kind, key)
+                same = repr(key) if taken == key else f"{key!r} (the same as {taken!r} but for case)"
                 raise PluginError(
-                    f"{kind[:-1]} name {key!r} is registered twice: by {owner.provider.plugin!r} "
+                    f"{singular(kind)} name {same} is registered twice: by {owner.provider.plugin!r} "
                     f"({owner.provider.label}) and by {provider.plugin!r} ({provider.label}); "
                     f"uninstall one of them or disable it with {ENV_LOAD}"
                 )
@@ -149,16 +154,25 @@ class Registry:
             return self._components[kind][self._alias[kind][key]]
         return None
 
+    def _folded_key(self, kind: str, key: str) -> str | None:
+        """The registered name or alias equal to ``key`` but for case (unique: :meth:`add` sees to it)."""
+        folded = key.lower() if isinstance(key, str) else key
+        for known in (*self._components[kind], *self._alias[kind]):
+            if known.lower() == folded:
+                return known
+        return None
+
+    def _folded_owner(self, kind: str, key: str) -> Component | None:
+        known = self._folded_key(kind, key)
+        return None if known is None else self._owner(kind, known)
+
     def component(self, kind: str, name: str) -> Component:
         if kind not in self._components:
             raise UnknownNameError("kinds", kind, KINDS)
-        found = self._owner(kind, name)
-        if found is None:  # forgive case when it is unambiguous (mnist vs MNIST, es vs ES)
-            folded = [k for k in (*self._components[kind], *self._alias[kind]) if k.lower() == name.lower()]
-            if len(folded) == 1:
-                found = self._owner(kind, folded[0])
+        # names are unique case-insensitively, so a name in another case is that component (MNIST, es, LENET)
+        found = self._owner(kind, name) or self._folded_owner(kind, name)
         if found is None:
-            raise UnknownNameError(kind, name, self._components[kind])
+            raise UnknownNameError(kind, name, self._components[kind], aliases=self._alias[kind])
         return found
 
     def get(self, kind: str, name: str) -> Record:
@@ -179,21 +193,50 @@ class Registry:
         return [self._components[kind][n] for n in self.names(kind)]
 
     def create(self, kind: str, name: str, *args: Any, **kwargs: Any) -> Any:
-        """Call a component's factory; a crash inside plugin code becomes a one-line error."""
+        """Call a component's factory; a crash (``sys.exit`` included) or a result of the wrong
+        type inside plugin code becomes a one-line error naming the component and its provider."""
         component = self.component(kind, name)
         try:
-            return component.record.factory(*args, **kwargs)
+            built = component.record.factory(*args, **kwargs)
         except PluginError:
             raise
-        except Exception as exc:
+        except BaseException as exc:
             from .errors import RobrankError
 
+            _reraise_interrupt(exc)
             if isinstance(exc, RobrankError) or os.environ.get("ROBRANK_DEBUG"):
                 raise
             raise PluginError(
-                f"{kind[:-1]} {component.name!r} from {component.provider.label} failed to build: "
+                f"{singular(kind)} {component.name!r} from {component.provider.label} failed to build: "
                 f"{_describe(exc)} (set ROBRANK_DEBUG=1 for the traceback)"
             ) from exc
+        expected = _expected_type(kind)
+        if expected is not None and not isinstance(built, expected):
+            where = ".".join(FACTORY_RETURNS[kind])
+            raise PluginError(
+                f"{singular(kind)} {component.name!r} from {component.provider.label}: its factory returned "
+                f"{type(built).__name__}, not a {where}; fix the plugin that registers it"
+            )
+        return built
+
+
+#: what a factory of each kind must return, imported only when a component is built (torch is heavy)
+FACTORY_RETURNS: dict[str, tuple[str, str]] = {
+    "backbones": ("torch.nn", "Module"),
+    "losses": ("torch.nn", "Module"),
+    "attacks": ("robrank.attacks.base", "Attack"),
+    "defenses": ("robrank.defenses.base", "Defense"),
+    "datasets": ("robrank.data.base", "DatasetSource"),
+}
+
+
+def _expected_type(kind: str) -> type | None:
+    where = FACTORY_RETURNS.get(kind)
+    if where is None:
+        return None
+    import importlib
+
+    return getattr(importlib.import_module(where[0]), where[1])
 
 
 @dataclass
@@ -349,11 +392,11 @@ def _collect(host: PluginHost) -> None:
         for kind, record in per_plugin[plugin_name]:
             host.registry.add(kind, record, host.providers[plugin_name])  # two bundled claims are robrank's own bug
     third_party = [p for p in per_plugin if p not in bundled]
-    claims: dict[tuple[str, str], list[str]] = {}
+    claims: dict[tuple[str, str], list[tuple[str, str, str]]] = {}  # (kind, folded name) -> (plugin, component, name)
     for plugin_name in third_party:
         for kind, record in per_plugin[plugin_name]:
             for key in dict.fromkeys((record.name, *record.aliases)):
-                claims.setdefault((kind, key), []).append(plugin_name)
+                claims.setdefault((kind, key.lower()), []).append((plugin_name, record.name, key))
     for plugin_name in third_party:
         provider = host.providers[plugin_name]
         reason = _collision(host, plugin_name, per_plugin[plugin_name], claims)
@@ -375,17 +418,21 @@ def _check_record(kind: str, record: object, provider: Provider) -> None:
 def _collision(host: PluginHost, plugin_name: str, records: list[tuple[str, Record]], claims: dict) -> str:
     for kind, record in records:
         for key in (record.name, *record.aliases):
-            owner = host.registry._owner(kind, key)
+            # names are case-insensitive: LeNet beside the bundled lenet is the same name
+            owner = host.registry._owner(kind, key) or host.registry._folded_owner(kind, key)
             if owner is not None:
+                taken = host.registry._folded_key(kind, key) or key
+                same = repr(key) if taken == key else f"{key!r} (the same as {taken!r} but for case)"
                 return (
-                    f"{kind[:-1]} name {key!r} is already robrank's own ({owner.provider.label}); "
+                    f"{singular(kind)} name {same} is already robrank's own ({owner.provider.label}); "
                     "the bundled one is kept, rename the plugin's"
                 )
-            others = [p for p in claims[(kind, key)] if p != plugin_name]
+            others = [(p, name) for p, component, name in claims[(kind, key.lower())] if (p, component) != (plugin_name, record.name)]
             if others:
-                other = host.providers[others[0]]
+                other, name = host.providers[others[0][0]], others[0][1]
+                same = repr(key) if name == key else f"{key!r} (the same as {name!r} but for case)"
                 return (
-                    f"{kind[:-1]} name {key!r} is also registered by {other.plugin!r} ({other.label}); "
+                    f"{singular(kind)} name {same} is also registered by {other.plugin!r} ({other.label}); "
                     f"uninstall one of them or choose one with {ENV_LOAD}"
                 )
     return ""

@@ -254,6 +254,13 @@ class AttackRecord(Record):
 class DefenseRecord(Record):
     """An adversarial-training defense. ``factory(**options) -> robrank.defenses.Defense``.
 
+    Build it with :meth:`of` from the defense class, which declares its options (``params``,
+    :class:`Param` objects: type, range, default, help) and the defaults that depend on the
+    image-size family (``family_defaults``); a record whose factory is a Defense class takes
+    them from it too. ``robrank list defenses`` shows the options, an option the defense does
+    not declare is refused before training, and the training config records the family
+    defaults (and only those the defense declares) in ``defense_options``.
+
     ``loss_families`` restricts which loss families it composes with (empty = any);
     ``metrics`` restricts the metric (empty = any); ``constraints`` is a human-readable
     line shown by ``robrank list defenses``.
@@ -270,8 +277,31 @@ class DefenseRecord(Record):
     constraints: str = ""
     suffixes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
     plain: bool = False
+    params: tuple[Param, ...] = ()
+    family_defaults: Mapping[int, Mapping[str, Any]] = field(default_factory=dict, hash=False)
 
     kind: ClassVar[str] = "defenses"
+
+    def __post_init__(self) -> None:
+        factory = self.factory
+        if not self.params and isinstance(factory, type) and callable(getattr(factory, "parameters", None)):
+            object.__setattr__(self, "params", tuple(factory.parameters()))
+        if not self.family_defaults and isinstance(factory, type):
+            object.__setattr__(self, "family_defaults", dict(getattr(factory, "family_defaults", {}) or {}))
+
+    @classmethod
+    def of(cls, defense: Any, summary: str, aliases: tuple[str, ...] = (), **fields: Any) -> DefenseRecord:
+        """The record of a :class:`~robrank.defenses.Defense` subclass: its name and options come from the class."""
+        return cls(name=defense.name, factory=defense, summary=summary, aliases=tuple(aliases), **fields)
+
+    def defaults_for(self, image_size: int | None) -> dict[str, Any]:
+        """The declared options whose default depends on the image size, at their value for ``image_size``."""
+        return dict(self.family_defaults.get(size_family(image_size), {}))
+
+    def details(self) -> dict[str, Any]:
+        shown = super().details()
+        shown["params"] = [p.details() for p in self.params]
+        return shown
 
 
 @dataclass(frozen=True)
@@ -283,12 +313,15 @@ class ProfileRecord(Record):
     column, how each is rescaled), or None for a profile that only lists attacks; a swipe of
     a scored profile records it, and ``robrank report`` tabulates it. ``variant_of`` names
     the profile this one is a variant of (the same columns under a stronger search or another
-    threat model); a variant is never a dataset's default profile.
+    threat model); a variant is never a dataset's default profile. ``worst_case`` marks the
+    variant that is its base profile's worst-case evaluation: ``robrank bench`` runs the base
+    profile (comparable with published numbers) and this one (the number to rank by).
     """
 
     image_size: int | None = None
     score: Score | None = None
     variant_of: str | None = None
+    worst_case: bool = False
 
     kind: ClassVar[str] = "profiles"
 
@@ -309,6 +342,8 @@ class ProfileRecord(Record):
         out = {"image_size": self.image_size, "score": None if self.score is None else self.score.details()}
         if self.variant_of is not None:
             out["variant_of"] = self.variant_of
+        if self.worst_case:
+            out["worst_case"] = True
         return out
 
 
@@ -330,6 +365,56 @@ class ExecutorRecord(Record):
         return {"options": list(self.options), "default": self.default}
 
 
+@dataclass(frozen=True)
+class ModelRecord(Record):
+    """A trained model users load as ``--model zoo:NAME``: an architecture plus weights with a checksum.
+
+    ``factory`` is the builder: a callable (or a lazy ``"package.module:callable"`` string,
+    imported only when the model is loaded) returning the bare ``nn.Module``, which the
+    weights are then loaded into. ``weights`` is where the state_dict lives: a URL
+    (``https://``, ``file://``; fetched once into the cache with torch's own download
+    helper) or a local path; ``sha256`` is the file's checksum, checked before anything is
+    loaded. ``dataset`` and ``metric`` are what the model was trained on and ranks with
+    (the defaults of ``--dataset`` and ``--metric``); ``normalize`` and ``gray_to_rgb`` are
+    what ``--normalize`` and ``--gray-to-rgb`` would say for it; ``weights_key`` selects a
+    nested state_dict as ``--weights-key`` does. ``paper`` and ``licence`` are provenance:
+    ``robrank list models`` shows them, and results record them beside the weights' checksum.
+    """
+
+    dataset: str = ""
+    metric: str = ""
+    weights: str = ""
+    sha256: str = ""
+    normalize: str = "none"
+    gray_to_rgb: bool = False
+    weights_key: str | None = None
+    paper: str = ""
+    licence: str = ""
+
+    kind: ClassVar[str] = "models"
+
+    def __post_init__(self) -> None:
+        problems = [what for what, bad in (
+            ("dataset", not self.dataset),
+            ("metric (C, E or N)", self.metric not in ("C", "E", "N")),
+            ("weights (a URL or a path)", not self.weights),
+            ("sha256 (64 hex digits)", not _is_sha256(self.sha256)),
+            ("factory (a callable or 'module:callable')", not (callable(self.factory) or (isinstance(self.factory, str) and ":" in self.factory))),
+        ) if bad]
+        if problems:
+            raise ValueError(f"model {self.name!r}: needs {', '.join(problems)}")
+
+    def details(self) -> dict[str, Any]:
+        shown = super().details()
+        if isinstance(self.factory, str):
+            shown["builder"] = self.factory
+        return shown
+
+
+def _is_sha256(text: Any) -> bool:
+    return isinstance(text, str) and len(text) == 64 and all(c in "0123456789abcdef" for c in text.lower())
+
+
 RECORD_TYPES: dict[str, type[Record]] = {
     cls.kind: cls
     for cls in (
@@ -341,6 +426,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
         DefenseRecord,
         ProfileRecord,
         ExecutorRecord,
+        ModelRecord,
     )
 }
 KINDS: tuple[str, ...] = tuple(RECORD_TYPES)
@@ -355,6 +441,7 @@ __all__ = [
     "DefenseRecord",
     "ProfileRecord",
     "ExecutorRecord",
+    "ModelRecord",
     "RECORD_TYPES",
     "KINDS",
     "SIZE_28",

@@ -22,6 +22,22 @@ FRACTION: tuple[float, float] = (0.0, 1.0)
 ENGINE_BOUNDS: dict[str, tuple[float, float]] = {EMBSHIFT: (0.0, math.inf)}
 #: model queries per attacked image of a black-box (NES) attack, added by the engine
 QUERIES = "queries"
+#: the share of queries whose two nearest items (own slot left out) are at one distance
+TIES_KEY = "top_ties"
+#: above this share of tied tops, outputs print :func:`tie_note`: a continuous embedding has
+#: none, while a collapsed or quantised one ties nearly everywhere (docs/attacks.md)
+TIE_WARN_SHARE = 0.01
+
+
+def tie_note(share: float | None) -> str | None:
+    """The one line outputs print when more than :data:`TIE_WARN_SHARE` of the queries have a tied top; else None."""
+    if share is None or not share > TIE_WARN_SHARE:
+        return None
+    return (f"note: {100.0 * share:.1f}% of the queries have a tie at the top of their ranking (more than "
+            f"{100.0 * TIE_WARN_SHARE:g}%): the embedding looks collapsed or quantised; ties are scored as a random order, "
+            "never in the model's favour (attacks count them for the attacker)")
+
+
 
 
 def lookup(summary: Mapping[str, Any], key: str) -> float | None:
@@ -64,4 +80,4 @@ def plain(key: str) -> MetricDisplay:
     return MetricDisplay(key, key, 1.0, None, 4)
 
 
-__all__ = ["EMBSHIFT", "ENGINE_BOUNDS", "FRACTION", "QUERIES", "MetricDisplay", "lookup", "plain"]
+__all__ = ["EMBSHIFT", "ENGINE_BOUNDS", "FRACTION", "QUERIES", "TIES_KEY", "TIE_WARN_SHARE", "MetricDisplay", "lookup", "plain", "tie_note"]

@@ -109,13 +109,19 @@ def _resolve(module: str, is_package: bool, node: ast.ImportFrom) -> str:
 def import_graph(root: Path = CORE) -> dict[str, set[str]]:
     """module -> the robrank modules it imports, at module level or inside any function.
 
-    ``from X import name`` counts as importing ``X.name`` when that is a module, else ``X``.
-    A module's own ancestor packages are left out (``from .. import __version__``): Python
+    ``from X import name`` counts as importing ``X.name`` when that is a module, else ``X``,
+    and importing a module counts its packages too (their ``__init__`` runs first). A module's
+    own ancestor packages are left out (``from .. import __version__``): Python
     initialises them before the module, so such an import can never close a circle. Imports
     under ``if TYPE_CHECKING:`` are left out too: they never run.
     """
     paths = {_module_name(p): p for p in _modules(root)}
     graph: dict[str, set[str]] = {name: set() for name in paths}
+
+    def with_packages(target: str) -> set[str]:
+        """``a.b.c`` runs ``a/__init__``, ``a/b/__init__`` and ``a/b/c``: each can close a circle."""
+        parts = target.split(".")
+        return {".".join(parts[:i]) for i in range(1, len(parts) + 1)} & set(paths)
 
     for name, path in paths.items():
         tree = ast.parse(path.read_text(), filename=str(path))
@@ -132,7 +138,7 @@ def import_graph(root: Path = CORE) -> dict[str, set[str]]:
                 targets = {f"{base}.{a.name}" if f"{base}.{a.name}" in paths else base for a in node.names}
             parts = name.split(".")
             ancestors = {".".join(parts[:i]) for i in range(1, len(parts) + (path.name == "__init__.py"))}
-            graph[name] |= (targets & set(paths)) - ancestors - {name}
+            graph[name] |= {run for target in targets for run in with_packages(target)} - ancestors - {name}
     return graph
 
 
@@ -167,9 +173,27 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+#: import edges left in the graph knowingly, with why; each closes a circle through a package
+#: ``__init__`` that re-exports. robrank.plan reads TrainConfig and the run directories from
+#: robrank.training, whose ``__init__`` re-exports ``train`` from the engine, which plans a
+#: bare TrainConfig through robrank.plan. Breaking it means moving the plan into the package.
+KNOWN_EDGES: frozenset[tuple[str, str]] = frozenset({("robrank.plan", "robrank.training")})
+
+
 def test_the_import_graph_has_no_cycle():
-    cycle = find_cycle(import_graph())
+    graph = import_graph()
+    for source, target in KNOWN_EDGES:
+        graph[source].discard(target)
+    cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_reporting_stands_above_the_figures():
+    graph = import_graph()
+    figures = {name for name in graph if name.startswith("robrank.plot")}
+    reporting = {"robrank.swipe.report", "robrank.swipe.html", "robrank.swipe.latex", "robrank.swipe.tables"}
+    assert not {name for f in figures for name in graph[f]} & reporting
+    assert "robrank.plot.curve" in graph["robrank.swipe.html"]  # the page embeds the figures
 
 
 def test_the_cycle_finder_sees_a_cycle_hidden_in_a_function(tmp_path):
@@ -185,7 +209,7 @@ def test_the_cycle_finder_sees_a_cycle_hidden_in_a_function(tmp_path):
         graph = import_graph(pkg)
     finally:
         REPO = saved
-    assert graph["robrank.b"] == {"robrank.a"} and graph["robrank.c"] == set()
+    assert graph["robrank.b"] == {"robrank.a"} and graph["robrank.c"] == set()  # robrank/__init__ is b's own package
     assert find_cycle(graph) == ["robrank.a", "robrank.b", "robrank.a"]
 
 

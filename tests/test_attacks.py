@@ -373,7 +373,7 @@ def test_cli_attack_prints_original_adversarial_and_difference(tmp_path, robrank
     assert as_json.exit_code == 0, as_json.output
     import json
 
-    payload = json.loads(as_json.output)
+    payload = json.loads(as_json.stdout)
     assert payload["count"] == 4 and payload["semantics"] == "fixed" and "embshift" in payload["adv"]
 
 

@@ -91,7 +91,7 @@ def test_pgd_lowers_the_accuracy_of_a_trained_classifier(digits_classifier, robr
 
     out = robrank_cli("attack", str(digits_classifier), "-A", "PGD:eps=0.3:alpha=0.02:pgditer=8", "-D", "cpu", "--json", "-m", "1", "-b", "128")
     assert out.exit_code == 0, out.output
-    untargeted = json.loads(out.output)
+    untargeted = json.loads(out.stdout)
     assert untargeted["count"] == 128
     assert untargeted["adv"]["accuracy"] < 0.2 < 0.8 < untargeted["orig"]["accuracy"]
     assert untargeted["adv"]["loss"] > untargeted["orig"]["loss"]

@@ -146,7 +146,7 @@ def test_est_and_ses_default_to_the_reference_pairwise_eps(host):
     for name in ("est", "ses"):
         assert defense(host, name).settings()["pairwise_eps"] == 1e-6
         assert defense(host, name, pairwise_eps="0").settings()["pairwise_eps"] == 0.0
-        with pytest.raises(ConfigError, match="pairwise_eps must be a number >= 0"):
+        with pytest.raises(ConfigError, match="pairwise_eps must be a finite number >= 0"):
             defense(host, name, pairwise_eps="tiny")
         with pytest.raises(ConfigError, match="pairwise_eps"):
             defense(host, name, pairwise_eps=-1)

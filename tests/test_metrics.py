@@ -10,7 +10,7 @@ from sklearn.metrics import average_precision_score
 
 from robrank.distances import embed_for_metric, pairwise
 from robrank.errors import ConfigError
-from robrank.metrics import METRIC_KEYS, format_metrics, normalized_mutual_information, retrieval_metrics
+from robrank.metrics import METRIC_KEYS, TIES_KEY, format_metrics, normalized_mutual_information, retrieval_metrics
 
 # 1-D points with metric E, worked out by hand (see the comments for each query's ranking).
 POINTS = torch.tensor([[0.0], [1.0], [3.0], [7.0], [10.0]])
@@ -33,7 +33,7 @@ def test_hand_computed_ranking():
     result = retrieval_metrics(POINTS, LABELS, "E", num_classes=2)
     for key, value in EXPECTED.items():
         assert result[key] == pytest.approx(value, abs=1e-12), key
-    assert set(result) == set(METRIC_KEYS)
+    assert set(result) == {*METRIC_KEYS, TIES_KEY} and result[TIES_KEY] == 0.0
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5])
@@ -52,9 +52,10 @@ def test_self_exclusion_reference_differs_only_on_duplicates():
     fixed = retrieval_metrics(x, y, "E", 2, nmi=False)
     reference = retrieval_metrics(x, y, "E", 2, nmi=False, self_exclusion="reference")
     # fixed: query 1 has no other item of its class and is left out; query 0: rel [0,1];
-    # query 2: items 0 (relevant) and 1 tie at distance 5, ties go to the relevant item
-    assert fixed["R@1"] == pytest.approx(1 / 2) and fixed["mAP"] == pytest.approx((1 / 2 + 1) / 2)
-    assert reference["R@1"] == pytest.approx(2 / 3) and reference["mAP"] == pytest.approx((1 / 2 + 1 + 1) / 3)
+    # query 2: items 0 (relevant) and 1 tie at distance 5: the relevant one is first in half
+    # the orders, so R@1 1/2 and AP (1 + 1/2)/2 = 3/4
+    assert fixed["R@1"] == pytest.approx(1 / 4) and fixed["mAP"] == pytest.approx((1 / 2 + 3 / 4) / 2)
+    assert reference["R@1"] == pytest.approx(1 / 2) and reference["mAP"] == pytest.approx((1 / 2 + 1 + 3 / 4) / 3)
     # without duplicates the two agree
     g = torch.Generator().manual_seed(3)
     e, lab = torch.randn(60, 5, generator=g), torch.randint(0, 4, (60,), generator=g)

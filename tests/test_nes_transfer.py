@@ -79,6 +79,53 @@ def test_nes_queries_stay_in_the_threat_model_and_are_counted():
     assert query_count(32) == 100 * 33 == REFERENCE.population * (32 + 1)
 
 
+def test_nes_probes_under_norm_2_stay_in_the_l2_ball():
+    """At eps 2 the L-inf box of radius eps is all of [0, 1]: only an L2 projection keeps the probes in the ball."""
+    seen: list[torch.Tensor] = []
+
+    def losses(x: torch.Tensor, step: int) -> torch.Tensor:
+        seen.append(x.clone())
+        return x.flatten(1).sum(1)
+
+    x0 = 0.2 + 0.6 * torch.rand(4, 1, 12, 12, dtype=torch.float64)
+    eps = 2.0
+    settings = NESSettings(population=10)
+    x = pgd_minimize(lambda x, s: losses(x, s).sum(), x0, eps=eps, alpha=0.5, steps=settings.iterations(3), norm=2.0,
+                     gradient=nes_gradient(losses, x0, eps=eps, seed=0, index=torch.arange(4), settings=settings, norm=2.0))
+    assert len(seen) == settings.population * settings.iterations(3)
+    norms = torch.stack([(q - x0).flatten(1).norm(dim=1) for q in seen])
+    assert norms.max() <= eps + 1e-9, norms.max()
+    assert norms.max() > 0.5 * eps  # the probes do reach out (the test is not vacuous)
+    assert all(q.min() >= 0 and q.max() <= 1 for q in seen)
+    assert (x - x0).flatten(1).norm(dim=1).max() <= eps + 1e-9
+
+
+def test_nes_attack_with_norm_2_queries_only_inside_the_l2_ball():
+    model, data = toy_model("C"), toy_dataset()
+    index = torch.arange(8)
+    x0 = data.images(index)
+    seen: list[torch.Tensor] = []
+    forward = model.backbone.forward
+
+    def spy(x):
+        if x.shape[0] == 8:
+            seen.append(x.detach().clone())
+        return forward(x)
+
+    model.backbone.forward = spy
+    attack = build_attack(parse_spec("ES:eps=1.5:alpha=0.5:pgditer=2:nes=1:norm=2", registry=get_registry()), registry=get_registry())
+    from robrank.attacks import Gallery
+
+    model.backbone.forward = forward
+    gallery = Gallery.compute(model, data)
+    model.backbone.forward = spy
+    attack(model, gallery, x0, data.labels[index], index, seed=0, self_slot=index)
+    assert len(seen) >= REFERENCE.population * REFERENCE.iterations(2)
+    norms = torch.stack([(q - x0).flatten(1).norm(dim=1) for q in seen])
+    assert norms.max() <= 1.5 + 1e-5, norms.max()
+    assert norms.max() > 0.75
+
+
 def test_large_images_are_probed_at_low_resolution():
     assert probe_shape((3, 224, 224)) == (3, 32, 32)
     assert probe_shape((1, 28, 28)) == (1, 28, 28)
@@ -151,7 +198,7 @@ def test_attack_cli_surrogate(tiny_run, robrank_cli, tmp_path):
     white = robrank_cli(*base)
     transfer = robrank_cli(*base, "--surrogate", str(tiny_run))
     assert white.exit_code == 0 and transfer.exit_code == 0, transfer.output
-    w, t = json.loads(white.output), json.loads(transfer.output)
+    w, t = json.loads(white.stdout), json.loads(transfer.stdout)
     assert t["adv"] == w["adv"] and t["surrogate"].endswith(".pt")
     missing = robrank_cli(*base, "--surrogate", str(tmp_path / "nope"))
     assert missing.exit_code == 2 and "Traceback" not in missing.output

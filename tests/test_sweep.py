@@ -44,7 +44,7 @@ def test_grid_from_a_file_and_the_command_line(tmp_path):
     grid_file = tmp_path / "runs" / "grid.toml"
     grid_file.write_text('runs = ["a"]\nprofiles = ["rob28"]\nseeds = [0, 1]\n\n[swipe]\nmax_batches = 2\nsemantics = "fixed"\n')
     cli = Grid(runs=[str(tmp_path / "elsewhere" / "a")], profiles=["pami28", "rob28"], settings={"max_batches": None, "batch_size": 4})
-    grid = load_grid(grid_file).merged(cli)
+    grid = load_grid(grid_file, registry=get_registry()).merged(cli)
     cells = grid.cells()
     # 2 runs x 2 profiles (rob28 once) x 2 seeds, runs in order, a run relative to the file
     assert len(cells) == 8 and cells[0].target == str((tmp_path / "runs" / "a").resolve())
@@ -63,7 +63,7 @@ def test_grid_file_models_are_cells_with_paths_relative_to_the_file(tmp_path):
     grid_file.parent.mkdir()
     grid_file.write_text('profiles = ["rob28"]\n\n[[models]]\nmodel = "nets/m.py:build"\nweights = ["trunk=w/t.pt", "w/all.pt"]\n'
                          'metric = "N"\ndataset = "digits"\nnormalize = "imagenet"\n')
-    (cell,) = load_grid(grid_file).cells()
+    (cell,) = load_grid(grid_file, registry=get_registry()).cells()
     spec = model_spec(cell.target)
     assert cell.source == "model" and cell.id.startswith("m_build-") and cell.id.endswith("--rob28--seed0")
     assert spec.spec == f"{tmp_path / 'grids' / 'nets' / 'm.py'}:build" and spec.metric == "N" and spec.normalize == "imagenet"
@@ -90,7 +90,7 @@ def test_bad_grid_files_are_one_line_errors(tmp_path, text, message):
     path = tmp_path / "grid.toml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=message) as info:
-        load_grid(path)
+        load_grid(path, registry=get_registry())
     assert "\n" not in str(info.value)
 
 

@@ -257,16 +257,18 @@ class DocsPlugin:
 
     @robrank.hookimpl
     def register_defenses(self, register):
-        from robrank.defenses.base import Defense
+        from robrank.plugin_api import SIZE_28, SIZE_224, Defense, Param
 
         plugin = self
 
         class InputNoise(Defense):
             name = "noise"
+            params = (Param("eps", float, None, low=0.0, high=1.0, help="noise amplitude in [0, 1] pixels"),)
+            family_defaults = {SIZE_28: {"eps": 77 / 255}, SIZE_224: {"eps": 8 / 255}}
 
             def loss(self, model, criterion, images, labels):
                 plugin.calls["defense"] += 1
-                eps = float(self.options.get("eps", 8 / 255))
+                eps = float(self.options["eps"])
                 noisy = (images + eps * (2 * torch.rand_like(images) - 1)).clamp(0, 1)
                 return criterion(model(noisy), labels)
 

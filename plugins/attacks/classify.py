@@ -64,11 +64,19 @@ class ClassifierPGD(Attack):
         return {"target": 1, "accuracy": -1} if self.targeted else {"accuracy": -1}
 
     def summarize(self, emb, dist, ctx, adversarial):
-        predicted = emb.argmax(dim=1)
+        # ties never help the defender: correct only when the true class alone has the top
+        # logit; a target tied for the top counts as hit
         out = {
-            "accuracy": (predicted == ctx.labels).double(),
+            "accuracy": _on_top(emb, ctx.labels, ties_win=False).double(),
             "loss": F.cross_entropy(emb, ctx.labels, reduction="none"),
         }
         if self.targeted:
-            out["target"] = (predicted == ctx.sel["target"]).double()
+            out["target"] = _on_top(emb, ctx.sel["target"], ties_win=True).double()
         return out
+
+
+def _on_top(logits: torch.Tensor, label: torch.Tensor, ties_win: bool) -> torch.Tensor:
+    """Whether ``label``'s logit is above every other one (``ties_win``: or equal to the largest)."""
+    own = logits.gather(1, label.view(-1, 1))
+    others = logits.scatter(1, label.view(-1, 1), float("-inf")).amax(dim=1, keepdim=True)
+    return (own >= others if ties_win else own > others).view(-1)

@@ -4,7 +4,8 @@ Selection: QA+ draws M candidates uniformly from the whole gallery; QA- takes th
 a random permutation of the query's top-1% nearest gallery items (its own slot excluded).
 Objective (minimised), per query q: mean over candidates c_m and gallery items x of
 relu(d(q, c_m) - d(q, x)) for QA+ or relu(d(q, x) - d(q, c_m)) for QA-. Metric ``prank``:
-mean_m (0-based position of c_m in q's ranking) / N.
+mean_m (0-based position of c_m in q's ranking) / N; items tied with c_m rank ahead of it for
+QA- and behind it for QA+ (ties never help the defender).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from robrank.attacks.surrogates import soft_rank, temperature
 from robrank.params import Param
 from robrank.summaries import EMBSHIFT, FRACTION
 
-from .candidate import PCTL
+from robrank.plugin_api import PCTL
 
 #: the M field of the query attacks
 CANDIDATES = Param("M", int, low=1, help="number of candidates moved in the perturbed query's ranking", example="M=1",
@@ -106,5 +107,5 @@ class QueryAttack(Attack):
     def summarize(self, emb, dist, ctx, adversarial):
         return {
             "loss": self.loss_from_dist(dist, ctx),
-            "prank": query_prank(dist, ctx.sel["candidates"], self.exclude_slot(ctx)),
+            "prank": query_prank(dist, ctx.sel["candidates"], self.exclude_slot(ctx), ties_ahead=self.pm == "-"),
         }

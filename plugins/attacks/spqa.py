@@ -25,7 +25,7 @@ from robrank.attacks.selection import nearest_excluding_self
 from robrank.params import Param
 from robrank.summaries import EMBSHIFT, FRACTION, MetricDisplay
 
-from .candidate import PCTL
+from robrank.plugin_api import PCTL
 from .query import CANDIDATES, query_loss, select_query_targets
 
 M_GT = 5
@@ -93,6 +93,6 @@ class SPQueryAttack(Attack):
         exclude = self.exclude_slot(ctx)
         return {
             "loss": self.loss_from_dist(dist, ctx),
-            "prank": query_prank(dist, ctx.sel["candidates"], exclude),
+            "prank": query_prank(dist, ctx.sel["candidates"], exclude, ties_ahead=self.pm == "-"),
             "GTprank": query_prank(dist, ctx.sel["truth"], exclude),
         }

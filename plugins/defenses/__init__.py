@@ -7,25 +7,22 @@ registered no-op defense (``plain=True``): what a run trains with when it names 
 """
 from __future__ import annotations
 
-import robrank
-from robrank.defenses.base import NoDefense
-from robrank.records import DefenseRecord
+from robrank.plugin_api import DefenseRecord, NoDefense, hookimpl
 
 from .act import ACT, FAMILIES
 from .est import EST
 from .hm import HM
 from .ses import SES
 
-_PGD = "eps/alpha/pgditer (28px: 77/255, 3/255, 32; 224px: 8/255, 1/255, 32; pgditer=1 = FGSM)"
+_PGD = "eps/alpha/pgditer 28px: 77/255, 3/255, 32; 224px: 8/255, 1/255, 32 (pgditer=1 = FGSM)"
 
 
-@robrank.hookimpl
+@hookimpl
 def register_defenses(register):
     register(DefenseRecord(name="none", factory=NoDefense, summary="no defense: the loss on benign embeddings", plain=True))
     register(
-        DefenseRecord(
-            name="est",
-            factory=EST,
+        DefenseRecord.of(
+            EST,
             summary="Embedding-Shifted Triplet (ECCV'20): the loss on ES-adversarial batches",
             aliases=("EST",),
             suffixes={"d": {}, "df": {"pgditer": 1}},
@@ -33,36 +30,33 @@ def register_defenses(register):
         )
     )
     register(
-        DefenseRecord(
-            name="act",
-            factory=ACT,
+        DefenseRecord.of(
+            ACT,
             summary="Anti-Collapse Triplet (RobRank): triplet kernel on p/n collapsed by PGD",
             aliases=("ACT", "pnp"),
             suffixes={"p": {}, "pf": {"pgditer": 1}},
             loss_families=FAMILIES,
-            constraints=f"triplet/snr/margin/contrastive losses; BatchNorm frozen; miner_margin; {_PGD}",
+            constraints=f"triplet/snr/margin/contrastive losses; BatchNorm frozen; {_PGD}",
         )
     )
     register(
-        DefenseRecord(
-            name="ses",
-            factory=SES,
+        DefenseRecord.of(
+            SES,
             summary="Suppressing Embedding Shift (ECCV'20 supp.): benign loss + ES penalty",
             aliases=("SES",),
             suffixes={"e": {}},
-            constraints=f"any loss and metric; BatchNorm frozen; weight; {_PGD}",
+            constraints=f"any loss and metric; BatchNorm frozen; {_PGD}",
         )
     )
     register(
-        DefenseRecord(
-            name="hm",
-            factory=HM,
+        DefenseRecord.of(
+            HM,
             summary="Hardness Manipulation (CVPR'22): HM[S,g_LGA], --ics for &ICS",
             aliases=("HM",),
             loss_families=FAMILIES,
             metrics=("N",),
             constraints=(
-                f"metric N; triplet/snr/margin/contrastive; src, dest, gradual, ics, ics_lambda, method; {_PGD}"
+                f"metric N; triplet/snr/margin/contrastive; {_PGD}"
             ),
         )
     )

@@ -13,11 +13,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from robrank.defenses.base import AdversarialDefense, check_family
-from robrank.defenses.inner import collapse_pairs, inner_eval
-from robrank.defenses.mining import with_margin
-from robrank.distances import embed_for_metric, paired
-from robrank.errors import ConfigError
+from robrank.plugin_api import (
+    AdversarialDefense,
+    ConfigError,
+    Param,
+    check_family,
+    collapse_pairs,
+    embed_for_metric,
+    inner_eval,
+    paired,
+    with_margin,
+)
 
 #: loss families with a triplet kernel that ACT composes with (reference: p?triplet*, psnr*, pmargin*, pcontrast*)
 FAMILIES: tuple[str, ...] = ("triplet", "snr", "margin", "contrastive")
@@ -38,7 +44,10 @@ class ACT(AdversarialDefense):
 
     name = "act"
     trains_batchnorm = False
-    extra_options = {"miner_margin": "reference"}
+    params = (
+        Param("miner_margin", str, "reference",
+              help="margin of the miner the inner attack uses: reference (0.2 for C, 1.0 for E and N), loss (the loss's own) or a number"),
+    )
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

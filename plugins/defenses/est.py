@@ -12,8 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from robrank.defenses.base import AdversarialDefense
-from robrank.defenses.inner import REFERENCE_PAIRWISE_EPS, embedding_shift, inner_eval, pairwise_eps_option
+from robrank.plugin_api import REFERENCE_PAIRWISE_EPS, AdversarialDefense, Param, embedding_shift, inner_eval, pairwise_eps_option
 
 
 class EST(AdversarialDefense):
@@ -28,7 +27,10 @@ class EST(AdversarialDefense):
 
     name = "est"
     trains_batchnorm = True
-    extra_options = {"pairwise_eps": REFERENCE_PAIRWISE_EPS}
+    params = (
+        Param("pairwise_eps", float, REFERENCE_PAIRWISE_EPS, low=0.0,
+              help="added inside the ES shift's distance as torch's pairwise_distance does (1e-06 = the reference, 0 = exact)"),
+    )
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -22,14 +22,25 @@ from typing import Any
 import torch
 from torch import nn
 
-from robrank.defenses.base import AdversarialDefense, check_family, check_metric_in
-from robrank.defenses.hardness import GA_INITIAL_LOSS, METHODS, alignment, gradual_destination, hardness
-from robrank.attacks.pgd import pgd_minimize
-from robrank.defenses.inner import inner_eval
-from robrank.defenses.mining import build_miner, miner_name
-from robrank.distances import embed_for_metric
-from robrank.errors import ConfigError, UnknownNameError
-from robrank.plugins import Registry
+from robrank.plugin_api import (
+    GA_INITIAL_LOSS,
+    METHODS,
+    AdversarialDefense,
+    ConfigError,
+    Param,
+    Registry,
+    UnknownNameError,
+    alignment,
+    build_miner,
+    check_family,
+    check_metric_in,
+    embed_for_metric,
+    gradual_destination,
+    hardness,
+    inner_eval,
+    miner_name,
+    pgd_minimize,
+)
 
 from .act import FAMILIES
 
@@ -60,20 +71,21 @@ class HM(AdversarialDefense):
 
     name = "hm"
     trains_batchnorm = False
-    extra_options = {
-        "src": "softhard",
-        "dest": "semihard",
-        "gradual": True,
-        "ics": False,
-        "ics_lambda": 0.5,
-        "method": "et",
-    }
+    params = (
+        Param("src", str, "softhard", help="sampler of the source triplets: a miner name or a reference letter r/m/s/d/h"),
+        Param("dest", str, "semihard", help="sampler of the destination hardness (unused with gradual): a miner name or letter"),
+        Param("gradual", bool, True, help="the gradual adversary g_LGA sets the destination hardness from the last loss"),
+        Param("ics", bool, False, help="add the intra-class structure term (HM&ICS)"),
+        Param("ics_lambda", float, 0.5, help="weight of the intra-class structure term"),
+        Param("method", str, "et", help="alignment objective: " + ", ".join(METHODS)),
+    )
 
     def __init__(self, **options: Any) -> None:
+        for flag in ("gradual", "ics"):  # yes/no/on/off, as -o accepted them before they were declared
+            if flag in options:
+                options[flag] = _flag(options[flag], flag)
         super().__init__(**options)
         opts = self.options
-        opts["gradual"] = _flag(opts["gradual"], "gradual")
-        opts["ics"] = _flag(opts["ics"], "ics")
         opts["ics_lambda"] = float(opts["ics_lambda"])
         opts["method"] = str(opts["method"]).lower()
         if opts["method"] not in METHODS:

@@ -11,9 +11,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from robrank.defenses.base import AdversarialDefense
-from robrank.defenses.inner import (
+from robrank.plugin_api import (
     REFERENCE_PAIRWISE_EPS,
+    AdversarialDefense,
+    Param,
     embedding_shift,
     embedding_shift_distance,
     inner_eval,
@@ -34,7 +35,11 @@ class SES(AdversarialDefense):
 
     name = "ses"
     trains_batchnorm = False
-    extra_options = {"weight": 1.0, "pairwise_eps": REFERENCE_PAIRWISE_EPS}
+    params = (
+        Param("weight", float, 1.0, help="weight of the embedding-shift penalty added to the benign loss"),
+        Param("pairwise_eps", float, REFERENCE_PAIRWISE_EPS, low=0.0,
+              help="added inside the ES shift's distance as torch's pairwise_distance does (1e-06 = the reference, 0 = exact)"),
+    )
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

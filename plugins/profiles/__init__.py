@@ -13,6 +13,7 @@ import robrank
 from robrank.records import ProfileRecord
 
 from .autoattack import PROFILES as STRONGER
+from .autoattack import WORST_CASE
 from .reference import PROFILES
 
 
@@ -21,4 +22,5 @@ def register_profiles(register):
     for name, (factory, image_size, score, summary, aliases) in PROFILES.items():
         register(ProfileRecord(name=name, factory=factory, summary=summary, aliases=aliases, image_size=image_size, score=score))
     for name, (factory, image_size, score, summary, aliases, variant_of) in STRONGER.items():
-        register(ProfileRecord(name=name, factory=factory, summary=summary, aliases=aliases, image_size=image_size, score=score, variant_of=variant_of))
+        register(ProfileRecord(name=name, factory=factory, summary=summary, aliases=aliases, image_size=image_size, score=score, variant_of=variant_of,
+                               worst_case=name in WORST_CASE))

@@ -55,3 +55,5 @@ PROFILES: dict[str, tuple[Callable[[], list[str]], int, Score | None, str, tuple
     "rob28-l2": (rob28_l2, SIZE_28, ERS, "ERS profile for 28x28 data under an L2 budget: the rob28 attacks at L2 eps 2.0", (), "rob28"),
     "rob224-l2": (rob224_l2, SIZE_224, ERS, "ERS profile for 224x224 data under an L2 budget: the rob224 attacks at L2 eps 3.0", (), "rob224"),
 }
+#: the variants that are their base profile's worst-case evaluation (robrank bench ranks by them)
+WORST_CASE: tuple[str, ...] = ("rob28-aa", "rob224-aa")

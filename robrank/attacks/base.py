@@ -422,7 +422,7 @@ class Attack:
             def losses(x: torch.Tensor, step: int) -> torch.Tensor:
                 return loss(embed(model, x), ctx, step)
 
-            gradient = nes_gradient(losses, x0, eps=self.eps, seed=ctx.seed, index=ctx.index, settings=NES_REFERENCE)
+            gradient = nes_gradient(losses, x0, eps=self.eps, seed=ctx.seed, index=ctx.index, settings=NES_REFERENCE, norm=self.lp)
             x = pgd_minimize(
                 lambda x, step: losses(x, step).sum(), x0, eps=self.eps, alpha=NES_REFERENCE.step,
                 steps=NES_REFERENCE.iterations(run.steps), start=start, update=self.step, gradient=gradient, norm=self.lp,

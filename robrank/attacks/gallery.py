@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -99,6 +100,13 @@ class Gallery:
 
     def __len__(self) -> int:
         return int(self.labels.numel())
+
+    @cached_property
+    def top_ties(self) -> float:
+        """Share of items whose two nearest other items are at one distance (computed once per gallery)."""
+        from ..metrics import top_tie_share
+
+        return top_tie_share(self.embeddings, self.metric)
 
     @property
     def device(self) -> torch.device:

@@ -6,11 +6,12 @@ Gaussian probes, and steps on its sign::
 
     g(x) = 1 / (P σ) · Σ_{i=1..P/2} [L(x + u_i) − L(x − u_i)] · u_i,   u_i = clip(σ z_i, −ε, ε)
 
-with P = 100 probes, σ = 2ε, z_i ~ N(0, I). For large images (the 224 family) the probes are
+with P = 100 probes, σ = 2ε, z_i ~ N(0, I) (under ``norm=2`` the clip is the L2 one:
+u_i = σ z_i scaled down to ‖u_i‖₂ ≤ ε). For large images (the 224 family) the probes are
 drawn at 3x32x32 and nearest-upsampled to the input size (x7 at 224), which shrinks the search
 space from 150,528 to 3,072 dimensions. Each probe point is projected onto the attack's feasible
-set (the ε-ball around the clean image, inside [0, 1]) before it is queried, so no query ever
-leaves the threat model. The estimate is plugged into :func:`robrank.attacks.pgd.pgd_minimize`
+set (the ε-ball of the attack's norm around the clean image, inside [0, 1]) before it is queried,
+so no query ever leaves the threat model. The estimate is plugged into :func:`robrank.attacks.pgd.pgd_minimize`
 as its ``gradient``; everything else (sign step, projection, random start) is the shared loop.
 
 The probes are a pure function of ``(seed, sample index, step, probe)``
@@ -20,6 +21,7 @@ and step (:func:`query_count`).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from . import selection
-from .pgd import Gradient
+from .pgd import Gradient, l2_norms, project
 
 #: per-sample losses L(x, step) -> [B], evaluated without autograd
 Losses = Callable[[torch.Tensor, int], torch.Tensor]
@@ -75,13 +77,15 @@ def nes_gradient(
     seed: int,
     index: torch.Tensor,
     settings: NESSettings = REFERENCE,
+    norm: float = math.inf,
 ) -> Gradient:
     """A ``gradient(x, step)`` for :func:`~robrank.attacks.pgd.pgd_minimize` that estimates by NES.
 
     ``losses(x, step)`` returns the per-sample objective ``[B]`` (each sample's value depends
     on that sample only); ``x0`` are the clean images, ``index`` their global dataset indices
     (they seed the probes). The returned value is the population's mean loss, summed over the
-    batch (for logs; it costs no extra query).
+    batch (for logs; it costs no extra query). ``norm`` is the threat model (``math.inf`` or
+    2.0): every probe point lies in that ball of radius ``eps`` around ``x0``, inside [0, 1].
     """
     if settings.population < 2 or settings.population % 2:
         raise ValueError(f"NES population must be an even number >= 2 (got {settings.population})")
@@ -103,7 +107,15 @@ def nes_gradient(
         z = z.view(batch, *shape)
         if tuple(shape) != image_shape:
             z = F.interpolate(z, size=image_shape[-2:], mode="nearest")
-        return (sigma * z).clamp_(-eps, eps)
+        u = sigma * z
+        if norm == math.inf:
+            return u.clamp_(-eps, eps)
+        return u * (eps / l2_norms(u).clamp_min(1e-12)).clamp(max=1.0)
+
+    def inside(x: torch.Tensor) -> torch.Tensor:
+        if norm == math.inf:
+            return torch.minimum(torch.maximum(x, low), high)
+        return project(x, x0, eps, norm)
 
     def gradient(x: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.detach()
@@ -112,8 +124,8 @@ def nes_gradient(
         with torch.no_grad():
             for pair in range(pairs):
                 u = probe(step, pair)
-                plus = losses(torch.minimum(torch.maximum(x + u, low), high), step)
-                minus = losses(torch.minimum(torch.maximum(x - u, low), high), step)
+                plus = losses(inside(x + u), step)
+                minus = losses(inside(x - u), step)
                 weight = (plus - minus).to(x.dtype).view(batch, *([1] * (x.dim() - 1)))
                 grad.add_(weight * u)
                 total += (plus.sum() + minus.sum()).to(torch.float64)

@@ -178,6 +178,8 @@ class AttackResult:
     budget: dict[str, float] = field(default_factory=dict)
     members: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     wins: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: share of the gallery's items whose two nearest items tie (:func:`robrank.metrics.top_tie_share`); None without a gallery
+    top_ties: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = {
@@ -194,6 +196,8 @@ class AttackResult:
         if self.members:
             out["members"] = {name: {k: dict(v) for k, v in m.items()} for name, m in self.members.items()}
             out["wins"] = {k: dict(v) for k, v in self.wins.items()}
+        if self.top_ties is not None:
+            out["top_ties"] = self.top_ties
         return out
 
     @property
@@ -245,6 +249,7 @@ def merge_results(results: Sequence[AttackResult]) -> AttackResult:
         budget=budget,
         members={name: {"adv": _averages(m, count), "sums": m} for name, m in member_sums.items()},
         wins=wins,
+        top_ties=first.top_ties,
     )
 
 
@@ -412,7 +417,7 @@ def run_attack(
     finally:
         if bar is not None:
             bar.close()
-    return totals.result(spec.text, options, start)
+    return totals.result(spec.text, options, start, None if gallery is None else gallery.top_ties)
 
 
 def _galleries(model: nn.Module, dataset: Any, attack: Attack, options: AttackOptions, device: torch.device, gallery: Gallery | None,
@@ -473,7 +478,7 @@ class _Totals:
             self.wins[k] = self.wins.get(k, 0) + torch.bincount(winner, minlength=len(self.names))
         self.count += size
 
-    def result(self, spec: str, options: AttackOptions, start: float) -> AttackResult:
+    def result(self, spec: str, options: AttackOptions, start: float, top_ties: float | None) -> AttackResult:
         """The averages; ``seconds`` runs from ``start`` to here, after the one sync that brings the sums to the host."""
         count = self.count
         host = {side: {k: float(v) for k, v in values.items()} for side, values in self.sums.items()}
@@ -490,4 +495,5 @@ class _Totals:
             budget=_averages({k: float(v) for k, v in self.budget.items()}, count),
             members={name: {"adv": _averages(m, count), "sums": m} for name, m in members.items()},
             wins={k: dict(zip(self.names, (int(n) for n in v.tolist()))) for k, v in self.wins.items()},
+            top_ties=top_ties,
         )

@@ -30,6 +30,8 @@ BUILTIN_COMMANDS: dict[str, str] = {
     "plot": "plot:plot_group",
     "show": "show:show_command",
     "sweep": "sweep:sweep_command",
+    "bench": "bench:bench_command",
+    "leaderboard": "leaderboard:leaderboard_command",
 }
 
 

@@ -75,8 +75,9 @@ def attack_command(
     runtime: RuntimeOptions,
 ) -> None:
     """Attack the model of a run directory or checkpoint (or --model) with one attack SPEC."""
-    from ..attacks import AttackOptions, parse_spec, run_attack
+    from ..attacks import AttackOptions, build_attack, parse_spec, run_attack
     from ..attacks.adversarial import AdversarialCollector
+    from ..attacks.reach import short_steps
     from ..data.loading import load_split
     from ..plugins import get_registry
     from ..swipe.schema import check_metric, registered_bounds
@@ -92,6 +93,9 @@ def attack_command(
     options = AttackOptions.for_dataset(run.dataset, registry, max_batches=max_batches, seed=seed, semantics=semantics,
                                         progress=not (no_progress or quiet or as_json), random_start=random_start,
                                         **{k: v for k, v in runtime.fields().items() if k != "num_workers"})
+    warning = short_steps(build_attack(parsed, options, registry=registry), parsed.text)
+    if warning is not None:
+        click.echo(warning, err=True)
     result = run_attack(run.model, dataset, parsed, options, surrogate=source.model if source is not None else None,
                         on_batch=collector, registry=registry)
     if source is not None:
@@ -131,6 +135,8 @@ def _load_models(run_or_ckpt: object, surrogate: str | None, parsed: Any, device
 
 
 def _print_result(result: Any, run: Any, source: Any, label: object, total: int, where: dict[str, str] | None) -> None:
+    from ..metrics import tie_note  # torch: only once an attack ran
+
     coverage = f"{result.count} samples" if result.count >= total else f"{result.count} of {total} samples: partial, not a full result"
     click.echo(f"{result.spec} on {label} ({run.dataset}, metric {run.metric}, {coverage}, {result.seconds:.1f} s)")
     if source is not None:
@@ -146,3 +152,6 @@ def _print_result(result: Any, run: Any, source: Any, label: object, total: int,
         click.echo(f"Won {key}: " + ", ".join(f"{name} {n}" for name, n in counts.items()))
     if where is not None:
         click.echo(f"adversarial images: {where['adversarial']}")
+    note = tie_note(result.top_ties)
+    if note:
+        click.echo(note)

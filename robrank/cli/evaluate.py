@@ -33,8 +33,11 @@ def eval_command(run_or_ckpt: object, device: str | None, batch_size: int | None
         click.echo(f"{loaded.label} ({loaded.dataset}, metric {loaded.metric}, normalize {loaded.source['normalize']['name']})")
     else:
         click.echo(f"{loaded.checkpoint} ({loaded.dataset}, metric {loaded.metric}, epoch {loaded.epoch})")
-    from ..metrics import REPORTED_KEYS
+    from ..metrics import REPORTED_KEYS, TIES_KEY, tie_note
 
     for key in (*REPORTED_KEYS, "accuracy"):
         if key in metrics:
             click.echo(f"{key:<6} {100.0 * metrics[key]:6.2f}")
+    note = tie_note(metrics.get(TIES_KEY))
+    if note:
+        click.echo(note)

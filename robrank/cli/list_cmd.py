@@ -60,9 +60,15 @@ def _extra(kind: str, details: dict) -> str:
             parts.append("-C suffix " + "/".join(details["suffixes"]))
         if details.get("plain"):
             parts.append("the default")
+        if details.get("params"):
+            parts.append("options " + ",".join(p["name"] for p in details["params"]))
         return "; ".join(p for p in parts if p)
     if kind == "attacks":
         return ",".join(details["required"])
     if kind == "profiles":
         return f"{details['image_size'] or 'any'}px" + (f", {details['score']['name']}" if details["score"] else "")
+    if kind == "models":
+        parts = [f"{details['dataset']}, metric {details['metric']}", f"weights {details['weights']}", f"sha256 {details['sha256'][:12]}"]
+        parts += [f"{key} {details[key]}" for key in ("paper", "licence") if details.get(key)]
+        return "; ".join(parts)
     return ""

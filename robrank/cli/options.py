@@ -242,7 +242,7 @@ model_options = group(
 external_model_group = group(
     click.option("--model", "model", metavar="SPEC", default=None,
                  help="Evaluate a model trained elsewhere instead of a run: MODULE:CALLABLE, FILE.py:CALLABLE, timm:NAME, "
-                      "torchvision:NAME, or a TorchScript / torch.export file (docs/api.md)."),
+                      "torchvision:NAME, zoo:NAME (robrank list models), or a TorchScript / torch.export file (docs/api.md)."),
     click.option("--weights", "weights", metavar="[SUBMODULE=]FILE", multiple=True,
                  help="state_dict for --model (.pt read with weights_only, or .safetensors); SUBMODULE=FILE loads into one "
                       "part (e.g. trunk=trunk.pth). Repeatable."),

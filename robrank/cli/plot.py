@@ -26,7 +26,9 @@ def plot_group() -> None:
 @plot_group.command("curve")
 @click.argument("results", nargs=-1, required=True, type=click.Path(path_type=str))
 @_output("curve.png")
-def curve_command(results: tuple[str, ...], output: str) -> None:
+@click.option("--shared-y/--independent-y", "shared_y", default=True,
+              help=with_default("One y range for the panels whose metrics have the same unit, or one per panel", "shared"))
+def curve_command(results: tuple[str, ...], output: str, shared_y: bool) -> None:
     """Robustness curves of swipe RESULTS whose attacks vary eps (or W/M): one panel per attack, one line per run.
 
     \b
@@ -37,7 +39,7 @@ def curve_command(results: tuple[str, ...], output: str) -> None:
     from ..plugins import get_registry
 
     _check_format(output)
-    click.echo(f"wrote {plot_curve(list(results), output, get_registry())}")
+    click.echo(f"wrote {plot_curve(list(results), output, get_registry(), shared_y=shared_y)}")
 
 
 @plot_group.command("ers")

@@ -63,10 +63,13 @@ def _header(
         f"lr {config.get('lr')}, seed {config.get('seed')}",
     ]
     if metrics:
-        from ..metrics import HEADLINE_KEYS
+        from ..metrics import HEADLINE_KEYS, TIES_KEY, tie_note
 
         shown_metrics = (f"{k} {100 * v:.1f}" for k, v in metrics.items() if k in HEADLINE_KEYS)
         lines.append("clean: " + "  ".join(shown_metrics))
+        note = tie_note(metrics.get(TIES_KEY))
+        if note:
+            lines.append(note)
     from ..swipe.report import PARTIAL_MARK
 
     shown = "n/a" if ers is None else f"{ers:.1f}" + (PARTIAL_MARK if partial else "")

@@ -56,7 +56,12 @@ def train_command(triple: str | None, resume: bool, devices: int | None, as_json
     click.echo(f"run: {result.run_dir}")
     click.echo(f"trained {result.epochs} epoch(s), {result.steps} step(s) in {result.seconds:.1f} s")
     if result.metrics:
+        from ..metrics import TIES_KEY, tie_note
+
         click.echo(format_metrics(result.metrics))
+        note = tie_note(result.metrics.get(TIES_KEY))
+        if note:
+            click.echo(note)
 
 
 def _nothing() -> Any:

@@ -1,4 +1,4 @@
 """Adversarial-training defenses: the contract every defense plugin implements."""
-from .base import Defense, NoDefense
+from .base import Defense, NoDefense, TrainingProgress
 
-__all__ = ["Defense", "NoDefense"]
+__all__ = ["Defense", "NoDefense", "TrainingProgress"]

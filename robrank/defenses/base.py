@@ -7,15 +7,32 @@ loss without a new file.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..params import Param, collect, resolve_options
 from ..plugins import Registry
-from .settings import pgd_defaults
+from .settings import ADVTRAIN_DEFAULTS, pgd_defaults
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """Where training stands when a step begins, for defenses whose inner attack follows a schedule.
+
+    ``epoch`` is the 0-based epoch of the coming step and ``epochs`` the run's planned
+    epochs; ``step`` counts the optimiser steps already done and ``total_steps`` is what the
+    run will do in all (epochs x steps per epoch, capped by ``--max-steps``).
+    """
+
+    epoch: int
+    epochs: int
+    step: int
+    total_steps: int
 
 
 class Defense:
@@ -26,15 +43,32 @@ class Defense:
     triplet-style losses, ``criterion.raw(a, p, n)``); ``images``/``labels`` are the SPC-2
     batch of 2B images. The return value is the scalar to back-propagate; ``self.logs``
     may collect extra numbers (benign loss, inner-attack objective) for the progress bar.
+
+    Options are declared like an attack's spec fields: each class lists the :class:`Param`
+    objects it adds in ``params`` (base classes first, see :meth:`parameters`), and
+    ``self.options`` holds every declared option, checked and with its default filled in.
+    An option the defense does not declare, or a value that does not fit, is a one-line
+    ConfigError naming the options it has. ``family_defaults`` are the defaults that depend
+    on the image-size family (``{SIZE_28: {"eps": ...}, SIZE_224: {...}}``): the training
+    config records them in ``defense_options``, so a run says which budget it trained with.
     """
 
     name: str = ""
     #: whether BatchNorm layers of the backbone are trained (reference quirk: EST yes, ACT no)
     trains_batchnorm: bool = False
+    #: the options this class adds to its bases' (see :meth:`parameters`)
+    params: ClassVar[tuple[Param, ...]] = ()
+    #: image-size family -> defaults of declared options that depend on it
+    family_defaults: ClassVar[Mapping[int, Mapping[str, Any]]] = {}
 
     def __init__(self, **options: Any) -> None:
-        self.options = options
+        self.options = resolve_options(self.parameters(), options, f"defense {self.name!r}")
         self.logs: dict[str, float] = {}
+
+    @classmethod
+    def parameters(cls) -> tuple[Param, ...]:
+        """Every option of this defense: its bases' ``params`` first, then its own."""
+        return collect(reversed(cls.__mro__))
 
     def check(self, loss_record: Any, metric: str) -> None:
         """Raise ConfigError for a loss/metric this defense cannot use (before any work)."""
@@ -62,6 +96,11 @@ class Defense:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
 
+    def schedule(self, progress: TrainingProgress) -> None:
+        """Called by the engine before every step: a curriculum (a step size growing with the
+        epoch, a miner margin shrinking) reads the run's progress here instead of counting
+        steps itself, so it is right after ``--resume`` and under ``--max-steps``."""
+
 
 class NoDefense(Defense):
     """Plain metric learning: the loss on the benign embeddings.
@@ -80,6 +119,10 @@ class NoDefense(Defense):
         return criterion(model(images), labels)
 
 
+#: the inner attack's budget, which every adversarial defense takes
+PGD_OPTIONS: tuple[str, ...] = ("eps", "alpha", "pgditer")
+
+
 class AdversarialDefense(Defense):
     """A defense with an inner L-infinity PGD attack: owns ε, α, η and the BatchNorm policy.
 
@@ -87,44 +130,34 @@ class AdversarialDefense(Defense):
     family (``image_size``: 28x28 -> 77/255, 3/255, 32; 224x224 -> 8/255, 1/255, 32), so the
     engine may pass either the explicit values or just the size. ``pgditer=1`` is the FGSM
     variant (one step of size ε), not a separate defense. ``train_bn`` overrides the
-    reference's per-defense BatchNorm policy (:attr:`trains_batchnorm`). Unknown options are
-    a ConfigError, so a typo never silently trains with a default.
+    reference's per-defense BatchNorm policy (:attr:`trains_batchnorm`). ``self.options``
+    keeps a subclass's own options; the common ones become attributes.
     """
 
-    #: options a subclass accepts beyond the common ones, with their defaults
-    extra_options: dict[str, Any] = {}
-    common_options: tuple[str, ...] = ("eps", "alpha", "pgditer", "image_size", "train_bn")
+    params = (
+        Param("eps", float, None, low=0.0, high=1.0, help="L-inf budget of the inner attack, in [0, 1] pixels (28px: 77/255, 224px: 8/255)"),
+        Param("alpha", float, None, low=0.0, help="PGD step size of the inner attack (28px: 3/255, 224px: 1/255)"),
+        Param("pgditer", int, None, low=1, help="PGD steps of the inner attack (32; 1 = FGSM)"),
+        Param("image_size", int, None, low=1, help="image size whose family fills eps/alpha/pgditer left unset (the training config passes them)"),
+        Param("train_bn", bool, None, help="train BatchNorm layers (default: the defense's reference policy)"),
+    )
+    family_defaults = {family: dict(zip(PGD_OPTIONS, budget)) for family, budget in ADVTRAIN_DEFAULTS.items()}
 
-    def __init__(
-        self,
-        *,
-        eps: float | None = None,
-        alpha: float | None = None,
-        pgditer: int | None = None,
-        image_size: int | None = None,
-        train_bn: bool | None = None,
-        **options: Any,
-    ) -> None:
-        unknown = sorted(set(options) - set(self.extra_options))
-        if unknown:
-            allowed = ", ".join((*self.common_options, *self.extra_options))
-            shown = ", ".join(map(repr, unknown))
-            raise ConfigError(f"defense {self.name!r} has no option {shown}; its options are: {allowed}")
-        d_eps, d_alpha, d_iter = pgd_defaults(image_size)
-        self.eps = float(d_eps if eps is None else eps)
-        self.alpha = float(d_alpha if alpha is None else alpha)
-        self.pgditer = int(d_iter if pgditer is None else pgditer)
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        common = {p.name for p in AdversarialDefense.params}
+        given = {k: self.options.pop(k) for k in list(self.options) if k in common}
+        d_eps, d_alpha, d_iter = pgd_defaults(given["image_size"])
+        self.eps = float(d_eps if given["eps"] is None else given["eps"])
+        self.alpha = float(d_alpha if given["alpha"] is None else given["alpha"])
+        self.pgditer = int(d_iter if given["pgditer"] is None else given["pgditer"])
         if not 0.0 < self.eps <= 1.0:
             raise ConfigError(f"defense {self.name!r}: eps must be in (0, 1] (pixels are in [0, 1]), got {self.eps}")
         if self.alpha <= 0.0:
             raise ConfigError(f"defense {self.name!r}: alpha must be positive, got {self.alpha}")
-        if self.pgditer < 1:
-            raise ConfigError(f"defense {self.name!r}: pgditer must be at least 1 (1 = FGSM), got {self.pgditer}")
-        if train_bn is not None:
-            self.trains_batchnorm = bool(train_bn)
-        merged = {**self.extra_options, **options}
-        super().__init__(**merged)
-        self.image_size = image_size
+        if given["train_bn"] is not None:
+            self.trains_batchnorm = bool(given["train_bn"])
+        self.image_size = given["image_size"]
 
     def settings(self) -> dict[str, Any]:
         return {

@@ -19,6 +19,7 @@ exported programs with ``torch.export.load``; no weight is ever downloaded.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import importlib.util
@@ -43,6 +44,7 @@ from ..plugins import Registry
 from .checkpoint import fit_error, load_run
 from .backbone import IMAGENET_MEAN, IMAGENET_STD, Normalize
 from .embedding import EmbeddingModel
+from . import zoo
 
 DOCS = "see docs/api.md"
 #: how ``--normalize`` spells "no input normalisation" (the one place this spelling means that)
@@ -312,9 +314,11 @@ def _import_callable(spec: str) -> Any:
         sys.modules[name] = module
         try:
             module_spec.loader.exec_module(module)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit included: user code must not end robrank silently
             sys.modules.pop(name, None)
-            raise ConfigError(f"--model {spec!r}: importing {path} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+            if isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
+                raise
+            raise ConfigError(f"--model {spec!r}: importing {path} failed: {_failure(exc)}") from exc
     else:
         cwd = str(Path.cwd())
         added = cwd not in sys.path
@@ -324,8 +328,10 @@ def _import_callable(spec: str) -> Any:
             module = importlib.import_module(target)
         except ModuleNotFoundError as exc:
             raise ConfigError(f"--model {spec!r}: cannot import module {target!r} ({exc}); run from the folder that holds it or add it to PYTHONPATH") from None
-        except Exception as exc:
-            raise ConfigError(f"--model {spec!r}: importing {target} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
+                raise
+            raise ConfigError(f"--model {spec!r}: importing {target} failed: {_failure(exc)}") from exc
         finally:
             if added and cwd in sys.path:
                 sys.path.remove(cwd)
@@ -339,9 +345,24 @@ def _import_callable(spec: str) -> Any:
         raise ConfigError(f"--model {spec!r}: {attr} is not callable")
     try:
         built = factory()
-    except Exception as exc:
-        raise ConfigError(f"--model {spec!r}: calling {attr}() failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    except BaseException as exc:
+        if isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
+            raise
+        raise ConfigError(f"--model {spec!r}: calling {attr}() failed: {_failure(exc)}") from exc
+    try:
+        as_module(built)
+    except ConfigError:
+        raise ConfigError(f"--model {spec!r}: {attr}() returned {type(built).__name__}, not an nn.Module, a (trunk, embedder) "
+                          f"sequence or a {{name: module}} mapping; {DOCS}") from None
     return built
+
+
+def _failure(exc: BaseException) -> str:
+    """``Type: first line`` of an exception from user code; a ``sys.exit()`` is named as such."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def _replace_last_linear(net: nn.Module, dim: int) -> None:
@@ -510,13 +531,36 @@ class LoadedModel:
 IDENTITY_FIELDS: tuple[str, ...] = ("spec", "metric", "normalize", "gray_to_rgb", "embedding_dim", "sha256")
 
 
-def build_module(spec: ModelSpec) -> tuple[nn.Module, Normalization, list[dict[str, Any]]]:
+def _zoo_module(spec: str, registry: Registry) -> tuple[nn.Module, str, list[dict[str, Any]]]:
+    """The entry's network with its checked weights loaded; returns it, its ``--normalize``, the weights record."""
+    record = zoo.zoo_record(spec, registry)
+    path = zoo.weights_file(record)
+    try:
+        net = as_module(zoo.builder(record)())
+    except (ConfigError, CheckpointError):
+        raise
+    except Exception as exc:
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ConfigError(f"--model {zoo.PREFIX}{record.name}: its builder failed ({type(exc).__name__}: {detail})") from None
+    state = read_state(path, record.weights_key)
+    apply_weights(net, state, record.weights, f"{zoo.PREFIX}{record.name}")
+    weights = [{"file": str(path.resolve()), "url": record.weights, "target": "", "sha256": record.sha256.lower(),
+                "key": record.weights_key, "strip_prefix": None}]
+    return net, record.normalize, weights
+
+
+def build_module(spec: ModelSpec, registry: Registry) -> tuple[nn.Module, Normalization, list[dict[str, Any]]]:
     """The bare network a spec names, with its weights; returns it, its default normalisation, the weights record."""
     library = spec.library
     default_norm = NO_NORMALIZATION
     set_head = None
     if library is not None:
         net, default_norm, set_head = _library_model(library, spec.spec.partition(":")[2])
+    elif zoo.is_zoo(spec.spec):
+        if spec.weights or spec.embedding_dim is not None:
+            raise ConfigError(f"--weights and --embedding-dim do not apply to --model {spec.spec}: a zoo entry carries its own weights")
+        net, norm_name, records = _zoo_module(spec.spec, registry)
+        return net, parse_normalization(norm_name) or NO_NORMALIZATION, records
     elif Path(spec.spec).is_file() and not spec.spec.endswith(".py"):
         net = _load_model_file(Path(spec.spec), spec.spec)
     else:
@@ -610,18 +654,23 @@ def source_block(
 
 def load_model(spec: ModelSpec, device: str | torch.device = "cpu", dataset: str | None = None, *, registry: Registry) -> LoadedModel:
     """Build, load and check the model ``spec`` describes (eval mode, on ``device``)."""
+    if zoo.is_zoo(spec.spec):  # the entry's record says its metric, dataset and normalisation
+        options = zoo.complete_options(spec.spec, {**vars(spec), "dataset": dataset or spec.dataset}, registry)
+        spec = dataclasses.replace(spec, **{**options, "spec": zoo.canonical(spec.spec, registry)})
     metric = require_metric(spec.metric)
     name = dataset or spec.dataset
     if not name:
         raise ConfigError(f"--dataset is required with --model: it names the evaluation data (and the default swipe profile); {DOCS}")
     record = dataset_record(name, registry=registry)
     norm_choice = parse_normalization(spec.normalize)
-    net, default_norm, weights = build_module(spec)
+    net, default_norm, weights = build_module(spec, registry)
     normalization = norm_choice if norm_choice is not None else default_norm
     model = EmbeddingModel(InputAdapter(net, normalization, spec.gray_to_rgb), metric)
     dims = check_input(model, record.channels, record.image_size, record.name, spec.spec, spec.gray_to_rgb)
     model.to(device).eval()
     source = source_block(spec.spec, metric, normalization, spec.gray_to_rgb, spec.embedding_dim, weights, net, dims)
+    if zoo.is_zoo(spec.spec):
+        source["zoo"] = zoo.provenance(spec.spec, registry)
     return LoadedModel(model=model, dataset=record.name, metric=metric, source=source)
 
 
@@ -694,6 +743,8 @@ def default_results_name(loaded: LoadedModel, name: str) -> Path:
     spec = str(loaded.source.get("spec", "model"))
     weights = loaded.source.get("weights") or []
     anchor = Path(spec) if Path(spec).is_file() else (Path(weights[0]["file"]) if weights else None)
+    if zoo.is_zoo(spec):  # its weights live in the cache, which is no place for results
+        anchor = None
     if anchor is not None:
         return anchor.with_name(f"{anchor.name}.{name}")
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", spec).strip("-") or "model"

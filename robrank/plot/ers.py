@@ -5,19 +5,24 @@ ERS profiles: ten columns), so the figure works for any profile with a score. Re
 scores share one scale (0 = completely broken, 100 = fully robust), so the bars of different
 attacks compare directly; the legend carries each run's score, their mean. A partial swipe
 (attacks missing, or capped at a few batches) draws hatched bars and says so in the legend,
-and its missing columns carry an ``n/a`` mark instead of a bar of zero height.
+and its missing columns carry an ``n/a`` mark instead of a bar of zero height, while a score
+of zero draws a mark on the axis. Runs measured in different threat models (L-infinity
+beside L2) are never drawn in one panel: each threat model gets its own, titled with it.
+The legend sits below the panels and wraps long run names (a sweep's cell names) to the
+figure's width, at any width.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import RobrankError
 from ..plugins import Registry
 from ..swipe.summary import load_summaries
-from .figure import PAGE_WIDTH, colors, new_figure, paper_style, save
+from ..threat import threat_model
+from .figure import PAGE_WIDTH, blank_figure, colors, legend_below, paper_style, save
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -38,6 +43,7 @@ class ErsSeries:
     ers: float | None
     partial: str | None
     score: str = "ERS"
+    threat: str = ""
 
     @property
     def legend(self) -> str:
@@ -64,44 +70,67 @@ def ers_series(summaries: Sequence[FileSummary]) -> list[ErsSeries]:
             ers=s.ers,
             partial=s.partial,
             score=s.score.name,
+            threat=threat_model(s.payload),
         )
         for s in summaries
     ]
 
 
-def ers_figure(summaries: Sequence[FileSummary], *, width: float = PAGE_WIDTH, height: float = 2.3) -> Figure:
-    """Grouped bars of the rescaled scores, one colour per run, ERS in the legend."""
+def ers_figure(summaries: Sequence[FileSummary], *, width: float = PAGE_WIDTH, height: float = 2.0) -> Figure:
+    """Grouped bars of the rescaled scores, one colour per run, ERS in the legend; one panel per threat model.
+
+    ``height`` is that of one panel; the legend sits below the panels, wrapped to the width,
+    and adds its own height.
+    """
     series = ers_series(summaries)
     if not series:
         raise RobrankError("no results to plot; pass one or more swipe JSON files")
     columns = series[0].columns
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(series):
+        groups.setdefault(s.threat, []).append(i)
+    palette = colors(len(series))
     with paper_style():
-        fig, ax = new_figure(width, height)
-        n = len(series)
-        span = 0.8
-        bar = span / n
-        palette = colors(n)
+        fig = blank_figure(width, height * len(groups))
+        axes = fig.subplots(nrows=len(groups), squeeze=False, sharex=True, sharey=True)[:, 0]
+        handles = []
         lowest = 0.0
-        for i, s in enumerate(series):
-            xs = [c - span / 2 + bar * (i + 0.5) for c in range(len(columns))]
-            heights = [0.0 if v is None else v for v in s.values]
-            lowest = min(lowest, *heights)
-            bars = ax.bar(
-                xs, heights, width=bar * 0.92, color=palette[i], label=s.legend,
-                hatch=PARTIAL_HATCH if s.partial else None, edgecolor="white" if s.partial else palette[i], linewidth=0.3,
-            )
-            for column, patch in zip(columns, bars.patches):
-                patch.set_gid(f"ers-{i}-{column}")
-            for x, v in zip(xs, s.values):
-                if v is None:
-                    ax.text(x, 1.0, "n/a", rotation=90, ha="center", va="bottom", fontsize=5, color=palette[i])
-        ax.set_xticks(range(len(columns)), columns)
-        ax.set_xlim(-0.5, len(columns) - 0.5)
-        ax.set_ylim(min(0.0, lowest * 1.05), 100)
-        ax.set_ylabel("rescaled score\n(0 = broken, 100 = robust)")
-        ax.grid(axis="x", visible=False)
-        fig.legend(loc="outside upper center", ncols=min(n, 3 if n > 4 else 2), handlelength=1.2)
+        for ax, (threat, members) in zip(axes, groups.items()):
+            for slot, i in enumerate(members):
+                handles.append(_draw_run(ax, series[i], i, slot, len(members), palette[i]))
+                lowest = min(lowest, *(v for v in series[i].values if v is not None))
+            ax.set_title(f"threat model: {threat}", loc="left")
+            ax.set_ylabel("rescaled score\n(0 = broken, 100 = robust)")
+            ax.grid(axis="x", visible=False)
+            ax.set_xticks(range(len(columns)), columns)
+            ax.tick_params(axis="x", labelbottom=True)
+        axes[0].set_xlim(-0.5, len(columns) - 0.5)
+        axes[0].set_ylim(min(0.0, lowest * 1.05), 100)
+        legend_below(fig, handles, [series[i].legend for i in range(len(series))], body_height=height * len(groups))
     return fig
+
+
+def _draw_run(ax: Any, s: ErsSeries, i: int, slot: int, slots: int, color: Any) -> Any:
+    """One run's bars in its slot of each column group; a zero gets a visible mark, a missing value ``n/a``."""
+    span = 0.8
+    bar = span / slots
+    xs = [c - span / 2 + bar * (slot + 0.5) for c in range(len(s.columns))]
+    heights = [0.0 if v is None else v for v in s.values]
+    bars = ax.bar(
+        xs, heights, width=bar * 0.92, color=color, hatch=PARTIAL_HATCH if s.partial else None,
+        edgecolor="white" if s.partial else color, linewidth=0.3,
+    )
+    for column, patch in zip(s.columns, bars.patches):
+        patch.set_gid(f"ers-{i}-{column}")
+    for column, x, v in zip(s.columns, xs, s.values):
+        if v is None:
+            ax.text(x, 1.0, "n/a", rotation=90, ha="center", va="bottom", fontsize=5, color=color)
+        elif v == 0.0:  # a score of zero is a result: a mark on the axis, unlike the nothing of a missing one
+            (mark,) = ax.plot([x], [0.0], marker="_", markersize=max(3.0, bar * 40), markeredgewidth=2.0, color=color,
+                              clip_on=False, zorder=3)
+            mark.set_gid(f"ers-zero-{i}-{column}")
+            ax.text(x, 1.0, "0", ha="center", va="bottom", fontsize=5, color=color)
+    return bars
 
 
 def plot_ers(results: Sequence[str | Path], output: str | Path, registry: Registry) -> Path:

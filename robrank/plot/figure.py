@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -132,6 +132,48 @@ def inline_svg(fig: Figure) -> str:
     return re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
 
 
+#: inches between the legend and the figure's edges; the legend's rows are sized from its measured height
+LEGEND_PAD = 0.08
+
+
+def legend_below(fig: Figure, handles: Sequence[Any], labels: Sequence[str], *, max_cols: int = 3, body_height: float,
+                 handlelength: float = 1.2) -> Any:
+    """A legend under the axes that fits the figure's width whatever the labels, and a figure tall enough for it.
+
+    Labels are wrapped (at spaces, hyphens and, for one long name, anywhere) to the width a
+    column has; when the widest column still does not fit, fewer columns are tried. The
+    figure's height becomes ``body_height`` (the axes) plus the legend's measured height,
+    so the plot area keeps its size however long the labels are.
+    """
+    import textwrap
+
+    width = fig.get_size_inches()[0]
+    renderer = fig.canvas.get_renderer()
+    room = fig.bbox.width - 2 * LEGEND_PAD * fig.dpi
+    longest = max((len(str(label)) for label in labels), default=1)
+    legend, box = None, None
+    for ncols in range(max(1, min(max_cols, len(labels))), 0, -1):
+        # the widest wrapping that fits this many columns; fewer columns when that would cut names short
+        for chars in range(longest, MIN_WRAP - 1, -4) if longest > MIN_WRAP else (longest,):
+            if legend is not None:
+                legend.remove()
+            wrapped = [textwrap.fill(str(label), chars, break_on_hyphens=True, break_long_words=True) for label in labels]
+            legend = fig.legend(handles, wrapped, loc="outside lower center", ncols=ncols, handlelength=handlelength)
+            box = legend.get_window_extent(renderer)
+            if box.width <= room:
+                break
+        if box.width <= room and (chars >= min(longest, GOOD_WRAP) or ncols == 1):
+            break
+    assert legend is not None and box is not None
+    fig.set_size_inches(width, body_height + box.height / fig.dpi + 2 * LEGEND_PAD)
+    return legend
+
+
+#: the shortest line a legend label is wrapped to, and the line length below which fewer columns are preferred
+MIN_WRAP = 12
+GOOD_WRAP = 28
+
+
 def colors(n: int) -> list[Any]:
     """``n`` distinguishable colours, the same for the same ``n`` (tab10, then tab20)."""
     import matplotlib as mpl
@@ -140,4 +182,4 @@ def colors(n: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-__all__ = ["COLUMN_WIDTH", "PAGE_WIDTH", "DPI", "SUFFIXES", "STYLE", "paper_style", "blank_figure", "new_figure", "figure_format", "render", "save", "inline_svg", "colors"]
+__all__ = ["COLUMN_WIDTH", "PAGE_WIDTH", "DPI", "SUFFIXES", "STYLE", "paper_style", "blank_figure", "new_figure", "figure_format", "render", "save", "inline_svg", "colors", "legend_below"]

@@ -343,6 +343,8 @@ class SwipeSession:
             payload["attacks"] = list(previous["attacks"])
             payload["timings"] = dict(previous["timings"])
             self.spent_before = float(previous["timings"]["total_seconds"])
+            if "top_ties" in previous:
+                payload["top_ties"] = previous["top_ties"]
             redone = list(previous.get("redone", []))
             dropped = [a for a in payload["attacks"] if a["spec"] in redo or a["type"] in redo]
             if dropped:
@@ -400,6 +402,8 @@ class SwipeSession:
         # the gallery is embedded without gradients, at the evaluation batch size, not -b
         gallery = backend.compute_gallery(model, dataset, None, device)
         payload["timings"]["gallery_seconds"] = time.perf_counter() - started
+        if hasattr(gallery, "embeddings"):  # a collapsed or quantised embedding: outputs say so
+            payload["top_ties"] = float(gallery.top_ties)
         if hasattr(gallery, "labels"):  # every attack must fit this gallery before the first one runs
             for spec in todo:
                 check_against_gallery(spec, gallery, self.registry)

@@ -53,6 +53,8 @@ class FileSummary:
     fields: list[dict[str, Any]] = field(default_factory=list)
     #: per attack: its short display name (``CA+``, ``ES``; the type for a spec no plugin parses)
     labels: list[str] = field(default_factory=list)
+    #: per attack: which way its first metric is robust, as a registered profile score declares (:func:`declared_direction`)
+    directions: list[str | None] = field(default_factory=list)
 
     @property
     def marked_label(self) -> str:
@@ -89,6 +91,7 @@ class FileSummary:
             "attacks_done": len(p["attacks"]),
             "attacks_planned": len(p["planned"]),
             "partial": self.partial,
+            "top_ties": p.get("top_ties"),
         }
         if self.score is not None:
             labels = self.score.labels
@@ -156,6 +159,7 @@ def summarise(payload: dict[str, Any], path: str | Path, registry: Registry, lab
     summary.metrics = [attack_metrics(entry, registry) for entry in payload["attacks"]]
     summary.fields = [parsed_fields(entry["spec"], registry) for entry in payload["attacks"]]
     summary.labels = [_attack_label(entry, registry) for entry in payload["attacks"]]
+    summary.directions = [_direction(entry, fields, label, registry) for entry, fields, label in zip(payload["attacks"], summary.fields, summary.labels)]
     score = profile_score(payload["profile"], registry) if payload["ers_profile"] else None
     if score is not None:
         summary.score = score
@@ -196,6 +200,29 @@ def parsed_fields(spec: str, registry: Registry) -> dict[str, Any]:
         return {}
 
 
+def declared_direction(label: str, params: dict[str, Any], key: str, registry: Registry) -> str | None:
+    """"higher" or "lower" (is robust), as a registered profile score rescales this attack's metric; None if none does.
+
+    A score column says how a raw value maps to 0 = broken .. 100 = robust; the sign of
+    that map is the direction, declared by the profile rather than guessed here.
+    """
+    attack = label.rstrip("+-")
+    fields = {k: str(v) for k, v in params.items()}
+    for component in registry.components("profiles"):
+        score = component.record.score
+        for column in score.columns if score is not None else ():
+            if column.attack == attack and column.metric == key and all(fields.get(k) == v for k, v in column.where.items()):
+                slope = (column.rescale(column.factor) - column.rescale(0.0))
+                if slope:
+                    return "higher" if slope > 0 else "lower"
+    return None
+
+
+def _direction(entry: Mapping[str, Any], fields: dict[str, Any], label: str, registry: Registry) -> str | None:
+    shown = displays(str(entry["type"]), entry["adv"], registry)
+    return declared_direction(label, fields, shown[0].key, registry) if shown else None
+
+
 def _attack_label(entry: Mapping[str, Any], registry: Registry) -> str:
     try:
         return parse_spec(entry["spec"], registry).label
@@ -204,6 +231,6 @@ def _attack_label(entry: Mapping[str, Any], registry: Registry) -> str:
 
 
 __all__ = [
-    "PARTIAL_MARK", "Metric", "FileSummary", "attack_metrics", "displays", "external_source", "parsed_fields", "profile_score",
+    "PARTIAL_MARK", "Metric", "FileSummary", "attack_metrics", "declared_direction", "displays", "external_source", "parsed_fields", "profile_score",
     "summarise", "load_summaries",
 ]

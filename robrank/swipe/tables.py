@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..scoring import Score
+from ..summaries import tie_note
 from .summary import PARTIAL_MARK, FileSummary, external_source
 
 #: one table: its title, header cells and rows of cells
@@ -41,6 +42,10 @@ def notes(summaries: Iterable[FileSummary]) -> list[str]:
                 if s.ers_profile
                 else f"note: {s.label}: {len(s.payload['attacks'])}/{len(s.payload['planned'])} attacks done ({what})"
             )
+    for s in summaries:
+        tied = tie_note(s.payload.get("top_ties"))
+        if tied:
+            notes.append(tied.replace("note: ", f"note: {s.label}: ", 1))
     for s in summaries:
         model = s.payload["model"]
         if model.get("kind") == "external":

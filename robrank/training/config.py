@@ -20,7 +20,6 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..plugins import Registry
-from ..defenses.settings import ADVTRAIN_DEFAULTS
 from ..records import NO_WEIGHTS, SIZE_224, SIZE_28, TASK_CLASSIFICATION, TASK_RETRIEVAL, size_family
 
 #: defaults per image-size family (the reference: rc2f2 / __ranking_model_224x224_icml, p* losses)
@@ -47,11 +46,6 @@ FAMILY_DEFAULTS: dict[int, dict[str, Any]] = {
 
 #: the reference's optimizer for every ranking model (MetricBase: ``config.optimizer or 'Adam'``)
 DEFAULT_OPTIMIZER = "Adam"
-
-#: adversarial-training budget per family: ε, α, PGD steps (the reference)
-DEFENSE_DEFAULTS: dict[int, dict[str, Any]] = {
-    family: dict(zip(("eps", "alpha", "pgditer"), budget)) for family, budget in ADVTRAIN_DEFAULTS.items()
-}
 
 #: knobs that may change when a run is resumed (they do not change what is learnt)
 RESUMABLE_KNOBS: frozenset[str] = frozenset(
@@ -225,7 +219,14 @@ def resolve_config(config: TrainConfig, registry: Registry) -> TrainConfig:
         values["num_workers"] = default_num_workers()
     defense = registry.get("defenses", values["defense"] or plain_defense(registry))
     if not defense.plain:
-        values["defense_options"] = {**DEFENSE_DEFAULTS[family], **(values["defense_options"] or {})}
+        given = values["defense_options"] or {}
+        declared = [p.name for p in defense.params]
+        unknown = sorted(set(given) - set(declared)) if declared else []
+        if unknown:
+            raise ConfigError(
+                f"defense {defense.name!r} has no option {', '.join(map(repr, unknown))}; its options are: {', '.join(declared)}"
+            )
+        values["defense_options"] = {**defense.defaults_for(backbone.input_size), **given}
     elif values["defense_options"]:
         given = ", ".join(sorted(values["defense_options"]))
         raise ConfigError(
@@ -264,7 +265,6 @@ __all__ = [
     "parse_triple",
     "resolve_config",
     "FAMILY_DEFAULTS",
-    "DEFENSE_DEFAULTS",
     "plain_defense",
     "RESUMABLE_KNOBS",
 ]

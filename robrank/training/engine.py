@@ -26,11 +26,11 @@ from .. import progress as progress_output
 from ..data.base import ImageDataset, TensorImageDataset
 from ..data.kinds import build_kind, spc2_partners
 from ..data.loading import load_split
-from ..defenses.base import Defense
+from ..defenses.base import Defense, TrainingProgress
 from ..errors import CheckpointError, ConfigError, NonFiniteError, StorageError
 from ..io import check_free_space, save_checkpoint
 from ..losses import build_criterion
-from ..metrics import CLASSIFICATION_KEYS, METRIC_KEYS, classification_metrics, format_metrics, retrieval_metrics
+from ..metrics import CLASSIFICATION_KEYS, METRIC_KEYS, TIES_KEY, classification_metrics, format_metrics, retrieval_metrics, tie_note
 from ..models.backbone import build_backbone, freeze_batchnorm
 from ..models.checkpoint import CHECKPOINT_DIR, FORMAT, FORMAT_VERSION, LAST, load_state, read_checkpoint
 from ..models.embedding import EmbeddingModel
@@ -438,7 +438,7 @@ class Trainer:
             stop, record = self.epoch(batches, step_module)
             if record is not None:
                 last_metrics = record
-        metrics = {k: float(v) for k, v in last_metrics.items() if k in METRIC_KEYS + CLASSIFICATION_KEYS}
+        metrics = {k: float(v) for k, v in last_metrics.items() if k in (*METRIC_KEYS, *CLASSIFICATION_KEYS, TIES_KEY)}
         return TrainResult(run_dir=self.run_dir, metrics=metrics, seconds=time.perf_counter() - started, epochs=state.epoch, steps=state.step)
 
     def epoch(self, batches: _Batches, step_module: nn.Module) -> tuple[bool, dict[str, Any] | None]:
@@ -450,10 +450,13 @@ class Trainer:
                 group["lr"] = learning_rate(config, state.epoch)
         plan = batches.plan(self.generator)
         skip = state.epoch_step
+        total_steps = config.epochs * len(plan)
+        if config.max_steps is not None:
+            total_steps = min(total_steps, config.max_steps)
         if skip == 0 or state.loss_sum is None:
             state.loss_sum, state.loss_count = torch.zeros((), device=self.device), 0
         epoch_started = time.perf_counter()
-        stop = self._train_steps(batches, plan, skip, step_module)
+        stop = self._train_steps(batches, plan, skip, step_module, total_steps)
         self.check_finite()  # before validating (NaN embeddings) or saving
         train_seconds = time.perf_counter() - epoch_started
         finished_epoch = state.epoch_step >= len(plan)
@@ -463,22 +466,24 @@ class Trainer:
         final = state.epoch >= config.epochs or stop
         record: dict[str, Any] | None = None
         if info.is_main and (finished_epoch and state.epoch % config.validate_every == 0 or final):
-            record = self._validate(train_seconds)
+            record = self._validate(train_seconds, final)
         self.save(epoch_file=config.keep_epochs)
         self.saved_step = state.step
         dist_util.barrier(info)
         return stop, record
 
-    def _train_steps(self, batches: _Batches, plan: list[torch.Tensor], skip: int, step_module: nn.Module) -> bool:
+    def _train_steps(self, batches: _Batches, plan: list[torch.Tensor], skip: int, step_module: nn.Module, total_steps: int) -> bool:
         """The optimiser steps of one epoch from step ``skip``; True when ``max_steps`` stopped it."""
         config, state, info = self.config, self.state, self.info
+        scheduled = callable(getattr(self.defense, "schedule", None))
         bar = _progress(self.progress and info.is_main, len(plan), skip, f"epoch {state.epoch + 1}/{config.epochs}")
         amp = _autocast(config, self.device)
         loss_sum = state.loss_sum
         tick, tick_images = time.perf_counter(), 0
         try:
             for images, labels in batches.iterate(plan[skip:], state.epoch):
-                loss = self._step(step_module, amp, images, labels)
+                progress = TrainingProgress(state.epoch, config.epochs, state.step, total_steps) if scheduled else None
+                loss = self._step(step_module, amp, images, labels, progress)
                 state.step += 1
                 state.epoch_step += 1
                 loss_sum += loss.detach().float()
@@ -517,11 +522,14 @@ class Trainer:
                 bar.close()
         return False
 
-    def _step(self, step_module: nn.Module, amp: Any, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """One optimiser step (scaled under a GradScaler); returns the loss."""
+    def _step(self, step_module: nn.Module, amp: Any, images: torch.Tensor, labels: torch.Tensor,
+              progress: TrainingProgress | None) -> torch.Tensor:
+        """One optimiser step (scaled under a GradScaler); ``progress`` goes to a defense with a schedule first. Returns the loss."""
         self.model.train()
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
+        if progress is not None:
+            self.defense.schedule(progress)
         with amp:
             loss = step_module(images, labels)
         if self.scaler is None:  # under a GradScaler an inf loss is a skipped step, not a divergence
@@ -537,7 +545,7 @@ class Trainer:
                 opt.step()
         return loss
 
-    def _validate(self, train_seconds: float) -> dict[str, Any]:
+    def _validate(self, train_seconds: float, final: bool) -> dict[str, Any]:
         """Validate (rank 0), append the epoch's line to metrics.jsonl and print it; returns the line."""
         config, state, parts = self.config, self.state, self.parts
         mean_loss = float(state.loss_sum) / max(state.loss_count, 1)
@@ -560,6 +568,9 @@ class Trainer:
         if self.progress:
             print(f"epoch {state.epoch}: loss {mean_loss:.4f}  {format_metrics(metrics)}  "
                   f"({train_seconds:.1f} s train, {val_seconds:.1f} s validation)", flush=True)
+            note = tie_note(metrics.get(TIES_KEY)) if final else None
+            if note:
+                print(note, flush=True)
         return record
 
 
@@ -622,7 +633,7 @@ def train(
         dist_util.spawn(_spawned_worker, devices, (plan.config.to_dict(), plan.resume, progress, plan.run_section()))
         history = rundir.read_metrics(plan.run_dir)
         last = history[-1] if history else {}
-        metrics = {k: float(v) for k, v in last.items() if k in METRIC_KEYS + CLASSIFICATION_KEYS}
+        metrics = {k: float(v) for k, v in last.items() if k in (*METRIC_KEYS, *CLASSIFICATION_KEYS, TIES_KEY)}
         return TrainResult(run_dir=plan.run_dir, metrics=metrics, seconds=time.perf_counter() - started,
                            epochs=int(last.get("epoch", 0)), steps=int(last.get("step", 0)))
     if info.enabled:

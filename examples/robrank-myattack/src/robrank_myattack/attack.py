@@ -30,8 +30,7 @@ from typing import Any
 
 import torch
 
-from robrank.params import Param
-from robrank_plugins.attacks.candidate import CandidateAttack
+from robrank.plugin_api import CandidateAttack, Param
 
 #: smallest L1 norm a gradient is divided by: a sample whose gradient vanished (its
 #: candidate already ranks where the attack wants it) adds nothing to its velocity

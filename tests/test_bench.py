@@ -1,0 +1,256 @@
+"""``robrank bench``, its model card and ``--verify`` on the bundled digits data.
+
+A test dataset ``digits-t`` (the first 120 test images of digits) declares a tiny reference
+profile (rob28 with 2 PGD steps) whose registered worst-case variant is the same with
+``opt=worst``: the bench runs the real swipe machinery on its whole split in seconds. The
+full-size bench is in docs/bench.md.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import robrank
+from robrank.records import DatasetRecord, ProfileRecord
+from robrank.testing import registered, write_untrained_run
+from robrank.plugins import get_registry
+
+
+SPLIT = 120
+
+
+def _small_digits(root=None):
+    from robrank.data.base import TensorImageDataset
+    from robrank_plugins.datasets.digits import DigitsSource
+
+    class SmallDigits(DigitsSource):
+        def load_split(self, split, augment=False):
+            full = super().load_split(split, augment)
+            if split != "test":
+                return full
+            return TensorImageDataset(full.data[:SPLIT], full.labels[:SPLIT])
+
+    return SmallDigits(root)
+
+
+def _tiny(specs):
+    return [s.replace("pgditer=32", "pgditer=2") for s in specs]
+
+
+class BenchPlugin:
+    @robrank.hookimpl
+    def register_datasets(self, register):
+        register(DatasetRecord(name="digits-t", factory=_small_digits, summary="digits with the tiny bench profiles", image_size=28,
+                               profile="tiny28"))
+
+    @robrank.hookimpl
+    def register_profiles(self, register):
+        from robrank_plugins.profiles.ers import ERS
+        from robrank_plugins.profiles.reference import rob28
+
+        register(ProfileRecord(name="tiny28", factory=lambda: _tiny(rob28()), summary="rob28, 2 steps", image_size=28, score=ERS))
+        register(ProfileRecord(name="tiny28-aa", factory=lambda: [f"{s}:opt=worst" for s in _tiny(rob28())], summary="worst case, 2 steps",
+                               image_size=28, score=ERS, variant_of="tiny28", worst_case=True))
+
+
+@pytest.fixture(scope="module")
+def bench_env(tmp_path_factory):
+    """One untrained run of digits-t, benched once for the module (the plugin stays registered meanwhile)."""
+    import torch
+    from click.testing import CliRunner
+
+    from robrank.cli import cli
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with registered(BenchPlugin()) as host:
+        run_dir = write_untrained_run(tmp_path_factory.mktemp("bench") / "digits-t-lenet", dataset="digits-t")
+        result = CliRunner().invoke(cli, ["bench", str(run_dir), "--no-progress"])
+        assert result.exit_code == 0, result.output
+        yield SimpleNamespace(host=host, run_dir=run_dir, card=run_dir / "bench" / "card.json", output=result.output)
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def run_dir(bench_env):
+    return bench_env.run_dir
+
+
+def test_bench_writes_a_card_from_two_full_swipes_and_prints_one_screen(bench_env):
+    path, out = bench_env.card, bench_env.output
+    card = json.loads(path.read_text())
+    from robrank.cards.schema import validate
+    from robrank.swipe.schema import load_results
+
+    validate(card)
+    assert card["draft"] is False and card["evaluation"]["partial"] is None
+    assert card["data"]["dataset"] == "digits-t" and card["data"]["queries"] == SPLIT and len(card["data"]["sha256"]) == 64
+    ref, worst = (load_results(path.parent / card["evaluation"]["files"][r], registry=get_registry()) for r in ("reference", "worst_case"))
+    assert (ref["profile"], worst["profile"]) == ("tiny28", "tiny28-aa")
+    assert all(a["count"] == SPLIT for a in ref["attacks"] + worst["attacks"])
+    for role, payload in (("reference", ref), ("worst_case", worst)):  # the card repeats the swipes' score, column by column
+        score = card["scores"][role]
+        assert score["value"] == pytest.approx(payload["ers"]["ers"])
+        assert [c["rescaled"] for c in score["columns"]] == pytest.approx([payload["ers"]["rescaled"][c["key"]] for c in score["columns"]])
+    # the worst case contains the reference search, so no column can be weaker
+    for a, b in zip(card["scores"]["reference"]["columns"], card["scores"]["worst_case"]["columns"]):
+        assert b["rescaled"] <= a["rescaled"] + 1e-9, a["label"]
+    assert card["threat_model"]["reference"]["eps"] == pytest.approx(0.30196) and card["threat_model"]["reference"]["norm"] == "inf"
+    assert card["threat_model"]["worst_case"]["search"] == "worst" and card["threat_model"]["reference"]["steps"] == 2
+    # budget: 9 attacks x 2 gradients per query (reference), 3x that for the worst case, over SPLIT queries
+    assert card["cost"]["gradients"] == SPLIT * (9 * 2 + 9 * 6)
+    model = card["model"]
+    assert model["kind"] == "run" and model["sha256_file"] == ref["model"]["sha256"] and len(model["sha256_tensors"]) == 64
+    assert model["parameters"] > 0 and model["metric"] == "N" and model["training"]["backbone"] == "lenet"
+    assert set(card["clean"]) >= {"R@1", "mAP"} and all(0 <= v <= 100 for v in card["clean"].values())
+    assert "tiny28-aa" in out and "rank by this" in out and f"{card['scores']['worst_case']['value']:.1f}" in out
+    assert "DRAFT" not in out and str(path) in out and len(out.splitlines()) <= 25
+
+
+def test_bench_resumes_and_a_draft_is_marked_everywhere(run_dir, robrank_cli, monkeypatch):
+    from robrank.swipe import runner
+
+    real = runner.SwipeBackend.default(get_registry())
+    calls = []
+
+    def crashing(model, dataset, spec, **kwargs):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(spec.text)
+        return real.run_attack(model, dataset, spec, **kwargs)
+
+    from dataclasses import replace
+
+    monkeypatch.setattr(runner.SwipeBackend, "default", classmethod(lambda cls: replace(real, run_attack=crashing)))
+    first = robrank_cli("bench", str(run_dir), "--max-queries", "16", "--no-progress")
+    assert first.exit_code == 130 and not (run_dir / "bench-draft" / "card.json").exists()
+    monkeypatch.setattr(runner.SwipeBackend, "default", classmethod(lambda cls: real))
+    again = robrank_cli("bench", str(run_dir), "--max-queries", "16", "--no-progress")
+    assert again.exit_code == 0, again
+    card = json.loads((run_dir / "bench-draft" / "card.json").read_text())
+    assert card["draft"] is True and f"16 of {SPLIT} queries" in card["draft_reason"]
+    assert again.output.startswith("DRAFT") and "(draft)" in again.output
+
+
+def test_python_bench_equals_the_command(bench_env, run_dir):
+    path = bench_env.card
+    card = robrank.bench(str(run_dir), output=str(run_dir / "bench"))  # the same folder: every swipe is already there
+    stored = json.loads(path.read_text())
+    assert card["scores"] == stored["scores"] and card["data"] == stored["data"] and card["_path"] == str(path)
+
+
+# ---- --verify ---------------------------------------------------------------------------
+
+
+def _copy_card(bench_env, tmp_path, name="card.json"):
+    card = json.loads(bench_env.card.read_text())
+    path = tmp_path / name
+    path.write_text(json.dumps(card))
+    return path, card
+
+
+def test_verify_passes_on_the_honest_card_and_records_it(bench_env, robrank_cli, tmp_path):
+    path, _ = _copy_card(bench_env, tmp_path)
+    result = robrank_cli("bench", "--verify", str(path), "--sample", "48", "--no-progress")
+    assert result.exit_code == 0, result
+    first = result.output.splitlines()[0]
+    assert first.startswith("VERIFIED") and "48 of 120 queries" in first
+    assert "tiny28-aa GTT" in result.output and "clean R@1" in result.output
+    recorded = json.loads(path.read_text())["verification"]
+    assert recorded["passed"] is True and recorded["sample"] == 48
+    from robrank.cards.schema import status
+
+    assert status(json.loads(path.read_text())) == "verified" and status(json.loads(bench_env.card.read_text())) == "reported"
+
+
+def test_verify_fails_naming_the_edited_columns(bench_env, robrank_cli, tmp_path):
+    path, card = _copy_card(bench_env, tmp_path)
+    # a consistent edit (raw, rescaled and score together): only the re-attacked sample can refute it
+    worst = card["scores"]["worst_case"]
+    gtt = next(c for c in worst["columns"] if c["label"] == "GTT")
+    gtt["raw"] = gtt["rescaled"] = min(100.0, gtt["rescaled"] + 60.0)
+    worst["value"] = sum(c["rescaled"] for c in worst["columns"]) / len(worst["columns"])
+    # an inconsistent edit: a rescaled value that does not follow from its raw one
+    ref = card["scores"]["reference"]
+    next(c for c in ref["columns"] if c["label"] == "CA-")["rescaled"] += 5.0
+    path.write_text(json.dumps(card))
+    result = robrank_cli("bench", "--verify", str(path), "--sample", "48", "--no-progress")
+    assert result.exit_code == 1, result
+    verdict = result.output.splitlines()[0]
+    assert verdict.startswith("FAILED") and "tiny28-aa GTT" in verdict and "tiny28 CA-" in verdict and "inconsistent" in verdict
+    assert "tiny28-aa CA+" not in verdict  # the columns left alone hold
+    assert json.loads(path.read_text())["verification"]["passed"] is False
+
+
+def test_verify_refuses_another_model_and_a_draft(bench_env, robrank_cli, tmp_path):
+    path, card = _copy_card(bench_env, tmp_path)
+    other = write_untrained_run(tmp_path / "other", dataset="digits-t", seed=1)
+    result = robrank_cli("bench", "--verify", str(path), str(other), "--no-progress")
+    assert result.exit_code == 1 and "model's tensors differ" in result.output.splitlines()[0]
+    card["draft"], card["draft_reason"] = True, "evaluated with a query limit"
+    path.write_text(json.dumps(card))
+    result = robrank_cli("bench", "--verify", str(path), "--no-progress")
+    assert result.exit_code == 2 and "draft card" in result.output
+
+
+# ---- robrank leaderboard ----------------------------------------------------------------
+
+
+def test_leaderboard_site_ranks_by_worst_case_and_renders_in_chromium(bench_env, robrank_cli, tmp_path):
+    from test_report_formats import render_in_chromium
+
+    strong, weak = json.loads(bench_env.card.read_text()), json.loads(bench_env.card.read_text())
+    strong["name"] = "strong <b>model</b>"  # card text is escaped, never markup
+    weak["name"] = "weak"
+    for card, shift in ((strong, 5.0), (weak, -5.0)):  # the weak one has the higher reference score: rank by worst case
+        card["scores"]["worst_case"]["value"] += shift
+        card["scores"]["reference"]["value"] -= shift
+    paths = []
+    for card in (weak, strong):
+        paths.append(tmp_path / f"{card['name'][:4]}.json")
+        paths[-1].write_text(json.dumps(card))
+    out = tmp_path / "site"
+    result = robrank_cli("leaderboard", *map(str, paths), "--output", str(out))
+    assert result.exit_code == 0, result
+    index = (out / "index.html").read_text()
+    assert "<b>model</b>" not in index and "strong &lt;b&gt;model&lt;/b&gt;" in index
+    assert "http://" not in index and "https://" not in index
+    board = json.loads((out / "leaderboard.json").read_text())
+    assert [e["name"] for e in board["entries"]] == ["strong <b>model</b>", "weak"]
+    assert "| 1 | [strong <b>model</b>]" in (out / "leaderboard.md").read_text()
+    check = """<script>window.addEventListener("load", () => {
+      const rows = [...document.querySelectorAll("table.board tbody tr")].map(r => r.cells[1].textContent);
+      const links = [...document.querySelectorAll("table.board a")].map(a => a.getAttribute("href"));
+      const out = document.createElement("pre"); out.id = "robrank-check";
+      out.textContent = JSON.stringify({figures: [], rows: {board: rows}, links}); document.body.appendChild(out);
+    });</script>"""
+    page = out / "index-check.html"
+    page.write_text(index.replace("</body>", check + "</body>"))
+    import test_report_formats
+
+    seen = render_in_chromium_raw(page, test_report_formats)
+    assert seen["rows"]["board"] == ["strong <b>model</b>", "weak"]
+    for link in seen["links"]:
+        assert (out / link).is_file(), link
+        entry = render_in_chromium(out / link)  # each entry page: its ERS bars load and have a size
+        assert [f["id"] for f in entry["figures"]] == ["fig-ers"] and entry["figures"][0]["complete"] and entry["figures"][0]["width"] > 0
+        assert (out / link).with_suffix(".json").is_file()
+
+
+def render_in_chromium_raw(page, module):
+    """Chromium on a page that already carries its own check script."""
+    import re
+    import subprocess
+    import tempfile
+    from html import unescape
+
+    browser = module._browser()
+    with tempfile.TemporaryDirectory(prefix="robrank-chromium-") as profile:
+        done = subprocess.run([browser, *module.BROWSER_FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+                              capture_output=True, text=True, timeout=120, env={**__import__("os").environ, "HOME": profile})
+    match = re.search(r'<pre id="robrank-check">(.*?)</pre>', done.stdout, re.S)
+    assert match, done.stderr[-1000:]
+    return json.loads(unescape(match.group(1)))
