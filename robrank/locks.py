@@ -55,8 +55,12 @@ def exclusive(path: str | os.PathLike[str], *, command: str = "robrank", wait: f
                 time.sleep(POLL_SECONDS)
         # the lock is ours: any record left in the file is a killed process's (stale); take it over
         record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "command": command}) + "\n"
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, record.encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, record.encode(), 0)
+        except OSError as exc:  # a full disk while taking the lock: refused before any work starts
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            raise StorageError(f"cannot write {path}: {exc.strerror or exc}; free space or choose a writable {what}") from None
         try:
             yield None
         finally:

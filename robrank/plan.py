@@ -43,6 +43,7 @@ class SwipePlan:
     profile: str
     batch_size: int | None = None
     max_batches: int | None = None
+    max_queries: int | None = None
     semantics: str = DEFAULT_SEMANTICS
     seed: int = 0
     device: str | None = None  # None/auto: CUDA when present, decided when the swipe starts
@@ -60,6 +61,7 @@ class SwipePlan:
             "device": device_name(self.device),
             "batch_size": self.batch_size,
             "max_batches": self.max_batches,
+            "max_queries": self.max_queries,
             "seed": self.seed,
             "semantics": self.semantics,
         }
@@ -68,6 +70,7 @@ class SwipePlan:
         return {
             "batch_size": self.batch_size,
             "max_batches": self.max_batches,
+            "max_queries": self.max_queries,
             "semantics": self.semantics,
             "seed": self.seed,
             "device": self.device,
@@ -302,6 +305,7 @@ def plan_run(
             profile=profile,
             batch_size=swipe.get("batch_size"),
             max_batches=swipe.get("max_batches"),
+            max_queries=swipe.get("max_queries"),
             semantics=swipe.get("semantics", DEFAULT_SEMANTICS),
             seed=resolved.seed,
             device=swipe.get("device", resolved.device),
@@ -388,7 +392,8 @@ def _merge_swipe(section: Mapping[str, Any], swipe: Mapping[str, Any], config: T
         (k, v, saved[k]) for k, v in swipe.items() if k not in SWIPE_RUNTIME_KNOBS and saved.get(k) is not None and saved[k] != v
     ]
     if conflicts:
-        flags = {"profile": "--profile", "max_batches": "--max-batches", "semantics": "--semantics", "batch_size": "--swipe-batch-size"}
+        flags = {"profile": "--profile", "max_batches": "--max-batches", "max_queries": "--max-queries", "semantics": "--semantics",
+                 "batch_size": "--swipe-batch-size"}
         raise ConfigError(
             "cannot resume: the run's swipe was planned with different settings: "
             + "; ".join(f"{flags.get(k, '--' + k)} {now!r} but the run has {was!r}" for k, now, was in conflicts)
@@ -400,6 +405,7 @@ def _merge_swipe(section: Mapping[str, Any], swipe: Mapping[str, Any], config: T
         profile=registry.get("profiles", profile).name,
         batch_size=values.get("batch_size"),
         max_batches=values.get("max_batches"),
+        max_queries=values.get("max_queries"),
         semantics=values.get("semantics") or DEFAULT_SEMANTICS,
         seed=config.seed,
         device=swipe.get("device") or config.device,  # a runtime knob: this machine's, not the saved one

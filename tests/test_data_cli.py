@@ -8,10 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from robrank.cli import cli
-from robrank_plugins.datasets.cars import CarsSource
-from robrank_plugins.datasets.cub import CubSource
-from robrank_plugins.datasets.mnist import FashionSource, MnistSource
-from robrank_plugins.datasets.sop import SopSource
+from robrank_plugins.datasets.cars_data import CarsSource
+from robrank_plugins.datasets.cub_data import CubSource
+from robrank_plugins.datasets.mnist_data import FashionSource, MnistSource
+from robrank_plugins.datasets.sop_data import SopSource
 
 from test_datasets import DEAD_URL, IDX_NAMES, link_idx, make_cub
 from robrank.plugins import get_registry

@@ -39,21 +39,21 @@ def _entry(spec, adv, type_=None):
 
 
 def rob_entries(prefixed=False):
-    """Adversarial summaries whose raw scores are the hand-computed case above."""
+    """Adversarial summaries (percent, schema version 3) whose raw scores are the hand-computed case above."""
     def k(label, key):
         return f"{label}:{key}" if prefixed else key
 
     pgd = "eps=0.30196:alpha=0.011764:pgditer=32"
     return [
-        _entry(f"CA:pm=+:W=1:{pgd}", {k("CA+", "prank"): 0.10}),
-        _entry(f"CA:pm=-:W=1:{pgd}", {k("CA-", "prank"): 0.20}),
-        _entry(f"QA:pm=+:M=1:{pgd}", {k("QA+", "prank"): 0.30}),
-        _entry(f"QA:pm=-:M=1:{pgd}", {k("QA-", "prank"): 0.40}),
+        _entry(f"CA:pm=+:W=1:{pgd}", {k("CA+", "prank"): 10.0}),
+        _entry(f"CA:pm=-:W=1:{pgd}", {k("CA-", "prank"): 20.0}),
+        _entry(f"QA:pm=+:M=1:{pgd}", {k("QA+", "prank"): 30.0}),
+        _entry(f"QA:pm=-:M=1:{pgd}", {k("QA-", "prank"): 40.0}),
         _entry(f"TMA:{pgd}", {"Cosine-SIM": 0.5}),
         _entry(f"ES:{pgd}", {"r@1": 7.0, "r@10": 30.0, "r@100": 60.0, "loss": -1.0, "embshift": 1.0}),
-        _entry(f"LTM:{pgd}", {"r@1": 0.08}),
-        _entry(f"GTM:{pgd}", {"r@1": 0.09}),
-        _entry(f"GTT:{pgd}", {"ID-Retain@1": 0.02, "retain@4": 0.10}),
+        _entry(f"LTM:{pgd}", {"r@1": 8.0}),
+        _entry(f"GTM:{pgd}", {"r@1": 9.0}),
+        _entry(f"GTT:{pgd}", {"ID-Retain@1": 2.0, "retain@4": 10.0}),
     ]
 
 

@@ -232,7 +232,7 @@ class ThirdParty:
 
     @robrank.hookimpl
     def register_datasets(self, register):
-        from robrank_plugins.datasets.digits import DigitsSource
+        from robrank_plugins.datasets.digits_data import DigitsSource
 
         register(DatasetRecord(name="digits-b", factory=DigitsSource, summary="digits, c2f2 by default", image_size=28,
                                profile="tiny28", default_backbone="c2f2", default_loss="ptripletE"))
@@ -322,7 +322,7 @@ def test_mnist_downloads_use_torchvision_mirrors_and_md5s():
     """The .gz md5s torchvision publishes are the ones robrank had copied by hand (kept here as the reference)."""
     import torchvision.datasets
 
-    from robrank_plugins.datasets.mnist import FashionSource, MnistSource
+    from robrank_plugins.datasets.mnist_data import FashionSource, MnistSource
 
     source = MnistSource(None)
     files = {f.name: f for f in source.files()}
@@ -341,7 +341,7 @@ def test_a_dataset_without_declared_defaults_borrows_them_from_one_of_its_size(r
     class Bare:
         @robrank.hookimpl
         def register_datasets(self, register):
-            from robrank_plugins.datasets.digits import DigitsSource
+            from robrank_plugins.datasets.digits_data import DigitsSource
 
             register(DatasetRecord(name="bare28", factory=DigitsSource, summary="declares nothing", image_size=28, profile="rob28"))
 

@@ -13,6 +13,7 @@ from robrank.errors import RobrankError
 from robrank_plugins.profiles.ers import ers_block
 from robrank.swipe.report import attack_metrics, format_report, load_summaries, report
 from robrank.plugins import get_registry
+from robrank.swipe.schema import upgrade
 
 PGD = "eps=0.30196:alpha=0.011764:pgditer=32"
 ROB28 = [f"CA:pm=+:W=1:{PGD}", f"CA:pm=-:W=1:{PGD}", f"QA:pm=+:M=1:{PGD}", f"QA:pm=-:M=1:{PGD}", f"TMA:{PGD}", f"ES:{PGD}", f"LTM:{PGD}", f"GTM:{PGD}", f"GTT:{PGD}"]
@@ -59,8 +60,8 @@ def payload(run, profile, planned, advs, *, semantics="reference", ers_profile=T
         "timings": {"gallery_seconds": 1.0, "total_seconds": 60.0},
         "attacks": attacks,
     }
-    if done and ers_profile:
-        p["ers"] = ers_block(attacks)
+    if done and ers_profile:  # a hand-made version-1 file: its fractions become percent when read
+        p["ers"] = ers_block(upgrade(p, registry=get_registry())["attacks"])
     return p
 
 
@@ -144,7 +145,7 @@ def test_non_ers_profile_lists_attacks_pjswipe_style(files):
 def test_attack_metrics_scales():
     es = attack_metrics({"type": "ES", "orig": {"r@1": 99.0, "loss": 0.0}, "adv": {"r@1": 3.5, "embshift": 1.25}}, registry=get_registry())
     assert [(m.name, m.orig, m.adv, m.scale) for m in es] == [("ES", None, 1.25, "2.000"), ("R1", 99.0, 3.5, "100.0")]
-    gtm = attack_metrics({"type": "GTM", "orig": {"r@1": 0.99}, "adv": {"r@1": 0.25}}, registry=get_registry())
+    gtm = attack_metrics({"type": "GTM", "orig": {"r@1": 99.0}, "adv": {"r@1": 25.0}})  # percent (schema version 3)
     assert gtm[0].adv == pytest.approx(25.0) and gtm[0].orig == pytest.approx(99.0)
     third_party = attack_metrics({"type": "MYATK", "orig": {"score": 1.0}, "adv": {"score": 0.2}}, registry=get_registry())
     assert [(m.name, m.orig, m.adv) for m in third_party] == [("score", 1.0, 0.2)]

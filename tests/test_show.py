@@ -79,8 +79,8 @@ def test_candidate_attack_shows_the_candidate_rank_before_and_after(loaded):
     assert ex.rank_after < ex.rank_before  # CA+ moves the candidate up the query's list
     # the same selection as a swipe: the attack's own percentile counts the same items (plus the query itself)
     result = run_attack(run.model, dataset, CA, indices=[172], progress=False, gallery=gallery, registry=get_registry())
-    assert result.adv["prank"] * len(dataset) == pytest.approx(ex.rank_after, abs=1e-3)
-    assert result.orig["prank"] * len(dataset) == pytest.approx(ex.rank_before, abs=1e-3)
+    assert result.adv["prank"] / 100 * len(dataset) == pytest.approx(ex.rank_after, abs=1e-3)
+    assert result.orig["prank"] / 100 * len(dataset) == pytest.approx(ex.rank_before, abs=1e-3)
     in_top = [h for h in ex.after if h.candidate]
     assert bool(in_top) == (ex.rank_after <= 5)
 
@@ -124,6 +124,32 @@ def test_show_figure_frames_and_files(loaded, tiny_run, tmp_path, robrank_cli):
     files = sorted(tmp_path.glob("ca-*.svg"))
     assert len(files) == 2 and all(f.read_text().lstrip().startswith("<?xml") for f in files)
     assert "cand. rank" in files[0].read_text()
+
+
+@pytest.mark.parametrize(("rank_after", "reached"), [(3, True), (5, True), (6, False), (22, False)])
+def test_the_adversarial_candidate_is_framed_blue_only_when_it_reached_the_top_k(rank_after, reached):
+    """docs/figures.md: blue means it reached the top-k; a candidate left at rank 22 is not drawn as a success."""
+    import matplotlib.colors as mcolors
+
+    from robrank.plot.show import CANDIDATE, Example, Hit, show_figure
+
+    image = torch.full((1, 28, 28), 0.5)
+    hits = [Hit(slot=10 + j, label=j % 2, distance=float(j)) for j in range(5)]
+    after = [Hit(slot=7, label=1, distance=0.0, candidate=True), *hits[:4]] if reached else hits
+    example = Example(index=7, label=1, role="candidate", clean=image, adversarial=image, linf=0.1, before=hits, after=after,
+                      query=3, query_label=0, query_image=image, rank_before=40, rank_after=rank_after,
+                      pictures={h.slot: image for h in hits + after})
+    fig = show_figure([example], CA)
+    (ax,) = [a for sub in fig.subfigs for a in sub.axes if a.get_gid() == "show-7-adversarial"]
+    spine = ax.spines["left"]
+    assert spine.get_visible() == reached
+    if reached:
+        assert mcolors.to_hex(spine.get_edgecolor()) == CANDIDATE and ax.get_title() == "adversarial\ncandidate"
+    else:
+        assert f"rank {rank_after}\n(not in top-5)" in ax.get_title()
+    blue = [a for sub in fig.subfigs for a in sub.axes if a.spines["left"].get_visible()
+            and mcolors.to_hex(a.spines["left"].get_edgecolor()) == CANDIDATE]
+    assert len(blue) == (2 if reached else 0)  # the adversarial image and the candidate's place in the top-k after
 
 
 @pytest.mark.parametrize(

@@ -367,7 +367,8 @@ def test_a_partial_swipe_is_marked_in_the_console_the_json_and_every_report_row(
     assert "16 of 364 queries" in result.output  # ... and the footnote says why
 
     # beside a full swipe (a full-coverage copy of the same numbers), only the partial row is marked
-    full = dict(payload, max_batches=None, attacks=[dict(a, count=364) for a in payload["attacks"]])
+    full = dict(payload, max_batches=None, attacks=[dict(a, count=364, sums={side: {k: v * 364 for k, v in a[side].items()} for side in ("orig", "adv")})
+                                                    for a in payload["attacks"]])
     full["coverage"] = dict(payload["coverage"], queries=364, partial=None)
     full["ers"] = dict(payload["ers"], partial=None)
     full["model"] = dict(payload["model"], run_dir="/runs/full-run")

@@ -12,14 +12,14 @@ from robrank.io import file_sha256
 from robrank.models import zoo
 from robrank.models.external import ModelSpec, load_model, state_digest
 from robrank.records import ModelRecord
-from robrank_plugins.backbones.small import LeNet
+from robrank_plugins.backbones.small_nets import LeNet
 from robrank.plugins import get_registry
 
 EMBED = 16
 QUICK = ["-b", "8", "-m", "1", "--no-progress"]
 
 BUILDER = f'''
-from robrank_plugins.backbones.small import LeNet
+from robrank_plugins.backbones.small_nets import LeNet
 
 
 def make():
@@ -184,3 +184,16 @@ def test_a_record_without_a_checksum_fails_its_plugin(robrank_cli):
 def test_zoo_options_are_checked_in_the_api(zoo_env):
     with pytest.raises(ConfigError, match="metric"):
         robrank.evaluate("zoo:TinyNet", metric="C")
+
+
+def test_a_grid_file_and_sweep_take_a_zoo_entry(zoo_env, tmp_path):
+    from robrank.sweep.grid import load_grid, model_spec
+
+    grid_file = tmp_path / "grid.toml"
+    grid_file.write_text('profiles = ["zoo-one"]\n\n[[models]]\nmodel = "zoo:tinynet"\n')
+    (target,) = load_grid(grid_file, registry=get_registry()).models
+    spec = model_spec(target)
+    assert (spec.spec, spec.metric, spec.dataset, spec.normalize) == ("zoo:TinyNet", "N", "digits", "none")
+    grid_file.write_text('profiles = ["zoo-one"]\n\n[[models]]\nmodel = "zoo:TinyNet"\nmetric = "C"\n')
+    with pytest.raises(ConfigError, match="metric"):
+        load_grid(grid_file, registry=get_registry())

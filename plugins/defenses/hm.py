@@ -42,20 +42,12 @@ from robrank.plugin_api import (
     pgd_minimize,
 )
 
-from .act import FAMILIES
+from . import FAMILIES
 
 #: the miner margin the reference used for HM's samplers with metric N (triplet margin_cosine)
 HM_MINER_MARGIN = 0.2
 #: HM's saturation stop: the objective changed by less than this between two steps
 EARLY_STOP = 1e-7
-
-
-def _flag(value: Any, option: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        return value.lower() in ("1", "true", "yes", "on")
-    raise ConfigError(f"defense 'hm': option {option} must be true or false, got {value!r}")
 
 
 #: the reference's HM model names (``ghmet<src><dest>``) spell the letterless (random) miner ``r``
@@ -81,9 +73,6 @@ class HM(AdversarialDefense):
     )
 
     def __init__(self, **options: Any) -> None:
-        for flag in ("gradual", "ics"):  # yes/no/on/off, as -o accepted them before they were declared
-            if flag in options:
-                options[flag] = _flag(options[flag], flag)
         super().__init__(**options)
         opts = self.options
         opts["ics_lambda"] = float(opts["ics_lambda"])

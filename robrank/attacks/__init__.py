@@ -1,19 +1,19 @@
 """Ranking attacks: the Attack base class (PGD, selection, summaries), the spec grammar, the runner.
 
-Public surface::
+Public surface (the names in ``__all__``)::
 
     parse_spec("CA:pm=+:W=1:eps=0.30196:alpha=0.011764:pgditer=32") -> AttackSpec
     Gallery.compute(model, dataset, batch_size, device) -> Gallery
     run_attack(model, dataset, spec, AttackOptions(...)) -> AttackResult
     merge_results([AttackResult, ...]) -> AttackResult
 
-Concrete attacks live in plugins (the bundled ones in ``robrank_plugins.attacks``).
+Plugin authors import from :mod:`robrank.plugin_api` instead. The other names imported
+here (``accelerate``, ``auto_batch_size``, ``FastEmbedding``, ...) are robrank's own
+plumbing, kept importable for its modules and not exported. Concrete attacks live in
+plugins (the bundled ones in ``robrank_plugins.attacks``).
 """
-from ..models.modes import attack_mode, embed
-from ..params import Param
-from ..semantics import SEMANTICS
-from ..summaries import MetricDisplay
-from .base import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_PGDITER, PM, Attack, BatchContext, BatchOutcome, Surrogate
+from ..models.modes import attack_mode
+from .base import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_PGDITER, PM, Attack, BatchContext, BatchOutcome, Selection, Surrogate
 from .gallery import Gallery, device_dataset, iter_images
 from .runner import (
     AttackOptions,
@@ -39,22 +39,11 @@ __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_EPS",
     "DEFAULT_PGDITER",
-    "FastEmbedding",
     "Gallery",
-    "MetricDisplay",
     "PM",
-    "Param",
-    "SEMANTICS",
+    "Selection",
     "Surrogate",
-    "accelerate",
-    "attack_mode",
-    "auto_batch_size",
     "build_attack",
-    "check_task",
-    "dataset_attack_defaults",
-    "device_dataset",
-    "embed",
-    "iter_images",
     "merge_results",
     "parse_spec",
     "run_attack",

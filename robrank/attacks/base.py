@@ -75,6 +75,19 @@ def _float64(summary: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 @dataclass
+class Selection:
+    """An attack's choice of targets for one batch, made once from the clean state.
+
+    Each attack subclasses it (a dataclass) with the fields its :meth:`Attack.select` fills
+    and its objective and summaries read, and names the subclass in :attr:`Attack.selection`;
+    the engine gives every batch a fresh one as ``ctx.sel``. Fields default to None (not
+    chosen yet), so an attack may also fill one on first use. An attack that perturbs a
+    candidate (``perturbs = "candidate"``) has a ``queries`` field: the ``[B, W]`` gallery
+    slots of the queries whose rankings it moves (``robrank show`` draws the first).
+    """
+
+
+@dataclass
 class BatchContext:
     """What an attack knows about the batch it perturbs (all tensors on the attack device).
 
@@ -82,7 +95,8 @@ class BatchContext:
     selection); ``self_slot`` is each object's own slot in the gallery (None, like ``gallery``
     and ``clean_dist``, for an attack that uses no gallery): the nearest clean
     gallery item under reference semantics (the reference's ``loc_self``), the true slot
-    under fixed semantics. ``sel`` holds the attack's selection; ``last`` the embeddings of
+    under fixed semantics. ``sel`` holds the attack's selection (its :attr:`Attack.selection`
+    dataclass); ``last`` the embeddings of
     the last PGD forward pass and ``last_input`` the images it embedded.
     """
 
@@ -95,7 +109,7 @@ class BatchContext:
     clean_dist: torch.Tensor | None
     seed: int
     reference: bool
-    sel: dict[str, Any] = field(default_factory=dict)
+    sel: Selection = field(default_factory=Selection)
     last: torch.Tensor | None = None
     last_input: torch.Tensor | None = None
     #: model passes spent on this batch, per sample
@@ -172,13 +186,18 @@ class Attack:
     reports: ClassVar[tuple[str, ...]] = ()
     #: how reports show the summary keys (none: each key as it is)
     display: ClassVar[tuple[MetricDisplay, ...]] = ()
-    #: the range each reported key's average lies in (a fraction: (0, 1)); an average outside it
-    #: is never written or read as a result. A key not listed only has to be finite.
+    #: the range each reported key's average lies in (a rate in percent: ``PERCENT``, (0, 100));
+    #: an average outside it is never written or read as a result. A key not listed only has to be finite.
     bounds: ClassVar[Mapping[str, tuple[float, float]]] = {}
+    #: keys this attack reported as fractions in results files before schema version 3 (which
+    #: moved every rate to percent); readers multiply them by 100 when they load an older file
+    legacy_fractions: ClassVar[tuple[str, ...]] = ()
     #: what the perturbed image plays: "query" (its own ranking is attacked) or "candidate"
     #: (a gallery item moved in the rankings of the queries its select() stores in
-    #: ``ctx.sel["queries"]``, a [B, W] tensor of gallery slots); robrank show draws each its way
+    #: ``ctx.sel.queries``, a [B, W] tensor of gallery slots); robrank show draws each its way
     perturbs: ClassVar[str] = "query"
+    #: the dataclass :meth:`select` fills, one per batch (``ctx.sel``)
+    selection: ClassVar[type[Selection]] = Selection
 
     eps: float
     alpha: float
@@ -263,7 +282,7 @@ class Attack:
     # ------------------------------------------------------------------ subclass hooks
 
     def select(self, ctx: BatchContext) -> None:
-        """Choose targets from the clean state (``ctx.clean``, ``ctx.clean_dist``) into ``ctx.sel``."""
+        """Choose targets from the clean state (``ctx.clean``, ``ctx.clean_dist``) into ``ctx.sel`` (a :attr:`selection`)."""
 
     def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
         """Per-sample loss ``[B]`` to minimise; ``step`` is the PGD iteration (None when evaluating)."""
@@ -329,7 +348,7 @@ class Attack:
             ctx = BatchContext(
                 gallery=None, metric=model.metric, labels=labels.to(device).view(-1),
                 index=index.to(device=device, dtype=torch.int64).view(-1), self_slot=None, clean=clean,
-                clean_dist=None, seed=int(seed), reference=self.reference,
+                clean_dist=None, seed=int(seed), reference=self.reference, sel=self.selection(),
             )
             with torch.no_grad():
                 self.select(ctx)
@@ -354,6 +373,7 @@ class Attack:
             clean_dist=clean_dist,
             seed=int(seed),
             reference=self.reference,
+            sel=self.selection(),
         )
         with torch.no_grad():
             self.select(ctx)

@@ -117,6 +117,9 @@ class AttackOptions:
     device: str = "cpu"
     batch_size: int | None = None
     max_batches: int | None = None
+    #: attack only the first N queries, whatever the batch size (``max_batches`` counts batches,
+    #: whose size is chosen per device); both may be given, the smaller cut wins
+    max_queries: int | None = None
     progress: bool = True
     amp: bool = False
     channels_last: bool = False
@@ -126,7 +129,7 @@ class AttackOptions:
 
     def __post_init__(self) -> None:
         check_semantics(self.semantics)
-        for name in ("batch_size", "max_batches"):
+        for name in ("batch_size", "max_batches", "max_queries"):
             value = getattr(self, name)
             if value is not None and int(value) < 1:
                 raise ConfigError(f"{name.replace('_', ' ')} must be at least 1 (got {value})")
@@ -178,7 +181,7 @@ class AttackResult:
     budget: dict[str, float] = field(default_factory=dict)
     members: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     wins: dict[str, dict[str, int]] = field(default_factory=dict)
-    #: share of the gallery's items whose two nearest items tie (:func:`robrank.metrics.top_tie_share`); None without a gallery
+    #: percent of the gallery's items whose two nearest items tie (:func:`robrank.metrics.top_tie_share`); None without a gallery
     top_ties: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -388,6 +391,8 @@ def run_attack(
     # the gallery is this split when sizes agree: a query's own slot is its dataset index
     own_slots = gallery is not None and len(gallery) == len(dataset)
     order = _query_order(dataset, indices)
+    if options.max_queries is not None:
+        order = order[: int(options.max_queries)]
     batch_size = options.batch_size
     if batch_size is None:
         batch_size = auto_batch_size(model, dataset, gallery, attack, device)
@@ -417,7 +422,7 @@ def run_attack(
     finally:
         if bar is not None:
             bar.close()
-    return totals.result(spec.text, options, start, None if gallery is None else gallery.top_ties)
+    return totals.result(spec.text, options, start, None if gallery is None else 100.0 * gallery.top_ties)
 
 
 def _galleries(model: nn.Module, dataset: Any, attack: Attack, options: AttackOptions, device: torch.device, gallery: Gallery | None,

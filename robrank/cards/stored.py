@@ -25,8 +25,10 @@ def _clean_at(run_dir: Path, step: int | None) -> dict[str, float]:
     if not metrics.is_file():
         return {}
     rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    from ..metrics import REPORTED_KEYS, in_percent
+
     rows = [r for r in rows if step is None or r.get("step") == step] or rows[-1:]
-    return {k: 100.0 * float(rows[-1][k]) for k in ("R@1", "R@2", "mAP", "mAP@R", "NMI") if k in rows[-1]}
+    return {k: float(v) for k, v in in_percent(rows[-1]).items() if k in REPORTED_KEYS}
 
 
 def stored_card(run_dir: str | Path, reference: str = "swipe-rob28.json", worst_case: str = "swipe-rob28-aa.json", name: str | None = None,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import ConfigError
-from ..runtime import RuntimeOptions, device_name
+from ..runtime import RuntimeOptions
 from ..semantics import REFERENCE, SEMANTICS
 from .external_model import external_model_options
 from .options import (
@@ -26,6 +26,7 @@ from .options import (
     device_option,
     json_option,
     max_batches_option,
+    max_queries_option,
     quiet_option,
 )
 
@@ -45,6 +46,7 @@ def _print_summary(title: str, summary: dict[str, float]) -> None:
 @external_model_options
 @click.option("-A", "--attack", "spec", required=True, help="Attack spec TYPE:key=val:..., e.g. CA:pm=+:W=1:eps=0.30196:alpha=0.011764:pgditer=32.")
 @max_batches_option
+@max_queries_option
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=None, help="Queries per batch [default: automatic, fitted to the device].")
 @device_option
 @click.option("--seed", type=int, default=0, help="Seed of the target selection [default: 0].")
@@ -53,7 +55,7 @@ def _print_summary(title: str, summary: dict[str, float]) -> None:
 @data_root_option
 @attack_speed_options
 @click.option("--save-adversarial", "save_adversarial", type=click.Path(file_okay=False, path_type=str), default=None,
-              help="Write the perturbed images to DIR: adversarial.pt (images + dataset indices) and a few PNGs.")
+              help="Write the perturbed images to DIR: adversarial.pt (images + dataset indices) and a few PNGs; a DIR holding earlier ones is refused.")
 @click.option("--surrogate", type=click.Path(path_type=str), default=None, help="Transfer attack: optimise on this run (or checkpoint) and score on RUN_OR_CKPT; it must have been trained on the same dataset.")
 @json_option
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
@@ -63,6 +65,7 @@ def attack_command(
     run_or_ckpt: object,
     spec: str,
     max_batches: int | None,
+    max_queries: int | None,
     seed: int,
     semantics: str,
     random_start: bool,
@@ -76,22 +79,26 @@ def attack_command(
 ) -> None:
     """Attack the model of a run directory or checkpoint (or --model) with one attack SPEC."""
     from ..attacks import AttackOptions, build_attack, parse_spec, run_attack
-    from ..attacks.adversarial import AdversarialCollector
+    from ..attacks.adversarial import AdversarialCollector, prepare_folder
     from ..attacks.reach import short_steps
     from ..data.loading import load_split
     from ..plugins import get_registry
+    from ..runtime import device_name, resolve_device
     from ..swipe.schema import check_metric, registered_bounds
 
     registry = get_registry()
     parsed = parse_spec(spec, registry)  # fail on a bad spec before loading anything
+    if save_adversarial:  # an earlier attack's saved images are never replaced; refused before any work
+        prepare_folder(save_adversarial)
+    resolve_device(runtime.device)  # --device cuda without a GPU: one line, before anything loads
     runtime = dataclasses.replace(runtime, device=device_name(runtime.device))
     run, source = _load_models(run_or_ckpt, surrogate, parsed, runtime.device, registry)
     where = {"model": run.model_block()} if hasattr(run, "model_block") else {"checkpoint": str(run.checkpoint)}
     label = run.label if hasattr(run, "model_block") else run.checkpoint
     dataset = load_split(run.dataset, "test", data_root, registry=registry)
     collector = AdversarialCollector() if save_adversarial else None
-    options = AttackOptions.for_dataset(run.dataset, registry, max_batches=max_batches, seed=seed, semantics=semantics,
-                                        progress=not (no_progress or quiet or as_json), random_start=random_start,
+    options = AttackOptions.for_dataset(run.dataset, registry, max_batches=max_batches, max_queries=max_queries, seed=seed,
+                                        semantics=semantics, progress=not (no_progress or quiet or as_json), random_start=random_start,
                                         **{k: v for k, v in runtime.fields().items() if k != "num_workers"})
     warning = short_steps(build_attack(parsed, options, registry=registry), parsed.text)
     if warning is not None:
@@ -108,7 +115,8 @@ def attack_command(
         for key, value in summary.items():  # a NaN or out-of-range average is never printed as a result
             check_metric(key, float(value), f"{result.spec} ({side})", bounds)
     if as_json:
-        click.echo(json.dumps({**result.as_dict(), **where}, indent=2))
+        limits = {"queries": len(dataset), "max_queries": max_queries, "max_batches": max_batches}  # the coverage: count of queries
+        click.echo(json.dumps({**result.as_dict(), **limits, **where}, indent=2))
         return
     _print_result(result, run, source, label, len(dataset), where if collector is not None else None)
 
@@ -152,6 +160,6 @@ def _print_result(result: Any, run: Any, source: Any, label: object, total: int,
         click.echo(f"Won {key}: " + ", ".join(f"{name} {n}" for name, n in counts.items()))
     if where is not None:
         click.echo(f"adversarial images: {where['adversarial']}")
-    note = tie_note(result.top_ties)
+    note = tie_note(None if result.top_ties is None else result.top_ties / 100.0)
     if note:
         click.echo(note)

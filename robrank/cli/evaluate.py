@@ -27,7 +27,9 @@ def eval_command(run_or_ckpt: object, device: str | None, batch_size: int | None
                                    registry=get_registry())
     if as_json:
         where = {"model": loaded.model_block()} if hasattr(loaded, "model_block") else {"checkpoint": str(loaded.checkpoint), "epoch": loaded.epoch}
-        click.echo(json.dumps({**where, **metrics}, indent=2))
+        from ..metrics import in_percent
+
+        click.echo(json.dumps({**where, **in_percent(metrics)}, indent=2))
         return
     if hasattr(loaded, "model_block"):
         click.echo(f"{loaded.label} ({loaded.dataset}, metric {loaded.metric}, normalize {loaded.source['normalize']['name']})")

@@ -11,7 +11,8 @@ option means one thing in every command:
 ``-D``  ``--device``         cpu, cuda, cuda:N or auto
 ``-o``  ``--option``         a defense option KEY=VALUE (train, run)
 ``-p``  ``--profile``        swipe profile (swipe, run)
-``-m``  ``--max-batches``    stop each attack after N batches (attack, swipe, run)
+``-m``  ``--max-batches``    stop each attack after N batches (attack, swipe, run, sweep);
+                             ``--max-queries N`` (long only) stops after N queries, whatever the batch size
 ``-A``  ``--attack``         attack spec (attack)
 ``-f``  ``--format``         output format (report)
 ``-q``  ``--quiet``          no progress bars or progress lines, only the result
@@ -167,6 +168,10 @@ semantics_option = click.option(
 max_batches_option = click.option(
     "-m", "--max-batches", type=click.IntRange(min=1), default=None,
     help="Stop each attack after this many batches (quick checks; not a full result).",
+)
+max_queries_option = click.option(
+    "--max-queries", type=click.IntRange(min=1), default=None,
+    help="Attack only the first N test images (quick checks; not a full result). Unlike -m, N does not depend on the batch size.",
 )
 profile_option = click.option("-p", "--profile", default=None, help="Swipe profile (robrank list profiles).")
 force_profile_option = click.option(
@@ -380,6 +385,7 @@ __all__ = [
     "seed_option",
     "semantics_option",
     "max_batches_option",
+    "max_queries_option",
     "profile_option",
     "amp_flag",
     "compile_flag",

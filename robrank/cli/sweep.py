@@ -11,7 +11,7 @@ import click
 
 from ..runtime import RuntimeOptions
 from .options import (attack_speed_options, collect_runtime, data_root_option, device_option, echo_json, external_model_group, json_option,
-                      max_batches_option, quiet_option, semantics_option, with_default)
+                      max_batches_option, max_queries_option, quiet_option, semantics_option, with_default)
 
 
 @click.command("sweep")
@@ -21,6 +21,7 @@ from .options import (attack_speed_options, collect_runtime, data_root_option, d
 @click.option("-b", "--batch-size", "batch_size", type=click.IntRange(min=1), default=None,
               help=with_default("Queries per attack batch, as in robrank swipe (a speed knob).", "automatic, fitted to the device"))
 @max_batches_option
+@max_queries_option
 @semantics_option
 @device_option
 @data_root_option
@@ -43,7 +44,7 @@ from .options import (attack_speed_options, collect_runtime, data_root_option, d
 @quiet_option
 @collect_runtime
 def sweep_command(runs: tuple[str, ...], profiles: tuple[str, ...], seeds: tuple[int, ...], runtime: RuntimeOptions,
-                  max_batches: int | None, semantics: str | None, data_root: str | None, grid_file: str | None,
+                  max_batches: int | None, max_queries: int | None, semantics: str | None, data_root: str | None, grid_file: str | None,
                   sweep_dir: str | None, executor: str | None, jobs: int | None, gpus_per_job: int | None, partition: str | None,
                   time_limit: int | None, executor_options: tuple[str, ...], no_wait: bool, status_dir: str | None, as_json: bool,
                   quiet: bool, **model_options: Any) -> None:
@@ -69,8 +70,8 @@ def sweep_command(runs: tuple[str, ...], profiles: tuple[str, ...], seeds: tuple
         return
     if sweep_dir is None:
         raise click.UsageError("give --dir SWEEP_DIR (where the cells and the report go), or --status DIR")
-    settings = {"batch_size": runtime.batch_size, "max_batches": max_batches, "semantics": semantics, "device": runtime.device,
-                "data_root": data_root, **{k: v or None for k, v in runtime.speed.items()}}  # None: not given
+    settings = {"batch_size": runtime.batch_size, "max_batches": max_batches, "max_queries": max_queries, "semantics": semantics,
+                "device": runtime.device, "data_root": data_root, **{k: v or None for k, v in runtime.speed.items()}}  # None: not given
     grid = Grid(runs=list(runs), profiles=list(profiles), seeds=list(seeds), settings=settings)
     if model_options.get("model") is not None:  # a model trained elsewhere is one more row of the grid
         from ..sweep.grid import model_target

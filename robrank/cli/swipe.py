@@ -16,6 +16,7 @@ from .options import (
     echo_json,
     force_profile_option,
     max_batches_option,
+    max_queries_option,
     num_workers_option,
     output_group,
     semantics_option,
@@ -43,6 +44,7 @@ def _dataset_profile(run_or_ckpt: object, registry: Registry) -> str:
 @click.option("--output", type=click.Path(dir_okay=False, path_type=str), default=None, help="Results file [default: RUN/swipe-PROFILE.json, CKPT.swipe-PROFILE.json, or beside --model's file or first weights file].")
 @click.option("-b", "--batch-size", "batch_size", type=click.IntRange(min=1), default=None, help="Queries per attack batch (a speed knob) [default: automatic, fitted to the device].")
 @max_batches_option
+@max_queries_option
 @device_option
 @click.option("--seed", type=int, default=0, help="Seed of every attack's random selection [default: 0].")
 @semantics_option
@@ -60,6 +62,7 @@ def swipe_command(
     profile: str | None,
     output: str | None,
     max_batches: int | None,
+    max_queries: int | None,
     seed: int,
     semantics: str | None,
     data_root: str | None,
@@ -85,10 +88,13 @@ def swipe_command(
     from ..training.distributed import from_env
     from ..training.rundir import locked
 
+    from ..runtime import resolve_device
+
+    resolve_device(runtime.device)  # --device cuda without a GPU: one line, before anything loads
     registry = get_registry()
     record = resolve_profile(profile or _dataset_profile(run_or_ckpt, registry), registry)  # an unknown name fails here, before the model loads
     info = from_env()
-    plan = SwipePlan(profile=record.name, batch_size=runtime.batch_size, max_batches=max_batches,
+    plan = SwipePlan(profile=record.name, batch_size=runtime.batch_size, max_batches=max_batches, max_queries=max_queries,
                      semantics=semantics or DEFAULT_SEMANTICS, seed=seed, device=runtime.device)
     kwargs = dict(
         output=output,

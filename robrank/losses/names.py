@@ -24,14 +24,7 @@ from torch import nn
 from ..distances import METRICS
 from ..errors import ConfigError, UnknownNameError
 from ..plugins import Registry
-from ..records import LossRecord, MinerRecord
-
-#: Batch prefix of the reference names: ``p`` = SPC-2 pair batch.
-SPC2_PREFIX = "p"
-#: Miner letters of the reference grammar ('' = spc2-random, m semihard, s softhard,
-#: d distance-weighted, D distance-weighted with p_switch 0.15, h hardest).
-REFERENCE_MINER_LETTERS: tuple[str, ...] = ("", "m", "s", "d", "D", "h")
-
+from ..records import REFERENCE_MINER_LETTERS, SPC2_PREFIX, LossRecord, MinerRecord, reference_aliases
 
 @dataclass(frozen=True)
 class LossChoice:
@@ -48,24 +41,6 @@ class LossChoice:
     metric: str
     miner: str
     reference_name: str
-
-
-def reference_aliases(
-    tokens: Iterable[str],
-    metrics: Iterable[str],
-    uses_miner: bool,
-    letters: Iterable[str] = REFERENCE_MINER_LETTERS,
-) -> tuple[str, ...]:
-    """Every reference name a loss family answers to, e.g. ``ptripletN``, ``pDtripletN``."""
-    letters = tuple(letters) if uses_miner else ("",)
-    names: list[str] = []
-    for token in tokens:
-        for letter in letters:
-            for metric in metrics:
-                name = f"{SPC2_PREFIX}{letter}{token}{metric}"
-                if name not in names:
-                    names.append(name)
-    return tuple(names)
 
 
 def _loss_tokens(registry: Registry) -> dict[str, LossRecord]:

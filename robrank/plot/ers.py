@@ -13,7 +13,7 @@ figure's width, at any width.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,10 +70,19 @@ def ers_series(summaries: Sequence[FileSummary]) -> list[ErsSeries]:
             ers=s.ers,
             partial=s.partial,
             score=s.score.name,
-            threat=threat_model(s.payload),
+            threat=_threat_of(s),
         )
         for s in summaries
     ]
+
+
+def _threat_of(summary: Any) -> str:
+    """A summary's threat model: its ``threat`` if it says one, else read from its results payload ("" if neither)."""
+    given = getattr(summary, "threat", None)
+    if given:
+        return str(given)
+    payload = getattr(summary, "payload", None)
+    return threat_model(payload) if isinstance(payload, Mapping) else ""
 
 
 def ers_figure(summaries: Sequence[FileSummary], *, width: float = PAGE_WIDTH, height: float = 2.0) -> Figure:
@@ -99,7 +108,8 @@ def ers_figure(summaries: Sequence[FileSummary], *, width: float = PAGE_WIDTH, h
             for slot, i in enumerate(members):
                 handles.append(_draw_run(ax, series[i], i, slot, len(members), palette[i]))
                 lowest = min(lowest, *(v for v in series[i].values if v is not None))
-            ax.set_title(f"threat model: {threat}", loc="left")
+            if threat:
+                ax.set_title(f"threat model: {threat}", loc="left")
             ax.set_ylabel("rescaled score\n(0 = broken, 100 = robust)")
             ax.grid(axis="x", visible=False)
             ax.set_xticks(range(len(columns)), columns)

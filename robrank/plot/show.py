@@ -8,9 +8,10 @@ result framed green when its class is the query's and red when it is not.
 
 Query attacks perturb the query: the rankings shown are the query's own. Candidate attacks
 (``Attack.perturbs == "candidate"``) perturb a gallery item so that it rises or sinks in the
-rankings of chosen queries (``ctx.sel["queries"]``): the rankings shown are the first chosen
+rankings of chosen queries (``ctx.sel.queries``): the rankings shown are the first chosen
 query's, before and after the candidate was replaced by its adversarial version, with the
-candidate's rank in both.
+candidate's rank in both. The adversarial candidate is framed blue only when it reached the
+shown top-k; when it did not, its title gives the rank it reached instead.
 """
 from __future__ import annotations
 
@@ -145,7 +146,7 @@ def retrieval_examples(
                 clean=images[b].cpu(), adversarial=adversarial[b].cpu(), linf=float(delta),
             )
             if example.role == "candidate":
-                target = int(ctx.sel["queries"][b].view(-1)[0])
+                target = int(ctx.sel.queries[b].view(-1)[0])
                 before = pairwise(gallery.embeddings[target : target + 1], gallery.embeddings, gallery.metric)[0]
                 after = before.clone()
                 after[q] = pairwise(gallery.embeddings[target : target + 1], adv_emb[b : b + 1], gallery.metric)[0, 0]
@@ -210,7 +211,14 @@ def _draw(subfig: Any, example: Example, spec_text: str, class_names: Sequence[s
     _imshow(subfig.add_subplot(grid[:, 0]), example.clean, f"{what} #{example.index}\nclass {name(example.label)}")
     perturbation, gain = _amplified(example)
     _imshow(subfig.add_subplot(grid[:, 1]), perturbation, f"perturbation ×{gain:.1f}\nL∞ {255 * example.linf:.1f}/255")
-    _imshow(subfig.add_subplot(grid[:, 2]), example.adversarial, f"adversarial\n{what}", frame=CANDIDATE if is_candidate else None)
+    reached = is_candidate and example.rank_after is not None and example.rank_after <= top
+    if is_candidate:  # framed blue only when it did reach the top-k; otherwise the title says where it ended
+        title = "adversarial\ncandidate" if reached else f"adversarial\ncand. → rank {example.rank_after}\n(not in top-{top})"
+    else:
+        title = f"adversarial\n{what}"
+    adversarial = subfig.add_subplot(grid[:, 2])
+    _imshow(adversarial, example.adversarial, title, frame=CANDIDATE if reached else None)
+    adversarial.set_gid(f"show-{example.index}-adversarial")
     reference_label = example.query_label if is_candidate else example.label
     rows = (("before", example.before, example.rank_before), ("after", example.after, example.rank_after))
     for r, (when, hits, rank) in enumerate(rows):

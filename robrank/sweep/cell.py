@@ -72,6 +72,7 @@ def _swipe(cell: Any, settings: Any, out: Path, devices: int, registry: Registry
 
     device = device_name(settings.device)
     kwargs: dict[str, Any] = dict(output=out, device=device, batch_size=settings.batch_size, max_batches=settings.max_batches,
+                                  max_queries=settings.max_queries,
                                   seed=cell.seed, semantics=settings.semantics, data_root=settings.data_root, amp=settings.amp,
                                   channels_last=settings.channels_last, compile=settings.compile, progress=False, registry=registry)
     target = model_spec(cell.target) if cell.source == "model" else cell.target

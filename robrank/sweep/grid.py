@@ -38,6 +38,7 @@ class SwipeSettings:
 
     batch_size: int | None = None
     max_batches: int | None = None
+    max_queries: int | None = None
     semantics: str = "reference"
     device: str | None = None
     data_root: str | None = None

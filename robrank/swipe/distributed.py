@@ -78,10 +78,13 @@ def distributed_backend(info: DistInfo, base: SwipeBackend | None = None, *, reg
             device = torch.device(options.device)
             local = auto_batch_size(model.to(device), dataset, kwargs["gallery"].to(device), attack, device)
             batch_size = min(dist_util.all_gather_object(info, int(local)))
+        if options.max_queries is not None:
+            order = order[: int(options.max_queries)]
         if options.max_batches is not None:
             order = order[: int(batch_size) * int(options.max_batches)]
         mine = shard(order, info, batch_size)
-        result = base.run_attack(model, dataset, spec, options=options.replace(batch_size=batch_size, max_batches=None), indices=mine, **kwargs)
+        result = base.run_attack(model, dataset, spec, options=options.replace(batch_size=batch_size, max_batches=None, max_queries=None),
+                                 indices=mine, **kwargs)
         results = dist_util.all_gather_object(info, result)
         merged = merge_results(results)
         merged.seconds = max(r.seconds for r in results)  # wall time: the slowest rank

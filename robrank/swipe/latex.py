@@ -28,13 +28,15 @@ _SPECIAL = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    "\u2191": r"$\uparrow$",
+    "\u2193": r"$\downarrow$",
 }
 DAGGER = r"$^\dagger$"
 
 
 def escape(text: str) -> str:
     """Text safe inside a LaTeX table cell (a trailing ``-`` sign becomes a real minus)."""
-    out = re.sub(r"[\\&%$#_{}~^]", lambda m: _SPECIAL[m.group(0)], text)
+    out = re.sub("[\\\\&%$#_{}~^\u2191\u2193]", lambda m: _SPECIAL[m.group(0)], text)
     return re.sub(r"(?<=\w)-$", "$-$", out)
 
 

@@ -24,18 +24,38 @@ from .html import format_html
 from .latex import format_latex
 from .summary import (
     PARTIAL_MARK,
+    OFF_SCALE_MARK,
     FileSummary,
     Metric,
     attack_metrics,
     displays,
     load_summaries,
+    off_scale,
     parsed_fields,
     profile_score,
     summarise,
 )
-from .tables import csv_table, md_table, notes, score_groups, sections, text_table
+from .tables import by_threat_model, csv_table, md_table, notes, score_groups, sections, text_table
 
 FORMATS = ("table", "markdown", "json", "csv", "latex", "html")
+
+
+def by_threat_model(summaries: list[FileSummary]) -> list[FileSummary]:
+    """Files of several threat models (rob28 beside rob28-l2) grouped by it, each label saying its own.
+
+    Their scores do not compare across threat models, so no table lists them mixed; copies
+    are returned (a caller's summaries keep their order and labels). One threat model: as given.
+    """
+    from dataclasses import replace
+
+    from ..threat import threat_model
+
+    threats = [threat_model(s.payload, plain=True) for s in summaries]
+    order = list(dict.fromkeys(threats))
+    if len(order) < 2:
+        return summaries
+    ranked = sorted(range(len(summaries)), key=lambda i: order.index(threats[i]))
+    return [replace(summaries[i], label=f"{summaries[i].label} [{threats[i]}]") for i in ranked]
 
 
 def format_report(summaries: list[FileSummary], fmt: str = "table") -> str:
@@ -49,6 +69,8 @@ def format_report(summaries: list[FileSummary], fmt: str = "table") -> str:
     """
     if fmt not in FORMATS:
         raise RobrankError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    summaries = by_threat_model(summaries)
+    summaries = by_threat_model(summaries)
     if fmt == "json":
         return json.dumps([s.as_dict() for s in summaries], indent=2) + "\n"
     if fmt == "csv":
@@ -77,6 +99,6 @@ def report(paths: Sequence[str | Path], fmt: str = "table", *, registry: Registr
 
 
 __all__ = [
-    "FORMATS", "PARTIAL_MARK", "Metric", "FileSummary", "attack_metrics", "displays", "parsed_fields", "profile_score", "score_groups", "summarise",
+    "FORMATS", "PARTIAL_MARK", "OFF_SCALE_MARK", "off_scale", "Metric", "FileSummary", "attack_metrics", "displays", "parsed_fields", "profile_score", "score_groups", "summarise",
     "load_summaries", "format_report", "report",
 ]

@@ -38,6 +38,7 @@ from ..semantics import REFERENCE
 from .schema import (
     SCHEMA,
     SCHEMA_VERSION,
+    UNITS,
     Bounds,
     SwipeFileError,
     check_metric,
@@ -181,6 +182,8 @@ def _resume(out: Path, fresh: dict[str, Any], restart: bool, registry: Registry)
     for key in keys:
         if previous[key] != fresh[key]:
             raise SwipeResumeError(f"{out} holds a swipe with {key}={previous[key]!r}, not {fresh[key]!r}; {how}")
+    if previous.get("max_queries") != fresh.get("max_queries"):  # files before --max-queries have none
+        raise SwipeResumeError(f"{out} holds a swipe with max_queries={previous.get('max_queries')!r}, not {fresh.get('max_queries')!r}; {how}")
     if bool(previous.get("options", {}).get("amp", False)) != bool(fresh["options"]["amp"]):
         raise SwipeResumeError(f"{out} holds a swipe with amp={not fresh['options']['amp']}, not {fresh['options']['amp']}; {how}")
     if "kind" in previous["model"] or "kind" in fresh["model"]:
@@ -197,12 +200,18 @@ def _resume(out: Path, fresh: dict[str, Any], restart: bool, registry: Registry)
     return previous
 
 
+def profile_misfit(record: Any, image_size: int | None) -> dict[str, int] | None:
+    """The results file's ``forced`` block when the profile is made for another image-size family than the data's, else None."""
+    wanted = getattr(record, "image_size", None)
+    if wanted is None or image_size is None or size_family(int(image_size)) == size_family(int(wanted)):
+        return None
+    return {"profile_image_size": int(wanted), "data_image_size": int(image_size)}
+
+
 def check_profile_fits(record: Any, image_size: int | None, dataset_name: str = "the model", *, registry: Registry) -> None:
     """Refuse a profile whose image-size family differs from the data's (``--force`` skips this)."""
     wanted = getattr(record, "image_size", None)
-    if wanted is None or image_size is None:
-        return
-    if size_family(int(image_size)) != size_family(int(wanted)):
+    if profile_misfit(record, image_size) is not None:
         fitting = sorted((p.record for p in registry.components("profiles")
                           if p.record.image_size is not None and size_family(p.record.image_size) == size_family(int(image_size))),
                          key=lambda r: (r.score is None, r.name))  # profiles with a score (ERS) first
@@ -304,12 +313,14 @@ class SwipeSession:
         self.payload = {
             "schema": SCHEMA,
             "schema_version": SCHEMA_VERSION,
+            "units": UNITS,
             "profile": record.name,
             "ers_profile": record.score is not None,
             "planned": self.planned,
             "semantics": options.semantics,
             "seed": int(options.seed),
             "max_batches": _optional_int(options.max_batches),
+            "max_queries": _optional_int(options.max_queries),
             "batch_size": _optional_int(options.batch_size),
             "model": _model_block(loaded),
             "dataset": str(loaded.dataset),
@@ -320,6 +331,8 @@ class SwipeSession:
             "finished": None,
             "timings": {"gallery_seconds": 0.0, "total_seconds": 0.0},
             "options": {**options.speed, "world_size": int(self.backend.world_size)},
+            # a --force override of the image-size check: every output marks the file (schema.partial_note)
+            "forced": profile_misfit(record, getattr(self.dataset, "image_size", None)),
             "attacks": [],
         }
 
@@ -403,7 +416,7 @@ class SwipeSession:
         gallery = backend.compute_gallery(model, dataset, None, device)
         payload["timings"]["gallery_seconds"] = time.perf_counter() - started
         if hasattr(gallery, "embeddings"):  # a collapsed or quantised embedding: outputs say so
-            payload["top_ties"] = float(gallery.top_ties)
+            payload["top_ties"] = 100.0 * float(gallery.top_ties)  # percent, like every rate in the file
         if hasattr(gallery, "labels"):  # every attack must fit this gallery before the first one runs
             for spec in todo:
                 check_against_gallery(spec, gallery, self.registry)

@@ -7,6 +7,7 @@ nothing above them.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,12 +16,21 @@ from typing import Any
 from ..attacks.spec import parse_spec
 from ..errors import RobrankError
 from ..plugins import Registry
-from ..scoring import Score
-from ..summaries import MetricDisplay, plain
+from ..scoring import Score, spec_fields
+from ..summaries import ARROW_DOWN, ARROW_UP, HIGHER, LOWER, MetricDisplay, plain
 from .schema import load_results, partial_note
 
 #: appended to the label and the score of a partial result; the footnote says what it covers
 PARTIAL_MARK = "*"
+#: appended to a rescaled value (or score) outside the 0-100 scale it is printed on; a note says why
+OFF_SCALE_MARK = "!"
+#: the scale of every rescaled column and score
+SCALE = (0.0, 100.0)
+
+
+def off_scale(value: float | None) -> bool:
+    """Whether a rescaled value lies outside 0-100 (a forced profile, E-metric shifts beyond 2)."""
+    return value is not None and math.isfinite(value) and not SCALE[0] <= value <= SCALE[1]
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,12 @@ class Metric:
     adv: float | None
     scale: str
     decimals: int = 1
+    #: "higher" or "lower": the direction that is more robust (None: a side measure)
+    robust: str | None = None
+
+    @property
+    def arrow(self) -> str:
+        return {HIGHER: ARROW_UP, LOWER: ARROW_DOWN}.get(self.robust or "", "")
 
 
 @dataclass
@@ -59,6 +75,15 @@ class FileSummary:
     @property
     def marked_label(self) -> str:
         return self.label + (PARTIAL_MARK if self.partial else "")
+
+    @property
+    def off_scale(self) -> list[str]:
+        """Labels of the rescaled columns (and the score) outside 0-100: never to be read as on that scale."""
+        if self.score is None:
+            return []
+        labels = self.score.labels
+        out = [labels[k] for k in self.score.keys if off_scale(self.rescaled.get(k))]
+        return out + ([self.score.name] if off_scale(self.ers) else [])
 
     @property
     def ers_profile(self) -> bool:
@@ -100,6 +125,8 @@ class FileSummary:
             out["rescaled"] = {labels[k]: self.rescaled[k] for k in self.score.keys}
             out["ers"] = self.ers
             out["missing"] = self.missing
+            out["off_scale"] = self.off_scale
+            out["robust"] = column_directions(self.score)
         out["attacks"] = [
             {"spec": a["spec"], "type": a["type"], "metrics": [m.__dict__ for m in metrics]} for a, metrics in zip(p["attacks"], self.metrics)
         ]
@@ -118,10 +145,20 @@ def displays(attack_type: str, adv: Mapping[str, Any], registry: Registry) -> tu
 def attack_metrics(entry: Mapping[str, Any], registry: Registry) -> list[Metric]:
     """One attack's metrics as its attack declares them shown (scaled to their printed range)."""
     orig, adv = entry["orig"], entry["adv"]
+    fields = spec_fields(str(entry.get("spec", "")))
     return [
-        Metric(d.label, d.value(orig), d.value(adv), d.full_text, d.decimals)
+        Metric(d.label, d.value(orig), d.value(adv), d.full_text, d.decimals, d.robust_direction(fields))
         for d in displays(str(entry["type"]), adv, registry)
     ]
+
+
+def column_directions(score: Score) -> dict[str, str]:
+    """Per score column label, "higher" or "lower": the direction of the raw value that is more robust."""
+    out = {}
+    for c in score.columns:
+        slope = c.rescale(c.factor * 1.0) - c.rescale(0.0)
+        out[c.label] = HIGHER if slope > 0 else LOWER
+    return out
 
 
 def profile_score(name: str, registry: Registry) -> Score | None:
@@ -231,6 +268,6 @@ def _attack_label(entry: Mapping[str, Any], registry: Registry) -> str:
 
 
 __all__ = [
-    "PARTIAL_MARK", "Metric", "FileSummary", "attack_metrics", "declared_direction", "displays", "external_source", "parsed_fields", "profile_score",
+    "PARTIAL_MARK", "OFF_SCALE_MARK", "off_scale", "column_directions", "Metric", "FileSummary", "attack_metrics", "declared_direction", "displays", "external_source", "parsed_fields", "profile_score",
     "summarise", "load_summaries",
 ]

@@ -8,14 +8,16 @@ and profiles declared.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..scoring import Score
-from ..summaries import tie_note
-from .summary import PARTIAL_MARK, FileSummary, external_source
+from ..summaries import ARROW_DOWN, ARROW_UP, HIGHER, LOWER, tie_note
+from ..threat import threat_model
+from .summary import OFF_SCALE_MARK, PARTIAL_MARK, FileSummary, column_directions, external_source, off_scale
 
 #: one table: its title, header cells and rows of cells
 Table = tuple[str, list[str], list[list[str]]]
@@ -43,7 +45,12 @@ def notes(summaries: Iterable[FileSummary]) -> list[str]:
                 else f"note: {s.label}: {len(s.payload['attacks'])}/{len(s.payload['planned'])} attacks done ({what})"
             )
     for s in summaries:
-        tied = tie_note(s.payload.get("top_ties"))
+        if s.off_scale:
+            notes.append(f"{OFF_SCALE_MARK} {s.label}: rescaled {', '.join(s.off_scale)} outside the 0-100 scale "
+                         f"({'the profile was forced on other images' if s.payload.get('forced') else 'see docs/swipe-format.md'}); "
+                         "not comparable with 0-100 scores")
+        stored = s.payload.get("top_ties")  # percent
+        tied = tie_note(None if stored is None else stored / 100.0)
         if tied:
             notes.append(tied.replace("note: ", f"note: {s.label}: ", 1))
     for s in summaries:
@@ -64,14 +71,18 @@ def score_tables(rows: list[FileSummary], marks: bool = True) -> list[Table]:
     head = ["run", *(labels[k] for k in keys), score.name]
 
     def score_cell(s: FileSummary) -> str:
-        return fmt_value(s.ers, 1) + (PARTIAL_MARK if marks and s.partial and s.ers is not None else "")
+        return fmt_value(s.ers, 1) + (OFF_SCALE_MARK if off_scale(s.ers) else "") + (PARTIAL_MARK if marks and s.partial and s.ers is not None else "")
 
     def label(s: FileSummary) -> str:
         return s.marked_label if marks else s.label
 
+    def scaled_cell(value: float | None) -> str:
+        return fmt_value(value, 1) + (OFF_SCALE_MARK if off_scale(value) else "")
+
     raw = [[label(s), *(fmt_value(s.raw[k], decimals[k]) for k in keys), score_cell(s)] for s in rows]
-    scaled = [[label(s), *(fmt_value(s.rescaled[k], 1) for k in keys), score_cell(s)] for s in rows]
-    tables = [("Raw scores", head, raw), ("Rescaled scores (0 = broken, 100 = robust)", head, scaled)]
+    scaled = [[label(s), *(scaled_cell(s.rescaled[k]) for k in keys), score_cell(s)] for s in rows]
+    tables = [(f"Raw scores ({_direction_title(score)})", head, raw),
+              ("Rescaled scores (0 = broken, 100 = robust: higher = more robust)", head, scaled)]
     won = {id(s): score.winners(s.payload["attacks"]) for s in rows}
     if any(won.values()):  # a worst-case swipe among them: what the stronger searches added, and at what cost
         cost_head = ["run", "gradients/query", *(labels[k] for k in keys)]
@@ -103,10 +114,32 @@ def attack_table(s: FileSummary, marks: bool = True) -> Table:
         mark = PARTIAL_MARK if marks and entry["count"] < s.payload["queries"] else ""
         for m in metrics:
             scale = f" / {m.scale}" if m.scale else ""
-            rows.append([entry["spec"] + mark, m.name, fmt_value(m.orig, m.decimals), fmt_value(m.adv, m.decimals) + scale])
+            name = f"{m.name} {m.arrow}" if m.arrow else m.name
+            rows.append([entry["spec"] + mark, name, fmt_value(m.orig, m.decimals), fmt_value(m.adv, m.decimals) + scale])
     p = s.payload
     title = f"{s.marked_label if marks else s.label}: {p['dataset']}, semantics {p['semantics']}, {len(p['attacks'])}/{len(p['planned'])} attacks"
-    return title, ["attack", "metric", "clean", "adversarial"], rows
+    return title, ["attack", f"metric ({ARROW_UP}/{ARROW_DOWN} = more robust)", "clean", "adversarial"], rows
+
+
+def _direction_title(score: Score) -> str:
+    directions = column_directions(score)
+    up = " ".join(k for k, v in directions.items() if v == HIGHER)
+    down = " ".join(k for k, v in directions.items() if v == LOWER)
+    return f"more robust: {ARROW_UP} higher {up}; {ARROW_DOWN} lower {down}"
+
+
+def by_threat_model(summaries: list[FileSummary]) -> list[FileSummary]:
+    """Files of several threat models (rob28 beside rob28-l2) grouped by it, each label saying its own.
+
+    Their scores do not compare across threat models, so no table lists them mixed; copies
+    are returned (a caller's summaries keep their order and labels). One threat model: as given.
+    """
+    threats = [threat_model(s.payload, plain=True) for s in summaries]
+    order = list(dict.fromkeys(threats))
+    if len(order) < 2:
+        return summaries
+    ranked = sorted(range(len(summaries)), key=lambda i: order.index(threats[i]))
+    return [dataclasses.replace(summaries[i], label=f"{summaries[i].label} [{threats[i]}]") for i in ranked]
 
 
 def text_table(head: list[str], rows: list[list[str]]) -> list[str]:
@@ -187,4 +220,4 @@ def csv_table(summaries: list[FileSummary]) -> str:
     return buffer.getvalue()
 
 
-__all__ = ["Table", "attack_table", "csv_table", "fmt_value", "md_table", "notes", "score_groups", "score_tables", "sections", "text_table"]
+__all__ = ["Table", "attack_table", "by_threat_model", "csv_table", "fmt_value", "md_table", "notes", "score_groups", "score_tables", "sections", "text_table"]

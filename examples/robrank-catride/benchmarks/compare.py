@@ -1,24 +1,24 @@
 """CA-TRIDE side by side with ACT and HM at one training budget: clean R@1/mAP and ERS under two profiles.
 
     python examples/robrank-catride/benchmarks/compare.py --work runs/catride \
-        [--datasets mnist,fashion] [--defenses act,hm,catride] [--max-steps 200] [--pgditer 8] \
-        [--alpha 0.04706] [--profiles rob28,rob28-aa] [-b 128 -m 2] [--jobs 2] [--device cpu]
+        [--datasets mnist,fashion] [--defenses act,hm,catride] [--max-steps 60] [--pgditer 4] \
+        [--alpha 0.09412] [--profiles rob28,rob28-aa] [-b 32 -m 1] [--jobs 2] [--device cpu] [--table]
 
 For each dataset (one process per dataset, ``--jobs`` at a time) it trains
 ``DATASET:c2f2 + ptripletN`` with each defense into ``WORK/<dataset>-<defense>`` for
 ``--max-steps`` steps, all defenses with the same inner-attack steps and step size (CA-TRIDE
-with ``schedule=step``: its step α·t/T and its miner margin follow the steps of the run,
-because the released code's e/E is 0 throughout a run shorter than two epochs). Training
-runs in-process so that the gradient evaluations of each step can be counted: every
-``torch.autograd.grad`` call inside the defense (the inner attack) plus the outer backward;
-they go to ``cost.json`` in the run. Then every model is swiped with each profile
+with ``--schedule step`` by default: its step α·t/T and its miner margin follow the steps of
+the run, because the released code's e/E is 0 throughout a run shorter than two epochs). Training
+runs under ``count_gradients.py``, which counts every ``torch.autograd.grad`` call (the
+inner attacks) and every backward (the outer loss), so each defense's gradient evaluations
+per training step go to ``cost.json`` in the run with its clean metrics. Then every model is swiped with each profile
 (``robrank swipe``; ``-m`` attacks only the first batches of queries, a partial result
 that the report marks). Finished trainings are skipped and interrupted swipes continue, so
 rerunning the same command resumes. The table it prints at the end is what
 docs/results.md and the package README quote.
 
-``--backbone rres18 --datasets cub,cars,sop --profiles rob224,rob224-aa`` is the 224-pixel
-measurement (a GPU, ``--device cuda``; ``--max-steps`` unset trains the datasets' epochs).
+``gpu224.sh`` beside this file runs the 224-pixel measurement (ResNet-18 on CUB/Cars/SOP,
+rob224 and rob224-aa) on a GPU.
 """
 from __future__ import annotations
 
@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Any
 from robrank.plugins import get_registry
 
-#: the defenses compared and the options each trains with beyond the common inner budget
-DEFENSES: dict[str, dict[str, Any]] = {"act": {}, "hm": {}, "catride": {"schedule": "step"}}
+#: the wrapper that runs ``robrank train`` and counts its gradient evaluations
+COUNTER = Path(__file__).resolve().parent / "count_gradients.py"
+#: the defenses compared (each with its own defaults beyond the common inner budget)
+DEFENSES: tuple[str, ...] = ("act", "hm", "catride")
 
 
 def robrank(*argv: str, log: Path) -> int:
@@ -44,57 +46,47 @@ def robrank(*argv: str, log: Path) -> int:
                               check=False).returncode
 
 
-def train(args: argparse.Namespace, dataset: str, defense: str, run: Path) -> None:
-    """Train in this process, counting gradient evaluations per step; writes run/cost.json."""
+def train(args: argparse.Namespace, dataset: str, defense: str, run: Path, log: Path) -> None:
+    """``robrank train`` under count_gradients.py; writes run/cost.json (gradient evaluations per step, metrics)."""
     if (run / "cost.json").exists():
         return
-    import torch
-
-    from robrank.plan import plan_training
-    from robrank.training import TrainConfig
-    from robrank.training import train as fit
-
-    torch.set_num_threads(1)
-    options: dict[str, Any] = {"pgditer": args.pgditer, **DEFENSES[defense]}
+    argv = ["train", "--dataset", dataset, "--backbone", args.backbone, "--loss", "ptripletN", "--defense", defense,
+            "--pgditer", str(args.pgditer), "--epochs", str(args.epochs), "--seed", str(args.seed),
+            "--run-dir", str(run), "--device", args.device, "--no-progress"]
+    if args.max_steps is not None:
+        argv += ["--max-steps", str(args.max_steps)]
     if args.alpha is not None:
-        options["alpha"] = args.alpha
-    config = TrainConfig(dataset=dataset, backbone=args.backbone, loss="ptripletN", defense=defense,
-                         defense_options=options, epochs=args.epochs, max_steps=args.max_steps,
-                         device=args.device, num_workers=0, run_dir=str(run), seed=args.seed)
-    if (run / "checkpoints" / "last.pt").exists():
-        plan = plan_training(TrainConfig(run_dir=str(run), max_steps=args.max_steps), resume=True, registry=get_registry())
-    else:
-        plan = plan_training(config, registry=get_registry())
-    counts: list[int] = []
-    calls = [0]
-    original_grad = torch.autograd.grad
+        argv += ["--alpha", str(args.alpha)]
+    if defense == "catride":
+        from robrank_catride.objectives import RELEASED_LAMBDA
 
-    def counting_grad(*a: Any, **k: Any) -> Any:
-        calls[0] += 1
-        return original_grad(*a, **k)
-
-    inner_loss = plan.defense.loss
-
-    def loss(*a: Any, **k: Any) -> Any:
-        before = calls[0]
-        value = inner_loss(*a, **k)
-        counts.append(calls[0] - before)
-        return value
-
-    plan.defense.loss = loss
-    torch.autograd.grad = counting_grad
+        argv += ["-o", f"schedule={args.schedule}"]
+        lam = args.lam if args.lam is not None else RELEASED_LAMBDA.get(dataset)
+        if lam is not None:  # else the package default (the released code has no 28x28 value)
+            argv += ["-o", f"lam={lam}"]
+    if (run / "checkpoints" / "last.pt").exists():  # interrupted: the counts cover the resumed part
+        argv = ["train", "--resume", "--run-dir", str(run), "--device", args.device, "--no-progress"]
+    counts_file = run.parent / f"{run.name}.counts.json"
     started = time.perf_counter()
-    try:
-        result = fit(plan, progress=False, registry=get_registry())
-    finally:
-        torch.autograd.grad = original_grad
+    with open(log, "a") as handle:
+        handle.write(f"\n$ count_gradients.py {' '.join(argv)}\n")
+        handle.flush()
+        code = subprocess.run([sys.executable, str(COUNTER), *argv], stdout=handle, stderr=subprocess.STDOUT, check=False,
+                              env={**os.environ, "COUNT_GRADIENTS_TO": str(counts_file)}).returncode
+    if code != 0:
+        print(f"compare.py: training {run.name} failed (exit {code}); see {log}", file=sys.stderr)
+        return
+    counts = json.loads(counts_file.read_text())
+    steps = max(counts["backward"], 1)
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    config = json.loads((run / "config.json").read_text())["config"]
     cost = {
-        "steps_counted": len(counts),
-        "inner_gradients_per_step": sum(counts) / max(len(counts), 1),
-        "gradient_evaluations_per_step": 1 + sum(counts) / max(len(counts), 1),
-        "train_seconds": round(time.perf_counter() - started, 1),
-        "options": plan.defense.settings(),
-        "metrics": result.metrics,
+        "steps_counted": counts["backward"],
+        "inner_gradients_per_step": counts["autograd_grad"] / steps,
+        "gradient_evaluations_per_step": (counts["autograd_grad"] + counts["backward"]) / steps,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "options": config.get("defense_options"),
+        "metrics": {k: v for k, v in history[-1].items() if k in ("R@1", "R@2", "mAP", "mAP@R", "NMI")},
     }
     (run / "cost.json").write_text(json.dumps(cost, indent=1) + "\n")
 
@@ -118,7 +110,7 @@ def one_dataset(args: argparse.Namespace, dataset: str) -> None:
     for defense, run in runs.items():
         with open(log, "a") as handle:
             handle.write(f"\n# train {dataset} {defense}\n")
-        train(args, dataset, defense, run)
+        train(args, dataset, defense, run, log)
     for profile in args.profiles:  # all models under one profile before the next: partial results stay balanced
         for run in runs.values():
             swipe(args, run, profile, log)
@@ -164,12 +156,16 @@ def main() -> int:
     parser.add_argument("--defenses", default=",".join(DEFENSES))
     parser.add_argument("--profiles", default="rob28,rob28-aa")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--max-steps", type=int, default=200)
-    parser.add_argument("--pgditer", type=int, default=8, help="inner-attack steps of every defense")
-    parser.add_argument("--alpha", type=float, default=12 / 255, help="inner-attack step of every defense")
+    parser.add_argument("--max-steps", type=int, default=60)
+    parser.add_argument("--pgditer", type=int, default=4, help="inner-attack steps of every defense")
+    parser.add_argument("--alpha", type=float, default=24 / 255, help="inner-attack step of every defense (4 x 24/255 crosses eps = 77/255)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("-b", "--batch-size", type=int, default=128)
-    parser.add_argument("-m", "--max-batches", type=int, default=2)
+    parser.add_argument("--schedule", default="step", choices=("epoch", "step"),
+                        help="CA-TRIDE's progress measure: step (t/T, for runs shorter than two epochs) or epoch (e/E, released)")
+    parser.add_argument("--lam", type=float, default=None,
+                        help="CA-TRIDE's lam [default: the released value for cub/cars/sop, else the package default]")
+    parser.add_argument("-b", "--batch-size", type=int, default=32)
+    parser.add_argument("-m", "--max-batches", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2, help="datasets measured at once (one process each)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--only", default=None, help=argparse.SUPPRESS)  # a worker: one dataset

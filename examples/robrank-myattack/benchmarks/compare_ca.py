@@ -31,9 +31,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import robrank_myattack
-    from robrank.attacks import run_attack
-    from robrank.data.loading import load_split
-    from robrank.models.checkpoint import load_run
+    from robrank.plugin_api import load_run, load_split, run_attack
     from robrank.testing import registered, train_tiny_run
 
     with registered(robrank_myattack, distribution="robrank-myattack", version=robrank_myattack.__version__):

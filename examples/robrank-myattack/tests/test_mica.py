@@ -57,9 +57,7 @@ def test_momentum_step_is_per_sample_and_scale_free():
 
 @pytest.fixture(scope="module")
 def batch(tiny_run):
-    from robrank.attacks import Gallery
-    from robrank.data.loading import load_split
-    from robrank.models.checkpoint import load_run
+    from robrank.plugin_api import Gallery, load_run, load_split
 
     run = load_run(tiny_run, registry=get_registry())
     test = load_split(run.dataset, "test", registry=get_registry())
@@ -95,7 +93,7 @@ def test_mica_takes_its_own_path_inside_the_budget(batch):
     # same selection, same clean summary: only the update rule differs
     assert torch.equal(ca.orig["prank"], mica.orig["prank"])
     # and it attacks: CA+ moves candidates up (prank falls from about 0.5)
-    assert float(mica.adv["prank"].mean()) < float(mica.orig["prank"].mean()) - 0.1
+    assert float(mica.adv["prank"].mean()) < float(mica.orig["prank"].mean()) - 10  # percent
 
 
 # ------------------------------------------------------------------------- robrank integration
@@ -111,7 +109,7 @@ def test_registered_with_provenance(register_plugin):
 
 
 def test_profiles_are_canonical_and_share_the_ers_budget(register_plugin):
-    from robrank.attacks import parse_spec
+    from robrank.plugin_api import parse_spec
     from robrank_plugins.profiles.reference import rob28, rob224
 
     with register_plugin(robrank_myattack, **PLUGIN):

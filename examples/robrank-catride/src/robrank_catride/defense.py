@@ -21,11 +21,18 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from robrank.defenses.base import AdversarialDefense, TrainingProgress, check_family, check_metric_in
-from robrank.defenses.inner import inner_eval
-from robrank.distances import embed_for_metric, paired
-from robrank.errors import ConfigError
-from robrank.params import Param, ParamError
+from robrank.plugin_api import (
+    SIZE_28,
+    SIZE_224,
+    AdversarialDefense,
+    Param,
+    TrainingProgress,
+    check_family,
+    check_metric_in,
+    embed_for_metric,
+    inner_eval,
+    paired,
+)
 
 from .miner import GraduallyHardMiner
 from .objectives import (
@@ -46,28 +53,16 @@ PHASES: tuple[str, str] = ("cap", "anp")
 SCHEDULES: tuple[str, ...] = ("epoch", "step")
 
 PARAMS: tuple[Param, ...] = (
+    Param("pgditer", int, RELEASED_ITERATIONS, low=1, help="inner iterations (16, hard-coded in the released code)"),
     Param("lam", float, 10.0, low=0.0, high=100.0,
-          help="λ of the soft-max-weighted means (released code: CUB 10, Cars 9.5, SOP 2; none for 28x28)"),
-    Param("step_decay", bool, True, help="inner step α·r growing with training progress r (released code), else α"),
+          help="lambda of the soft-max-weighted means (released code: CUB 10, Cars 9.5, SOP 2; none for 28x28)"),
+    Param("step_decay", bool, True, help="inner step alpha*r growing with training progress r (released code), else alpha"),
     Param("schedule", str, "epoch", choices=SCHEDULES,
           help="progress r of the step decay and the miner margin: epoch = e/E (released code), step = t/T"),
     Param("extra_term", bool, True,
-          help="the released code's extra triplet term 0.5·ReLU(H_ap − H_an + 0.04) on the adversarial loss"),
+          help="the released code's extra triplet term 0.5*ReLU(H_ap - H_an + 0.04) on the adversarial loss"),
     Param("stop_below", float, STOP_BELOW, low=0.0, help="inner attacks stop once their loss is below this"),
 )
-
-
-def _check(param: Param, value: Any) -> Any:
-    if isinstance(value, str) and param.type is not str:
-        text = {"true": "1", "false": "0", "on": "1", "off": "0"}.get(value.strip().lower(), value)
-        try:
-            return param.parse(text)
-        except ParamError as exc:
-            raise ConfigError(f"defense 'catride': {exc}") from None
-    try:
-        return param.check(value)
-    except ParamError as exc:
-        raise ConfigError(f"defense 'catride': {exc}") from None
 
 
 def signed_descent(
@@ -78,12 +73,15 @@ def signed_descent(
     step: float,
     iterations: int,
     stop_below: float,
+    history: list[float] | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Minimise ``objective`` by sign steps in the L∞ ball of ``x0`` clamped to [0, 1].
 
     Returns (last iterate, gradient evaluations). The loss is checked against
     ``stop_below`` before each step, as the released code does, so an objective already
-    met costs one forward and no gradient.
+    met costs one forward and no gradient. A step of 0 (the first epoch under the step
+    decay) returns ``x0`` without running the loop: the released code runs it and gets
+    the same images. ``history`` receives the loss before each step.
     """
     x0 = x0.detach()
     x = x0.clone()
@@ -93,6 +91,8 @@ def signed_descent(
     for _ in range(iterations):
         x.requires_grad_(True)
         value = objective(x)
+        if history is not None:
+            history.append(float(value.detach()))
         if float(value.detach()) < stop_below:
             break
         (grad,) = torch.autograd.grad(value, x)
@@ -109,17 +109,20 @@ class CATRIDE(AdversarialDefense):
     name = "catride"
     trains_batchnorm = False
     params = PARAMS
-    extra_options = {p.name: p.default for p in PARAMS}
+    #: the released configs' budgets per image-size family, with its 16 iterations
+    family_defaults = {
+        SIZE_28: {"eps": 77.0 / 255.0, "alpha": 3.0 / 255.0, "pgditer": RELEASED_ITERATIONS},
+        SIZE_224: {"eps": 8.0 / 255.0, "alpha": 1.0 / 255.0, "pgditer": RELEASED_ITERATIONS},
+    }
 
     def __init__(self, **options: Any) -> None:
-        options.setdefault("pgditer", RELEASED_ITERATIONS)
         super().__init__(**options)
-        for param in PARAMS:
-            self.options[param.name] = _check(param, self.options[param.name])
         self.miner: GraduallyHardMiner | None = None
         self.fraction = 0.0
         #: training steps taken: its parity picks the phase (the code's global flag)
         self.steps_done = 0
+        #: the last inner attack's loss before each of its steps
+        self.inner_history: list[float] = []
         self.logs = {}
 
     def check(self, loss_record: Any, metric: str) -> None:
@@ -160,8 +163,9 @@ class CATRIDE(AdversarialDefense):
     # -- the inner attacks -------------------------------------------------------------------
 
     def _descend(self, objective: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor) -> tuple[torch.Tensor, int]:
+        self.inner_history = []
         return signed_descent(objective, x0, eps=self.eps, step=self.step_size, iterations=self.pgditer,
-                              stop_below=float(self.options["stop_below"]))
+                              stop_below=float(self.options["stop_below"]), history=self.inner_history)
 
     def perturb_candidates(self, model: nn.Module, anchors: torch.Tensor, positives: torch.Tensor,
                            negatives: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -218,4 +222,6 @@ class CATRIDE(AdversarialDefense):
             "inner_grads": float(grads),
             "cap": float(phase == "cap"),
         }
+        if self.inner_history:  # no inner attack ran while the step size is 0
+            self.logs["inner_loss"] = self.inner_history[-1]
         return loss

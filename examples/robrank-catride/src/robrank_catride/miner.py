@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from robrank.distances import pairwise
-from robrank.losses.base import Miner, Triplets, choose_in_rows, spc2_anchors_positives
+from robrank.plugin_api import MINER_GRAM_FLOOR, Miner, Triplets, choose_in_rows, pairwise, spc2_anchors_positives
 
 from .objectives import MINER_MARGIN, miner_margin
 
@@ -39,7 +38,7 @@ class GraduallyHardMiner(Miner):
     def mine(self, x: torch.Tensor, labels: torch.Tensor) -> Triplets:
         anchors, positives = spc2_anchors_positives(x.shape[0], x.device)
         different = labels[anchors].unsqueeze(1) != labels.unsqueeze(0)
-        dist = pairwise(x[anchors], x, self.metric, gram_floor=0.0)
+        dist = pairwise(x[anchors], x, self.metric, gram_floor=MINER_GRAM_FLOOR)
         dap = dist.gather(1, positives.view(-1, 1))
         semihard = (dist.pow(2) > dap.pow(2)) & (dap - dist + self.current_margin > 0) & different
         return anchors, positives, choose_in_rows([semihard, different], self.generator)

@@ -7,8 +7,7 @@ from robrank.plugins import get_registry
 
 def info_lines(spec_text: str) -> list[str]:
     """The resolved parameters of a MICA (or CA) spec, one ``key: value`` line each."""
-    from robrank.attacks import build_attack, parse_spec
-    from robrank.errors import SpecError
+    from robrank.plugin_api import SpecError, build_attack, parse_spec
 
     spec = parse_spec(spec_text, registry=get_registry())
     if spec.type not in ("MICA", "CA"):
