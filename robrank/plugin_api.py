@@ -34,7 +34,7 @@ from .errors import (
 )
 from .hookspecs import hookimpl
 from .params import REQUIRED, Param, ParamError
-from .plugins import Registry
+from .plugins import Registry, get_registry
 from .records import (
     NO_WEIGHTS,
     SIZE_28,
@@ -139,6 +139,7 @@ __all__ = [
     # registration
     "hookimpl",
     "Registry",
+    "get_registry",
     "AttackRecord",
     "BackboneRecord",
     "DatasetRecord",

@@ -40,6 +40,7 @@ from ..records import TASK_CLASSIFICATION, TASK_RETRIEVAL
 from ..semantics import REFERENCE, check_semantics
 from ..summaries import EMBSHIFT, QUERIES, MetricDisplay
 from . import selection
+from .defaults import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_PGDITER, PM
 from .apgd import Best, Judge, apgd_minimize
 from .ensemble import LOSSES, OPTIMIZERS, Run, combine, runs
 from .gallery import Gallery
@@ -50,10 +51,6 @@ from .pgd import Budget, check_norm, l2_step, normalized, pgd_minimize, sign_ste
 #: keys the engine adds to summaries itself (an attack's ``reports`` may list them)
 ENGINE_KEYS = frozenset({EMBSHIFT, QUERIES})
 
-#: PGD defaults of the reference ``AdvRank`` constructor
-DEFAULT_EPS = 4.0 / 255.0
-DEFAULT_ALPHA = 1.0 / 255.0
-DEFAULT_PGDITER = 24
 
 #: the search fields every attack shares (docs/autoattack.md); implicit: the default search
 #: (the reference's) is never written, so stored specs keep their text
@@ -66,8 +63,6 @@ SEARCH: tuple[Param, ...] = (
           help="runs per sample, the best kept (first from the start, the others random); opt=worst: the smooth member's runs (2)"),
 )
 
-#: the direction of a signed attack (CA+, QA-, ...): declare it in ``params`` to take ``pm=+|-``
-PM = Param("pm", str, choices=("+", "-"), help="direction: + raises, - lowers the target's rank", example="pm=+")
 
 
 def _float64(summary: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import SpecError, UnknownNameError
 from ..plugins import Registry
 from ..params import ParamError
-from .base import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_PGDITER, PM
+from .defaults import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_PGDITER, PM
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,22 @@ The submodule name ``report`` is not shadowed by a function here: use
 """
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from ..scoring import IncompleteScoresError
-from .runner import SwipeBackend, SwipeResumeError, default_output, swipe
 from .schema import SCHEMA, SCHEMA_VERSION, SwipeFileError, load_results, validate
 from .summary import load_summaries
+
+#: the runner imports the attacks (and torch): loaded on first access, so the CLI's help and
+#: the report/format modules under this package stay light (docs/plugins.md, tests/test_light_cli.py)
+_RUNNER = ("swipe", "SwipeBackend", "SwipeResumeError", "default_output")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RUNNER:
+        return getattr(importlib.import_module(f"{__name__}.runner"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "swipe",

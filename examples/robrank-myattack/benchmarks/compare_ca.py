@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from robrank.plugins import get_registry
 
 BUDGETS = (
     ("8/255, 1/255 x 32 (pami28 small)", "eps=0.03137:alpha=0.003922:pgditer=32"),
@@ -31,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import robrank_myattack
-    from robrank.plugin_api import load_run, load_split, run_attack
+    from robrank.plugin_api import get_registry, load_run, load_split, run_attack
     from robrank.testing import registered, train_tiny_run
 
     with registered(robrank_myattack, distribution="robrank-myattack", version=robrank_myattack.__version__):

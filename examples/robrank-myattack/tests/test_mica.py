@@ -15,7 +15,6 @@ import robrank_myattack
 from robrank_myattack.attack import MICA, momentum_step
 from robrank_myattack.profiles import mi28, mi224
 from robrank_plugins.attacks.candidate import CandidateAttack
-from robrank.plugins import get_registry
 
 PGD = dict(eps=0.30196, alpha=0.011764)
 PLUGIN = dict(distribution="robrank-myattack", version=robrank_myattack.__version__)
@@ -57,7 +56,7 @@ def test_momentum_step_is_per_sample_and_scale_free():
 
 @pytest.fixture(scope="module")
 def batch(tiny_run):
-    from robrank.plugin_api import Gallery, load_run, load_split
+    from robrank.plugin_api import Gallery, get_registry, load_run, load_split
 
     run = load_run(tiny_run, registry=get_registry())
     test = load_split(run.dataset, "test", registry=get_registry())
@@ -109,7 +108,7 @@ def test_registered_with_provenance(register_plugin):
 
 
 def test_profiles_are_canonical_and_share_the_ers_budget(register_plugin):
-    from robrank.plugin_api import parse_spec
+    from robrank.plugin_api import get_registry, parse_spec
     from robrank_plugins.profiles.reference import rob28, rob224
 
     with register_plugin(robrank_myattack, **PLUGIN):

@@ -13,10 +13,9 @@ import torch
 from PIL import Image
 
 import robrank_mydataset
-from robrank.plugin_api import DataError, ProfileRecord, hookimpl
+from robrank.plugin_api import DataError, ProfileRecord, get_registry, hookimpl
 from robrank_mydataset import ImageFolder28Source, ImageFolderSource, scan
 from robrank_mydataset.demo import write_demo_tree
-from robrank.plugins import get_registry
 
 PROVENANCE = {"distribution": "robrank-mydataset", "version": robrank_mydataset.__version__}
 

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import click
-from robrank.plugins import get_registry
 
 
 def info_lines(spec_text: str) -> list[str]:
     """The resolved parameters of a MICA (or CA) spec, one ``key: value`` line each."""
-    from robrank.plugin_api import SpecError, build_attack, parse_spec
+    from robrank.plugin_api import SpecError, build_attack, get_registry, parse_spec
 
     spec = parse_spec(spec_text, registry=get_registry())
     if spec.type not in ("MICA", "CA"):
