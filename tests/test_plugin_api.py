@@ -49,10 +49,6 @@ REPO = Path(__file__).resolve().parent.parent
 PUBLIC = "robrank.plugin_api"
 #: robrank's pytest plugin: a plugin's own tests and benchmarks may use its fixtures and helpers
 TESTING = "robrank.testing"
-#: research tooling that measures robrank's own machinery, not plugin code: file -> why
-EXEMPT = {
-    "examples/robrank-catride/benchmarks/compare.py": "counts the gradient evaluations of the training engine itself",
-}
 
 
 def robrank_imports(path: Path) -> list[tuple[int, str]]:
@@ -70,8 +66,6 @@ def internal_imports(root: Path) -> list[str]:
     hits = []
     for path in sorted(root.rglob("*.py")):
         relative = path.relative_to(REPO)
-        if relative.as_posix() in EXEMPT:
-            continue
         allowed = {PUBLIC}
         if {"tests", "benchmarks"} & set(relative.parts):
             allowed.add(TESTING)
