@@ -34,6 +34,7 @@ from .errors import (
 )
 from .hookspecs import hookimpl
 from .params import REQUIRED, Param, ParamError
+from .plugins import Registry
 from .records import (
     NO_WEIGHTS,
     SIZE_28,
@@ -137,6 +138,7 @@ def __dir__() -> list[str]:
 __all__ = [
     # registration
     "hookimpl",
+    "Registry",
     "AttackRecord",
     "BackboneRecord",
     "DatasetRecord",

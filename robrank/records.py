@@ -8,7 +8,9 @@ everything without instantiating a single model, and lets the CLI check a combin
 (say, a defense with a loss it cannot use) before any work starts.
 
 Every record has ``name``, ``factory`` and a one-line ``summary``; ``aliases`` are extra
-names that resolve to the same component (e.g. the reference code's loss names).
+names that resolve to the same component (e.g. the reference code's loss names). A
+``factory`` given as ``"package.module:attr"`` (:class:`Ref`) is imported on first use, so a
+plugin registers without importing its implementation (or torch).
 """
 from __future__ import annotations
 

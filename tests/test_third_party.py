@@ -28,6 +28,7 @@ import torch
 
 import robrank
 from robrank.records import BackboneRecord, DefenseRecord, LossRecord, MinerRecord
+from robrank.plugins import get_registry
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = {"robrank-myattack": REPO / "examples" / "robrank-myattack", "robrank-mydataset": REPO / "examples" / "robrank-mydataset"}
@@ -286,14 +287,14 @@ def test_every_component_kind_plugs_into_the_training_engine(register_plugin, tm
         assert {registry.component(k, n).provider.distribution for k, n in (("backbones", "tinymlp"), ("miners", "nextpair"), ("losses", "centroid"), ("defenses", "noise"))} == {"robrank-docs-example"}
 
         # the miner through the loss-name machinery, on a hand-made SPC-2 batch of 3 pairs
-        criterion = build_criterion(resolve_loss("ptripletN", miner="nextpair"))
+        criterion = build_criterion(resolve_loss("ptripletN", miner="nextpair", registry=get_registry()), registry=get_registry())
         a, p, n = criterion.miner(torch.randn(6, 4), torch.tensor([0, 0, 1, 1, 2, 2]))
         assert (a.tolist(), p.tolist(), n.tolist()) == ([0, 2, 4], [1, 3, 5], [2, 4, 0])
         # the loss by hand: pairs (e0, e0) and (e1, -e1) on the unit sphere -> (0 + 4) / 2
-        centroid = build_criterion(resolve_loss("centroid", metric="N"))
+        centroid = build_criterion(resolve_loss("centroid", metric="N", registry=get_registry()), registry=get_registry())
         x = torch.tensor([[3.0, 0.0], [1.0, 0.0], [0.0, 2.0], [0.0, -5.0]])
         assert float(centroid(x, torch.tensor([0, 0, 1, 1]))) == pytest.approx(2.0)
-        assert build_backbone("tinymlp", embedding_dim=8)(torch.rand(5, 1, 28, 28)).shape == (5, 8)
+        assert build_backbone("tinymlp", embedding_dim=8, registry=get_registry())(torch.rand(5, 1, 28, 28)).shape == (5, 8)
 
         # and the real engine trains with all of them at once
         before = dict(plugin.calls)
@@ -366,7 +367,7 @@ def test_tiny_run_is_a_trained_loadable_run(tiny_run):
     from robrank.models.checkpoint import load_run
     from robrank.testing import TINY_RUN
 
-    run = load_run(tiny_run)
+    run = load_run(tiny_run, registry=get_registry())
     assert (run.dataset, run.config["backbone"], run.metric) == ("digits", TINY_RUN["backbone"], "N")
     history = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     assert history[-1]["step"] == TINY_RUN["steps"]
