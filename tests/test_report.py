@@ -146,7 +146,7 @@ def test_non_ers_profile_lists_attacks_pjswipe_style(files):
 def test_attack_metrics_scales():
     es = attack_metrics({"type": "ES", "orig": {"r@1": 99.0, "loss": 0.0}, "adv": {"r@1": 3.5, "embshift": 1.25}}, registry=get_registry())
     assert [(m.name, m.orig, m.adv, m.scale) for m in es] == [("ES", None, 1.25, "2.000"), ("R1", 99.0, 3.5, "100.0")]
-    gtm = attack_metrics({"type": "GTM", "orig": {"r@1": 99.0}, "adv": {"r@1": 25.0}})  # percent (schema version 3)
+    gtm = attack_metrics({"type": "GTM", "orig": {"r@1": 99.0}, "adv": {"r@1": 25.0}}, registry=get_registry())  # percent (schema version 3)
     assert gtm[0].adv == pytest.approx(25.0) and gtm[0].orig == pytest.approx(99.0)
     third_party = attack_metrics({"type": "MYATK", "orig": {"score": 1.0}, "adv": {"score": 0.2}}, registry=get_registry())
     assert [(m.name, m.orig, m.adv) for m in third_party] == [("score", 1.0, 0.2)]
