@@ -15,6 +15,7 @@ import argparse
 import subprocess
 import sys
 from pathlib import Path
+from robrank.plugins import get_registry
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     cards = []
     for row in sorted(p.parent for p in args.results.glob("*/swipe-rob28.json")):
         path = args.output / "cards" / f"{row.name}.json"
-        write_json(path, stored_card(row))
+        write_json(path, stored_card(row, registry=get_registry()))
         cards.append(str(path))
     command = [sys.executable, "-m", "robrank", "leaderboard", *cards, *args.cards, "--output", str(args.output)]
     return subprocess.run(command, check=False).returncode

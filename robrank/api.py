@@ -11,8 +11,9 @@ is needed; a ``(trunk, embedder)`` pair works too) or a model robrank trained:
   dataset or from tensors you hold (:func:`gallery`) and reused for every batch;
 * :func:`load_run` — a model that ``robrank train`` wrote, with its dataset and metric.
 
-Everything heavy (torch, the plugin registry) is imported when these are first called, so
-``import robrank`` stays light.
+Everything heavy (torch, the plugins) is imported when these are first called, so
+``import robrank`` stays light. This module is an entry point: each call takes the registry
+of the installed plugins (:func:`robrank.plugins.get_registry`) and hands it down.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+from .plugins import Registry, get_registry
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -45,7 +47,7 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
     """
     from .models.checkpoint import load_run as _load_run
 
-    return _load_run(path, device=device)
+    return _load_run(path, device=device, registry=get_registry())
 
 
 def _is_run(target: Any) -> bool:
@@ -62,7 +64,7 @@ def _is_run(target: Any) -> bool:
 
 
 def _load_target(
-    model: Any, *, dataset: str | None, metric: str | None, normalize: Any, gray_to_rgb: bool, device: str,
+    model: Any, *, registry: Registry, dataset: str | None, metric: str | None, normalize: Any, gray_to_rgb: bool, device: str,
     weights: Any = (), weights_key: str | None = None, strip_prefix: str | None = None, embedding_dim: int | None = None,
 ) -> Any:
     """A LoadedRun (a robrank run path) or a LoadedModel (anything else), checked against ``dataset``."""
@@ -73,7 +75,9 @@ def _load_target(
         given = [k for k, v in {**model_options, "normalize": normalize, "gray_to_rgb": gray_to_rgb}.items() if v]
         if given:
             raise ConfigError(f"{given[0]}= applies to models from outside robrank; the run {model} carries its own")
-        run = load_run(model, device=device)
+        from .models.checkpoint import load_run as _load_run
+
+        run = _load_run(model, device=device, registry=registry)
         if dataset is not None and dataset != run.dataset:
             raise ConfigError(f"the run {model} was trained on {run.dataset}; drop dataset= or pass dataset={run.dataset!r}")
         if metric is not None and metric != run.metric:
@@ -81,19 +85,21 @@ def _load_target(
         return run
     if isinstance(model, str) and zoo.is_zoo(model):  # the entry's record says its metric, dataset and normalisation
         filled = zoo.complete_options(model, {**model_options, "metric": metric, "dataset": dataset, "normalize": normalize,
-                                              "gray_to_rgb": gray_to_rgb})
-        spec = external.ModelSpec.create(zoo.canonical(model), **{k: filled[k] for k in ("metric", "dataset", "normalize", "gray_to_rgb")})
-        return external.load_model(spec, device)
+                                              "gray_to_rgb": gray_to_rgb}, registry)
+        spec = external.ModelSpec.create(zoo.canonical(model, registry),
+                                         **{k: filled[k] for k in ("metric", "dataset", "normalize", "gray_to_rgb")})
+        return external.load_model(spec, device, registry=registry)
     if dataset is None:
         raise ConfigError(f"dataset= is required: the evaluation data (robrank list datasets); {DOCS}")
     if isinstance(model, (str, Path)):
         spec = external.ModelSpec.create(str(model), metric=metric, normalize=None if normalize is None else str(normalize),
                                          gray_to_rgb=gray_to_rgb, dataset=dataset, **model_options)
-        return external.load_model(spec, device)
+        return external.load_model(spec, device, registry=registry)
     given = [k for k, v in model_options.items() if v]
     if given:
         raise ConfigError(f"{given[0]}= applies to a model spec string (e.g. 'timm:resnet18'); load the weights into your module yourself")
-    return external.from_module(model, metric=metric, dataset=dataset, normalize=normalize, gray_to_rgb=gray_to_rgb, device=device)
+    return external.from_module(model, metric=metric, dataset=dataset, normalize=normalize, gray_to_rgb=gray_to_rgb, device=device,
+                                registry=registry)
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -121,6 +127,8 @@ class Results:
     payload: dict[str, Any]
     path: Path | None = None
     attacks: list[AttackSummary] = field(init=False)
+    #: the registry that reads the attacks' specs and displays (None: the installed plugins')
+    registry: Registry | None = field(default=None, repr=False, compare=False)
     #: where the profile (and so every attack's budget) came from: "given", or the dataset's own
     origin: str | None = field(default=None, compare=False)
 
@@ -169,7 +177,7 @@ class Results:
         for summary in self.attacks:
             if spec in (summary.spec, summary.type):
                 return summary
-        canonical = parse_spec(spec).text
+        canonical = parse_spec(spec, self.registry or get_registry()).text
         for summary in self.attacks:
             if summary.spec == canonical:
                 return summary
@@ -187,7 +195,7 @@ class Results:
         """The table ``robrank report`` prints for these results."""
         from .swipe.report import format_report, summarise
 
-        return format_report([summarise(self.payload, self.path or "(in memory)")], fmt)
+        return format_report([summarise(self.payload, self.path or "(in memory)", self.registry or get_registry())], fmt)
 
     def __repr__(self) -> str:
         ers = "n/a" if self.ers is None or not math.isfinite(self.ers) else f"{self.ers:.1f}"
@@ -233,19 +241,21 @@ def evaluate(
     from .swipe.schema import load_results
 
     device = _device(device)
-    loaded = _load_target(model, dataset=dataset, metric=metric, normalize=normalize, gray_to_rgb=gray_to_rgb, device=device,
-                          weights=weights, weights_key=weights_key, strip_prefix=strip_prefix, embedding_dim=embedding_dim)
+    registry = get_registry()
+    loaded = _load_target(model, registry=registry, dataset=dataset, metric=metric, normalize=normalize, gray_to_rgb=gray_to_rgb,
+                          device=device, weights=weights, weights_key=weights_key, strip_prefix=strip_prefix, embedding_dim=embedding_dim)
     # the budget is the profile's; without one given, the dataset's own (the one robrank swipe uses)
-    record = resolve_profile(profile) if profile else profile_for_dataset(dataset_record(loaded.dataset))
+    record = (resolve_profile(profile, registry) if profile
+              else profile_for_dataset(dataset_record(loaded.dataset, registry=registry), registry))
     origin = "given" if profile else f"the own profile of {loaded.dataset}"
     unknown = sorted(set(options) - set(_SWIPE_OPTIONS))
     if unknown:
         raise ConfigError(f"evaluate() got an unknown option {unknown[0]!r}; it takes {', '.join(_SWIPE_OPTIONS)}")
     with tempfile.TemporaryDirectory(prefix="robrank-evaluate-") as tmp:
         out = Path(output) if output is not None else Path(tmp) / f"swipe-{record.name}.json"
-        path = swipe(loaded, record.name, output=out, device=device, data_root=data_root, progress=progress, **options)
-        payload = load_results(path)
-    results = Results(payload, Path(output) if output is not None else None)
+        path = swipe(loaded, record.name, registry=registry, output=out, device=device, data_root=data_root, progress=progress, **options)
+        payload = load_results(path, registry)
+    results = Results(payload, Path(output) if output is not None else None, registry=registry)
     results.origin = origin
     return results
 
@@ -287,10 +297,12 @@ def bench(
     unknown = sorted(set(options) - set(_BENCH_OPTIONS))
     if unknown:
         raise ConfigError(f"bench() got an unknown option {unknown[0]!r}; it takes {', '.join(_BENCH_OPTIONS)}")
-    loaded = _load_target(model, dataset=dataset, metric=metric, normalize=normalize, gray_to_rgb=gray_to_rgb, device=device,
-                          weights=weights, weights_key=weights_key, strip_prefix=strip_prefix, embedding_dim=embedding_dim)
+    registry = get_registry()
+    loaded = _load_target(model, registry=registry, dataset=dataset, metric=metric, normalize=normalize, gray_to_rgb=gray_to_rgb,
+                          device=device, weights=weights, weights_key=weights_key, strip_prefix=strip_prefix, embedding_dim=embedding_dim)
     target = loaded if hasattr(loaded, "model_block") else loaded.checkpoint
-    path, card = _bench(target, output=output, device=device, data_root=data_root, progress=progress, name=name, **options)
+    path, card = _bench(target, output=output, device=device, data_root=data_root, progress=progress, name=name, registry=registry,
+                        **options)
     return {**card, "_path": str(path)}
 
 
@@ -302,7 +314,8 @@ def load_results(path: str | Path) -> Results:
     """A results file written by ``robrank swipe`` or :meth:`Results.save`, validated."""
     from .swipe.schema import load_results as _load
 
-    return Results(_load(path), Path(path))
+    registry = get_registry()
+    return Results(_load(path, registry), Path(path), registry=registry)
 
 
 # ----------------------------------------------------------------------------- galleries
@@ -355,7 +368,8 @@ def _embed_tensors(model: Any, images: torch.Tensor, labels: torch.Tensor, batch
     return Gallery(torch.cat(chunks), labels.to(device), model.metric)
 
 
-def _gallery_for(model: Any, data: Any, *, batch_size: int | None, device: Any, data_root: Any) -> tuple[Gallery, str | None]:
+def _gallery_for(model: Any, data: Any, *, batch_size: int | None, device: Any, data_root: Any,
+                 registry: Registry) -> tuple[Gallery, str | None]:
     """The gallery of ``data`` (a dataset name, an ImageDataset or ``(images, labels)``) and the dataset name."""
     from .attacks.gallery import Gallery
 
@@ -364,7 +378,7 @@ def _gallery_for(model: Any, data: Any, *, batch_size: int | None, device: Any, 
     if isinstance(data, str):
         from .data.loading import load_split
 
-        split = load_split(data, "test", data_root)
+        split = load_split(data, "test", data_root, registry=registry)
         return Gallery.compute(model, split, batch_size=batch_size, device=device), getattr(split, "name", None) or data
     if isinstance(data, Sequence) and len(data) == 2:
         images = _pixels(data[0], "gallery images")
@@ -396,13 +410,14 @@ def gallery(
     from .models.external import check_input, wrap_model
 
     device = _device(device)
+    registry = get_registry()
     wrapped = wrap_model(model, metric, normalize=normalize, gray_to_rgb=gray_to_rgb).to(device)
     if isinstance(data, str):
         from .data.loading import dataset_record
 
-        record = dataset_record(data)
+        record = dataset_record(data, registry=registry)
         check_input(wrapped, record.channels, record.image_size, record.name, type(model).__name__, gray_to_rgb)
-    return _gallery_for(wrapped, data, batch_size=batch_size, device=device, data_root=data_root)[0]
+    return _gallery_for(wrapped, data, batch_size=batch_size, device=device, data_root=data_root, registry=registry)[0]
 
 
 # ----------------------------------------------------------------------------- attacks
@@ -531,7 +546,8 @@ def attack(
     from .models.external import check_input, wrap_model
 
     device = _device(device)
-    parse_spec(_spec_text(str(spec), fields))  # a bad spec fails before the model runs
+    registry = get_registry()
+    parse_spec(_spec_text(str(spec), fields), registry)  # a bad spec fails before the model runs
     if isinstance(model, (str, Path)):
         raise ConfigError(f"attack() takes a module; load a run with robrank.load_run({str(model)!r}).model first; {DOCS}")
     wrapped = wrap_model(model, metric, normalize=normalize, gray_to_rgb=gray_to_rgb).to(device)
@@ -539,21 +555,22 @@ def attack(
     if isinstance(gallery, str):
         from .data.loading import dataset_record
 
-        record = dataset_record(gallery)
+        record = dataset_record(gallery, registry=registry)
         check_input(wrapped, record.channels, record.image_size, record.name, type(model).__name__, gray_to_rgb)
         image_shape = (record.channels, record.image_size, record.image_size)
     elif isinstance(gallery, Sequence) and len(gallery) == 2 and hasattr(gallery[0], "shape") and len(gallery[0].shape) == 4:
         image_shape = tuple(int(d) for d in gallery[0].shape[1:])
-    embedded, name = _gallery_for(wrapped, gallery, batch_size=batch_size, device=device, data_root=data_root)
+    embedded, name = _gallery_for(wrapped, gallery, batch_size=batch_size, device=device, data_root=data_root, registry=registry)
     if len(embedded) == 0:
         raise ConfigError(f"the gallery is empty (0 items); a ranking needs gallery items to rank; {DOCS}")
     if embedded.metric != wrapped.metric:
         raise ConfigError(f"the gallery was embedded for metric {embedded.metric} but the attack uses {wrapped.metric}; compute it with the same metric")
     name = dataset or name
-    budget, source = _dataset_budget(str(spec), fields, name)
-    parsed = parse_spec(_spec_text(str(spec), {**budget, **fields}))
+    budget, source = _dataset_budget(str(spec), fields, name, registry)
+    parsed = parse_spec(_spec_text(str(spec), {**budget, **fields}), registry)
     # the dataset's records may declare defaults for fields the spec leaves out (e.g. a rate per dataset)
-    built = build_attack(parsed, AttackOptions.for_dataset(name, semantics=semantics, random_start=random_start, seed=seed))
+    built = build_attack(parsed, AttackOptions.for_dataset(name, registry, semantics=semantics, random_start=random_start, seed=seed),
+                         registry=registry)
     warn_short_steps(built, parsed.text)
     return RankingAttack(parsed.text, built, wrapped, embedded, seed=seed, dataset=name, budget_source=source, image_shape=image_shape)
 
@@ -569,7 +586,7 @@ def _device(device: Any) -> str:
     return str(resolve_device(None if device is None else str(device)))
 
 
-def _dataset_budget(spec: str, fields: Mapping[str, Any], dataset: str | None) -> tuple[dict[str, Any], str]:
+def _dataset_budget(spec: str, fields: Mapping[str, Any], dataset: str | None, registry: Registry) -> tuple[dict[str, Any], str]:
     """The budget fields the caller left out, from the dataset's swipe profile, and a line saying where it came from."""
     from .attacks.spec import parse_spec
 
@@ -578,21 +595,19 @@ def _dataset_budget(spec: str, fields: Mapping[str, Any], dataset: str | None) -
     missing = [k for k in BUDGET if k not in given]
     if not missing:
         return {}, "given"
-    own = parse_spec(_spec_text(spec, fields))
-    if own.type not in _budgeted_types():
+    own = parse_spec(_spec_text(spec, fields), registry)
+    if own.type not in _budgeted_types(registry):
         return {}, "given"
     where = "the attack's own defaults, no dataset named (pass dataset= or eps=, alpha=, pgditer=)"
     if not dataset:
         return {}, where
     from .data.loading import dataset_record
-    from .plugins import get_registry
     from .swipe.runner import profile_for_dataset
 
-    registry = get_registry()
     if ("datasets", dataset) not in registry:
         return {}, f"the attack's own defaults: {dataset!r} is no registered dataset"
     try:
-        profile = profile_for_dataset(dataset_record(dataset, registry), registry)
+        profile = profile_for_dataset(dataset_record(dataset, registry=registry), registry)
     except ConfigError:
         return {}, f"the attack's own defaults: dataset {dataset!r} has no swipe profile"
     norm = own.params.get("norm", "inf")
@@ -608,12 +623,10 @@ def _dataset_budget(spec: str, fields: Mapping[str, Any], dataset: str | None) -
     return taken, origin
 
 
-def _budgeted_types() -> set[str]:
+def _budgeted_types(registry: Registry) -> set[str]:
     """The attack types that declare the PGD budget fields (every bundled one)."""
-    from .plugins import get_registry
-
     out = set()
-    for component in get_registry().components("attacks"):
+    for component in registry.components("attacks"):
         names = {p.name for p in component.record.params}
         if all(k in names for k in BUDGET):
             out.add(component.record.name)

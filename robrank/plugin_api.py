@@ -34,6 +34,7 @@ from .errors import (
 )
 from .hookspecs import hookimpl
 from .params import REQUIRED, Param, ParamError
+from .plugins import Registry
 from .records import (
     NO_WEIGHTS,
     SIZE_28,
@@ -49,6 +50,7 @@ from .records import (
     MinerRecord,
     ModelRecord,
     ProfileRecord,
+    reference_aliases,
     size_family,
 )
 from .scoring import Column, IncompleteScoresError, Score
@@ -86,7 +88,6 @@ _LAZY: dict[str, str] = {
          "check_spc2", "choose_in_rows", "mean_or_zero", "random_uniform", "spc2_anchors_positives"),
         "robrank.losses.base",
     ),
-    "reference_aliases": "robrank.losses.names",
     # defenses: the bases, the inner attacks they run, miners and hardness
     **dict.fromkeys(
         ("Defense", "AdversarialDefense", "NoDefense", "TrainingProgress", "check_family", "check_metric_in"),
@@ -137,6 +138,7 @@ def __dir__() -> list[str]:
 __all__ = [
     # registration
     "hookimpl",
+    "Registry",
     "AttackRecord",
     "BackboneRecord",
     "DatasetRecord",
@@ -152,6 +154,7 @@ __all__ = [
     "TASK_CLASSIFICATION",
     "TASK_RETRIEVAL",
     "size_family",
+    "reference_aliases",
     # typed options
     "Param",
     "ParamError",

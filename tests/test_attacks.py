@@ -8,6 +8,7 @@ from torch import nn
 from robrank.attacks import Gallery, build_attack, merge_results, parse_spec, run_attack
 from robrank.data import TensorImageDataset
 from robrank.models import EmbeddingModel
+from robrank.plugins import get_registry
 
 ALL_SPECS = (
     "CA:pm=+:W=1",
@@ -48,7 +49,7 @@ def toy_model(metric: str = "C", seed: int = 0, double: bool = False) -> Embeddi
 
 
 def attack_batch(spec: str, model, dataset, semantics="reference", count=24):
-    attack = build_attack(parse_spec(spec), semantics=semantics)
+    attack = build_attack(parse_spec(spec, registry=get_registry()), semantics=semantics, registry=get_registry())
     gallery = Gallery.compute(model, dataset)
     index = torch.arange(count)
     images = dataset.images(index)
@@ -95,7 +96,7 @@ def test_random_start_stays_in_ball_and_is_reproducible():
     model, data = toy_model(), toy_dataset()
     results = []
     for _ in range(2):
-        attack = build_attack(parse_spec("ES:eps=0.1:alpha=0.0:pgditer=1"), random_start=True)
+        attack = build_attack(parse_spec("ES:eps=0.1:alpha=0.0:pgditer=1", registry=get_registry()), random_start=True, registry=get_registry())
         gallery = Gallery.compute(model, data)
         index = torch.arange(10)
         images = data.images(index)
@@ -112,7 +113,7 @@ def test_weights_get_no_gradient_and_model_state_is_restored():
     model.backbone[1].weight.requires_grad_(True)
     model.backbone[3].bias.requires_grad_(False)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    run_attack(model, data, f"QA:pm=+:M=1:{PGD}", batch_size=32, progress=False)
+    run_attack(model, data, f"QA:pm=+:M=1:{PGD}", batch_size=32, progress=False, registry=get_registry())
     for name, p in model.named_parameters():
         assert p.grad is None, name
         assert torch.equal(p, before[name])
@@ -148,7 +149,7 @@ def test_selection_rules():
     images, labels = data.images(index), data.labels[index]
 
     def ctx_of(spec, semantics="reference"):
-        return build_attack(parse_spec(spec), semantics=semantics).context(model, gallery, images, labels, index, self_slot=index)
+        return build_attack(parse_spec(spec, registry=get_registry()), semantics=semantics, registry=get_registry()).context(model, gallery, images, labels, index, self_slot=index)
 
     top2 = None
     for semantics in ("reference", "fixed"):
@@ -184,8 +185,8 @@ def test_results_do_not_depend_on_batch_size(spec, semantics):
     # TMA may draw the query itself as target, whose gradient is pure rounding noise (fixed
     # semantics exclude the own slot, and cover the uniform CA+/QA+ draws the same way).
     model, data = toy_model(double=True), toy_dataset()
-    small = run_attack(model, data, f"{spec}:{PGD}", batch_size=7, semantics=semantics, progress=False)
-    large = run_attack(model, data, f"{spec}:{PGD}", batch_size=32, semantics=semantics, progress=False)
+    small = run_attack(model, data, f"{spec}:{PGD}", batch_size=7, semantics=semantics, progress=False, registry=get_registry())
+    large = run_attack(model, data, f"{spec}:{PGD}", batch_size=32, semantics=semantics, progress=False, registry=get_registry())
     assert small.count == large.count == 64
     for side in ("orig", "adv"):
         a, b = getattr(small, side), getattr(large, side)
@@ -197,18 +198,18 @@ def test_results_do_not_depend_on_batch_size(spec, semantics):
 def test_shards_merge_to_the_full_result_and_max_batches_limits():
     model, data = toy_model(), toy_dataset()
     spec = f"CA:pm=+:W=2:{PGD}"
-    full = run_attack(model, data, spec, batch_size=16, progress=False)
-    shards = [run_attack(model, data, spec, batch_size=16, indices=range(i, 64, 3), progress=False) for i in range(3)]
+    full = run_attack(model, data, spec, batch_size=16, progress=False, registry=get_registry())
+    shards = [run_attack(model, data, spec, batch_size=16, indices=range(i, 64, 3), progress=False, registry=get_registry()) for i in range(3)]
     merged = merge_results(shards)
     assert merged.count == 64
     for key in full.adv:
         assert merged.adv[key] == pytest.approx(full.adv[key], rel=1e-6)
         if key in full.orig:
             assert merged.orig[key] == pytest.approx(full.orig[key], rel=1e-6)
-    limited = run_attack(model, data, spec, batch_size=16, max_batches=2, progress=False)
+    limited = run_attack(model, data, spec, batch_size=16, max_batches=2, progress=False, registry=get_registry())
     assert limited.count == 32
     payload = full.as_dict()
-    assert payload["spec"] == parse_spec(spec).text and set(payload) >= {"orig", "adv", "count", "seconds"}
+    assert payload["spec"] == parse_spec(spec, registry=get_registry()).text and set(payload) >= {"orig", "adv", "count", "seconds"}
 
 
 def identity_model(metric: str = "E") -> EmbeddingModel:
@@ -231,7 +232,7 @@ def test_ltm_reference_keeps_own_slot_among_positives_fixed_removes_it():
     emb = model.embed(images)
     losses = {}
     for semantics in ("reference", "fixed"):
-        attack = build_attack(parse_spec("LTM"), semantics=semantics)
+        attack = build_attack(parse_spec("LTM", registry=get_registry()), semantics=semantics, registry=get_registry())
         ctx = attack.context(model, gallery, images, data.labels[index], index, self_slot=index)
         losses[semantics] = attack.objective(emb, ctx, None).item()
     # reference: max d(neg) - min d(pos incl. self) = 0.3 - 0; fixed: relu(0.3 - 0.8) = 0
@@ -249,7 +250,7 @@ def test_gtm_reference_and_fixed_pull_towards_different_items():
     images = data.images(index)
     chosen = {}
     for semantics in ("reference", "fixed"):
-        attack = build_attack(parse_spec("GTM"), semantics=semantics)
+        attack = build_attack(parse_spec("GTM", registry=get_registry()), semantics=semantics, registry=get_registry())
         ctx = attack.context(model, gallery, images, data.labels[index], index, self_slot=index)
         chosen[semantics] = int(ctx.sel.unmatch)
     # top-1 of the query is slot 3 (label 1); nearest item of another label is slot 4
@@ -286,7 +287,7 @@ def test_es_first_step_direction_reference_vs_fixed():
 
 def test_es_metrics_are_percent_and_clean_recall_matches_a_loop():
     model, data = toy_model(), toy_dataset()
-    result = run_attack(model, data, f"ES:{PGD}", batch_size=64, progress=False)
+    result = run_attack(model, data, f"ES:{PGD}", batch_size=64, progress=False, registry=get_registry())
     gallery = Gallery.compute(model, data)
     dist = 1 - gallery.embeddings @ gallery.embeddings.T
     hits = []
@@ -303,7 +304,7 @@ def _train_tiny_digits_model(steps: int):
     """A c2f2-like conv net trained briefly on `digits` with an inline triplet loss."""
     from robrank.data.loading import load_split
 
-    train = load_split("digits", "train")
+    train = load_split("digits", "train", registry=get_registry())
     torch.manual_seed(0)
     backbone = nn.Sequential(
         nn.Conv2d(1, 8, 5), nn.ReLU(), nn.MaxPool2d(2),
@@ -333,8 +334,8 @@ def test_candidate_attack_breaks_a_trained_digits_model():
     from robrank.data.loading import load_split
 
     model = _train_tiny_digits_model(steps=300)
-    test = load_split("digits", "test")
-    result = run_attack(model, test, "CA:pm=+:W=1:eps=0.30196:alpha=0.011764:pgditer=32", batch_size=64, max_batches=2, progress=False)
+    test = load_split("digits", "test", registry=get_registry())
+    result = run_attack(model, test, "CA:pm=+:W=1:eps=0.30196:alpha=0.011764:pgditer=32", batch_size=64, max_batches=2, progress=False, registry=get_registry())
     assert 35 < result.orig["prank"] < 65  # percent: a random query ranks the clean candidate mid-way
     assert result.adv["prank"] < 10  # rob28's eps pushes it near the top
 
@@ -344,8 +345,8 @@ def test_candidate_attack_breaks_a_briefly_trained_digits_model():
     from robrank.data.loading import load_split
 
     model = _train_tiny_digits_model(steps=40)
-    test = load_split("digits", "test")
-    result = run_attack(model, test, "CA:pm=+:W=1:eps=0.30196:alpha=0.023529:pgditer=16", batch_size=16, max_batches=1, progress=False)
+    test = load_split("digits", "test", registry=get_registry())
+    result = run_attack(model, test, "CA:pm=+:W=1:eps=0.30196:alpha=0.023529:pgditer=16", batch_size=16, max_batches=1, progress=False, registry=get_registry())
     assert 30 < result.orig["prank"] < 70
     assert result.adv["prank"] < 15
 
@@ -356,7 +357,7 @@ def _write_checkpoint(path):
 
     config = {"dataset": "digits", "backbone": "c2f2", "metric": "N", "embedding_dim": 16}
     torch.manual_seed(0)
-    model = build_model(config)
+    model = build_model(config, registry=get_registry())
     save_checkpoint(path, {"format": "robrank-checkpoint", "format_version": 1, "config": config, "epoch": 1, "step": 1, "model": model.state_dict()})
     return path
 

@@ -5,6 +5,7 @@ import pytest
 
 from robrank.errors import RobrankError
 from robrank_plugins.profiles.ers import KEYS, IncompleteScoresError, ers, ers_block, missing, raw_scores, rescale
+from robrank.plugins import get_registry
 
 CUB_NONE = (0.0, 100.0, 0.0, 99.9, 0.883, 1.762, 0.0, 0.0, 14.1, 0.0)
 CUB_ACT32 = (15.5, 37.7, 15.1, 32.2, 0.472, 0.821, 11.1, 9.4, 14.9, 1.0)
@@ -122,7 +123,7 @@ def test_stored_results_keep_their_ers_to_the_bit(path):
     from robrank.plugins import get_registry
     from robrank.swipe.schema import load_results
 
-    payload = load_results(path)
+    payload = load_results(path, registry=get_registry())
     score = get_registry().get("profiles", payload["profile"]).score
     assert score is not None and score.name == "ERS"
     raw = score.raw_scores(payload)

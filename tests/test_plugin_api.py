@@ -93,3 +93,10 @@ def test_the_scan_sees_every_form_of_import(tmp_path):
     assert robrank_imports(tmp_path / "plugin.py") == [
         (1, "robrank"), (2, "robrank.records"), (3, "robrank.attacks"), (4, "robrank.plugin_api"), (7, "robrank.errors"),
     ]
+
+
+def test_docs_plugins_md_documents_every_public_name():
+    text = (REPO / "docs" / "plugins.md").read_text()
+    reference = text[text.index("## Every name of `robrank.plugin_api`"):]
+    missing = [name for name in api.__all__ if f"| `{name}` |" not in reference]
+    assert missing == []

@@ -9,6 +9,7 @@ import pytest
 
 from robrank.swipe.report import OFF_SCALE_MARK, load_summaries, report
 from robrank.swipe.schema import SwipeFileError, coverage, load_results, validate
+from robrank.plugins import get_registry
 
 REPO = Path(__file__).resolve().parents[1]
 STORED = REPO / "docs" / "results" / "mnist-none" / "swipe-rob28.json"
@@ -35,7 +36,7 @@ def _one_line(exc: pytest.ExceptionInfo) -> str:
 
 def test_the_consistent_partial_file_is_valid():
     payload = _partial()
-    validate(payload)
+    validate(payload, registry=get_registry())
     assert payload["coverage"]["partial"] == "8 of 10000 queries"
 
 
@@ -43,7 +44,7 @@ def test_coverage_edited_to_claim_every_query_is_refused(tmp_path):
     payload = _partial()
     payload["coverage"].update(queries=10000, partial=None)
     with pytest.raises(SwipeFileError) as exc:
-        validate(payload)
+        validate(payload, registry=get_registry())
     assert "coverage.queries is 10000 but the attacks in the file give 8" in _one_line(exc)
 
 
@@ -57,7 +58,7 @@ def test_counts_and_coverage_edited_to_claim_every_query_are_refused_by_the_sums
     path = tmp_path / "edited.json"
     path.write_text(json.dumps(payload))
     with pytest.raises(SwipeFileError) as exc:
-        load_results(path)
+        load_results(path, registry=get_registry())
     assert "attacks[0]: orig.loss" in _one_line(exc) and "/ 10000" in str(exc.value)
     for command in (["report", str(path)], ["plot", "ers", str(path), "--output", str(tmp_path / "e.png")]):
         result = robrank_cli(*command)
@@ -73,16 +74,16 @@ def test_an_edited_score_is_refused():
     payload = json.loads(STORED.read_text())
     payload["ers"]["raw"]["cap"] = 50.0
     with pytest.raises(SwipeFileError) as exc:
-        validate(payload)
+        validate(payload, registry=get_registry())
     assert "ers.raw.cap is 50 but the attacks in the file give 2.45" in _one_line(exc)
     payload = json.loads(STORED.read_text())
     payload["ers"]["ers"] = 99.0
     with pytest.raises(SwipeFileError, match="ers.ers is 99 but the mean of ers.rescaled is 10.74"):
-        validate(payload)
+        validate(payload, registry=get_registry())
     payload = _partial()
     payload["ers"]["partial"] = None
     with pytest.raises(SwipeFileError, match="ers.partial is None but the attacks in the file give '8 of 10000 queries'"):
-        validate(payload)
+        validate(payload, registry=get_registry())
 
 
 def _forced_file(tmp_path: Path) -> Path:
@@ -102,18 +103,18 @@ def test_a_forced_swipe_is_marked_in_every_output(tmp_path):
     path = _forced_file(tmp_path)
     (summary,) = load_summaries([path])
     assert "forced" in summary.partial and "224x224" in summary.partial
-    text = report([path])
+    text = report([path], registry=get_registry())
     row = next(line for line in text.splitlines() if line.startswith(summary.label))
     assert summary.label + "*" in row
     assert "133.8" + OFF_SCALE_MARK in text and f"{OFF_SCALE_MARK} {summary.label}: rescaled CA+ outside the 0-100 scale" in text
     assert "forced: profile made for 224x224 images run on 28x28" in text
-    assert "133.8" + OFF_SCALE_MARK in report([path], "markdown")
-    (row_json,) = json.loads(report([path], "json"))
+    assert "133.8" + OFF_SCALE_MARK in report([path], "markdown", registry=get_registry())
+    (row_json,) = json.loads(report([path], "json", registry=get_registry()))
     assert "forced" in row_json["partial"] and row_json["off_scale"] == ["CA+"]
-    assert "forced" in report([path], "csv").splitlines()[1]
-    latex = report([path], "latex")
+    assert "forced" in report([path], "csv", registry=get_registry()).splitlines()[1]
+    latex = report([path], "latex", registry=get_registry())
     assert "forced" in latex and "133.8" + OFF_SCALE_MARK in latex
-    html = report([path], "html")
+    html = report([path], "html", registry=get_registry())
     assert 'class="run partial"' in html and "forced" in html
     import robrank
 
@@ -126,13 +127,13 @@ def test_a_forced_swipe_records_the_override(tiny_run, tmp_path, robrank_cli):
     result = robrank_cli("swipe", str(tiny_run), "-p", "rob224", "-m", "1", "-b", "2", "--output", str(out), "-D", "cpu",
                          "--no-progress", "--force")
     assert result.exit_code == 0, result.output
-    payload = load_results(out)
+    payload = load_results(out, registry=get_registry())
     assert payload["forced"] == FORCED
     assert "forced: profile made for 224x224 images run on 28x28" in result.output
     normal = tmp_path / "rob28.json"
     assert robrank_cli("swipe", str(tiny_run), "-p", "rob28", "-m", "1", "-b", "2", "--output", str(normal), "-D", "cpu",
                        "--no-progress").exit_code == 0
-    assert load_results(normal)["forced"] is None
+    assert load_results(normal, registry=get_registry())["forced"] is None
 
 
 # ---- one unit per measure: schema version 3 stores every rate in percent ------------------------
@@ -143,7 +144,7 @@ def test_older_files_are_read_in_percent_and_their_score_is_unchanged():
 
     raw = json.loads(STORED.read_text())
     assert raw["schema_version"] == 1 and SCHEMA_VERSION == 3
-    loaded = load_results(STORED)
+    loaded = load_results(STORED, registry=get_registry())
     assert loaded["units"] == UNITS
     by_type = {(a["type"], a["spec"]): (r, a) for r, a in zip(raw["attacks"], loaded["attacks"])}
     for (kind, _), (before, after) in by_type.items():
@@ -153,7 +154,7 @@ def test_older_files_are_read_in_percent_and_their_score_is_unchanged():
                 assert after[side][key] == (100.0 * value if converted else value), (kind, side, key)
     ca = loaded["attacks"][0]
     assert ca["sums"]["adv"]["prank"] == 100.0 * raw["attacks"][0]["sums"]["adv"]["prank"]
-    assert upgrade(loaded) == loaded  # reading twice never multiplies twice
+    assert upgrade(loaded, registry=get_registry()) == loaded  # reading twice never multiplies twice
     # the score is computed from the converted values and equals the stored one to the last bit
     from robrank_plugins.profiles.ers import ERS
 
@@ -173,10 +174,10 @@ def test_a_hand_made_version_2_file_with_an_uninstalled_attack(tmp_path):
     payload["coverage"] = coverage(payload)
     path = tmp_path / "v2.json"
     path.write_text(json.dumps(payload))
-    loaded = load_results(path)
+    loaded = load_results(path, registry=get_registry())
     assert loaded["attacks"][0]["orig"]["prank"] == 50.0 and loaded["attacks"][0]["sums"]["orig"]["prank"] == 400.0
     assert loaded["attacks"][-1]["orig"] == {"score": 0.25} and loaded["units_unknown"] == ["MYATK"]
-    text = report([path])
+    text = report([path], registry=get_registry())
     assert "PCTL" in text or "CA+" in text
 
 

@@ -14,6 +14,7 @@ import torch
 import robrank
 from robrank.cli.options import parse_key_value as _parse_option
 from robrank.records import ProfileRecord
+from robrank.plugins import get_registry
 
 SMALL = ("--batch-size", "16", "--max-batches", "1", "--swipe-batch-size", "8", "--no-progress")
 #: the rob28 attacks with 2 PGD steps instead of 32, for tests that check plumbing rather than the swipe
@@ -183,7 +184,7 @@ def test_resume_after_kill_during_training(robrank_cli, tmp_path, monkeypatch, t
     assert len(metrics) == 1 and metrics[0]["step"] == 12  # ceil(1433 / 128) steps, one validation
     reference = train(
         TrainConfig(dataset="digits", backbone="lenet", loss="ptripletN", epochs=1, batch_size=128, run_dir=str(tmp_path / "ref")),
-        progress=False,
+        progress=False, registry=get_registry()
     )
     assert reference.metrics["R@1"] == pytest.approx(metrics[0]["R@1"], abs=1e-9)
     assert "ERS" in second.output

@@ -5,6 +5,7 @@ import struct
 
 import pytest
 import torch
+from robrank.plugins import get_registry
 
 pytest.importorskip("matplotlib")
 
@@ -21,8 +22,8 @@ def loaded(tiny_run):
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    run = load_run(tiny_run, device="cpu")
-    dataset = load_split(run.dataset, "test")
+    run = load_run(tiny_run, device="cpu", registry=get_registry())
+    dataset = load_split(run.dataset, "test", registry=get_registry())
     gallery = Gallery.compute(run.model, dataset, device="cpu")
     yield run, dataset, gallery
     torch.set_num_threads(threads)
@@ -41,7 +42,7 @@ def test_query_attack_rankings_match_an_independent_computation(loaded):
     from robrank.plot.show import retrieval_examples
 
     run, dataset, gallery = loaded
-    examples = retrieval_examples(run.model, dataset, QA, [0, 17], top=5, gallery=gallery)
+    examples = retrieval_examples(run.model, dataset, QA, [0, 17], top=5, gallery=gallery, registry=get_registry())
     for ex in examples:
         assert ex.role == "query" and ex.label == int(dataset.labels[ex.index])
         assert torch.equal(ex.clean, dataset.images(torch.tensor([ex.index]))[0])
@@ -65,7 +66,7 @@ def test_candidate_attack_shows_the_candidate_rank_before_and_after(loaded):
     from robrank.plot.show import retrieval_examples
 
     run, dataset, gallery = loaded
-    (ex,) = retrieval_examples(run.model, dataset, CA, [172], top=5, gallery=gallery)
+    (ex,) = retrieval_examples(run.model, dataset, CA, [172], top=5, gallery=gallery, registry=get_registry())
     assert ex.role == "candidate" and ex.query is not None and ex.query != 172
     q = gallery.embeddings[ex.query : ex.query + 1]
     with torch.no_grad():
@@ -77,7 +78,7 @@ def test_candidate_attack_shows_the_candidate_rank_before_and_after(loaded):
     assert ex.rank_after == int((d_clean[others] < d_adv).sum()) + 1
     assert ex.rank_after < ex.rank_before  # CA+ moves the candidate up the query's list
     # the same selection as a swipe: the attack's own percentile counts the same items (plus the query itself)
-    result = run_attack(run.model, dataset, CA, indices=[172], progress=False, gallery=gallery)
+    result = run_attack(run.model, dataset, CA, indices=[172], progress=False, gallery=gallery, registry=get_registry())
     assert result.adv["prank"] / 100 * len(dataset) == pytest.approx(ex.rank_after, abs=1e-3)
     assert result.orig["prank"] / 100 * len(dataset) == pytest.approx(ex.rank_before, abs=1e-3)
     in_top = [h for h in ex.after if h.candidate]
@@ -93,7 +94,7 @@ def test_show_figure_frames_and_files(loaded, tiny_run, tmp_path, robrank_cli):
     from robrank.plot.show import RIGHT, WRONG, retrieval_examples, show_figure
 
     run, dataset, gallery = loaded
-    examples = retrieval_examples(run.model, dataset, QA, [0, 17], top=4, gallery=gallery)
+    examples = retrieval_examples(run.model, dataset, QA, [0, 17], top=4, gallery=gallery, registry=get_registry())
     fig = show_figure(examples, QA)
     framed = {ax.get_gid(): ax for sub in fig.subfigs for ax in sub.axes if (ax.get_gid() or "").startswith("show-")}
     assert len(framed) == 2 * 2 * 4

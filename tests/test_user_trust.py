@@ -18,6 +18,7 @@ import torch
 from robrank.cli import cli
 
 from test_user_errors import one_line_error, run_cli
+from robrank.plugins import get_registry
 
 # --------------------------------------------------------------------- steps short of eps
 
@@ -44,7 +45,7 @@ def test_short_steps_rule():
     from robrank.attacks.reach import reach, short_steps
 
     def atk(spec, **kw):
-        return build_attack(parse_spec(spec), **kw)
+        return build_attack(parse_spec(spec, registry=get_registry()), registry=get_registry(), **kw)
 
     assert reach(atk("PGD:eps=0.3:alpha=0.01:pgditer=24")) == pytest.approx(0.24)
     assert short_steps(atk("PGD:eps=0.3:alpha=0.01:pgditer=24"), "x") is not None
@@ -64,7 +65,7 @@ def test_the_bundled_profiles_reach_their_eps():
 
     for component in get_registry().components("profiles"):
         for spec in component.record.factory():
-            assert short_steps(build_attack(parse_spec(spec)), spec) is None, (component.record.name, spec)
+            assert short_steps(build_attack(parse_spec(spec, registry=get_registry()), registry=get_registry()), spec) is None, (component.record.name, spec)
 
 
 def test_the_api_warns_when_steps_cannot_reach_eps():
@@ -104,7 +105,7 @@ def test_the_readme_and_docs_examples_reach_the_eps_they_print():
             if spec in SHORT_ON_PURPOSE:
                 continue
             try:
-                attack = build_attack(parse_spec(spec))
+                attack = build_attack(parse_spec(spec, registry=get_registry()), registry=get_registry())
             except SpecError:  # a plugin's attack (MICA) or an example of a bad spec
                 continue
             checked += 1
@@ -421,7 +422,7 @@ def test_swipe_max_queries_is_recorded_and_resumes_only_with_the_same_value(tiny
     base = ["swipe", str(tiny_run), "-p", "rob28", "--max-queries", "3", "-D", "cpu", "-q", "--output", str(out)]
     first = run_cli(*base, "-b", "2")
     assert first.exit_code == 0, first.output
-    payload = load_results(out)
+    payload = load_results(out, registry=get_registry())
     assert payload["max_queries"] == 3 and payload["max_batches"] is None
     assert {a["count"] for a in payload["attacks"]} == {3}
     again = run_cli(*base, "-b", "64")  # a finished file: the batch size does not matter with --max-queries

@@ -16,9 +16,8 @@ import sys
 
 from robrank.plugin_api import ConfigError, cell_dir, write_json, write_status
 
-#: the -X KEY=VALUE options this executor accepts
-OPTIONS: tuple[str, ...] = ("cluster", "account", "qos", "constraint", "mem_gb", "cpus_per_task", "array_parallelism",
-                            "signal_delay_s", "max_num_timeout", "exclude")
+from . import SLURM_OPTIONS as OPTIONS  # the -X KEY=VALUE options this executor accepts (declared where it registers)
+
 #: -X key -> submitit parameter (integers are converted)
 _PARAMETERS: dict[str, tuple[str, type]] = {
     "account": ("slurm_account", str),

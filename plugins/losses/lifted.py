@@ -16,11 +16,9 @@ import torch
 from robrank.plugin_api import (
     LOSS_GRAM_FLOOR,
     Criterion,
-    LossRecord,
     check_spc2,
     mean_or_zero,
     pairwise,
-    reference_aliases,
 )
 
 MARGIN = {"C": 0.2, "N": 0.2, "E": 1.0}
@@ -64,15 +62,3 @@ class GeneralizedLiftedLoss(Criterion):
         keep = pos.any(dim=1) & neg.any(dim=1)
         per_anchor = (pos_term + neg_term)[keep].relu()
         return mean_or_zero(per_anchor, x) + self.l2_weight * x.norm(p=2, dim=-1).mean()
-
-
-RECORD = LossRecord(
-    name="glift",
-    factory=GeneralizedLiftedLoss,
-    summary="generalised lifted-structure loss (margin 1.0, + 5e-3 mean embedding norm)",
-    aliases=("lifted", *reference_aliases(("glift",), ("E",), uses_miner=False)),
-    metrics=("E",),
-    family="glift",
-    uses_miner=False,
-    has_raw=False,
-)

@@ -40,8 +40,13 @@ def saved_files(folder: str | Path) -> list[str]:
     return [n for n in names if (folder / n).exists()] + sorted(p.name for p in folder.glob("adversarial-*.png"))
 
 
-def prepare_folder(folder: str | Path) -> Path:
-    """``folder`` created and empty of earlier results, or a one-line error (run before the attack, so no work is lost)."""
+def prepare_folder(folder: str | Path, *, keep: bool = True) -> Path:
+    """``folder`` created and empty of earlier results, or a one-line error.
+
+    Run before the attack too (``keep=False``), so that a folder that holds results or
+    cannot be created fails before any work; that probe removes the folders it created, so
+    a command refused later leaves nothing behind.
+    """
     from ..errors import ConfigError, StorageError, os_error_message
 
     folder = Path(folder)
@@ -51,10 +56,17 @@ def prepare_folder(folder: str | Path) -> Path:
     if taken:
         raise ConfigError(f"--save-adversarial {folder} already holds {taken[0]} of an earlier attack; saved results are never "
                           "replaced: choose a new folder or remove the old files")
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(os_error_message(exc, "create the --save-adversarial folder")) from None
+    if not keep:
+        for path in created:  # deepest first
+            try:
+                path.rmdir()
+            except OSError:
+                break
     return folder
 
 

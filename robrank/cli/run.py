@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -40,6 +40,9 @@ from .options import (
     training_settings,
     with_default,
 )
+
+if TYPE_CHECKING:
+    from ..plugins import Registry
 
 REPORT_MD = "report.md"
 REPORT_TXT = "report.txt"
@@ -82,6 +85,7 @@ def write_report(
     trained: tuple[int, int],
     metrics: dict[str, float],
     profile: str,
+    registry: Registry,
 ) -> tuple[str, float | None]:
     """report.txt / report.md / report.html and the ERS figure in the run directory; returns the text version and the ERS.
 
@@ -93,7 +97,7 @@ def write_report(
     from ..swipe.html import format_html
     from ..swipe.report import format_report, load_summaries
 
-    summaries = load_summaries([results])
+    summaries = load_summaries([results], registry)
     ers = summaries[0].ers if summaries else None
     head = _header(config, trained, metrics, profile, ers, summaries[0].partial if summaries else None)
     text = "\n".join(head) + "\n\n" + format_report(summaries, "table")
@@ -103,7 +107,7 @@ def write_report(
         from ..plot.ers import plot_ers
 
         try:
-            figure = plot_ers([results], run_dir / ERS_FIGURE)
+            figure = plot_ers([results], run_dir / ERS_FIGURE, registry)
         except RobrankError as exc:
             if "matplotlib" not in str(exc):
                 raise
@@ -115,7 +119,7 @@ def write_report(
     return text, ers
 
 
-def swipe_output(run_dir: Path, file_name: str) -> tuple[Path, Path | None]:
+def swipe_output(run_dir: Path, file_name: str, registry: Registry) -> tuple[Path, Path | None]:
     """Where ``run`` swipes the run's checkpoint, and the earlier results file it keeps (or None).
 
     ``run --resume --epochs 4`` on a finished 3-epoch run trains epoch 4: the run's
@@ -131,7 +135,7 @@ def swipe_output(run_dir: Path, file_name: str) -> tuple[Path, Path | None]:
     if not default.is_file():
         return default, None
     try:
-        previous = load_results(default)
+        previous = load_results(default, registry)
     except SwipeFileError:
         return default, None  # the swipe refuses it with its own message
     checkpoint = find_checkpoint(run_dir)
@@ -198,18 +202,18 @@ def run_command(
     if chatty:
         click.echo(f"run: {plan.run_dir}")
     if not from_env().is_main:
-        train(plan, progress=progress)
+        train(plan, progress=progress)  # the plan carries its registry
         return
     with locked(plan.run_dir, "robrank run"):
         result = train(plan, progress=progress)
         run_dir = Path(result.run_dir)
-        output, kept = swipe_output(run_dir, plan.swipe.file_name)
+        output, kept = swipe_output(run_dir, plan.swipe.file_name, registry)
         if kept is not None and chatty:
             click.echo(f"run: {kept.name} holds the swipe of an earlier checkpoint and is kept; "
                        f"the checkpoint of epoch {result.epochs} is swiped into {output.name}")
         try:
-            results = swipe(run_dir, plan.swipe.profile, output=output, data_root=plan.config.data_root, progress=progress, force=force,
-                            **plan.swipe.runner_kwargs())
+            results = swipe(run_dir, plan.swipe.profile, registry=registry, output=output, data_root=plan.config.data_root,
+                            progress=progress, force=force, **plan.swipe.runner_kwargs())
         except KeyboardInterrupt:
             click.echo(
                 "robrank run: interrupted; finished attacks are saved, continue with: "
@@ -218,7 +222,8 @@ def run_command(
             )
             sys.exit(130)
         trained = (result.epochs, result.steps)
-        text, ers = write_report(run_dir, Path(results), plan.config.to_dict(), trained, result.metrics, plan.swipe.profile)
+        text, ers = write_report(run_dir, Path(results), plan.config.to_dict(), trained, result.metrics, plan.swipe.profile,
+                                 registry)
     if as_json:
         from ..metrics import in_percent
 

@@ -46,7 +46,7 @@ def train_command(triple: str | None, resume: bool, devices: int | None, as_json
     plan = plan_training(config, resume=resume, registry=registry, given=given)
     progress = not (no_progress or quiet or as_json)
     with locked(plan.run_dir, "robrank train") if from_env().is_main else _nothing():
-        result = train(plan, progress=progress, devices=devices)
+        result = train(plan, progress=progress, devices=devices)  # the plan carries its registry
     if not from_env().is_main:  # under torchrun the summary comes once, from global rank 0
         return
     if as_json:

@@ -19,13 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RobrankError
+from ..plugins import Registry
+from ..swipe.summary import load_summaries
 from ..threat import threat_model
-from .figure import PAGE_WIDTH, blank_figure, colors, legend_below, paper_style
+from .figure import PAGE_WIDTH, blank_figure, colors, legend_below, paper_style, save
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from ..swipe.report import FileSummary
+    from ..swipe.summary import FileSummary
 
 #: hatch of the bars of a partial swipe
 PARTIAL_HATCH = "////"
@@ -141,12 +143,9 @@ def _draw_run(ax: Any, s: ErsSeries, i: int, slot: int, slots: int, color: Any) 
     return bars
 
 
-def plot_ers(results: Sequence[str | Path], output: str | Path) -> Path:
+def plot_ers(results: Sequence[str | Path], output: str | Path, registry: Registry) -> Path:
     """``robrank plot ers``: load swipe files and save their ERS figure to ``output``."""
-    from ..swipe.report import load_summaries
-    from .figure import save
-
-    return save(ers_figure(load_summaries(list(results))), output)
+    return save(ers_figure(load_summaries(list(results), registry)), output)
 
 
 __all__ = ["ErsSeries", "ers_series", "ers_figure", "plot_ers", "PARTIAL_HATCH"]

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..plugins import Registry
 from .figure import PAGE_WIDTH, blank_figure, paper_style
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ def retrieval_examples(
     device: str = "cpu",
     dataset_name: str | None = None,
     gallery: Any = None,
+    registry: Registry,
 ) -> list[Example]:
     """Attack the test images ``queries`` with ``spec`` and collect their rankings before and after."""
     import torch
@@ -109,7 +111,7 @@ def retrieval_examples(
     from ..distances import pairwise
     from ..models.modes import attack_mode, embed
 
-    spec = parse_spec(spec)
+    spec = parse_spec(spec, registry)
     n = len(dataset)
     bad = [q for q in queries if not 0 <= int(q) < n]
     if bad:
@@ -121,7 +123,8 @@ def retrieval_examples(
     if dataset_name is None:
         dataset_name = getattr(model, "dataset", None) or getattr(dataset, "name", None)
     # the data's spec defaults (a dataset's own attack settings) apply as in a swipe
-    attack = build_attack(spec, AttackOptions.for_dataset(dataset_name, semantics=semantics, seed=seed, device=str(device)))
+    attack = build_attack(spec, AttackOptions.for_dataset(dataset_name, registry, semantics=semantics, seed=seed, device=str(device)),
+                          registry=registry)
     if gallery is None:
         gallery = Gallery.compute(model, dataset, device=device)
     gallery = gallery.to(device)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RobrankError
+from ..plugins import Registry
 from ..semantics import SEMANTICS
 from ..summaries import ENGINE_BOUNDS
 
@@ -204,14 +205,14 @@ def _check_search(attack: Mapping[str, Any], at: str, bounds: Bounds) -> None:
                 raise SwipeFileError(f"{at}: wins.{key} names {unknown[0]!r}, which is not a member")
 
 
-def validate(payload: Any, where: str = "results", bounds_of: Callable[[str], Bounds] | None = None) -> None:
+def validate(payload: Any, where: str = "results", bounds_of: Callable[[str], Bounds] | None = None, *, registry: Registry) -> None:
     """Raise :class:`SwipeFileError` (one line, naming the field) unless ``payload`` is valid.
 
     A file being written (a swipe still running or killed) is valid too: ``finished`` is
     then null, ``attacks`` holds the finished ones, and ``ers`` is absent. ``bounds_of(type)``
-    gives an attack type's metric ranges (default: the installed attack's ``bounds``).
+    gives an attack type's metric ranges (default: the ``bounds`` of the attack ``registry`` holds).
     """
-    bounds_of = bounds_of or registered_bounds
+    bounds_of = bounds_of or (lambda attack_type: registered_bounds(attack_type, registry))
     if not isinstance(payload, Mapping):
         raise SwipeFileError(f"{where}: top level must be a JSON object, got {type(payload).__name__}")
     if payload.get("schema") != SCHEMA:
@@ -294,20 +295,17 @@ def validate(payload: Any, where: str = "results", bounds_of: Callable[[str], Bo
     for i, attack in enumerate(payload["attacks"]):
         _check_sums(attack, f"{where}: attacks[{i}]")
     if "ers" in payload:
-        _check_score(upgrade(payload), where)
+        _check_score(upgrade(payload, registry), where, registry)
 
 
-def legacy_fractions(attack_type: str) -> tuple[str, ...] | None:
+def legacy_fractions(attack_type: str, registry: Registry) -> tuple[str, ...] | None:
     """The keys an installed attack stored as fractions before version 3 (``Attack.legacy_fractions``); None if not installed."""
-    from ..plugins import get_registry
-
-    registry = get_registry()
     if ("attacks", attack_type) not in registry:
         return None
     return tuple(getattr(registry.get("attacks", attack_type), "legacy_fractions", ()))
 
 
-def upgrade(payload: Mapping[str, Any], fractions_of: Callable[[str], tuple[str, ...] | None] | None = None) -> dict[str, Any]:
+def upgrade(payload: Mapping[str, Any], registry: Registry, fractions_of: Callable[[str], tuple[str, ...] | None] | None = None) -> dict[str, Any]:
     """The payload in the current units: a copy of a file older than version 3 with every key its
     attack declares in ``legacy_fractions`` multiplied by 100 (averages, sums, members), the rest
     untouched. A version-3 payload, or one already upgraded, is returned as it is. The attack
@@ -315,7 +313,7 @@ def upgrade(payload: Mapping[str, Any], fractions_of: Callable[[str], tuple[str,
     """
     if payload.get("schema_version", SCHEMA_VERSION) >= 3 or payload.get("units") == UNITS:
         return dict(payload)
-    fractions_of = fractions_of or legacy_fractions
+    fractions_of = fractions_of or (lambda attack_type: legacy_fractions(attack_type, registry))
     out = copy.deepcopy(dict(payload))
     unknown: list[str] = []
     for attack in out.get("attacks", []):
@@ -356,7 +354,7 @@ def _check_sums(attack: Mapping[str, Any], at: str) -> None:
                                      f"{total / count:g}; count or an average was edited, re-run that attack")
 
 
-def _check_score(payload: Mapping[str, Any], where: str) -> None:
+def _check_score(payload: Mapping[str, Any], where: str, registry: Registry) -> None:
     """The stored score must be the mean of its rescaled columns and, with the profile installed, what the attacks give."""
     block = payload["ers"]
     rescaled = [v for v in block["rescaled"].values() if v is not None]
@@ -364,7 +362,7 @@ def _check_score(payload: Mapping[str, Any], where: str) -> None:
         mean = sum(float(v) for v in rescaled) / len(rescaled)
         if not math.isclose(mean, block["ers"], rel_tol=1e-9, abs_tol=1e-9):
             raise SwipeFileError(f"{where}: ers.ers is {block['ers']:g} but the mean of ers.rescaled is {mean:g}; the file was edited, re-run the swipe")
-    score = registered_score(str(payload["profile"]))
+    score = registered_score(str(payload["profile"]), registry)
     if score is None:
         return
     try:
@@ -378,23 +376,17 @@ def _check_score(payload: Mapping[str, Any], where: str) -> None:
                                  "the file was edited, re-run the swipe")
 
 
-def registered_score(profile: str) -> Any:
+def registered_score(profile: str, registry: Registry) -> Any:
     """The installed profile's score (:class:`robrank.scoring.Score`), or None."""
-    from ..plugins import get_registry
-
-    registry = get_registry()
     return registry.get("profiles", profile).score if ("profiles", profile) in registry else None
 
 
-def registered_bounds(attack_type: str) -> Bounds:
+def registered_bounds(attack_type: str, registry: Registry) -> Bounds:
     """The installed attack's ``bounds``; {} for one that is not installed (:func:`check_metric` adds the engine's)."""
-    from ..plugins import get_registry
-
-    registry = get_registry()
     return registry.get("attacks", attack_type).bounds if ("attacks", attack_type) in registry else {}
 
 
-def load_results(path: str | Path) -> dict[str, Any]:
+def load_results(path: str | Path, registry: Registry) -> dict[str, Any]:
     """Read and validate a results file; every failure is one :class:`SwipeFileError` line."""
     path = Path(path)
     try:
@@ -407,8 +399,8 @@ def load_results(path: str | Path) -> dict[str, Any]:
         payload = json.loads(text, parse_constant=_nan)
     except json.JSONDecodeError as exc:
         raise SwipeFileError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); it was not written by robrank swipe or was edited by hand") from None
-    validate(payload, where=str(path))
-    return upgrade(payload)
+    validate(payload, where=str(path), registry=registry)
+    return upgrade(payload, registry)
 
 
 def _nan(token: str) -> float:

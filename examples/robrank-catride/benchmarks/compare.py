@@ -30,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from robrank.plugins import get_registry
 
 #: the wrapper that runs ``robrank train`` and counts its gradient evaluations
 COUNTER = Path(__file__).resolve().parent / "count_gradients.py"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from robrank.plugins import get_registry
 
 BUDGETS = (
     ("8/255, 1/255 x 32 (pami28 small)", "eps=0.03137:alpha=0.003922:pgditer=32"),
@@ -37,8 +38,8 @@ def main() -> None:
         run_path = args.run
         if args.train_tiny or run_path is None:
             run_path = train_tiny_run(tempfile.mkdtemp(prefix="mica-bench-") + "/run")
-        run = load_run(run_path, device=args.device)
-        test = load_split(run.dataset, "test")
+        run = load_run(run_path, device=args.device, registry=get_registry())
+        test = load_split(run.dataset, "test", registry=get_registry())
         print(f"model: {run.checkpoint} ({run.dataset}, {run.config.get('backbone')}, metric {run.metric}); {len(test)} test images")
         print(f"{'budget':<36} {'sign':<4} {'clean':>7} {'CA':>7} {'MICA':>7}   seconds CA / MICA")
         for label, pgd in BUDGETS:
@@ -47,7 +48,7 @@ def main() -> None:
                 for attack in ("CA", "MICA"):
                     start = time.perf_counter()
                     result = run_attack(run.model, test, f"{attack}:pm={sign}:W=1:{pgd}", max_batches=args.max_batches,
-                                        batch_size=args.batch_size, device=args.device, progress=False)
+                                        batch_size=args.batch_size, device=args.device, progress=False, registry=get_registry())
                     row[attack] = (result.orig["prank"], result.adv["prank"], time.perf_counter() - start)
                 clean = row["CA"][0]
                 print(f"{label:<36} {sign:<4} {clean:7.4f} {row['CA'][1]:7.4f} {row['MICA'][1]:7.4f}   {row['CA'][2]:.1f} / {row['MICA'][2]:.1f}")

@@ -15,6 +15,7 @@ import robrank_myattack
 from robrank_myattack.attack import MICA, momentum_step
 from robrank_myattack.profiles import mi28, mi224
 from robrank_plugins.attacks.candidate import CandidateAttack
+from robrank.plugins import get_registry
 
 PGD = dict(eps=0.30196, alpha=0.011764)
 PLUGIN = dict(distribution="robrank-myattack", version=robrank_myattack.__version__)
@@ -58,8 +59,8 @@ def test_momentum_step_is_per_sample_and_scale_free():
 def batch(tiny_run):
     from robrank.plugin_api import Gallery, load_run, load_split
 
-    run = load_run(tiny_run)
-    test = load_split(run.dataset, "test")
+    run = load_run(tiny_run, registry=get_registry())
+    test = load_split(run.dataset, "test", registry=get_registry())
     gallery = Gallery.compute(run.model, test)
     index = torch.arange(0, 48)
     return run.model, gallery, test.images(index), test.labels[index], index
@@ -114,7 +115,7 @@ def test_profiles_are_canonical_and_share_the_ers_budget(register_plugin):
     with register_plugin(robrank_myattack, **PLUGIN):
         for profile, ers in ((mi28, rob28), (mi224, rob224)):
             specs = profile()
-            assert [parse_spec(s).text for s in specs] == specs  # stored as written
+            assert [parse_spec(s, registry=get_registry()).text for s in specs] == specs  # stored as written
             assert [s.split(":")[0] for s in specs] == ["MICA", "MICA", "CA", "CA"]
             assert set(specs[2:]) <= set(ers())  # the CA± rows are exactly the ERS profile's
 

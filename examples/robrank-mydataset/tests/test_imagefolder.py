@@ -16,6 +16,7 @@ import robrank_mydataset
 from robrank.plugin_api import DataError, ProfileRecord, hookimpl
 from robrank_mydataset import ImageFolder28Source, ImageFolderSource, scan
 from robrank_mydataset.demo import write_demo_tree
+from robrank.plugins import get_registry
 
 PROVENANCE = {"distribution": "robrank-mydataset", "version": robrank_mydataset.__version__}
 
@@ -145,8 +146,8 @@ def test_records_count_test_classes_from_the_tree(register_plugin, demo_tree):
         assert (big.record.image_size, big.record.channels, big.record.profile) == (224, 3, "rob224")
         assert (small.record.image_size, small.record.channels, small.record.profile) == (28, 1, "rob28")
         assert big.provider.distribution == "robrank-mydataset"
-        test = load_split("imagefolder28", "test", demo_tree)
-        assert dataset_record("imagefolder28").test_classes(test) == 3
+        test = load_split("imagefolder28", "test", demo_tree, registry=get_registry())
+        assert dataset_record("imagefolder28", registry=get_registry()).test_classes(test) == 3
 
 
 def test_list_shows_the_datasets(register_plugin, robrank_cli):

@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import click
+from robrank.plugins import get_registry
 
 
 def info_lines(spec_text: str) -> list[str]:
     """The resolved parameters of a MICA (or CA) spec, one ``key: value`` line each."""
     from robrank.plugin_api import SpecError, build_attack, parse_spec
 
-    spec = parse_spec(spec_text)
+    spec = parse_spec(spec_text, registry=get_registry())
     if spec.type not in ("MICA", "CA"):
         raise SpecError(f"myattack-info explains MICA and CA specs; {spec.text!r} is a {spec.type} attack")
-    attack = build_attack(spec)
+    attack = build_attack(spec, registry=get_registry())
     p = spec.params
     fgsm = attack.pgditer == 1
     step = attack.eps if fgsm else attack.alpha
