@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from robrank.plugins import get_registry
+
 pytest.importorskip("matplotlib")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +31,7 @@ LONG = [
 def _summaries(names=("mnist-none", "mnist-act", "mnist-est-exact")):
     from robrank.swipe.report import load_summaries
 
-    return load_summaries([STORED[n] for n in names])
+    return load_summaries([STORED[n] for n in names], get_registry())
 
 
 def _l2(summary, label):
@@ -41,7 +43,7 @@ def _l2(summary, label):
     payload["profile"], payload["planned"] = "rob28-l2", [fix(s) for s in payload["planned"]]
     for entry in payload["attacks"]:
         entry["spec"] = fix(entry["spec"])
-    return summarise(payload, summary.path, label=label)
+    return summarise(payload, summary.path, get_registry(), label=label)
 
 
 def _curve(summary, label, l2=False):
@@ -62,9 +64,10 @@ def _curve(summary, label, l2=False):
             for key in point["adv"]:
                 if key in point["orig"]:
                     point["adv"][key] = point["orig"][key] + (entry["adv"][key] - point["orig"][key]) * i / 4
+                    point["sums"]["adv"][key] = point["adv"][key] * point["count"]  # the file's own consistency check
             attacks.append(point)
     payload["attacks"], payload["planned"] = attacks, [a["spec"] for a in attacks]
-    return summarise(payload, summary.path, label=label)
+    return summarise(payload, summary.path, get_registry(), label=label)
 
 
 def _inside(box, canvas, slack=0.5) -> bool:

@@ -140,7 +140,7 @@ def test_the_adversarial_candidate_is_framed_blue_only_when_it_reached_the_top_k
                       query=3, query_label=0, query_image=image, rank_before=40, rank_after=rank_after,
                       pictures={h.slot: image for h in hits + after})
     fig = show_figure([example], CA)
-    (ax,) = [a for sub in fig.subfigs for a in sub.axes if a.get_gid() == "show-7-adversarial"]
+    (ax,) = [a for sub in fig.subfigs for a in sub.axes if a.get_gid() == "adversarial-7"]
     spine = ax.spines["left"]
     assert spine.get_visible() == reached
     if reached:

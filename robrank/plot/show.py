@@ -218,7 +218,7 @@ def _draw(subfig: Any, example: Example, spec_text: str, class_names: Sequence[s
         title = f"adversarial\n{what}"
     adversarial = subfig.add_subplot(grid[:, 2])
     _imshow(adversarial, example.adversarial, title, frame=CANDIDATE if reached else None)
-    adversarial.set_gid(f"show-{example.index}-adversarial")
+    adversarial.set_gid(f"adversarial-{example.index}")
     reference_label = example.query_label if is_candidate else example.label
     rows = (("before", example.before, example.rank_before), ("after", example.after, example.rank_after))
     for r, (when, hits, rank) in enumerate(rows):

@@ -40,24 +40,6 @@ from .tables import by_threat_model, csv_table, md_table, notes, score_groups, s
 FORMATS = ("table", "markdown", "json", "csv", "latex", "html")
 
 
-def by_threat_model(summaries: list[FileSummary]) -> list[FileSummary]:
-    """Files of several threat models (rob28 beside rob28-l2) grouped by it, each label saying its own.
-
-    Their scores do not compare across threat models, so no table lists them mixed; copies
-    are returned (a caller's summaries keep their order and labels). One threat model: as given.
-    """
-    from dataclasses import replace
-
-    from ..threat import threat_model
-
-    threats = [threat_model(s.payload, plain=True) for s in summaries]
-    order = list(dict.fromkeys(threats))
-    if len(order) < 2:
-        return summaries
-    ranked = sorted(range(len(summaries)), key=lambda i: order.index(threats[i]))
-    return [replace(summaries[i], label=f"{summaries[i].label} [{threats[i]}]") for i in ranked]
-
-
 def format_report(summaries: list[FileSummary], fmt: str = "table") -> str:
     """Render summaries as ``table`` (aligned text), ``markdown``, ``json``, ``csv``, ``latex`` or ``html``.
 
@@ -69,7 +51,6 @@ def format_report(summaries: list[FileSummary], fmt: str = "table") -> str:
     """
     if fmt not in FORMATS:
         raise RobrankError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    summaries = by_threat_model(summaries)
     summaries = by_threat_model(summaries)
     if fmt == "json":
         return json.dumps([s.as_dict() for s in summaries], indent=2) + "\n"
