@@ -123,10 +123,10 @@ def test_bench_resumes_and_a_draft_is_marked_everywhere(run_dir, robrank_cli, mo
 
     from dataclasses import replace
 
-    monkeypatch.setattr(runner.SwipeBackend, "default", classmethod(lambda cls: replace(real, run_attack=crashing)))
+    monkeypatch.setattr(runner.SwipeBackend, "default", classmethod(lambda cls, *args, **kwargs: replace(real, run_attack=crashing)))
     first = robrank_cli("bench", str(run_dir), "--max-queries", "16", "--no-progress")
     assert first.exit_code == 130 and not (run_dir / "bench-draft" / "card.json").exists()
-    monkeypatch.setattr(runner.SwipeBackend, "default", classmethod(lambda cls: real))
+    monkeypatch.setattr(runner.SwipeBackend, "default", classmethod(lambda cls, *args, **kwargs: real))
     again = robrank_cli("bench", str(run_dir), "--max-queries", "16", "--no-progress")
     assert again.exit_code == 0, again
     card = json.loads((run_dir / "bench-draft" / "card.json").read_text())
