@@ -101,7 +101,7 @@ def _forced_file(tmp_path: Path) -> Path:
 
 def test_a_forced_swipe_is_marked_in_every_output(tmp_path):
     path = _forced_file(tmp_path)
-    (summary,) = load_summaries([path])
+    (summary,) = load_summaries([path], get_registry())
     assert "forced" in summary.partial and "224x224" in summary.partial
     text = report([path], registry=get_registry())
     row = next(line for line in text.splitlines() if line.startswith(summary.label))

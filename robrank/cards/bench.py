@@ -222,11 +222,12 @@ def bench(
     out_dir = Path(output) if output is not None else default_output(loaded, draft)
     with locked(out_dir, "robrank bench"):  # a second bench of the same folder is refused at once
         return _bench_into(out_dir, loaded, profiles, draft=draft, seed=seed, batch_size=batch_size, max_batches=max_batches,
-                           device=device, data_root=data_root, restart=restart, progress=progress, name=name)
+                           device=device, data_root=data_root, restart=restart, progress=progress, name=name, registry=registry)
 
 
 def _bench_into(out_dir: Path, loaded: Any, profiles: BenchProfiles, *, draft: bool, seed: int, batch_size: int | None,
-                max_batches: int | None, device: str, data_root: Any, restart: bool, progress: bool, name: str | None) -> tuple[Path, dict[str, Any]]:
+                max_batches: int | None, device: str, data_root: Any, restart: bool, progress: bool, name: str | None,
+                registry: Registry) -> tuple[Path, dict[str, Any]]:
     from ..data.loading import load_split
     from ..swipe.runner import swipe
     from ..swipe.schema import load_results
