@@ -29,6 +29,7 @@ LONG = [
 
 
 def _summaries(names=("mnist-none", "mnist-act", "mnist-est-exact")):
+    from robrank.plugins import get_registry
     from robrank.swipe.report import load_summaries
 
     return load_summaries([STORED[n] for n in names], get_registry())
