@@ -33,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from robrank.plugins import get_registry
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -154,7 +155,7 @@ def write_random_run(root: Path, dataset: str, backbone: str) -> Path:
     run = root / f"{dataset}-{backbone}-random"
     config = {"dataset": dataset, "backbone": backbone, "metric": "N", "embedding_dim": 512, "loss": "ptripletN", "pretrained": "none"}
     torch.manual_seed(0)
-    model = build_model(config)
+    model = build_model(config, registry=get_registry())
     write_json(run / "config.json", {"config": config})
     save_checkpoint(run / "checkpoints" / "last.pt",
                     {"format": FORMAT, "format_version": FORMAT_VERSION, "config": config, "epoch": 0, "step": 0, "model": model.state_dict()})

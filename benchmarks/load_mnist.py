@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from robrank_plugins.datasets.mnist import MnistSource
+from robrank_plugins.datasets.mnist_data import MnistSource
 
 NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 

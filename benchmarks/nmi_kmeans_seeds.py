@@ -17,6 +17,7 @@ import statistics
 
 import numpy as np
 import torch
+from robrank.plugins import get_registry
 
 
 def main() -> None:
@@ -36,13 +37,13 @@ def main() -> None:
     from robrank.training.engine import embed_split
     from robrank.training.config import TrainConfig
 
-    loaded = load_run(args.run, device="cpu")
-    dataset = load_split(loaded.dataset, "test", data_root=args.data_root)
+    loaded = load_run(args.run, device="cpu", registry=get_registry())
+    dataset = load_split(loaded.dataset, "test", data_root=args.data_root, registry=get_registry())
     config = TrainConfig.from_dict({k: v for k, v in loaded.config.items() if k in TrainConfig.__dataclass_fields__})
     embeddings, labels = embed_split(loaded.model, dataset, config, torch.device("cpu"))
     x = np.ascontiguousarray(embeddings.float().numpy(), dtype=np.float32)
     y = labels.numpy()
-    k = dataset_record(loaded.dataset).num_test_classes or int(len(np.unique(y)))
+    k = dataset_record(loaded.dataset, registry=get_registry()).num_test_classes or int(len(np.unique(y)))
     rows = []
     for seed in [123, *range(args.seeds)]:
         km = faiss.Kmeans(x.shape[1], k, seed=seed, verbose=False)

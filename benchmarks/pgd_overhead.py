@@ -13,6 +13,7 @@ import statistics
 import time
 
 import torch
+from robrank.plugins import get_registry
 
 
 def build_model(embedding_dim: int):
@@ -21,7 +22,7 @@ def build_model(embedding_dim: int):
     try:
         from robrank.models.backbone import build_backbone
 
-        backbone = build_backbone("c2f2", embedding_dim=embedding_dim)
+        backbone = build_backbone("c2f2", embedding_dim=embedding_dim, registry=get_registry())
     except Exception:  # the backbone plugin is not installed: an equivalent C2F2
         from torch import nn
 
@@ -74,7 +75,7 @@ def main() -> None:
 
         print(f"C2F2, batch {args.batch}, gallery {args.gallery}, {torch.get_num_threads()} threads, torch {torch.__version__}")
         for text in args.attacks.split(","):
-            attack = build_attack(parse_spec(f"{text}:pgditer=1"))
+            attack = build_attack(parse_spec(f"{text}:pgditer=1", registry=get_registry()), registry=get_registry())
             ctx = attack.context(model, gallery, images, labels, index, self_slot=index)
 
             def one_step() -> None:

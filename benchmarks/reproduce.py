@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from robrank.plugins import get_registry
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_RESULTS_MD = REPO / "docs" / "results.md"
@@ -312,8 +313,8 @@ def collect_row(row: Row, run_dir: Path, shown_dir: Path | None = None) -> RowRe
 
     swipe_path = run_dir / SWIPE_FILE
     if swipe_path.is_file():
-        payload = load_results(swipe_path)
-        result.summary = summarise(payload, swipe_path, label=row.name)
+        payload = load_results(swipe_path, registry=get_registry())
+        result.summary = summarise(payload, swipe_path, label=row.name, registry=get_registry())
         result.swipe_seconds = float(payload.get("timings", {}).get("total_seconds") or 0.0) or None
         result.redone = sorted({str(r.get("spec", "?")).split(":")[0] for r in payload.get("redone", [])})
         swipe_device = payload.get("device")
@@ -502,7 +503,7 @@ def _attack_details(result: RowResult) -> list[str]:
     lines = [format_report([s], "markdown").rstrip(), ""]
     rows = []
     for entry in s.payload["attacks"]:
-        for m in attack_metrics(entry):
+        for m in attack_metrics(entry, registry=get_registry()):
             scale = f" / {m.scale}" if m.scale else ""
             rows.append([entry["spec"], m.name, _plain(m.orig, m.decimals), _plain(m.adv, m.decimals) + scale,
                          str(entry.get("count", "")), _duration(entry.get("seconds"))])

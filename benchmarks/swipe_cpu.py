@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+from robrank.plugins import get_registry
 
 
 def write_random_run(root: Path, embedding_dim: int) -> Path:
@@ -29,7 +30,7 @@ def write_random_run(root: Path, embedding_dim: int) -> Path:
     run = root / "mnist-c2f2-random"
     config = {"dataset": "mnist", "backbone": "c2f2", "metric": "N", "embedding_dim": embedding_dim, "loss": "ptripletN"}
     torch.manual_seed(0)
-    model = build_model(config)
+    model = build_model(config, registry=get_registry())
     write_json(run / "config.json", {"config": config})
     save_checkpoint(
         run / "checkpoints" / "last.pt",
@@ -55,10 +56,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run = write_random_run(Path(tmp), args.embedding_dim)
         start = time.perf_counter()
-        out = swipe(run, args.profile, device="cpu", batch_size=args.batch, max_batches=args.max_batches, progress=args.progress)
+        out = swipe(run, args.profile, device="cpu", batch_size=args.batch, max_batches=args.max_batches, progress=args.progress, registry=get_registry())
         wall = time.perf_counter() - start
         payload = json.loads(out.read_text())
-        print(report([out]), end="")
+        print(report([out], registry=get_registry()), end="")
 
     queries = payload["attacks"][0]["count"]
     attack_seconds = sum(a["seconds"] for a in payload["attacks"])

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from robrank.plugins import get_registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -38,15 +39,15 @@ def baseline_swipe(run: Path, profile: str, out: Path, *, queries: int, device: 
     from robrank.models.checkpoint import load_run
     from robrank.swipe.runner import resolve_profile
 
-    record = resolve_profile(profile)
+    record = resolve_profile(profile, registry=get_registry())
     attacks = []
     for text in record.factory():
-        loaded = load_run(run, device=device)
-        dataset = load_split(loaded.dataset, "test", data_root=data_root)
+        loaded = load_run(run, device=device, registry=get_registry())
+        dataset = load_split(loaded.dataset, "test", data_root=data_root, registry=get_registry())
         gallery = Gallery.compute(loaded.model, dataset, batch_size=BASELINE_BATCH, device=device)
-        spec = parse_spec(text)
+        spec = parse_spec(text, registry=get_registry())
         result = run_attack(loaded.model, dataset, spec, gallery=gallery, batch_size=BASELINE_BATCH, device=device, seed=seed,
-                            indices=range(queries), progress=False, defaults=dataset_attack_defaults(loaded.dataset))
+                            indices=range(queries), progress=False, defaults=dataset_attack_defaults(loaded.dataset, registry=get_registry()), registry=get_registry())
         attacks.append({"spec": spec.text, "orig": result.orig, "adv": result.adv, "count": result.count})
     write_json(out, {"attacks": attacks})
     return out
@@ -59,14 +60,14 @@ def current_swipe(run: Path, profile: str, out: Path, *, queries: int, device: s
 
     from robrank.swipe import SwipeBackend, swipe
 
-    base = SwipeBackend.default()
+    base = SwipeBackend.default(get_registry())
 
     def run_attack(model, dataset, spec, **kwargs):
         kwargs["indices"] = range(queries)
         return base.run_attack(model, dataset, spec, **kwargs)
 
     return swipe(run, profile, output=out, device=device, seed=seed, data_root=data_root, progress=False, restart=True,
-                 backend=replace(base, run_attack=run_attack), **options)
+                 backend=replace(base, run_attack=run_attack), registry=get_registry(), **options)
 
 
 def numbers(path: Path) -> dict[str, tuple[int, dict[str, float], dict[str, float]]]:

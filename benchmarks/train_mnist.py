@@ -14,6 +14,7 @@ import json
 import time
 
 from robrank.training import TrainConfig, train
+from robrank.plugins import get_registry
 
 PUBLISHED = {
     "mnist": {"R@1": 99.0, "R@2": 99.4, "mAP": 98.7, "NMI": 84.7},
@@ -36,7 +37,7 @@ def main() -> None:
     config = TrainConfig(dataset=args.dataset, backbone="c2f2", loss="ptripletN", epochs=args.epochs,
                          device=args.device, seed=args.seed, amp=args.amp, run_dir=args.run_dir)
     started = time.perf_counter()
-    result = train(config, progress=not args.no_progress)
+    result = train(config, progress=not args.no_progress, registry=get_registry())
     wall = time.perf_counter() - started
 
     history = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]

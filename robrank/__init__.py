@@ -1,7 +1,7 @@
 """robrank: adversarial robustness of deep ranking models, as a plugin framework.
 
-The public surface for plugin authors is :data:`hookimpl` and the records in
-:mod:`robrank.records`. Users evaluate their own models with :func:`evaluate`,
+Plugin authors import from :mod:`robrank.plugin_api` (docs/plugins.md), the one module with
+a stability promise for them; :data:`hookimpl` and the records are also here. Users evaluate their own models with :func:`evaluate`,
 :func:`attack`, :func:`gallery` and :func:`load_run` (docs/api.md); they live in
 :mod:`robrank.api` and are imported on first use, so ``import robrank`` stays light.
 """

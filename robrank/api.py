@@ -11,8 +11,9 @@ is needed; a ``(trunk, embedder)`` pair works too) or a model robrank trained:
   dataset or from tensors you hold (:func:`gallery`) and reused for every batch;
 * :func:`load_run` — a model that ``robrank train`` wrote, with its dataset and metric.
 
-Everything heavy (torch, the plugin registry) is imported when these are first called, so
-``import robrank`` stays light.
+Everything heavy (torch, the plugins) is imported when these are first called, so
+``import robrank`` stays light. This module is an entry point: each call takes the registry
+of the installed plugins (:func:`robrank.plugins.get_registry`) and hands it down.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+from .plugins import Registry, get_registry
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -45,7 +47,7 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
     """
     from .models.checkpoint import load_run as _load_run
 
-    return _load_run(path, device=device)
+    return _load_run(path, device=device, registry=get_registry())
 
 
 def _is_run(target: Any) -> bool:
@@ -62,7 +64,7 @@ def _is_run(target: Any) -> bool:
 
 
 def _load_target(
-    model: Any, *, dataset: str | None, metric: str | None, normalize: Any, gray_to_rgb: bool, device: str,
+    model: Any, *, registry: Registry, dataset: str | None, metric: str | None, normalize: Any, gray_to_rgb: bool, device: str,
     weights: Any = (), weights_key: str | None = None, strip_prefix: str | None = None, embedding_dim: int | None = None,
 ) -> Any:
     """A LoadedRun (a robrank run path) or a LoadedModel (anything else), checked against ``dataset``."""
@@ -73,7 +75,9 @@ def _load_target(
         given = [k for k, v in {**model_options, "normalize": normalize, "gray_to_rgb": gray_to_rgb}.items() if v]
         if given:
             raise ConfigError(f"{given[0]}= applies to models from outside robrank; the run {model} carries its own")
-        run = load_run(model, device=device)
+        from .models.checkpoint import load_run as _load_run
+
+        run = _load_run(model, device=device, registry=registry)
         if dataset is not None and dataset != run.dataset:
             raise ConfigError(f"the run {model} was trained on {run.dataset}; drop dataset= or pass dataset={run.dataset!r}")
         if metric is not None and metric != run.metric:
@@ -81,19 +85,21 @@ def _load_target(
         return run
     if isinstance(model, str) and zoo.is_zoo(model):  # the entry's record says its metric, dataset and normalisation
         filled = zoo.complete_options(model, {**model_options, "metric": metric, "dataset": dataset, "normalize": normalize,
-                                              "gray_to_rgb": gray_to_rgb})
-        spec = external.ModelSpec.create(zoo.canonical(model), **{k: filled[k] for k in ("metric", "dataset", "normalize", "gray_to_rgb")})
-        return external.load_model(spec, device)
+                                              "gray_to_rgb": gray_to_rgb}, registry)
+        spec = external.ModelSpec.create(zoo.canonical(model, registry),
+                                         **{k: filled[k] for k in ("metric", "dataset", "normalize", "gray_to_rgb")})
+        return external.load_model(spec, device, registry=registry)
     if dataset is None:
         raise ConfigError(f"dataset= is required: the evaluation data (robrank list datasets); {DOCS}")
     if isinstance(model, (str, Path)):
         spec = external.ModelSpec.create(str(model), metric=metric, normalize=None if normalize is None else str(normalize),
                                          gray_to_rgb=gray_to_rgb, dataset=dataset, **model_options)
-        return external.load_model(spec, device)
+        return external.load_model(spec, device, registry=registry)
     given = [k for k, v in model_options.items() if v]
     if given:
         raise ConfigError(f"{given[0]}= applies to a model spec string (e.g. 'timm:resnet18'); load the weights into your module yourself")
-    return external.from_module(model, metric=metric, dataset=dataset, normalize=normalize, gray_to_rgb=gray_to_rgb, device=device)
+    return external.from_module(model, metric=metric, dataset=dataset, normalize=normalize, gray_to_rgb=gray_to_rgb, device=device,
+                                registry=registry)
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -121,6 +127,10 @@ class Results:
     payload: dict[str, Any]
     path: Path | None = None
     attacks: list[AttackSummary] = field(init=False)
+    #: the registry that reads the attacks' specs and displays (None: the installed plugins')
+    registry: Registry | None = field(default=None, repr=False, compare=False)
+    #: where the profile (and so every attack's budget) came from: "given", or the dataset's own
+    origin: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         self.attacks = [
@@ -136,6 +146,14 @@ class Results:
         """The Empirical Robustness Score (None for a profile that defines none)."""
         block = self.payload.get("ers")
         return None if block is None else float(block["ers"])
+
+    @property
+    def partial(self) -> str | None:
+        """Why the numbers are not a full, comparable result (too few queries or attacks, a ``--force``d
+        profile), or None: :func:`robrank.swipe.schema.partial_note`, as every report marks it."""
+        from .swipe.schema import partial_note
+
+        return partial_note(self.payload)
 
     @property
     def raw(self) -> dict[str, float | None]:
@@ -159,7 +177,7 @@ class Results:
         for summary in self.attacks:
             if spec in (summary.spec, summary.type):
                 return summary
-        canonical = parse_spec(spec).text
+        canonical = parse_spec(spec, self.registry or get_registry()).text
         for summary in self.attacks:
             if summary.spec == canonical:
                 return summary
@@ -177,11 +195,15 @@ class Results:
         """The table ``robrank report`` prints for these results."""
         from .swipe.report import format_report, summarise
 
-        return format_report([summarise(self.payload, self.path or "(in memory)")], fmt)
+        return format_report([summarise(self.payload, self.path or "(in memory)", self.registry or get_registry())], fmt)
 
     def __repr__(self) -> str:
         ers = "n/a" if self.ers is None or not math.isfinite(self.ers) else f"{self.ers:.1f}"
-        return f"Results(profile={self.payload['profile']!r}, dataset={self.payload['dataset']!r}, attacks={len(self.attacks)}, ers={ers})"
+        partial = self.partial
+        note = f", partial={partial!r}" if partial else ""
+        origin = f" ({self.origin})" if self.origin else ""
+        return (f"Results(profile={self.payload['profile']!r}{origin}, dataset={self.payload['dataset']!r}, "
+                f"attacks={len(self.attacks)}, ers={ers}{'*' if partial and self.ers is not None else ''}{note})")
 
 
 def evaluate(
@@ -211,29 +233,36 @@ def evaluate(
     ``imagenet`` or ``"MEAN,STD"``) runs inside the model, so images stay [0, 1] pixels.
     ``profile`` defaults to the dataset's own. ``output`` keeps the results in that file
     (and resumes it when rerun); without it they stay in memory until ``.save(path)``.
-    ``options`` are :func:`robrank.swipe.swipe`'s: ``batch_size``, ``max_batches``,
+    ``options`` are :func:`robrank.swipe.swipe`'s: ``batch_size``, ``max_batches``, ``max_queries``,
     ``seed``, ``semantics``, ``amp``, ...
     """
     from .data.loading import dataset_record
-    from .swipe.runner import resolve_profile, swipe
+    from .swipe.runner import profile_for_dataset, resolve_profile, swipe
     from .swipe.schema import load_results
 
-    loaded = _load_target(model, dataset=dataset, metric=metric, normalize=normalize, gray_to_rgb=gray_to_rgb, device=device,
-                          weights=weights, weights_key=weights_key, strip_prefix=strip_prefix, embedding_dim=embedding_dim)
-    record = resolve_profile(profile or dataset_record(loaded.dataset).profile)
+    device = _device(device)
+    registry = get_registry()
+    loaded = _load_target(model, registry=registry, dataset=dataset, metric=metric, normalize=normalize, gray_to_rgb=gray_to_rgb,
+                          device=device, weights=weights, weights_key=weights_key, strip_prefix=strip_prefix, embedding_dim=embedding_dim)
+    # the budget is the profile's; without one given, the dataset's own (the one robrank swipe uses)
+    record = (resolve_profile(profile, registry) if profile
+              else profile_for_dataset(dataset_record(loaded.dataset, registry=registry), registry))
+    origin = "given" if profile else f"the own profile of {loaded.dataset}"
     unknown = sorted(set(options) - set(_SWIPE_OPTIONS))
     if unknown:
         raise ConfigError(f"evaluate() got an unknown option {unknown[0]!r}; it takes {', '.join(_SWIPE_OPTIONS)}")
     with tempfile.TemporaryDirectory(prefix="robrank-evaluate-") as tmp:
         out = Path(output) if output is not None else Path(tmp) / f"swipe-{record.name}.json"
-        path = swipe(loaded, record.name, output=out, device=device, data_root=data_root, progress=progress, **options)
-        payload = load_results(path)
-    return Results(payload, Path(output) if output is not None else None)
+        path = swipe(loaded, record.name, registry=registry, output=out, device=device, data_root=data_root, progress=progress, **options)
+        payload = load_results(path, registry)
+    results = Results(payload, Path(output) if output is not None else None, registry=registry)
+    results.origin = origin
+    return results
 
 
 #: what evaluate() passes on to robrank.swipe.swipe
 _SWIPE_OPTIONS: tuple[str, ...] = (
-    "batch_size", "max_batches", "seed", "semantics", "restart", "amp", "channels_last", "compile", "num_workers", "redo",
+    "batch_size", "max_batches", "max_queries", "seed", "semantics", "restart", "amp", "channels_last", "compile", "num_workers", "redo",
 )
 
 
@@ -268,10 +297,12 @@ def bench(
     unknown = sorted(set(options) - set(_BENCH_OPTIONS))
     if unknown:
         raise ConfigError(f"bench() got an unknown option {unknown[0]!r}; it takes {', '.join(_BENCH_OPTIONS)}")
-    loaded = _load_target(model, dataset=dataset, metric=metric, normalize=normalize, gray_to_rgb=gray_to_rgb, device=device,
-                          weights=weights, weights_key=weights_key, strip_prefix=strip_prefix, embedding_dim=embedding_dim)
+    registry = get_registry()
+    loaded = _load_target(model, registry=registry, dataset=dataset, metric=metric, normalize=normalize, gray_to_rgb=gray_to_rgb,
+                          device=device, weights=weights, weights_key=weights_key, strip_prefix=strip_prefix, embedding_dim=embedding_dim)
     target = loaded if hasattr(loaded, "model_block") else loaded.checkpoint
-    path, card = _bench(target, output=output, device=device, data_root=data_root, progress=progress, name=name, **options)
+    path, card = _bench(target, output=output, device=device, data_root=data_root, progress=progress, name=name, registry=registry,
+                        **options)
     return {**card, "_path": str(path)}
 
 
@@ -283,7 +314,8 @@ def load_results(path: str | Path) -> Results:
     """A results file written by ``robrank swipe`` or :meth:`Results.save`, validated."""
     from .swipe.schema import load_results as _load
 
-    return Results(_load(path), Path(path))
+    registry = get_registry()
+    return Results(_load(path, registry), Path(path), registry=registry)
 
 
 # ----------------------------------------------------------------------------- galleries
@@ -299,6 +331,11 @@ def _pixels(images: Any, what: str) -> torch.Tensor:
     if images.dtype == torch.uint8:
         return images.float().div_(255.0)
     images = images.float()
+    bad = int((~torch.isfinite(images)).sum()) if images.numel() else 0
+    if bad:  # a NaN pixel would otherwise score as a "perfect" attack (prank 0)
+        where = int((~torch.isfinite(images)).flatten(1).any(1).nonzero()[0])
+        raise ConfigError(f"{what} hold {bad} non-finite value(s) (NaN or inf), the first in image {where}; "
+                          f"pass pixels in [0, 1]; {DOCS}")
     if images.numel() and (float(images.min()) < 0.0 or float(images.max()) > 1.0):
         raise ConfigError(f"{what} must be pixels in [0, 1] (normalisation belongs in normalize=, divide uint8 by 255); "
                           f"got values in [{float(images.min()):.3g}, {float(images.max()):.3g}]; {DOCS}")
@@ -331,7 +368,8 @@ def _embed_tensors(model: Any, images: torch.Tensor, labels: torch.Tensor, batch
     return Gallery(torch.cat(chunks), labels.to(device), model.metric)
 
 
-def _gallery_for(model: Any, data: Any, *, batch_size: int | None, device: Any, data_root: Any) -> tuple[Gallery, str | None]:
+def _gallery_for(model: Any, data: Any, *, batch_size: int | None, device: Any, data_root: Any,
+                 registry: Registry) -> tuple[Gallery, str | None]:
     """The gallery of ``data`` (a dataset name, an ImageDataset or ``(images, labels)``) and the dataset name."""
     from .attacks.gallery import Gallery
 
@@ -340,10 +378,12 @@ def _gallery_for(model: Any, data: Any, *, batch_size: int | None, device: Any, 
     if isinstance(data, str):
         from .data.loading import load_split
 
-        split = load_split(data, "test", data_root)
+        split = load_split(data, "test", data_root, registry=registry)
         return Gallery.compute(model, split, batch_size=batch_size, device=device), getattr(split, "name", None) or data
     if isinstance(data, Sequence) and len(data) == 2:
         images = _pixels(data[0], "gallery images")
+        if images.shape[0] == 0:
+            raise ConfigError(f"the gallery is empty (0 images); a ranking needs gallery items to rank; {DOCS}")
         return _embed_tensors(model, images, _labels(data[1], images.shape[0], "gallery"), batch_size or 256, device), None
     if hasattr(data, "labels") and hasattr(data, "__len__"):
         return Gallery.compute(model, data, batch_size=batch_size, device=device), getattr(data, "name", None)
@@ -369,13 +409,15 @@ def gallery(
     """
     from .models.external import check_input, wrap_model
 
+    device = _device(device)
+    registry = get_registry()
     wrapped = wrap_model(model, metric, normalize=normalize, gray_to_rgb=gray_to_rgb).to(device)
     if isinstance(data, str):
         from .data.loading import dataset_record
 
-        record = dataset_record(data)
+        record = dataset_record(data, registry=registry)
         check_input(wrapped, record.channels, record.image_size, record.name, type(model).__name__, gray_to_rgb)
-    return _gallery_for(wrapped, data, batch_size=batch_size, device=device, data_root=data_root)[0]
+    return _gallery_for(wrapped, data, batch_size=batch_size, device=device, data_root=data_root, registry=registry)[0]
 
 
 # ----------------------------------------------------------------------------- attacks
@@ -409,22 +451,40 @@ class RankingAttack:
     reference code.
     """
 
-    def __init__(self, spec: str, attack: Any, model: Any, gallery: Gallery, *, seed: int, dataset: str | None) -> None:
+    def __init__(self, spec: str, attack: Any, model: Any, gallery: Gallery, *, seed: int, dataset: str | None,
+                 budget_source: str = "", image_shape: tuple[int, ...] | None = None) -> None:
         self.spec = spec
         self.attack = attack
         self.model = model
         self.gallery = gallery
         self.seed = int(seed)
         self.dataset = dataset
+        #: where eps/alpha/pgditer came from: the caller, the dataset's swipe profile, or the attack's own defaults
+        self.budget_source = budget_source
+        #: the C, H, W the gallery's images had (None when the gallery came embedded)
+        self.image_shape = image_shape
+
+    @property
+    def budget(self) -> dict[str, Any]:
+        """The attack's ``eps``, ``alpha`` and ``pgditer``."""
+        return {k: getattr(self.attack, k) for k in BUDGET if hasattr(self.attack, k)}
 
     def __repr__(self) -> str:
-        return f"RankingAttack({self.attack!r}, gallery={len(self.gallery)} items, metric={self.gallery.metric})"
+        budget = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.budget.items())
+        source = f" ({self.budget_source})" if self.budget_source else ""
+        return (f"RankingAttack({self.spec}, gallery={len(self.gallery)} items, metric={self.gallery.metric}, "
+                f"budget {budget}{source})")
 
     def __call__(self, images: Any, labels: Any, index: Any = None) -> AttackOutput:
         import torch
 
         device = self.gallery.device
         images = _pixels(images, "images").to(device)
+        if images.shape[0] == 0:
+            raise ConfigError(f"no images to attack (a batch of 0); {DOCS}")
+        if self.image_shape is not None and tuple(images.shape[1:]) != tuple(self.image_shape):
+            raise ConfigError(f"images are {'x'.join(map(str, images.shape[1:]))} but the gallery's were "
+                              f"{'x'.join(map(str, self.image_shape))} (channels x height x width); attack images of the gallery's kind; {DOCS}")
         labels = _labels(labels, images.shape[0], "images").to(device)
         if index is None:
             position = torch.arange(images.shape[0], device=device)
@@ -434,7 +494,11 @@ class RankingAttack:
             if position.numel() != images.shape[0] or (position.numel() and (int(position.min()) < 0 or int(position.max()) >= len(self.gallery))):
                 raise ConfigError(f"index= must give one gallery position in [0, {len(self.gallery)}) per image")
             self_slot = position
-        outcome = self.attack(self.model, self.gallery, images, labels, position, seed=self.seed, self_slot=self_slot)
+        try:
+            outcome = self.attack(self.model, self.gallery, images, labels, position, seed=self.seed, self_slot=self_slot)
+        except RuntimeError as exc:  # a model built for other images (a gallery handed in embedded): one line
+            detail = " ".join(str(exc).split())[:240]
+            raise ConfigError(f"the model does not accept the images {tuple(images.shape[1:])}: {detail}; {DOCS}") from None
         mean = lambda d: {k: float(v.mean()) for k, v in d.items()}  # noqa: E731
         return AttackOutput(outcome.adversarial, mean(outcome.orig), mean(outcome.adv), {"orig": outcome.orig, "adv": outcome.adv})
 
@@ -469,29 +533,104 @@ def attack(
     split or a :class:`~robrank.attacks.Gallery` from :func:`gallery`; ``atk.gallery`` is
     the embedded one, to reuse. ``dataset`` names the data when the gallery is given as
     tensors (its record may declare defaults for the attack's fields).
+
+    The budget (``eps``, ``alpha``, ``pgditer``) that the spec and ``fields`` leave out is the
+    dataset's own: the numbers of the swipe profile ``robrank swipe`` uses for it (on MNIST
+    77/255 and 32 steps of 3/255), never a class default that no published number uses; only
+    without a dataset (a tensor gallery and no ``dataset=``) do the attack's own defaults
+    apply. ``repr(atk)`` says which budget it is and where it came from.
     """
     from .attacks.reach import warn_short_steps
     from .attacks.runner import AttackOptions, build_attack
     from .attacks.spec import parse_spec
     from .models.external import check_input, wrap_model
 
-    parsed = parse_spec(_spec_text(str(spec), fields))
+    device = _device(device)
+    registry = get_registry()
+    parse_spec(_spec_text(str(spec), fields), registry)  # a bad spec fails before the model runs
     if isinstance(model, (str, Path)):
         raise ConfigError(f"attack() takes a module; load a run with robrank.load_run({str(model)!r}).model first; {DOCS}")
     wrapped = wrap_model(model, metric, normalize=normalize, gray_to_rgb=gray_to_rgb).to(device)
+    image_shape = None
     if isinstance(gallery, str):
         from .data.loading import dataset_record
 
-        record = dataset_record(gallery)
+        record = dataset_record(gallery, registry=registry)
         check_input(wrapped, record.channels, record.image_size, record.name, type(model).__name__, gray_to_rgb)
-    embedded, name = _gallery_for(wrapped, gallery, batch_size=batch_size, device=device, data_root=data_root)
+        image_shape = (record.channels, record.image_size, record.image_size)
+    elif isinstance(gallery, Sequence) and len(gallery) == 2 and hasattr(gallery[0], "shape") and len(gallery[0].shape) == 4:
+        image_shape = tuple(int(d) for d in gallery[0].shape[1:])
+    embedded, name = _gallery_for(wrapped, gallery, batch_size=batch_size, device=device, data_root=data_root, registry=registry)
+    if len(embedded) == 0:
+        raise ConfigError(f"the gallery is empty (0 items); a ranking needs gallery items to rank; {DOCS}")
     if embedded.metric != wrapped.metric:
         raise ConfigError(f"the gallery was embedded for metric {embedded.metric} but the attack uses {wrapped.metric}; compute it with the same metric")
     name = dataset or name
+    budget, source = _dataset_budget(str(spec), fields, name, registry)
+    parsed = parse_spec(_spec_text(str(spec), {**budget, **fields}), registry)
     # the dataset's records may declare defaults for fields the spec leaves out (e.g. a rate per dataset)
-    built = build_attack(parsed, AttackOptions.for_dataset(name, semantics=semantics, random_start=random_start, seed=seed))
+    built = build_attack(parsed, AttackOptions.for_dataset(name, registry, semantics=semantics, random_start=random_start, seed=seed),
+                         registry=registry)
     warn_short_steps(built, parsed.text)
-    return RankingAttack(parsed.text, built, wrapped, embedded, seed=seed, dataset=name)
+    return RankingAttack(parsed.text, built, wrapped, embedded, seed=seed, dataset=name, budget_source=source, image_shape=image_shape)
+
+
+#: the spec fields that make an attack's budget
+BUDGET: tuple[str, ...] = ("eps", "alpha", "pgditer")
+
+
+def _device(device: Any) -> str:
+    """``device`` checked as the CLI checks ``--device`` (``cuda`` without a GPU is a one-line error)."""
+    from .runtime import resolve_device
+
+    return str(resolve_device(None if device is None else str(device)))
+
+
+def _dataset_budget(spec: str, fields: Mapping[str, Any], dataset: str | None, registry: Registry) -> tuple[dict[str, Any], str]:
+    """The budget fields the caller left out, from the dataset's swipe profile, and a line saying where it came from."""
+    from .attacks.spec import parse_spec
+
+    given = {item.partition("=")[0].strip() for item in spec.split(":")[1:] if "=" in item}
+    given |= {k for k, v in fields.items() if v is not None}
+    missing = [k for k in BUDGET if k not in given]
+    if not missing:
+        return {}, "given"
+    own = parse_spec(_spec_text(spec, fields), registry)
+    if own.type not in _budgeted_types(registry):
+        return {}, "given"
+    where = "the attack's own defaults, no dataset named (pass dataset= or eps=, alpha=, pgditer=)"
+    if not dataset:
+        return {}, where
+    from .data.loading import dataset_record
+    from .swipe.runner import profile_for_dataset
+
+    if ("datasets", dataset) not in registry:
+        return {}, f"the attack's own defaults: {dataset!r} is no registered dataset"
+    try:
+        profile = profile_for_dataset(dataset_record(dataset, registry=registry), registry)
+    except ConfigError:
+        return {}, f"the attack's own defaults: dataset {dataset!r} has no swipe profile"
+    norm = own.params.get("norm", "inf")
+    specs = [parse_spec(text, registry) for text in profile.factory()]
+    same_norm = [p for p in specs if p.params.get("norm", "inf") == norm and all(k in p.params for k in BUDGET)]
+    chosen = next((p for p in same_norm if p.type == own.type), same_norm[0] if same_norm else None)
+    if chosen is None:
+        raise ConfigError(f"profile {profile.name!r} of dataset {dataset!r} has no norm={norm} attack to take a budget from; "
+                          f"pass {', '.join(f'{k}=' for k in missing)}; {DOCS}")
+    taken = {k: chosen.params[k] for k in missing}
+    kept = [k for k in BUDGET if k in given]
+    origin = f"{', '.join(taken)} from profile {profile.name} of {dataset}" + (f"; {', '.join(kept)} given" if kept else "")
+    return taken, origin
+
+
+def _budgeted_types(registry: Registry) -> set[str]:
+    """The attack types that declare the PGD budget fields (every bundled one)."""
+    out = set()
+    for component in registry.components("attacks"):
+        names = {p.name for p in component.record.params}
+        if all(k in names for k in BUDGET):
+            out.add(component.record.name)
+    return out
 
 
 __all__ = [

@@ -97,3 +97,25 @@ class ConfigError(RobrankError):
 
 class NonFiniteError(RobrankError):
     """A number that must be finite is not: a diverged training loss, NaN embeddings, a NaN metric."""
+
+
+def os_error_message(exc: OSError, action: str = "use") -> str:
+    """One line for an error the OS raised on a path: the path, the OS's reason and its errno name.
+
+    Every write robrank makes on purpose turns such errors into a :class:`StorageError`; this is
+    the CLI's last net, so that no file operation ends in a traceback whatever the OS says.
+    """
+    import errno
+
+    where = " -> ".join(_short_path(str(f)) for f in (exc.filename, exc.filename2) if f is not None) or "a file"
+    reason = exc.strerror or type(exc).__name__
+    code = errno.errorcode.get(exc.errno, "") if exc.errno is not None else ""
+    return f"cannot {action} {where}: {reason}{f' ({code})' if code else ''}; choose another path, free space or make it writable"
+
+
+def _short_path(path: str, part_limit: int = 48) -> str:
+    """``path`` with each over-long component cut to its ends and its length (a 300-character name stays one line)."""
+    import os
+
+    parts = path.split(os.sep)
+    return os.sep.join(p if len(p) <= part_limit else f"{p[:20]}...{p[-8:]}[{len(p)} chars]" for p in parts)

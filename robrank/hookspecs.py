@@ -5,12 +5,11 @@ Each component kind has one *register callback* hook: the host calls
 The host owns validation, provenance (which distribution provided what) and collisions, so a
 plugin module stays a few lines long::
 
-    import robrank
-    from robrank.records import AttackRecord
+    from robrank.plugin_api import AttackRecord, hookimpl
 
-    @robrank.hookimpl
+    @hookimpl
     def register_attacks(register):
-        register(AttackRecord(name="MYCA", factory=MyCA, summary="...", required=("pm", "W")))
+        register(AttackRecord.of("my_plugin.attack:MyCA", name="MYCA", summary="..."))
 
 Plugins are found through the ``robrank`` entry-point group; the bundled ones use it too.
 """

@@ -46,7 +46,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[An
             os.unlink(tmp)
         except OSError:
             pass
-        if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
+        if isinstance(exc, OSError):  # whatever the OS says (ENOSPC, EROFS, ENAMETOOLONG, EIO, ...): one line
             raise _storage_error(path, exc) from exc
         raise
 

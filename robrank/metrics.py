@@ -334,6 +334,14 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[s
     return {"accuracy": float(correct.double().mean())}
 
 
+def in_percent(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The metrics as every output shows them: rates (R@K, mAP, mAP@R, mAP@10, NMI, accuracy, the
+    tied-top share) in percent; other entries as they are. Run directories' metrics.jsonl keep
+    the fractions the training loop computes."""
+    rates = (*METRIC_KEYS, *CLASSIFICATION_KEYS, TIES_KEY)
+    return {k: (100.0 * float(v) if k in rates and isinstance(v, (int, float)) else v) for k, v in metrics.items()}
+
+
 def format_metrics(metrics: dict[str, Any], keys: tuple[str, ...] = (*REPORTED_KEYS, *CLASSIFICATION_KEYS)) -> str:
     """``R@1 99.0  R@2 99.4 ...`` in percent, the way papers print them."""
     return "  ".join(f"{key} {100.0 * float(metrics[key]):.1f}" for key in keys if key in metrics)
@@ -345,6 +353,7 @@ __all__ = [
     "classification_metrics",
     "normalized_mutual_information",
     "format_metrics",
+    "in_percent",
     "CLASSIFICATION_KEYS",
     "METRIC_KEYS",
     "REPORTED_KEYS",

@@ -152,6 +152,10 @@ class Param:
         return out
 
 
+#: how ``KEY=VALUE`` options spell a boolean, besides 0 and 1
+_FLAG_WORDS = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False}
+
+
 def resolve_options(params: Iterable[Param], given: Mapping[str, Any], owner: str) -> dict[str, Any]:
     """``given`` checked against the declared ``params``, each missing one at its default.
 
@@ -175,6 +179,8 @@ def resolve_options(params: Iterable[Param], given: Mapping[str, Any], owner: st
             values[name] = param.default
             continue
         value = given[name]
+        if param.type is bool and isinstance(value, str):  # -o ics=yes: the words a command line uses for a flag
+            value = _FLAG_WORDS.get(value.strip().lower(), value)
         try:
             values[name] = param.parse(value) if isinstance(value, str) and param.type is not str else param.check(value)
         except ParamError:

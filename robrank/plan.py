@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CheckpointError, ConfigError
+from .plugins import Registry
 from .semantics import REFERENCE
 from .training.config import RESUMABLE_KNOBS, TrainConfig, resolve_config
 
@@ -42,6 +43,7 @@ class SwipePlan:
     profile: str
     batch_size: int | None = None
     max_batches: int | None = None
+    max_queries: int | None = None
     semantics: str = DEFAULT_SEMANTICS
     seed: int = 0
     device: str | None = None  # None/auto: CUDA when present, decided when the swipe starts
@@ -59,6 +61,7 @@ class SwipePlan:
             "device": device_name(self.device),
             "batch_size": self.batch_size,
             "max_batches": self.max_batches,
+            "max_queries": self.max_queries,
             "seed": self.seed,
             "semantics": self.semantics,
         }
@@ -67,6 +70,7 @@ class SwipePlan:
         return {
             "batch_size": self.batch_size,
             "max_batches": self.max_batches,
+            "max_queries": self.max_queries,
             "semantics": self.semantics,
             "seed": self.seed,
             "device": self.device,
@@ -83,7 +87,7 @@ class RunPlan:
     """
 
     config: TrainConfig
-    registry: Any
+    registry: Registry
     dataset: Any  # DatasetRecord
     backbone: Any  # BackboneRecord
     loss: Any  # LossChoice
@@ -117,16 +121,8 @@ class RunPlan:
 # ------------------------------------------------------------------------------- building
 
 
-def _registry(registry: Any | None) -> Any:
-    if registry is None:
-        from .plugins import get_registry
-
-        registry = get_registry()
-    return registry
-
-
 def build_plan(
-    config: TrainConfig, registry: Any | None = None, *, build_defense: bool = True, resolved: bool = False, **extra: Any
+    config: TrainConfig, registry: Registry, *, build_defense: bool = True, resolved: bool = False, **extra: Any
 ) -> RunPlan:
     """The plan of an already placed config: resolve it and build and check its components.
 
@@ -137,7 +133,6 @@ def build_plan(
     """
     from .losses import resolve_loss
 
-    registry = _registry(registry)
     if not resolved:
         config = resolve_config(config, registry)
     dataset = registry.get("datasets", config.dataset)
@@ -146,6 +141,7 @@ def build_plan(
     defense = None
     if build_defense:
         defense = registry.create("defenses", str(config.defense), **dict(config.defense_options))
+        defense.bind(registry)
         defense.check(choice.record, choice.metric)
     return RunPlan(config=config, registry=registry, dataset=dataset, backbone=backbone, loss=choice, defense=defense, **extra)
 
@@ -169,7 +165,7 @@ def plan_training(
     config: TrainConfig,
     *,
     resume: bool = False,
-    registry: Any | None = None,
+    registry: Registry,
     given: Mapping[str, Any] | None = None,
     command: str = "robrank train",
 ) -> RunPlan:
@@ -180,7 +176,6 @@ def plan_training(
     """
     from .training import rundir
 
-    registry = _registry(registry)
     given = dict(given_settings(config) if given is None else given)
     if not resume:
         resolved = resolve_config(config, registry)
@@ -196,7 +191,7 @@ def plan_training(
     return build_plan(dataclasses.replace(merged, run_dir=str(run_dir)), registry, resolved=True, resume=True, command=command)
 
 
-def _resume_dir(config: TrainConfig, registry: Any) -> Path:
+def _resume_dir(config: TrainConfig, registry: Registry) -> Path:
     from .training import rundir
 
     if config.run_dir:
@@ -217,7 +212,7 @@ def _no_run(run_dir: Path, why: str) -> str:
     return f"cannot resume {run_dir}: it has no {CHECKPOINT_DIR}/{LAST} ({why}); check the path or start a new run without --resume"
 
 
-def merge_saved(saved: Mapping[str, Any], given: Mapping[str, Any], registry: Any) -> TrainConfig:
+def merge_saved(saved: Mapping[str, Any], given: Mapping[str, Any], registry: Registry) -> TrainConfig:
     """The saved config with the settings passed again; a conflict outside the runtime knobs is an error."""
     given = {k: v for k, v in given.items() if v is not None and k != "run_dir"}
     merged = {**saved, **given}
@@ -238,13 +233,12 @@ def merge_saved(saved: Mapping[str, Any], given: Mapping[str, Any], registry: An
     return TrainConfig.from_dict(resolved)
 
 
-def saved_plan(saved: Mapping[str, Any], runtime: Mapping[str, Any] | None = None, registry: Any | None = None) -> RunPlan:
+def saved_plan(saved: Mapping[str, Any], runtime: Mapping[str, Any] | None = None, *, registry: Registry) -> RunPlan:
     """The plan a trained model was trained with (its saved config), for commands that read it.
 
     ``runtime`` may set runtime knobs only (device, workers, validation batch, data root);
     keys the current TrainConfig does not know (a run from another version) are ignored.
     """
-    registry = _registry(registry)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in saved.items() if k in known}
     fixed = sorted(k for k, v in (runtime or {}).items() if v is not None and k not in TRAIN_RUNTIME_KNOBS)
@@ -264,7 +258,7 @@ def plan_run(
     swipe: Mapping[str, Any],
     *,
     resume: bool = False,
-    registry: Any | None = None,
+    registry: Registry,
 ) -> RunPlan:
     """The plan of ``robrank run``: training plus the swipe, with the dataset's defaults.
 
@@ -276,7 +270,6 @@ def plan_run(
     from .data.loading import locate
     from .training import rundir
 
-    registry = _registry(registry)
     given = {k: v for k, v in given.items() if v is not None}
     swipe = {k: v for k, v in swipe.items() if v is not None}
     if resume:
@@ -307,11 +300,12 @@ def plan_run(
         if not swipe.get("force"):  # before training, not after it
             from .swipe.runner import check_profile_fits
 
-            check_profile_fits(profile_record, dataset.image_size, dataset.name)
+            check_profile_fits(profile_record, dataset.image_size, dataset.name, registry=registry)
         swipe_plan = SwipePlan(
             profile=profile,
             batch_size=swipe.get("batch_size"),
             max_batches=swipe.get("max_batches"),
+            max_queries=swipe.get("max_queries"),
             semantics=swipe.get("semantics", DEFAULT_SEMANTICS),
             seed=resolved.seed,
             device=swipe.get("device", resolved.device),
@@ -333,14 +327,14 @@ def plan_run(
     return plan
 
 
-def _dataset_profile(dataset: Any, registry: Any) -> str:
+def _dataset_profile(dataset: Any, registry: Registry) -> str:
     """The dataset's swipe profile: the one it names, else the one scored profile its image size fits."""
     from .swipe.runner import profile_for_dataset
 
     return profile_for_dataset(dataset, registry).name
 
 
-def _run_defaults(given: dict[str, Any], registry: Any) -> tuple[TrainConfig, dict[str, Any]]:
+def _run_defaults(given: dict[str, Any], registry: Registry) -> tuple[TrainConfig, dict[str, Any]]:
     """A TrainConfig of ``robrank run``'s settings, with the dataset's defaults where none was given."""
     from .training.config import plain_defense
 
@@ -371,7 +365,7 @@ def _run_defaults(given: dict[str, Any], registry: Any) -> tuple[TrainConfig, di
     return TrainConfig.from_dict(values), chosen
 
 
-def _declared_default(record: Any, key: str, registry: Any) -> str:
+def _declared_default(record: Any, key: str, registry: Registry) -> str:
     """The dataset's ``default_<key>``; a dataset that declares none borrows it from a registered
     dataset of the same image size and channels (one not marked for the quickstart first)."""
     field_name = f"default_{key}"
@@ -387,7 +381,7 @@ def _declared_default(record: Any, key: str, registry: Any) -> str:
     return str(getattr(alike[0], field_name))
 
 
-def _merge_swipe(section: Mapping[str, Any], swipe: Mapping[str, Any], config: TrainConfig, registry: Any) -> SwipePlan:
+def _merge_swipe(section: Mapping[str, Any], swipe: Mapping[str, Any], config: TrainConfig, registry: Registry) -> SwipePlan:
     """The saved swipe settings with those passed again (a conflict outside the speed knobs is an error)."""
     saved = dict(section.get("swipe") or {})
     if section.get("profile"):
@@ -398,7 +392,8 @@ def _merge_swipe(section: Mapping[str, Any], swipe: Mapping[str, Any], config: T
         (k, v, saved[k]) for k, v in swipe.items() if k not in SWIPE_RUNTIME_KNOBS and saved.get(k) is not None and saved[k] != v
     ]
     if conflicts:
-        flags = {"profile": "--profile", "max_batches": "--max-batches", "semantics": "--semantics", "batch_size": "--swipe-batch-size"}
+        flags = {"profile": "--profile", "max_batches": "--max-batches", "max_queries": "--max-queries", "semantics": "--semantics",
+                 "batch_size": "--swipe-batch-size"}
         raise ConfigError(
             "cannot resume: the run's swipe was planned with different settings: "
             + "; ".join(f"{flags.get(k, '--' + k)} {now!r} but the run has {was!r}" for k, now, was in conflicts)
@@ -410,6 +405,7 @@ def _merge_swipe(section: Mapping[str, Any], swipe: Mapping[str, Any], config: T
         profile=registry.get("profiles", profile).name,
         batch_size=values.get("batch_size"),
         max_batches=values.get("max_batches"),
+        max_queries=values.get("max_queries"),
         semantics=values.get("semantics") or DEFAULT_SEMANTICS,
         seed=config.seed,
         device=swipe.get("device") or config.device,  # a runtime knob: this machine's, not the saved one

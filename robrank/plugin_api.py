@@ -34,6 +34,7 @@ from .errors import (
 )
 from .hookspecs import hookimpl
 from .params import REQUIRED, Param, ParamError
+from .plugins import Registry, get_registry
 from .records import (
     NO_WEIGHTS,
     SIZE_28,
@@ -47,22 +48,28 @@ from .records import (
     ExecutorRecord,
     LossRecord,
     MinerRecord,
+    ModelRecord,
     ProfileRecord,
+    reference_aliases,
     size_family,
 )
 from .scoring import Column, IncompleteScoresError, Score
-from .summaries import EMBSHIFT, FRACTION, QUERIES, MetricDisplay
+from .summaries import EMBSHIFT, FRACTION, HIGHER, LOWER, PERCENT, QUERIES, WITH_PM, MetricDisplay
 
 #: name -> the internal module it lives in; loaded (with torch) on first access
 _LAZY: dict[str, str] = {
     # attacks: the base class, its typed batch context, selection, distances, metrics
     **dict.fromkeys(
-        ("Attack", "BatchContext", "Surrogate", "PM", "DEFAULT_EPS", "DEFAULT_ALPHA", "DEFAULT_PGDITER"),
+        ("Attack", "BatchContext", "Selection", "Surrogate", "PM", "DEFAULT_EPS", "DEFAULT_ALPHA", "DEFAULT_PGDITER"),
         "robrank.attacks.base",
     ),
     "CandidateAttack": "robrank.attacks.candidate",
     "PCTL": "robrank.attacks.candidate",
     "Gallery": "robrank.attacks.gallery",
+    "AttackSpec": "robrank.attacks.spec",
+    "parse_spec": "robrank.attacks.spec",
+    **dict.fromkeys(("AttackResult", "build_attack", "run_attack"), "robrank.attacks.runner"),
+    "load_run": "robrank.models.checkpoint",
     "pgd_minimize": "robrank.attacks.pgd",
     **dict.fromkeys(
         ("STREAM_CANDIDATES", "STREAM_PERMUTATION", "STREAM_QUERIES", "STREAM_TARGET",
@@ -81,9 +88,11 @@ _LAZY: dict[str, str] = {
          "check_spc2", "choose_in_rows", "mean_or_zero", "random_uniform", "spc2_anchors_positives"),
         "robrank.losses.base",
     ),
-    "reference_aliases": "robrank.losses.names",
     # defenses: the bases, the inner attacks they run, miners and hardness
-    **dict.fromkeys(("Defense", "AdversarialDefense", "NoDefense", "TrainingProgress", "check_family", "check_metric_in"), "robrank.defenses.base"),
+    **dict.fromkeys(
+        ("Defense", "AdversarialDefense", "NoDefense", "TrainingProgress", "check_family", "check_metric_in"),
+        "robrank.defenses.base",
+    ),
     **dict.fromkeys(
         ("collapse_pairs", "embedding_shift", "embedding_shift_distance", "inner_eval", "pairwise_eps_option"),
         "robrank.defenses.inner",
@@ -129,6 +138,8 @@ def __dir__() -> list[str]:
 __all__ = [
     # registration
     "hookimpl",
+    "Registry",
+    "get_registry",
     "AttackRecord",
     "BackboneRecord",
     "DatasetRecord",
@@ -136,6 +147,7 @@ __all__ = [
     "ExecutorRecord",
     "LossRecord",
     "MinerRecord",
+    "ModelRecord",
     "ProfileRecord",
     "NO_WEIGHTS",
     "SIZE_28",
@@ -143,6 +155,7 @@ __all__ = [
     "TASK_CLASSIFICATION",
     "TASK_RETRIEVAL",
     "size_family",
+    "reference_aliases",
     # typed options
     "Param",
     "ParamError",
@@ -150,6 +163,10 @@ __all__ = [
     # what results show and how profiles score them
     "EMBSHIFT",
     "FRACTION",
+    "PERCENT",
+    "HIGHER",
+    "LOWER",
+    "WITH_PM",
     "QUERIES",
     "MetricDisplay",
     "Column",

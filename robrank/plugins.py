@@ -173,24 +173,47 @@ class Registry:
         found = self._owner(kind, name) or self._folded_owner(kind, name)
         if found is None:
             raise UnknownNameError(kind, name, self._components[kind], aliases=self._alias[kind])
-        return found
+        return self._resolved(found)
+
+    def _resolved(self, component: Component) -> Component:
+        """``component`` with its record's lazy parts loaded (:meth:`Record.resolved`), kept for next time.
+
+        A record registered with a lazy ``"module:attr"`` factory imports its implementation
+        here, on first use; an import that fails is a one-line error naming the plugin.
+        """
+        try:
+            record = component.record.resolved()
+        except PluginError:
+            raise
+        except BaseException as exc:
+            _reraise_interrupt(exc)
+            if os.environ.get("ROBRANK_DEBUG"):
+                raise
+            raise PluginError(
+                f"{singular(component.kind)} {component.name!r} from {component.provider.label}: its implementation "
+                f"{str(component.record.factory)!r} failed to load: {_describe(exc)} (set ROBRANK_DEBUG=1 for the traceback)"
+            ) from exc
+        if record is component.record:
+            return component
+        resolved = Component(component.kind, record, component.provider)
+        self._components[component.kind][component.name] = resolved
+        return resolved
 
     def get(self, kind: str, name: str) -> Record:
         return self.component(kind, name).record
 
     def __contains__(self, key: tuple[str, str]) -> bool:
         kind, name = key
-        try:
-            self.component(kind, name)
-        except UnknownNameError:
+        if kind not in self._components:
             return False
-        return True
+        return (self._owner(kind, name) or self._folded_owner(kind, name)) is not None
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._components[kind])
 
     def components(self, kind: str) -> list[Component]:
-        return [self._components[kind][n] for n in self.names(kind)]
+        """Every component of ``kind``, by name, lazy records loaded (listing attacks imports their classes)."""
+        return [self._resolved(self._components[kind][n]) for n in self.names(kind)]
 
     def create(self, kind: str, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call a component's factory; a crash (``sys.exit`` included) or a result of the wrong

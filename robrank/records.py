@@ -8,13 +8,16 @@ everything without instantiating a single model, and lets the CLI check a combin
 (say, a defense with a loss it cannot use) before any work starts.
 
 Every record has ``name``, ``factory`` and a one-line ``summary``; ``aliases`` are extra
-names that resolve to the same component (e.g. the reference code's loss names).
+names that resolve to the same component (e.g. the reference code's loss names). A
+``factory`` given as ``"package.module:attr"`` (:class:`Ref`) is imported on first use, so a
+plugin registers without importing its implementation (or torch).
 """
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -46,6 +49,40 @@ def size_family(image_size: int | None) -> int:
     return SIZE_28 if int(image_size) <= 64 else SIZE_224
 
 
+class Ref(str):
+    """A lazy reference ``"package.module:attr"`` to a component's implementation.
+
+    A record's ``factory`` may be given as such a string: registering the component then
+    imports nothing, and the module is imported when the component is first used (calling
+    the reference calls the attribute). That keeps ``robrank --help`` and ``robrank list``
+    free of torch: a plugin's entry-point module only describes its components, and its
+    implementation modules load when a model is built. ``attr`` may be dotted
+    (``module:Class.build``).
+    """
+
+    def __new__(cls, text: str) -> Ref:
+        module, sep, attr = str(text).partition(":")
+        if not sep or not module.strip() or not attr.strip():
+            raise ValueError(f"a lazy factory is 'package.module:attr', got {text!r}")
+        return super().__new__(cls, text)
+
+    def load(self) -> Any:
+        """The referenced object (its module imported on first use; Python caches it after)."""
+        module, _, attr = self.partition(":")
+        target: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            target = getattr(target, part)
+        return target
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.load()(*args, **kwargs)
+
+
+def implementation(factory: Any) -> Any:
+    """``factory`` itself, or the object a lazy :class:`Ref` names (imported now)."""
+    return factory.load() if isinstance(factory, Ref) else factory
+
+
 @dataclass(frozen=True)
 class Record:
     """Fields shared by every kind."""
@@ -56,6 +93,18 @@ class Record:
     aliases: tuple[str, ...] = ()
 
     kind: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.factory, str) and not isinstance(self.factory, Ref):
+            object.__setattr__(self, "factory", Ref(self.factory))
+
+    def resolved(self) -> Record:
+        """This record with what it takes from its implementation filled in (itself if nothing).
+
+        The registry calls it when a component is first looked up; a record whose metadata is
+        all given (or whose factory is not lazy) is returned as it is, without importing anything.
+        """
+        return self
 
     def details(self) -> dict[str, Any]:
         """Kind-specific metadata, for ``robrank list --json`` (JSON-serialisable).
@@ -152,6 +201,31 @@ class BackboneRecord(Record):
     kind: ClassVar[str] = "backbones"
 
 
+#: Batch prefix of the reference names: ``p`` = SPC-2 pair batch.
+SPC2_PREFIX = "p"
+#: Miner letters of the reference grammar ('' = spc2-random, m semihard, s softhard,
+#: d distance-weighted, D distance-weighted with p_switch 0.15, h hardest).
+REFERENCE_MINER_LETTERS: tuple[str, ...] = ("", "m", "s", "d", "D", "h")
+
+
+def reference_aliases(
+    tokens: Iterable[str],
+    metrics: Iterable[str],
+    uses_miner: bool,
+    letters: Iterable[str] = REFERENCE_MINER_LETTERS,
+) -> tuple[str, ...]:
+    """Every reference name a loss family answers to, e.g. ``ptripletN``, ``pDtripletN``."""
+    letters = tuple(letters) if uses_miner else ("",)
+    names: list[str] = []
+    for token in tokens:
+        for letter in letters:
+            for metric in metrics:
+                name = f"{SPC2_PREFIX}{letter}{token}{metric}"
+                if name not in names:
+                    names.append(name)
+    return tuple(names)
+
+
 @dataclass(frozen=True)
 class LossRecord(Record):
     """A deep-metric-learning loss family. ``factory(metric, miner=None, **params) -> nn.Module``.
@@ -206,6 +280,8 @@ class AttackRecord(Record):
     display: tuple[MetricDisplay, ...] = ()
     #: the range of each summary key's average (a key not listed only has to be finite)
     bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    #: keys stored as fractions in results files before schema version 3 (``Attack.legacy_fractions``)
+    legacy_fractions: tuple[str, ...] = ()
     #: ``check(values)`` for constraints across fields (raises ``robrank.params.ParamError``)
     check: Callable[[Mapping[str, Any]], None] | None = None
     task: str = TASK_RETRIEVAL  # the kind of model it attacks (TASK_CLASSIFICATION: a classifier's logits)
@@ -213,8 +289,19 @@ class AttackRecord(Record):
     kind: ClassVar[str] = "attacks"
 
     @classmethod
-    def of(cls, attack: Any, summary: str, aliases: tuple[str, ...] = ()) -> AttackRecord:
-        """The record of an :class:`~robrank.attacks.Attack` subclass (its class attributes, nothing repeated)."""
+    def of(cls, attack: Any, summary: str, aliases: tuple[str, ...] = (), *, name: str = "") -> AttackRecord:
+        """The record of an :class:`~robrank.attacks.Attack` subclass (its class attributes, nothing repeated).
+
+        ``attack`` may be a lazy ``"package.module:Class"`` reference (then give ``name``, which
+        must be the class's): registering imports nothing, and the fields, reports and display
+        are read from the class when the attack is first looked up.
+        """
+        if isinstance(attack, str):
+            if not name:
+                raise ValueError(f"AttackRecord.of({attack!r}) needs name=...: the name is registered before the class is imported")
+            return _DeferredAttackRecord(name=name, factory=attack, summary=summary, aliases=tuple(aliases))
+        if name and name != attack.name:
+            raise ValueError(f"AttackRecord.of({attack.__name__}, name={name!r}): the class is named {attack.name!r}")
         return cls(
             name=attack.name,
             factory=attack,
@@ -224,6 +311,7 @@ class AttackRecord(Record):
             reports=tuple(attack.reports),
             display=tuple(attack.display),
             bounds=dict(getattr(attack, "bounds", {})),
+            legacy_fractions=tuple(getattr(attack, "legacy_fractions", ())),
             check=getattr(attack, "check_values", None),
             task=getattr(attack, "task", TASK_RETRIEVAL),
         )
@@ -248,6 +336,17 @@ class AttackRecord(Record):
             "bounds": {key: [None if math.isinf(b) else b for b in bound] for key, bound in self.bounds.items()},  # null: unbounded
             "task": self.task,
         }
+
+
+@dataclass(frozen=True)
+class _DeferredAttackRecord(AttackRecord):
+    """An attack registered by a lazy reference to its class: everything but the name waits for the class."""
+
+    def resolved(self) -> AttackRecord:
+        attack = implementation(self.factory)
+        if getattr(attack, "name", None) != self.name:
+            raise ValueError(f"{self.factory} is named {getattr(attack, 'name', None)!r}, but it was registered as {self.name!r}")
+        return AttackRecord.of(attack, self.summary, self.aliases)
 
 
 @dataclass(frozen=True)
@@ -283,6 +382,7 @@ class DefenseRecord(Record):
     kind: ClassVar[str] = "defenses"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         factory = self.factory
         if not self.params and isinstance(factory, type) and callable(getattr(factory, "parameters", None)):
             object.__setattr__(self, "params", tuple(factory.parameters()))
@@ -290,9 +390,25 @@ class DefenseRecord(Record):
             object.__setattr__(self, "family_defaults", dict(getattr(factory, "family_defaults", {}) or {}))
 
     @classmethod
-    def of(cls, defense: Any, summary: str, aliases: tuple[str, ...] = (), **fields: Any) -> DefenseRecord:
-        """The record of a :class:`~robrank.defenses.Defense` subclass: its name and options come from the class."""
-        return cls(name=defense.name, factory=defense, summary=summary, aliases=tuple(aliases), **fields)
+    def of(cls, defense: Any, summary: str, aliases: tuple[str, ...] = (), *, name: str = "", **fields: Any) -> DefenseRecord:
+        """The record of a :class:`~robrank.defenses.Defense` subclass: its name and options come from the class.
+
+        ``defense`` may be a lazy ``"package.module:Class"`` reference (then give ``name``): the
+        options are read from the class when the defense is first looked up.
+        """
+        if isinstance(defense, str):
+            if not name:
+                raise ValueError(f"DefenseRecord.of({defense!r}) needs name=...: the name is registered before the class is imported")
+            return cls(name=name, factory=defense, summary=summary, aliases=tuple(aliases), **fields)
+        return cls(name=name or defense.name, factory=defense, summary=summary, aliases=tuple(aliases), **fields)
+
+    def resolved(self) -> DefenseRecord:
+        if not isinstance(self.factory, Ref):
+            return self
+        target = self.factory.load()
+        if not isinstance(target, type):
+            return self
+        return dataclasses.replace(self, factory=target)  # __post_init__ reads params and family_defaults from it
 
     def defaults_for(self, image_size: int | None) -> dict[str, Any]:
         """The declared options whose default depends on the image size, at their value for ``image_size``."""
@@ -326,6 +442,7 @@ class ProfileRecord(Record):
     kind: ClassVar[str] = "profiles"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.image_size is not None and (not isinstance(self.image_size, int) or self.image_size < 1):
             raise ValueError(f"profile {self.name!r}: image_size must be a positive int or None, got {self.image_size!r}")
 
@@ -394,6 +511,7 @@ class ModelRecord(Record):
     kind: ClassVar[str] = "models"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         problems = [what for what, bad in (
             ("dataset", not self.dataset),
             ("metric (C, E or N)", self.metric not in ("C", "E", "N")),
@@ -433,6 +551,11 @@ KINDS: tuple[str, ...] = tuple(RECORD_TYPES)
 
 __all__ = [
     "Record",
+    "Ref",
+    "implementation",
+    "reference_aliases",
+    "REFERENCE_MINER_LETTERS",
+    "SPC2_PREFIX",
     "DatasetRecord",
     "BackboneRecord",
     "LossRecord",

@@ -1,17 +1,50 @@
-"""Where work runs: the one "CUDA when present" rule and the one worker-count rule.
+"""Where work runs: the one "CUDA when present" rule, the one worker-count rule, and the runtime options as one value.
 
 Every command (train, run, eval, attack, swipe) and the library functions below them ask
 here, so ``--device auto`` and an unset ``--num-workers`` mean the same thing everywhere.
+:class:`RuntimeOptions` carries device, batch size, workers and the speed options (amp,
+channels-last, compile) from the command line to the code that runs, as one value.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import asdict, dataclass
 from typing import Any
 
 #: the value of ``--device`` that means "CUDA when torch sees a GPU, else the CPU"
 AUTO = "auto"
 #: DataLoader workers are capped here: JPEG decoding stops scaling well before that on one node
 MAX_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """Where and how fast a command runs: ``-D/--device``, ``-b/--batch-size``, ``--num-workers``,
+    ``--amp``, ``--channels-last`` and ``--compile``, collected once by the CLI
+    (:func:`robrank.cli.options.runtime_options`).
+
+    None of them changes what an attack computes except ``amp`` (bf16 moves the metrics
+    slightly), which results files record.
+    """
+
+    device: str | None = None  # None/auto: CUDA when present, decided where the work starts
+    batch_size: int | None = None  # None: automatic, fitted to the device
+    num_workers: int | None = None  # None: one per CPU, at most MAX_WORKERS
+    amp: bool = False
+    channels_last: bool = False
+    compile: bool = False
+
+    @property
+    def speed(self) -> dict[str, bool]:
+        """The model-wrapping options, as :func:`robrank.attacks.accelerate` takes them."""
+        return {"amp": bool(self.amp), "channels_last": bool(self.channels_last), "compile": bool(self.compile)}
+
+    def fields(self, *, resolve_device: bool = False) -> dict[str, Any]:
+        """As keyword arguments (``AttackOptions(**runtime.fields())``); ``resolve_device`` applies the auto rule now."""
+        values = asdict(self)
+        if resolve_device:
+            values["device"] = device_name(self.device)
+        return values
 
 
 def default_device() -> str:

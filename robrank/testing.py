@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from .plugins import PluginHost, Provider, load_plugins, use_host
+from .plugins import PluginHost, Provider, Registry, get_registry, load_plugins, use_host
 
 
 @contextlib.contextmanager
@@ -90,17 +90,15 @@ def robrank_cli() -> Callable[..., CliResult]:
 TINY_TRAINING: dict[str, Any] = {"steps": 40, "batch_size": 16, "embedding_dim": 64, "seed": 0}
 
 
-def quickstart_components(registry: Any = None) -> dict[str, str]:
+def quickstart_components(registry: Registry | None = None) -> dict[str, str]:
     """``dataset``, ``backbone`` and ``loss`` of the quickstart dataset (``DatasetRecord.quickstart``).
 
     The fixtures train and write their runs on it, so this module names no component itself:
     the bundled ``digits`` record says it is the quickstart dataset and that LeNet and
-    ptripletN are its defaults.
+    ptripletN are its defaults. These are test fixtures, an entry point: without ``registry``
+    they read the plugin host current when they are called.
     """
-    if registry is None:
-        from .plugins import get_registry
-
-        registry = get_registry()
+    registry = registry or get_registry()
     quick = [c.record for c in registry.components("datasets") if c.record.quickstart]
     if not quick:
         from .errors import ConfigError
@@ -110,7 +108,7 @@ def quickstart_components(registry: Any = None) -> dict[str, str]:
     return {"dataset": record.name, "backbone": record.default_backbone, "loss": record.default_loss}
 
 
-def tiny_run_settings(registry: Any = None) -> dict[str, Any]:
+def tiny_run_settings(registry: Registry | None = None) -> dict[str, Any]:
     """What :func:`train_tiny_run` trains by default: the quickstart components and :data:`TINY_TRAINING`."""
     return {**quickstart_components(registry), **TINY_TRAINING}
 
@@ -142,7 +140,7 @@ def train_tiny_run(run_dir: str | Path, **options: Any) -> Path:
         num_workers=0,
         run_dir=str(run_dir),
     )
-    return Path(train(config, progress=False).run_dir)
+    return Path(train(config, registry=get_registry(), progress=False).run_dir)
 
 
 @pytest.fixture(scope="session")
@@ -184,7 +182,7 @@ def write_untrained_run(run_dir: str | Path, *, seed: int = 0, **config: Any) ->
     run = Path(run_dir)
     config = {**quickstart_components(), "metric": "N", "embedding_dim": 16, **config}
     torch.manual_seed(seed)
-    model = checkpoint.build_model(config)
+    model = checkpoint.build_model(config, get_registry())
     write_config(run, TrainConfig.from_dict(config), device="cpu", world_size=1)
     save_checkpoint(
         run / "checkpoints" / "last.pt",

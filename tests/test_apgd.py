@@ -14,12 +14,13 @@ from robrank.attacks.pgd import Budget, pgd_minimize, project
 from robrank.errors import SpecError
 
 from test_attacks import ALL_SPECS, toy_dataset, toy_model
+from robrank.plugins import get_registry
 
 PGD = "eps=0.1:alpha=0.02:pgditer=6"
 
 
 def outcome_of(spec: str, model, data, count: int = 32, semantics: str = "reference"):
-    attack = build_attack(parse_spec(spec), semantics=semantics)
+    attack = build_attack(parse_spec(spec, registry=get_registry()), semantics=semantics, registry=get_registry())
     gallery = Gallery.compute(model, data)
     index = torch.arange(count)
     images = data.images(index)
@@ -153,11 +154,11 @@ def test_budget_counts_every_model_pass(extra, gradients, forwards):
     model = CountingModel(toy_model("C"))
     gallery = Gallery.compute(model, data)
     model.with_grad = model.without_grad = 0
-    result = run_attack(model, data, f"CA:pm=+:W=1:{PGD}{extra}", gallery=gallery, batch_size=20, progress=False)
+    result = run_attack(model, data, f"CA:pm=+:W=1:{PGD}{extra}", gallery=gallery, batch_size=20, progress=False, registry=get_registry())
     assert result.budget == {"gradients": gradients, "forwards": forwards}
     assert model.with_grad == gradients * len(data)
     assert model.without_grad == forwards * len(data)
-    shards = [run_attack(model, data, f"CA:pm=+:W=1:{PGD}{extra}", gallery=gallery, indices=part, progress=False) for part in (range(0, 40), range(40, 64))]
+    shards = [run_attack(model, data, f"CA:pm=+:W=1:{PGD}{extra}", gallery=gallery, indices=part, progress=False, registry=get_registry()) for part in (range(0, 40), range(40, 64))]
     merged = merge_results(shards)
     assert merged.budget == result.budget and merged.wins == result.wins
     for name, member in result.members.items():
@@ -198,7 +199,7 @@ def test_l2_pgd_solves_a_linear_problem_and_attacks_stay_in_the_ball():
 
 def test_l2_random_start_lies_on_the_sphere_and_is_reproducible():
     model, data = toy_model("C"), toy_dataset()
-    attack = build_attack(parse_spec("ES:eps=0.3:alpha=0.0:pgditer=1:norm=2"), random_start=True)
+    attack = build_attack(parse_spec("ES:eps=0.3:alpha=0.0:pgditer=1:norm=2", registry=get_registry()), random_start=True, registry=get_registry())
     gallery = Gallery.compute(model, data)
     index = torch.arange(6)
     ctx = attack.context(model, gallery, data.images(index), data.labels[index], index, seed=0, self_slot=index)
@@ -212,19 +213,19 @@ def test_l2_random_start_lies_on_the_sphere_and_is_reproducible():
 
 
 def test_search_fields_parse_and_defaults_are_never_spelled_out():
-    assert parse_spec("CA:pm=+:W=1:opt=pgd:norm=inf:loss=reference").text == parse_spec("CA:pm=+:W=1").text
-    text = parse_spec("ES:opt=worst:restarts=3:norm=2:loss=smooth").text
+    assert parse_spec("CA:pm=+:W=1:opt=pgd:norm=inf:loss=reference", registry=get_registry()).text == parse_spec("CA:pm=+:W=1", registry=get_registry()).text
+    text = parse_spec("ES:opt=worst:restarts=3:norm=2:loss=smooth", registry=get_registry()).text
     assert text.endswith(":norm=2:opt=worst:loss=smooth:restarts=3")
-    attack = build_attack(parse_spec(text))
+    attack = build_attack(parse_spec(text, registry=get_registry()), registry=get_registry())
     assert attack.lp == 2.0 and attack.opt == "worst" and attack.restarts == 3
-    assert build_attack(parse_spec("ES")).lp == math.inf
+    assert build_attack(parse_spec("ES", registry=get_registry()), registry=get_registry()).lp == math.inf
 
 
 def test_the_eps_bound_follows_the_norm():
     # an L2 radius above 1 is ordinary (rob28-l2 uses 2.0); an L-infinity one is not
-    assert build_attack(parse_spec("ES:eps=2.0:norm=2")).eps == 2.0
+    assert build_attack(parse_spec("ES:eps=2.0:norm=2", registry=get_registry()), registry=get_registry()).eps == 2.0
     with pytest.raises(SpecError, match="at most 1.0 under norm=inf"):
-        parse_spec("ES:eps=2.0")
+        parse_spec("ES:eps=2.0", registry=get_registry())
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -235,7 +236,7 @@ def test_the_eps_bound_follows_the_norm():
 ])
 def test_bad_search_fields_are_one_line_errors(spec, message):
     with pytest.raises(SpecError, match=message):
-        build_attack(parse_spec(spec))
+        build_attack(parse_spec(spec, registry=get_registry()), registry=get_registry())
 
 
 def test_every_score_column_is_judged_by_its_own_metric():
@@ -247,8 +248,8 @@ def test_every_score_column_is_judged_by_its_own_metric():
     score = registry.get("profiles", "rob28-aa").score
     matched = []
     for spec in registry.get("profiles", "rob28-aa").factory():
-        parsed = parse_spec(spec)
-        attack = build_attack(parsed)
+        parsed = parse_spec(spec, registry=get_registry())
+        attack = build_attack(parsed, registry=get_registry())
         fields = {k: str(v) for k, v in parsed.params.items()}
         for column in score.columns:
             if column.matches(parsed.type, fields):
@@ -267,8 +268,8 @@ def test_stronger_profiles_keep_the_ten_columns():
     for name in ("rob224-aa", "rob28-l2", "rob224-l2"):
         record = registry.get("profiles", name)
         assert record.score is rob28.score and len(record.factory()) == 9
-        assert all(parse_spec(s).text == s for s in record.factory())
-    l2 = [parse_spec(s) for s in registry.get("profiles", "rob28-l2").factory()]
+        assert all(parse_spec(s, registry=get_registry()).text == s for s in record.factory())
+    l2 = [parse_spec(s, registry=get_registry()) for s in registry.get("profiles", "rob28-l2").factory()]
     assert {(p.params["norm"], p.params["eps"]) for p in l2} == {("2", 2.0)}
 
 
@@ -285,8 +286,8 @@ def test_rob28_aa_swipe_records_members_and_winners_and_is_never_weaker(tmp_path
 
     untrained_run = write_untrained_run(tmp_path / "digits-lenet", backbone="lenet")
 
-    plain = load_results(swipe(untrained_run, "rob28", max_batches=1, batch_size=3, progress=False))
-    strong = load_results(swipe(untrained_run, "rob28-aa", max_batches=1, batch_size=3, progress=False))
+    plain = load_results(swipe(untrained_run, "rob28", max_batches=1, batch_size=3, progress=False, registry=get_registry()), registry=get_registry())
+    strong = load_results(swipe(untrained_run, "rob28-aa", max_batches=1, batch_size=3, progress=False, registry=get_registry()), registry=get_registry())
     for base, entry in zip(plain["attacks"], strong["attacks"]):
         assert entry["spec"] == base["spec"] + ":opt=worst"
         assert entry["budget"] == {"gradients": 96.0, "forwards": 3.0} and base["budget"] == {"gradients": 32.0, "forwards": 1.0}

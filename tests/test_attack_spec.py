@@ -26,22 +26,22 @@ def test_every_reference_attack_is_registered_with_its_record():
 
 def test_reference_spec_is_already_canonical():
     text = "CA:pm=+:W=1:eps=0.30196:alpha=0.011764:pgditer=32"
-    spec = parse_spec(text)
+    spec = parse_spec(text, registry=get_registry())
     assert spec.type == "CA"
     assert spec.params == {"pm": "+", "W": 1, "eps": 0.30196, "alpha": 0.011764, "pgditer": 32}
     assert isinstance(spec.params["W"], int) and isinstance(spec.params["eps"], float)
     assert spec.text == text
-    assert parse_spec(spec.text) == spec
+    assert parse_spec(spec.text, registry=get_registry()) == spec
 
 
 def test_defaults_are_the_reference_constructor_defaults_and_order_is_canonical():
-    spec = parse_spec("es")
+    spec = parse_spec("es", registry=get_registry())
     assert spec.type == "ES"
     assert spec.params == {"eps": DEFAULT_EPS, "alpha": DEFAULT_ALPHA, "pgditer": DEFAULT_PGDITER}
     assert (DEFAULT_EPS, DEFAULT_ALPHA, DEFAULT_PGDITER) == (4 / 255, 1 / 255, 24)
-    shuffled = parse_spec("QA:pgditer=32:M=2:eps=0.1:pm=-")
+    shuffled = parse_spec("QA:pgditer=32:M=2:eps=0.1:pm=-", registry=get_registry())
     assert shuffled.text == "QA:pm=-:M=2:eps=0.1:alpha=0.00392156862745098:pgditer=32"
-    assert parse_spec(shuffled.text) == shuffled
+    assert parse_spec(shuffled.text, registry=get_registry()) == shuffled
 
 
 @pytest.mark.parametrize(
@@ -66,7 +66,7 @@ def test_defaults_are_the_reference_constructor_defaults_and_order_is_canonical(
 )
 def test_malformed_spec_names_the_field(text, field):
     with pytest.raises(SpecError) as info:
-        parse_spec(text)
+        parse_spec(text, registry=get_registry())
     message = str(info.value)
     assert "\n" not in message
     assert field in message.split(":", 1)[1]
@@ -74,7 +74,7 @@ def test_malformed_spec_names_the_field(text, field):
 
 def test_unknown_type_lists_registered_types():
     with pytest.raises(SpecError) as info:
-        parse_spec("XYZ:pm=+")
+        parse_spec("XYZ:pm=+", registry=get_registry())
     message = str(info.value)
     assert "XYZ" in message
     for name in REFERENCE_TYPES:
@@ -83,4 +83,4 @@ def test_unknown_type_lists_registered_types():
 
 def test_empty_spec_is_an_error():
     with pytest.raises(SpecError):
-        parse_spec("  ")
+        parse_spec("  ", registry=get_registry())

@@ -8,6 +8,7 @@ from torch import nn
 from robrank.attacks import Gallery, build_attack, merge_results, parse_spec, run_attack
 from robrank.data import TensorImageDataset
 from robrank.models import EmbeddingModel
+from robrank.plugins import get_registry
 
 ALL_SPECS = (
     "CA:pm=+:W=1",
@@ -48,7 +49,7 @@ def toy_model(metric: str = "C", seed: int = 0, double: bool = False) -> Embeddi
 
 
 def attack_batch(spec: str, model, dataset, semantics="reference", count=24):
-    attack = build_attack(parse_spec(spec), semantics=semantics)
+    attack = build_attack(parse_spec(spec, registry=get_registry()), semantics=semantics, registry=get_registry())
     gallery = Gallery.compute(model, dataset)
     index = torch.arange(count)
     images = dataset.images(index)
@@ -74,7 +75,7 @@ def test_pgd_lowers_the_objective_and_stays_in_the_ball(spec, metric):
                 return
             from robrank_plugins.attacks.query import query_loss
 
-            terms = [query_loss(ctx.dist(model.embed(x)), ctx.sel[k], s) for x in (images, adv) for k, s in (("candidates", attack.pm), ("truth", "+"))]
+            terms = [query_loss(ctx.dist(model.embed(x)), getattr(ctx.sel, k), s) for x in (images, adv) for k, s in (("candidates", attack.pm), ("truth", "+"))]
             before, after = terms[0].sum(), terms[2].sum()
             assert terms[3].mean() < 0.05
     assert after < before
@@ -95,7 +96,7 @@ def test_random_start_stays_in_ball_and_is_reproducible():
     model, data = toy_model(), toy_dataset()
     results = []
     for _ in range(2):
-        attack = build_attack(parse_spec("ES:eps=0.1:alpha=0.0:pgditer=1"), random_start=True)
+        attack = build_attack(parse_spec("ES:eps=0.1:alpha=0.0:pgditer=1", registry=get_registry()), random_start=True, registry=get_registry())
         gallery = Gallery.compute(model, data)
         index = torch.arange(10)
         images = data.images(index)
@@ -112,7 +113,7 @@ def test_weights_get_no_gradient_and_model_state_is_restored():
     model.backbone[1].weight.requires_grad_(True)
     model.backbone[3].bias.requires_grad_(False)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    run_attack(model, data, f"QA:pm=+:M=1:{PGD}", batch_size=32, progress=False)
+    run_attack(model, data, f"QA:pm=+:M=1:{PGD}", batch_size=32, progress=False, registry=get_registry())
     for name, p in model.named_parameters():
         assert p.grad is None, name
         assert torch.equal(p, before[name])
@@ -129,8 +130,8 @@ def test_candidate_objective_equals_the_elementwise_hinge(pm, semantics):
         emb = model.embed(x).detach().requires_grad_(True)
         fast = attack.objective(emb, ctx, 0)
         (g_fast,) = torch.autograd.grad(fast.sum(), emb)
-        cand = (emb.unsqueeze(1) - ctx.sel["query_emb"]).norm(dim=2)  # [B, W]
-        others = ctx.sel["gallery_to_query"]
+        cand = (emb.unsqueeze(1) - ctx.sel.query_emb).norm(dim=2)  # [B, W]
+        others = ctx.sel.gallery_to_query
         hinge = (cand.unsqueeze(2) - others) if pm == "+" else (others - cand.unsqueeze(2))
         keep = torch.ones_like(others)
         if semantics == "fixed":
@@ -148,29 +149,29 @@ def test_selection_rules():
     images, labels = data.images(index), data.labels[index]
 
     def ctx_of(spec, semantics="reference"):
-        return build_attack(parse_spec(spec), semantics=semantics).context(model, gallery, images, labels, index, self_slot=index)
+        return build_attack(parse_spec(spec, registry=get_registry()), semantics=semantics, registry=get_registry()).context(model, gallery, images, labels, index, self_slot=index)
 
     top2 = None
     for semantics in ("reference", "fixed"):
         ca = ctx_of("CA:pm=-:W=5", semantics)
         masked = ca.clean_dist.scatter(1, index.view(-1, 1), float("inf"))
         top2 = masked.topk(2, dim=1, largest=False).indices  # top 1% of 200 items = 2
-        assert (ca.sel["queries"].unsqueeze(2) == top2.unsqueeze(1)).any(dim=2).all()
+        assert (ca.sel.queries.unsqueeze(2) == top2.unsqueeze(1)).any(dim=2).all()
         qa = ctx_of("QA:pm=-:M=2", semantics)
-        chosen = qa.sel["candidates"]
+        chosen = qa.sel.candidates
         assert (chosen.unsqueeze(2) == top2.unsqueeze(1)).any(dim=2).all()
         assert (chosen[:, 0] != chosen[:, 1]).all()  # a permutation: no repeats
         assert not (chosen == index.view(-1, 1)).any()
     # CA+ / QA+ targets are uniform over the gallery, not local: their clean ranks spread widely
     for spec, key in (("CA:pm=+:W=4", "queries"), ("QA:pm=+:M=4", "candidates")):
         ctx = ctx_of(spec)
-        picked = ctx.sel[key]
+        picked = getattr(ctx.sel, key)
         assert picked.unique().numel() > 150
         ranks = ctx.clean_dist.argsort(dim=1).argsort(dim=1).gather(1, picked).double() / 200
         assert 0.4 < ranks.mean().item() < 0.6
     # fixed semantics never draw the perturbed object itself
     ctx = ctx_of("CA:pm=+:W=10", "fixed")
-    assert not (ctx.sel["queries"] == index.view(-1, 1)).any()
+    assert not (ctx.sel.queries == index.view(-1, 1)).any()
 
 
 @pytest.mark.parametrize(
@@ -184,8 +185,8 @@ def test_results_do_not_depend_on_batch_size(spec, semantics):
     # TMA may draw the query itself as target, whose gradient is pure rounding noise (fixed
     # semantics exclude the own slot, and cover the uniform CA+/QA+ draws the same way).
     model, data = toy_model(double=True), toy_dataset()
-    small = run_attack(model, data, f"{spec}:{PGD}", batch_size=7, semantics=semantics, progress=False)
-    large = run_attack(model, data, f"{spec}:{PGD}", batch_size=32, semantics=semantics, progress=False)
+    small = run_attack(model, data, f"{spec}:{PGD}", batch_size=7, semantics=semantics, progress=False, registry=get_registry())
+    large = run_attack(model, data, f"{spec}:{PGD}", batch_size=32, semantics=semantics, progress=False, registry=get_registry())
     assert small.count == large.count == 64
     for side in ("orig", "adv"):
         a, b = getattr(small, side), getattr(large, side)
@@ -197,18 +198,18 @@ def test_results_do_not_depend_on_batch_size(spec, semantics):
 def test_shards_merge_to_the_full_result_and_max_batches_limits():
     model, data = toy_model(), toy_dataset()
     spec = f"CA:pm=+:W=2:{PGD}"
-    full = run_attack(model, data, spec, batch_size=16, progress=False)
-    shards = [run_attack(model, data, spec, batch_size=16, indices=range(i, 64, 3), progress=False) for i in range(3)]
+    full = run_attack(model, data, spec, batch_size=16, progress=False, registry=get_registry())
+    shards = [run_attack(model, data, spec, batch_size=16, indices=range(i, 64, 3), progress=False, registry=get_registry()) for i in range(3)]
     merged = merge_results(shards)
     assert merged.count == 64
     for key in full.adv:
         assert merged.adv[key] == pytest.approx(full.adv[key], rel=1e-6)
         if key in full.orig:
             assert merged.orig[key] == pytest.approx(full.orig[key], rel=1e-6)
-    limited = run_attack(model, data, spec, batch_size=16, max_batches=2, progress=False)
+    limited = run_attack(model, data, spec, batch_size=16, max_batches=2, progress=False, registry=get_registry())
     assert limited.count == 32
     payload = full.as_dict()
-    assert payload["spec"] == parse_spec(spec).text and set(payload) >= {"orig", "adv", "count", "seconds"}
+    assert payload["spec"] == parse_spec(spec, registry=get_registry()).text and set(payload) >= {"orig", "adv", "count", "seconds"}
 
 
 def identity_model(metric: str = "E") -> EmbeddingModel:
@@ -231,7 +232,7 @@ def test_ltm_reference_keeps_own_slot_among_positives_fixed_removes_it():
     emb = model.embed(images)
     losses = {}
     for semantics in ("reference", "fixed"):
-        attack = build_attack(parse_spec("LTM"), semantics=semantics)
+        attack = build_attack(parse_spec("LTM", registry=get_registry()), semantics=semantics, registry=get_registry())
         ctx = attack.context(model, gallery, images, data.labels[index], index, self_slot=index)
         losses[semantics] = attack.objective(emb, ctx, None).item()
     # reference: max d(neg) - min d(pos incl. self) = 0.3 - 0; fixed: relu(0.3 - 0.8) = 0
@@ -249,9 +250,9 @@ def test_gtm_reference_and_fixed_pull_towards_different_items():
     images = data.images(index)
     chosen = {}
     for semantics in ("reference", "fixed"):
-        attack = build_attack(parse_spec("GTM"), semantics=semantics)
+        attack = build_attack(parse_spec("GTM", registry=get_registry()), semantics=semantics, registry=get_registry())
         ctx = attack.context(model, gallery, images, data.labels[index], index, self_slot=index)
-        chosen[semantics] = int(ctx.sel["unmatch"])
+        chosen[semantics] = int(ctx.sel.unmatch)
     # top-1 of the query is slot 3 (label 1); nearest item of another label is slot 4
     assert chosen["fixed"] == 4
     # reference: slot 4 is position 2 among non-label-1 items [0, 1, 4, 5] -> global index 2
@@ -286,7 +287,7 @@ def test_es_first_step_direction_reference_vs_fixed():
 
 def test_es_metrics_are_percent_and_clean_recall_matches_a_loop():
     model, data = toy_model(), toy_dataset()
-    result = run_attack(model, data, f"ES:{PGD}", batch_size=64, progress=False)
+    result = run_attack(model, data, f"ES:{PGD}", batch_size=64, progress=False, registry=get_registry())
     gallery = Gallery.compute(model, data)
     dist = 1 - gallery.embeddings @ gallery.embeddings.T
     hits = []
@@ -303,7 +304,7 @@ def _train_tiny_digits_model(steps: int):
     """A c2f2-like conv net trained briefly on `digits` with an inline triplet loss."""
     from robrank.data.loading import load_split
 
-    train = load_split("digits", "train")
+    train = load_split("digits", "train", registry=get_registry())
     torch.manual_seed(0)
     backbone = nn.Sequential(
         nn.Conv2d(1, 8, 5), nn.ReLU(), nn.MaxPool2d(2),
@@ -333,10 +334,10 @@ def test_candidate_attack_breaks_a_trained_digits_model():
     from robrank.data.loading import load_split
 
     model = _train_tiny_digits_model(steps=300)
-    test = load_split("digits", "test")
-    result = run_attack(model, test, "CA:pm=+:W=1:eps=0.30196:alpha=0.011764:pgditer=32", batch_size=64, max_batches=2, progress=False)
-    assert 0.35 < result.orig["prank"] < 0.65  # a random query ranks the clean candidate mid-way
-    assert result.adv["prank"] < 0.1  # rob28's eps pushes it near the top
+    test = load_split("digits", "test", registry=get_registry())
+    result = run_attack(model, test, "CA:pm=+:W=1:eps=0.30196:alpha=0.011764:pgditer=32", batch_size=64, max_batches=2, progress=False, registry=get_registry())
+    assert 35 < result.orig["prank"] < 65  # percent: a random query ranks the clean candidate mid-way
+    assert result.adv["prank"] < 10  # rob28's eps pushes it near the top
 
 
 def test_candidate_attack_breaks_a_briefly_trained_digits_model():
@@ -344,10 +345,10 @@ def test_candidate_attack_breaks_a_briefly_trained_digits_model():
     from robrank.data.loading import load_split
 
     model = _train_tiny_digits_model(steps=40)
-    test = load_split("digits", "test")
-    result = run_attack(model, test, "CA:pm=+:W=1:eps=0.30196:alpha=0.023529:pgditer=16", batch_size=16, max_batches=1, progress=False)
-    assert 0.3 < result.orig["prank"] < 0.7
-    assert result.adv["prank"] < 0.15
+    test = load_split("digits", "test", registry=get_registry())
+    result = run_attack(model, test, "CA:pm=+:W=1:eps=0.30196:alpha=0.023529:pgditer=16", batch_size=16, max_batches=1, progress=False, registry=get_registry())
+    assert 30 < result.orig["prank"] < 70
+    assert result.adv["prank"] < 15
 
 
 def _write_checkpoint(path):
@@ -356,7 +357,7 @@ def _write_checkpoint(path):
 
     config = {"dataset": "digits", "backbone": "c2f2", "metric": "N", "embedding_dim": 16}
     torch.manual_seed(0)
-    model = build_model(config)
+    model = build_model(config, registry=get_registry())
     save_checkpoint(path, {"format": "robrank-checkpoint", "format_version": 1, "config": config, "epoch": 1, "step": 1, "model": model.state_dict()})
     return path
 

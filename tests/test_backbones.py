@@ -18,7 +18,7 @@ from robrank.models.backbone import (
     freeze_batchnorm,
     unfreeze_batchnorm,
 )
-from robrank.plugins import load_plugins, use_host
+from robrank.plugins import get_registry, load_plugins, use_host
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def _types(seq: nn.Sequential) -> list[type]:
 
 
 def test_c2f2_architecture(host):
-    net = build_backbone("c2f2")
+    net = build_backbone("c2f2", registry=get_registry())
     assert _types(net.features) == [nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Conv2d, nn.ReLU, nn.MaxPool2d]
     conv1, conv2 = net.features[0], net.features[3]
     assert (conv1.in_channels, conv1.out_channels, conv1.kernel_size, conv1.padding) == (1, 32, (5, 5), (2, 2))
@@ -50,7 +50,7 @@ def test_c2f2_architecture(host):
 
 
 def test_lenet_has_no_relu_after_convs(host):
-    net = build_backbone("lenet")
+    net = build_backbone("lenet", registry=get_registry())
     assert _types(net.features) == [nn.Conv2d, nn.MaxPool2d, nn.Conv2d, nn.MaxPool2d]
     assert (net.features[0].out_channels, net.features[2].out_channels) == (20, 50)
     assert _types(net.head) == [nn.Flatten, nn.Linear, nn.ReLU, nn.Linear]
@@ -59,20 +59,20 @@ def test_lenet_has_no_relu_after_convs(host):
 
 
 def test_small_backbones_do_not_normalise(host):
-    net = build_backbone("c2f2", embedding_dim=16)
+    net = build_backbone("c2f2", embedding_dim=16, registry=get_registry())
     x = torch.rand(2, 1, 28, 28)
     assert torch.allclose(net(x), net.head(net.features(x)))
     assert not any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
 
 
 def test_classifiers_are_backbones_with_logits(host):
-    cc2f2 = build_backbone("cc2f2")
+    cc2f2 = build_backbone("cc2f2", registry=get_registry())
     assert _types(cc2f2.head) == [nn.Flatten, nn.Linear, nn.ReLU, nn.Dropout, nn.Linear]
     assert cc2f2.head[3].p == pytest.approx(0.4)
     assert cc2f2(torch.rand(4, 1, 28, 28)).shape == (4, 10)
-    assert build_backbone("cc2f2", embedding_dim=100)(torch.rand(1, 1, 28, 28)).shape == (1, 100)
-    assert build_backbone("clenet")(torch.rand(2, 1, 28, 28)).shape == (2, 10)
-    cres18 = build_backbone("cres18")
+    assert build_backbone("cc2f2", embedding_dim=100, registry=get_registry())(torch.rand(1, 1, 28, 28)).shape == (1, 100)
+    assert build_backbone("clenet", registry=get_registry())(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    cres18 = build_backbone("cres18", registry=get_registry())
     assert cres18(torch.rand(2, 3, 32, 32)).shape == (2, 10)
     for name in ("cc2f2", "clenet", "cres18"):
         assert host.registry.get("backbones", name).task == "classification"
@@ -84,7 +84,7 @@ def test_classifiers_are_backbones_with_logits(host):
     [("resnet18", 512), ("rres50", 2048), ("rmnas10", 1280)],
 )
 def test_imagenet_backbones_shapes_and_heads(host, name, features):
-    net = build_backbone(name, embedding_dim=64).eval()
+    net = build_backbone(name, embedding_dim=64, registry=get_registry()).eval()
     head = net.net.fc if hasattr(net.net, "fc") else net.net.classifier
     assert isinstance(head, nn.Linear) and (head.in_features, head.out_features) == (features, 64)
     size = 224 if name == "resnet18" else 64  # adaptive pooling: the head does not depend on it
@@ -95,7 +95,7 @@ def test_imagenet_backbones_shapes_and_heads(host, name, features):
 
 
 def test_224_backbones_normalise_inside_forward(host):
-    net = build_backbone("resnet18", embedding_dim=8).eval()
+    net = build_backbone("resnet18", embedding_dim=8, registry=get_registry()).eval()
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     mean_image = mean.expand(1, 3, 32, 32).clone()
@@ -113,7 +113,7 @@ def test_224_backbones_normalise_inside_forward(host):
 
 
 def test_freeze_batchnorm_keeps_bn_in_eval(host):
-    net = build_backbone("resnet18", embedding_dim=8)
+    net = build_backbone("resnet18", embedding_dim=8, registry=get_registry())
     freeze_batchnorm(net)
     net.train()
     bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
@@ -140,14 +140,14 @@ def test_freeze_batchnorm_keeps_bn_in_eval(host):
 
 def test_unknown_backbone_and_bad_options(host):
     with pytest.raises(UnknownNameError, match="registered: .*resnet18"):
-        build_backbone("resnet9000")
+        build_backbone("resnet9000", registry=get_registry())
     with pytest.raises(ConfigError, match="c2f2.*no pretrained"):
-        build_backbone("c2f2", pretrained="imagenet")
+        build_backbone("c2f2", pretrained="imagenet", registry=get_registry())
     with pytest.raises(ConfigError, match="available: imagenet"):
-        build_backbone("resnet18", pretrained="places365")
+        build_backbone("resnet18", pretrained="places365", registry=get_registry())
     with pytest.raises(ConfigError, match="positive"):
-        build_backbone("c2f2", embedding_dim=0)
-    assert build_backbone("resnet18", pretrained="none", embedding_dim=4).net.fc.out_features == 4
+        build_backbone("c2f2", embedding_dim=0, registry=get_registry())
+    assert build_backbone("resnet18", pretrained="none", embedding_dim=4, registry=get_registry()).net.fc.out_features == 4
 
 
 def _save_random_resnet18(path):
@@ -159,12 +159,12 @@ def _save_random_resnet18(path):
 def test_pretrained_from_local_file(host, tmp_path):
     weights = tmp_path / "r18.pth"
     reference = _save_random_resnet18(weights)
-    net = build_backbone("resnet18", pretrained="imagenet", weights=weights)
+    net = build_backbone("resnet18", pretrained="imagenet", weights=weights, registry=get_registry())
     assert torch.equal(net.net.conv1.weight, reference.conv1.weight)
     assert torch.equal(net.net.layer4[1].bn2.running_var, reference.layer4[1].bn2.running_var)
     assert net.net.fc.out_features == 512  # the 1000-way fc was replaced after loading
     # weights without --pretrained imply the backbone's pretrained set
-    implied = build_backbone("rres18", weights=weights)
+    implied = build_backbone("rres18", weights=weights, registry=get_registry())
     assert torch.equal(implied.net.conv1.weight, reference.conv1.weight)
 
 
@@ -172,33 +172,33 @@ def test_pretrained_from_the_hub_cache(host, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     (tmp_path / "checkpoints").mkdir()
     reference = _save_random_resnet18(tmp_path / "checkpoints" / "resnet18-f37072fd.pth")
-    net = build_backbone("resnet18", pretrained="imagenet")
+    net = build_backbone("resnet18", pretrained="imagenet", registry=get_registry())
     assert torch.equal(net.net.conv1.weight, reference.conv1.weight)
 
 
 def test_missing_pretrained_weights_say_how_to_get_them(host, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     with pytest.raises(ConfigError) as info:
-        build_backbone("resnet18", pretrained="imagenet")
+        build_backbone("resnet18", pretrained="imagenet", registry=get_registry())
     message = str(info.value)
     assert "\n" not in message
     assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in message
     assert str(tmp_path / "checkpoints" / "resnet18-f37072fd.pth") in message
     assert "--pretrained none" in message
     with pytest.raises(ConfigError, match="does not exist"):
-        build_backbone("resnet18", weights=tmp_path / "nope.pth")
+        build_backbone("resnet18", weights=tmp_path / "nope.pth", registry=get_registry())
 
 
 def test_wrong_or_corrupt_weight_files(host, tmp_path):
     wrong = tmp_path / "wrong.pth"
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), wrong)
     with pytest.raises(ConfigError, match="do not fit resnet50") as info:
-        build_backbone("resnet50", weights=wrong)
+        build_backbone("resnet50", weights=wrong, registry=get_registry())
     assert "\n" not in str(info.value)
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(b"not a torch file")
     with pytest.raises(ConfigError, match="cannot read ImageNet weights"):
-        build_backbone("resnet18", weights=corrupt)
+        build_backbone("resnet18", weights=corrupt, registry=get_registry())
 
 
 def test_registry_lists_bundled_backbones(monkeypatch):

@@ -8,7 +8,6 @@ full-size bench is in docs/bench.md.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -16,6 +15,7 @@ import pytest
 import robrank
 from robrank.records import DatasetRecord, ProfileRecord
 from robrank.testing import registered, write_untrained_run
+from robrank.plugins import get_registry
 
 
 SPLIT = 120
@@ -23,7 +23,7 @@ SPLIT = 120
 
 def _small_digits(root=None):
     from robrank.data.base import TensorImageDataset
-    from robrank_plugins.datasets.digits import DigitsSource
+    from robrank_plugins.datasets.digits_data import DigitsSource
 
     class SmallDigits(DigitsSource):
         def load_split(self, split, augment=False):
@@ -87,7 +87,7 @@ def test_bench_writes_a_card_from_two_full_swipes_and_prints_one_screen(bench_en
     validate(card)
     assert card["draft"] is False and card["evaluation"]["partial"] is None
     assert card["data"]["dataset"] == "digits-t" and card["data"]["queries"] == SPLIT and len(card["data"]["sha256"]) == 64
-    ref, worst = (load_results(path.parent / card["evaluation"]["files"][r]) for r in ("reference", "worst_case"))
+    ref, worst = (load_results(path.parent / card["evaluation"]["files"][r], registry=get_registry()) for r in ("reference", "worst_case"))
     assert (ref["profile"], worst["profile"]) == ("tiny28", "tiny28-aa")
     assert all(a["count"] == SPLIT for a in ref["attacks"] + worst["attacks"])
     for role, payload in (("reference", ref), ("worst_case", worst)):  # the card repeats the swipes' score, column by column
@@ -112,7 +112,7 @@ def test_bench_writes_a_card_from_two_full_swipes_and_prints_one_screen(bench_en
 def test_bench_resumes_and_a_draft_is_marked_everywhere(run_dir, robrank_cli, monkeypatch):
     from robrank.swipe import runner
 
-    real = runner.SwipeBackend.default()
+    real = runner.SwipeBackend.default(get_registry())
     calls = []
 
     def crashing(model, dataset, spec, **kwargs):
@@ -123,10 +123,10 @@ def test_bench_resumes_and_a_draft_is_marked_everywhere(run_dir, robrank_cli, mo
 
     from dataclasses import replace
 
-    monkeypatch.setattr(runner.SwipeBackend, "default", classmethod(lambda cls: replace(real, run_attack=crashing)))
+    monkeypatch.setattr(runner.SwipeBackend, "default", classmethod(lambda cls, *args, **kwargs: replace(real, run_attack=crashing)))
     first = robrank_cli("bench", str(run_dir), "--max-queries", "16", "--no-progress")
     assert first.exit_code == 130 and not (run_dir / "bench-draft" / "card.json").exists()
-    monkeypatch.setattr(runner.SwipeBackend, "default", classmethod(lambda cls: real))
+    monkeypatch.setattr(runner.SwipeBackend, "default", classmethod(lambda cls, *args, **kwargs: real))
     again = robrank_cli("bench", str(run_dir), "--max-queries", "16", "--no-progress")
     assert again.exit_code == 0, again
     card = json.loads((run_dir / "bench-draft" / "card.json").read_text())
@@ -253,3 +253,41 @@ def render_in_chromium_raw(page, module):
     match = re.search(r'<pre id="robrank-check">(.*?)</pre>', done.stdout, re.S)
     assert match, done.stderr[-1000:]
     return json.loads(unescape(match.group(1)))
+
+
+# ---- the reproduction cards and the refusals ---------------------------------------------
+
+REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def test_docs_leaderboard_cards_are_what_the_stored_results_hold():
+    from robrank.cards.schema import load_card, status
+    from robrank.cards.stored import stored_card
+    from robrank.swipe.schema import load_results
+
+    stored = sorted((REPO / "docs" / "leaderboard" / "cards").glob("*.json"))
+    rows = sorted(p.parent.name for p in (REPO / "docs" / "results").glob("*/swipe-rob28.json"))
+    assert [p.stem for p in stored] == rows  # make leaderboard was rerun after docs/results changed
+    for path in stored:
+        card, fresh = load_card(path), stored_card(REPO / "docs" / "results" / path.stem, registry=get_registry())
+        assert card["scores"] == json.loads(json.dumps(fresh["scores"])) and card["clean"] == pytest.approx(fresh["clean"])
+        swipe = load_results(REPO / "docs" / "results" / path.stem / "swipe-rob28.json", registry=get_registry())
+        assert card["scores"]["reference"]["value"] == pytest.approx(swipe["ers"]["ers"])
+        assert "worst_case" not in card["scores"] and status(card) == "reported"  # never measured, never filled in
+    board = json.loads((REPO / "docs" / "leaderboard" / "leaderboard.json").read_text())
+    assert all(e["ers_worst_case"] is None for e in board["entries"]) and len(board["entries"]) == len(rows)
+
+
+def test_a_card_is_refused_from_a_partial_or_forced_swipe():
+    from robrank.cards.bench import BenchError, _check_complete
+
+    full = {"profile": "p", "attacks": [{"spec": "CA:pm=+", "count": 10}], "planned": ["CA:pm=+"], "queries": 10}
+    partial = {**full, "attacks": [{"spec": "CA:pm=+", "count": 4}]}
+    forced = {**full, "forced": {"profile_image_size": 224, "data_image_size": 28}}
+    assert _check_complete({"reference": full}, draft=False) is None
+    with pytest.raises(BenchError, match="partial result"):
+        _check_complete({"reference": partial}, draft=False)
+    assert "4 of 10 queries" in _check_complete({"reference": partial}, draft=True)
+    for draft in (False, True):
+        with pytest.raises(BenchError, match="forced"):
+            _check_complete({"reference": forced}, draft=draft)

@@ -10,6 +10,7 @@ from robrank.errors import CheckpointError
 from robrank.io import load_checkpoint, save_checkpoint
 from robrank.models.checkpoint import FORMAT, find_checkpoint, load_run
 from robrank.training import TrainConfig, train
+from robrank.plugins import get_registry
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,7 @@ def run_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ckpt")
     config = TrainConfig(dataset="digits", backbone="lenet", loss="ptripletN", batch_size=16, max_steps=2,
                          num_workers=0, device="cpu", run_dir=str(root / "run"), keep_epochs=True, epochs=1)
-    return train(config, progress=False).run_dir
+    return train(config, progress=False, registry=get_registry()).run_dir
 
 
 def test_round_trip_with_weights_only(run_dir):
@@ -28,7 +29,7 @@ def test_round_trip_with_weights_only(run_dir):
     assert raw["config"]["backbone"] == "lenet" and isinstance(raw["optimizers"], list)
     assert isinstance(raw["rng"]["torch"], torch.Tensor) and isinstance(raw["rng"]["generator"], torch.Tensor)
 
-    loaded = load_run(run_dir)
+    loaded = load_run(run_dir, registry=get_registry())
     assert loaded.checkpoint == path and loaded.run_dir == run_dir
     assert (loaded.dataset, loaded.metric, loaded.step) == ("digits", "N", 2)
     assert not loaded.model.training
@@ -36,7 +37,7 @@ def test_round_trip_with_weights_only(run_dir):
     assert all(torch.equal(state[k], raw["model"][k]) for k in state)
     x = torch.rand(4, 1, 28, 28)
     assert torch.allclose(loaded.model.embed(x).norm(dim=1), torch.ones(4))
-    assert load_run(path).checkpoint == path  # a file works as well as the run directory
+    assert load_run(path, registry=get_registry()).checkpoint == path  # a file works as well as the run directory
 
 
 def _rewrite(run_dir: Path, tmp_path: Path, change) -> Path:
@@ -53,30 +54,30 @@ def test_incompatible_checkpoints(run_dir, tmp_path):
         p["config"]["embedding_dim"] = 512
 
     with pytest.raises(CheckpointError, match="missing .* key"):
-        load_run(_rewrite(run_dir, tmp_path, other_backbone))
+        load_run(_rewrite(run_dir, tmp_path, other_backbone), registry=get_registry())
 
     def other_dim(p):
         p["config"]["embedding_dim"] = 64
 
     with pytest.raises(CheckpointError, match=r"shape \(128, 500\).*expects \(64, 500\)"):
-        load_run(_rewrite(run_dir, tmp_path, other_dim))
+        load_run(_rewrite(run_dir, tmp_path, other_dim), registry=get_registry())
 
     def unknown_backbone(p):
         p["config"]["backbone"] = "mysterynet"
 
     with pytest.raises(CheckpointError, match="backbone 'mysterynet'.*registered: .*lenet"):
-        load_run(_rewrite(run_dir, tmp_path, unknown_backbone))
+        load_run(_rewrite(run_dir, tmp_path, unknown_backbone), registry=get_registry())
 
     def newer(p):
         p["format_version"] = 99
 
     with pytest.raises(CheckpointError, match="format version 99"):
-        load_run(_rewrite(run_dir, tmp_path, newer))
+        load_run(_rewrite(run_dir, tmp_path, newer), registry=get_registry())
 
     plain = tmp_path / "plain.pt"
     torch.save({"state_dict": {}}, plain)
     with pytest.raises(CheckpointError, match="not a robrank checkpoint"):
-        load_run(plain)
+        load_run(plain, registry=get_registry())
 
     class Evil:
         def __reduce__(self):
@@ -85,12 +86,12 @@ def test_incompatible_checkpoints(run_dir, tmp_path):
     evil = tmp_path / "evil.pt"
     torch.save({"format": FORMAT, "x": Evil()}, evil)
     with pytest.raises(CheckpointError, match="never unpickles code"):
-        load_run(evil)
+        load_run(evil, registry=get_registry())
 
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes((run_dir / "checkpoints" / "last.pt").read_bytes()[:1000])
     with pytest.raises(CheckpointError, match="truncated"):
-        load_run(truncated)
+        load_run(truncated, registry=get_registry())
 
 
 def test_find_checkpoint(tmp_path, run_dir):

@@ -8,12 +8,13 @@ import pytest
 from click.testing import CliRunner
 
 from robrank.cli import cli
-from robrank_plugins.datasets.cars import CarsSource
-from robrank_plugins.datasets.cub import CubSource
-from robrank_plugins.datasets.mnist import FashionSource, MnistSource
-from robrank_plugins.datasets.sop import SopSource
+from robrank_plugins.datasets.cars_data import CarsSource
+from robrank_plugins.datasets.cub_data import CubSource
+from robrank_plugins.datasets.mnist_data import FashionSource, MnistSource
+from robrank_plugins.datasets.sop_data import SopSource
 
 from test_datasets import DEAD_URL, IDX_NAMES, link_idx, make_cub
+from robrank.plugins import get_registry
 
 
 @pytest.fixture(autouse=True)
@@ -133,15 +134,15 @@ def test_loading_front_door(shared_data):
     from robrank.data.loading import dataset_record, get_source, load_split
     from robrank.errors import ConfigError, UnknownNameError
 
-    record = dataset_record("cub")
+    record = dataset_record("cub", registry=get_registry())
     assert (record.image_size, record.channels, record.num_test_classes, record.profile) == (224, 3, 100, "rob224")
-    assert dataset_record("sop").num_test_classes == 11316 and dataset_record("cars").num_test_classes == 98
-    assert dataset_record("cifar10").task == "classification" and dataset_record("cifar10").kinds == ("classification",)
-    assert dataset_record("digits").profile == "rob28"
-    assert get_source("fashion").locate() == shared_data / "fashion-mnist"  # $ROBRANK_DATA
-    assert len(load_split("mnist", "test", data_root=shared_data)) == 10000
+    assert dataset_record("sop", registry=get_registry()).num_test_classes == 11316 and dataset_record("cars", registry=get_registry()).num_test_classes == 98
+    assert dataset_record("cifar10", registry=get_registry()).task == "classification" and dataset_record("cifar10", registry=get_registry()).kinds == ("classification",)
+    assert dataset_record("digits", registry=get_registry()).profile == "rob28"
+    assert get_source("fashion", registry=get_registry()).locate() == shared_data / "fashion-mnist"  # $ROBRANK_DATA
+    assert len(load_split("mnist", "test", data_root=shared_data, registry=get_registry())) == 10000
     with pytest.raises(UnknownNameError, match="registered: cars, cifar10, cub, digits, fashion, mnist, sop"):
-        get_source("imagenet")
+        get_source("imagenet", registry=get_registry())
     with pytest.raises(ConfigError, match="unknown split"):
-        load_split("digits", "validation")
-    assert isinstance(Path(get_source("digits").locate()), Path)
+        load_split("digits", "validation", registry=get_registry())
+    assert isinstance(Path(get_source("digits", registry=get_registry()).locate()), Path)

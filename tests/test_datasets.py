@@ -19,12 +19,12 @@ from robrank.data.base import FileImageDataset, TensorImageDataset
 from robrank.data.idx import read_idx, write_idx
 from robrank.data.sources import IdxFile, IdxSource, IdxSplit
 from robrank.errors import ConfigError, DataError
-from robrank_plugins.datasets.cars import CarsSource
-from robrank_plugins.datasets.cifar10 import Cifar10Source
-from robrank_plugins.datasets.cub import CubSource
-from robrank_plugins.datasets.digits import DigitsSource
-from robrank_plugins.datasets.mnist import FashionSource, MnistSource
-from robrank_plugins.datasets.sop import SopSource
+from robrank_plugins.datasets.cars_data import CarsSource
+from robrank_plugins.datasets.cifar10_data import Cifar10Source
+from robrank_plugins.datasets.cub_data import CubSource
+from robrank_plugins.datasets.digits_data import DigitsSource
+from robrank_plugins.datasets.mnist_data import FashionSource, MnistSource
+from robrank_plugins.datasets.sop_data import SopSource
 
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 DEAD_URL = "http://127.0.0.1:9/"  # the discard port: nothing listens, the connection is refused at once
@@ -556,7 +556,7 @@ def test_cifar10_refuses_code_in_pickles(tmp_path):
 
 
 def test_cifar10_download_extracts_a_checked_archive(tmp_path, serve, monkeypatch):
-    import robrank_plugins.datasets.cifar10 as cifar
+    import robrank_plugins.datasets.cifar10_data as cifar
 
     make_cifar(tmp_path / "src")
     site = tmp_path / "site"
@@ -578,7 +578,7 @@ def test_cifar10_download_extracts_a_checked_archive(tmp_path, serve, monkeypatc
 
 
 def test_cifar10_archive_escaping_its_folder_is_refused(tmp_path, serve, monkeypatch):
-    import robrank_plugins.datasets.cifar10 as cifar
+    import robrank_plugins.datasets.cifar10_data as cifar
 
     site = tmp_path / "site"
     site.mkdir()

@@ -26,6 +26,7 @@ from robrank.models.embedding import EmbeddingModel
 from robrank.training import TrainConfig
 from robrank.training import distributed as dist_util
 from robrank.training.engine import TrainParts, fit
+from robrank.plugins import get_registry
 
 CONFIG = dict(dataset="stand-in", backbone="stand-in", loss="ptripletN", metric="N", miner="spc2-random", epochs=1, lr=1e-2,
               weight_decay=0.0, embedding_dim=16, pretrained="none", freeze_bn=False, device="cpu", num_workers=0,
@@ -41,7 +42,7 @@ def parts(defense_name: str) -> TrainParts:
     labels = torch.arange(48) % 6
     torch.manual_seed(0)
     backbone = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16))
-    criterion = build_criterion(resolve_loss("ptripletN"))
+    criterion = build_criterion(resolve_loss("ptripletN", registry=get_registry()), registry=get_registry())
     defense = get_registry().create("defenses", defense_name, eps=0.1, alpha=0.02, pgditer=3)
     return TrainParts(EmbeddingModel(backbone, "N"), criterion, defense, TensorImageDataset(images, labels), None, 6)
 

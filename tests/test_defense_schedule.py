@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from robrank.plugin_api import DefenseRecord, NoDefense, TrainingProgress, hookimpl
 from robrank.training import TrainConfig, train
+from robrank.plugins import get_registry
 
 
 class Recording(NoDefense):
@@ -33,10 +34,10 @@ def test_progress_before_every_step_and_across_resume(register_plugin, tmp_path)
                   embedding_dim=8, device="cpu", num_workers=0, run_dir=str(run), seed=0)
     with register_plugin(Plugin):
         Recording.seen = []
-        train(TrainConfig(**common, epochs=3, max_steps=2), progress=False)
+        train(TrainConfig(**common, epochs=3, max_steps=2), progress=False, registry=get_registry())
         first = list(Recording.seen)
         Recording.seen = []
-        train(TrainConfig(**common, epochs=3, max_steps=5), resume=True, progress=False)
+        train(TrainConfig(**common, epochs=3, max_steps=5), resume=True, progress=False, registry=get_registry())
         second = list(Recording.seen)
     assert [p.step for p in first] == [0, 1] and [p.step for p in second] == [2, 3, 4]
     assert all(p.epoch == 0 and p.epochs == 3 for p in first + second)

@@ -24,7 +24,7 @@ from robrank.distances import embed_for_metric, paired
 from robrank.errors import ConfigError
 from robrank.losses import build_criterion, resolve_loss
 from robrank.models import EmbeddingModel
-from robrank.plugins import load_plugins, use_host
+from robrank.plugins import get_registry, load_plugins, use_host
 
 EPS28 = 77 / 255
 
@@ -66,7 +66,9 @@ def criterion_for(name: str, host) -> nn.Module:
 
 
 def defense(host, name: str, **options) -> AdversarialDefense:
-    return host.registry.create("defenses", name, **options)
+    built = host.registry.create("defenses", name, **options)
+    built.bind(host.registry)  # as the run plan does
+    return built
 
 
 def in_ball(x: torch.Tensor, x0: torch.Tensor, eps: float) -> bool:
@@ -386,7 +388,7 @@ def test_defended_training_steps_on_digits(tmp_path, host, backbone, name, loss,
         dataset="digits", backbone=backbone, loss=loss, defense=name, defense_options={"pgditer": 2, **extra},
         batch_size=8, max_steps=2, run_dir=str(tmp_path / "run"), val_batch_size=128,
     )
-    result = train(config, progress=False)
+    result = train(config, progress=False, registry=get_registry())
     assert result.steps == 2 and 0.0 <= result.metrics["R@1"] <= 1.0
     payload = json.loads((tmp_path / "run" / "config.json").read_text())
     saved = payload["config"]
@@ -395,11 +397,11 @@ def test_defended_training_steps_on_digits(tmp_path, host, backbone, name, loss,
     assert payload["defense_settings"]["pgditer"] == 2
     if name in ("est", "ses"):
         assert payload["defense_settings"]["pairwise_eps"] == 1e-6
-    trained = load_run(tmp_path / "run").model
+    trained = load_run(tmp_path / "run", registry=get_registry()).model
     torch.manual_seed(0)
     from robrank.models.backbone import build_backbone
 
-    fresh = build_backbone(backbone)
+    fresh = build_backbone(backbone, registry=get_registry())
     changed = [not torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), trained.backbone.state_dict().values())]
     assert any(changed)  # the defended steps moved the weights
 
@@ -426,7 +428,7 @@ def test_engine_applies_the_batchnorm_policy(tmp_path, register_plugin, name, fr
             dataset="digits", backbone="tinybn", loss="ptripletN", defense=name, defense_options={"pgditer": 2},
             batch_size=8, max_steps=1, freeze_bn=True, run_dir=str(tmp_path / "run"),
         )
-        train(config, progress=False)
-        bn = load_run(tmp_path / "run").model.backbone.net[1]
+        train(config, progress=False, registry=get_registry())
+        bn = load_run(tmp_path / "run", registry=get_registry()).model.backbone.net[1]
     assert torch.equal(bn.running_mean, torch.zeros(6)) is frozen
     assert (int(bn.num_batches_tracked) == 0) is frozen

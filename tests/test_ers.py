@@ -5,6 +5,7 @@ import pytest
 
 from robrank.errors import RobrankError
 from robrank_plugins.profiles.ers import KEYS, IncompleteScoresError, ers, ers_block, missing, raw_scores, rescale
+from robrank.plugins import get_registry
 
 CUB_NONE = (0.0, 100.0, 0.0, 99.9, 0.883, 1.762, 0.0, 0.0, 14.1, 0.0)
 CUB_ACT32 = (15.5, 37.7, 15.1, 32.2, 0.472, 0.821, 11.1, 9.4, 14.9, 1.0)
@@ -38,21 +39,21 @@ def _entry(spec, adv, type_=None):
 
 
 def rob_entries(prefixed=False):
-    """Adversarial summaries whose raw scores are the hand-computed case above."""
+    """Adversarial summaries (percent, schema version 3) whose raw scores are the hand-computed case above."""
     def k(label, key):
         return f"{label}:{key}" if prefixed else key
 
     pgd = "eps=0.30196:alpha=0.011764:pgditer=32"
     return [
-        _entry(f"CA:pm=+:W=1:{pgd}", {k("CA+", "prank"): 0.10}),
-        _entry(f"CA:pm=-:W=1:{pgd}", {k("CA-", "prank"): 0.20}),
-        _entry(f"QA:pm=+:M=1:{pgd}", {k("QA+", "prank"): 0.30}),
-        _entry(f"QA:pm=-:M=1:{pgd}", {k("QA-", "prank"): 0.40}),
+        _entry(f"CA:pm=+:W=1:{pgd}", {k("CA+", "prank"): 10.0}),
+        _entry(f"CA:pm=-:W=1:{pgd}", {k("CA-", "prank"): 20.0}),
+        _entry(f"QA:pm=+:M=1:{pgd}", {k("QA+", "prank"): 30.0}),
+        _entry(f"QA:pm=-:M=1:{pgd}", {k("QA-", "prank"): 40.0}),
         _entry(f"TMA:{pgd}", {"Cosine-SIM": 0.5}),
         _entry(f"ES:{pgd}", {"r@1": 7.0, "r@10": 30.0, "r@100": 60.0, "loss": -1.0, "embshift": 1.0}),
-        _entry(f"LTM:{pgd}", {"r@1": 0.08}),
-        _entry(f"GTM:{pgd}", {"r@1": 0.09}),
-        _entry(f"GTT:{pgd}", {"ID-Retain@1": 0.02, "retain@4": 0.10}),
+        _entry(f"LTM:{pgd}", {"r@1": 8.0}),
+        _entry(f"GTM:{pgd}", {"r@1": 9.0}),
+        _entry(f"GTT:{pgd}", {"ID-Retain@1": 2.0, "retain@4": 10.0}),
     ]
 
 
@@ -122,7 +123,7 @@ def test_stored_results_keep_their_ers_to_the_bit(path):
     from robrank.plugins import get_registry
     from robrank.swipe.schema import load_results
 
-    payload = load_results(path)
+    payload = load_results(path, registry=get_registry())
     score = get_registry().get("profiles", payload["profile"]).score
     assert score is not None and score.name == "ERS"
     raw = score.raw_scores(payload)

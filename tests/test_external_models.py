@@ -20,8 +20,9 @@ from torch import nn
 import robrank
 from robrank.errors import CheckpointError, ConfigError
 from robrank.models.external import ModelSpec, file_sha256, load_model, parse_normalization, state_digest
-from robrank_plugins.backbones.small import LeNet
+from robrank_plugins.backbones.small_nets import LeNet
 from robrank.swipe.schema import load_results
+from robrank.plugins import get_registry
 
 pml = pytest.importorskip("pytorch_metric_learning")
 
@@ -31,7 +32,7 @@ QUICK = ["-b", "8", "-m", "1", "--no-progress"]
 
 NETDEF = '''
 from torch import nn
-from robrank_plugins.backbones.small import LeNet
+from robrank_plugins.backbones.small_nets import LeNet
 
 
 def make():
@@ -61,7 +62,7 @@ def _train(net: nn.Module, steps: int = 25, seed: int = 0) -> nn.Module:
     from robrank.data.loading import load_split
 
     torch.manual_seed(seed)
-    train = load_split("digits", "train")
+    train = load_split("digits", "train", registry=get_registry())
     loss_fn, miner = losses.TripletMarginLoss(margin=0.2), miners.MultiSimilarityMiner()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(seed)
@@ -128,7 +129,7 @@ def test_plain_pytorch_model_same_numbers_cli_api_and_as_run(plain, robrank_cli,
     run = _as_run(tmp_path, plain["net"])
     result = robrank_cli("swipe", str(run), "-p", "rob28", *QUICK)
     assert result.exit_code == 0, result
-    cli, as_run = load_results(cli_out), load_results(run / "swipe-rob28.json")
+    cli, as_run = load_results(cli_out, registry=get_registry()), load_results(run / "swipe-rob28.json", registry=get_registry())
     assert len(cli["attacks"]) == 9 and cli["finished"]
     assert _numbers(cli) == _numbers(api.payload) == _numbers(as_run)
     assert cli["ers"] == api.payload["ers"] == as_run["ers"]
@@ -141,7 +142,7 @@ def test_plain_pytorch_model_same_numbers_cli_api_and_as_run(plain, robrank_cli,
     assert model["sha256"] == api.payload["model"]["sha256"] == state_digest(plain["net"])
     # .save writes the same schema robrank report reads
     saved = api.save(tmp_path / "api.json")
-    assert load_results(saved)["ers"] == cli["ers"]
+    assert load_results(saved, registry=get_registry())["ers"] == cli["ers"]
     report = robrank_cli("report", str(cli_out))
     assert report.exit_code == 0 and "netdef.py:make" in report.output and "weights sha256" in report.output
 
@@ -156,7 +157,7 @@ def test_eval_same_metrics_through_model_and_run(plain, robrank_cli, tmp_path, m
     metrics_model, metrics_run = json.loads(via_model.stdout), json.loads(via_run.stdout)
     for key in ("R@1", "R@2", "mAP", "NMI"):
         assert metrics_model[key] == metrics_run[key]
-    assert metrics_model["R@1"] > 0.5  # trained: far above chance (0.1)
+    assert metrics_model["R@1"] > 50  # percent; trained: far above chance (10)
     assert metrics_model["model"]["metric"] == "N"
 
 
@@ -197,7 +198,7 @@ def test_safetensors_with_nested_key_and_module_prefix(plain, robrank_cli, tmp_p
     path = tmp_path / "ddp.safetensors"
     save_file({f"model.module.{k}": v.contiguous() for k, v in plain["net"].state_dict().items()}, str(path))
     spec = ModelSpec.create(plain["model"], weights=str(path), weights_key="model", strip_prefix="module.", metric="N", dataset="digits")
-    loaded = load_model(spec)
+    loaded = load_model(spec, registry=get_registry())
     assert state_digest(loaded.model.backbone.net) == state_digest(plain["net"])
     result = robrank_cli("eval", "--model", plain["model"], "--weights", str(path), "--weights-key", "model",
                          "--strip-prefix", "module.", "--metric", "N", "--dataset", "digits", "--json")
@@ -233,11 +234,11 @@ def test_torchscript_and_exported_program(plain, robrank_cli, tmp_path):
         assert got["R@1"] == pytest.approx(expected["R@1"], abs=1e-9) and got["mAP"] == pytest.approx(expected["mAP"], rel=1e-5)
         assert got["model"]["sha256"] == expected["model"]["sha256"] or path == exported  # same tensors, other names for export
     # an attack runs through the loaded archive (input gradients flow)
-    out = robrank.attack("CA:pm=+:W=1", load_model(ModelSpec.create(str(exported), metric="N", dataset="digits")).model,
+    out = robrank.attack("CA:pm=+:W=1", load_model(ModelSpec.create(str(exported), metric="N", dataset="digits"), registry=get_registry()).model,
                          gallery="digits", eps=0.1, alpha=0.02, pgditer=4)
     from robrank.data.loading import load_split
 
-    split = load_split("digits", "test")
+    split = load_split("digits", "test", registry=get_registry())
     result = out(split.images(torch.arange(8)), split.labels[:8], index=torch.arange(8))
     assert result.adv["prank"] < result.orig["prank"]
 
@@ -271,9 +272,9 @@ def test_timm_and_torchvision_random_weights(robrank_cli, tmp_path, monkeypatch)
 
     assert got["output_dim"] == 16
     assert got["normalize"]["mean"] == list(timm.create_model("resnet10t").pretrained_cfg["mean"])  # its own statistics by default
-    kept = load_model(ModelSpec.create("torchvision:resnet18", metric="E", dataset="digits", gray_to_rgb=True, normalize="none"))
+    kept = load_model(ModelSpec.create("torchvision:resnet18", metric="E", dataset="digits", gray_to_rgb=True, normalize="none"), registry=get_registry())
     assert kept.source["output_dim"] == 1000 and kept.source["normalize"]["name"] == "none"  # head kept as is
-    dropped = load_model(ModelSpec.create("torchvision:resnet18", metric="E", dataset="digits", gray_to_rgb=True, embedding_dim=0))
+    dropped = load_model(ModelSpec.create("torchvision:resnet18", metric="E", dataset="digits", gray_to_rgb=True, embedding_dim=0), registry=get_registry())
     assert dropped.source["output_dim"] == 512 and dropped.source["normalize"]["mean"] == [0.485, 0.456, 0.406]
     assert not (tmp_path / "torch-home").exists()  # nothing was downloaded
     # normalisation happens inside the wrapper: attacks see [0, 1] pixels
@@ -301,13 +302,13 @@ def test_head_replacement_takes_weights_of_either_head(tmp_path):
     original = torchvision.models.resnet18(weights=None)
     torch.save(original.state_dict(), tmp_path / "imagenet.pt")
     options = {"metric": "N", "dataset": "digits", "gray_to_rgb": True, "embedding_dim": 16}
-    net = load_model(ModelSpec.create("torchvision:resnet18", weights=str(tmp_path / "imagenet.pt"), **options)).model.backbone.net
+    net = load_model(ModelSpec.create("torchvision:resnet18", weights=str(tmp_path / "imagenet.pt"), **options), registry=get_registry()).model.backbone.net
     assert torch.equal(net.conv1.weight, original.conv1.weight) and net.fc.out_features == 16
     torch.save(net.state_dict(), tmp_path / "tuned.pt")
-    again = load_model(ModelSpec.create("torchvision:resnet18", weights=str(tmp_path / "tuned.pt"), **options))
+    again = load_model(ModelSpec.create("torchvision:resnet18", weights=str(tmp_path / "tuned.pt"), **options), registry=get_registry())
     assert again.source["sha256"] == state_digest(net)
     with pytest.raises(CheckpointError, match="with --embedding-dim 8: 'fc.weight' has shape"):
-        load_model(ModelSpec.create("torchvision:resnet18", weights=str(tmp_path / "tuned.pt"), **{**options, "embedding_dim": 8}))
+        load_model(ModelSpec.create("torchvision:resnet18", weights=str(tmp_path / "tuned.pt"), **{**options, "embedding_dim": 8}), registry=get_registry())
 
 
 def test_save_adversarial(plain, robrank_cli, tmp_path):
@@ -321,7 +322,7 @@ def test_save_adversarial(plain, robrank_cli, tmp_path):
 
     saved = load_adversarial(folder)
     assert saved["indices"].tolist() == list(range(16)) and saved["spec"] == "CA:pm=+:W=1:eps=0.1:alpha=0.02:pgditer=5"
-    clean = load_split("digits", "test").images(saved["indices"])
+    clean = load_split("digits", "test", registry=get_registry()).images(saved["indices"])
     delta = saved["adversarial"] - clean
     assert float(delta.abs().max()) <= 0.1 + 1e-6 and float(delta.abs().max()) > 0.05
     assert 0.0 <= float(saved["adversarial"].min()) and float(saved["adversarial"].max()) <= 1.0
@@ -337,13 +338,13 @@ def test_attack_object_matches_the_runner(plain):
     from robrank.attacks import run_attack
     from robrank.data.loading import load_split
 
-    split = load_split("digits", "test")
+    split = load_split("digits", "test", registry=get_registry())
     atk = robrank.attack("QA", plain["net"], gallery="digits", metric="N", pm="-", M=1, eps=0.1, alpha=0.02, pgditer=5)
     assert atk.spec == "QA:pm=-:M=1:eps=0.1:alpha=0.02:pgditer=5"
     index = torch.arange(12)
     out = atk(split.images(index), split.labels[index], index=index)
     assert out.adversarial.shape == (12, 1, 28, 28)
-    reference = run_attack(atk.model, split, atk.spec, gallery=atk.gallery, batch_size=12, indices=index, progress=False)
+    reference = run_attack(atk.model, split, atk.spec, gallery=atk.gallery, batch_size=12, indices=index, progress=False, registry=get_registry())
     assert out.orig == pytest.approx(reference.orig) and out.adv == pytest.approx(reference.adv)
     # a gallery from tensors the user holds equals the dataset's
     images, labels = split.images(torch.arange(len(split))), split.labels
@@ -446,8 +447,8 @@ def test_sweep_cells_take_a_model_from_elsewhere_beside_a_run(plain, robrank_cli
     assert sorted(s.cell.source for s in states) == ["model", "run"] and all(s.state == "done" for s in states)
     (model_cell,) = [s.cell for s in states if s.cell.source == "model"]
     assert model_cell.id.startswith("netdef_make-")
-    cell_results = load_results(sweep / "cells" / model_cell.id / "swipe.json")
-    assert _numbers(cell_results) == _numbers(load_results(direct)) and cell_results["model"]["kind"] == "external"
+    cell_results = load_results(sweep / "cells" / model_cell.id / "swipe.json", registry=get_registry())
+    assert _numbers(cell_results) == _numbers(load_results(direct, registry=get_registry())) and cell_results["model"]["kind"] == "external"
     rerun = robrank_cli("sweep", "--dir", str(sweep))  # finished cells, the model's included, are not run again
     assert rerun.exit_code == 0 and "nothing to run" in rerun.output
     _one_line_error(robrank_cli("sweep", "--model", plain["model"], "--metric", "N", "--dataset", "digits", "-p", "rob28",
@@ -463,7 +464,7 @@ def test_swipe_devices_shards_a_model_from_elsewhere_like_one_process(plain, rob
     assert robrank_cli("swipe", *model_args, *quick, "--output", str(single)).exit_code == 0
     result = robrank_cli("swipe", *model_args, *quick, "--devices", "2", "--output", str(sharded))
     assert result.exit_code == 0, result.output
-    one, two = load_results(single), load_results(sharded)
+    one, two = load_results(single, registry=get_registry()), load_results(sharded, registry=get_registry())
     assert two["options"]["world_size"] == 2 and two["model"] == one["model"] and two["model"]["kind"] == "external"
     for (spec, count, orig, adv), (spec2, count2, orig2, adv2) in zip(_numbers(one), _numbers(two), strict=True):
         assert spec == spec2 and count == count2 == 8

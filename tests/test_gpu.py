@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from robrank.plugins import get_registry
 
 REPO = Path(__file__).resolve().parents[1]
 SPECS = ("CA:pm=+:W=1:eps=0.30196:alpha=0.011764:pgditer=8", "ES:eps=0.30196:alpha=0.011764:pgditer=8",
@@ -27,15 +28,15 @@ def digits_model_and_data(device: str):
     from robrank.models.checkpoint import build_model
 
     torch.manual_seed(0)
-    model = build_model({"backbone": "c2f2", "embedding_dim": 64, "metric": "N"}).to(device).eval()
-    return model, load_split("digits", "test")
+    model = build_model({"backbone": "c2f2", "embedding_dim": 64, "metric": "N"}, registry=get_registry()).to(device).eval()
+    return model, load_split("digits", "test", registry=get_registry())
 
 
 def run_specs(model, dataset, device, **options):
     from robrank.attacks import run_attack
 
     options = {"batch_size": 128, **options}
-    return {spec: run_attack(model, dataset, spec, device=device, progress=False, **options) for spec in SPECS}
+    return {spec: run_attack(model, dataset, spec, device=device, progress=False, registry=get_registry(), **options) for spec in SPECS}
 
 
 def assert_close_results(a, b, tol):
@@ -78,7 +79,7 @@ def test_defended_training_steps_on_the_device(tmp_path):
     config = TrainConfig(dataset="digits", backbone="c2f2", loss="ptripletN", defense="act", epochs=1, batch_size=32,
                          max_steps=3, device="cuda", embedding_dim=64, run_dir=str(tmp_path / "act"),
                          defense_options={"pgditer": 4})
-    result = train(config, progress=False)
+    result = train(config, progress=False, registry=get_registry())
     assert result.steps == 3 and (tmp_path / "act" / "checkpoints" / "last.pt").is_file()
     assert all(math.isfinite(v) for v in result.metrics.values())
 
@@ -91,7 +92,7 @@ def test_device_dataset_and_auto_batch_fit_the_device():
     moved = device_dataset(dataset, "cuda")
     assert moved.data.is_cuda and not dataset.data.is_cuda
     gallery = Gallery.compute(model, moved, device="cuda")
-    size = auto_batch_size(model, moved, gallery, build_attack(parse_spec(SPECS[0])), torch.device("cuda"))
+    size = auto_batch_size(model, moved, gallery, build_attack(parse_spec(SPECS[0], registry=get_registry()), registry=get_registry()), torch.device("cuda"))
     assert 1 <= size <= len(dataset)
 
 

@@ -9,7 +9,7 @@ import torch
 
 from robrank.errors import ConfigError, UnknownNameError
 from robrank.losses import LossChoice, build_criterion, resolve_loss
-from robrank.plugins import load_plugins, use_host
+from robrank.plugins import get_registry, load_plugins, use_host
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def host():
 
 
 def criterion(name: str, **params):
-    return build_criterion(resolve_loss(name), **params)
+    return build_criterion(resolve_loss(name, registry=get_registry()), registry=get_registry(), **params)
 
 
 class FixedMiner:
@@ -106,7 +106,7 @@ def test_contrastive_cosine_reproduces_zero_negative_term_quirk(host):
     assert crit.raw(a, p, n).item() == pytest.approx(1.0, abs=1e-6)
     # with a smaller margin the negative term appears: max(0, cos - 0.5) = 0.5
     assert crit.raw(a, p, n, margin=0.5).item() == pytest.approx(1.5, abs=1e-6)
-    fixed = build_criterion(resolve_loss("pcontrastC"), margin=0.5)
+    fixed = build_criterion(resolve_loss("pcontrastC", registry=get_registry()), margin=0.5, registry=get_registry())
     assert fixed.raw(a, p, n).item() == pytest.approx(1.5, abs=1e-6)
 
 
@@ -253,7 +253,7 @@ def test_gradients_are_finite(host, name):
 def test_triplet_style_losses_expose_raw_and_miner(host, name):
     crit = criterion(name)
     assert callable(crit.raw) and callable(crit.miner)
-    assert resolve_loss(name).record.has_raw
+    assert resolve_loss(name, registry=get_registry()).record.has_raw
 
 
 def test_odd_batches_are_rejected(host):
@@ -287,20 +287,20 @@ def test_odd_batches_are_rejected(host):
     ],
 )
 def test_reference_names_resolve(host, name, family, metric, miner):
-    choice = resolve_loss(name)
+    choice = resolve_loss(name, registry=get_registry())
     assert isinstance(choice, LossChoice)
     assert (choice.family, choice.metric, choice.miner, choice.reference_name) == (family, metric, miner, name)
     assert host.registry.get("losses", name) is choice.record
 
 
 def test_resolution_by_parts(host):
-    choice = resolve_loss("triplet", metric="N", miner="semihard")
+    choice = resolve_loss("triplet", metric="N", miner="semihard", registry=get_registry())
     assert choice.reference_name == "pmtripletN" and choice.miner == "semihard"
-    assert resolve_loss("contrastive", metric="E").reference_name == "pcontrastE"
-    assert resolve_loss("triplet", metric="N", miner="D").miner == "distance-switch"
-    assert resolve_loss("ptripletN", miner="softhard").reference_name == "pstripletN"
-    assert resolve_loss("glift").metric == "E"  # its only metric
-    assert resolve_loss("ms", metric="N").reference_name == "pmsN"
+    assert resolve_loss("contrastive", metric="E", registry=get_registry()).reference_name == "pcontrastE"
+    assert resolve_loss("triplet", metric="N", miner="D", registry=get_registry()).miner == "distance-switch"
+    assert resolve_loss("ptripletN", miner="softhard", registry=get_registry()).reference_name == "pstripletN"
+    assert resolve_loss("glift", registry=get_registry()).metric == "E"  # its only metric
+    assert resolve_loss("ms", metric="N", registry=get_registry()).reference_name == "pmsN"
 
 
 @pytest.mark.parametrize(
@@ -322,7 +322,7 @@ def test_resolution_by_parts(host):
 )
 def test_bad_names(host, name, kwargs, error, fragment):
     with pytest.raises(error, match=fragment) as info:
-        resolve_loss(name, **kwargs)
+        resolve_loss(name, registry=get_registry(), **kwargs)
     assert "\n" not in str(info.value)
 
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from robrank.plugins import load_plugins
-from robrank_plugins.losses.miners import (
+from robrank_plugins.losses.mining import (
     DistanceSwitchMiner,
     DistanceWeightedMiner,
     HardestMiner,

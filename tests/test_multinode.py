@@ -32,6 +32,7 @@ import pytest
 import torch
 
 from robrank.training.distributed import free_port
+from robrank.plugins import get_registry
 
 AUDIT = Path(__file__).parent / "fixtures" / "node_audit"
 SWIPE = ["-p", "rob28", "-b", "4", "-m", "2", "--device", "cpu", "--no-progress"]  # 8 queries: one batch per rank
@@ -142,7 +143,7 @@ def swiped(tmp_path_factory):
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        single = swipe(run, "rob28", output=root / "single.json", batch_size=4, max_batches=2, progress=False)
+        single = swipe(run, "rob28", output=root / "single.json", batch_size=4, max_batches=2, progress=False, registry=get_registry())
     finally:
         torch.set_num_threads(before)
     return run, json.loads(single.read_text())

@@ -14,6 +14,7 @@ from robrank.errors import SpecError
 from robrank.models import EmbeddingModel
 
 from test_attacks import toy_dataset, toy_model
+from robrank.plugins import get_registry
 
 
 def smooth_losses(seed: int = 0):
@@ -112,7 +113,7 @@ def test_nes_attack_with_norm_2_queries_only_inside_the_l2_ball():
         return forward(x)
 
     model.backbone.forward = spy
-    attack = build_attack(parse_spec("ES:eps=1.5:alpha=0.5:pgditer=2:nes=1:norm=2"))
+    attack = build_attack(parse_spec("ES:eps=1.5:alpha=0.5:pgditer=2:nes=1:norm=2", registry=get_registry()), registry=get_registry())
     from robrank.attacks import Gallery
 
     model.backbone.forward = forward
@@ -135,16 +136,16 @@ def test_large_images_are_probed_at_low_resolution():
 
 
 def test_nes_spec_field():
-    spec = parse_spec("ES:eps=0.3:nes=1")
+    spec = parse_spec("ES:eps=0.3:nes=1", registry=get_registry())
     assert spec.params["nes"] == 1 and spec.text.endswith(":nes=1")
-    assert parse_spec("ES:nes=0").text == parse_spec("ES").text  # off = the white-box spec
+    assert parse_spec("ES:nes=0", registry=get_registry()).text == parse_spec("ES", registry=get_registry()).text  # off = the white-box spec
     with pytest.raises(SpecError, match="nes must be 0 or 1"):
-        parse_spec("ES:nes=yes")
+        parse_spec("ES:nes=yes", registry=get_registry())
     with pytest.raises(SpecError, match="pgditer >= 2"):
-        parse_spec("CA:pm=+:W=1:pgditer=1:nes=1")
+        parse_spec("CA:pm=+:W=1:pgditer=1:nes=1", registry=get_registry())
     for search in ("opt=apgd", "opt=worst", "restarts=2"):  # refused when the spec is read, before any model loads
         with pytest.raises(SpecError, match="takes no opt=apgd/worst and no restarts"):
-            parse_spec(f"ES:nes=1:{search}")
+            parse_spec(f"ES:nes=1:{search}", registry=get_registry())
     from robrank.params import ParamError
     from robrank.plugins import get_registry
 
@@ -155,9 +156,9 @@ def test_nes_spec_field():
 @pytest.mark.parametrize("spec", ["ES:eps=0.1:pgditer=3", "CA:pm=+:W=1:eps=0.1:pgditer=3"])
 def test_nes_attack_gets_most_of_the_white_box_effect_and_reports_queries(spec):
     model, data = toy_model("C"), toy_dataset()
-    nes = run_attack(model, data, f"{spec}:nes=1", indices=range(16), progress=False)
+    nes = run_attack(model, data, f"{spec}:nes=1", indices=range(16), progress=False, registry=get_registry())
     # the white-box attack with NES's step schedule: pgditer + 1 sign steps of 3/255
-    white = run_attack(model, data, spec.replace("pgditer=3", "pgditer=4:alpha=0.011764705882352941"), indices=range(16), progress=False)
+    white = run_attack(model, data, spec.replace("pgditer=3", "pgditer=4:alpha=0.011764705882352941"), indices=range(16), progress=False, registry=get_registry())
     assert nes.adv["queries"] == query_count(3) == 400
     assert "queries" not in white.adv
     gain_nes = nes.orig["loss"] - nes.adv["loss"]
@@ -172,8 +173,8 @@ def test_transfer_with_the_target_as_surrogate_is_the_white_box_attack(spec, sem
     target = toy_model("C", seed=0)
     twin = toy_model("C", seed=0)  # same weights, another object: nothing may be shared by accident
     full = f"{spec}:eps=0.1:alpha=0.02:pgditer=4"
-    white = run_attack(target, data, full, indices=range(24), batch_size=10, semantics=semantics, progress=False)
-    transfer = run_attack(target, data, full, indices=range(24), batch_size=10, semantics=semantics, progress=False, surrogate=twin)
+    white = run_attack(target, data, full, indices=range(24), batch_size=10, semantics=semantics, progress=False, registry=get_registry())
+    transfer = run_attack(target, data, full, indices=range(24), batch_size=10, semantics=semantics, progress=False, surrogate=twin, registry=get_registry())
     assert transfer.orig == white.orig
     assert transfer.adv == white.adv
 
@@ -182,9 +183,9 @@ def test_transfer_from_another_model_is_scored_on_the_target():
     data = toy_dataset()
     target, other = toy_model("C", seed=0), toy_model("N", seed=5)
     full = "ES:eps=0.1:alpha=0.02:pgditer=4"
-    white = run_attack(target, data, full, indices=range(24), progress=False)
-    transfer = run_attack(target, data, full, indices=range(24), progress=False, surrogate=other)
-    on_surrogate = run_attack(other, data, full, indices=range(24), progress=False)
+    white = run_attack(target, data, full, indices=range(24), progress=False, registry=get_registry())
+    transfer = run_attack(target, data, full, indices=range(24), progress=False, surrogate=other, registry=get_registry())
+    on_surrogate = run_attack(other, data, full, indices=range(24), progress=False, registry=get_registry())
     assert transfer.orig == white.orig  # clean numbers are the target's
     assert transfer.adv != on_surrogate.adv
     # a surrogate's perturbation moves the target less than the target's own gradient does

@@ -17,6 +17,7 @@ import robrank
 from robrank.errors import ConfigError
 from robrank.records import DatasetRecord, DefenseRecord
 from test_run import TinyProfile, tiny  # noqa: F401  (the tiny28 profile and its fixture, shared with test_run)
+from robrank.plugins import get_registry
 
 SMALL = ("--batch-size", "16", "--max-batches", "1", "--swipe-batch-size", "8", "--no-progress")
 
@@ -123,11 +124,11 @@ def test_train_resume_keeps_the_saved_epochs(tmp_path):
     from robrank.training import TrainConfig, train
 
     config = TrainConfig("digits", "lenet", "ptripletN", epochs=2, max_steps=1, batch_size=32, device="cpu", run_dir=str(tmp_path / "r"))
-    train(config, progress=False)
-    plan = plan_training(TrainConfig("digits", "lenet", "ptripletN", run_dir=str(tmp_path / "r")), resume=True)
+    train(config, progress=False, registry=get_registry())
+    plan = plan_training(TrainConfig("digits", "lenet", "ptripletN", run_dir=str(tmp_path / "r")), resume=True, registry=get_registry())
     assert (plan.config.epochs, plan.config.max_steps, plan.config.batch_size, plan.resume) == (2, 1, 32, True)
     with pytest.raises(ConfigError, match=r"--batch-size 64 but the run has 32"):
-        plan_training(TrainConfig("digits", "lenet", "ptripletN", batch_size=64, run_dir=str(tmp_path / "r")), resume=True)
+        plan_training(TrainConfig("digits", "lenet", "ptripletN", batch_size=64, run_dir=str(tmp_path / "r")), resume=True, registry=get_registry())
 
 
 # --------------------------------------------------------------------------------- lock
@@ -201,8 +202,8 @@ def test_mid_epoch_resume_writes_the_same_metrics_lines(tmp_path):
 
     def run(name: str, resume: bool = False, **overrides):
         config = resolve_config(TrainConfig(**{"dataset": "digits", "backbone": "lenet", "loss": "ptripletN", "batch_size": 32,
-                                               "num_workers": 0, "device": "cpu", "run_dir": str(tmp_path / name), **overrides}))
-        parts = build_parts(config)
+                                               "num_workers": 0, "device": "cpu", "run_dir": str(tmp_path / name), **overrides}), registry=get_registry())
+        parts = build_parts(config, registry=get_registry())
         from robrank.data.base import TensorImageDataset
 
         parts.train_set = TensorImageDataset(parts.train_set.data[:192], parts.train_set.labels[:192])
@@ -231,7 +232,7 @@ class ThirdParty:
 
     @robrank.hookimpl
     def register_datasets(self, register):
-        from robrank_plugins.datasets.digits import DigitsSource
+        from robrank_plugins.datasets.digits_data import DigitsSource
 
         register(DatasetRecord(name="digits-b", factory=DigitsSource, summary="digits, c2f2 by default", image_size=28,
                                profile="tiny28", default_backbone="c2f2", default_loss="ptripletE"))
@@ -301,7 +302,7 @@ def test_dataset_kinds_are_enforced():
     from robrank.training import TrainConfig, resolve_config
 
     with pytest.raises(ConfigError, match="offers classification batches"):
-        resolve_config(TrainConfig("cifar10", "c2f2", "ptripletN"))
+        resolve_config(TrainConfig("cifar10", "c2f2", "ptripletN"), registry=get_registry())
 
 
 def test_details_come_from_the_dataclass_fields():
@@ -321,7 +322,7 @@ def test_mnist_downloads_use_torchvision_mirrors_and_md5s():
     """The .gz md5s torchvision publishes are the ones robrank had copied by hand (kept here as the reference)."""
     import torchvision.datasets
 
-    from robrank_plugins.datasets.mnist import FashionSource, MnistSource
+    from robrank_plugins.datasets.mnist_data import FashionSource, MnistSource
 
     source = MnistSource(None)
     files = {f.name: f for f in source.files()}
@@ -340,7 +341,7 @@ def test_a_dataset_without_declared_defaults_borrows_them_from_one_of_its_size(r
     class Bare:
         @robrank.hookimpl
         def register_datasets(self, register):
-            from robrank_plugins.datasets.digits import DigitsSource
+            from robrank_plugins.datasets.digits_data import DigitsSource
 
             register(DatasetRecord(name="bare28", factory=DigitsSource, summary="declares nothing", image_size=28, profile="rob28"))
 

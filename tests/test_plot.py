@@ -14,6 +14,7 @@ import pytest
 
 import robrank
 from robrank.records import ProfileRecord
+from robrank.plugins import get_registry
 
 pytest.importorskip("matplotlib")
 
@@ -68,9 +69,9 @@ def swipes(tmp_path_factory, tiny_run):
     # its installed profile's
     with registered(FigureProfiles()):
         try:
-            full = swipe(full_run, "fig28", batch_size=128, progress=False)
-            curve = swipe(full_run, "figcurve", batch_size=96, max_batches=1, progress=False)
-            real = SwipeBackend.default()
+            full = swipe(full_run, "fig28", batch_size=128, progress=False, registry=get_registry())
+            curve = swipe(full_run, "figcurve", batch_size=96, max_batches=1, progress=False, registry=get_registry())
+            real = SwipeBackend.default(get_registry())
             done: list[str] = []
 
             def dies_after_six(model, dataset, spec, *args, **kwargs):
@@ -80,7 +81,7 @@ def swipes(tmp_path_factory, tiny_run):
                 return real.run_attack(model, dataset, spec, *args, **kwargs)
 
             with pytest.raises(KeyboardInterrupt):
-                swipe(killed_run, "fig28", batch_size=64, max_batches=1, progress=False, backend=replace(real, run_attack=dies_after_six))
+                swipe(killed_run, "fig28", batch_size=64, max_batches=1, progress=False, backend=replace(real, run_attack=dies_after_six), registry=get_registry())
         finally:
             torch.set_num_threads(threads)
         yield {"full": Path(full), "curve": Path(curve), "killed": killed_run / "swipe-fig28.json"}
@@ -118,20 +119,20 @@ def test_ers_figure_of_the_stored_results_draws_their_rescaled_scores(tmp_path):
 
     assert len(STORED) >= 4
     payloads = [json.loads(p.read_text()) for p in STORED]
-    series = ers_series(load_summaries(STORED))
+    series = ers_series(load_summaries(STORED, registry=get_registry()))
     for s, payload in zip(series, payloads):
         assert s.columns == ("CA+", "CA-", "QA+", "QA-", "TMA", "ES:D", "ES:R", "LTM", "GTM", "GTT")
         assert list(s.values) == pytest.approx(list(payload["ers"]["rescaled"].values()))
         assert s.ers == pytest.approx(payload["ers"]["ers"]) and s.partial is None
     # the heights matplotlib was given
-    fig = ers_figure(load_summaries(STORED))
+    fig = ers_figure(load_summaries(STORED, registry=get_registry()))
     bars = [p for p in fig.axes[0].patches if (p.get_gid() or "").startswith("ers-")]
     assert len(bars) == 10 * len(STORED)
     for i, payload in enumerate(payloads):
         drawn = [p.get_height() for p in bars if p.get_gid().startswith(f"ers-{i}-")]
         assert drawn == pytest.approx(list(payload["ers"]["rescaled"].values()))
     # and read back from the SVG file: bar heights proportional to the scores, ERS in the legend
-    svg = plot_ers(STORED, tmp_path / "ers.svg").read_text()
+    svg = plot_ers(STORED, tmp_path / "ers.svg", registry=get_registry()).read_text()
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg
     unit = None
     for i, payload in enumerate(payloads):
@@ -147,15 +148,15 @@ def test_ers_png_size_and_deterministic_files(tmp_path):
     from robrank.plot.ers import plot_ers
     from robrank.plot.figure import DPI
 
-    a = plot_ers(STORED[:2], tmp_path / "a.png")
-    b = plot_ers(STORED[:2], tmp_path / "b.png")
+    a = plot_ers(STORED[:2], tmp_path / "a.png", registry=get_registry())
+    b = plot_ers(STORED[:2], tmp_path / "b.png", registry=get_registry())
     width, height = png_size(a)  # the full text width; a panel of 2 in plus the legend's measured height
     assert width == round(7.16 * DPI) and 2.1 * DPI < height < 2.6 * DPI
     assert a.read_bytes() == b.read_bytes()
     assert a.stat().st_size < 200_000
     for suffix, magic in ((".svg", b"<?xml"), (".pdf", b"%PDF")):
-        one = plot_ers(STORED[:2], tmp_path / f"one{suffix}").read_bytes()
-        two = plot_ers(STORED[:2], tmp_path / f"two{suffix}").read_bytes()
+        one = plot_ers(STORED[:2], tmp_path / f"one{suffix}", registry=get_registry()).read_bytes()
+        two = plot_ers(STORED[:2], tmp_path / f"two{suffix}", registry=get_registry()).read_bytes()
         assert one.startswith(magic) and one == two
     assert b"CreationDate" not in (tmp_path / "one.pdf").read_bytes()
     assert b"<dc:date>" not in (tmp_path / "one.svg").read_bytes()
@@ -165,7 +166,7 @@ def test_ers_figure_of_real_digits_swipes_marks_the_partial_one(swipes, tmp_path
     from robrank.plot.ers import PARTIAL_HATCH, ers_figure, ers_series
     from robrank.swipe.report import load_summaries
 
-    summaries = load_summaries([swipes["full"], swipes["killed"]])
+    summaries = load_summaries([swipes["full"], swipes["killed"]], registry=get_registry())
     full, killed = ers_series(summaries)
     payload = json.loads(swipes["full"].read_text())
     assert full.partial is None and list(full.values) == pytest.approx(list(payload["ers"]["rescaled"].values()))
@@ -190,7 +191,7 @@ def test_curve_of_a_real_eps_swipe_draws_the_json_values(swipes, tmp_path):
     from robrank.plot.curve import curve_figure, curve_panels
     from robrank.swipe.report import load_summaries
 
-    summaries = load_summaries([swipes["curve"]])
+    summaries = load_summaries([swipes["curve"]], registry=get_registry())
     payload = json.loads(swipes["curve"].read_text())
     panels = curve_panels(summaries)
     assert [p.title for p in panels] == ["CA+", "CA-", "SPQA+", "SPQA-"]
@@ -199,9 +200,9 @@ def test_curve_of_a_real_eps_swipe_draws_the_json_values(swipes, tmp_path):
         assert panel.axis == "eps" and panel.metric == "PCTL" and len(panel.lines) == 1
         (line,) = panel.lines
         assert line.x == pytest.approx([7.0 * i for i in CURVE_STEPS], abs=0.01)
-        specs = [parse_spec(f"{head}:eps={7 * i / 255:.5f}:alpha={7 * i / 255 / 2:.5f}:pgditer=2").text for i in CURVE_STEPS]
-        assert line.y == pytest.approx([100 * by_spec[s]["adv"]["prank"] for s in specs])
-        assert line.clean == pytest.approx(100 * by_spec[specs[0]]["orig"]["prank"])
+        specs = [parse_spec(f"{head}:eps={7 * i / 255:.5f}:alpha={7 * i / 255 / 2:.5f}:pgditer=2", registry=get_registry()).text for i in CURVE_STEPS]
+        assert line.y == pytest.approx([by_spec[s]["adv"]["prank"] for s in specs])
+        assert line.clean == pytest.approx(by_spec[specs[0]]["orig"]["prank"])
     # at ε = 0 the attack cannot move anything: the adversarial value is the clean one
     assert panels[0].lines[0].y[0] == pytest.approx(panels[0].lines[0].clean)
     fig = curve_figure(summaries)
@@ -226,18 +227,22 @@ def test_curve_with_two_runs_one_line_each_and_w_as_axis(swipes, tmp_path, robra
     payload = json.loads(swipes["curve"].read_text())
     payload["model"]["run_dir"] = str(other.parent)
     other.write_text(json.dumps(payload))
-    panels = curve_panels(load_summaries([swipes["curve"], other]))
+    panels = curve_panels(load_summaries([swipes["curve"], other], registry=get_registry()))
     assert all(len(p.lines) == 2 and p.lines[1].label.startswith("other-run/") for p in panels)
     # W varies at a fixed ε: W becomes the axis
     ws = dict(payload, planned=[], attacks=[])
     for w in (1, 2, 5):
         entry = dict(payload["attacks"][0], spec=f"CA:pm=+:W={w}:eps=0.30196:alpha=0.011764:pgditer=2")
-        entry["adv"] = {"prank": w / 10}
+        entry["adv"] = {"prank": 10.0 * w}  # percent
         ws["attacks"].append(entry)
         ws["planned"].append(entry["spec"])
+        entry.pop("sums", None)  # hand-made averages
+    from robrank.swipe.schema import coverage
+
+    ws["coverage"] = coverage(ws)
     path = tmp_path / "w.json"
     path.write_text(json.dumps(ws))
-    (panel,) = curve_panels(load_summaries([path]))
+    (panel,) = curve_panels(load_summaries([path], registry=get_registry()))
     assert panel.axis == "W" and panel.lines[0].x == [1.0, 2.0, 5.0] and panel.lines[0].y == pytest.approx([10, 20, 50])
     result = robrank_cli("plot", "curve", str(path), "--output", str(tmp_path / "w.svg"))
     assert result.exit_code == 0, result
@@ -269,7 +274,8 @@ def test_training_figure_draws_metrics_jsonl(tmp_path, robrank_cli):
     out = tmp_path / "t.png"
     result = robrank_cli("plot", "training", *map(str, runs), "--output", str(out), "--label", "no defense")
     assert result.exit_code == 0, result
-    assert png_size(out) == (1432, 440)
+    width, height = png_size(out)  # the full text width; panels of 1.9 in plus the legend's measured height
+    assert width == 1432 and 2.0 * 200 < height < 2.5 * 200
     svg = tmp_path / "t.svg"
     assert robrank_cli("plot", "training", *map(str, runs), "--output", str(svg), "--label", "no defense").exit_code == 0
     assert {"no defense", "fashion-act"} <= set(svg_texts(svg.read_text()))

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from robrank.plugins import get_registry
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "reproduce.py"
@@ -115,7 +116,7 @@ def test_small_row_end_to_end_resumes_a_trained_run(tmp_path):
 
     # what `robrank train -C digits:lenet:ptripletN --epochs 1 --max-steps 2 --run-dir ...` does, in-process
     train(TrainConfig(dataset="digits", backbone="lenet", loss="ptripletN", seed=0, device="cpu", epochs=1,
-                      max_steps=2, run_dir=str(run_dir)), progress=False)
+                      max_steps=2, run_dir=str(run_dir)), progress=False, registry=get_registry())
     checkpoint = run_dir / "checkpoints" / "last.pt"
     stamp = checkpoint.stat().st_mtime_ns
 
@@ -172,6 +173,9 @@ def test_small_row_end_to_end_resumes_a_trained_run(tmp_path):
     # an unfinished swipe (killed after 4 attacks): clean metrics stay, ERS is "not yet measured"
     partial = dict(swipe, attacks=swipe["attacks"][:4], finished=None)
     partial.pop("ers")
+    from robrank.swipe.schema import coverage
+
+    partial["coverage"] = coverage(partial)  # what the killed swipe itself would have written
     (run_dir / "swipe-rob28.json").write_text(json.dumps(partial))
     assert rp.main([*common, "--collect-only"]) == 0
     text = md.read_text()

@@ -14,6 +14,7 @@ import torch
 import robrank
 from robrank.cli.options import parse_key_value as _parse_option
 from robrank.records import ProfileRecord
+from robrank.plugins import get_registry
 
 SMALL = ("--batch-size", "16", "--max-batches", "1", "--swipe-batch-size", "8", "--no-progress")
 #: the rob28 attacks with 2 PGD steps instead of 32, for tests that check plumbing rather than the swipe
@@ -183,7 +184,7 @@ def test_resume_after_kill_during_training(robrank_cli, tmp_path, monkeypatch, t
     assert len(metrics) == 1 and metrics[0]["step"] == 12  # ceil(1433 / 128) steps, one validation
     reference = train(
         TrainConfig(dataset="digits", backbone="lenet", loss="ptripletN", epochs=1, batch_size=128, run_dir=str(tmp_path / "ref")),
-        progress=False,
+        progress=False, registry=get_registry()
     )
     assert reference.metrics["R@1"] == pytest.approx(metrics[0]["R@1"], abs=1e-9)
     assert "ERS" in second.output
@@ -194,3 +195,24 @@ def test_parse_option():
     assert _parse_option("ics-lambda=0.05") == ("ics_lambda", 0.05)
     assert _parse_option("src=softhard") == ("src", "softhard")
     assert _parse_option("pgditer=8") == ("pgditer", 8)
+
+
+def test_resume_with_more_epochs_extends_a_finished_run_into_a_new_results_file(robrank_cli, tmp_path, tiny):
+    """Issue 23: the extra epoch is trained, then swiped into its own file; the earlier results stay as they were."""
+    run_dir = tmp_path / "extend"
+    args = ("--run-dir", str(run_dir), *TINY, "--batch-size", "16", "--max-batches", "1", "--swipe-batch-size", "4", "--no-progress")
+    first = _run(robrank_cli, *args, "--epochs", "1")
+    assert first.exit_code == 0, first.output
+    old = (run_dir / "swipe-tiny28.json").read_bytes()
+    assert json.loads(old)["model"]["epoch"] == 1
+    more = _run(robrank_cli, "--resume", *args, "--epochs", "2")
+    assert more.exit_code == 0, more.output
+    assert "--output" not in more.output and "--restart" not in more.output
+    assert "swipe-tiny28.json holds the swipe of an earlier checkpoint and is kept" in more.output
+    assert (run_dir / "swipe-tiny28.json").read_bytes() == old  # never replaced
+    new = json.loads((run_dir / "swipe-tiny28-epoch2.json").read_text())
+    assert new["model"]["epoch"] == 2 and new["finished"] and len(new["attacks"]) == 9
+    again = _run(robrank_cli, "--resume", *args, "--epochs", "2")  # nothing left to do: both files stay
+    assert again.exit_code == 0, again.output
+    assert (run_dir / "swipe-tiny28.json").read_bytes() == old
+    assert sorted(p.name for p in run_dir.glob("swipe-*.json")) == ["swipe-tiny28-epoch2.json", "swipe-tiny28.json"]

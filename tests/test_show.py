@@ -5,6 +5,7 @@ import struct
 
 import pytest
 import torch
+from robrank.plugins import get_registry
 
 pytest.importorskip("matplotlib")
 
@@ -21,8 +22,8 @@ def loaded(tiny_run):
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    run = load_run(tiny_run, device="cpu")
-    dataset = load_split(run.dataset, "test")
+    run = load_run(tiny_run, device="cpu", registry=get_registry())
+    dataset = load_split(run.dataset, "test", registry=get_registry())
     gallery = Gallery.compute(run.model, dataset, device="cpu")
     yield run, dataset, gallery
     torch.set_num_threads(threads)
@@ -41,7 +42,7 @@ def test_query_attack_rankings_match_an_independent_computation(loaded):
     from robrank.plot.show import retrieval_examples
 
     run, dataset, gallery = loaded
-    examples = retrieval_examples(run.model, dataset, QA, [0, 17], top=5, gallery=gallery)
+    examples = retrieval_examples(run.model, dataset, QA, [0, 17], top=5, gallery=gallery, registry=get_registry())
     for ex in examples:
         assert ex.role == "query" and ex.label == int(dataset.labels[ex.index])
         assert torch.equal(ex.clean, dataset.images(torch.tensor([ex.index]))[0])
@@ -65,7 +66,7 @@ def test_candidate_attack_shows_the_candidate_rank_before_and_after(loaded):
     from robrank.plot.show import retrieval_examples
 
     run, dataset, gallery = loaded
-    (ex,) = retrieval_examples(run.model, dataset, CA, [172], top=5, gallery=gallery)
+    (ex,) = retrieval_examples(run.model, dataset, CA, [172], top=5, gallery=gallery, registry=get_registry())
     assert ex.role == "candidate" and ex.query is not None and ex.query != 172
     q = gallery.embeddings[ex.query : ex.query + 1]
     with torch.no_grad():
@@ -77,9 +78,9 @@ def test_candidate_attack_shows_the_candidate_rank_before_and_after(loaded):
     assert ex.rank_after == int((d_clean[others] < d_adv).sum()) + 1
     assert ex.rank_after < ex.rank_before  # CA+ moves the candidate up the query's list
     # the same selection as a swipe: the attack's own percentile counts the same items (plus the query itself)
-    result = run_attack(run.model, dataset, CA, indices=[172], progress=False, gallery=gallery)
-    assert result.adv["prank"] * len(dataset) == pytest.approx(ex.rank_after, abs=1e-3)
-    assert result.orig["prank"] * len(dataset) == pytest.approx(ex.rank_before, abs=1e-3)
+    result = run_attack(run.model, dataset, CA, indices=[172], progress=False, gallery=gallery, registry=get_registry())
+    assert result.adv["prank"] / 100 * len(dataset) == pytest.approx(ex.rank_after, abs=1e-3)
+    assert result.orig["prank"] / 100 * len(dataset) == pytest.approx(ex.rank_before, abs=1e-3)
     in_top = [h for h in ex.after if h.candidate]
     assert bool(in_top) == (ex.rank_after <= 5)
 
@@ -93,7 +94,7 @@ def test_show_figure_frames_and_files(loaded, tiny_run, tmp_path, robrank_cli):
     from robrank.plot.show import RIGHT, WRONG, retrieval_examples, show_figure
 
     run, dataset, gallery = loaded
-    examples = retrieval_examples(run.model, dataset, QA, [0, 17], top=4, gallery=gallery)
+    examples = retrieval_examples(run.model, dataset, QA, [0, 17], top=4, gallery=gallery, registry=get_registry())
     fig = show_figure(examples, QA)
     framed = {ax.get_gid(): ax for sub in fig.subfigs for ax in sub.axes if (ax.get_gid() or "").startswith("show-")}
     assert len(framed) == 2 * 2 * 4
@@ -123,6 +124,32 @@ def test_show_figure_frames_and_files(loaded, tiny_run, tmp_path, robrank_cli):
     files = sorted(tmp_path.glob("ca-*.svg"))
     assert len(files) == 2 and all(f.read_text().lstrip().startswith("<?xml") for f in files)
     assert "cand. rank" in files[0].read_text()
+
+
+@pytest.mark.parametrize(("rank_after", "reached"), [(3, True), (5, True), (6, False), (22, False)])
+def test_the_adversarial_candidate_is_framed_blue_only_when_it_reached_the_top_k(rank_after, reached):
+    """docs/figures.md: blue means it reached the top-k; a candidate left at rank 22 is not drawn as a success."""
+    import matplotlib.colors as mcolors
+
+    from robrank.plot.show import CANDIDATE, Example, Hit, show_figure
+
+    image = torch.full((1, 28, 28), 0.5)
+    hits = [Hit(slot=10 + j, label=j % 2, distance=float(j)) for j in range(5)]
+    after = [Hit(slot=7, label=1, distance=0.0, candidate=True), *hits[:4]] if reached else hits
+    example = Example(index=7, label=1, role="candidate", clean=image, adversarial=image, linf=0.1, before=hits, after=after,
+                      query=3, query_label=0, query_image=image, rank_before=40, rank_after=rank_after,
+                      pictures={h.slot: image for h in hits + after})
+    fig = show_figure([example], CA)
+    (ax,) = [a for sub in fig.subfigs for a in sub.axes if a.get_gid() == "adversarial-7"]
+    spine = ax.spines["left"]
+    assert spine.get_visible() == reached
+    if reached:
+        assert mcolors.to_hex(spine.get_edgecolor()) == CANDIDATE and ax.get_title() == "adversarial\ncandidate"
+    else:
+        assert f"rank {rank_after}\n(not in top-5)" in ax.get_title()
+    blue = [a for sub in fig.subfigs for a in sub.axes if a.spines["left"].get_visible()
+            and mcolors.to_hex(a.spines["left"].get_edgecolor()) == CANDIDATE]
+    assert len(blue) == (2 if reached else 0)  # the adversarial image and the candidate's place in the top-k after
 
 
 @pytest.mark.parametrize(

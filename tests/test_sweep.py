@@ -22,6 +22,7 @@ from robrank.sweep import CellJob, ExecutorSettings, Grid, SwipeSettings, load_g
 from robrank.sweep.grid import Cell
 from robrank.sweep.state import LOST, cell_dir, cell_lock, cell_state, read_status, update_manifest, write_status
 from robrank.testing import write_untrained_run
+from robrank.plugins import get_registry
 
 QUICK = ["-p", "rob28", "-m", "1", "-b", "2", "--device", "cpu"]
 
@@ -43,7 +44,7 @@ def test_grid_from_a_file_and_the_command_line(tmp_path):
     grid_file = tmp_path / "runs" / "grid.toml"
     grid_file.write_text('runs = ["a"]\nprofiles = ["rob28"]\nseeds = [0, 1]\n\n[swipe]\nmax_batches = 2\nsemantics = "fixed"\n')
     cli = Grid(runs=[str(tmp_path / "elsewhere" / "a")], profiles=["pami28", "rob28"], settings={"max_batches": None, "batch_size": 4})
-    grid = load_grid(grid_file).merged(cli)
+    grid = load_grid(grid_file, registry=get_registry()).merged(cli)
     cells = grid.cells()
     # 2 runs x 2 profiles (rob28 once) x 2 seeds, runs in order, a run relative to the file
     assert len(cells) == 8 and cells[0].target == str((tmp_path / "runs" / "a").resolve())
@@ -62,7 +63,7 @@ def test_grid_file_models_are_cells_with_paths_relative_to_the_file(tmp_path):
     grid_file.parent.mkdir()
     grid_file.write_text('profiles = ["rob28"]\n\n[[models]]\nmodel = "nets/m.py:build"\nweights = ["trunk=w/t.pt", "w/all.pt"]\n'
                          'metric = "N"\ndataset = "digits"\nnormalize = "imagenet"\n')
-    (cell,) = load_grid(grid_file).cells()
+    (cell,) = load_grid(grid_file, registry=get_registry()).cells()
     spec = model_spec(cell.target)
     assert cell.source == "model" and cell.id.startswith("m_build-") and cell.id.endswith("--rob28--seed0")
     assert spec.spec == f"{tmp_path / 'grids' / 'nets' / 'm.py'}:build" and spec.metric == "N" and spec.normalize == "imagenet"
@@ -89,7 +90,7 @@ def test_bad_grid_files_are_one_line_errors(tmp_path, text, message):
     path = tmp_path / "grid.toml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=message) as info:
-        load_grid(path)
+        load_grid(path, registry=get_registry())
     assert "\n" not in str(info.value)
 
 
@@ -273,7 +274,7 @@ def test_local_executor_runs_cells_in_processes_like_a_swipe(tmp_path, robrank_c
         folder = cell_dir(sweep, state.cell.id)
         assert (folder / "stdout.log").exists() and (folder / "stderr.log").exists()
         assert read_status(sweep, state.cell.id)["pid"] != os.getpid()  # a child process ran it
-    direct = swipe(run, "rob28", output=tmp_path / "direct.json", batch_size=2, max_batches=1, seed=5, progress=False)
+    direct = swipe(run, "rob28", output=tmp_path / "direct.json", batch_size=2, max_batches=1, seed=5, progress=False, registry=get_registry())
     assert _numbers(_results(sweep, states[1].cell.id)) == _numbers(json.loads(direct.read_text()))
     assert _numbers(_results(sweep, states[0].cell.id)) != _numbers(json.loads(direct.read_text()))  # the seed reached the cell
     report = (sweep / "report.txt").read_text()

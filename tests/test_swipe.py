@@ -20,17 +20,18 @@ from robrank.errors import ConfigError, UnknownNameError
 from robrank_plugins.profiles.ers import ers as ers_score, raw_scores
 from robrank.swipe.runner import SwipeBackend, SwipeResumeError, swipe
 from robrank.swipe.schema import SwipeFileError, load_results, validate
+from robrank.plugins import get_registry
 
 ADV = {  # adversarial summaries whose ERS is the hand-computed 35.4 of test_ers.py
-    ("CA", "+"): {"prank": 0.10},
-    ("CA", "-"): {"prank": 0.20},
-    ("QA", "+"): {"prank": 0.30},
-    ("QA", "-"): {"prank": 0.40},
+    ("CA", "+"): {"prank": 10.0},
+    ("CA", "-"): {"prank": 20.0},
+    ("QA", "+"): {"prank": 30.0},
+    ("QA", "-"): {"prank": 40.0},
     ("TMA", ""): {"Cosine-SIM": 0.5},
     ("ES", ""): {"r@1": 7.0, "r@10": 30.0, "r@100": 60.0, "loss": -1.0, "embshift": 1.0},
-    ("LTM", ""): {"r@1": 0.08},
-    ("GTM", ""): {"r@1": 0.09},
-    ("GTT", ""): {"ID-Retain@1": 0.02, "retain@4": 0.10},
+    ("LTM", ""): {"r@1": 8.0},
+    ("GTM", ""): {"r@1": 9.0},
+    ("GTT", ""): {"ID-Retain@1": 2.0, "retain@4": 10.0},
 }
 
 
@@ -90,8 +91,8 @@ def make_backend(run_dir: Path, calls: Calls, crash_at: int | None = None) -> Sw
             raise KeyboardInterrupt
         calls.attacks.append(spec.text)
         calls.kwargs.append(kwargs)
-        adv = ADV.get((spec.type, spec.pm), {"prank": 0.3, "GTprank": 0.1})
-        return FakeResult(spec.text, {"prank": 0.5, "r@1": 0.9}, dict(adv))
+        adv = ADV.get((spec.type, spec.pm), {"prank": 30.0, "GTprank": 10.0})
+        return FakeResult(spec.text, {"prank": 50.0, "r@1": 90.0}, dict(adv))
 
     return SwipeBackend(load_run=load_run, load_split=load_split, parse_spec=fake_parse, compute_gallery=compute_gallery, run_attack=run_attack)
 
@@ -106,12 +107,12 @@ def run_dir(tmp_path):
 
 def test_full_swipe_loads_once_and_writes_a_valid_file(run_dir):
     calls = Calls()
-    out = swipe(run_dir, "rob28", backend=make_backend(run_dir, calls), progress=False, max_batches=1, batch_size=8)
+    out = swipe(run_dir, "rob28", backend=make_backend(run_dir, calls), progress=False, max_batches=1, batch_size=8, registry=get_registry())
     assert out == run_dir / "swipe-rob28.json"
     assert calls.load_run == 1 and calls.gallery == 1 and len(calls.attacks) == 9
     assert {kw["options"].semantics for kw in calls.kwargs} == {"reference"}
     assert {(kw["options"].max_batches, kw["options"].batch_size, kw["options"].seed) for kw in calls.kwargs} == {(1, 8, 0)}
-    payload = load_results(out)
+    payload = load_results(out, registry=get_registry())
     assert payload["planned"] == calls.attacks
     assert [a["spec"] for a in payload["attacks"]] == calls.attacks
     assert payload["attacks"][0]["type"] == "CA" and payload["attacks"][0]["count"] == 16
@@ -125,18 +126,18 @@ def test_full_swipe_loads_once_and_writes_a_valid_file(run_dir):
 def test_killed_swipe_resumes_without_rerunning_finished_attacks(run_dir):
     first = Calls()
     with pytest.raises(KeyboardInterrupt):
-        swipe(run_dir, "rob28", backend=make_backend(run_dir, first, crash_at=3), progress=False)
+        swipe(run_dir, "rob28", backend=make_backend(run_dir, first, crash_at=3), progress=False, registry=get_registry())
     out = run_dir / "swipe-rob28.json"
-    partial = load_results(out)  # the file on disk is complete JSON, valid, and unfinished
+    partial = load_results(out, registry=get_registry())  # the file on disk is complete JSON, valid, and unfinished
     assert [a["spec"] for a in partial["attacks"]] == first.attacks and len(first.attacks) == 2
     assert partial["finished"] is None and "ers" not in partial
 
     second = Calls()
-    swipe(run_dir, "rob28", backend=make_backend(run_dir, second), progress=False)
+    swipe(run_dir, "rob28", backend=make_backend(run_dir, second), progress=False, registry=get_registry())
     assert not set(second.attacks) & set(first.attacks)
     assert first.attacks + second.attacks == partial["planned"]
-    final = load_results(out)
-    validate(final)
+    final = load_results(out, registry=get_registry())
+    validate(final, registry=get_registry())
     assert [a["spec"] for a in final["attacks"]] == final["planned"]
     assert final["started"] == partial["started"] and final["finished"] is not None
     assert final["ers"]["ers"] == pytest.approx(35.4)
@@ -144,12 +145,12 @@ def test_killed_swipe_resumes_without_rerunning_finished_attacks(run_dir):
 
 
 def test_redo_recomputes_only_the_named_attack(run_dir):
-    out = swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False)
-    before = load_results(out)
+    out = swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False, registry=get_registry())
+    before = load_results(out, registry=get_registry())
     again = Calls()
-    swipe(run_dir, "rob28", backend=make_backend(run_dir, again), progress=False, redo=["ES"])
-    after = load_results(out)
-    validate(after)
+    swipe(run_dir, "rob28", backend=make_backend(run_dir, again), progress=False, redo=["ES"], registry=get_registry())
+    after = load_results(out, registry=get_registry())
+    validate(after, registry=get_registry())
     es = [s for s in before["planned"] if s.startswith("ES:")]
     assert again.attacks == es  # only ES ran again
     assert [a["spec"] for a in after["attacks"]] == after["planned"]  # back in profile order
@@ -158,14 +159,14 @@ def test_redo_recomputes_only_the_named_attack(run_dir):
     assert all(a == kept[a["spec"]] for a in after["attacks"] if a["spec"] in kept)
     assert after["finished"] is not None and after["ers"]["ers"] == pytest.approx(before["ers"]["ers"])
     with pytest.raises(ConfigError, match="--redo 'XX'.*no such attack.*ES"):
-        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False, redo=["XX"])
+        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False, redo=["XX"], registry=get_registry())
 
 
 def test_finished_file_is_left_alone(run_dir):
-    out = swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False)
+    out = swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False, registry=get_registry())
     before = out.read_text()
     again = Calls()
-    swipe(run_dir, "rob28", backend=make_backend(run_dir, again), progress=False)
+    swipe(run_dir, "rob28", backend=make_backend(run_dir, again), progress=False, registry=get_registry())
     assert again.attacks == [] and again.gallery == 0
     assert out.read_text() == before
 
@@ -176,75 +177,75 @@ def test_finished_file_is_left_alone(run_dir):
 )
 def test_resume_refuses_other_settings(run_dir, change, field):
     with pytest.raises(KeyboardInterrupt):
-        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls(), crash_at=2), progress=False)
+        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls(), crash_at=2), progress=False, registry=get_registry())
     out = run_dir / "swipe-rob28.json"
     before = out.read_text()
     kwargs = dict(change)
     if kwargs.get("output") == "same":
         kwargs["output"] = out
     with pytest.raises(SwipeResumeError, match=f"{field}=.*--output.*--restart") as info:
-        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False, **kwargs)
+        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False, registry=get_registry(), **kwargs)
     assert "\n" not in str(info.value)
     assert out.read_text() == before
 
 
 def test_batch_size_matters_for_resume_only_with_max_batches(run_dir):
     with pytest.raises(KeyboardInterrupt):
-        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls(), crash_at=2), progress=False, max_batches=1, batch_size=8)
+        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls(), crash_at=2), progress=False, max_batches=1, batch_size=8, registry=get_registry())
     with pytest.raises(SwipeResumeError, match="batch_size=8, not 4"):
-        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False, max_batches=1, batch_size=4)
+        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False, max_batches=1, batch_size=4, registry=get_registry())
     with pytest.raises(SwipeResumeError, match="max_batches=1, not None"):
-        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False, batch_size=8)
+        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False, batch_size=8, registry=get_registry())
     other = run_dir / "whole.json"
     with pytest.raises(KeyboardInterrupt):
-        swipe(run_dir, "rob28", output=other, backend=make_backend(run_dir, Calls(), crash_at=2), progress=False, batch_size=8)
+        swipe(run_dir, "rob28", output=other, backend=make_backend(run_dir, Calls(), crash_at=2), progress=False, batch_size=8, registry=get_registry())
     calls = Calls()
-    swipe(run_dir, "rob28", output=other, backend=make_backend(run_dir, calls), progress=False, batch_size=32)
+    swipe(run_dir, "rob28", output=other, backend=make_backend(run_dir, calls), progress=False, batch_size=32, registry=get_registry())
     assert len(calls.attacks) == 8  # whole split: the batch size is only a speed knob
 
 
 def test_resume_refuses_another_checkpoint_and_restart_overwrites(run_dir):
     with pytest.raises(KeyboardInterrupt):
-        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls(), crash_at=4), progress=False)
+        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls(), crash_at=4), progress=False, registry=get_registry())
     (run_dir / "checkpoints" / "last.pt").write_bytes(b"weights v2, trained further")
     with pytest.raises(SwipeResumeError, match="another checkpoint"):
-        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False)
+        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False, registry=get_registry())
     calls = Calls()
-    out = swipe(run_dir, "rob28", backend=make_backend(run_dir, calls), progress=False, restart=True)
+    out = swipe(run_dir, "rob28", backend=make_backend(run_dir, calls), progress=False, restart=True, registry=get_registry())
     assert len(calls.attacks) == 9
-    assert load_results(out)["model"]["sha256"] != ""
+    assert load_results(out, registry=get_registry())["model"]["sha256"] != ""
 
 
 def test_corrupt_results_file_is_a_one_line_error(run_dir):
     (run_dir / "swipe-rob28.json").write_text('{"schema": "robrank-swipe", "schema_ver')
     with pytest.raises(SwipeResumeError, match="not valid JSON.*--restart"):
-        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False)
+        swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False, registry=get_registry())
 
 
 def test_fixed_semantics_get_their_own_default_file(run_dir):
     calls = Calls()
-    out = swipe(run_dir, "rob28", backend=make_backend(run_dir, calls), progress=False, semantics="fixed")
+    out = swipe(run_dir, "rob28", backend=make_backend(run_dir, calls), progress=False, semantics="fixed", registry=get_registry())
     assert out.name == "swipe-rob28-fixed.json"
     assert {kw["options"].semantics for kw in calls.kwargs} == {"fixed"}
-    assert load_results(out)["semantics"] == "fixed"
+    assert load_results(out, registry=get_registry())["semantics"] == "fixed"
 
 
 def test_checkpoint_file_gets_a_results_file_next_to_it(run_dir):
     ckpt = run_dir / "checkpoints" / "last.pt"
-    out = swipe(ckpt, "pami28", backend=make_backend(run_dir, Calls()), progress=False, max_batches=1)
+    out = swipe(ckpt, "pami28", backend=make_backend(run_dir, Calls()), progress=False, max_batches=1, registry=get_registry())
     assert out == ckpt.with_name("last.pt.swipe-pami28.json")
-    payload = load_results(out)
+    payload = load_results(out, registry=get_registry())
     assert len(payload["attacks"]) == 32 and "ers" not in payload and payload["ers_profile"] is False
 
 
 def test_bad_arguments(run_dir):
     backend = make_backend(run_dir, Calls())
-    with pytest.raises(UnknownNameError, match="unknown profile 'rob99'; registered: .*rob224, .*rob28"):
-        swipe(run_dir, "rob99", backend=backend)
+    with pytest.raises(UnknownNameError, match="unknown profile 'rob99'; did you mean 'rob28'\\?; registered: .*rob224, .*rob28"):
+        swipe(run_dir, "rob99", backend=backend, registry=get_registry())
     with pytest.raises(ConfigError, match="semantics"):
-        swipe(run_dir, "rob28", backend=backend, semantics="sloppy")
+        swipe(run_dir, "rob28", backend=backend, semantics="sloppy", registry=get_registry())
     with pytest.raises(ConfigError, match="batch size"):
-        swipe(run_dir, "rob28", backend=backend, batch_size=0)
+        swipe(run_dir, "rob28", backend=backend, batch_size=0, registry=get_registry())
 
 
 # ---- the schema checker -------------------------------------------------------------------
@@ -252,7 +253,7 @@ def test_bad_arguments(run_dir):
 
 @pytest.fixture
 def good_payload(run_dir):
-    out = swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False)
+    out = swipe(run_dir, "rob28", backend=make_backend(run_dir, Calls()), progress=False, registry=get_registry())
     return json.loads(out.read_text())
 
 
@@ -261,13 +262,13 @@ def good_payload(run_dir):
     [
         (lambda p: p.pop("profile"), "field 'profile' is missing"),
         (lambda p: p.update(schema="other"), "not a robrank swipe results file"),
-        (lambda p: p.update(schema_version=3), "schema_version 3 is not supported"),
+        (lambda p: p.update(schema_version=4), "schema_version 4 is not supported"),
         (lambda p: p.pop("coverage"), "field 'coverage' is missing"),
         (lambda p: p["coverage"].update(partial=5), "coverage: field 'partial' must be string or null"),
         (lambda p: p["attacks"][3].update(count=10**6), r"attacks\[3\]: count 1000000 is outside"),
-        (lambda p: p["attacks"][1]["orig"].update(prank=1.5), r"attacks\[1\].orig: metric 'prank' is 1.5, outside its range"),
+        (lambda p: p["attacks"][1]["orig"].update(prank=150.0), r"attacks\[1\].orig: metric 'prank' is 150, outside its range"),
         # LTM's top-1 match is a fraction (ES's recalls are percentages): each attack declares its own ranges
-        (lambda p: p["attacks"][6]["adv"].update({"r@1": 1.5}), r"attacks\[6\].adv: metric 'r@1' is 1.5, outside its range \[0, 1\]"),
+        (lambda p: p["attacks"][6]["adv"].update({"r@1": 101.5}), r"attacks\[6\].adv: metric 'r@1' is 101.5, outside its range \[0, 100\]"),
         (lambda p: p["attacks"][5]["adv"].update({"r@1": 100.5}), r"attacks\[5\].adv: metric 'r@1' is 100.5, outside its range \[0, 100\]"),
         (lambda p: p["attacks"][8]["adv"].update({"retain@4": -0.5}), r"attacks\[8\].adv: metric 'retain@4' is -0.5"),
         (lambda p: p["ers"].update(ers=float("nan")), "ers.ers is nan"),
@@ -285,32 +286,34 @@ def good_payload(run_dir):
     ],
 )
 def test_schema_checker_names_the_bad_field(good_payload, mutate, message):
-    validate(good_payload)
+    validate(good_payload, registry=get_registry())
     mutate(good_payload)
     with pytest.raises(SwipeFileError, match=message):
-        validate(good_payload)
+        validate(good_payload, registry=get_registry())
 
 
 
 def test_ranges_come_from_the_attack_and_an_uninstalled_attacks_keys_only_need_to_be_finite(good_payload):
     assert good_payload["attacks"][6]["type"] == "LTM" and good_payload["attacks"][5]["adv"]["r@1"] > 1  # ES: percent
-    good_payload["attacks"][0]["adv"]["prank"] = 0.7
-    validate(good_payload)
-    with pytest.raises(SwipeFileError, match=r"'prank' is 0.7, outside its range \[0, 0.5\]"):
-        validate(good_payload, bounds_of=lambda kind: {"prank": (0.0, 0.5)})
+    good_payload["attacks"][0]["adv"]["prank"] = 70.0
+    good_payload["attacks"][0].pop("sums", None)  # hand-edited averages without sums or a score to agree with
+    good_payload.pop("ers", None)
+    validate(good_payload, registry=get_registry())
+    with pytest.raises(SwipeFileError, match=r"'prank' is 70, outside its range \[0, 50\]"):
+        validate(good_payload, bounds_of=lambda kind: {"prank": (0.0, 50.0)}, registry=get_registry())
     good_payload["attacks"][0].update(type="NOT-INSTALLED")
     good_payload["attacks"][0]["adv"].update(prank=7.0)
-    validate(good_payload)  # nobody here knows its keys' ranges
+    validate(good_payload, registry=get_registry())  # nobody here knows its keys' ranges
     good_payload["attacks"][0]["adv"].update(embshift=-1.0)  # but the engine's own key is always bounded
     with pytest.raises(SwipeFileError, match=r"'embshift' is -1, outside its range \[0, inf\]"):
-        validate(good_payload)
+        validate(good_payload, registry=get_registry())
 
 # ---- the CLI -------------------------------------------------------------------------------
 
 
 def test_cli_swipe_prints_the_report(run_dir, monkeypatch):
     calls = Calls()
-    monkeypatch.setattr(SwipeBackend, "default", classmethod(lambda cls: make_backend(run_dir, calls)))
+    monkeypatch.setattr(SwipeBackend, "default", classmethod(lambda cls, registry: make_backend(run_dir, calls)))
     result = CliRunner().invoke(cli, ["swipe", str(run_dir), "-p", "rob28", "-m", "1", "-b", "8", "--device", "cpu", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert f"results: {run_dir / 'swipe-rob28.json'}" in result.output
@@ -326,11 +329,11 @@ def test_cli_swipe_unknown_profile(run_dir):
 
 
 def test_cli_swipe_interrupt_says_how_to_continue(run_dir, monkeypatch):
-    monkeypatch.setattr(SwipeBackend, "default", classmethod(lambda cls: make_backend(run_dir, Calls(), crash_at=5)))
+    monkeypatch.setattr(SwipeBackend, "default", classmethod(lambda cls, registry: make_backend(run_dir, Calls(), crash_at=5)))
     result = CliRunner().invoke(cli, ["swipe", str(run_dir), "-p", "rob28", "--device", "cpu", "--no-progress"])
     assert result.exit_code == 130
     assert "rerun the same command" in result.output
-    assert len(load_results(run_dir / "swipe-rob28.json")["attacks"]) == 4
+    assert len(load_results(run_dir / "swipe-rob28.json", registry=get_registry())["attacks"]) == 4
 
 
 # ---- end to end: real attacks, a tiny random C2F2 on digits ------------------------------
@@ -340,7 +343,7 @@ def test_end_to_end_rob28_on_digits_with_a_kill_and_resume(untrained_run, one_th
     pytest.importorskip("robrank.attacks")
     from dataclasses import replace
 
-    real = SwipeBackend.default()
+    real = SwipeBackend.default(get_registry())
     calls = []
 
     def crashing(model, dataset, spec, **kwargs):
@@ -350,9 +353,9 @@ def test_end_to_end_rob28_on_digits_with_a_kill_and_resume(untrained_run, one_th
         return real.run_attack(model, dataset, spec, **kwargs)
 
     with pytest.raises(KeyboardInterrupt):
-        swipe(untrained_run, "rob28", max_batches=1, batch_size=2, progress=False, backend=replace(real, run_attack=crashing))
+        swipe(untrained_run, "rob28", max_batches=1, batch_size=2, progress=False, backend=replace(real, run_attack=crashing), registry=get_registry())
     out = untrained_run / "swipe-rob28.json"
-    assert [a["spec"] for a in load_results(out)["attacks"]] == calls
+    assert [a["spec"] for a in load_results(out, registry=get_registry())["attacks"]] == calls
 
     rerun = []
 
@@ -360,9 +363,9 @@ def test_end_to_end_rob28_on_digits_with_a_kill_and_resume(untrained_run, one_th
         rerun.append(spec.text)
         return real.run_attack(model, dataset, spec, **kwargs)
 
-    swipe(untrained_run, "rob28", max_batches=1, batch_size=2, progress=False, backend=replace(real, run_attack=counting))
+    swipe(untrained_run, "rob28", max_batches=1, batch_size=2, progress=False, backend=replace(real, run_attack=counting), registry=get_registry())
     assert len(rerun) == 7 and not set(rerun) & set(calls)
-    payload = load_results(out)
+    payload = load_results(out, registry=get_registry())
     assert [a["type"] for a in payload["attacks"]] == ["CA", "CA", "QA", "QA", "TMA", "ES", "LTM", "GTM", "GTT"]
     assert all(a["count"] == 2 for a in payload["attacks"])
     assert payload["model"]["step"] == 7 and payload["model"]["run_dir"] == str(untrained_run) and payload["queries"] == 364
@@ -385,7 +388,7 @@ def test_end_to_end_rob28_on_digits_with_a_kill_and_resume(untrained_run, one_th
 
     other = untrained_run / "again.json"
     with pytest.raises(KeyboardInterrupt):
-        swipe(untrained_run, "rob28", output=other, max_batches=1, batch_size=2, progress=False, backend=replace(real, run_attack=stop_after_three))
-    for again, first in zip(load_results(other)["attacks"], payload["attacks"][:3]):
+        swipe(untrained_run, "rob28", output=other, max_batches=1, batch_size=2, progress=False, backend=replace(real, run_attack=stop_after_three), registry=get_registry())
+    for again, first in zip(load_results(other, registry=get_registry())["attacks"], payload["attacks"][:3]):
         assert again["spec"] == first["spec"]
         assert again["adv"] == pytest.approx(first["adv"], rel=1e-6) and again["orig"] == pytest.approx(first["orig"], rel=1e-6)

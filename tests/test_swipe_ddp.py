@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from robrank.training.distributed import DistInfo
+from robrank.plugins import get_registry
 
 BATCH, MAX_BATCHES = 4, 3  # 12 queries: batches [0-3][4-7][8-11]; rank 0 runs the 1st and 3rd, rank 1 the 2nd
 
@@ -34,9 +35,9 @@ def test_two_gloo_ranks_match_one_process(untrained_run, tmp_path):
     from robrank.swipe import swipe
     from robrank.swipe.distributed import swipe_devices
 
-    single = swipe(untrained_run, "rob28", output=tmp_path / "single.json", batch_size=BATCH, max_batches=MAX_BATCHES, progress=False)
+    single = swipe(untrained_run, "rob28", output=tmp_path / "single.json", batch_size=BATCH, max_batches=MAX_BATCHES, progress=False, registry=get_registry())
     ddp = swipe_devices(untrained_run, "rob28", 2, output=tmp_path / "ddp.json", batch_size=BATCH, max_batches=MAX_BATCHES,
-                        progress=False)
+                        progress=False, registry=get_registry())
     one, one_numbers = _numbers(single)
     two, two_numbers = _numbers(ddp)
     assert two["options"]["world_size"] == 2 and one["options"]["world_size"] == 1
@@ -56,4 +57,4 @@ def test_bad_device_count_is_a_config_error(untrained_run, tmp_path):
     from robrank.swipe.distributed import swipe_devices
 
     with pytest.raises(ConfigError, match="--devices"):
-        swipe_devices(untrained_run, "rob28", 0, output=tmp_path / "x.json", progress=False)
+        swipe_devices(untrained_run, "rob28", 0, output=tmp_path / "x.json", progress=False, registry=get_registry())

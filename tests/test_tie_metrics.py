@@ -168,11 +168,9 @@ def test_eval_of_a_constant_model_is_chance_not_100(tmp_path, robrank_cli):
     result = robrank_cli(*base, "--json")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output[result.output.index("{"):])
-    # digits' test split: 10 balanced classes, so R@1 is about 1/10 (in percent after issue 23's units)
-    r1 = payload["R@1"]
-    r1 = r1 / 100.0 if r1 > 1 else r1
-    assert 0.05 < r1 < 0.15, payload
-    assert payload[TIES_KEY] in (1.0, 100.0)
+    # digits' test split: 10 balanced classes, so R@1 is about 10 (percent, like every --json rate)
+    assert 5 < payload["R@1"] < 15, payload
+    assert payload[TIES_KEY] == 100.0
     text = robrank_cli(*base)
     assert text.exit_code == 0
     assert sum("tie at the top" in line for line in text.output.splitlines()) == 1, text.output
@@ -186,13 +184,13 @@ def test_attack_and_swipe_of_a_constant_model_count_ties_for_the_attacker(tmp_pa
     assert out.exit_code == 0, out.output
     payload = json.loads(out.output[out.output.index("{"):])
     # every item ties with the nearest same-label one: all other-label items rank ahead of it
-    assert payload["orig"]["r@1"] == 0.0 and payload["top_ties"] == 1.0
+    assert payload["orig"]["r@1"] == 0.0 and payload["top_ties"] == 100.0  # percent
     text = robrank_cli("attack", *model, "-A", "GTT:eps=0.01:alpha=0.01:pgditer=1", "-m", "1", "-b", "4", "--no-progress")
     assert text.exit_code == 0 and sum("tie at the top" in line for line in text.output.splitlines()) == 1, text.output
     results = tmp_path / "swipe.json"
     swiped = robrank_cli("swipe", *model, "-p", "rob28", "-b", "2", "-m", "1", "--no-progress", "--output", str(results))
     assert swiped.exit_code == 0, swiped.output
-    assert json.loads(results.read_text())["top_ties"] == 1.0
+    assert json.loads(results.read_text())["top_ties"] == 100.0
     assert sum("tie at the top" in line for line in swiped.output.splitlines()) == 1, swiped.output
     report = robrank_cli("report", str(results))
     assert sum("tie at the top" in line for line in report.output.splitlines()) == 1, report.output

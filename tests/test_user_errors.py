@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from robrank.cli import cli
+from robrank.plugins import get_registry
 
 MAX_LINE = 200
 
@@ -356,8 +357,8 @@ def test_a_partial_swipe_is_marked_in_the_console_the_json_and_every_report_row(
     out = tmp_path / "partial.json"
     result = run_cli("swipe", str(tiny_run), "-p", "rob28", "-m", "1", "-b", "16", "--output", str(out), "-D", "cpu", "--no-progress")
     assert result.exit_code == 0, result.output
-    payload = load_results(out)
-    assert payload["schema_version"] == 2
+    payload = load_results(out, registry=get_registry())
+    assert payload["schema_version"] == 3
     assert payload["coverage"] == {"queries": 16, "total_queries": 364, "attacks": 9, "planned_attacks": 9, "partial": "16 of 364 queries"}
     assert payload["ers"]["partial"] == "16 of 364 queries"
     ers = payload["ers"]["ers"]
@@ -366,7 +367,8 @@ def test_a_partial_swipe_is_marked_in_the_console_the_json_and_every_report_row(
     assert "16 of 364 queries" in result.output  # ... and the footnote says why
 
     # beside a full swipe (a full-coverage copy of the same numbers), only the partial row is marked
-    full = dict(payload, max_batches=None, attacks=[dict(a, count=364) for a in payload["attacks"]])
+    full = dict(payload, max_batches=None, attacks=[dict(a, count=364, sums={side: {k: v * 364 for k, v in a[side].items()} for side in ("orig", "adv")})
+                                                    for a in payload["attacks"]])
     full["coverage"] = dict(payload["coverage"], queries=364, partial=None)
     full["ers"] = dict(payload["ers"], partial=None)
     full["model"] = dict(payload["model"], run_dir="/runs/full-run")
@@ -427,7 +429,7 @@ def test_attack_fields_are_checked_against_the_gallery(tiny_run, spec, fragments
     import torch
     from robrank.data.loading import load_split
 
-    labels = load_split("digits", "test").labels
+    labels = load_split("digits", "test", registry=get_registry()).labels
     limit = len(labels) - int(torch.bincount(labels).max())
     line = one_line_error(run_cli("attack", str(tiny_run), "-A", spec, "-m", "1", "-D", "cpu"), *fragments)
     if "exceeds" in line:
@@ -441,7 +443,7 @@ def test_attack_fields_are_checked_against_the_gallery(tiny_run, spec, fragments
 @pytest.mark.parametrize(
     ("change", "fragments"),
     [
-        (lambda a: a[0]["adv"].update(prank=-5), ("attacks[0].adv", "'prank' is -5", "outside its range [0, 1]")),
+        (lambda a: a[0]["adv"].update(prank=-5), ("attacks[0].adv", "'prank' is -5", "outside its range [0, 100]")),
         (lambda a: a[4]["adv"].update({"Cosine-SIM": float("nan")}), ("attacks[4].adv", "'Cosine-SIM' is nan")),
         (lambda a: a[5]["orig"].update(embshift=float("inf")), ("attacks[5].orig", "'embshift' is inf")),
     ],

@@ -12,13 +12,14 @@ from robrank.io import file_sha256
 from robrank.models import zoo
 from robrank.models.external import ModelSpec, load_model, state_digest
 from robrank.records import ModelRecord
-from robrank_plugins.backbones.small import LeNet
+from robrank_plugins.backbones.small_nets import LeNet
+from robrank.plugins import get_registry
 
 EMBED = 16
 QUICK = ["-b", "8", "-m", "1", "--no-progress"]
 
 BUILDER = f'''
-from robrank_plugins.backbones.small import LeNet
+from robrank_plugins.backbones.small_nets import LeNet
 
 
 def make():
@@ -70,7 +71,7 @@ def zoo_env(tmp_path, monkeypatch, register_plugin):
 
 
 def test_a_file_url_entry_is_fetched_checked_cached_and_loaded(zoo_env):
-    loaded = load_model(ModelSpec.create("zoo:tinynet"))  # the case of a name is forgiven, the record's is recorded
+    loaded = load_model(ModelSpec.create("zoo:tinynet"), registry=get_registry())  # the case of a name is forgiven, the record's is recorded
     assert loaded.dataset == "digits" and loaded.metric == "N"
     cached = list((zoo_env["cache"] / "models").iterdir())
     assert [p.name for p in cached] == [f"{file_sha256(zoo_env['weights'])[:16]}-tiny.pt"]
@@ -84,21 +85,21 @@ def test_a_file_url_entry_is_fetched_checked_cached_and_loaded(zoo_env):
     assert zoo.zoo_name({"checkpoint": "run/last.pt"}) is None
     # the second load reads the cache: the source may be gone
     zoo_env["weights"].rename(zoo_env["weights"].with_suffix(".moved"))
-    again = load_model(ModelSpec.create("zoo:TinyNet"))
+    again = load_model(ModelSpec.create("zoo:TinyNet"), registry=get_registry())
     assert again.source["sha256"] == loaded.source["sha256"]
 
 
 def test_a_corrupted_cache_is_fetched_again(zoo_env):
-    load_model(ModelSpec.create("zoo:TinyNet"))
+    load_model(ModelSpec.create("zoo:TinyNet"), registry=get_registry())
     cached = next((zoo_env["cache"] / "models").iterdir())
     cached.write_bytes(b"not the weights")
-    assert load_model(ModelSpec.create("zoo:TinyNet")).source["sha256"] == state_digest(zoo_env["net"])
+    assert load_model(ModelSpec.create("zoo:TinyNet"), registry=get_registry()).source["sha256"] == state_digest(zoo_env["net"])
     assert file_sha256(cached) == file_sha256(zoo_env["weights"])
 
 
 def test_a_wrong_sha256_is_refused_and_nothing_is_cached(zoo_env, robrank_cli):
     with pytest.raises(CheckpointError, match="sha256"):
-        load_model(ModelSpec.create("zoo:badsum"))
+        load_model(ModelSpec.create("zoo:badsum"), registry=get_registry())
     result = robrank_cli("eval", "--model", "zoo:badsum")
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result
     assert "zoo:badsum" in result.output and "sha256" in result.output and "Traceback" not in result.output
@@ -106,7 +107,7 @@ def test_a_wrong_sha256_is_refused_and_nothing_is_cached(zoo_env, robrank_cli):
 
 
 def test_a_local_path_entry_with_a_lazy_builder(zoo_env):
-    loaded = load_model(ModelSpec.create("zoo:lazynet"))
+    loaded = load_model(ModelSpec.create("zoo:lazynet"), registry=get_registry())
     assert loaded.source["sha256"] == state_digest(zoo_env["net"])
     assert not (zoo_env["cache"] / "models").exists()  # a path is read where it is, not copied
 
@@ -183,3 +184,16 @@ def test_a_record_without_a_checksum_fails_its_plugin(robrank_cli):
 def test_zoo_options_are_checked_in_the_api(zoo_env):
     with pytest.raises(ConfigError, match="metric"):
         robrank.evaluate("zoo:TinyNet", metric="C")
+
+
+def test_a_grid_file_and_sweep_take_a_zoo_entry(zoo_env, tmp_path):
+    from robrank.sweep.grid import load_grid, model_spec
+
+    grid_file = tmp_path / "grid.toml"
+    grid_file.write_text('profiles = ["zoo-one"]\n\n[[models]]\nmodel = "zoo:tinynet"\n')
+    (target,) = load_grid(grid_file, registry=get_registry()).models
+    spec = model_spec(target)
+    assert (spec.spec, spec.metric, spec.dataset, spec.normalize) == ("zoo:TinyNet", "N", "digits", "none")
+    grid_file.write_text('profiles = ["zoo-one"]\n\n[[models]]\nmodel = "zoo:TinyNet"\nmetric = "C"\n')
+    with pytest.raises(ConfigError, match="metric"):
+        load_grid(grid_file, registry=get_registry())

@@ -5,39 +5,56 @@ maximises the cross-entropy of the true label; targeted PGD (``targeted=1``) min
 cross-entropy of a target label drawn uniformly among the other classes, reproducibly per
 sample (seed and dataset index, like every robrank selection). The loop is the ranking
 attacks' own (:meth:`robrank.attacks.Attack.perturb`), so ``nes=1``, random starts and
-transfer from a surrogate classifier apply unchanged. Metrics (fractions): ``accuracy`` and
+transfer from a surrogate classifier apply unchanged. Metrics (percent): ``accuracy`` and
 ``loss`` (cross-entropy of the true label) on both sides; the targeted attack adds
-``target``, the fraction classified as their target.
+``target``, the percentage classified as their target.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from robrank.attacks.base import Attack, BatchContext
-from robrank.attacks.selection import randint
-from robrank.errors import ConfigError
-from robrank.params import Param
-from robrank.records import TASK_CLASSIFICATION
-from robrank.summaries import FRACTION, MetricDisplay
+from robrank.plugin_api import (
+    HIGHER,
+    LOWER,
+    PERCENT,
+    TASK_CLASSIFICATION,
+    Attack,
+    BatchContext,
+    ConfigError,
+    MetricDisplay,
+    Param,
+    Selection,
+    randint,
+)
 
 #: selection stream of the targeted attack's target class (apart from the ranking attacks' streams)
 STREAM_TARGET_CLASS = 101
 UNTARGETED_REPORTS = ("accuracy", "loss")
 
 
+@dataclass
+class ClassSelection(Selection):
+    #: ``[B]``: the random other class a targeted attack pulls each image to
+    target: torch.Tensor | None = None
+
+
 class ClassifierPGD(Attack):
     name = "PGD"
+    selection = ClassSelection
     task = TASK_CLASSIFICATION
     params = (
         Param("targeted", bool, False, implicit=True, example="targeted=1",
               help="pull each image to a random other class instead of away from its own"),
     )
     reports = (*UNTARGETED_REPORTS, "target")
-    display = (MetricDisplay("accuracy", "Acc", scale=100.0, full=100.0), MetricDisplay("target", "Hit", scale=100.0, full=100.0))
-    bounds = {"accuracy": FRACTION, "target": FRACTION}
+    display = (MetricDisplay("accuracy", "Acc", full=100.0, robust=HIGHER), MetricDisplay("target", "Hit", full=100.0, robust=LOWER))
+    bounds = {"accuracy": PERCENT, "target": PERCENT}
+    legacy_fractions = ("accuracy", "target")
 
     targeted: bool
 
@@ -51,11 +68,11 @@ class ClassifierPGD(Attack):
         if ctx.labels.numel() and int(ctx.labels.max()) >= classes:
             raise ConfigError(f"attack {self.name}: the model outputs {classes} values but a label is {int(ctx.labels.max())}; attack a classifier run")
         if self.targeted:
-            ctx.sel["target"] = randint(ctx.seed, STREAM_TARGET_CLASS, ctx.index, 1, classes, exclude=ctx.labels)[:, 0]
+            ctx.sel.target = randint(ctx.seed, STREAM_TARGET_CLASS, ctx.index, 1, classes, exclude=ctx.labels)[:, 0]
 
     def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
         if self.targeted:
-            return F.cross_entropy(emb, ctx.sel["target"], reduction="none")
+            return F.cross_entropy(emb, ctx.sel.target, reduction="none")
         return -F.cross_entropy(emb, ctx.labels, reduction="none")
 
     # APGD keeps, and the worst case picks, the iterate that misclassifies (or hits the
@@ -67,11 +84,11 @@ class ClassifierPGD(Attack):
         # ties never help the defender: correct only when the true class alone has the top
         # logit; a target tied for the top counts as hit
         out = {
-            "accuracy": _on_top(emb, ctx.labels, ties_win=False).double(),
+            "accuracy": 100.0 * _on_top(emb, ctx.labels, ties_win=False).double(),
             "loss": F.cross_entropy(emb, ctx.labels, reduction="none"),
         }
         if self.targeted:
-            out["target"] = _on_top(emb, ctx.sel["target"], ties_win=True).double()
+            out["target"] = 100.0 * _on_top(emb, ctx.sel.target, ties_win=True).double()
         return out
 
 

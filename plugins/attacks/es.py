@@ -12,37 +12,60 @@ adversarial side, ``embshift``.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from robrank.attacks.base import Attack, BatchContext
-from robrank.attacks.metrics import first_match_rank, recall_at
-from robrank.attacks.surrogates import label_margin, temperature
-from robrank.distances import REFERENCE_PAIRWISE_EPS, paired
-from robrank.summaries import EMBSHIFT, MetricDisplay
+from robrank.plugin_api import (
+    EMBSHIFT,
+    HIGHER,
+    LOWER,
+    REFERENCE_PAIRWISE_EPS,
+    Attack,
+    BatchContext,
+    MetricDisplay,
+    Selection,
+    first_match_rank,
+    label_margin,
+    paired,
+    recall_at,
+    temperature,
+)
 
 #: the reference's offset that avoids a zero gradient at the clean point
 START_OFFSET = 1e-7
 
 
+@dataclass
+class LabelSelection(Selection):
+    """The smooth label surrogates' state, filled on first use (:func:`label_mask`, :func:`label_temperature`)."""
+
+    #: ``[B, N]``: gallery items of each query's class
+    same_label: torch.Tensor | None = None
+    #: ``[B, 1]``: each query's soft-margin temperature
+    label_tau: torch.Tensor | None = None
+
+
 def label_mask(ctx: BatchContext) -> torch.Tensor:
     """``[B, N]``: gallery items of each query's class (cached in the selection)."""
-    if "same_label" not in ctx.sel:
-        ctx.sel["same_label"] = ctx.gallery.labels.view(1, -1) == ctx.labels.view(-1, 1)
-    return ctx.sel["same_label"]
+    if ctx.sel.same_label is None:
+        ctx.sel.same_label = ctx.gallery.labels.view(1, -1) == ctx.labels.view(-1, 1)
+    return ctx.sel.same_label
 
 
 def label_temperature(ctx: BatchContext) -> torch.Tensor:
     """The queries' soft-margin temperature from their clean distances (cached in the selection)."""
-    if "label_tau" not in ctx.sel:
-        ctx.sel["label_tau"] = temperature(ctx.clean_dist)
-    return ctx.sel["label_tau"]
+    if ctx.sel.label_tau is None:
+        ctx.sel.label_tau = temperature(ctx.clean_dist)
+    return ctx.sel.label_tau
 
 
 class EmbeddingShift(Attack):
     name = "ES"
+    selection = LabelSelection
     reports = ("loss", "r@1", "r@10", "r@100", EMBSHIFT)
     #: the shift out of 2 (the unit sphere's diameter); R@1 is already in percent
-    display = (MetricDisplay(EMBSHIFT, "ES", full=2.0, decimals=3), MetricDisplay("r@1", "R1", full=100.0))
+    display = (MetricDisplay(EMBSHIFT, "ES", full=2.0, decimals=3, robust=LOWER), MetricDisplay("r@1", "R1", full=100.0, robust=HIGHER))
     bounds = {"r@1": (0.0, 100.0), "r@10": (0.0, 100.0), "r@100": (0.0, 100.0)}  # the reference's recalls are percentages
 
     def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 Selection, relative to the label of the clean top-1 result (own slot excluded): emm = nearest
 "matching" item (same label as that top-1), emu = nearest "unmatching" item. Objective:
-d(q, emu) (only the unmatch term is active, as in the reference). Metric ``r@1`` (fraction).
+d(q, emu) (only the unmatch term is active, as in the reference). Metric ``r@1`` (percent).
 
 Reference quirk (kept under reference semantics): emm/emu are argmin positions *inside the
 masked subset* of matching/unmatching items, then used as *global* gallery indices, so emu
@@ -10,17 +10,15 @@ is effectively an arbitrary gallery item. Fixed semantics use the true nearest i
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from robrank.attacks.base import Attack, BatchContext
-from robrank.attacks.metrics import top1_label_match
-from robrank.attacks.surrogates import label_margin
-from robrank.distances import paired
-from robrank.summaries import EMBSHIFT, FRACTION
+from robrank.plugin_api import EMBSHIFT, PERCENT, Attack, BatchContext, label_margin, paired, top1_label_match
 
 from .ltm import R1_PERCENT
 
-from .es import label_mask, label_temperature
+from .es import LabelSelection, label_mask, label_temperature
 
 
 def greedy_pairs(dist: torch.Tensor, labels: torch.Tensor, self_slot: torch.Tensor, reference: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,19 +37,30 @@ def greedy_pairs(dist: torch.Tensor, labels: torch.Tensor, self_slot: torch.Tens
     return in_match.gather(1, nearest_match.view(-1, 1))[:, 0], in_unmatch.gather(1, nearest_unmatch.view(-1, 1))[:, 0]
 
 
+@dataclass
+class GreedyPairSelection(LabelSelection):
+    #: ``[B]`` gallery slots: each query's nearest same-class item and nearest other-class item
+    match: torch.Tensor | None = None
+    unmatch: torch.Tensor | None = None
+    #: ``[B, D]``: the other-class items' embeddings the query is pulled onto
+    unmatch_emb: torch.Tensor | None = None
+
+
 class GreedyTop1Misrank(Attack):
     name = "GTM"
+    selection = GreedyPairSelection
     reports = ("r@1", EMBSHIFT)
     display = (R1_PERCENT,)
-    bounds = {"r@1": FRACTION}
+    bounds = {"r@1": PERCENT}
+    legacy_fractions = ("r@1",)
 
     def select(self, ctx: BatchContext) -> None:
         match, unmatch = greedy_pairs(ctx.clean_dist, ctx.gallery.labels, ctx.self_slot, ctx.reference)
-        ctx.sel["match"], ctx.sel["unmatch"] = match, unmatch
-        ctx.sel["unmatch_emb"] = ctx.gallery.embeddings[unmatch]
+        ctx.sel.match, ctx.sel.unmatch = match, unmatch
+        ctx.sel.unmatch_emb = ctx.gallery.embeddings[unmatch]
 
     def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
-        return paired(emb, ctx.sel["unmatch_emb"], ctx.metric)
+        return paired(emb, ctx.sel.unmatch_emb, ctx.metric)
 
     def surrogate(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
         return label_margin(ctx.dist(emb), label_mask(ctx), ctx.self_slot, label_temperature(ctx))
@@ -60,4 +69,4 @@ class GreedyTop1Misrank(Attack):
         return {"r@1": -1}
 
     def summarize(self, emb, dist, ctx, adversarial):
-        return {"r@1": top1_label_match(dist, ctx.gallery.labels, ctx.labels, ctx.self_slot)}
+        return {"r@1": 100.0 * top1_label_match(dist, ctx.gallery.labels, ctx.labels, ctx.self_slot)}

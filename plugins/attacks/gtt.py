@@ -2,17 +2,26 @@
 
 Selection: idm = the clean top-1 result other than the query's own slot (idum = top-2 is
 selected too, but unused, as in the reference). Objective: the QA- hinge with M = 1 on idm,
-mean over the gallery of relu(d(q, x) - d(q, idm)). Metrics (fractions): ``ID-Retain@1``
+mean over the gallery of relu(d(q, x) - d(q, idm)). Metrics (percent): ``ID-Retain@1``
 (idm is still the top-1) and ``retain@4`` (idm is still in the top 4).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from robrank.attacks.base import Attack, BatchContext
-from robrank.attacks.metrics import retained
-from robrank.attacks.surrogates import kth_margin
-from robrank.summaries import EMBSHIFT, FRACTION, MetricDisplay
+from robrank.plugin_api import (
+    EMBSHIFT,
+    HIGHER,
+    PERCENT,
+    Attack,
+    BatchContext,
+    MetricDisplay,
+    Selection,
+    kth_margin,
+    retained,
+)
 
 from .query import query_loss
 
@@ -21,34 +30,43 @@ from .query import query_loss
 RETAIN_K = 4
 
 
+@dataclass
+class TopSelection(Selection):
+    #: ``[B, 1]``: each query's clean top-1 gallery slot; ``[B]``: its clean second
+    match: torch.Tensor | None = None
+    second: torch.Tensor | None = None
+
+
 class GreedyTop1Translocation(Attack):
     name = "GTT"
+    selection = TopSelection
     reports = ("ID-Retain@1", "retain@4", EMBSHIFT)
-    bounds = {"ID-Retain@1": FRACTION, "retain@4": FRACTION}
+    bounds = {"ID-Retain@1": PERCENT, "retain@4": PERCENT}
+    legacy_fractions = ("ID-Retain@1", "retain@4")
     display = (
-        MetricDisplay("ID-Retain@1", "RETAIN1", scale=100.0, full=100.0),
-        MetricDisplay("retain@4", "RETAIN4", scale=100.0, full=100.0),
+        MetricDisplay("ID-Retain@1", "RETAIN1", full=100.0, robust=HIGHER),
+        MetricDisplay("retain@4", "RETAIN4", full=100.0, robust=HIGHER),
     )
 
     def select(self, ctx: BatchContext) -> None:
         masked = ctx.clean_dist.scatter(1, ctx.self_slot.view(-1, 1), float("inf"))
         top2 = masked.topk(min(2, masked.shape[1]), dim=1, largest=False).indices
-        ctx.sel["match"] = top2[:, :1]
-        ctx.sel["second"] = top2[:, -1]
+        ctx.sel.match = top2[:, :1]
+        ctx.sel.second = top2[:, -1]
 
     def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
-        return query_loss(ctx.dist(emb), ctx.sel["match"], "-", self.exclude_slot(ctx))
+        return query_loss(ctx.dist(emb), ctx.sel.match, "-", self.exclude_slot(ctx))
 
     def surrogate(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
         """d(4th nearest other item) − d(clean top-1): negative while the top-1 is retained in the top 4."""
-        return kth_margin(ctx.dist(emb), ctx.sel["match"][:, 0], ctx.self_slot, RETAIN_K)
+        return kth_margin(ctx.dist(emb), ctx.sel.match[:, 0], ctx.self_slot, RETAIN_K)
 
     def success(self) -> dict[str, int]:
         return {"retain@4": -1, "ID-Retain@1": -1}
 
     def summarize(self, emb, dist, ctx, adversarial):
-        idm = ctx.sel["match"][:, 0]
+        idm = ctx.sel.match[:, 0]
         return {
-            "ID-Retain@1": retained(dist, idm, 1, ctx.self_slot),
-            "retain@4": retained(dist, idm, RETAIN_K, ctx.self_slot),
+            "ID-Retain@1": 100.0 * retained(dist, idm, 1, ctx.self_slot),
+            "retain@4": 100.0 * retained(dist, idm, RETAIN_K, ctx.self_slot),
         }

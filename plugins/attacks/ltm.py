@@ -1,7 +1,7 @@
 """Learning-to-misrank LTM (arXiv 2004.04199, Eq. 1): make every positive farther than every negative.
 
 Objective (minimised), per query q with label y: relu(max_{x: y_x != y} d(q, x) -
-min_{x: y_x = y} d(q, x)). Metric ``r@1`` as a fraction: whether the nearest gallery item
+min_{x: y_x = y} d(q, x)). Metric ``r@1`` in percent: whether the nearest gallery item
 other than the query's own slot still has label y.
 
 Reference quirk (kept under reference semantics): the own slot was meant to be removed from
@@ -10,36 +10,53 @@ over positives includes d(q~, clean self). Fixed semantics remove it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from robrank.attacks.base import Attack, BatchContext
-from robrank.attacks.metrics import top1_label_match
-from robrank.attacks.surrogates import label_margin
-from robrank.summaries import EMBSHIFT, FRACTION, MetricDisplay
+from robrank.plugin_api import (
+    EMBSHIFT,
+    HIGHER,
+    PERCENT,
+    Attack,
+    BatchContext,
+    MetricDisplay,
+    label_margin,
+    top1_label_match,
+)
 
-from .es import label_mask, label_temperature
+from .es import LabelSelection, label_mask, label_temperature
 
-#: top-1 label match is a fraction; reports show it as R@1 in percent
-R1_PERCENT = MetricDisplay("r@1", "R1", scale=100.0, full=100.0)
+#: top-1 label match, in percent like every recall
+R1_PERCENT = MetricDisplay("r@1", "R1", full=100.0, robust=HIGHER)
+
+
+@dataclass
+class MisrankSelection(LabelSelection):
+    #: ``[B, N]``: gallery items that are not negatives (the query's class) / not positives
+    not_negative: torch.Tensor | None = None
+    not_positive: torch.Tensor | None = None
 
 
 class LearningToMisrank(Attack):
     name = "LTM"
+    selection = MisrankSelection
     reports = ("r@1", EMBSHIFT)
     display = (R1_PERCENT,)
-    bounds = {"r@1": FRACTION}
+    bounds = {"r@1": PERCENT}
+    legacy_fractions = ("r@1",)
 
     def select(self, ctx: BatchContext) -> None:
         same = ctx.gallery.labels.view(1, -1) == ctx.labels.view(-1, 1)
-        ctx.sel["not_negative"] = same.clone()
+        ctx.sel.not_negative = same.clone()
         if not ctx.reference:
             same = same.scatter(1, ctx.self_slot.view(-1, 1), False)
-        ctx.sel["not_positive"] = ~same
+        ctx.sel.not_positive = ~same
 
     def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
         dist = ctx.dist(emb)
-        hardest_negative = dist.masked_fill(ctx.sel["not_negative"], float("-inf")).amax(dim=1)
-        easiest_positive = dist.masked_fill(ctx.sel["not_positive"], float("inf")).amin(dim=1)
+        hardest_negative = dist.masked_fill(ctx.sel.not_negative, float("-inf")).amax(dim=1)
+        easiest_positive = dist.masked_fill(ctx.sel.not_positive, float("inf")).amin(dim=1)
         return (hardest_negative - easiest_positive).clamp(min=0)
 
     def surrogate(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
@@ -49,4 +66,4 @@ class LearningToMisrank(Attack):
         return {"r@1": -1}
 
     def summarize(self, emb, dist, ctx, adversarial):
-        return {"r@1": top1_label_match(dist, ctx.gallery.labels, ctx.labels, ctx.self_slot)}
+        return {"r@1": 100.0 * top1_label_match(dist, ctx.gallery.labels, ctx.labels, ctx.self_slot)}

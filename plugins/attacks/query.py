@@ -9,23 +9,30 @@ QA- and behind it for QA+ (ties never help the defender).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from robrank.attacks.base import PM, Attack, BatchContext
-from robrank.attacks.metrics import query_prank
-from robrank.attacks.selection import (
+from robrank.plugin_api import (
+    EMBSHIFT,
+    PCTL,
+    PERCENT,
+    PM,
     STREAM_CANDIDATES,
     STREAM_PERMUTATION,
+    Attack,
+    BatchContext,
+    Param,
+    Selection,
     nearest_excluding_self,
     permutation,
+    query_prank,
     randint,
+    soft_rank,
+    temperature,
     top_fraction,
 )
-from robrank.attacks.surrogates import soft_rank, temperature
-from robrank.params import Param
-from robrank.summaries import EMBSHIFT, FRACTION
 
-from robrank.plugin_api import PCTL
 
 #: the M field of the query attacks
 CANDIDATES = Param("M", int, low=1, help="number of candidates moved in the perturbed query's ranking", example="M=1",
@@ -78,28 +85,38 @@ def select_query_targets(attack: Attack, ctx: BatchContext, pm: str, count: int,
     return targets, top.gather(1, rest)
 
 
+@dataclass
+class QuerySelection(Selection):
+    #: ``[B, M]``: the gallery slots of the candidates moved in each query's ranking
+    candidates: torch.Tensor | None = None
+    #: ``[B, 1]``: each query's soft-rank temperature
+    tau: torch.Tensor | None = None
+
+
 class QueryAttack(Attack):
     name = "QA"
+    selection = QuerySelection
     params = (PM, CANDIDATES)
     reports = ("loss", "prank", EMBSHIFT)
     display = (PCTL,)
-    bounds = {"prank": FRACTION}
+    bounds = {"prank": PERCENT}
+    legacy_fractions = ("prank",)
 
     def distance_width(self) -> int:
         return self.M + 5
 
     def select(self, ctx: BatchContext) -> None:
-        ctx.sel["candidates"], _ = select_query_targets(self, ctx, self.pm, self.M)
-        ctx.sel["tau"] = temperature(ctx.clean_dist)
+        ctx.sel.candidates, _ = select_query_targets(self, ctx, self.pm, self.M)
+        ctx.sel.tau = temperature(ctx.clean_dist)
 
     def loss_from_dist(self, dist: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
-        return query_loss(dist, ctx.sel["candidates"], self.pm, self.exclude_slot(ctx))
+        return query_loss(dist, ctx.sel.candidates, self.pm, self.exclude_slot(ctx))
 
     def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
         return self.loss_from_dist(ctx.dist(emb), ctx)
 
     def surrogate(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
-        return query_soft_rank(ctx.dist(emb), ctx.sel["candidates"], self.pm, ctx.sel["tau"], self.exclude_slot(ctx))
+        return query_soft_rank(ctx.dist(emb), ctx.sel.candidates, self.pm, ctx.sel.tau, self.exclude_slot(ctx))
 
     def success(self) -> dict[str, int]:
         return {"prank": -1 if self.pm == "+" else 1}
@@ -107,5 +124,5 @@ class QueryAttack(Attack):
     def summarize(self, emb, dist, ctx, adversarial):
         return {
             "loss": self.loss_from_dist(dist, ctx),
-            "prank": query_prank(dist, ctx.sel["candidates"], self.exclude_slot(ctx), ties_ahead=self.pm == "-"),
+            "prank": 100.0 * query_prank(dist, ctx.sel.candidates, self.exclude_slot(ctx), ties_ahead=self.pm == "-"),
         }

@@ -15,18 +15,26 @@ couples the samples of a batch; fixed semantics compute one xi per sample.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import math
 
 import torch
 
-from robrank.attacks.base import PM, Attack, BatchContext
-from robrank.attacks.metrics import query_prank
-from robrank.attacks.selection import nearest_excluding_self
-from robrank.params import Param
-from robrank.summaries import EMBSHIFT, FRACTION, MetricDisplay
+from robrank.plugin_api import (
+    EMBSHIFT,
+    PCTL,
+    PERCENT,
+    PM,
+    Attack,
+    BatchContext,
+    MetricDisplay,
+    Param,
+    nearest_excluding_self,
+    query_prank,
+)
 
-from robrank.plugin_api import PCTL
-from .query import CANDIDATES, query_loss, select_query_targets
+from .query import CANDIDATES, QuerySelection, query_loss, select_query_targets
 
 M_GT = 5
 XI_MAX = 1e9
@@ -52,12 +60,20 @@ def adaptive_xi(loss_sp: torch.Tensor, rate: float) -> torch.Tensor:
     return torch.where(torch.isnan(scaled), torch.full_like(xi, XI_NAN), xi)
 
 
+@dataclass
+class SemanticSelection(QuerySelection):
+    #: ``[B, 5]``: the query's own nearest neighbours, kept near the top
+    truth: torch.Tensor | None = None
+
+
 class SPQueryAttack(Attack):
     name = "SPQA"
+    selection = SemanticSelection
     params = (PM, CANDIDATES, RATE)
     reports = ("loss", "prank", "GTprank", EMBSHIFT)
-    display = (PCTL, MetricDisplay("GTprank", "GT PCTL", scale=100.0, full=100.0))
-    bounds = {"prank": FRACTION, "GTprank": FRACTION}
+    display = (PCTL, MetricDisplay("GTprank", "GT PCTL", full=100.0))
+    bounds = {"prank": PERCENT, "GTprank": PERCENT}
+    legacy_fractions = ("prank", "GTprank")
 
     @property
     def xi_rate(self) -> float:
@@ -73,12 +89,12 @@ class SPQueryAttack(Attack):
         else:
             targets, rest = select_query_targets(self, ctx, "-", self.M, extra=M_GT)
             truth = rest[:, :M_GT]
-        ctx.sel["candidates"], ctx.sel["truth"] = targets, truth
+        ctx.sel.candidates, ctx.sel.truth = targets, truth
 
     def loss_from_dist(self, dist: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
         exclude = self.exclude_slot(ctx)
-        loss_qa = query_loss(dist, ctx.sel["candidates"], self.pm, exclude)
-        loss_sp = query_loss(dist, ctx.sel["truth"], "+", exclude)
+        loss_qa = query_loss(dist, ctx.sel.candidates, self.pm, exclude)
+        loss_sp = query_loss(dist, ctx.sel.truth, "+", exclude)
         xi = adaptive_xi(loss_sp.mean() if ctx.reference else loss_sp, self.xi_rate)
         return loss_qa + xi * loss_sp
 
@@ -93,6 +109,6 @@ class SPQueryAttack(Attack):
         exclude = self.exclude_slot(ctx)
         return {
             "loss": self.loss_from_dist(dist, ctx),
-            "prank": query_prank(dist, ctx.sel["candidates"], exclude, ties_ahead=self.pm == "-"),
-            "GTprank": query_prank(dist, ctx.sel["truth"], exclude),
+            "prank": 100.0 * query_prank(dist, ctx.sel.candidates, exclude, ties_ahead=self.pm == "-"),
+            "GTprank": 100.0 * query_prank(dist, ctx.sel.truth, exclude),
         }

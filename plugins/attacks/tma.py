@@ -5,28 +5,45 @@ metric. Metric ``Cosine-SIM`` = cos(q, t) (higher after the attack = less robust
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from robrank.attacks.base import Attack, BatchContext
-from robrank.attacks.selection import STREAM_TARGET, randint
-from robrank.distances import paired
-from robrank.summaries import EMBSHIFT, MetricDisplay
+from robrank.plugin_api import (
+    EMBSHIFT,
+    LOWER,
+    STREAM_TARGET,
+    Attack,
+    BatchContext,
+    MetricDisplay,
+    Selection,
+    paired,
+    randint,
+)
+
+
+@dataclass
+class TargetSelection(Selection):
+    #: ``[B]`` gallery slots of the random targets, and their unit embeddings ``[B, D]``
+    target: torch.Tensor | None = None
+    target_emb: torch.Tensor | None = None
 
 
 class TargetedMismatch(Attack):
     name = "TMA"
+    selection = TargetSelection
     reports = ("Cosine-SIM", EMBSHIFT)
-    display = (MetricDisplay("Cosine-SIM", "COS", full=1.0, decimals=3),)
+    display = (MetricDisplay("Cosine-SIM", "COS", full=1.0, decimals=3, robust=LOWER),)
     bounds = {"Cosine-SIM": (-1.0, 1.0)}
 
     def select(self, ctx: BatchContext) -> None:
         target = randint(ctx.seed, STREAM_TARGET, ctx.index, 1, len(ctx.gallery), exclude=self.exclude_slot(ctx))[:, 0]
-        ctx.sel["target"] = target
-        ctx.sel["target_emb"] = F.normalize(ctx.gallery.embeddings[target], dim=-1)
+        ctx.sel.target = target
+        ctx.sel.target_emb = F.normalize(ctx.gallery.embeddings[target], dim=-1)
 
     def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
-        return paired(F.normalize(emb, dim=-1), ctx.sel["target_emb"], "C")
+        return paired(F.normalize(emb, dim=-1), ctx.sel.target_emb, "C")
 
     # the objective, 1 - cos, is already the smooth form of the metric: no separate surrogate
     def success(self) -> dict[str, int]:

@@ -9,58 +9,18 @@ has the same 10 classes), with no augmentation and no normalisation, as in the r
 """
 from __future__ import annotations
 
-import robrank
-from robrank.data.sources import IdxFile, IdxSource, IdxSplit
-from robrank.records import DatasetRecord
+from robrank.plugin_api import DatasetRecord, hookimpl
+
+#: the implementation, imported when a component is built (registering imports no torch)
+_IMPL = f"{__name__.rpartition('.')[0]}.mnist_data"
 
 
-class MnistSource(IdxSource):
-    name = "mnist"
-    root_subdirs = ("mnist", "MNIST/raw")
-    home_subdirs = ("MNIST/raw",)
-    homepage = "https://ossci-datasets.s3.amazonaws.com/mnist/ (or http://yann.lecun.com/exdb/mnist/)"
-    torchvision = "MNIST"  # its mirrors and .gz md5s
-    splits = {
-        "train": IdxSplit(
-            IdxFile("train-images-idx3-ubyte", "6bbc9ace898e44ae57da46a324031adb"),
-            IdxFile("train-labels-idx1-ubyte", "a25bea736e30d166cdddb491f175f624"),
-            60000,
-        ),
-        "test": IdxSplit(
-            IdxFile("t10k-images-idx3-ubyte", "2646ac647ad5339dbf082846283269ea"),
-            IdxFile("t10k-labels-idx1-ubyte", "27ae3e4e09519cfbb04c329615203637"),
-            10000,
-        ),
-    }
-
-
-class FashionSource(IdxSource):
-    name = "fashion"
-    root_subdirs = ("fashion-mnist", "FashionMNIST/raw")
-    home_subdirs = ("FashionMNIST/raw",)
-    system_dirs = ("/usr/share/datasets/fashion-mnist",)  # Debian: apt install dataset-fashion-mnist
-    homepage = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
-    torchvision = "FashionMNIST"  # its mirrors and .gz md5s
-    splits = {
-        "train": IdxSplit(
-            IdxFile("train-images-idx3-ubyte", "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
-            IdxFile("train-labels-idx1-ubyte", "9018921c3c673c538a1fc5bad174d6f9"),
-            60000,
-        ),
-        "test": IdxSplit(
-            IdxFile("t10k-images-idx3-ubyte", "8181f5470baa50b63fa0f6fddb340f0a"),
-            IdxFile("t10k-labels-idx1-ubyte", "15d484375f8d13e6eb1aabb0c3f46965"),
-            10000,
-        ),
-    }
-
-
-@robrank.hookimpl
+@hookimpl
 def register_datasets(register):
     register(
         DatasetRecord(
             name="mnist",
-            factory=MnistSource,
+            factory=f"{_IMPL}:MnistSource",
             summary="MNIST handwritten digits, 60k/10k 28x28 grey (IDX files; auto-download)",
             image_size=28,
             channels=1,
@@ -74,7 +34,7 @@ def register_datasets(register):
     register(
         DatasetRecord(
             name="fashion",
-            factory=FashionSource,
+            factory=f"{_IMPL}:FashionSource",
             summary="Fashion-MNIST clothing, 60k/10k 28x28 grey (IDX files; auto-download)",
             aliases=("fashion-mnist",),
             image_size=28,

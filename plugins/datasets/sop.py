@@ -7,44 +7,18 @@ Ebay_test (60,502 images, 11,316 classes); label = class_id (1-based, not re-ind
 """
 from __future__ import annotations
 
-from pathlib import Path
+from robrank.plugin_api import SIZE_224, DatasetRecord, hookimpl
 
-import robrank
-from robrank.data.sources import ImageTreeSource, SplitIndex, parse_int, read_table
-from robrank.records import SIZE_224, DatasetRecord
-
-
-class SopSource(ImageTreeSource):
-    name = "sop"
-    dirname = "Stanford_Online_Products"
-    marker_files = ("Ebay_train.txt", "Ebay_test.txt")
-    standard_counts = (59551, 60502)
-
-    def how_to_get(self) -> str:
-        return (
-            "Download Stanford_Online_Products.zip from https://cvgl.stanford.edu/projects/lifted_struct/ "
-            "and unzip it."
-        )
-
-    def read_index(self, path: Path) -> dict[str, SplitIndex]:
-        hint = "unzip Stanford_Online_Products.zip again"
-        splits = {}
-        for split, filename in (("train", "Ebay_train.txt"), ("test", "Ebay_test.txt")):
-            table = path / filename
-            rows = read_table(table, 4, header=True, hint=hint)
-            splits[split] = SplitIndex(
-                [path / row[3] for row in rows],
-                [parse_int(row[1], table, "class_id", hint) for row in rows],
-            )
-        return splits
+#: the implementation, imported when a component is built (registering imports no torch)
+_IMPL = f"{__name__.rpartition('.')[0]}.sop_data"
 
 
-@robrank.hookimpl
+@hookimpl
 def register_datasets(register):
     register(
         DatasetRecord(
             name="sop",
-            factory=SopSource,
+            factory=f"{_IMPL}:SopSource",
             summary="Stanford Online Products, 11318/11316 classes, 224x224 RGB (manual download)",
             aliases=("stanford-online-products",),
             image_size=SIZE_224,

@@ -3,26 +3,27 @@
 Each registers like a third-party plugin would. FGSM variants of the reference (``*df``,
 ``*pf``) are not separate defenses: pass ``pgditer=1``. Plain training (``none``) is the
 registered no-op defense (``plain=True``): what a run trains with when it names no defense.
-``suffixes`` are the reference's ``-C`` model suffixes (``rc2f2p`` = rc2f2 + ACT).
+``suffixes`` are the reference's ``-C`` model suffixes (``rc2f2p`` = rc2f2 + ACT). The classes
+are lazy ``"module:Class"`` references: registering imports none of them (nor torch), and
+their options are read from the class when the defense is first looked up.
 """
 from __future__ import annotations
 
-from robrank.plugin_api import DefenseRecord, NoDefense, hookimpl
+from robrank.plugin_api import DefenseRecord, hookimpl
 
-from .act import ACT, FAMILIES
-from .est import EST
-from .hm import HM
-from .ses import SES
+#: loss families with a triplet kernel that ACT and HM compose with (reference: p?triplet*, psnr*, pmargin*, pcontrast*)
+FAMILIES: tuple[str, ...] = ("triplet", "snr", "margin", "contrastive")
 
 _PGD = "eps/alpha/pgditer 28px: 77/255, 3/255, 32; 224px: 8/255, 1/255, 32 (pgditer=1 = FGSM)"
 
 
 @hookimpl
 def register_defenses(register):
-    register(DefenseRecord(name="none", factory=NoDefense, summary="no defense: the loss on benign embeddings", plain=True))
+    register(DefenseRecord(name="none", factory="robrank.plugin_api:NoDefense", summary="no defense: the loss on benign embeddings", plain=True))
     register(
         DefenseRecord.of(
-            EST,
+            f"{__name__}.est:EST",
+            name="est",
             summary="Embedding-Shifted Triplet (ECCV'20): the loss on ES-adversarial batches",
             aliases=("EST",),
             suffixes={"d": {}, "df": {"pgditer": 1}},
@@ -31,7 +32,8 @@ def register_defenses(register):
     )
     register(
         DefenseRecord.of(
-            ACT,
+            f"{__name__}.act:ACT",
+            name="act",
             summary="Anti-Collapse Triplet (RobRank): triplet kernel on p/n collapsed by PGD",
             aliases=("ACT", "pnp"),
             suffixes={"p": {}, "pf": {"pgditer": 1}},
@@ -41,7 +43,8 @@ def register_defenses(register):
     )
     register(
         DefenseRecord.of(
-            SES,
+            f"{__name__}.ses:SES",
+            name="ses",
             summary="Suppressing Embedding Shift (ECCV'20 supp.): benign loss + ES penalty",
             aliases=("SES",),
             suffixes={"e": {}},
@@ -50,7 +53,8 @@ def register_defenses(register):
     )
     register(
         DefenseRecord.of(
-            HM,
+            f"{__name__}.hm:HM",
+            name="hm",
             summary="Hardness Manipulation (CVPR'22): HM[S,g_LGA], --ics for &ICS",
             aliases=("HM",),
             loss_families=FAMILIES,

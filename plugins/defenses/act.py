@@ -25,8 +25,8 @@ from robrank.plugin_api import (
     with_margin,
 )
 
-#: loss families with a triplet kernel that ACT composes with (reference: p?triplet*, psnr*, pmargin*, pcontrast*)
-FAMILIES: tuple[str, ...] = ("triplet", "snr", "margin", "contrastive")
+from . import FAMILIES
+
 
 
 def reference_miner_margin(metric: str) -> float:

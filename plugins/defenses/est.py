@@ -12,7 +12,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from robrank.plugin_api import REFERENCE_PAIRWISE_EPS, AdversarialDefense, Param, embedding_shift, inner_eval, pairwise_eps_option
+from robrank.plugin_api import (
+    REFERENCE_PAIRWISE_EPS,
+    AdversarialDefense,
+    Param,
+    embedding_shift,
+    inner_eval,
+    pairwise_eps_option,
+)
 
 
 class EST(AdversarialDefense):

@@ -28,6 +28,7 @@ from robrank.plugin_api import (
     AdversarialDefense,
     ConfigError,
     Param,
+    Registry,
     UnknownNameError,
     alignment,
     build_miner,
@@ -41,20 +42,12 @@ from robrank.plugin_api import (
     pgd_minimize,
 )
 
-from .act import FAMILIES
+from . import FAMILIES
 
 #: the miner margin the reference used for HM's samplers with metric N (triplet margin_cosine)
 HM_MINER_MARGIN = 0.2
 #: HM's saturation stop: the objective changed by less than this between two steps
 EARLY_STOP = 1e-7
-
-
-def _flag(value: Any, option: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        return value.lower() in ("1", "true", "yes", "on")
-    raise ConfigError(f"defense 'hm': option {option} must be true or false, got {value!r}")
 
 
 #: the reference's HM model names (``ghmet<src><dest>``) spell the letterless (random) miner ``r``
@@ -80,22 +73,25 @@ class HM(AdversarialDefense):
     )
 
     def __init__(self, **options: Any) -> None:
-        for flag in ("gradual", "ics"):  # yes/no/on/off, as -o accepted them before they were declared
-            if flag in options:
-                options[flag] = _flag(options[flag], flag)
         super().__init__(**options)
         opts = self.options
-        try:
-            opts["src"] = miner_name(_letterless(str(opts["src"])))
-            opts["dest"] = miner_name(_letterless(str(opts["dest"])))
-        except UnknownNameError as exc:
-            raise ConfigError(f"defense 'hm': {exc} (or a reference letter r/m/s/d/h)") from None
         opts["ics_lambda"] = float(opts["ics_lambda"])
         opts["method"] = str(opts["method"]).lower()
         if opts["method"] not in METHODS:
             raise ConfigError(f"defense 'hm': method must be one of {', '.join(METHODS)}, got {opts['method']!r}")
         self.previous_loss = GA_INITIAL_LOSS
         self._miners: dict[str, Any] = {}
+        self._registry: Registry | None = None
+
+    def bind(self, registry: Registry) -> None:
+        """Resolve ``src`` and ``dest`` (names, aliases or reference letters) to registered miners."""
+        opts = self.options
+        try:
+            opts["src"] = miner_name(_letterless(str(opts["src"])), registry)
+            opts["dest"] = miner_name(_letterless(str(opts["dest"])), registry)
+        except UnknownNameError as exc:
+            raise ConfigError(f"defense 'hm': {exc} (or a reference letter r/m/s/d/h)") from None
+        self._registry = registry
 
     def check(self, loss_record: Any, metric: str) -> None:
         check_metric_in(self.name, metric, ("N",))
@@ -112,7 +108,9 @@ class HM(AdversarialDefense):
         if name not in self._miners:
             miner = getattr(criterion, "miner", None)
             generator = getattr(miner, "generator", None) or getattr(criterion, "generator", None)
-            self._miners[name] = build_miner(name, "N", HM_MINER_MARGIN, generator=generator)
+            if self._registry is None:
+                raise ConfigError("defense 'hm' was not bound to a registry; build it through a run plan (robrank.plan.build_plan)")
+            self._miners[name] = build_miner(name, "N", HM_MINER_MARGIN, generator=generator, registry=self._registry)
         return self._miners[name]
 
     def destination(self, embedded: torch.Tensor, labels: torch.Tensor, criterion: nn.Module) -> torch.Tensor:

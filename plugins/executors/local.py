@@ -16,8 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from robrank.errors import ConfigError
-from robrank.runtime import threads_per_process, usable_cpus
+from robrank.plugin_api import ConfigError, threads_per_process, usable_cpus
 
 #: at most this many concurrent cells on a CPU unless --jobs says otherwise
 CPU_JOBS = 4

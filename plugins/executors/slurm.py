@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import sys
 
-from robrank.errors import ConfigError
-from robrank.io import write_json
+from robrank.plugin_api import ConfigError, cell_dir, write_json, write_status
 
-#: the -X KEY=VALUE options this executor accepts
-OPTIONS: tuple[str, ...] = ("cluster", "account", "qos", "constraint", "mem_gb", "cpus_per_task", "array_parallelism",
-                            "signal_delay_s", "max_num_timeout", "exclude")
+from . import SLURM_OPTIONS as OPTIONS  # the -X KEY=VALUE options this executor accepts (declared where it registers)
+
 #: -X key -> submitit parameter (integers are converted)
 _PARAMETERS: dict[str, tuple[str, type]] = {
     "account": ("slurm_account", str),
@@ -74,8 +72,6 @@ class SlurmExecutor:
     def run(self, jobs) -> list:
         """Submit one array task per job; wait for them unless ``--no-wait``. Returns submitit's job handles."""
         import submitit
-
-        from robrank.sweep.state import cell_dir, write_status
 
         folder = self.settings.sweep_dir / "jobs"
         executor = submitit.AutoExecutor(folder=folder, cluster=self.cluster)

@@ -11,8 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robrank.errors import ConfigError
-from robrank.records import LossRecord
+from robrank.plugin_api import ConfigError
 
 
 class CrossEntropy(nn.Module):
@@ -27,16 +26,3 @@ class CrossEntropy(nn.Module):
         if logits.dim() != 2:
             raise ConfigError(f"loss 'ce' expects logits of shape [B, classes]; got {tuple(logits.shape)}")
         return F.cross_entropy(logits, labels.view(-1).to(logits.device))
-
-
-RECORD = LossRecord(
-    name="ce",
-    factory=CrossEntropy,
-    summary="softmax cross-entropy for classifier backbones (classification batches; accuracy validation)",
-    aliases=("cross_entropy",),
-    metrics=("E",),
-    batch="classification",
-    family="classification",
-    uses_miner=False,
-    has_raw=False,
-)

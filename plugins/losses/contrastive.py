@@ -13,11 +13,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from robrank.losses.base import TripletCriterion, active_mean
-from robrank.losses.names import reference_aliases
-from robrank.records import LossRecord
+from robrank.plugin_api import TripletCriterion, active_mean
 
-from .miners import RandomMiner
+from .mining import RandomMiner
 
 MARGIN = 1.0
 
@@ -45,15 +43,3 @@ class ContrastiveLoss(TripletCriterion):
         lap = F.pairwise_distance(a, p, p=2).mean()
         lan = active_mean(margin - F.pairwise_distance(a, n, p=2))
         return lap + lan
-
-
-RECORD = LossRecord(
-    name="contrastive",
-    factory=ContrastiveLoss,
-    summary="contrastive loss, margin 1.0 (C: cosine-embedding loss, whose negative term is 0 at that margin)",
-    aliases=("contrast", *reference_aliases(("contrast",), ("C", "E", "N"), uses_miner=True)),
-    metrics=("C", "E", "N"),
-    family="contrastive",
-    uses_miner=True,
-    has_raw=True,
-)

@@ -12,9 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from robrank.losses.base import Criterion, check_spc2
-from robrank.losses.names import reference_aliases
-from robrank.records import LossRecord
+from robrank.plugin_api import Criterion, check_spc2
 
 TEMPERATURE_LOG = 0.0
 
@@ -37,15 +35,3 @@ class InfoNCELoss(Criterion):
         logits = (x[0::2] @ x[1::2].T) * math.exp(self.t)
         target = torch.arange(logits.shape[0], device=logits.device)
         return 0.5 * F.cross_entropy(logits, target) + 0.5 * F.cross_entropy(logits.T, target)
-
-
-RECORD = LossRecord(
-    name="infonce",
-    factory=InfoNCELoss,
-    summary="symmetric InfoNCE over anchor x partner cosine similarities (scale exp(0))",
-    aliases=("ice", *reference_aliases(("ice",), ("C",), uses_miner=False)),
-    metrics=("C",),
-    family="infonce",
-    uses_miner=False,
-    has_raw=False,
-)

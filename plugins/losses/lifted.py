@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import torch
 
-from robrank.distances import pairwise
-from robrank.losses.base import LOSS_GRAM_FLOOR, Criterion, check_spc2, mean_or_zero
-from robrank.losses.names import reference_aliases
-from robrank.records import LossRecord
+from robrank.plugin_api import (
+    LOSS_GRAM_FLOOR,
+    Criterion,
+    check_spc2,
+    mean_or_zero,
+    pairwise,
+)
 
 MARGIN = {"C": 0.2, "N": 0.2, "E": 1.0}
 L2_WEIGHT = 5e-3
@@ -59,15 +62,3 @@ class GeneralizedLiftedLoss(Criterion):
         keep = pos.any(dim=1) & neg.any(dim=1)
         per_anchor = (pos_term + neg_term)[keep].relu()
         return mean_or_zero(per_anchor, x) + self.l2_weight * x.norm(p=2, dim=-1).mean()
-
-
-RECORD = LossRecord(
-    name="glift",
-    factory=GeneralizedLiftedLoss,
-    summary="generalised lifted-structure loss (margin 1.0, + 5e-3 mean embedding norm)",
-    aliases=("lifted", *reference_aliases(("glift",), ("E",), uses_miner=False)),
-    metrics=("E",),
-    family="glift",
-    uses_miner=False,
-    has_raw=False,
-)

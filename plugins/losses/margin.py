@@ -13,11 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robrank.losses.base import TripletCriterion, active_mean
-from robrank.losses.names import reference_aliases
-from robrank.records import LossRecord
+from robrank.plugin_api import TripletCriterion, active_mean
 
-from .miners import RandomMiner
+from .mining import RandomMiner
 
 BETA = 0.6
 MARGIN = 0.2
@@ -55,15 +53,3 @@ class MarginLoss(TripletCriterion):
             dan = F.pairwise_distance(a, n, p=2)
         beta = self.beta.to(a.dtype)
         return active_mean((dap - beta + margin).relu()) + active_mean((beta - dan + margin).relu())
-
-
-RECORD = LossRecord(
-    name="margin",
-    factory=MarginLoss,
-    summary="margin loss, learnable β (init 0.6, own SGD lr 5e-4), margin 0.2",
-    aliases=reference_aliases(("margin",), ("C", "E", "N"), uses_miner=True),
-    metrics=("C", "E", "N"),
-    family="margin",
-    uses_miner=True,
-    has_raw=True,
-)

@@ -15,9 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from robrank.losses.base import Criterion, check_spc2, mean_or_zero
-from robrank.losses.names import reference_aliases
-from robrank.records import LossRecord
+from robrank.plugin_api import Criterion, check_spc2, mean_or_zero
 
 POS_WEIGHT = 2.0
 NEG_WEIGHT = 40.0
@@ -69,15 +67,3 @@ class MultiSimilarityLoss(Criterion):
         ipos = _log1p_sum_exp(-self.pos_weight * (sim - self.threshold), pos) / self.pos_weight
         ineg = _log1p_sum_exp(self.neg_weight * (sim - self.threshold), neg) / self.neg_weight
         return mean_or_zero((ipos + ineg)[keep], embeddings)
-
-
-RECORD = LossRecord(
-    name="multisim",
-    factory=MultiSimilarityLoss,
-    summary="multi-similarity loss (weights 2/40, threshold 0.5), cosine similarities",
-    aliases=("ms", "multi-similarity", *reference_aliases(("ms",), ("C", "N"), uses_miner=False)),
-    metrics=("C", "N"),
-    family="multisim",
-    uses_miner=False,
-    has_raw=False,
-)

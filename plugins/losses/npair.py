@@ -13,9 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from robrank.losses.base import Criterion, check_spc2
-from robrank.losses.names import reference_aliases
-from robrank.records import LossRecord
+from robrank.plugin_api import Criterion, check_spc2
 
 L2_WEIGHT = 5e-3
 
@@ -44,15 +42,3 @@ class NPairLoss(Criterion):
         zero = torch.zeros(z.shape[0], 1, device=z.device, dtype=z.dtype)
         per_anchor = torch.logsumexp(torch.cat([zero, z], dim=1), dim=1)
         return per_anchor.mean() + self.l2_weight * x.norm(p=2, dim=-1).mean()
-
-
-RECORD = LossRecord(
-    name="npair",
-    factory=NPairLoss,
-    summary="N-pair loss with normalised anchors (+ 5e-3 mean embedding norm)",
-    aliases=reference_aliases(("npair",), ("E",), uses_miner=False),
-    metrics=("E",),
-    family="npair",
-    uses_miner=False,
-    has_raw=False,
-)

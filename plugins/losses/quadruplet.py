@@ -11,11 +11,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from robrank.losses.base import TripletCriterion, check_spc2, choose_in_rows
-from robrank.losses.names import reference_aliases
-from robrank.records import LossRecord
+from robrank.plugin_api import TripletCriterion, check_spc2, choose_in_rows
 
-from .miners import RandomMiner
+from .mining import RandomMiner
 from .triplet import MARGIN as TRIPLET_MARGIN
 from .triplet import triplet_kernel
 
@@ -77,15 +75,3 @@ class QuadrupletLoss(TripletCriterion):
             dap = F.pairwise_distance(a, p, p=2)
             dnn = F.pairwise_distance(n, n2, p=2)
         return loss + (dap - dnn + margin2).relu().mean()
-
-
-RECORD = LossRecord(
-    name="quadruplet",
-    factory=QuadrupletLoss,
-    summary="quadruplet loss: triplet + relu(d(a,p) - d(n,n2) + m2), m2 0.1 (C/N) / 0.5 (E)",
-    aliases=("quad", *reference_aliases(("quad",), ("C", "E", "N"), uses_miner=True)),
-    metrics=("C", "E", "N"),
-    family="quadruplet",
-    uses_miner=True,
-    has_raw=True,
-)

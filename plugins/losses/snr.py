@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from robrank.losses.base import TripletCriterion, active_mean
-from robrank.losses.names import reference_aliases
-from robrank.records import LossRecord
+from robrank.plugin_api import TripletCriterion, active_mean
 
-from .miners import RandomMiner
+from .mining import RandomMiner
 
 MARGIN = 0.2
 REG_LAMBDA = 0.005
@@ -46,15 +44,3 @@ class SNRLoss(TripletCriterion):
         neg = torch.var(a - n, dim=1) / var_a
         hinge = active_mean((pos - neg + margin).relu())
         return hinge + self.reg_lambda * a.sum(dim=1).abs().mean()
-
-
-RECORD = LossRecord(
-    name="snr",
-    factory=SNRLoss,
-    summary="signal-to-noise-ratio triplet loss (margin 0.2, reg 0.005)",
-    aliases=reference_aliases(("snr",), ("C", "E", "N"), uses_miner=True),
-    metrics=("C", "E", "N"),
-    family="snr",
-    uses_miner=True,
-    has_raw=True,
-)

@@ -10,11 +10,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from robrank.losses.base import TripletCriterion
-from robrank.losses.names import reference_aliases
-from robrank.records import LossRecord
+from robrank.plugin_api import TripletCriterion
 
-from .miners import RandomMiner
+from .mining import RandomMiner
 
 MARGIN = {"C": 0.2, "N": 0.2, "E": 1.0}
 
@@ -47,15 +45,3 @@ class TripletLoss(TripletCriterion):
 
     def raw(self, a: torch.Tensor, p: torch.Tensor, n: torch.Tensor, *, margin: float | None = None) -> torch.Tensor:
         return triplet_kernel(a, p, n, self.metric, self.margin if margin is None else margin)
-
-
-RECORD = LossRecord(
-    name="triplet",
-    factory=TripletLoss,
-    summary="triplet margin loss (margin 0.2 for C/N, 1.0 for E); miner letters m s d D h",
-    aliases=reference_aliases(("triplet",), ("C", "E", "N"), uses_miner=True),
-    metrics=("C", "E", "N"),
-    family="triplet",
-    uses_miner=True,
-    has_raw=True,
-)

@@ -9,15 +9,14 @@ runs the same list with the reference quirks fixed and records that in the resul
 """
 from __future__ import annotations
 
-import robrank
-from robrank.records import ProfileRecord
+from robrank.plugin_api import ProfileRecord, hookimpl
 
 from .autoattack import PROFILES as STRONGER
 from .autoattack import WORST_CASE
 from .reference import PROFILES
 
 
-@robrank.hookimpl
+@hookimpl
 def register_profiles(register):
     for name, (factory, image_size, score, summary, aliases) in PROFILES.items():
         register(ProfileRecord(name=name, factory=factory, summary=summary, aliases=aliases, image_size=image_size, score=score))

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from robrank.records import SIZE_224, SIZE_28
-from robrank.scoring import Score
+from robrank.plugin_api import SIZE_224, SIZE_28, Score
 
 from .ers import ERS
 from .reference import ROB224_PGD, ROB28_PGD, _ers_profile

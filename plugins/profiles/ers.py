@@ -5,21 +5,20 @@ is rescaled so that 0 means "completely broken" and 100 "fully robust", and ERS 
 plain mean (:class:`robrank.scoring.Score` does the bookkeeping; this module only says which
 attack fills which column and how it is rescaled, pjswipe's ``ersnormalize``):
 
-* CA+/QA+ percentiles (in percent) sit near 50 on a clean model, hence the factor 2;
+* every rate is in percent (results schema version 3); CA+/QA+ percentiles sit near 50 on a clean model, hence the factor 2;
   CA-/QA- become 100 minus the percentile;
 * TMA's cosine similarity s becomes 100 (1 - s);
 * ES:D (the embedding shift) is divided by 2, the largest distance on the unit sphere (for
   the E metric it can exceed 2 and the term goes negative, as in the reference); ES:R is the
   ES attack's R@1, already in percent;
-* LTM and GTM R@1 and GTT's retain@4 (fractions) are taken in percent as they are.
+* LTM and GTM R@1 and GTT's retain@4 are taken as they are.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from robrank.scoring import Column, IncompleteScoresError, Score
-from robrank.summaries import EMBSHIFT
+from robrank.plugin_api import EMBSHIFT, Column, IncompleteScoresError, Score
 
 
 def _double(v: float) -> float:
@@ -43,16 +42,16 @@ ERS = Score(
     name="ERS",
     summary="Empirical Robustness Score: mean of ten rescaled attack results (0 = broken, 100 = robust)",
     columns=(
-        Column("cap", "CA+", "CA", "prank", {"pm": "+"}, 100.0, _double),
-        Column("cam", "CA-", "CA", "prank", {"pm": "-"}, 100.0, _complement),
-        Column("qap", "QA+", "QA", "prank", {"pm": "+"}, 100.0, _double),
-        Column("qam", "QA-", "QA", "prank", {"pm": "-"}, 100.0, _complement),
+        Column("cap", "CA+", "CA", "prank", {"pm": "+"}, 1.0, _double),
+        Column("cam", "CA-", "CA", "prank", {"pm": "-"}, 1.0, _complement),
+        Column("qap", "QA+", "QA", "prank", {"pm": "+"}, 1.0, _double),
+        Column("qam", "QA-", "QA", "prank", {"pm": "-"}, 1.0, _complement),
         Column("tma", "TMA", "TMA", "Cosine-SIM", {}, 1.0, _cosine, decimals=3),
         Column("esd", "ES:D", "ES", EMBSHIFT, {}, 1.0, _shift, decimals=3),
-        Column("esr", "ES:R", "ES", "r@1", {}, 1.0),  # the ES attack reports R@1 in percent
-        Column("ltm", "LTM", "LTM", "r@1", {}, 100.0),
-        Column("gtm", "GTM", "GTM", "r@1", {}, 100.0),
-        Column("gtt", "GTT", "GTT", "retain@4", {}, 100.0),
+        Column("esr", "ES:R", "ES", "r@1", {}),
+        Column("ltm", "LTM", "LTM", "r@1", {}),
+        Column("gtm", "GTM", "GTM", "r@1", {}),
+        Column("gtt", "GTT", "GTT", "retain@4", {}),
     ),
 )
 

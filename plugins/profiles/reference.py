@@ -11,8 +11,7 @@ from __future__ import annotations
 import itertools as it
 from collections.abc import Callable, Iterable
 
-from robrank.records import SIZE_224, SIZE_28
-from robrank.scoring import Score
+from robrank.plugin_api import SIZE_224, SIZE_28, Score
 
 from .ers import ERS
 

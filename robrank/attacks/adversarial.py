@@ -14,6 +14,10 @@ each batch's adversarial images (float32 on the CPU: PGD's pixels are not multip
 
 A whole 224x224 split is large (SOP's test split would be tens of GB): limit it with
 ``--max-batches``.
+
+Saved images are results: a folder that already holds any of these files is refused (before
+the attack runs, and again when writing) rather than overwritten, and a folder the OS will not
+let robrank create or write is a one-line :class:`~robrank.errors.StorageError`.
 """
 from __future__ import annotations
 
@@ -25,6 +29,45 @@ import torch
 #: how many examples get PNGs
 PNG_EXAMPLES = 8
 FORMAT = "robrank-adversarial"
+
+
+def saved_files(folder: str | Path) -> list[str]:
+    """The files of an earlier ``--save-adversarial`` in ``folder`` (none when it does not exist)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    names = ["adversarial.pt", "examples.png"]
+    return [n for n in names if (folder / n).exists()] + sorted(p.name for p in folder.glob("adversarial-*.png"))
+
+
+def prepare_folder(folder: str | Path, *, keep: bool = True) -> Path:
+    """``folder`` created and empty of earlier results, or a one-line error.
+
+    Run before the attack too (``keep=False``), so that a folder that holds results or
+    cannot be created fails before any work; that probe removes the folders it created, so
+    a command refused later leaves nothing behind.
+    """
+    from ..errors import ConfigError, StorageError, os_error_message
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--save-adversarial {folder} is a file; give a folder")
+    taken = saved_files(folder)
+    if taken:
+        raise ConfigError(f"--save-adversarial {folder} already holds {taken[0]} of an earlier attack; saved results are never "
+                          "replaced: choose a new folder or remove the old files")
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(os_error_message(exc, "create the --save-adversarial folder")) from None
+    if not keep:
+        for path in created:  # deepest first
+            try:
+                path.rmdir()
+            except OSError:
+                break
+    return folder
 
 
 class AdversarialCollector:
@@ -44,8 +87,7 @@ class AdversarialCollector:
 
         from ..io import atomic_open, save_checkpoint
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = prepare_folder(folder)  # again: another process may have written there meanwhile
         indices = torch.cat(self.indices) if self.indices else torch.empty(0, dtype=torch.int64)
         adversarial = torch.cat(self.images) if self.images else torch.empty(0)
         labels = dataset.labels.to("cpu")[indices] if indices.numel() else torch.empty(0, dtype=torch.int64)
@@ -78,4 +120,4 @@ def load_adversarial(path: str | Path) -> dict[str, Any]:
     return payload
 
 
-__all__ = ["AdversarialCollector", "load_adversarial", "FORMAT", "PNG_EXAMPLES"]
+__all__ = ["AdversarialCollector", "load_adversarial", "prepare_folder", "saved_files", "FORMAT", "PNG_EXAMPLES"]

@@ -40,6 +40,7 @@ from ..records import TASK_CLASSIFICATION, TASK_RETRIEVAL
 from ..semantics import REFERENCE, check_semantics
 from ..summaries import EMBSHIFT, QUERIES, MetricDisplay
 from . import selection
+from .defaults import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_PGDITER, PM
 from .apgd import Best, Judge, apgd_minimize
 from .ensemble import LOSSES, OPTIMIZERS, Run, combine, runs
 from .gallery import Gallery
@@ -50,10 +51,6 @@ from .pgd import Budget, check_norm, l2_step, normalized, pgd_minimize, sign_ste
 #: keys the engine adds to summaries itself (an attack's ``reports`` may list them)
 ENGINE_KEYS = frozenset({EMBSHIFT, QUERIES})
 
-#: PGD defaults of the reference ``AdvRank`` constructor
-DEFAULT_EPS = 4.0 / 255.0
-DEFAULT_ALPHA = 1.0 / 255.0
-DEFAULT_PGDITER = 24
 
 #: the search fields every attack shares (docs/autoattack.md); implicit: the default search
 #: (the reference's) is never written, so stored specs keep their text
@@ -66,12 +63,23 @@ SEARCH: tuple[Param, ...] = (
           help="runs per sample, the best kept (first from the start, the others random); opt=worst: the smooth member's runs (2)"),
 )
 
-#: the direction of a signed attack (CA+, QA-, ...): declare it in ``params`` to take ``pm=+|-``
-PM = Param("pm", str, choices=("+", "-"), help="direction: + raises, - lowers the target's rank", example="pm=+")
 
 
 def _float64(summary: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to(torch.float64).view(-1) for k, v in summary.items()}
+
+
+@dataclass
+class Selection:
+    """An attack's choice of targets for one batch, made once from the clean state.
+
+    Each attack subclasses it (a dataclass) with the fields its :meth:`Attack.select` fills
+    and its objective and summaries read, and names the subclass in :attr:`Attack.selection`;
+    the engine gives every batch a fresh one as ``ctx.sel``. Fields default to None (not
+    chosen yet), so an attack may also fill one on first use. An attack that perturbs a
+    candidate (``perturbs = "candidate"``) has a ``queries`` field: the ``[B, W]`` gallery
+    slots of the queries whose rankings it moves (``robrank show`` draws the first).
+    """
 
 
 @dataclass
@@ -82,7 +90,8 @@ class BatchContext:
     selection); ``self_slot`` is each object's own slot in the gallery (None, like ``gallery``
     and ``clean_dist``, for an attack that uses no gallery): the nearest clean
     gallery item under reference semantics (the reference's ``loc_self``), the true slot
-    under fixed semantics. ``sel`` holds the attack's selection; ``last`` the embeddings of
+    under fixed semantics. ``sel`` holds the attack's selection (its :attr:`Attack.selection`
+    dataclass); ``last`` the embeddings of
     the last PGD forward pass and ``last_input`` the images it embedded.
     """
 
@@ -95,7 +104,7 @@ class BatchContext:
     clean_dist: torch.Tensor | None
     seed: int
     reference: bool
-    sel: dict[str, Any] = field(default_factory=dict)
+    sel: Selection = field(default_factory=Selection)
     last: torch.Tensor | None = None
     last_input: torch.Tensor | None = None
     #: model passes spent on this batch, per sample
@@ -172,13 +181,18 @@ class Attack:
     reports: ClassVar[tuple[str, ...]] = ()
     #: how reports show the summary keys (none: each key as it is)
     display: ClassVar[tuple[MetricDisplay, ...]] = ()
-    #: the range each reported key's average lies in (a fraction: (0, 1)); an average outside it
-    #: is never written or read as a result. A key not listed only has to be finite.
+    #: the range each reported key's average lies in (a rate in percent: ``PERCENT``, (0, 100));
+    #: an average outside it is never written or read as a result. A key not listed only has to be finite.
     bounds: ClassVar[Mapping[str, tuple[float, float]]] = {}
+    #: keys this attack reported as fractions in results files before schema version 3 (which
+    #: moved every rate to percent); readers multiply them by 100 when they load an older file
+    legacy_fractions: ClassVar[tuple[str, ...]] = ()
     #: what the perturbed image plays: "query" (its own ranking is attacked) or "candidate"
     #: (a gallery item moved in the rankings of the queries its select() stores in
-    #: ``ctx.sel["queries"]``, a [B, W] tensor of gallery slots); robrank show draws each its way
+    #: ``ctx.sel.queries``, a [B, W] tensor of gallery slots); robrank show draws each its way
     perturbs: ClassVar[str] = "query"
+    #: the dataclass :meth:`select` fills, one per batch (``ctx.sel``)
+    selection: ClassVar[type[Selection]] = Selection
 
     eps: float
     alpha: float
@@ -263,7 +277,7 @@ class Attack:
     # ------------------------------------------------------------------ subclass hooks
 
     def select(self, ctx: BatchContext) -> None:
-        """Choose targets from the clean state (``ctx.clean``, ``ctx.clean_dist``) into ``ctx.sel``."""
+        """Choose targets from the clean state (``ctx.clean``, ``ctx.clean_dist``) into ``ctx.sel`` (a :attr:`selection`)."""
 
     def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
         """Per-sample loss ``[B]`` to minimise; ``step`` is the PGD iteration (None when evaluating)."""
@@ -329,7 +343,7 @@ class Attack:
             ctx = BatchContext(
                 gallery=None, metric=model.metric, labels=labels.to(device).view(-1),
                 index=index.to(device=device, dtype=torch.int64).view(-1), self_slot=None, clean=clean,
-                clean_dist=None, seed=int(seed), reference=self.reference,
+                clean_dist=None, seed=int(seed), reference=self.reference, sel=self.selection(),
             )
             with torch.no_grad():
                 self.select(ctx)
@@ -354,6 +368,7 @@ class Attack:
             clean_dist=clean_dist,
             seed=int(seed),
             reference=self.reference,
+            sel=self.selection(),
         )
         with torch.no_grad():
             self.select(ctx)

@@ -16,18 +16,40 @@ selection time and a PGD step only adds a [B, W, N] comparison to the model's co
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ..distances import paired, pairwise
 from ..params import Param
-from ..summaries import EMBSHIFT, FRACTION, MetricDisplay
-from .base import PM, Attack, BatchContext
+from ..summaries import EMBSHIFT, PERCENT, WITH_PM, MetricDisplay
+from .base import PM, Attack, BatchContext, Selection
 from .metrics import candidate_prank
 from .selection import STREAM_QUERIES, nearest_excluding_self, randint, top_fraction
 from .surrogates import soft_rank, temperature
 
-#: CA/QA percentile ranks are fractions; reports show them in percent of the ranking
-PCTL = MetricDisplay("prank", "PCTL", scale=100.0, full=100.0)
+#: CA/QA percentile ranks, in percent of the ranking
+PCTL = MetricDisplay("prank", "PCTL", full=100.0, robust=WITH_PM)
+
+
+@dataclass
+class CandidateSelection(Selection):
+    """CA's choice for each candidate: W queries and the distances its objective compares against."""
+
+    #: ``[B, W]`` gallery slots of the queries and ``[B, W, D]`` their embeddings
+    queries: torch.Tensor | None = None
+    query_emb: torch.Tensor | None = None
+    #: ``[B, W, N]`` distances from every gallery item to each query (own slot: the candidate's clean one)
+    gallery_to_query: torch.Tensor | None = None
+    #: ``[B, W]``: the clean candidate's distances to its queries (its own slot's column)
+    own_to_query: torch.Tensor | None = None
+    #: the same under fixed semantics only, where the own slot is left out of the ranking
+    self_to_query: torch.Tensor | None = None
+    #: the gallery distances sorted per query, and their float64 prefix sums ``[B, W, N + 1]``
+    sorted: torch.Tensor | None = None
+    prefix: torch.Tensor | None = None
+    #: each query's soft-rank temperature (from its gallery distances)
+    tau: torch.Tensor | None = None
 
 
 class CandidateAttack(Attack):
@@ -37,8 +59,10 @@ class CandidateAttack(Attack):
                         outside_class=True))
     reports = ("loss", "prank", EMBSHIFT)
     display = (PCTL,)
-    bounds = {"prank": FRACTION}
+    bounds = {"prank": PERCENT}
+    legacy_fractions = ("prank",)
     perturbs = "candidate"
+    selection = CandidateSelection
 
     def distance_width(self) -> int:
         return max(self.W, super().distance_width())
@@ -55,26 +79,26 @@ class CandidateAttack(Attack):
             queries = top.gather(1, pick)
         q_emb = gallery.embeddings[queries]  # [B, W, D]
         to_queries = pairwise(q_emb.reshape(-1, q_emb.shape[-1]), gallery.embeddings, ctx.metric)
-        ctx.sel["queries"] = queries
-        ctx.sel["query_emb"] = q_emb
+        ctx.sel.queries = queries
+        ctx.sel.query_emb = q_emb
         to_queries = to_queries.view(q_emb.shape[0], w, n)
         # the own slot's column is recomputed with the very op that measures the candidate, so
         # the clean candidate ties its own slot exactly instead of by rounding noise
         slot = ctx.self_slot.view(-1, 1, 1).expand(-1, w, 1)
         own = paired(gallery.embeddings[ctx.self_slot].unsqueeze(1), q_emb, ctx.metric)
-        ctx.sel["gallery_to_query"] = to_queries.scatter(2, slot, own.unsqueeze(2))
-        ctx.sel["own_to_query"] = own
+        ctx.sel.gallery_to_query = to_queries.scatter(2, slot, own.unsqueeze(2))
+        ctx.sel.own_to_query = own
         if exclude is not None:
-            ctx.sel["self_to_query"] = own
+            ctx.sel.self_to_query = own
         # sorted distances and their prefix sums turn the N-term hinge into O(log N) per step
-        ordered = ctx.sel["gallery_to_query"].sort(dim=2).values
+        ordered = ctx.sel.gallery_to_query.sort(dim=2).values
         prefix = torch.zeros(*ordered.shape[:2], n + 1, dtype=torch.float64, device=ordered.device)
         prefix[:, :, 1:] = ordered.to(torch.float64).cumsum(dim=2)
-        ctx.sel["sorted"], ctx.sel["prefix"] = ordered.contiguous(), prefix
-        ctx.sel["tau"] = temperature(ctx.sel["gallery_to_query"])
+        ctx.sel.sorted, ctx.sel.prefix = ordered.contiguous(), prefix
+        ctx.sel.tau = temperature(ctx.sel.gallery_to_query)
 
     def _to_queries(self, emb: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
-        return paired(emb.unsqueeze(1), ctx.sel["query_emb"], ctx.metric)  # [B, W]
+        return paired(emb.unsqueeze(1), ctx.sel.query_emb, ctx.metric)  # [B, W]
 
     def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
         """mean_{j,x} relu(±(d(c, q_j) - d(x, q_j))), evaluated exactly from sorted d(x, q_j).
@@ -86,7 +110,7 @@ class CandidateAttack(Attack):
         torch's clamp counts them) at O(log N) instead of O(N) per candidate and query.
         """
         cand = self._to_queries(emb, ctx)  # d(c, q_j), [B, W]
-        ordered, prefix = ctx.sel["sorted"], ctx.sel["prefix"]
+        ordered, prefix = ctx.sel.sorted, ctx.sel.prefix
         size = ordered.shape[2]
         key = cand.detach().unsqueeze(2).to(ordered.dtype)
         wide = cand.to(torch.float64)  # prefix sums are float64: no cancellation at large N
@@ -97,15 +121,15 @@ class CandidateAttack(Attack):
             k = torch.searchsorted(ordered, key, right=True)
             total = (prefix[:, :, -1:] - prefix.gather(2, k)).squeeze(2) - (size - k.squeeze(2)) * wide
         total = total.to(cand.dtype)
-        if "self_to_query" in ctx.sel:
-            own = ctx.sel["self_to_query"]
+        if ctx.sel.self_to_query is not None:
+            own = ctx.sel.self_to_query
             total = total - (cand - own if self.pm == "+" else own - cand).clamp(min=0)
             size -= 1
         return total.sum(dim=1) / (size * ordered.shape[1])
 
     def surrogate(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
         """The soft percentile rank of the candidate (:func:`~robrank.attacks.surrogates.soft_rank`), raised by CA-."""
-        rank = soft_rank(self._to_queries(emb, ctx), ctx.sel["gallery_to_query"], ctx.sel["tau"], ctx.sel.get("self_to_query"))
+        rank = soft_rank(self._to_queries(emb, ctx), ctx.sel.gallery_to_query, ctx.sel.tau, ctx.sel.self_to_query)
         return rank if self.pm == "+" else -rank
 
     def success(self) -> dict[str, int]:
@@ -114,6 +138,6 @@ class CandidateAttack(Attack):
     def summarize(self, emb, dist, ctx, adversarial):
         cand = self._to_queries(emb, ctx)
         # ties count for the attacker: CA- (pushing the candidate down) ranks tied items ahead
-        prank = candidate_prank(cand, ctx.sel["gallery_to_query"], ctx.sel.get("self_to_query"),
-                                ties_ahead=self.pm == "-", own_to_query=ctx.sel["own_to_query"])
-        return {"loss": self.objective(emb, ctx, None), "prank": prank}
+        prank = candidate_prank(cand, ctx.sel.gallery_to_query, ctx.sel.self_to_query,
+                                ties_ahead=self.pm == "-", own_to_query=ctx.sel.own_to_query)
+        return {"loss": self.objective(emb, ctx, None), "prank": 100.0 * prank}

@@ -18,9 +18,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import progress as progress_output
 from ..errors import ConfigError, SpecError
 from ..models.modes import attack_mode, embed
 from ..params import ParamError
+from ..plugins import Registry
 from ..semantics import REFERENCE, check_semantics
 from .base import Attack, Surrogate
 from .gallery import Gallery, device_dataset, iter_images
@@ -115,6 +117,9 @@ class AttackOptions:
     device: str = "cpu"
     batch_size: int | None = None
     max_batches: int | None = None
+    #: attack only the first N queries, whatever the batch size (``max_batches`` counts batches,
+    #: whose size is chosen per device); both may be given, the smaller cut wins
+    max_queries: int | None = None
     progress: bool = True
     amp: bool = False
     channels_last: bool = False
@@ -124,7 +129,7 @@ class AttackOptions:
 
     def __post_init__(self) -> None:
         check_semantics(self.semantics)
-        for name in ("batch_size", "max_batches"):
+        for name in ("batch_size", "max_batches", "max_queries"):
             value = getattr(self, name)
             if value is not None and int(value) < 1:
                 raise ConfigError(f"{name.replace('_', ' ')} must be at least 1 (got {value})")
@@ -139,19 +144,15 @@ class AttackOptions:
         return {"amp": bool(self.amp), "channels_last": bool(self.channels_last), "compile": bool(self.compile)}
 
     @classmethod
-    def for_dataset(cls, dataset: str | None, registry: Any = None, **fields: Any) -> AttackOptions:
+    def for_dataset(cls, dataset: str | None, registry: Registry, **fields: Any) -> AttackOptions:
         """Options whose ``defaults`` are the registered dataset's ``attack_defaults`` (none if unregistered)."""
         return cls(defaults=dataset_attack_defaults(dataset, registry), **fields)
 
 
-def dataset_attack_defaults(dataset: str | None, registry: Any = None) -> dict[str, dict[str, Any]]:
+def dataset_attack_defaults(dataset: str | None, registry: Registry) -> dict[str, dict[str, Any]]:
     """The spec-field defaults the dataset's record declares per attack ({} for an unknown dataset)."""
     if not dataset:
         return {}
-    if registry is None:
-        from ..plugins import get_registry
-
-        registry = get_registry()
     if ("datasets", dataset) not in registry:
         return {}
     return {k: dict(v) for k, v in registry.get("datasets", dataset).attack_defaults.items()}
@@ -180,7 +181,7 @@ class AttackResult:
     budget: dict[str, float] = field(default_factory=dict)
     members: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     wins: dict[str, dict[str, int]] = field(default_factory=dict)
-    #: share of the gallery's items whose two nearest items tie (:func:`robrank.metrics.top_tie_share`); None without a gallery
+    #: percent of the gallery's items whose two nearest items tie (:func:`robrank.metrics.top_tie_share`); None without a gallery
     top_ties: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -255,7 +256,7 @@ def merge_results(results: Sequence[AttackResult]) -> AttackResult:
     )
 
 
-def build_attack(spec: AttackSpec | str, options: AttackOptions | None = None, *, registry: Any = None, **changes: Any) -> Attack:
+def build_attack(spec: AttackSpec | str, options: AttackOptions | None = None, *, registry: Registry, **changes: Any) -> Attack:
     """Instantiate a parsed spec's attack through the plugin registry.
 
     The spec's fields were validated when it was parsed; the data's defaults
@@ -263,10 +264,6 @@ def build_attack(spec: AttackSpec | str, options: AttackOptions | None = None, *
     against the attack's declared fields here, where they enter.
     """
     options = (options or AttackOptions()).replace(**changes)
-    if registry is None:
-        from ..plugins import get_registry
-
-        registry = get_registry()
     spec = parse_spec(spec, registry)
     record = registry.get("attacks", spec.type)
     declared = {p.name: p for p in record.params}
@@ -284,14 +281,10 @@ def build_attack(spec: AttackSpec | str, options: AttackOptions | None = None, *
     return registry.create("attacks", spec.type, **values, semantics=options.semantics, random_start=options.random_start)
 
 
-def check_task(spec: str | AttackSpec, task: str, *, registry: Any = None) -> None:
+def check_task(spec: str | AttackSpec, task: str, *, registry: Registry) -> None:
     """One-line error when an attack is meant for another kind of model (ranking vs classifier)."""
     from ..records import TASK_CLASSIFICATION
 
-    if registry is None:
-        from ..plugins import get_registry
-
-        registry = get_registry()
     spec = parse_spec(spec, registry)
     wanted = registry.get("attacks", spec.type).task
     if wanted == task:
@@ -330,7 +323,7 @@ def auto_batch_size(model: nn.Module, dataset: Any, gallery: Gallery | None, att
     return int(max(1, min(CUDA_BATCH_MAX, len(dataset), (free // 2) // per_image)))
 
 
-def check_against_gallery(spec: Any, gallery: Gallery, registry: Any = None) -> None:
+def check_against_gallery(spec: Any, gallery: Gallery, registry: Registry) -> None:
     """Refuse spec fields that do not fit this gallery, where the gallery is known.
 
     A field declared ``outside_class`` (``robrank.params.Param``) counts items drawn from
@@ -338,9 +331,7 @@ def check_against_gallery(spec: Any, gallery: Gallery, registry: Any = None) -> 
     class: a bigger value would silently clamp or repeat items. (Ranges that need no gallery,
     such as eps <= 1, are checked when the spec is parsed.)
     """
-    from ..plugins import get_registry
-
-    record = (registry or get_registry()).get("attacks", spec.type)
+    record = registry.get("attacks", spec.type)
     counts = [p.name for p in getattr(record, "params", ()) if getattr(p, "outside_class", False) and spec.params.get(p.name) is not None]
     if not counts:
         return
@@ -361,7 +352,7 @@ def run_attack(
     *,
     gallery: Gallery | None = None,
     indices: Iterable[int] | torch.Tensor | None = None,
-    registry: Any = None,
+    registry: Registry,
     on_batch: Callable[[torch.Tensor, Any], None] | None = None,
     surrogate: nn.Module | None = None,
     surrogate_gallery: Gallery | None = None,
@@ -394,52 +385,23 @@ def run_attack(
     model = accelerate(model.to(device), **options.speed)
     start = time.perf_counter()
     dataset = device_dataset(dataset, device)
-    if not attack.uses_gallery:
-        gallery = surrogate_gallery = None
-    elif gallery is None:
-        gallery = Gallery.compute(model, dataset, batch_size=None, device=device)
+    gallery, source = _galleries(model, dataset, attack, options, device, gallery, surrogate, surrogate_gallery)
     if gallery is not None:
-        gallery = gallery.to(device)
-        if gallery.metric != model.metric:
-            raise ConfigError(f"the gallery was embedded for metric {gallery.metric} but the model uses {model.metric}")
-    source = None
-    if surrogate is not None:
-        surrogate = accelerate(surrogate.to(device), **options.speed)
-        if gallery is not None:
-            if surrogate_gallery is None:
-                surrogate_gallery = Gallery.compute(surrogate, dataset, batch_size=None, device=device)
-            if len(surrogate_gallery) != len(gallery):
-                raise ConfigError(f"the surrogate gallery has {len(surrogate_gallery)} items but the target's has {len(gallery)}; embed the same split")
-            surrogate_gallery = surrogate_gallery.to(device)
-        source = Surrogate(surrogate, surrogate_gallery)
-    if gallery is not None:
-        check_against_gallery(spec, gallery)
+        check_against_gallery(spec, gallery, registry)
     # the gallery is this split when sizes agree: a query's own slot is its dataset index
     own_slots = gallery is not None and len(gallery) == len(dataset)
-    if indices is None:
-        order = torch.arange(len(dataset))
-    else:
-        order = torch.as_tensor(list(indices) if not isinstance(indices, torch.Tensor) else indices, dtype=torch.int64).view(-1)
-        if order.numel() and (int(order.min()) < 0 or int(order.max()) >= len(dataset)):
-            raise ConfigError(f"attack indices must lie in [0, {len(dataset)}); got {int(order.min())}..{int(order.max())}")
+    order = _query_order(dataset, indices)
+    if options.max_queries is not None:
+        order = order[: int(options.max_queries)]
     batch_size = options.batch_size
     if batch_size is None:
         batch_size = auto_batch_size(model, dataset, gallery, attack, device)
     batches = [order[i : i + batch_size] for i in range(0, order.numel(), batch_size)]
     if options.max_batches is not None:
         batches = batches[: options.max_batches]
-    seed, progress, num_workers = options.seed, options.progress, options.num_workers
-
-    sums: dict[str, dict[str, torch.Tensor]] = {"orig": {}, "adv": {}}
-    budget_sums: dict[str, int] = {}
-    member_sums: dict[str, dict[str, torch.Tensor]] = {}
-    win_counts: dict[str, torch.Tensor] = {}
-    names = [run.name for run in attack.runs()]
-    count = 0
-    from .. import progress as progress_output
-
+    totals = _Totals([run.name for run in attack.runs()])
     # a bar on a terminal only: in a log file the swipe's per-attack line is the progress
-    bar = progress_output.bar(progress, total=len(batches), desc=spec.text, unit="batch", leave=False)
+    bar = progress_output.bar(options.progress, total=len(batches), desc=spec.text, unit="batch", leave=False)
     # indices and labels go to the device once, not once per batch: a pageable host-to-device
     # copy waits for the device, which would stall the host behind every batch's PGD
     order_dev = torch.cat(batches).to(device) if batches else order[:0]
@@ -448,45 +410,95 @@ def run_attack(
     for index in batches:
         offsets.append(offsets[-1] + int(index.numel()))
     try:
-        for b, images in enumerate(iter_images(dataset, batches, device, num_workers)):
+        for b, images in enumerate(iter_images(dataset, batches, device, options.num_workers)):
             index_dev = order_dev[offsets[b] : offsets[b + 1]]
-            labels = labels_dev[index_dev]
-            outcome = attack(
-                model, gallery, images, labels, index_dev, seed=seed, self_slot=index_dev if own_slots else None, surrogate=source
-            )
+            outcome = attack(model, gallery, images, labels_dev[index_dev], index_dev, seed=options.seed,
+                             self_slot=index_dev if own_slots else None, surrogate=source)
             if on_batch is not None:
                 on_batch(index_dev, outcome)
-            for side, values in (("orig", outcome.orig), ("adv", outcome.adv)):
-                for k, v in values.items():
-                    sums[side][k] = sums[side].get(k, 0) + v.sum()
-            size = offsets[b + 1] - offsets[b]
-            for k, v in outcome.budget.items():
-                budget_sums[k] = budget_sums.get(k, 0) + int(v) * size
-            for name, values in outcome.members.items():
-                into = member_sums.setdefault(name, {})
-                for k, v in values.items():
-                    into[k] = into.get(k, 0) + v.sum()
-            for k, winner in outcome.wins.items():
-                win_counts[k] = win_counts.get(k, 0) + torch.bincount(winner, minlength=len(names))
-            count += size
+            totals.add(outcome, offsets[b + 1] - offsets[b])
             if bar is not None:
                 bar.update(1)
     finally:
         if bar is not None:
             bar.close()
-    host = {side: {k: float(v) for k, v in values.items()} for side, values in sums.items()}
-    members = {name: {k: float(v) for k, v in values.items()} for name, values in member_sums.items()}
-    return AttackResult(
-        spec=spec.text,
-        orig=_averages(host["orig"], count),
-        adv=_averages(host["adv"], count),
-        count=count,
-        seconds=time.perf_counter() - start,
-        sums=host,
-        semantics=options.semantics,
-        seed=seed,
-        budget=_averages({k: float(v) for k, v in budget_sums.items()}, count),
-        members={name: {"adv": _averages(m, count), "sums": m} for name, m in members.items()},
-        wins={k: dict(zip(names, (int(n) for n in v.tolist()))) for k, v in win_counts.items()},
-        top_ties=None if gallery is None else gallery.top_ties,
-    )
+    return totals.result(spec.text, options, start, None if gallery is None else 100.0 * gallery.top_ties)
+
+
+def _galleries(model: nn.Module, dataset: Any, attack: Attack, options: AttackOptions, device: torch.device, gallery: Gallery | None,
+               surrogate: nn.Module | None, surrogate_gallery: Gallery | None) -> tuple[Gallery | None, Surrogate | None]:
+    """The target's clean gallery on the device (None for an attack that uses none) and the transfer surrogate, checked."""
+    if not attack.uses_gallery:
+        gallery = surrogate_gallery = None
+    elif gallery is None:
+        gallery = Gallery.compute(model, dataset, batch_size=None, device=device)
+    if gallery is not None:
+        gallery = gallery.to(device)
+        if gallery.metric != model.metric:
+            raise ConfigError(f"the gallery was embedded for metric {gallery.metric} but the model uses {model.metric}")
+    if surrogate is None:
+        return gallery, None
+    surrogate = accelerate(surrogate.to(device), **options.speed)
+    if gallery is not None:
+        if surrogate_gallery is None:
+            surrogate_gallery = Gallery.compute(surrogate, dataset, batch_size=None, device=device)
+        if len(surrogate_gallery) != len(gallery):
+            raise ConfigError(f"the surrogate gallery has {len(surrogate_gallery)} items but the target's has {len(gallery)}; embed the same split")
+        surrogate_gallery = surrogate_gallery.to(device)
+    return gallery, Surrogate(surrogate, surrogate_gallery)
+
+
+def _query_order(dataset: Any, indices: Iterable[int] | torch.Tensor | None) -> torch.Tensor:
+    """The dataset indices to attack, in order (all of them without ``indices``)."""
+    if indices is None:
+        return torch.arange(len(dataset))
+    order = torch.as_tensor(list(indices) if not isinstance(indices, torch.Tensor) else indices, dtype=torch.int64).view(-1)
+    if order.numel() and (int(order.min()) < 0 or int(order.max()) >= len(dataset)):
+        raise ConfigError(f"attack indices must lie in [0, {len(dataset)}); got {int(order.min())}..{int(order.max())}")
+    return order
+
+
+class _Totals:
+    """Per-sample sums of one attack's batches, kept on the device until :meth:`result` (no sync per batch)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names  # the searches of a worst case, in the order that breaks ties
+        self.sums: dict[str, dict[str, torch.Tensor]] = {"orig": {}, "adv": {}}
+        self.budget: dict[str, int] = {}
+        self.members: dict[str, dict[str, torch.Tensor]] = {}
+        self.wins: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    def add(self, outcome: Any, size: int) -> None:
+        for side, values in (("orig", outcome.orig), ("adv", outcome.adv)):
+            for k, v in values.items():
+                self.sums[side][k] = self.sums[side].get(k, 0) + v.sum()
+        for k, v in outcome.budget.items():
+            self.budget[k] = self.budget.get(k, 0) + int(v) * size
+        for name, values in outcome.members.items():
+            into = self.members.setdefault(name, {})
+            for k, v in values.items():
+                into[k] = into.get(k, 0) + v.sum()
+        for k, winner in outcome.wins.items():
+            self.wins[k] = self.wins.get(k, 0) + torch.bincount(winner, minlength=len(self.names))
+        self.count += size
+
+    def result(self, spec: str, options: AttackOptions, start: float, top_ties: float | None) -> AttackResult:
+        """The averages; ``seconds`` runs from ``start`` to here, after the one sync that brings the sums to the host."""
+        count = self.count
+        host = {side: {k: float(v) for k, v in values.items()} for side, values in self.sums.items()}
+        members = {name: {k: float(v) for k, v in values.items()} for name, values in self.members.items()}
+        return AttackResult(
+            spec=spec,
+            orig=_averages(host["orig"], count),
+            adv=_averages(host["adv"], count),
+            count=count,
+            seconds=time.perf_counter() - start,
+            sums=host,
+            semantics=options.semantics,
+            seed=options.seed,
+            budget=_averages({k: float(v) for k, v in self.budget.items()}, count),
+            members={name: {"adv": _averages(m, count), "sums": m} for name, m in members.items()},
+            wins={k: dict(zip(self.names, (int(n) for n in v.tolist()))) for k, v in self.wins.items()},
+            top_ties=top_ties,
+        )

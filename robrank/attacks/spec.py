@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SpecError, UnknownNameError
+from ..plugins import Registry
 from ..params import ParamError
-from .base import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_PGDITER, PM
+from .defaults import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_PGDITER, PM
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,10 @@ def canonical(record: Any, params: dict[str, Any]) -> tuple[dict[str, Any], str]
     return ordered, ":".join(parts)
 
 
-def parse_spec(text: str | AttackSpec, registry: Any = None) -> AttackSpec:
+def parse_spec(text: str | AttackSpec, registry: Registry) -> AttackSpec:
     """Parse and validate ``TYPE:key=val:...`` against the registered attacks.
 
-    ``registry`` defaults to the process-wide plugin registry; the TYPE is resolved through it
+    The TYPE is resolved through ``registry``
     (case-insensitively, as every component name), so third-party attacks parse the same way.
     """
     if isinstance(text, AttackSpec):
@@ -75,10 +76,6 @@ def parse_spec(text: str | AttackSpec, registry: Any = None) -> AttackSpec:
     if not isinstance(text, str) or not text.strip():
         raise SpecError("attack spec is empty; write TYPE:key=val:... (robrank list attacks shows each TYPE and its fields)")
     raw = text.strip()
-    if registry is None:
-        from ..plugins import get_registry
-
-        registry = get_registry()
     head, *items = raw.split(":")
     type_name = head.strip()
     try:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ConfigError, RobrankError
 from ..io import write_json
+from ..plugins import Registry
 from .identity import data_block, model_block, software_block, threat_block
 from .schema import ROLES, SCHEMA, SCHEMA_VERSION, validate
 
@@ -37,16 +38,12 @@ class BenchProfiles:
         return {"reference": self.reference, "worst_case": self.worst_case}
 
 
-def bench_profiles(dataset: str, registry: Any = None) -> BenchProfiles:
+def bench_profiles(dataset: str, registry: Registry) -> BenchProfiles:
     """The dataset's reference profile and the one registered variant of it marked ``worst_case``."""
     from ..data.loading import dataset_record
     from ..swipe.runner import profile_for_dataset
 
-    if registry is None:
-        from ..plugins import get_registry
-
-        registry = get_registry()
-    reference = profile_for_dataset(dataset_record(dataset, registry), registry)
+    reference = profile_for_dataset(dataset_record(dataset, registry=registry), registry)
     variants = [c.record for c in registry.components("profiles")
                 if c.record.variant_of == reference.name and getattr(c.record, "worst_case", False)]
     if len(variants) != 1:
@@ -84,9 +81,11 @@ def queries_to_batches(max_queries: int | None, batch_size: int | None, max_batc
     return batch_size, max_queries // batch_size
 
 
-def _forced(payload: dict[str, Any]) -> bool:
-    """Whether a swipe ran with --force (recorded in its options)."""
-    return bool(payload.get("options", {}).get("force") or payload.get("force"))
+def _forced(payload: dict[str, Any]) -> str | None:
+    """The swipe's note when it ran a profile forced on other images (``--force``), else None."""
+    from ..swipe.schema import forced_note
+
+    return forced_note(payload)
 
 
 def _score_block(record: Any, payload: dict[str, Any]) -> dict[str, Any]:
@@ -121,13 +120,15 @@ def _cost(payloads: dict[str, dict[str, Any]], clean_seconds: float, device: str
     }
 
 
-def _clean_metrics(target: Any, device: str | None, data_root: Any) -> tuple[dict[str, float], float]:
+def _clean_metrics(target: Any, device: str | None, data_root: Any, registry: Registry) -> tuple[dict[str, float], float]:
     """The clean retrieval metrics on the whole test split, in percent."""
+    from ..metrics import REPORTED_KEYS, in_percent
     from ..training.evaluate import evaluate_run
 
     started = time.perf_counter()
-    metrics, _ = evaluate_run(target, device=device, data_root=data_root)
-    return {k: 100.0 * float(v) for k, v in metrics.items() if isinstance(v, float) and 0.0 <= v <= 1.0}, time.perf_counter() - started
+    metrics, _ = evaluate_run(target, device=device, data_root=data_root, registry=registry)
+    shown = (*REPORTED_KEYS, "accuracy")
+    return {k: float(v) for k, v in in_percent(metrics).items() if k in shown}, time.perf_counter() - started
 
 
 def _check_complete(payloads: dict[str, dict[str, Any]], draft: bool) -> str | None:
@@ -137,7 +138,7 @@ def _check_complete(payloads: dict[str, dict[str, Any]], draft: bool) -> str | N
     notes = []
     for role, payload in payloads.items():
         if _forced(payload):
-            raise BenchError(f"the {payload['profile']} swipe ran with --force; a card is never written from a forced evaluation")
+            raise BenchError(f"the {payload['profile']} swipe is {_forced(payload)}; a card is never written from a forced evaluation")
         note = partial_note(payload)
         if note and not draft:
             raise BenchError(f"the {payload['profile']} swipe is a partial result ({note}); rerun robrank bench to finish it")
@@ -200,6 +201,7 @@ def bench(
     restart: bool = False,
     progress: bool = True,
     name: str | None = None,
+    registry: Registry,
 ) -> tuple[Path, dict[str, Any]]:
     """Run the recommended evaluation of ``target`` and write its card; return ``(card path, card)``.
 
@@ -208,28 +210,37 @@ def bench(
     ``output`` (a folder; default :func:`default_output`) as ``swipe-<profile>.json`` and
     resume there; ``card.json`` is written last, atomically.
     """
-    from ..data.loading import load_split
     from ..models.external import load_any
-    from ..swipe.runner import swipe
-    from ..swipe.schema import load_results
+    from ..runtime import resolve_device
+    from ..training.rundir import locked
 
     batch_size, max_batches = queries_to_batches(max_queries, batch_size, max_batches)
     draft = max_batches is not None
-    from ..runtime import resolve_device
-
     device = str(resolve_device(device))
-    loaded = load_any(target, device=device)
-    profiles = bench_profiles(str(loaded.dataset))
+    loaded = load_any(target, device=device, registry=registry)
+    profiles = bench_profiles(str(loaded.dataset), registry)
     out_dir = Path(output) if output is not None else default_output(loaded, draft)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with locked(out_dir, "robrank bench"):  # a second bench of the same folder is refused at once
+        return _bench_into(out_dir, loaded, profiles, draft=draft, seed=seed, batch_size=batch_size, max_batches=max_batches,
+                           device=device, data_root=data_root, restart=restart, progress=progress, name=name, registry=registry)
+
+
+def _bench_into(out_dir: Path, loaded: Any, profiles: BenchProfiles, *, draft: bool, seed: int, batch_size: int | None,
+                max_batches: int | None, device: str, data_root: Any, restart: bool, progress: bool, name: str | None,
+                registry: Registry) -> tuple[Path, dict[str, Any]]:
+    from ..data.loading import load_split
+    from ..swipe.runner import swipe
+    from ..swipe.schema import load_results
+
     swipe_target = loaded if hasattr(loaded, "model_block") else loaded.checkpoint
     payloads: dict[str, dict[str, Any]] = {}
     for role, record in profiles.by_role().items():
         path = swipe(swipe_target, record.name, output=out_dir / f"swipe-{record.name}.json", seed=seed, batch_size=batch_size,
-                     max_batches=max_batches, device=device, data_root=data_root, restart=restart, progress=progress)
-        payloads[role] = {**load_results(path), "_path": str(path)}
-    clean, clean_seconds = _clean_metrics(swipe_target, device, data_root)
-    dataset = load_split(str(loaded.dataset), "test", data_root=data_root)
+                     max_batches=max_batches, device=device, data_root=data_root, restart=restart, progress=progress,
+                     registry=registry)
+        payloads[role] = {**load_results(path, registry), "_path": str(path)}
+    clean, clean_seconds = _clean_metrics(swipe_target, device, data_root, registry)
+    dataset = load_split(str(loaded.dataset), "test", data_root=data_root, registry=registry)
     card = build_card(loaded, profiles, payloads, clean, clean_seconds, draft=draft, out_dir=out_dir, device=device,
                       dataset=dataset, name=name)
     path = out_dir / CARD_FILE

@@ -87,6 +87,7 @@ def threat_block(record: Any, payload: dict[str, Any]) -> dict[str, Any]:
         "steps": _one([int(f["pgditer"]) for f in fields if "pgditer" in f]),
         "search": _one([f.get("opt", "pgd") for f in fields]),
         "attacks": len(fields),
+        "specs": list(payload["planned"]),
         "pixel_range": "[0, 1]",
         "per_query": per_query if any(a.get("budget") for a in payload["attacks"]) else None,
     }

@@ -10,7 +10,6 @@ Every text that comes from a card is escaped.
 from __future__ import annotations
 
 import base64
-import json
 import re
 from collections.abc import Sequence
 from html import escape
@@ -63,9 +62,20 @@ def slug(text: str, taken: set[str]) -> str:
     return name
 
 
+def planned(threat: dict[str, Any]) -> dict[str, Any]:
+    """A card's threat block as the swipe payload robrank.threat and robrank.plot read (its specs)."""
+    specs = threat.get("specs")
+    if not specs:
+        norm = "" if threat["norm"] == "inf" else f":norm={threat['norm']}"
+        specs = [f"X:eps={eps}{norm}" for eps in (threat["eps"] if isinstance(threat["eps"], list) else [threat["eps"]])]
+    return {"planned": specs}
+
+
 def threat_key(card: dict[str, Any]) -> str:
+    from ..threat import threat_model
+
     threat = card["threat_model"]["reference"]
-    return f"L{threat['norm']} eps {threat['eps']} ({threat['profile']})"
+    return f"{threat_model(planned(threat))} ({threat['profile']})"
 
 
 def _number(value: float | None, decimals: int = 1) -> str:
@@ -153,6 +163,7 @@ class _Summary:
         self.rescaled = {c["key"]: c["rescaled"] for c in block["columns"]}
         self.ers = block["value"]
         self.partial = card["evaluation"].get("partial")
+        self.payload = planned(card["threat_model"][role])
 
 
 def ers_bars(card: dict[str, Any]) -> str:
@@ -179,14 +190,29 @@ def entry_html(card: dict[str, Any], row: dict[str, Any], page: str) -> str:
     labels = "".join(f"<th>{escape(c['label'])}</th>" for c in card["scores"]["reference"]["columns"])
     table = (f"<table><thead><tr><th class='name'>evaluation (0 = broken .. 100 = robust, ↑)</th>{labels}<th>ERS</th></tr></thead>"
              f"<tbody>{''.join(scores)}</tbody></table>")
-    threat = "".join(f"<li>{escape(ROLE_TITLES[r])}: {escape(json.dumps(t, sort_keys=True))}</li>" for r, t in card["threat_model"].items())
+    threat = _threat_table(card["threat_model"])
     clean = ", ".join(f"{escape(k)} {_number(v)}" for k, v in card["clean"].items())
     draft = f"<p><strong>DRAFT</strong>: {escape(str(card['draft_reason']))}</p>" if card["draft"] else ""
     body = (f"<p><a href='../index.html'>← leaderboard</a></p><h1>{name} {_badge(row['status'])}</h1>{draft}"
             f"<p>{escape(card['data']['dataset'])}, {escape(row['threat_model'])}. Clean (percent, ↑): {clean}.</p>{table}{ers_bars(card)}"
-            f"<h2>Threat model</h2><ul>{threat}</ul><p>Card: <a href='{escape(page)}.json' download>{escape(page)}.json</a> "
+            f"<h2>Threat model</h2>{threat}<p>Card: <a href='{escape(page)}.json' download>{escape(page)}.json</a> "
             f"(schema docs/bench.md).</p>{_legend()}")
     return _page(f"{label(card)}: robrank leaderboard", body)
+
+
+def _threat_table(threats: dict[str, Any]) -> str:
+    """Norm, radius, step, steps, search and budget of each evaluation, then its attack specs."""
+    fields = (("profile", "profile"), ("norm", "norm"), ("eps", "ε (pixels in [0, 1])"), ("alpha", "step size"),
+              ("steps", "steps"), ("search", "search"), ("attacks", "attacks"))
+    head = "".join(f"<th>{escape(title)}</th>" for _, title in fields) + "<th>gradients / query</th>"
+    rows = []
+    for role, t in threats.items():
+        budget = (t.get("per_query") or {}).get("gradients")
+        cells = "".join(f"<td class='text'>{escape(str(t.get(key)))}</td>" for key, _ in fields)
+        rows.append(f"<tr><td class='name'>{escape(ROLE_TITLES.get(role, role))}</td>{cells}<td>{_number(budget, 0)}</td></tr>")
+    specs = "".join(f"<li><code>{escape(spec)}</code></li>" for t in threats.values() for spec in t.get("specs") or [])
+    return (f"<table><thead><tr><th class='name'>evaluation</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            + (f"<details><summary>attack specs</summary><ul>{specs}</ul></details>" if specs else ""))
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:

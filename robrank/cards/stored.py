@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..plugins import Registry
 from ..swipe.schema import load_results, partial_note
 from .bench import _score_block
 from .identity import TRAINING_KEYS, threat_block
@@ -24,24 +25,24 @@ def _clean_at(run_dir: Path, step: int | None) -> dict[str, float]:
     if not metrics.is_file():
         return {}
     rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    from ..metrics import REPORTED_KEYS, in_percent
+
     rows = [r for r in rows if step is None or r.get("step") == step] or rows[-1:]
-    return {k: 100.0 * float(rows[-1][k]) for k in ("R@1", "R@2", "mAP", "mAP@R", "NMI") if k in rows[-1]}
+    return {k: float(v) for k, v in in_percent(rows[-1]).items() if k in REPORTED_KEYS}
 
 
-def stored_card(run_dir: str | Path, reference: str = "swipe-rob28.json", worst_case: str = "swipe-rob28-aa.json", name: str | None = None) -> dict[str, Any]:
+def stored_card(run_dir: str | Path, reference: str = "swipe-rob28.json", worst_case: str = "swipe-rob28-aa.json", name: str | None = None,
+                *, registry: Registry) -> dict[str, Any]:
     """A ``reported`` card from a stored run folder's swipe files (only finished, full swipes count)."""
-    from ..plugins import get_registry
-
     run_dir = Path(run_dir)
-    payloads = {"reference": load_results(run_dir / reference)}
+    payloads = {"reference": load_results(run_dir / reference, registry)}
     if (run_dir / worst_case).is_file():
-        worst = load_results(run_dir / worst_case)
+        worst = load_results(run_dir / worst_case, registry)
         if worst.get("ers") and not partial_note(worst) and worst["model"]["sha256"] == payloads["reference"]["model"]["sha256"]:
             payloads["worst_case"] = worst
     for role, payload in payloads.items():
         if partial_note(payload) or not payload.get("ers"):
             raise ValueError(f"{run_dir / reference}: not a finished full swipe")
-    registry = get_registry()
     records = {role: registry.get("profiles", p["profile"]) for role, p in payloads.items()}
     first = payloads["reference"]
     model, config = first["model"], first["model"]["config"]

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..io import write_json
+from ..plugins import Registry
 from .schema import ROLES, load_card
 from .tolerance import Check, column_check, score_check, z_value
 
@@ -24,19 +25,17 @@ from .tolerance import Check, column_check, score_check, z_value
 CLEAN_CHECKED: tuple[str, ...] = ("R@1", "R@2", "mAP", "mAP@R")
 
 
-def _profile(card: dict[str, Any], role: str) -> Any:
-    from ..plugins import get_registry
-
-    return get_registry().get("profiles", card["scores"][role]["profile"])
+def _profile(card: dict[str, Any], role: str, registry: Registry) -> Any:
+    return registry.get("profiles", card["scores"][role]["profile"])
 
 
-def consistency(card: dict[str, Any]) -> list[Check]:
+def consistency(card: dict[str, Any], registry: Registry) -> list[Check]:
     """Rows that fail where the card's columns or score do not follow from its raw values."""
     rows: list[Check] = []
     for role in ROLES:
         if role not in card["scores"]:
             continue
-        block, score = card["scores"][role], _profile(card, role).score
+        block, score = card["scores"][role], _profile(card, role, registry).score
         by_key = {c.key: c for c in score.columns}
         for column in block["columns"]:
             expected = by_key[column["key"]].rescale(column["raw"])
@@ -73,47 +72,49 @@ def sample_indices(total: int, size: int, seed: int) -> Any:
     return torch.randperm(total, generator=generator)[: min(size, total)].sort().values
 
 
-def column_range(column: Any) -> tuple[float, float]:
+def column_range(column: Any, registry: Registry) -> tuple[float, float]:
     """The rescaled column's range, from the range its attack declares for the metric it reads."""
     from ..summaries import ENGINE_BOUNDS
     from ..swipe.schema import registered_bounds
 
-    low, high = registered_bounds(column.attack).get(column.metric) or ENGINE_BOUNDS.get(column.metric) or (-math.inf, math.inf)
+    low, high = registered_bounds(column.attack, registry).get(column.metric) or ENGINE_BOUNDS.get(column.metric) or (-math.inf, math.inf)
     if not (math.isfinite(low) and math.isfinite(high)):
         return -math.inf, math.inf  # no finite range: the sample's own spread is used
     ends = [column.rescale(column.factor * low), column.rescale(column.factor * high)]
     return min(ends), max(ends)
 
 
-def attack_sample(loaded: Any, dataset: Any, record: Any, card: dict[str, Any], indices: Any, device: str) -> dict[str, dict[str, list[float]]]:
+def attack_sample(loaded: Any, dataset: Any, record: Any, card: dict[str, Any], indices: Any, device: str,
+                  registry: Registry) -> dict[str, dict[str, list[float]]]:
     """Per spec of ``record``, per adversarial summary key: the sampled queries' values, in index order."""
     from ..attacks import Gallery, parse_spec, run_attack
     from ..attacks.runner import AttackOptions, dataset_attack_defaults
 
     evaluation = card["evaluation"]
     options = AttackOptions(semantics=evaluation["semantics"], seed=int(evaluation["seed"]), device=device,
-                            batch_size=evaluation["batch_size"], progress=False, defaults=dataset_attack_defaults(card["data"]["dataset"]))
+                            batch_size=evaluation["batch_size"], progress=False, defaults=dataset_attack_defaults(card["data"]["dataset"], registry))
     gallery = Gallery.compute(loaded.model, dataset, batch_size=None, device=device)
     out: dict[str, dict[str, list[float]]] = {}
     for text in record.factory():
-        spec = parse_spec(text)
+        spec = parse_spec(text, registry)
         values: dict[str, list[float]] = {}
 
         def keep(index: Any, outcome: Any, values: dict[str, list[float]] = values) -> None:
             for key, tensor in outcome.adv.items():
                 values.setdefault(key, []).extend(float(v) for v in tensor.detach().reshape(-1).cpu())
 
-        run_attack(loaded.model, dataset, spec, options, gallery=gallery, indices=indices, on_batch=keep)
+        run_attack(loaded.model, dataset, spec, options, gallery=gallery, indices=indices, on_batch=keep, registry=registry)
         out[spec.text] = values
     return out
 
 
-def sample_checks(card: dict[str, Any], role: str, per_spec: dict[str, dict[str, list[float]]], total: int, z: float) -> list[Check]:
+def sample_checks(card: dict[str, Any], role: str, per_spec: dict[str, dict[str, list[float]]], total: int, z: float,
+                  registry: Registry) -> list[Check]:
     """One row per column of the role's score, then the score's row."""
     from ..scoring import _type_of, spec_fields
     from ..summaries import lookup
 
-    block, score = card["scores"][role], _profile(card, role).score
+    block, score = card["scores"][role], _profile(card, role, registry).score
     claimed = {c["key"]: c["rescaled"] for c in block["columns"]}
     rows = []
     for column in score.columns:
@@ -121,23 +122,24 @@ def sample_checks(card: dict[str, Any], role: str, per_spec: dict[str, dict[str,
         n = len(next(iter(per_spec[spec].values())))
         raw = [lookup({k: v[i] for k, v in per_spec[spec].items()}, column.metric) for i in range(n)]
         values = [column.rescale(column.factor * float(v)) for v in raw]
-        low, high = column_range(column)
+        low, high = column_range(column, registry)
         rows.append(column_check(f"{block['profile']} {column.label}", claimed[column.key], values, low, high, total, z))
     rows.append(score_check(f"{block['profile']} {block['name']}", block["value"], rows))
     return rows
 
 
-def clean_checks(card: dict[str, Any], target: Any, device: str, data_root: Any) -> list[Check]:
+def clean_checks(card: dict[str, Any], target: Any, device: str, data_root: Any, registry: Registry) -> list[Check]:
     """The clean metrics recomputed on the whole split; one query's worth of tolerance (ties on another machine)."""
     from .bench import _clean_metrics
 
-    clean, _ = _clean_metrics(target, device, data_root)
+    clean, _ = _clean_metrics(target, device, data_root, registry)
     slack = 100.0 / card["data"]["queries"] + 1e-6
     return [Check(f"clean {k}", card["clean"][k], clean[k], slack, 0.0) for k in CLEAN_CHECKED if k in card["clean"] and k in clean]
 
 
 def verify(card_path: str | Path, *, target: Any = None, sample: int = 64, seed: int = 0, confidence: float = 0.999,
-           device: str | None = None, data_root: Any = None, record: bool = True, progress: bool = False) -> dict[str, Any]:
+           device: str | None = None, data_root: Any = None, record: bool = True, progress: bool = False,
+           registry: Registry) -> dict[str, Any]:
     """Check ``card_path`` against its model; the outcome (``passed``, ``verdict``, ``rows``) is also recorded in the card."""
     from ..data.loading import load_split
     from ..models.external import load_any
@@ -148,22 +150,22 @@ def verify(card_path: str | Path, *, target: Any = None, sample: int = 64, seed:
     if card["draft"]:
         raise ConfigError(f"{card_path} is a draft card ({card['draft_reason']}); verify a full bench's card")
     device = str(resolve_device(device))
-    rows = consistency(card)
-    loaded = load_any(target if target is not None else named_target(card), device=device)
+    rows = consistency(card, registry)
+    loaded = load_any(target if target is not None else named_target(card), device=device, registry=registry)
     problems = []
     if tensors_digest(loaded) != card["model"]["sha256_tensors"]:
         problems.append("the model's tensors differ from the card's (model.sha256_tensors)")
-    dataset = load_split(card["data"]["dataset"], "test", data_root=data_root)
+    dataset = load_split(card["data"]["dataset"], "test", data_root=data_root, registry=registry)
     if split_digest(dataset) != card["data"]["sha256"]:
         problems.append("the test split differs from the card's (data.sha256)")
     indices = sample_indices(len(dataset), sample, seed)
     if not problems:
-        rows += clean_checks(card, loaded if hasattr(loaded, "model_block") else loaded.checkpoint, device, data_root)
+        rows += clean_checks(card, loaded if hasattr(loaded, "model_block") else loaded.checkpoint, device, data_root, registry)
         z = z_value(confidence)
         for role in ROLES:
             if role in card["scores"]:
-                per_spec = attack_sample(loaded, dataset, _profile(card, role), card, indices, device)
-                rows += sample_checks(card, role, per_spec, len(dataset), z)
+                per_spec = attack_sample(loaded, dataset, _profile(card, role, registry), card, indices, device, registry)
+                rows += sample_checks(card, role, per_spec, len(dataset), z, registry)
     outcome = _outcome(card, rows, problems, len(indices), seed, confidence)
     if record:
         card["verification"] = {k: outcome[k] for k in ("passed", "verdict", "sample", "seed", "confidence", "at", "robrank")}

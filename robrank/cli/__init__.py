@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from .. import __version__
-from ..errors import RobrankError, user_message
+from ..errors import RobrankError, os_error_message, user_message
 
 #: command name -> "module:attribute" inside robrank.cli
 BUILTIN_COMMANDS: dict[str, str] = {
@@ -107,6 +107,10 @@ class RobrankGroup(click.Group):
             return super().invoke(ctx)
         except RobrankError as exc:
             raise UserError(user_message(exc)) from exc
+        except OSError as exc:  # the OS refused a file operation (ENAMETOOLONG, EROFS, ENOSPC, ...): one line, never a traceback
+            if os.environ.get("ROBRANK_DEBUG"):
+                raise
+            raise UserError(os_error_message(exc)) from exc
         except KeyboardInterrupt as exc:  # click's standalone mode would print "Aborted!" and exit 1
             if os.environ.get("ROBRANK_DEBUG"):
                 raise

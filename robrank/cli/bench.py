@@ -46,9 +46,11 @@ def bench_command(run_or_ckpt: object, output: str | None, batch_size: int | Non
         return
     from ..cards.bench import bench
     from ..cards.summary import summary
+    from ..plugins import get_registry
 
     path, card = bench(run_or_ckpt, output=output, device=device, batch_size=batch_size, max_batches=max_batches,
-                       max_queries=max_queries, seed=seed, data_root=data_root, restart=restart, progress=progress, name=name)
+                       max_queries=max_queries, seed=seed, data_root=data_root, restart=restart, progress=progress, name=name,
+                       registry=get_registry())
     if as_json:
         echo_json({"card_file": str(path), "card": card})
         return
@@ -58,9 +60,10 @@ def bench_command(run_or_ckpt: object, output: str | None, batch_size: int | Non
 def _verify(card_path: str, target: object, sample: int, sample_seed: int, confidence: float, device: str | None,
             data_root: str | None, record: bool, as_json: bool, progress: bool) -> None:
     from ..cards.verify import verify, verify_table
+    from ..plugins import get_registry
 
     outcome = verify(card_path, target=target, sample=sample, seed=sample_seed, confidence=confidence, device=device,
-                     data_root=data_root, record=record, progress=progress)
+                     data_root=data_root, record=record, progress=progress, registry=get_registry())
     if as_json:
         echo_json(outcome)
     else:

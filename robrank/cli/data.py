@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from ..errors import DataError, RobrankError
+from ..plugins import Registry
 from . import UserError
 from .options import FiniteFloat
 
@@ -39,13 +40,13 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _status(name: str, data_root: str | None, verify: bool) -> dict[str, Any]:
+def _status(name: str, data_root: str | None, verify: bool, registry: Registry) -> dict[str, Any]:
     """What ``list`` shows for one dataset; a misbehaving plugin shows as an error, not a crash."""
     from ..data.loading import get_source
 
     row: dict[str, Any] = {"name": name, "status": "missing", "location": None, "searched": [], "verified": None}
     try:
-        source = get_source(name, data_root)
+        source = get_source(name, data_root, registry=registry)
         row["searched"] = [str(p) for p in source.search_paths()]
         found = next((p for p in source.search_paths() if source.is_present(p)), None)
         if found is None:
@@ -77,7 +78,8 @@ def list_datasets(data_root: str | None, verify: bool, as_json: bool) -> None:
     """Every registered dataset: where it is looked for, present or missing (and intact, with --verify)."""
     from ..plugins import get_registry
 
-    rows = [_status(name, data_root, verify) for name in get_registry().names("datasets")]
+    registry = get_registry()
+    rows = [_status(name, data_root, verify, registry) for name in registry.names("datasets")]
     if as_json:
         click.echo(json.dumps({"datasets": rows}, indent=2))
         return
@@ -100,8 +102,9 @@ def list_datasets(data_root: str | None, verify: bool, as_json: bool) -> None:
 def check_dataset(name: str, data_root: str | None, as_json: bool) -> None:
     """Verify dataset NAME's files (headers, sizes, checksums or every image); exit 2 on problems."""
     from ..data.loading import get_source
+    from ..plugins import get_registry
 
-    source = get_source(name, data_root)
+    source = get_source(name, data_root, registry=get_registry())
     path = source.locate()
     summary = source.verify(path)
     if as_json:
@@ -125,9 +128,10 @@ def download_dataset(name: str, dest: str | None, timeout: float, as_json: bool)
     """Download dataset NAME and verify its checksums (MNIST, Fashion-MNIST, CIFAR-10)."""
     from ..data.base import data_root_from_env
     from ..data.loading import get_source
+    from ..plugins import get_registry
 
     root = data_root_from_env(dest)
-    source = get_source(name, root)
+    source = get_source(name, root, registry=get_registry())
     target = source.install_dir(root)
     if _accepts(source.download, "timeout"):
         path = source.download(target, progress=_interactive() and not as_json, timeout=timeout)

@@ -45,12 +45,14 @@ def resolve_target(run_or_ckpt: str | None, *, model: str | None, weights: tuple
         raise ConfigError(f"give either RUN_OR_CKPT ({run_or_ckpt}) or --model, not both")
     from ..models import zoo
     from ..models.external import ModelSpec, parse_normalization, require_metric
+    from ..plugins import get_registry
 
+    registry = get_registry()
     if zoo.is_zoo(model):  # the entry's record says its metric, dataset and normalisation
         filled = zoo.complete_options(model, {"weights": weights, "weights_key": weights_key, "strip_prefix": strip_prefix,
                                               "embedding_dim": embedding_dim, "metric": metric, "dataset": dataset,
-                                              "normalize": normalize, "gray_to_rgb": gray_to_rgb})
-        model, metric, dataset, normalize, gray_to_rgb = (zoo.canonical(model), filled["metric"], filled["dataset"],
+                                              "normalize": normalize, "gray_to_rgb": gray_to_rgb}, registry)
+        model, metric, dataset, normalize, gray_to_rgb = (zoo.canonical(model, registry), filled["metric"], filled["dataset"],
                                                           filled["normalize"], filled["gray_to_rgb"])
     require_metric(metric)
     parse_normalization(normalize)
@@ -58,7 +60,7 @@ def resolve_target(run_or_ckpt: str | None, *, model: str | None, weights: tuple
         raise ConfigError("--dataset is required with --model: it names the evaluation data (robrank list datasets); see docs/api.md")
     from ..data.loading import dataset_record
 
-    record = dataset_record(dataset)  # an unknown name fails here, listing the registered ones
+    record = dataset_record(dataset, registry=registry)  # an unknown name fails here, listing the registered ones
     return ModelSpec.create(model, weights=weights, weights_key=weights_key, strip_prefix=strip_prefix, metric=metric,
                             normalize=normalize, embedding_dim=embedding_dim, gray_to_rgb=gray_to_rgb, dataset=record.name)
 

@@ -64,7 +64,13 @@ def _extra(kind: str, details: dict) -> str:
             parts.append("options " + ",".join(p["name"] for p in details["params"]))
         return "; ".join(p for p in parts if p)
     if kind == "attacks":
-        return ",".join(details["required"])
+        from ..summaries import MetricDisplay
+
+        units = {key: "%" for key, (low, high) in details["bounds"].items() if (low, high) == (0.0, 100.0)}
+        shown = [f"{d['label']}{' ' + units[d['key']] if d['key'] in units else ''} {MetricDisplay(**d).arrow()}".rstrip()
+                 for d in details["display"]]
+        required = ",".join(details["required"])
+        return "; ".join(p for p in (required, " ".join(shown) and f"{', '.join(shown)} ({'↑/↓'} = more robust)") if p)
     if kind == "profiles":
         return f"{details['image_size'] or 'any'}px" + (f", {details['score']['name']}" if details["score"] else "")
     if kind == "models":

@@ -11,7 +11,8 @@ option means one thing in every command:
 ``-D``  ``--device``         cpu, cuda, cuda:N or auto
 ``-o``  ``--option``         a defense option KEY=VALUE (train, run)
 ``-p``  ``--profile``        swipe profile (swipe, run)
-``-m``  ``--max-batches``    stop each attack after N batches (attack, swipe, run)
+``-m``  ``--max-batches``    stop each attack after N batches (attack, swipe, run, sweep);
+                             ``--max-queries N`` (long only) stops after N queries, whatever the batch size
 ``-A``  ``--attack``         attack spec (attack)
 ``-f``  ``--format``         output format (report)
 ``-q``  ``--quiet``          no progress bars or progress lines, only the result
@@ -24,6 +25,7 @@ in words). New shared options and types belong here, so other commands can reuse
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -31,8 +33,9 @@ from typing import Any
 
 import click
 
+from ..plugins import Registry
 from ..records import NO_WEIGHTS
-from ..runtime import AUTO
+from ..runtime import AUTO, RuntimeOptions
 from ..semantics import REFERENCE, SEMANTICS
 
 F = Callable[..., Any]
@@ -166,6 +169,10 @@ max_batches_option = click.option(
     "-m", "--max-batches", type=click.IntRange(min=1), default=None,
     help="Stop each attack after this many batches (quick checks; not a full result).",
 )
+max_queries_option = click.option(
+    "--max-queries", type=click.IntRange(min=1), default=None,
+    help="Attack only the first N test images (quick checks; not a full result). Unlike -m, N does not depend on the batch size.",
+)
 profile_option = click.option("-p", "--profile", default=None, help="Swipe profile (robrank list profiles).")
 force_profile_option = click.option(
     "--force", is_flag=True, help="Swipe even when the profile's image size does not fit the model (scores then not comparable)."
@@ -186,6 +193,30 @@ attack_speed_options = group(
     click.option("--channels-last", "channels_last", is_flag=True, help="channels-last memory layout (speed, for 224x224 backbones on a GPU)."),
     click.option("--compile", "compile_", is_flag=True, help="torch.compile the backbone (speed on a GPU; the first batch compiles)."),
 )
+#: command parameter -> RuntimeOptions field, for :func:`collect_runtime`
+RUNTIME_PARAMS: dict[str, str] = {
+    "device": "device", "batch_size": "batch_size", "num_workers": "num_workers",
+    "amp": "amp", "channels_last": "channels_last", "compile_": "compile",
+}
+
+
+def collect_runtime(command: F) -> F:
+    """Hand ``command`` one :class:`~robrank.runtime.RuntimeOptions` (``runtime=``) instead of the
+    device, batch-size, worker and speed parameters its options declare.
+
+    Applied below the click options, it leaves every option (name, short flag, default, help,
+    order in ``--help``) as its group declares it; only the callback sees one value. A
+    command without one of them (``--num-workers``) gets that field's default.
+    """
+
+    @functools.wraps(command)
+    def collect(*args: Any, **kwargs: Any) -> Any:
+        given = {field: kwargs.pop(param) for param, field in RUNTIME_PARAMS.items() if param in kwargs}
+        return command(*args, runtime=RuntimeOptions(**{k: v for k, v in given.items() if v is not None}), **kwargs)
+
+    return collect  # type: ignore[return-value]
+
+
 num_workers_option = click.option(
     "--num-workers", type=click.IntRange(min=0), default=None,
     help=with_default("DataLoader workers decoding image files.", "one per CPU, at most 8"),
@@ -309,7 +340,7 @@ def training_settings(options: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def apply_triple(triple: str | None, values: dict[str, Any], registry: Any | None = None) -> dict[str, Any]:
+def apply_triple(triple: str | None, values: dict[str, Any], registry: Registry) -> dict[str, Any]:
     """``values`` with ``-C DATASET:MODEL:LOSS`` folded in (a conflict with --dataset/... is an error)."""
     if not triple:
         return values
@@ -354,6 +385,7 @@ __all__ = [
     "seed_option",
     "semantics_option",
     "max_batches_option",
+    "max_queries_option",
     "profile_option",
     "amp_flag",
     "compile_flag",
@@ -367,6 +399,8 @@ __all__ = [
     "training_options",
     "training_settings",
     "apply_triple",
+    "collect_runtime",
+    "RUNTIME_PARAMS",
     "echo_json",
     "TRAINING_KEYS",
     "DEFENSE_KEYS",

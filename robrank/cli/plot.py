@@ -36,9 +36,10 @@ def curve_command(results: tuple[str, ...], output: str, shared_y: bool) -> None
       robrank swipe runs/A -p PROFILE && robrank plot curve runs/A/swipe-PROFILE.json --output curve.pdf
     """
     from ..plot.curve import plot_curve
+    from ..plugins import get_registry
 
     _check_format(output)
-    click.echo(f"wrote {plot_curve(list(results), output, shared_y=shared_y)}")
+    click.echo(f"wrote {plot_curve(list(results), output, get_registry(), shared_y=shared_y)}")
 
 
 @plot_group.command("ers")
@@ -47,9 +48,10 @@ def curve_command(results: tuple[str, ...], output: str, shared_y: bool) -> None
 def ers_command(results: tuple[str, ...], output: str) -> None:
     """The ten rescaled ERS scores of each run (ERS-profile swipe RESULTS) as grouped bars."""
     from ..plot.ers import plot_ers
+    from ..plugins import get_registry
 
     _check_format(output)
-    click.echo(f"wrote {plot_ers(list(results), output)}")
+    click.echo(f"wrote {plot_ers(list(results), output, get_registry())}")
 
 
 @plot_group.command("training")

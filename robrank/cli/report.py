@@ -16,6 +16,7 @@ def report_command(results: tuple[str, ...], fmt: str, as_json: bool) -> None:
 
     ``--json`` is ``-f json``, as in the other commands.
     """
+    from ..plugins import get_registry
     from ..swipe.report import report
 
-    click.echo(report(list(results), "json" if as_json else fmt), nl=False)
+    click.echo(report(list(results), "json" if as_json else fmt, registry=get_registry()), nl=False)

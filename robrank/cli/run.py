@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -32,6 +32,7 @@ from .options import (
     echo_json,
     force_profile_option,
     max_batches_option,
+    max_queries_option,
     output_group,
     profile_option,
     semantics_option,
@@ -39,6 +40,9 @@ from .options import (
     training_settings,
     with_default,
 )
+
+if TYPE_CHECKING:
+    from ..plugins import Registry
 
 REPORT_MD = "report.md"
 REPORT_TXT = "report.txt"
@@ -81,6 +85,7 @@ def write_report(
     trained: tuple[int, int],
     metrics: dict[str, float],
     profile: str,
+    registry: Registry,
 ) -> tuple[str, float | None]:
     """report.txt / report.md / report.html and the ERS figure in the run directory; returns the text version and the ERS.
 
@@ -92,7 +97,7 @@ def write_report(
     from ..swipe.html import format_html
     from ..swipe.report import format_report, load_summaries
 
-    summaries = load_summaries([results])
+    summaries = load_summaries([results], registry)
     ers = summaries[0].ers if summaries else None
     head = _header(config, trained, metrics, profile, ers, summaries[0].partial if summaries else None)
     text = "\n".join(head) + "\n\n" + format_report(summaries, "table")
@@ -102,7 +107,7 @@ def write_report(
         from ..plot.ers import plot_ers
 
         try:
-            figure = plot_ers([results], run_dir / ERS_FIGURE)
+            figure = plot_ers([results], run_dir / ERS_FIGURE, registry)
         except RobrankError as exc:
             if "matplotlib" not in str(exc):
                 raise
@@ -114,12 +119,40 @@ def write_report(
     return text, ers
 
 
+def swipe_output(run_dir: Path, file_name: str, registry: Registry) -> tuple[Path, Path | None]:
+    """Where ``run`` swipes the run's checkpoint, and the earlier results file it keeps (or None).
+
+    ``run --resume --epochs 4`` on a finished 3-epoch run trains epoch 4: the run's
+    ``swipe-PROFILE.json`` then holds the results of another checkpoint. They are kept, and the
+    new checkpoint goes to ``swipe-PROFILE-epochE.json`` (continued when rerun after an
+    interruption); a results file of this very checkpoint (an interrupted swipe) is continued.
+    """
+    from ..io import file_sha256
+    from ..models.checkpoint import find_checkpoint, read_checkpoint
+    from ..swipe.schema import SwipeFileError, load_results
+
+    default = run_dir / file_name
+    if not default.is_file():
+        return default, None
+    try:
+        previous = load_results(default, registry)
+    except SwipeFileError:
+        return default, None  # the swipe refuses it with its own message
+    checkpoint = find_checkpoint(run_dir)
+    if previous.get("model", {}).get("sha256") in (None, file_sha256(checkpoint)):
+        return default, None
+    epoch = read_checkpoint(checkpoint)[1].get("epoch")
+    stem = file_name[: -len(".json")] if file_name.endswith(".json") else file_name
+    return run_dir / f"{stem}-epoch{epoch}.json", default
+
+
 @click.command("run")
 @training_options
 @profile_option
 @click.option("--swipe-batch-size", type=click.IntRange(min=1), default=None,
               help=with_default("Queries per attack batch (recorded in the swipe file; a resume keeps it).", "automatic, fitted to the device"))
 @max_batches_option
+@max_queries_option
 @semantics_option
 @force_profile_option
 @output_group
@@ -128,6 +161,7 @@ def run_command(
     profile: str | None,
     swipe_batch_size: int | None,
     max_batches: int | None,
+    max_queries: int | None,
     semantics: str | None,
     force: bool,
     resume: bool,
@@ -160,7 +194,7 @@ def run_command(
     registry = get_registry()
     given = apply_triple(triple, training_settings(options), registry)
     swipe_given = {"profile": profile, "batch_size": swipe_batch_size, "max_batches": max_batches,
-                   "semantics": semantics, "device": options.get("device"), "force": force}
+                   "max_queries": max_queries, "semantics": semantics, "device": options.get("device"), "force": force}
     plan = plan_run(given, swipe_given, resume=resume, registry=registry)
     assert plan.swipe is not None
     progress = not (no_progress or quiet or as_json)
@@ -168,14 +202,18 @@ def run_command(
     if chatty:
         click.echo(f"run: {plan.run_dir}")
     if not from_env().is_main:
-        train(plan, progress=progress)
+        train(plan, progress=progress)  # the plan carries its registry
         return
     with locked(plan.run_dir, "robrank run"):
         result = train(plan, progress=progress)
         run_dir = Path(result.run_dir)
+        output, kept = swipe_output(run_dir, plan.swipe.file_name, registry)
+        if kept is not None and chatty:
+            click.echo(f"run: {kept.name} holds the swipe of an earlier checkpoint and is kept; "
+                       f"the checkpoint of epoch {result.epochs} is swiped into {output.name}")
         try:
-            results = swipe(run_dir, plan.swipe.profile, data_root=plan.config.data_root, progress=progress, force=force,
-                            **plan.swipe.runner_kwargs())
+            results = swipe(run_dir, plan.swipe.profile, registry=registry, output=output, data_root=plan.config.data_root,
+                            progress=progress, force=force, **plan.swipe.runner_kwargs())
         except KeyboardInterrupt:
             click.echo(
                 "robrank run: interrupted; finished attacks are saved, continue with: "
@@ -184,9 +222,12 @@ def run_command(
             )
             sys.exit(130)
         trained = (result.epochs, result.steps)
-        text, ers = write_report(run_dir, Path(results), plan.config.to_dict(), trained, result.metrics, plan.swipe.profile)
+        text, ers = write_report(run_dir, Path(results), plan.config.to_dict(), trained, result.metrics, plan.swipe.profile,
+                                 registry)
     if as_json:
-        echo_json({"run_dir": str(run_dir), "epochs": result.epochs, "steps": result.steps, "metrics": result.metrics,
+        from ..metrics import in_percent
+
+        echo_json({"run_dir": str(run_dir), "epochs": result.epochs, "steps": result.steps, "metrics": in_percent(result.metrics),
                    "profile": plan.swipe.profile, "swipe_file": str(results), "ers": ers,
                    "reports": [str(run_dir / name) for name in (REPORT_MD, REPORT_TXT, REPORT_HTML, ERS_FIGURE)
                                if (run_dir / name).is_file()]})

@@ -65,8 +65,11 @@ def show_command(
 
     if (queries is None) == (random_count is None):
         raise ConfigError("choose the test images with either --queries I,J,... or --random N (with --seed S)")
+    from ..plugins import get_registry
+
     figure_format(output.replace("{query}", "0"))  # a bad suffix fails before any work
-    parsed = parse_spec(spec)
+    registry = get_registry()
+    parsed = parse_spec(spec, registry)
     chosen = _parse_queries(queries) if queries is not None else None
 
     import torch
@@ -78,15 +81,15 @@ def show_command(
 
     device = resolve_device(device)
     semantics = semantics or "reference"
-    run = load_any(run_or_ckpt, device=str(device))  # a robrank run, or a --model spec (docs/api.md)
-    dataset = load_split(run.dataset, "test", data_root)
+    run = load_any(run_or_ckpt, device=str(device), registry=registry)  # a robrank run, or a --model spec (docs/api.md)
+    dataset = load_split(run.dataset, "test", data_root, registry=registry)
     if chosen is None:
         if random_count > len(dataset):
             raise ConfigError(f"--random {random_count} asks for more images than the test split holds ({len(dataset)})")
         generator = torch.Generator().manual_seed(seed)
         chosen = sorted(torch.randperm(len(dataset), generator=generator)[:random_count].tolist())
     examples = retrieval_examples(run.model, dataset, parsed, chosen, top=top, seed=seed, semantics=semantics, device=str(device),
-                                  dataset_name=run.dataset)
+                                  dataset_name=run.dataset, registry=registry)
     class_names = getattr(dataset, "classes", None)
     if "{query}" in output:
         for example in examples:

@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
-from .options import (attack_speed_options, data_root_option, device_option, echo_json, external_model_group, json_option, max_batches_option, quiet_option,
-                      semantics_option, with_default)
+from ..runtime import RuntimeOptions
+from .options import (attack_speed_options, collect_runtime, data_root_option, device_option, echo_json, external_model_group, json_option,
+                      max_batches_option, max_queries_option, quiet_option, semantics_option, with_default)
 
 
 @click.command("sweep")
@@ -20,6 +21,7 @@ from .options import (attack_speed_options, data_root_option, device_option, ech
 @click.option("-b", "--batch-size", "batch_size", type=click.IntRange(min=1), default=None,
               help=with_default("Queries per attack batch, as in robrank swipe (a speed knob).", "automatic, fitted to the device"))
 @max_batches_option
+@max_queries_option
 @semantics_option
 @device_option
 @data_root_option
@@ -40,9 +42,9 @@ from .options import (attack_speed_options, data_root_option, device_option, ech
 @external_model_group
 @json_option
 @quiet_option
-def sweep_command(runs: tuple[str, ...], profiles: tuple[str, ...], seeds: tuple[int, ...], batch_size: int | None,
-                  max_batches: int | None, semantics: str | None, device: str | None, data_root: str | None, amp: bool,
-                  channels_last: bool, compile_: bool, grid_file: str | None,
+@collect_runtime
+def sweep_command(runs: tuple[str, ...], profiles: tuple[str, ...], seeds: tuple[int, ...], runtime: RuntimeOptions,
+                  max_batches: int | None, max_queries: int | None, semantics: str | None, data_root: str | None, grid_file: str | None,
                   sweep_dir: str | None, executor: str | None, jobs: int | None, gpus_per_job: int | None, partition: str | None,
                   time_limit: int | None, executor_options: tuple[str, ...], no_wait: bool, status_dir: str | None, as_json: bool,
                   quiet: bool, **model_options: Any) -> None:
@@ -56,6 +58,7 @@ def sweep_command(runs: tuple[str, ...], profiles: tuple[str, ...], seeds: tuple
       robrank sweep --dir sweeps/mnist        # continue: skips done cells, restarts failed ones
       robrank sweep --status sweeps/mnist
     """
+    from ..plugins import get_registry
     from ..sweep import ExecutorSettings, Grid, build_executor, format_status, load_grid, parse_options, run_sweep, sweep_states
 
     if status_dir is not None:
@@ -67,8 +70,8 @@ def sweep_command(runs: tuple[str, ...], profiles: tuple[str, ...], seeds: tuple
         return
     if sweep_dir is None:
         raise click.UsageError("give --dir SWEEP_DIR (where the cells and the report go), or --status DIR")
-    settings = {"batch_size": batch_size, "max_batches": max_batches, "semantics": semantics, "device": device, "data_root": data_root,
-                "amp": amp or None, "channels_last": channels_last or None, "compile": compile_ or None}  # None: not given
+    settings = {"batch_size": runtime.batch_size, "max_batches": max_batches, "max_queries": max_queries, "semantics": semantics,
+                "device": runtime.device, "data_root": data_root, **{k: v or None for k, v in runtime.speed.items()}}  # None: not given
     grid = Grid(runs=list(runs), profiles=list(profiles), seeds=list(seeds), settings=settings)
     if model_options.get("model") is not None:  # a model trained elsewhere is one more row of the grid
         from ..sweep.grid import model_target
@@ -76,15 +79,17 @@ def sweep_command(runs: tuple[str, ...], profiles: tuple[str, ...], seeds: tuple
 
         grid.models.append(model_target(resolve_target(None, **model_options)))
     if grid_file is not None:
-        grid = load_grid(grid_file).merged(grid)
+        grid = load_grid(grid_file, get_registry()).merged(grid)
+    registry = get_registry()
     built = build_executor(executor, ExecutorSettings(sweep_dir=Path(sweep_dir), jobs=jobs, partition=partition, gpus_per_job=gpus_per_job,
-                                                      time_limit=time_limit, wait=not no_wait, options=parse_options(executor_options)))
+                                                      time_limit=time_limit, wait=not no_wait, options=parse_options(executor_options)),
+                           registry)
     try:
         if quiet or as_json:  # the executors' per-cell lines go to stderr; -q/--json keep only the result
             with contextlib.redirect_stderr(io.StringIO()):
-                outcome = run_sweep(sweep_dir, grid, built, gpus_per_job=gpus_per_job)
+                outcome = run_sweep(sweep_dir, grid, built, registry=registry, gpus_per_job=gpus_per_job)
         else:
-            outcome = run_sweep(sweep_dir, grid, built, gpus_per_job=gpus_per_job)
+            outcome = run_sweep(sweep_dir, grid, built, registry=registry, gpus_per_job=gpus_per_job)
     except KeyboardInterrupt:
         click.echo("robrank sweep: interrupted; finished attacks are saved, rerun the same command to continue", err=True)
         sys.exit(130)

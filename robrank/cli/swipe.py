@@ -2,24 +2,31 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from ..runtime import RuntimeOptions
 from .external_model import external_model_options
 from .options import (
     attack_speed_options,
+    collect_runtime,
     data_root_option,
     device_option,
     echo_json,
     force_profile_option,
     max_batches_option,
+    max_queries_option,
     num_workers_option,
     output_group,
     semantics_option,
 )
 
+if TYPE_CHECKING:
+    from ..plugins import Registry
 
-def _dataset_profile(run_or_ckpt: object) -> str:
+
+def _dataset_profile(run_or_ckpt: object, registry: Registry) -> str:
     """The swipe profile the dataset record names (``-p`` omitted)."""
     from ..data.loading import dataset_record
     from ..models.checkpoint import read_checkpoint
@@ -27,7 +34,7 @@ def _dataset_profile(run_or_ckpt: object) -> str:
     dataset = getattr(run_or_ckpt, "dataset", None)
     if dataset is None:
         dataset = read_checkpoint(str(run_or_ckpt))[1]["config"]["dataset"]
-    return dataset_record(str(dataset)).profile
+    return dataset_record(str(dataset), registry=registry).profile
 
 
 @click.command("swipe")
@@ -37,6 +44,7 @@ def _dataset_profile(run_or_ckpt: object) -> str:
 @click.option("--output", type=click.Path(dir_okay=False, path_type=str), default=None, help="Results file [default: RUN/swipe-PROFILE.json, CKPT.swipe-PROFILE.json, or beside --model's file or first weights file].")
 @click.option("-b", "--batch-size", "batch_size", type=click.IntRange(min=1), default=None, help="Queries per attack batch (a speed knob) [default: automatic, fitted to the device].")
 @max_batches_option
+@max_queries_option
 @device_option
 @click.option("--seed", type=int, default=0, help="Seed of every attack's random selection [default: 0].")
 @semantics_option
@@ -48,23 +56,20 @@ def _dataset_profile(run_or_ckpt: object) -> str:
 @num_workers_option
 @force_profile_option
 @output_group
+@collect_runtime
 def swipe_command(
     run_or_ckpt: object,
     profile: str | None,
     output: str | None,
-    batch_size: int | None,
     max_batches: int | None,
-    device: str | None,
+    max_queries: int | None,
     seed: int,
     semantics: str | None,
     data_root: str | None,
     restart: bool,
     redo: tuple[str, ...],
     devices: int | None,
-    amp: bool,
-    channels_last: bool,
-    compile_: bool,
-    num_workers: int | None,
+    runtime: RuntimeOptions,
     force: bool,
     as_json: bool,
     quiet: bool,
@@ -76,16 +81,21 @@ def swipe_command(
     skips the attacks already done. ERS profiles print the report table at the end.
     """
     from ..plan import DEFAULT_SEMANTICS, SwipePlan
+    from ..plugins import get_registry
     from ..swipe.distributed import swipe_devices, swipe_ranked
     from ..swipe.report import report
     from ..swipe.runner import resolve_profile
     from ..training.distributed import from_env
     from ..training.rundir import locked
 
-    record = resolve_profile(profile or _dataset_profile(run_or_ckpt))  # an unknown name fails here, before the model loads
+    from ..runtime import resolve_device
+
+    resolve_device(runtime.device)  # --device cuda without a GPU: one line, before anything loads
+    registry = get_registry()
+    record = resolve_profile(profile or _dataset_profile(run_or_ckpt, registry), registry)  # an unknown name fails here, before the model loads
     info = from_env()
-    plan = SwipePlan(profile=record.name, batch_size=batch_size, max_batches=max_batches,
-                     semantics=semantics or DEFAULT_SEMANTICS, seed=seed, device=device)
+    plan = SwipePlan(profile=record.name, batch_size=runtime.batch_size, max_batches=max_batches, max_queries=max_queries,
+                     semantics=semantics or DEFAULT_SEMANTICS, seed=seed, device=runtime.device)
     kwargs = dict(
         output=output,
         **plan.runner_kwargs(),
@@ -93,19 +103,17 @@ def swipe_command(
         progress=not (no_progress or quiet or as_json),
         restart=restart,
         redo=redo,
-        amp=amp,
-        channels_last=channels_last,
-        compile=compile_,
-        num_workers=num_workers,
+        **runtime.speed,
+        num_workers=runtime.num_workers,
         force=force,
     )
     lock_dir = _run_dir_of(run_or_ckpt) if info.is_main else None
     # Ctrl-C: robrank.cli turns it into one line with exit code 130 (the attacks done are saved)
     with locked(lock_dir, "robrank swipe") if lock_dir is not None else _nothing():
         if devices is not None and devices > 1 and not info.enabled:
-            path = swipe_devices(run_or_ckpt, record.name, devices, **kwargs)
+            path = swipe_devices(run_or_ckpt, record.name, devices, registry=registry, **kwargs)
         else:  # one process, or one rank of torchrun
-            path = swipe_ranked(run_or_ckpt, record.name, info=info, **kwargs)
+            path = swipe_ranked(run_or_ckpt, record.name, registry=registry, info=info, **kwargs)
     if info.rank != 0:
         return
     if as_json:
@@ -115,11 +123,11 @@ def swipe_command(
         return
     click.echo(f"results: {path}")
     if record.score is not None:
-        click.echo(report([path], "table"), nl=False)
+        click.echo(report([path], "table", registry=registry), nl=False)
     else:
         from ..swipe.schema import load_results, partial_note
 
-        note = partial_note(load_results(path))
+        note = partial_note(load_results(path, registry))
         if note:
             click.echo(f"partial result: {note}; not comparable with a full swipe")
 

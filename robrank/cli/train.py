@@ -24,7 +24,7 @@ def train_command(triple: str | None, resume: bool, devices: int | None, as_json
       robrank train --dataset cub --backbone resnet18 --loss ptripletN --devices 2
       robrank train --resume --run-dir runs/mnist-c2f2-ptripletN-20250101-120000
     """
-    from ..metrics import format_metrics
+    from ..metrics import format_metrics, in_percent
     from ..plan import plan_training
     from ..plugins import get_registry
     from ..training import train
@@ -46,12 +46,12 @@ def train_command(triple: str | None, resume: bool, devices: int | None, as_json
     plan = plan_training(config, resume=resume, registry=registry, given=given)
     progress = not (no_progress or quiet or as_json)
     with locked(plan.run_dir, "robrank train") if from_env().is_main else _nothing():
-        result = train(plan, progress=progress, devices=devices)
+        result = train(plan, progress=progress, devices=devices)  # the plan carries its registry
     if not from_env().is_main:  # under torchrun the summary comes once, from global rank 0
         return
     if as_json:
         echo_json({"run_dir": str(result.run_dir), "epochs": result.epochs, "steps": result.steps,
-                   "seconds": round(result.seconds, 3), "metrics": result.metrics})
+                   "seconds": round(result.seconds, 3), "metrics": in_percent(result.metrics)})
         return
     click.echo(f"run: {result.run_dir}")
     click.echo(f"trained {result.epochs} epoch(s), {result.steps} step(s) in {result.seconds:.1f} s")

@@ -1,38 +1,29 @@
 """The data layer's front door: datasets by registry name, wherever their plugin came from.
 
-Each function takes the registry to look in (a run's plan passes its own); without one it
-uses the process-wide registry of installed plugins.
+Each function takes the registry to look in: the entry point that built it (the CLI, the
+Python API, a test fixture) or a run's plan passes it down, so one process can hold several.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from ..errors import ConfigError
+from ..plugins import Registry
 from ..records import DatasetRecord
 from .base import DatasetSource, ImageDataset, data_root_from_env
 from .sources import check_split
 
 
-def _registry(registry: Any | None) -> Any:
-    if registry is None:
-        from ..plugins import get_registry
-
-        registry = get_registry()
-    return registry
-
-
-def dataset_record(name: str, registry: Any | None = None) -> DatasetRecord:
+def dataset_record(name: str, *, registry: Registry) -> DatasetRecord:
     """The registered record (unknown names raise UnknownNameError listing the registered ones)."""
-    record = _registry(registry).get("datasets", name)
+    record = registry.get("datasets", name)
     assert isinstance(record, DatasetRecord)
     return record
 
 
-def get_source(name: str, data_root: str | os.PathLike[str] | None = None, registry: Any | None = None) -> DatasetSource:
+def get_source(name: str, data_root: str | os.PathLike[str] | None = None, *, registry: Registry) -> DatasetSource:
     """The dataset's source, looking in ``data_root`` (default ``$ROBRANK_DATA``) then its own places."""
-    registry = _registry(registry)
     record = registry.get("datasets", name)
     source = registry.create("datasets", record.name, data_root_from_env(data_root))
     if not isinstance(source, DatasetSource):
@@ -50,13 +41,14 @@ def load_split(
     split: str,
     data_root: str | os.PathLike[str] | None = None,
     augment: bool = False,
-    registry: Any | None = None,
+    *,
+    registry: Registry,
 ) -> ImageDataset:
     """The ``train`` or ``test`` split of dataset ``name``; ``augment`` enables training transforms."""
     check_split(split)
-    return get_source(name, data_root, registry).load_split(split, augment=augment)
+    return get_source(name, data_root, registry=registry).load_split(split, augment=augment)
 
 
-def locate(name: str, data_root: str | os.PathLike[str] | None = None, registry: Any | None = None) -> Path:
+def locate(name: str, data_root: str | os.PathLike[str] | None = None, *, registry: Registry) -> Path:
     """Where dataset ``name``'s files are (DataError saying where to put them otherwise)."""
-    return get_source(name, data_root, registry).locate()
+    return get_source(name, data_root, registry=registry).locate()

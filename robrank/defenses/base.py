@@ -16,6 +16,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..params import Param, collect, resolve_options
+from ..plugins import Registry
 from .settings import ADVTRAIN_DEFAULTS, pgd_defaults
 
 
@@ -71,6 +72,13 @@ class Defense:
 
     def check(self, loss_record: Any, metric: str) -> None:
         """Raise ConfigError for a loss/metric this defense cannot use (before any work)."""
+
+    def bind(self, registry: Registry) -> None:
+        """Resolve what the defense names through the run's registry (HM's miners).
+
+        The plan calls it once, right after building the defense, with the registry the
+        entry point created; a defense that names no other component ignores it.
+        """
 
     def loss(self, model: nn.Module, criterion: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -10,6 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
+from ..losses.names import find_miner
+from ..plugins import Registry
+
 
 def with_margin(miner: Any, margin: float) -> Any:
     """A copy of ``miner`` (a robrank.losses.Miner) that mines with ``margin``."""
@@ -23,22 +26,16 @@ def with_margin(miner: Any, margin: float) -> Any:
         ) from exc
 
 
-def miner_name(name: str, registry: Any | None = None) -> str:
+def miner_name(name: str, registry: Registry) -> str:
     """The registered miner name for a name, alias (``spc2-semihard``) or reference letter (``m``).
 
     The letters are the miners' own (``MinerRecord.letter``, the table of the loss-name
     grammar in :mod:`robrank.losses.names`); ``""`` is the letterless default miner.
     """
-    from ..losses.names import find_miner
-
     return find_miner(name, registry).name
 
 
-def build_miner(name: str, metric: str, margin: float, *, generator: Any = None, registry: Any | None = None) -> Any:
-    if registry is None:
-        from ..plugins import get_registry
-
-        registry = get_registry()
+def build_miner(name: str, metric: str, margin: float, *, generator: Any = None, registry: Registry) -> Any:
     record = registry.get("miners", miner_name(name, registry))
     try:
         return record.factory(metric, margin, generator=generator)

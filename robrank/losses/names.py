@@ -23,14 +23,8 @@ from torch import nn
 
 from ..distances import METRICS
 from ..errors import ConfigError, UnknownNameError
-from ..records import LossRecord, MinerRecord
-
-#: Batch prefix of the reference names: ``p`` = SPC-2 pair batch.
-SPC2_PREFIX = "p"
-#: Miner letters of the reference grammar ('' = spc2-random, m semihard, s softhard,
-#: d distance-weighted, D distance-weighted with p_switch 0.15, h hardest).
-REFERENCE_MINER_LETTERS: tuple[str, ...] = ("", "m", "s", "d", "D", "h")
-
+from ..plugins import Registry
+from ..records import REFERENCE_MINER_LETTERS, SPC2_PREFIX, LossRecord, MinerRecord, reference_aliases
 
 @dataclass(frozen=True)
 class LossChoice:
@@ -49,33 +43,7 @@ class LossChoice:
     reference_name: str
 
 
-def reference_aliases(
-    tokens: Iterable[str],
-    metrics: Iterable[str],
-    uses_miner: bool,
-    letters: Iterable[str] = REFERENCE_MINER_LETTERS,
-) -> tuple[str, ...]:
-    """Every reference name a loss family answers to, e.g. ``ptripletN``, ``pDtripletN``."""
-    letters = tuple(letters) if uses_miner else ("",)
-    names: list[str] = []
-    for token in tokens:
-        for letter in letters:
-            for metric in metrics:
-                name = f"{SPC2_PREFIX}{letter}{token}{metric}"
-                if name not in names:
-                    names.append(name)
-    return tuple(names)
-
-
-def _registry(registry: Any | None) -> Any:
-    if registry is not None:
-        return registry
-    from ..plugins import get_registry
-
-    return get_registry()
-
-
-def _loss_tokens(registry: Any) -> dict[str, LossRecord]:
+def _loss_tokens(registry: Registry) -> dict[str, LossRecord]:
     tokens: dict[str, LossRecord] = {}
     for component in registry.components("losses"):
         record = component.record
@@ -84,16 +52,15 @@ def _loss_tokens(registry: Any) -> dict[str, LossRecord]:
     return tokens
 
 
-def _miner_letters(registry: Any) -> dict[str, MinerRecord]:
+def _miner_letters(registry: Registry) -> dict[str, MinerRecord]:
     letters: dict[str, MinerRecord] = {}
     for component in registry.components("miners"):
         letters.setdefault(component.record.letter, component.record)
     return letters
 
 
-def parse_reference_name(name: str, registry: Any | None = None) -> tuple[LossRecord, str, str, str] | None:
+def parse_reference_name(name: str, registry: Registry) -> tuple[LossRecord, str, str, str] | None:
     """Split a reference name into (record, miner letter, family token, metric), or None."""
-    registry = _registry(registry)
     if len(name) < 3 or not name.startswith(SPC2_PREFIX) or name[-1] not in METRICS:
         return None
     middle, metric = name[1:-1], name[-1]
@@ -115,16 +82,15 @@ def _reference_token(record: LossRecord, letter: str, metric: str) -> str:
     return record.name
 
 
-def _miner_record(registry: Any, miner: str) -> MinerRecord:
+def _miner_record(registry: Registry, miner: str) -> MinerRecord:
     letters = _miner_letters(registry)
     if len(miner) == 1 and miner in letters:  # a bare letter: "m", "D"
         return letters[miner]
     return registry.get("miners", miner)
 
 
-def find_miner(miner: str, registry: Any | None = None) -> MinerRecord:
+def find_miner(miner: str, registry: Registry) -> MinerRecord:
     """The miner for a registered name, an alias or a reference letter (``m``; ``""`` = the letterless one)."""
-    registry = _registry(registry)
     if miner == "":
         letters = _miner_letters(registry)
         if "" in letters:
@@ -137,7 +103,7 @@ def resolve_loss(
     *,
     metric: str | None = None,
     miner: str | None = None,
-    registry: Any | None = None,
+    registry: Registry,
 ) -> LossChoice:
     """Resolve a reference name (``pmtripletN``) or a family plus parts.
 
@@ -145,7 +111,6 @@ def resolve_loss(
     :class:`ConfigError` for an unsupported metric, a miner on a loss that takes none, or
     parts that contradict the reference name.
     """
-    registry = _registry(registry)
     parsed = parse_reference_name(name, registry)
     if parsed is not None:
         record, letter, _token, parsed_metric = parsed
@@ -203,7 +168,7 @@ def resolve_loss(
     return LossChoice(record=record, family=family, metric=metric, miner=miner_name, reference_name=reference)
 
 
-def _default_miner(registry: Any, record: LossRecord) -> MinerRecord:
+def _default_miner(registry: Registry, record: LossRecord) -> MinerRecord:
     """The loss's declared default miner, else the registered miner without a letter (the reference's plain one)."""
     if record.default_miner:
         return registry.get("miners", record.default_miner)
@@ -213,14 +178,13 @@ def _default_miner(registry: Any, record: LossRecord) -> MinerRecord:
     return plain[0]
 
 
-def build_criterion(choice: LossChoice, *, registry: Any | None = None, **params: Any) -> nn.Module:
+def build_criterion(choice: LossChoice, *, registry: Registry, **params: Any) -> nn.Module:
     """Instantiate the loss of ``choice`` with its miner.
 
     ``params`` go to the loss factory (e.g. ``margin=0.8``), except ``generator`` (a
     ``torch.Generator`` for mining and any sampling inside the loss) and ``miner_margin``
     (the margin handed to the miner; by default the loss's own, as in the reference).
     """
-    registry = _registry(registry)
     generator = params.pop("generator", None)
     miner_margin = params.pop("miner_margin", None)
     if generator is not None:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
+from ..plugins import Registry
 from ..records import NO_WEIGHTS
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -155,7 +156,7 @@ def build_backbone(
     embedding_dim: int | None = None,
     pretrained: str | None = None,
     weights: str | Path | None = None,
-    registry: Any | None = None,
+    registry: Registry,
 ) -> nn.Module:
     """The backbone registered as ``name`` (or an alias such as ``rres18``).
 
@@ -163,10 +164,6 @@ def build_backbone(
     classifiers); ``pretrained`` is ``"imagenet"`` or None; ``weights`` a local state_dict
     file. Unknown names raise UnknownNameError listing the registered backbones.
     """
-    if registry is None:
-        from ..plugins import get_registry
-
-        registry = get_registry()
     record = registry.get("backbones", name)
     if embedding_dim is None:
         embedding_dim = record.default_embedding_dim

@@ -23,6 +23,9 @@ import torch
 
 from ..errors import CheckpointError, UnknownNameError
 from ..io import load_checkpoint
+from ..plugins import Registry
+from ..records import TASK_RETRIEVAL
+from .backbone import build_backbone
 from .embedding import EmbeddingModel
 
 FORMAT = "robrank-checkpoint"
@@ -43,13 +46,8 @@ class LoadedRun:
     run_dir: Path | None
     epoch: int = 0
     step: int = 0
-
-    @property
-    def task(self) -> str:
-        """What the model is for (``robrank.records.TASKS``), from its backbone's record."""
-        from ..plugins import get_registry
-
-        return get_registry().get("backbones", str(self.config["backbone"])).task
+    #: what the model is for (``robrank.records.TASKS``), from its backbone's record
+    task: str = TASK_RETRIEVAL
 
 
 def find_checkpoint(path: str | Path) -> Path:
@@ -106,12 +104,11 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> tuple[Path, 
     return checkpoint, payload
 
 
-def build_model(config: dict[str, Any]) -> EmbeddingModel:
+def build_model(config: dict[str, Any], registry: Registry) -> EmbeddingModel:
     """The model a config describes, with fresh weights (no pretrained download)."""
-    from .backbone import build_backbone
-
     try:
-        backbone = build_backbone(config["backbone"], embedding_dim=int(config["embedding_dim"]), pretrained=None, weights=None)
+        backbone = build_backbone(config["backbone"], embedding_dim=int(config["embedding_dim"]), pretrained=None, weights=None,
+                                  registry=registry)
     except UnknownNameError as exc:
         raise CheckpointError(
             f"the checkpoint needs backbone {config['backbone']!r}, which no installed plugin provides "
@@ -152,11 +149,11 @@ def load_state(module: torch.nn.Module, state: dict[str, Any], what: str, checkp
     module.load_state_dict(state, strict=True)
 
 
-def load_run(path: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
+def load_run(path: str | Path, device: str | torch.device = "cpu", *, registry: Registry) -> LoadedRun:
     """A trained model (eval mode, on ``device``) from a run directory or a checkpoint file."""
     checkpoint, payload = read_checkpoint(path)
     config = dict(payload["config"])
-    model = build_model(config)
+    model = build_model(config, registry)
     load_state(model, payload["model"], f"backbone {config['backbone']!r}", checkpoint)
     model.to(device).eval()
     return LoadedRun(
@@ -168,6 +165,7 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
         run_dir=run_dir_of(checkpoint),
         epoch=int(payload.get("epoch", 0)),
         step=int(payload.get("step", 0)),
+        task=registry.get("backbones", str(config["backbone"])).task,
     )
 
 

@@ -39,7 +39,9 @@ from torch import nn
 from ..distances import METRICS, check_metric
 from ..errors import CheckpointError, ConfigError, PickledCodeError
 from ..io import file_sha256
-from .checkpoint import fit_error
+from ..data.loading import dataset_record
+from ..plugins import Registry
+from .checkpoint import fit_error, load_run
 from .backbone import IMAGENET_MEAN, IMAGENET_STD, Normalize
 from .embedding import EmbeddingModel
 from . import zoo
@@ -529,7 +531,25 @@ class LoadedModel:
 IDENTITY_FIELDS: tuple[str, ...] = ("spec", "metric", "normalize", "gray_to_rgb", "embedding_dim", "sha256")
 
 
-def build_module(spec: ModelSpec) -> tuple[nn.Module, Normalization, list[dict[str, Any]]]:
+def _zoo_module(spec: str, registry: Registry) -> tuple[nn.Module, str, list[dict[str, Any]]]:
+    """The entry's network with its checked weights loaded; returns it, its ``--normalize``, the weights record."""
+    record = zoo.zoo_record(spec, registry)
+    path = zoo.weights_file(record)
+    try:
+        net = as_module(zoo.builder(record)())
+    except (ConfigError, CheckpointError):
+        raise
+    except Exception as exc:
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ConfigError(f"--model {zoo.PREFIX}{record.name}: its builder failed ({type(exc).__name__}: {detail})") from None
+    state = read_state(path, record.weights_key)
+    apply_weights(net, state, record.weights, f"{zoo.PREFIX}{record.name}")
+    weights = [{"file": str(path.resolve()), "url": record.weights, "target": "", "sha256": record.sha256.lower(),
+                "key": record.weights_key, "strip_prefix": None}]
+    return net, record.normalize, weights
+
+
+def build_module(spec: ModelSpec, registry: Registry) -> tuple[nn.Module, Normalization, list[dict[str, Any]]]:
     """The bare network a spec names, with its weights; returns it, its default normalisation, the weights record."""
     library = spec.library
     default_norm = NO_NORMALIZATION
@@ -539,7 +559,7 @@ def build_module(spec: ModelSpec) -> tuple[nn.Module, Normalization, list[dict[s
     elif zoo.is_zoo(spec.spec):
         if spec.weights or spec.embedding_dim is not None:
             raise ConfigError(f"--weights and --embedding-dim do not apply to --model {spec.spec}: a zoo entry carries its own weights")
-        net, norm_name, records = zoo.build(spec.spec)
+        net, norm_name, records = _zoo_module(spec.spec, registry)
         return net, parse_normalization(norm_name) or NO_NORMALIZATION, records
     elif Path(spec.spec).is_file() and not spec.spec.endswith(".py"):
         net = _load_model_file(Path(spec.spec), spec.spec)
@@ -632,38 +652,34 @@ def source_block(
     }
 
 
-def load_model(spec: ModelSpec, device: str | torch.device = "cpu", dataset: str | None = None) -> LoadedModel:
+def load_model(spec: ModelSpec, device: str | torch.device = "cpu", dataset: str | None = None, *, registry: Registry) -> LoadedModel:
     """Build, load and check the model ``spec`` describes (eval mode, on ``device``)."""
-    from ..data.loading import dataset_record
-
     if zoo.is_zoo(spec.spec):  # the entry's record says its metric, dataset and normalisation
-        options = zoo.complete_options(spec.spec, {**vars(spec), "dataset": dataset or spec.dataset})
-        spec = dataclasses.replace(spec, **{**options, "spec": zoo.canonical(spec.spec)})
+        options = zoo.complete_options(spec.spec, {**vars(spec), "dataset": dataset or spec.dataset}, registry)
+        spec = dataclasses.replace(spec, **{**options, "spec": zoo.canonical(spec.spec, registry)})
     metric = require_metric(spec.metric)
     name = dataset or spec.dataset
     if not name:
         raise ConfigError(f"--dataset is required with --model: it names the evaluation data (and the default swipe profile); {DOCS}")
-    record = dataset_record(name)
+    record = dataset_record(name, registry=registry)
     norm_choice = parse_normalization(spec.normalize)
-    net, default_norm, weights = build_module(spec)
+    net, default_norm, weights = build_module(spec, registry)
     normalization = norm_choice if norm_choice is not None else default_norm
     model = EmbeddingModel(InputAdapter(net, normalization, spec.gray_to_rgb), metric)
     dims = check_input(model, record.channels, record.image_size, record.name, spec.spec, spec.gray_to_rgb)
     model.to(device).eval()
     source = source_block(spec.spec, metric, normalization, spec.gray_to_rgb, spec.embedding_dim, weights, net, dims)
     if zoo.is_zoo(spec.spec):
-        source["zoo"] = zoo.provenance(spec.spec)
+        source["zoo"] = zoo.provenance(spec.spec, registry)
     return LoadedModel(model=model, dataset=record.name, metric=metric, source=source)
 
 
 def from_module(
     model: Any, *, metric: str | None, dataset: str, normalize: str | Normalization | None = None,
-    gray_to_rgb: bool = False, device: str | torch.device = "cpu", label: str | None = None,
+    gray_to_rgb: bool = False, device: str | torch.device = "cpu", label: str | None = None, registry: Registry,
 ) -> LoadedModel:
     """A live Python model (``robrank.evaluate``/``robrank.attack``) as a checked :class:`LoadedModel`."""
-    from ..data.loading import dataset_record
-
-    record = dataset_record(dataset)
+    record = dataset_record(dataset, registry=registry)
     if isinstance(model, EmbeddingModel) and metric is None:
         metric = model.metric
     wrapped = wrap_model(model, metric, normalize=normalize, gray_to_rgb=gray_to_rgb)
@@ -713,15 +729,13 @@ __all__ = [
 ]
 
 
-def load_any(target: Any, device: str | torch.device = "cpu") -> Any:
+def load_any(target: Any, device: str | torch.device = "cpu", *, registry: Registry) -> Any:
     """What a swipe or attack loads: a :class:`LoadedModel` as is, a :class:`ModelSpec`, or a robrank run path."""
     if isinstance(target, LoadedModel):
         return target.to(device)
     if isinstance(target, ModelSpec):
-        return load_model(target, device)
-    from .checkpoint import load_run
-
-    return load_run(target, device=device)
+        return load_model(target, device, registry=registry)
+    return load_run(target, device=device, registry=registry)
 
 
 def default_results_name(loaded: LoadedModel, name: str) -> Path:

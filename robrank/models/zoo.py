@@ -25,6 +25,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError
 from ..io import file_sha256
+from ..plugins import Registry
 from ..records import ModelRecord
 
 #: the ``--model`` prefix of a zoo entry
@@ -43,17 +44,15 @@ def is_zoo(spec: Any) -> bool:
     return isinstance(spec, str) and spec[: len(PREFIX)].lower() == PREFIX
 
 
-def zoo_record(spec: str, registry: Any | None = None) -> ModelRecord:
+def zoo_record(spec: str, registry: Registry) -> ModelRecord:
     """The record ``zoo:NAME`` (or ``NAME``) names; an unknown name lists the registered ones."""
-    from ..plugins import get_registry
-
     name = spec[len(PREFIX):] if is_zoo(spec) else spec
-    record = (registry or get_registry()).get("models", name)
+    record = registry.get("models", name)
     assert isinstance(record, ModelRecord)
     return record
 
 
-def canonical(spec: str, registry: Any | None = None) -> str:
+def canonical(spec: str, registry: Registry) -> str:
     """``zoo:NAME`` spelled as registered (names resolve case-insensitively, results record one spelling)."""
     return f"{PREFIX}{zoo_record(spec, registry).name}"
 
@@ -75,7 +74,7 @@ def zoo_name(source: Any) -> str | None:
     return None
 
 
-def complete_options(model: str, options: Mapping[str, Any], registry: Any | None = None) -> dict[str, Any]:
+def complete_options(model: str, options: Mapping[str, Any], registry: Registry) -> dict[str, Any]:
     """``--model zoo:NAME``'s options: the record fills metric, dataset and normalisation.
 
     An option that says something else than the record (another metric, dataset or
@@ -92,11 +91,11 @@ def complete_options(model: str, options: Mapping[str, Any], registry: Any | Non
             flag = "--" + key.replace("_", "-")
             raise ConfigError(f"{flag} does not apply to --model {name}: a zoo entry carries its own weights (drop {flag})")
         out.pop(key, None)
-    own = {"metric": record.metric, "dataset": dataset_record(record.dataset, registry).name,
+    own = {"metric": record.metric, "dataset": dataset_record(record.dataset, registry=registry).name,
            "normalize": record.normalize, "gray_to_rgb": record.gray_to_rgb}
     given_dataset = out.get("dataset")
     if given_dataset:
-        out["dataset"] = dataset_record(str(given_dataset), registry).name
+        out["dataset"] = dataset_record(str(given_dataset), registry=registry).name
     for key, value in own.items():
         given = out.get(key)
         if given not in (None, False, "") and str(given).lower() != str(value).lower():
@@ -169,7 +168,7 @@ def _download(record: ModelRecord, path: Path) -> None:
     os.replace(partial, path)
 
 
-def _builder(record: ModelRecord) -> Any:
+def builder(record: ModelRecord) -> Any:
     builder = record.factory
     if callable(builder):
         return builder
@@ -180,36 +179,14 @@ def _builder(record: ModelRecord) -> Any:
         raise ConfigError(f"--model {PREFIX}{record.name}: its builder {builder!r} cannot be imported ({exc})") from None
 
 
-def build(spec: str, registry: Any | None = None) -> tuple[nn.Module, str, list[dict[str, Any]]]:
-    """The entry's network with its checked weights loaded; returns it, its ``--normalize``, the weights record."""
-    from .external import apply_weights, as_module, read_state
-
-    record = zoo_record(spec, registry)
-    path = weights_file(record)
-    try:
-        net = as_module(_builder(record)())
-    except (ConfigError, CheckpointError):
-        raise
-    except Exception as exc:
-        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise ConfigError(f"--model {PREFIX}{record.name}: its builder failed ({type(exc).__name__}: {detail})") from None
-    state = read_state(path, record.weights_key)
-    apply_weights(net, state, record.weights, f"{PREFIX}{record.name}")
-    weights = [{"file": str(path.resolve()), "url": record.weights, "target": "", "sha256": record.sha256.lower(),
-                "key": record.weights_key, "strip_prefix": None}]
-    return net, record.normalize, weights
-
-
-def provenance(spec: str, registry: Any | None = None) -> dict[str, Any]:
+def provenance(spec: str, registry: Registry) -> dict[str, Any]:
     """What results record about a zoo entry: where it comes from and under which terms."""
-    from ..plugins import get_registry
-
-    component = (registry or get_registry()).component("models", spec[len(PREFIX):] if is_zoo(spec) else spec)
+    component = registry.component("models", spec[len(PREFIX):] if is_zoo(spec) else spec)
     record = component.record
     assert isinstance(record, ModelRecord)
     return {"name": record.name, "weights": record.weights, "sha256": record.sha256.lower(), "paper": record.paper,
             "licence": record.licence, "provider": component.provider.as_dict()}
 
 
-__all__ = ["ENV_CACHE", "PREFIX", "build", "cache_dir", "canonical", "complete_options", "is_zoo", "provenance", "weights_file",
+__all__ = ["ENV_CACHE", "PREFIX", "cache_dir", "canonical", "complete_options", "is_zoo", "provenance", "weights_file",
            "zoo_name", "zoo_record"]

@@ -20,13 +20,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RobrankError
+from ..plugins import Registry
+from ..swipe.summary import load_summaries
 from ..threat import NORM_NAMES
-from .figure import PAGE_WIDTH, blank_figure, colors, legend_below, paper_style
+from .figure import PAGE_WIDTH, blank_figure, colors, legend_below, paper_style, save
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from ..swipe.report import FileSummary
+    from ..swipe.summary import FileSummary
 
 #: spec fields that can be the x axis, in order of preference; ε is shown in units of 1/255
 AXES: tuple[str, ...] = ("eps", "W", "M")
@@ -95,20 +97,14 @@ def curve_panels(summaries: Sequence[FileSummary]) -> list[CurvePanel]:
     A panel is one attack under one threat model: an L2 curve is never drawn on the axes of
     an L-infinity one (their ε are different quantities). Panels come grouped by threat model.
     """
-    from ..attacks.spec import parse_spec
-    from ..swipe.report import attack_metrics, displays
-
-    # (norm, attack label) -> list of (file index, params, metric, display key)
+    # (norm, attack label) -> list of (file index, params, metric, the direction its profile score declares)
     points: dict[tuple[str, str], list[tuple[int, dict[str, Any], Any, str]]] = {}
     for i, s in enumerate(summaries):
-        for entry in s.payload["attacks"]:
-            spec = parse_spec(entry["spec"])
-            metrics = attack_metrics(entry)
+        for fields, metrics, label, direction in zip(s.fields, s.metrics, s.labels, s.directions):
             if not metrics:
                 continue
-            key = displays(str(entry["type"]), entry["adv"])[0].key
-            norm = str(dict(spec.params).get("norm", "inf"))
-            points.setdefault((norm, spec.label), []).append((i, dict(spec.params), metrics[0], key))
+            norm = str(fields.get("norm", "inf"))
+            points.setdefault((norm, label), []).append((i, dict(fields), metrics[0], direction))
     norms = list(dict.fromkeys(norm for norm, _ in points))
     panels = []
     for norm, title in sorted(points, key=lambda k: norms.index(k[0])):
@@ -147,7 +143,7 @@ def _panel(summaries: Sequence[FileSummary], norm: str, title: str, entries: lis
     panel.lines = [line for line in lines.values() if len(line.x) > 1]
     if not panel.lines:
         return None
-    panel.better = declared_direction(title, entries[0][1], entries[0][3]) or observed_direction(panel)
+    panel.better = entries[0][3] or observed_direction(panel)
     return panel
 
 
@@ -155,27 +151,6 @@ def _budget(key: str, value: Any, norm: str) -> str:
     if key == "eps":
         return f"ε={255 * value:.0f}/255" if norm == "inf" else f"ε={value:g}"
     return f"{key}={value:g}"
-
-
-def declared_direction(label: str, params: dict[str, Any], key: str, registry: Any = None) -> str | None:
-    """"higher" or "lower" (is robust), as a registered profile score rescales this attack's metric; None if none does.
-
-    A score column says how a raw value maps to 0 = broken .. 100 = robust; the sign of
-    that map is the direction, declared by the profile rather than guessed here.
-    """
-    from ..plugins import get_registry
-
-    registry = registry or get_registry()
-    attack = label.rstrip("+-")
-    fields = {k: str(v) for k, v in params.items()}
-    for component in registry.components("profiles"):
-        score = component.record.score
-        for column in score.columns if score is not None else ():
-            if column.attack == attack and column.metric == key and all(fields.get(k) == v for k, v in column.where.items()):
-                slope = (column.rescale(column.factor) - column.rescale(0.0))
-                if slope:
-                    return "higher" if slope > 0 else "lower"
-    return None
 
 
 def observed_direction(panel: CurvePanel) -> str | None:
@@ -267,12 +242,9 @@ def _share_y(placed: list[tuple[Any, CurvePanel]]) -> None:
             ax.set_ylim(low, high)
 
 
-def plot_curve(results: Sequence[str | Path], output: str | Path, *, shared_y: bool = True) -> Path:
+def plot_curve(results: Sequence[str | Path], output: str | Path, registry: Registry, *, shared_y: bool = True) -> Path:
     """``robrank plot curve``: load swipe files and save their curve figure to ``output``."""
-    from ..swipe.report import load_summaries
-    from .figure import save
-
-    return save(curve_figure(load_summaries(list(results)), shared_y=shared_y), output)
+    return save(curve_figure(load_summaries(list(results), registry), shared_y=shared_y), output)
 
 
-__all__ = ["CurveLine", "CurvePanel", "curve_panels", "curve_figure", "declared_direction", "observed_direction", "plot_curve"]
+__all__ = ["CurveLine", "CurvePanel", "curve_panels", "curve_figure", "observed_direction", "plot_curve"]

@@ -13,19 +13,21 @@ figure's width, at any width.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RobrankError
+from ..plugins import Registry
+from ..swipe.summary import load_summaries
 from ..threat import threat_model
-from .figure import PAGE_WIDTH, blank_figure, colors, legend_below, paper_style
+from .figure import PAGE_WIDTH, blank_figure, colors, legend_below, paper_style, save
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from ..swipe.report import FileSummary
+    from ..swipe.summary import FileSummary
 
 #: hatch of the bars of a partial swipe
 PARTIAL_HATCH = "////"
@@ -68,10 +70,19 @@ def ers_series(summaries: Sequence[FileSummary]) -> list[ErsSeries]:
             ers=s.ers,
             partial=s.partial,
             score=s.score.name,
-            threat=threat_model(s.payload),
+            threat=_threat_of(s),
         )
         for s in summaries
     ]
+
+
+def _threat_of(summary: Any) -> str:
+    """A summary's threat model: its ``threat`` if it says one, else read from its results payload ("" if neither)."""
+    given = getattr(summary, "threat", None)
+    if given:
+        return str(given)
+    payload = getattr(summary, "payload", None)
+    return threat_model(payload) if isinstance(payload, Mapping) else ""
 
 
 def ers_figure(summaries: Sequence[FileSummary], *, width: float = PAGE_WIDTH, height: float = 2.0) -> Figure:
@@ -97,7 +108,8 @@ def ers_figure(summaries: Sequence[FileSummary], *, width: float = PAGE_WIDTH, h
             for slot, i in enumerate(members):
                 handles.append(_draw_run(ax, series[i], i, slot, len(members), palette[i]))
                 lowest = min(lowest, *(v for v in series[i].values if v is not None))
-            ax.set_title(f"threat model: {threat}", loc="left")
+            if threat:
+                ax.set_title(f"threat model: {threat}", loc="left")
             ax.set_ylabel("rescaled score\n(0 = broken, 100 = robust)")
             ax.grid(axis="x", visible=False)
             ax.set_xticks(range(len(columns)), columns)
@@ -131,12 +143,9 @@ def _draw_run(ax: Any, s: ErsSeries, i: int, slot: int, slots: int, color: Any) 
     return bars
 
 
-def plot_ers(results: Sequence[str | Path], output: str | Path) -> Path:
+def plot_ers(results: Sequence[str | Path], output: str | Path, registry: Registry) -> Path:
     """``robrank plot ers``: load swipe files and save their ERS figure to ``output``."""
-    from ..swipe.report import load_summaries
-    from .figure import save
-
-    return save(ers_figure(load_summaries(list(results))), output)
+    return save(ers_figure(load_summaries(list(results), registry)), output)
 
 
 __all__ = ["ErsSeries", "ers_series", "ers_figure", "plot_ers", "PARTIAL_HATCH"]

@@ -8,9 +8,10 @@ result framed green when its class is the query's and red when it is not.
 
 Query attacks perturb the query: the rankings shown are the query's own. Candidate attacks
 (``Attack.perturbs == "candidate"``) perturb a gallery item so that it rises or sinks in the
-rankings of chosen queries (``ctx.sel["queries"]``): the rankings shown are the first chosen
+rankings of chosen queries (``ctx.sel.queries``): the rankings shown are the first chosen
 query's, before and after the candidate was replaced by its adversarial version, with the
-candidate's rank in both.
+candidate's rank in both. The adversarial candidate is framed blue only when it reached the
+shown top-k; when it did not, its title gives the rank it reached instead.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..plugins import Registry
 from .figure import PAGE_WIDTH, blank_figure, paper_style
 
 if TYPE_CHECKING:
@@ -98,6 +100,7 @@ def retrieval_examples(
     device: str = "cpu",
     dataset_name: str | None = None,
     gallery: Any = None,
+    registry: Registry,
 ) -> list[Example]:
     """Attack the test images ``queries`` with ``spec`` and collect their rankings before and after."""
     import torch
@@ -108,7 +111,7 @@ def retrieval_examples(
     from ..distances import pairwise
     from ..models.modes import attack_mode, embed
 
-    spec = parse_spec(spec)
+    spec = parse_spec(spec, registry)
     n = len(dataset)
     bad = [q for q in queries if not 0 <= int(q) < n]
     if bad:
@@ -120,7 +123,8 @@ def retrieval_examples(
     if dataset_name is None:
         dataset_name = getattr(model, "dataset", None) or getattr(dataset, "name", None)
     # the data's spec defaults (a dataset's own attack settings) apply as in a swipe
-    attack = build_attack(spec, AttackOptions.for_dataset(dataset_name, semantics=semantics, seed=seed, device=str(device)))
+    attack = build_attack(spec, AttackOptions.for_dataset(dataset_name, registry, semantics=semantics, seed=seed, device=str(device)),
+                          registry=registry)
     if gallery is None:
         gallery = Gallery.compute(model, dataset, device=device)
     gallery = gallery.to(device)
@@ -142,7 +146,7 @@ def retrieval_examples(
                 clean=images[b].cpu(), adversarial=adversarial[b].cpu(), linf=float(delta),
             )
             if example.role == "candidate":
-                target = int(ctx.sel["queries"][b].view(-1)[0])
+                target = int(ctx.sel.queries[b].view(-1)[0])
                 before = pairwise(gallery.embeddings[target : target + 1], gallery.embeddings, gallery.metric)[0]
                 after = before.clone()
                 after[q] = pairwise(gallery.embeddings[target : target + 1], adv_emb[b : b + 1], gallery.metric)[0, 0]
@@ -207,7 +211,14 @@ def _draw(subfig: Any, example: Example, spec_text: str, class_names: Sequence[s
     _imshow(subfig.add_subplot(grid[:, 0]), example.clean, f"{what} #{example.index}\nclass {name(example.label)}")
     perturbation, gain = _amplified(example)
     _imshow(subfig.add_subplot(grid[:, 1]), perturbation, f"perturbation ×{gain:.1f}\nL∞ {255 * example.linf:.1f}/255")
-    _imshow(subfig.add_subplot(grid[:, 2]), example.adversarial, f"adversarial\n{what}", frame=CANDIDATE if is_candidate else None)
+    reached = is_candidate and example.rank_after is not None and example.rank_after <= top
+    if is_candidate:  # framed blue only when it did reach the top-k; otherwise the title says where it ended
+        title = "adversarial\ncandidate" if reached else f"adversarial\ncand. → rank {example.rank_after}\n(not in top-{top})"
+    else:
+        title = f"adversarial\n{what}"
+    adversarial = subfig.add_subplot(grid[:, 2])
+    _imshow(adversarial, example.adversarial, title, frame=CANDIDATE if reached else None)
+    adversarial.set_gid(f"adversarial-{example.index}")
     reference_label = example.query_label if is_candidate else example.label
     rows = (("before", example.before, example.rank_before), ("after", example.after, example.rank_after))
     for r, (when, hits, rank) in enumerate(rows):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RobrankError
-from .figure import PAGE_WIDTH, colors, new_figure, paper_style
+from .figure import PAGE_WIDTH, colors, legend_below, new_figure, paper_style
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -78,7 +78,7 @@ def training_figure(runs: Sequence[TrainingRun], *, width: float = PAGE_WIDTH, h
         raise RobrankError("no runs to plot; pass one or more run directories")
     palette = colors(len(runs))
     with paper_style():
-        fig, axes = new_figure(width, height + 0.3, nrows=1, ncols=len(PANELS))
+        fig, axes = new_figure(width, height, nrows=1, ncols=len(PANELS))
         for ax, (key, title, _factor) in zip(axes.flat, PANELS):
             for i, run in enumerate(runs):
                 epochs, values = run.series.get(key, ([], []))
@@ -92,12 +92,8 @@ def training_figure(runs: Sequence[TrainingRun], *, width: float = PAGE_WIDTH, h
                 ax.set_yscale("log")
         from matplotlib.lines import Line2D
 
-        fig.legend(
-            [Line2D([], [], color=palette[i], marker="o") for i in range(len(runs))],
-            [run.label for run in runs],
-            loc="outside upper center",
-            ncols=min(len(runs), 4),
-        )
+        legend_below(fig, [Line2D([], [], color=palette[i], marker="o") for i in range(len(runs))], [run.label for run in runs],
+                     max_cols=4, body_height=height, handlelength=2.0)
     return fig
 
 

@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RobrankError
+from ..plugins import Registry, get_registry
+from ..runtime import device_name
+from .grid import model_spec
 from .state import RESULTS, cell_dir, cell_lock, cell_state, now, read_manifest, read_status, whoami, write_status
 
 
@@ -28,7 +31,7 @@ def _one_line(exc: BaseException) -> str:
     return text if isinstance(exc, RobrankError) else f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def run_cell(sweep_dir: str | Path, cell_id: str, *, devices: int | None = None) -> Path | None:
+def run_cell(sweep_dir: str | Path, cell_id: str, *, registry: Registry, devices: int | None = None) -> Path | None:
     """Run (or continue) one cell; returns its results path, or None if it runs elsewhere.
 
     The outcome is recorded in the cell's ``status.json`` before this returns or raises:
@@ -49,7 +52,7 @@ def run_cell(sweep_dir: str | Path, cell_id: str, *, devices: int | None = None)
         write_status(sweep_dir, cell_id, state="running", attempt=attempt, started=now(), finished=None, error=None,
                      results=RESULTS, **whoami())
         try:
-            _swipe(cell, settings, out, devices or 1)
+            _swipe(cell, settings, out, devices or 1, registry)
         except KeyboardInterrupt:
             write_status(sweep_dir, cell_id, state="failed", finished=now(), error="interrupted (Ctrl-C); rerun the sweep to continue")
             raise
@@ -62,18 +65,16 @@ def run_cell(sweep_dir: str | Path, cell_id: str, *, devices: int | None = None)
     return out
 
 
-def _swipe(cell: Any, settings: Any, out: Path, devices: int) -> Path:
+def _swipe(cell: Any, settings: Any, out: Path, devices: int, registry: Registry) -> Path:
+    # torch loads when a cell runs, not when an executor plugin registers (robrank --help)
     from ..swipe.distributed import swipe_devices
     from ..swipe.runner import swipe
 
-    from ..runtime import device_name
-
     device = device_name(settings.device)
     kwargs: dict[str, Any] = dict(output=out, device=device, batch_size=settings.batch_size, max_batches=settings.max_batches,
+                                  max_queries=settings.max_queries,
                                   seed=cell.seed, semantics=settings.semantics, data_root=settings.data_root, amp=settings.amp,
-                                  channels_last=settings.channels_last, compile=settings.compile, progress=False)
-    from .grid import model_spec
-
+                                  channels_last=settings.channels_last, compile=settings.compile, progress=False, registry=registry)
     target = model_spec(cell.target) if cell.source == "model" else cell.target
     if devices > 1:
         return swipe_devices(target, cell.profile, devices, **kwargs)
@@ -89,7 +90,9 @@ class CellJob:
     devices: int | None = None
 
     def __call__(self) -> str | None:
-        out = run_cell(self.sweep_dir, self.cell_id, devices=self.devices)
+        """The job's entry point (in this process, a fresh one or a cluster node): the job pickles
+        without plugin code, so it looks up the installed plugins here."""
+        out = run_cell(self.sweep_dir, self.cell_id, registry=get_registry(), devices=self.devices)
         return None if out is None else str(out)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:

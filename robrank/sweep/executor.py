@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import ConfigError
+from ..plugins import Registry
 from .cell import CellJob
 
 
@@ -51,11 +52,8 @@ def parse_options(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def build_executor(name: str | None, settings: ExecutorSettings, registry: Any | None = None) -> Any:
+def build_executor(name: str | None, settings: ExecutorSettings, registry: Registry) -> Any:
     """The registered executor ``name`` (None: the one marked default), built with ``settings``."""
-    from ..plugins import get_registry
-
-    registry = registry or get_registry()
     if name is None:
         defaults = [c.record for c in registry.components("executors") if getattr(c.record, "default", False)]
         if not defaults:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
 from ..errors import ConfigError
+from ..plugins import Registry
 
 #: the kinds of model source a cell can swipe
 SOURCES: tuple[str, ...] = ("run", "model")
@@ -37,6 +38,7 @@ class SwipeSettings:
 
     batch_size: int | None = None
     max_batches: int | None = None
+    max_queries: int | None = None
     semantics: str = "reference"
     device: str | None = None
     data_root: str | None = None
@@ -167,7 +169,7 @@ def _unique(values: Iterable[Any]) -> list[Any]:
 _LIST_KEYS: dict[str, tuple[str, type]] = {"runs": ("runs", str), "profiles": ("profiles", str), "seeds": ("seeds", int)}
 
 
-def load_grid(path: str | Path) -> Grid:
+def load_grid(path: str | Path, registry: Registry) -> Grid:
     """A grid file: ``runs``, ``profiles``, ``seeds`` lists and a ``[swipe]`` table of settings.
 
     Relative run paths are relative to the file, so a grid file travels with its runs::
@@ -214,7 +216,7 @@ def load_grid(path: str | Path) -> Grid:
         raise ConfigError(f"grid file {path}: [swipe] must be a table of settings")
     SwipeSettings.from_dict(settings)  # names checked here, with the file named in the error
     grid.settings = dict(settings)
-    grid.models = [_model_from_table(path, table) for table in _tables(path, data.get("models", []))]
+    grid.models = [_model_from_table(path, table, registry) for table in _tables(path, data.get("models", []))]
     return grid
 
 
@@ -224,7 +226,7 @@ def _tables(path: Path, value: Any) -> list[Mapping[str, Any]]:
     return value
 
 
-def _model_from_table(path: Path, table: Mapping[str, Any]) -> str:
+def _model_from_table(path: Path, table: Mapping[str, Any], registry: Registry) -> str:
     """A ``[[models]]`` table checked as ``--model`` and its options are (the same one-line errors)."""
     from ..models import zoo
     from ..models.external import ModelSpec, parse_normalization, require_metric
@@ -242,8 +244,8 @@ def _model_from_table(path: Path, table: Mapping[str, Any]) -> str:
     elif (path.parent / spec).is_file():
         spec = near(spec)
     if zoo.is_zoo(spec):  # the entry's record says its metric, dataset and normalisation
-        filled = zoo.complete_options(spec, {k: table.get(k) for k in known if k != "model"})
-        return model_target(ModelSpec.create(zoo.canonical(spec), **{k: filled[k] for k in ("metric", "dataset", "normalize", "gray_to_rgb")}))
+        filled = zoo.complete_options(spec, {k: table.get(k) for k in known if k != "model"}, registry)
+        return model_target(ModelSpec.create(zoo.canonical(spec, registry), **{k: filled[k] for k in ("metric", "dataset", "normalize", "gray_to_rgb")}))
     weights = table.get("weights", [])
     weights = [weights] if isinstance(weights, str) else list(weights)
     resolved = []

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..io import write_text
+from ..plugins import Registry
 from .cell import CellJob
 from .grid import Cell, Grid, SwipeSettings, check_targets
 from .state import CellState, cell_dir, cell_state, read_manifest, sweep_states, update_manifest
@@ -36,7 +37,7 @@ class SweepOutcome:
         return [s for s in self.states if s.state == "failed"]
 
 
-def prepare(sweep_dir: str | Path, grid: Grid) -> tuple[list[Cell], SwipeSettings]:
+def prepare(sweep_dir: str | Path, grid: Grid, registry: Registry) -> tuple[list[Cell], SwipeSettings]:
     """The cells to consider (the grid's, or the whole recorded sweep if the grid is empty) and the settings."""
     sweep_dir = Path(sweep_dir)
     cells = grid.cells()
@@ -48,9 +49,6 @@ def prepare(sweep_dir: str | Path, grid: Grid) -> tuple[list[Cell], SwipeSetting
         manifest = read_manifest(sweep_dir)
         settings = SwipeSettings.from_dict({**manifest.settings.as_dict(), **{k: v for k, v in grid.settings.items() if v is not None}})
         return manifest.cells, settings
-    from ..plugins import get_registry
-
-    registry = get_registry()
     for profile in {c.profile for c in cells}:
         registry.get("profiles", profile)  # an unknown name fails before anything is written
     check_targets(cells)
@@ -60,13 +58,13 @@ def prepare(sweep_dir: str | Path, grid: Grid) -> tuple[list[Cell], SwipeSetting
     return cells, settings
 
 
-def run_sweep(sweep_dir: str | Path, grid: Grid, executor: Any, *, gpus_per_job: int | None = None) -> SweepOutcome:
+def run_sweep(sweep_dir: str | Path, grid: Grid, executor: Any, *, registry: Registry, gpus_per_job: int | None = None) -> SweepOutcome:
     """Record ``grid`` in ``sweep_dir``, run its unfinished cells with ``executor``, report.
 
     ``gpus_per_job`` above 1 shards each cell's swipe over that many processes (its GPUs).
     """
     sweep_dir = Path(sweep_dir)
-    cells, settings = prepare(sweep_dir, grid)
+    cells, settings = prepare(sweep_dir, grid, registry)
     manifest = update_manifest(sweep_dir, cells, settings)
     wanted = {c.id for c in cells}
     todo = [s.cell for s in (cell_state(sweep_dir, c) for c in manifest.cells if c.id in wanted) if s.state not in ("done", "running")]
@@ -76,10 +74,10 @@ def run_sweep(sweep_dir: str | Path, grid: Grid, executor: Any, *, gpus_per_job:
         devices = gpus_per_job if gpus_per_job is not None and gpus_per_job > 1 else None  # a cell's swipe over its GPUs
         executor.run([CellJob(str(sweep_dir), c.id, devices) for c in todo])
     states = sweep_states(sweep_dir)
-    return SweepOutcome(states=states, ran=[c.id for c in todo], report=write_reports(sweep_dir, states))
+    return SweepOutcome(states=states, ran=[c.id for c in todo], report=write_reports(sweep_dir, registry, states))
 
 
-def write_reports(sweep_dir: str | Path, states: Sequence[CellState] | None = None) -> str | None:
+def write_reports(sweep_dir: str | Path, registry: Registry, states: Sequence[CellState] | None = None) -> str | None:
     """Write the combined report of the finished cells (:data:`REPORTS`); returns its ERS tables, None if no cell is done."""
     from ..swipe.report import FORMATS, format_report, load_summaries
 
@@ -88,7 +86,7 @@ def write_reports(sweep_dir: str | Path, states: Sequence[CellState] | None = No
     done = [s for s in states if s.state == "done"]
     if not done:
         return None
-    summaries = load_summaries([cell_dir(sweep_dir, s.cell.id) / s.results for s in done])
+    summaries = load_summaries([cell_dir(sweep_dir, s.cell.id) / s.results for s in done], registry)
     several_seeds = len({s.cell.seed for s in done}) > 1
     labels = [f"{Path(s.cell.target).name}/{s.cell.profile}" + (f" seed {s.cell.seed}" if several_seeds else "") for s in done]
     if len(set(labels)) < len(labels):  # two runs with the same folder name: the cell ids tell them apart

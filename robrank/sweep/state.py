@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RobrankError
+from ..locks import exclusive, held
 from ..io import write_json
 from .grid import RUNTIME_SETTINGS, Cell, SwipeSettings
 
@@ -139,44 +140,15 @@ def cell_lock(sweep_dir: str | Path, cell_id: str, wait: float = 2.0) -> Iterato
     ``--status`` probes the lock for an instant, so a worker retries for ``wait`` seconds
     before it concludes the cell runs elsewhere.
     """
-    import fcntl
-
     path = cell_dir(sweep_dir, cell_id) / LOCK
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+")
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    yield False
-                    return
-                time.sleep(0.05)
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-    finally:
-        handle.close()
+    with exclusive(path, command=f"robrank sweep cell {cell_id}", wait=wait, what="sweep directory") as taken:
+        yield taken is None
 
 
 def lock_held(sweep_dir: str | Path, cell_id: str) -> bool:
     """Whether a live process holds the cell's lock (a shared, instant probe)."""
-    import fcntl
-
-    path = cell_dir(sweep_dir, cell_id) / LOCK
-    if not path.exists():
-        return False
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-        return False
+    return held(cell_dir(sweep_dir, cell_id) / LOCK)
 
 
 def whoami() -> dict[str, Any]:

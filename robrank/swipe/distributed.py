@@ -29,7 +29,9 @@ from ..errors import ConfigError, RobrankError
 from ..semantics import REFERENCE
 from ..training import distributed as dist_util
 from ..training.distributed import DistInfo
-from .runner import SwipeBackend, swipe
+from ..models.external import load_any
+from ..plugins import Registry, get_registry
+from .runner import SwipeBackend, default_output, resolve_profile, swipe
 
 
 def rank_device(device: str, info: DistInfo) -> str:
@@ -55,14 +57,14 @@ def shard(order: torch.Tensor, info: DistInfo, batch_size: int | None = None) ->
     return torch.cat(batches) if batches else order[:0]
 
 
-def distributed_backend(info: DistInfo, base: SwipeBackend | None = None) -> SwipeBackend:
+def distributed_backend(info: DistInfo, base: SwipeBackend | None = None, *, registry: Registry) -> SwipeBackend:
     """``base`` (the default backend) with attacks sharded over the ranks of ``info``.
 
     The batch size is the one requested, or the smallest automatic size of all ranks, so
     every rank cuts the queries into the same batches; with ``max_batches`` the queries are
     the first ``batch_size x max_batches`` images, as in a single-process swipe.
     """
-    base = base or SwipeBackend.default()
+    base = base or SwipeBackend.default(registry)
     if not info.enabled:
         return base
     from ..attacks import AttackOptions, auto_batch_size, build_attack, merge_results
@@ -72,14 +74,17 @@ def distributed_backend(info: DistInfo, base: SwipeBackend | None = None) -> Swi
         batch_size, indices = options.batch_size, kwargs.pop("indices", None)
         order = torch.arange(len(dataset)) if indices is None else torch.as_tensor(indices, dtype=torch.int64).view(-1)
         if batch_size is None:
-            attack = build_attack(spec, options)
+            attack = build_attack(spec, options, registry=registry)
             device = torch.device(options.device)
             local = auto_batch_size(model.to(device), dataset, kwargs["gallery"].to(device), attack, device)
             batch_size = min(dist_util.all_gather_object(info, int(local)))
+        if options.max_queries is not None:
+            order = order[: int(options.max_queries)]
         if options.max_batches is not None:
             order = order[: int(batch_size) * int(options.max_batches)]
         mine = shard(order, info, batch_size)
-        result = base.run_attack(model, dataset, spec, options=options.replace(batch_size=batch_size, max_batches=None), indices=mine, **kwargs)
+        result = base.run_attack(model, dataset, spec, options=options.replace(batch_size=batch_size, max_batches=None, max_queries=None),
+                                 indices=mine, **kwargs)
         results = dist_util.all_gather_object(info, result)
         merged = merge_results(results)
         merged.seconds = max(r.seconds for r in results)  # wall time: the slowest rank
@@ -94,7 +99,8 @@ def distributed_backend(info: DistInfo, base: SwipeBackend | None = None) -> Swi
     )
 
 
-def swipe_ranked(run_or_ckpt: str | Path, profile: str, *, device: str = "cpu", info: DistInfo | None = None, **kwargs: Any) -> Path:
+def swipe_ranked(run_or_ckpt: str | Path, profile: str, *, registry: Registry, device: str = "cpu", info: DistInfo | None = None,
+                 **kwargs: Any) -> Path:
     """Run this process's part of a swipe under torchrun-style variables (a plain swipe if one process).
 
     Joins the process group (and leaves it afterwards if it joined), picks this rank's GPU,
@@ -102,7 +108,7 @@ def swipe_ranked(run_or_ckpt: str | Path, profile: str, *, device: str = "cpu", 
     """
     info = dist_util.from_env() if info is None else info
     if not info.enabled:
-        return swipe(run_or_ckpt, profile, device=device, **kwargs)
+        return swipe(run_or_ckpt, profile, registry=registry, device=device, **kwargs)
     device = rank_device(device, info)
     parsed = torch.device(device)
     if parsed.type == "cuda":
@@ -112,14 +118,14 @@ def swipe_ranked(run_or_ckpt: str | Path, profile: str, *, device: str = "cpu", 
     joined = not dist.is_initialized()
     dist_util.init_process_group(info, parsed)
     try:
-        backend = distributed_backend(info, kwargs.pop("backend", None))
-        return swipe(run_or_ckpt, profile, device=device, backend=backend, **kwargs)
+        backend = distributed_backend(info, kwargs.pop("backend", None), registry=registry)
+        return swipe(run_or_ckpt, profile, registry=registry, device=device, backend=backend, **kwargs)
     finally:
         if joined:
             dist_util.destroy_process_group()
 
 
-def swipe_devices(run_or_ckpt: str | Path, profile: str, devices: int, *, device: str = "cpu", **kwargs: Any) -> Path:
+def swipe_devices(run_or_ckpt: str | Path, profile: str, devices: int, *, registry: Registry, device: str = "cpu", **kwargs: Any) -> Path:
     """``robrank swipe --devices N``: N spawned processes (one per GPU, or gloo on a CPU).
 
     Returns the results path once every process has finished. On a CPU each process gets
@@ -128,18 +134,15 @@ def swipe_devices(run_or_ckpt: str | Path, profile: str, devices: int, *, device
     if devices < 1:
         raise ConfigError(f"--devices must be at least 1, got {devices}")
     if devices == 1:
-        return swipe(run_or_ckpt, profile, device=device, **kwargs)
+        return swipe(run_or_ckpt, profile, registry=registry, device=device, **kwargs)
     if torch.device(device).type == "cuda" and torch.cuda.device_count() < devices:
         raise ConfigError(f"--devices {devices} but only {torch.cuda.device_count()} CUDA GPU(s) are visible")
     output = kwargs.pop("output", None)
     if output is None:  # resolve the default path here, where the caller can see it
-        from ..models.external import load_any
-        from .runner import default_output, resolve_profile
-
-        loaded = load_any(run_or_ckpt, device="cpu")
+        loaded = load_any(run_or_ckpt, device="cpu", registry=registry)
         options = kwargs.get("options")
         semantics = kwargs.get("semantics", options.semantics if options is not None else REFERENCE)
-        output = default_output(run_or_ckpt, loaded, resolve_profile(profile).name, semantics)
+        output = default_output(run_or_ckpt, loaded, resolve_profile(profile, registry).name, semantics)
     from ..runtime import threads_per_process
 
     threads = threads_per_process(devices)
@@ -157,9 +160,11 @@ def swipe_devices(run_or_ckpt: str | Path, profile: str, devices: int, *, device
 
 def _worker(rank: int, world_size: int, run_or_ckpt: Any, profile: str, device: str, output: str, threads: int,
             kwargs: dict[str, Any]) -> None:
+    """One spawned process: a new interpreter, so an entry point that loads the installed plugins itself
+    (the parent's registry holds plugin code that need not pickle)."""
     if torch.device(device).type == "cpu":
         torch.set_num_threads(threads)
-    swipe_ranked(run_or_ckpt, profile, device=device, output=output, **kwargs)
+    swipe_ranked(run_or_ckpt, profile, device=device, output=output, registry=get_registry(), **kwargs)
 
 
 __all__ = ["distributed_backend", "shard", "rank_device", "swipe_ranked", "swipe_devices"]

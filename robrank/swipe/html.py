@@ -16,9 +16,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import RobrankError
+from ..plot.curve import curve_figure, curve_panels
+from ..plot.ers import ers_figure
+from ..plot.figure import render
+from .tables import attack_table, notes, score_groups, score_tables
 
 if TYPE_CHECKING:
-    from .report import FileSummary
+    from .summary import FileSummary
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; }
@@ -36,13 +40,7 @@ figcaption, .note { font-size: 0.85em; color: #555; }
 
 def _figures(summaries: Sequence[FileSummary]) -> list[tuple[str, str, str]]:
     """(id, caption, data URI) of each figure these files allow."""
-    from ..plot.curve import curve_figure, curve_panels
-    from ..plot.ers import ers_figure
-    from ..plot.figure import render
-
     figures: list[tuple[str, str, str]] = []
-    from .report import score_groups
-
     for n, group in enumerate(score_groups(summaries)):
         name = group[0].score.name
         svg = render(ers_figure(group), "svg")
@@ -78,8 +76,6 @@ def format_html(
     summaries: Sequence[FileSummary], *, title: str = "robrank report", header: Sequence[str] = (), figures: bool = True
 ) -> str:
     """The whole page; ``header`` lines go first (what ``robrank run`` trained), ``figures=False`` leaves figures out."""
-    from .report import _attack_table, _notes, _score_tables, score_groups
-
     esc = html.escape
     body: list[str] = [f"<h1>{esc(title)}</h1>"]
     if header:
@@ -99,16 +95,16 @@ def format_html(
     for g, group in enumerate(score_groups(summaries)):
         partial = {i: s.partial for i, s in enumerate(group) if s.partial}
         slug = _slug(group[0].score.name) + (f"-{g}" if g else "")
-        for n, (section, head, rows) in enumerate(_score_tables(group, marks=False)):
+        for n, (section, head, rows) in enumerate(score_tables(group, marks=False)):
             body.append(f"<h2>{esc(section)}</h2>")
             body += _table(f"{slug}-{('raw', 'rescaled')[n]}", head, rows, partial, run_rows=True)
     for k, s in enumerate(x for x in summaries if x.score is None):
-        section, head, rows = _attack_table(s, marks=False)
+        section, head, rows = attack_table(s, marks=False)
         body.append(f"<h2>{esc(section)}" + (f' <span class="badge">partial: {esc(s.partial)}</span>' if s.partial else "") + "</h2>")
         body += _table(f"attacks-{k}", head, rows, {}, run_rows=False)
-    notes = _notes(summaries)
-    if notes:
-        body.append("<ul class=\"note\">" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
+    footnotes = notes(summaries)
+    if footnotes:
+        body.append("<ul class=\"note\">" + "".join(f"<li>{esc(n)}</li>" for n in footnotes) + "</ul>")
     return "\n".join(
         [
             "<!DOCTYPE html>",

@@ -12,8 +12,10 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from .tables import attack_table, score_groups, score_tables
+
 if TYPE_CHECKING:
-    from .report import FileSummary
+    from .summary import FileSummary
 
 _SPECIAL = {
     "\\": r"\textbackslash{}",
@@ -26,13 +28,15 @@ _SPECIAL = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    "\u2191": r"$\uparrow$",
+    "\u2193": r"$\downarrow$",
 }
 DAGGER = r"$^\dagger$"
 
 
 def escape(text: str) -> str:
     """Text safe inside a LaTeX table cell (a trailing ``-`` sign becomes a real minus)."""
-    out = re.sub(r"[\\&%$#_{}~^]", lambda m: _SPECIAL[m.group(0)], text)
+    out = re.sub("[\\\\&%$#_{}~^\u2191\u2193]", lambda m: _SPECIAL[m.group(0)], text)
     return re.sub(r"(?<=\w)-$", "$-$", out)
 
 
@@ -61,16 +65,14 @@ def _tabular(title: str, head: list[str], rows: list[list[str]], partial: dict[i
 
 def format_latex(summaries: Sequence[FileSummary]) -> str:
     """Every report section as one booktabs tabular, separated by blank lines."""
-    from .report import _attack_table, _score_tables, score_groups
-
     blocks: list[list[str]] = []
     for group in score_groups(summaries):
         partial = {i: s.partial for i, s in enumerate(group) if s.partial}
-        for title, head, rows in _score_tables(group, marks=False):
+        for title, head, rows in score_tables(group, marks=False):
             blocks.append(_tabular(title, head, rows, partial))
     for s in summaries:
         if s.score is None:
-            title, head, rows = _attack_table(s, marks=False)
+            title, head, rows = attack_table(s, marks=False)
             lines = _tabular(title, head, rows, {})
             if s.partial:
                 lines.insert(-1, f"\\multicolumn{{{len(head)}}}{{l}}{{\\footnotesize {DAGGER} {escape(s.label)}: partial ({escape(s.partial)})}} \\\\")

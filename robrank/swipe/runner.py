@@ -20,16 +20,25 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .. import __version__
+from .. import __version__, attacks
+from .. import progress as progress_output
+from ..attacks import accelerate, device_dataset
+from ..attacks.runner import AttackOptions, check_against_gallery, check_task, dataset_attack_defaults
+from ..data.loading import load_split
 from ..errors import ConfigError, RobrankError
 from ..io import file_sha256, write_json
+from ..models.external import default_results_name, load_any, same_model
+from ..plugins import Registry
+from ..records import ProfileRecord, size_family
 from ..semantics import REFERENCE
 from .schema import (
     SCHEMA,
     SCHEMA_VERSION,
+    UNITS,
     Bounds,
     SwipeFileError,
     check_metric,
@@ -37,9 +46,6 @@ from .schema import (
     load_results,
     registered_bounds,
 )
-
-if TYPE_CHECKING:
-    from ..attacks.runner import AttackOptions
 
 
 class SwipeResumeError(RobrankError):
@@ -70,19 +76,16 @@ class SwipeBackend:
     world_size: int = 1
 
     @classmethod
-    def default(cls) -> SwipeBackend:
-        from ..attacks import Gallery, parse_spec, run_attack
-        from ..data.loading import load_split
-        from ..models.external import load_any
-
-        return cls(load_run=load_any, load_split=load_split, parse_spec=parse_spec, compute_gallery=Gallery.compute,
-                   run_attack=run_attack, prepare=prepare_for_speed)
+    def default(cls, registry: Registry) -> SwipeBackend:
+        """Robrank's own loading and attacking, resolving names through ``registry``."""
+        # through the package, so a test that patches robrank.attacks.run_attack sees its attacks
+        return cls(load_run=partial(load_any, registry=registry), load_split=partial(load_split, registry=registry),
+                   parse_spec=partial(attacks.parse_spec, registry=registry), compute_gallery=attacks.Gallery.compute,
+                   run_attack=partial(attacks.run_attack, registry=registry), prepare=prepare_for_speed)
 
 
 def prepare_for_speed(model: Any, dataset: Any, device: Any, options: AttackOptions) -> tuple[Any, Any]:
     """The default backend's ``prepare``: wrap the model once, move a small split to the device."""
-    from ..attacks import accelerate, device_dataset
-
     return accelerate(model, **options.speed), device_dataset(dataset, device)
 
 
@@ -92,24 +95,18 @@ def prepare_for_speed(model: Any, dataset: Any, device: Any, options: AttackOpti
 RESUME_KEYS: tuple[str, ...] = ("profile", "semantics", "seed", "max_batches", "dataset")
 
 
-def resolve_profile(name: str):
+def resolve_profile(name: str, registry: Registry) -> ProfileRecord:
     """The registered :class:`~robrank.records.ProfileRecord` (unknown -> error listing all)."""
-    from ..plugins import get_registry
-
-    return get_registry().get("profiles", name)
+    return registry.get("profiles", name)
 
 
-def profile_for_dataset(record: Any, registry: Any = None):
+def profile_for_dataset(record: Any, registry: Registry) -> ProfileRecord:
     """The swipe profile of a dataset: the one its record names, else the one scored profile that fits its size.
 
     A dataset record that names no profile gets the registered profile with a score whose
     ``image_size`` family is the dataset's (variants of another profile do not count); none
     or several is a one-line error asking the dataset to name one.
     """
-    if registry is None:
-        from ..plugins import get_registry
-
-        registry = get_registry()
     if record.profile:
         return registry.get("profiles", record.profile)
     fitting = [
@@ -136,8 +133,6 @@ def default_output(run_or_ckpt: str | Path, loaded: Any, profile: str, semantics
     suffix = "" if semantics == REFERENCE else f"-{semantics}"
     name = f"swipe-{profile}{suffix}.json"
     if hasattr(loaded, "model_block"):  # a model from outside robrank (--model, robrank.evaluate)
-        from ..models.external import default_results_name
-
         return default_results_name(loaded, name)
     given = Path(run_or_ckpt)
     if given.is_dir() and loaded.run_dir is not None:
@@ -174,24 +169,24 @@ def _model_block(loaded: Any) -> dict[str, Any]:
     }
 
 
-def _resume(out: Path, fresh: dict[str, Any], restart: bool) -> dict[str, Any] | None:
+def _resume(out: Path, fresh: dict[str, Any], restart: bool, registry: Registry) -> dict[str, Any] | None:
     """The existing results to continue, or None to start a new file."""
     if restart or not out.exists():
         return None
     how = "pass --output NEW.json to keep both, or --restart to overwrite it"
     try:
-        previous = load_results(out)
+        previous = load_results(out, registry)
     except SwipeFileError as exc:
         raise SwipeResumeError(f"{exc}; {how}") from None
     keys = RESUME_KEYS + (("batch_size",) if fresh["max_batches"] is not None else ())
     for key in keys:
         if previous[key] != fresh[key]:
             raise SwipeResumeError(f"{out} holds a swipe with {key}={previous[key]!r}, not {fresh[key]!r}; {how}")
+    if previous.get("max_queries") != fresh.get("max_queries"):  # files before --max-queries have none
+        raise SwipeResumeError(f"{out} holds a swipe with max_queries={previous.get('max_queries')!r}, not {fresh.get('max_queries')!r}; {how}")
     if bool(previous.get("options", {}).get("amp", False)) != bool(fresh["options"]["amp"]):
         raise SwipeResumeError(f"{out} holds a swipe with amp={not fresh['options']['amp']}, not {fresh['options']['amp']}; {how}")
     if "kind" in previous["model"] or "kind" in fresh["model"]:
-        from ..models.external import same_model
-
         differs = same_model(previous["model"], fresh["model"])
         if differs is not None:
             shown = previous["model"].get("spec") or previous["model"].get("checkpoint")
@@ -205,17 +200,18 @@ def _resume(out: Path, fresh: dict[str, Any], restart: bool) -> dict[str, Any] |
     return previous
 
 
-def check_profile_fits(record: Any, image_size: int | None, dataset_name: str = "the model") -> None:
-    """Refuse a profile whose image-size family differs from the data's (``--force`` skips this)."""
-    from ..records import size_family
-
+def profile_misfit(record: Any, image_size: int | None) -> dict[str, int] | None:
+    """The results file's ``forced`` block when the profile is made for another image-size family than the data's, else None."""
     wanted = getattr(record, "image_size", None)
-    if wanted is None or image_size is None:
-        return
-    if size_family(int(image_size)) != size_family(int(wanted)):
-        from ..plugins import get_registry
+    if wanted is None or image_size is None or size_family(int(image_size)) == size_family(int(wanted)):
+        return None
+    return {"profile_image_size": int(wanted), "data_image_size": int(image_size)}
 
-        registry = get_registry()
+
+def check_profile_fits(record: Any, image_size: int | None, dataset_name: str = "the model", *, registry: Registry) -> None:
+    """Refuse a profile whose image-size family differs from the data's (``--force`` skips this)."""
+    wanted = getattr(record, "image_size", None)
+    if profile_misfit(record, image_size) is not None:
         fitting = sorted((p.record for p in registry.components("profiles")
                           if p.record.image_size is not None and size_family(p.record.image_size) == size_family(int(image_size))),
                          key=lambda r: (r.score is None, r.name))  # profiles with a score (ERS) first
@@ -229,10 +225,8 @@ def check_profile_fits(record: Any, image_size: int | None, dataset_name: str = 
                           f"{image_size}x{image_size}; {hint} (or --force to run it anyway)")
 
 
-def _progress_bar(total: int, initial: int, profile: str, enabled: bool):
+def _progress_bar(total: int, initial: int, profile: str, enabled: bool) -> Any:
     """A bar on a terminal, None otherwise (then each attack is one line: robrank.progress)."""
-    from .. import progress as progress_output
-
     return progress_output.bar(enabled, total=total, initial=initial, desc=f"swipe {profile}", unit="attack", position=0, leave=True)
 
 
@@ -241,6 +235,7 @@ def swipe(
     profile: str,
     options: AttackOptions | None = None,
     *,
+    registry: Registry,
     output: str | Path | None = None,
     data_root: str | Path | None = None,
     restart: bool = False,
@@ -273,151 +268,177 @@ def swipe(
     its budgets are meant for other pixels, and the rescaled scores leave their 0-100 scale.
     ``force`` runs it anyway.
     """
-    from ..attacks.runner import AttackOptions, dataset_attack_defaults
-
     options = (options or AttackOptions()).replace(**changes)
-    record = resolve_profile(profile)
-    backend = backend or SwipeBackend.default()
+    session = SwipeSession(run_or_ckpt, resolve_profile(profile, registry), options, registry, backend or SwipeBackend.default(registry))
+    session.load(output, data_root, force)
+    session.resume(restart, [str(r) for r in redo])
+    return session.run()
 
-    parsed = [backend.parse_spec(text) for text in record.factory()]
-    planned = [p.text for p in parsed]
-    if len(set(planned)) != len(planned):
-        raise ConfigError(f"profile {record.name!r} lists an attack twice; a profile's attacks must be distinct")
-    seed, semantics, device = options.seed, options.semantics, options.device
-    batch_size, max_batches = options.batch_size, options.max_batches
 
-    session_start = time.perf_counter()
-    loaded = backend.load_run(run_or_ckpt, device=device)
-    task = getattr(loaded, "task", None)
-    if task is not None:
-        from ..attacks.runner import check_task
+class SwipeSession:
+    """One call of :func:`swipe`: the profile, the loaded model and split, and the results payload being written.
 
-        for spec in parsed:
-            check_task(spec, task)
-    out = Path(output) if output is not None else default_output(run_or_ckpt, loaded, record.name, semantics)
-    dataset = backend.load_split(loaded.dataset, "test", data_root=data_root)
-    if not force:
-        check_profile_fits(record, getattr(dataset, "image_size", None), loaded.dataset)
-    if not options.defaults:
-        options = options.replace(defaults=dataset_attack_defaults(str(loaded.dataset)))
-    main = backend.rank == 0
+    Rank 0 alone (``main``) reads and writes the file; every rank runs the same steps so the
+    attacks' collective calls line up.
+    """
 
-    payload: dict[str, Any] = {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "profile": record.name,
-        "ers_profile": record.score is not None,
-        "planned": planned,
-        "semantics": semantics,
-        "seed": int(seed),
-        "max_batches": _optional_int(max_batches),
-        "batch_size": _optional_int(batch_size),
-        "model": _model_block(loaded),
-        "dataset": str(loaded.dataset),
-        "queries": len(dataset),
-        "device": str(device),
-        "versions": _versions(),
-        "started": _now(),
-        "finished": None,
-        "timings": {"gallery_seconds": 0.0, "total_seconds": 0.0},
-        "options": {**options.speed, "world_size": int(backend.world_size)},
-        "attacks": [],
-    }
-    redo = [str(r) for r in redo]
-    unknown = [r for r in redo if not any(r in (p.text, str(p.type)) for p in parsed)]
-    if unknown:
-        types = sorted({str(p.type) for p in parsed})
-        raise ConfigError(f"--redo {unknown[0]!r}: profile {record.name!r} has no such attack; its types are {', '.join(types)}")
-    previous = None
-    if main:
-        try:
-            previous = _resume(out, payload, restart)
-        except RobrankError as exc:
-            if backend.broadcast is not None:
-                backend.broadcast(("error", type(exc), str(exc)))
-            raise
-    spent_before = 0.0
-    if previous is not None:
-        payload["started"] = previous["started"]
-        payload["attacks"] = list(previous["attacks"])
-        payload["timings"] = dict(previous["timings"])
-        spent_before = float(previous["timings"]["total_seconds"])
-        if "top_ties" in previous:
-            payload["top_ties"] = previous["top_ties"]
-        redone = list(previous.get("redone", []))
-        dropped = [a for a in payload["attacks"] if a["spec"] in redo or a["type"] in redo]
-        if dropped:
-            payload["attacks"] = [a for a in payload["attacks"] if a not in dropped]
-            redone += [{"spec": a["spec"], "at": _now(), "versions": payload["versions"]} for a in dropped]
-            previous["finished"] = None
-        if redone:  # present only in files that had an attack recomputed
-            payload["redone"] = redone
+    def __init__(self, run_or_ckpt: str | Path, record: ProfileRecord, options: AttackOptions, registry: Registry,
+                 backend: SwipeBackend) -> None:
+        self.run_or_ckpt, self.record, self.options, self.registry, self.backend = run_or_ckpt, record, options, registry, backend
+        self.parsed = [backend.parse_spec(text) for text in record.factory()]
+        self.planned = [p.text for p in self.parsed]
+        if len(set(self.planned)) != len(self.planned):
+            raise ConfigError(f"profile {record.name!r} lists an attack twice; a profile's attacks must be distinct")
+        self.main = backend.rank == 0
+        self.session_start = time.perf_counter()
+        self.spent_before = 0.0
+        self.finished_before = False
+        self.done: set[str] = set()
+        self.payload: dict[str, Any] = {}
 
-    def save() -> None:
-        if not main:
+    def load(self, output: str | Path | None, data_root: str | Path | None, force: bool) -> None:
+        """Load the model and its test split, check the profile fits them, and start a fresh payload."""
+        options, record = self.options, self.record
+        self.loaded = loaded = self.backend.load_run(self.run_or_ckpt, device=options.device)
+        task = getattr(loaded, "task", None)
+        if task is not None:
+            for spec in self.parsed:
+                check_task(spec, task, registry=self.registry)
+        self.out = Path(output) if output is not None else default_output(self.run_or_ckpt, loaded, record.name, options.semantics)
+        self.dataset = self.backend.load_split(loaded.dataset, "test", data_root=data_root)
+        if not force:
+            check_profile_fits(record, getattr(self.dataset, "image_size", None), loaded.dataset, registry=self.registry)
+        if not options.defaults:
+            self.options = options = options.replace(defaults=dataset_attack_defaults(str(loaded.dataset), self.registry))
+        self.payload = {
+            "schema": SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "units": UNITS,
+            "profile": record.name,
+            "ers_profile": record.score is not None,
+            "planned": self.planned,
+            "semantics": options.semantics,
+            "seed": int(options.seed),
+            "max_batches": _optional_int(options.max_batches),
+            "max_queries": _optional_int(options.max_queries),
+            "batch_size": _optional_int(options.batch_size),
+            "model": _model_block(loaded),
+            "dataset": str(loaded.dataset),
+            "queries": len(self.dataset),
+            "device": str(options.device),
+            "versions": _versions(),
+            "started": _now(),
+            "finished": None,
+            "timings": {"gallery_seconds": 0.0, "total_seconds": 0.0},
+            "options": {**options.speed, "world_size": int(self.backend.world_size)},
+            # a --force override of the image-size check: every output marks the file (schema.partial_note)
+            "forced": profile_misfit(record, getattr(self.dataset, "image_size", None)),
+            "attacks": [],
+        }
+
+    def resume(self, restart: bool, redo: list[str]) -> None:
+        """Continue an existing file of the same swipe (dropping the ``redo`` attacks), and agree with the other ranks on what is done."""
+        payload, backend = self.payload, self.backend
+        unknown = [r for r in redo if not any(r in (p.text, str(p.type)) for p in self.parsed)]
+        if unknown:
+            types = sorted({str(p.type) for p in self.parsed})
+            raise ConfigError(f"--redo {unknown[0]!r}: profile {self.record.name!r} has no such attack; its types are {', '.join(types)}")
+        previous = None
+        if self.main:
+            try:
+                previous = _resume(self.out, payload, restart, self.registry)
+            except RobrankError as exc:
+                if backend.broadcast is not None:
+                    backend.broadcast(("error", type(exc), str(exc)))
+                raise
+        if previous is not None:
+            payload["started"] = previous["started"]
+            payload["attacks"] = list(previous["attacks"])
+            payload["timings"] = dict(previous["timings"])
+            self.spent_before = float(previous["timings"]["total_seconds"])
+            if "top_ties" in previous:
+                payload["top_ties"] = previous["top_ties"]
+            redone = list(previous.get("redone", []))
+            dropped = [a for a in payload["attacks"] if a["spec"] in redo or a["type"] in redo]
+            if dropped:
+                payload["attacks"] = [a for a in payload["attacks"] if a not in dropped]
+                redone += [{"spec": a["spec"], "at": _now(), "versions": payload["versions"]} for a in dropped]
+                previous["finished"] = None
+            if redone:  # present only in files that had an attack recomputed
+                payload["redone"] = redone
+        self.done = {a["spec"] for a in payload["attacks"]}
+        self.finished_before = previous is not None and previous["finished"] is not None
+        if backend.broadcast is not None:  # the other ranks run what rank 0 found still to do
+            message = backend.broadcast(("ok", sorted(self.done), self.finished_before) if self.main else None)
+            if message[0] == "error":
+                raise message[1](message[2])
+            self.done, self.finished_before = set(message[1]), message[2]
+
+    def save(self) -> None:
+        """Rewrite the results file (rank 0), attacks in the profile's order."""
+        if not self.main:
             return
-        order = {spec: i for i, spec in enumerate(planned)}
+        payload = self.payload
+        order = {spec: i for i, spec in enumerate(self.planned)}
         payload["attacks"].sort(key=lambda a: order[a["spec"]])
-        payload["timings"]["total_seconds"] = spent_before + (time.perf_counter() - session_start)
+        payload["timings"]["total_seconds"] = self.spent_before + (time.perf_counter() - self.session_start)
         payload["coverage"] = coverage(payload)
-        write_json(out, payload)
+        write_json(self.out, payload)
 
-    done = {a["spec"] for a in payload["attacks"]}
-    finished_before = previous is not None and previous["finished"] is not None
-    if backend.broadcast is not None:  # the other ranks run what rank 0 found still to do
-        message = backend.broadcast(("ok", sorted(done), finished_before) if main else None)
-        if message[0] == "error":
-            raise message[1](message[2])
-        done, finished_before = set(message[1]), message[2]
-    todo = [p for p in parsed if p.text not in done]
-    if todo:
-        save()  # claim the file (and check it is writable) before the long work starts
+    def run(self) -> Path:
+        """Run the attacks still to do, then mark the file finished with its score; a finished file is left as it is."""
+        todo = [p for p in self.parsed if p.text not in self.done]
+        if todo:
+            self.save()  # claim the file (and check it is writable) before the long work starts
+            self._attack(todo)
+        elif self.finished_before:
+            return self.out  # a finished file is left exactly as it is
+        payload, record = self.payload, self.record
+        payload["finished"] = _now()
+        if record.score is not None and self.main:
+            payload["ers"] = record.score.block(payload["attacks"])
+            # the score carries its own trust marker, so every format that shows it can say so
+            payload["ers"]["partial"] = coverage(payload)["partial"]
+            winners = record.score.winners(payload["attacks"])
+            if winners:  # a worst-case profile: which search won each column, per query
+                payload["winners"] = winners
+        self.save()
+        return self.out
+
+    def _attack(self, todo: list[Any]) -> None:
+        """Embed the clean gallery once, then run and save each attack in turn."""
+        options, backend, payload, device = self.options, self.backend, self.payload, self.options.device
         started = time.perf_counter()
-        model = loaded.model
+        model, dataset = self.loaded.model, self.dataset
         if backend.prepare is not None:
             model, dataset = backend.prepare(model, dataset, device, options)
         # the gallery is embedded without gradients, at the evaluation batch size, not -b
         gallery = backend.compute_gallery(model, dataset, None, device)
         payload["timings"]["gallery_seconds"] = time.perf_counter() - started
         if hasattr(gallery, "embeddings"):  # a collapsed or quantised embedding: outputs say so
-            payload["top_ties"] = float(gallery.top_ties)
+            payload["top_ties"] = 100.0 * float(gallery.top_ties)  # percent, like every rate in the file
         if hasattr(gallery, "labels"):  # every attack must fit this gallery before the first one runs
-            from ..attacks.runner import check_against_gallery
-
             for spec in todo:
-                check_against_gallery(spec, gallery)
-        bar = _progress_bar(len(planned), len(done), record.name, options.progress and main)
-        attack_options = options.replace(progress=options.progress and main)
-        from .. import progress as progress_output
-
+                check_against_gallery(spec, gallery, self.registry)
+        show = options.progress and self.main
+        bar = _progress_bar(len(self.planned), len(self.done), self.record.name, show)
+        attack_options = options.replace(progress=show)
         try:
             for spec in todo:
                 if bar is not None:
                     bar.set_postfix_str(spec.text, refresh=True)
                 result = backend.run_attack(model, dataset, spec, options=attack_options, gallery=gallery)
-                entry = {"spec": spec.text, "type": str(spec.type), **_result_fields(result, spec.text, registered_bounds(str(spec.type)))}
+                bounds = registered_bounds(str(spec.type), self.registry)
+                entry = {"spec": spec.text, "type": str(spec.type), **_result_fields(result, spec.text, bounds)}
                 payload["attacks"].append(entry)
-                save()
+                self.save()
                 if bar is not None:
                     bar.update(1)
-                progress_output.line(options.progress and main, f"swipe {record.name}: {len(payload['attacks'])}/{len(planned)} "
-                                                        f"{spec.text} ({entry['count']} queries, {entry['seconds']:.1f} s)")
+                progress_output.line(show, f"swipe {self.record.name}: {len(payload['attacks'])}/{len(self.planned)} "
+                                           f"{spec.text} ({entry['count']} queries, {entry['seconds']:.1f} s)")
         finally:
             if bar is not None:
                 bar.close()
-
-    elif finished_before:
-        return out  # a finished file is left exactly as it is
-    payload["finished"] = _now()
-    if record.score is not None and main:
-        payload["ers"] = record.score.block(payload["attacks"])
-        # the score carries its own trust marker, so every format that shows it can say so
-        payload["ers"]["partial"] = coverage(payload)["partial"]
-        winners = record.score.winners(payload["attacks"])
-        if winners:  # a worst-case profile: which search won each column, per query
-            payload["winners"] = winners
-    save()
-    return out
 
 
 def _result_fields(result: Any, spec: str, bounds: Bounds) -> dict[str, Any]:
@@ -443,4 +464,4 @@ def _result_fields(result: Any, spec: str, bounds: Bounds) -> dict[str, Any]:
     return fields
 
 
-__all__ = ["swipe", "SwipeBackend", "prepare_for_speed", "SwipeResumeError", "profile_for_dataset", "default_output", "resolve_profile", "file_sha256", "RESUME_KEYS"]
+__all__ = ["swipe", "SwipeBackend", "SwipeSession", "prepare_for_speed", "SwipeResumeError", "profile_for_dataset", "default_output", "resolve_profile", "file_sha256", "RESUME_KEYS"]

@@ -8,6 +8,7 @@ a KeyError three functions later.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -15,14 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RobrankError
+from ..plugins import Registry
 from ..semantics import SEMANTICS
 from ..summaries import ENGINE_BOUNDS
 
 SCHEMA = "robrank-swipe"
 #: version 2 adds ``coverage`` (how much of the test split and of the profile the numbers
-#: cover); version 1 files are still read, their coverage computed from ``attacks``
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#: cover); version 1 files are still read, their coverage computed from ``attacks``.
+#: Version 3 stores every rate in percent (percentile ranks, recalls, retention, accuracies;
+#: earlier versions had fractions for some attacks' keys): :func:`upgrade` converts older files.
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+#: the ``units`` field of a version-3 payload (and of an older one after :func:`upgrade`)
+UNITS = "percent"
 
 
 class SwipeFileError(RobrankError):
@@ -93,6 +99,9 @@ _SLACK = 1e-6  # float32 averages may step over a bound by rounding
 VERSIONS = ("python", "torch", "robrank")
 TIMINGS = ("gallery_seconds", "total_seconds")
 ERS = {"raw": (dict,), "rescaled": (dict,), "ers": _NUMBER}
+FORCED = {"profile_image_size": (int,), "data_image_size": (int,)}
+#: stored averages vs per-sample sums / count: float64 division, so only rounding may differ
+_SUM_RTOL = 1e-9
 
 
 def _type_ok(value: Any, types: tuple[type, ...]) -> bool:
@@ -157,9 +166,21 @@ def coverage(payload: Mapping[str, Any]) -> dict[str, Any]:
             "partial": ", ".join(reasons) or None}
 
 
+def forced_note(payload: Mapping[str, Any]) -> str | None:
+    """The words every output shows for a swipe run with ``--force`` on a profile made for other images; else None."""
+    forced = payload.get("forced")
+    if not forced:
+        return None
+    return (f"forced: profile made for {forced['profile_image_size']}x{forced['profile_image_size']} images run on "
+            f"{forced['data_image_size']}x{forced['data_image_size']} (--force); its rescaled scores leave their 0-100 scale")
+
+
 def partial_note(payload: Mapping[str, Any]) -> str | None:
-    """``coverage(payload)["partial"]``: None for a full result."""
-    return coverage(payload)["partial"]
+    """What keeps the numbers from being a full, comparable result: the coverage
+    (``coverage(payload)["partial"]``) and a ``--force`` override (:func:`forced_note`); None
+    for a full result. Every output marks a file with this note."""
+    reasons = [r for r in (coverage(payload)["partial"], forced_note(payload)) if r]
+    return "; ".join(reasons) or None
 
 
 def _check_search(attack: Mapping[str, Any], at: str, bounds: Bounds) -> None:
@@ -184,14 +205,14 @@ def _check_search(attack: Mapping[str, Any], at: str, bounds: Bounds) -> None:
                 raise SwipeFileError(f"{at}: wins.{key} names {unknown[0]!r}, which is not a member")
 
 
-def validate(payload: Any, where: str = "results", bounds_of: Callable[[str], Bounds] | None = None) -> None:
+def validate(payload: Any, where: str = "results", bounds_of: Callable[[str], Bounds] | None = None, *, registry: Registry) -> None:
     """Raise :class:`SwipeFileError` (one line, naming the field) unless ``payload`` is valid.
 
     A file being written (a swipe still running or killed) is valid too: ``finished`` is
     then null, ``attacks`` holds the finished ones, and ``ers`` is absent. ``bounds_of(type)``
-    gives an attack type's metric ranges (default: the installed attack's ``bounds``).
+    gives an attack type's metric ranges (default: the ``bounds`` of the attack ``registry`` holds).
     """
-    bounds_of = bounds_of or registered_bounds
+    bounds_of = bounds_of or (lambda attack_type: registered_bounds(attack_type, registry))
     if not isinstance(payload, Mapping):
         raise SwipeFileError(f"{where}: top level must be a JSON object, got {type(payload).__name__}")
     if payload.get("schema") != SCHEMA:
@@ -253,20 +274,119 @@ def validate(payload: Any, where: str = "results", bounds_of: Callable[[str], Bo
     if version >= 2:
         if not isinstance(payload.get("coverage"), Mapping):
             raise SwipeFileError(f"{where}: field 'coverage' is missing (schema_version {version})")
-        # the stored coverage is for other tools; robrank recomputes it from ``attacks``
-        # (partial_note), so a stale or edited value can never make a partial result look full
         _check_fields(payload["coverage"], COVERAGE, f"{where}: coverage")
+        # the stored coverage must be what the attacks say: an edited one never makes a partial result look full
+        computed = coverage(payload)
+        for name, value in computed.items():
+            if payload["coverage"][name] != value:
+                raise SwipeFileError(f"{where}: coverage.{name} is {payload['coverage'][name]!r} but the attacks in the file give "
+                                     f"{value!r}; the file was edited or is corrupt, re-run the swipe")
+        if "ers" in payload and payload["ers"].get("partial", computed["partial"]) != computed["partial"]:
+            raise SwipeFileError(f"{where}: ers.partial is {payload['ers']['partial']!r} but the attacks in the file give "
+                                 f"{computed['partial']!r}; the file was edited or is corrupt, re-run the swipe")
+    forced = payload.get("forced")
+    if forced is not None:
+        if not isinstance(forced, Mapping):
+            raise SwipeFileError(f"{where}: field 'forced' must be null or an object with the profile's and the data's image sizes")
+        _check_fields(forced, FORCED, f"{where}: forced")
+    ties = payload.get("top_ties")
+    if ties is not None and (not _type_ok(ties, _NUMBER) or not 0.0 <= ties <= 100.0):
+        raise SwipeFileError(f"{where}: field 'top_ties' must be a percentage in [0, 100], got {ties!r}")
+    for i, attack in enumerate(payload["attacks"]):
+        _check_sums(attack, f"{where}: attacks[{i}]")
+    if "ers" in payload:
+        _check_score(upgrade(payload, registry), where, registry)
 
 
-def registered_bounds(attack_type: str) -> Bounds:
+def legacy_fractions(attack_type: str, registry: Registry) -> tuple[str, ...] | None:
+    """The keys an installed attack stored as fractions before version 3 (``Attack.legacy_fractions``); None if not installed."""
+    if ("attacks", attack_type) not in registry:
+        return None
+    return tuple(getattr(registry.get("attacks", attack_type), "legacy_fractions", ()))
+
+
+def upgrade(payload: Mapping[str, Any], registry: Registry, fractions_of: Callable[[str], tuple[str, ...] | None] | None = None) -> dict[str, Any]:
+    """The payload in the current units: a copy of a file older than version 3 with every key its
+    attack declares in ``legacy_fractions`` multiplied by 100 (averages, sums, members), the rest
+    untouched. A version-3 payload, or one already upgraded, is returned as it is. The attack
+    types that are not installed (their units unknown) are listed in ``units_unknown``.
+    """
+    if payload.get("schema_version", SCHEMA_VERSION) >= 3 or payload.get("units") == UNITS:
+        return dict(payload)
+    fractions_of = fractions_of or (lambda attack_type: legacy_fractions(attack_type, registry))
+    out = copy.deepcopy(dict(payload))
+    unknown: list[str] = []
+    for attack in out.get("attacks", []):
+        keys = fractions_of(str(attack.get("type")))
+        if keys is None:
+            unknown.append(str(attack.get("type")))
+            continue
+        summaries = [attack.get("orig"), attack.get("adv"), *(attack.get("sums") or {}).values()]
+        for member in (attack.get("members") or {}).values():
+            summaries += [member.get("adv"), member.get("sums")]
+        for summary in summaries:
+            if isinstance(summary, dict):
+                for key in keys:
+                    if _type_ok(summary.get(key), _NUMBER):
+                        summary[key] = 100.0 * summary[key]
+    out["units"] = UNITS
+    if unknown:
+        out["units_unknown"] = sorted(set(unknown))
+    return out
+
+
+def _check_sums(attack: Mapping[str, Any], at: str) -> None:
+    """Each stored average must be its per-sample sum over ``count``: an edited count or average is refused."""
+    if "sums" not in attack:
+        return
+    count = attack["count"]
+    for side in ("orig", "adv"):
+        for key, total in attack["sums"][side].items():
+            if key not in attack[side]:
+                continue
+            average = attack[side][key]
+            if count == 0:
+                if math.isfinite(average) or total != 0:
+                    raise SwipeFileError(f"{at}: count is 0 but {side}.{key} is {average!r}; the file was edited or is corrupt, re-run that attack")
+                continue
+            if not math.isclose(total / count, average, rel_tol=_SUM_RTOL, abs_tol=1e-12):
+                raise SwipeFileError(f"{at}: {side}.{key} is {average:g} but sums.{side}.{key} / count is {total:g} / {count} = "
+                                     f"{total / count:g}; count or an average was edited, re-run that attack")
+
+
+def _check_score(payload: Mapping[str, Any], where: str, registry: Registry) -> None:
+    """The stored score must be the mean of its rescaled columns and, with the profile installed, what the attacks give."""
+    block = payload["ers"]
+    rescaled = [v for v in block["rescaled"].values() if v is not None]
+    if rescaled and len(rescaled) == len(block["rescaled"]):
+        mean = sum(float(v) for v in rescaled) / len(rescaled)
+        if not math.isclose(mean, block["ers"], rel_tol=1e-9, abs_tol=1e-9):
+            raise SwipeFileError(f"{where}: ers.ers is {block['ers']:g} but the mean of ers.rescaled is {mean:g}; the file was edited, re-run the swipe")
+    score = registered_score(str(payload["profile"]), registry)
+    if score is None:
+        return
+    try:
+        expected = score.block(payload["attacks"])
+    except RobrankError:
+        return  # the installed score cannot read this file's attacks; report says so itself
+    for key, value in expected["raw"].items():
+        stored = block["raw"].get(key)
+        if stored is not None and value is not None and not math.isclose(float(stored), value, rel_tol=1e-9, abs_tol=1e-9):
+            raise SwipeFileError(f"{where}: ers.raw.{key} is {stored:g} but the attacks in the file give {value:g}; "
+                                 "the file was edited, re-run the swipe")
+
+
+def registered_score(profile: str, registry: Registry) -> Any:
+    """The installed profile's score (:class:`robrank.scoring.Score`), or None."""
+    return registry.get("profiles", profile).score if ("profiles", profile) in registry else None
+
+
+def registered_bounds(attack_type: str, registry: Registry) -> Bounds:
     """The installed attack's ``bounds``; {} for one that is not installed (:func:`check_metric` adds the engine's)."""
-    from ..plugins import get_registry
-
-    registry = get_registry()
     return registry.get("attacks", attack_type).bounds if ("attacks", attack_type) in registry else {}
 
 
-def load_results(path: str | Path) -> dict[str, Any]:
+def load_results(path: str | Path, registry: Registry) -> dict[str, Any]:
     """Read and validate a results file; every failure is one :class:`SwipeFileError` line."""
     path = Path(path)
     try:
@@ -279,8 +399,8 @@ def load_results(path: str | Path) -> dict[str, Any]:
         payload = json.loads(text, parse_constant=_nan)
     except json.JSONDecodeError as exc:
         raise SwipeFileError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); it was not written by robrank swipe or was edited by hand") from None
-    validate(payload, where=str(path))
-    return payload
+    validate(payload, where=str(path), registry=registry)
+    return upgrade(payload, registry)
 
 
 def _nan(token: str) -> float:
@@ -289,4 +409,5 @@ def _nan(token: str) -> float:
 
 
 __all__ = ["EXTERNAL_MODEL", "SCHEMA", "SCHEMA_VERSION", "READABLE_VERSIONS", "SEMANTICS", "SwipeFileError", "validate", "registered_bounds",
-           "check_metric", "coverage", "partial_note", "load_results"]
+           "check_metric", "coverage", "forced_note", "partial_note", "load_results", "registered_score", "upgrade",
+           "legacy_fractions", "UNITS"]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from ..plugins import Registry
 from ..records import NO_WEIGHTS, SIZE_224, SIZE_28, TASK_CLASSIFICATION, TASK_RETRIEVAL, size_family
 
 #: defaults per image-size family (the reference: rc2f2 / __ranking_model_224x224_icml, p* losses)
@@ -112,7 +113,7 @@ class Triple:
     defense_options: dict[str, Any] = field(default_factory=dict)
 
 
-def parse_triple(text: str, registry: Any | None = None) -> Triple:
+def parse_triple(text: str, registry: Registry) -> Triple:
     """Parse ``mnist:c2f2:ptripletN`` or the reference's ``mnist:rc2f2p:ptripletN``.
 
     The model part is a backbone name or alias; when no backbone has that exact name and it
@@ -124,7 +125,6 @@ def parse_triple(text: str, registry: Any | None = None) -> Triple:
     if len(parts) != 3 or not all(p.strip() for p in parts):
         raise ConfigError(f"config {text!r} is not DATASET:MODEL:LOSS (three registered names, see robrank list)")
     dataset, model, loss = (p.strip() for p in parts)
-    registry = _registry(registry)
     if ("backbones", model) in registry:
         return Triple(dataset, model, loss, plain_defense(registry))
     suffixes = sorted(
@@ -139,17 +139,9 @@ def parse_triple(text: str, registry: Any | None = None) -> Triple:
     raise AssertionError("unreachable")
 
 
-def _registry(registry: Any | None) -> Any:
-    if registry is None:
-        from ..plugins import get_registry
-
-        registry = get_registry()
-    return registry
-
-
-def plain_defense(registry: Any | None = None) -> str:
+def plain_defense(registry: Registry) -> str:
     """The name of the registered plain (no-op) defense: what a run without a defense trains with."""
-    for component in _registry(registry).components("defenses"):
+    for component in registry.components("defenses"):
         if component.record.plain:
             return component.name
     raise ConfigError("no defense given and no installed plugin registers a plain (no-op) defense; pass --defense (robrank list defenses)")
@@ -161,7 +153,7 @@ def default_num_workers() -> int:
     return workers()
 
 
-def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainConfig:
+def resolve_config(config: TrainConfig, registry: Registry) -> TrainConfig:
     """A copy of ``config`` with every default filled in and every name checked.
 
     Component names are canonicalised (``rc2f2`` -> the backbone's registered name) so the
@@ -169,7 +161,6 @@ def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainCon
     """
     from ..losses import resolve_loss
 
-    registry = _registry(registry)
     dataset = registry.component("datasets", config.dataset).record
     backbone = registry.component("backbones", config.backbone).record
     choice = resolve_loss(config.loss, metric=config.metric, miner=config.miner or None, registry=registry)
@@ -257,7 +248,7 @@ def resolve_config(config: TrainConfig, registry: Any | None = None) -> TrainCon
     return TrainConfig(**values)
 
 
-def _classification_losses(registry: Any) -> list[str]:
+def _classification_losses(registry: Registry) -> list[str]:
     return [c.record.name for c in registry.components("losses") if c.record.batch == TASK_CLASSIFICATION]
 
 

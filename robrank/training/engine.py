@@ -22,18 +22,23 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from .. import progress as progress_output
 from ..data.base import ImageDataset, TensorImageDataset
+from ..data.kinds import build_kind, spc2_partners
+from ..data.loading import load_split
 from ..defenses.base import Defense, TrainingProgress
 from ..errors import CheckpointError, ConfigError, NonFiniteError, StorageError
 from ..io import check_free_space, save_checkpoint
-from ..metrics import CLASSIFICATION_KEYS, METRIC_KEYS, TIES_KEY, classification_metrics, retrieval_metrics
+from ..losses import build_criterion
+from ..metrics import CLASSIFICATION_KEYS, METRIC_KEYS, TIES_KEY, classification_metrics, format_metrics, retrieval_metrics, tie_note
+from ..models.backbone import build_backbone, freeze_batchnorm
 from ..models.checkpoint import CHECKPOINT_DIR, FORMAT, FORMAT_VERSION, LAST, load_state, read_checkpoint
 from ..models.embedding import EmbeddingModel
-from ..records import NO_WEIGHTS
+from ..plugins import Registry, get_registry
+from ..records import NO_WEIGHTS, TASK_CLASSIFICATION, TASK_RETRIEVAL
 from ..runtime import resolve_device
 from . import distributed as dist_util
 from . import rundir
-from ..records import TASK_CLASSIFICATION, TASK_RETRIEVAL
 from .config import TrainConfig, learning_rate
 from .distributed import DistInfo
 
@@ -72,18 +77,16 @@ class TrainParts:
 # ------------------------------------------------------------------------------------ setup
 
 
-def build_parts(plan: RunPlan | TrainConfig, registry: Any | None = None) -> TrainParts:
+def build_parts(plan: RunPlan | TrainConfig, registry: Registry | None = None) -> TrainParts:
     """Model, criterion and splits of a plan; the defense is the plan's (built and checked once).
 
-    A resolved TrainConfig is planned here (tests and notebooks that build parts by hand).
+    A resolved TrainConfig is planned here with ``registry`` (tests and notebooks that build
+    parts by hand); a RunPlan carries the registry it was planned with.
     """
-    from ..data.loading import load_split
-    from ..losses import build_criterion
-    from ..models.backbone import build_backbone
-    from ..plan import build_plan
+    from ..plan import build_plan  # robrank.plan imports this package (TrainConfig)
 
     if isinstance(plan, TrainConfig):
-        plan = build_plan(plan, registry)
+        plan = build_plan(plan, _needed(registry))
     config = plan.config
     torch.manual_seed(config.seed)
     backbone = build_backbone(
@@ -167,8 +170,6 @@ class _Batches:
 
     def plan(self, generator: torch.Generator) -> list[torch.Tensor]:
         """This rank's batches for one epoch: B x 2 (anchor, partner), or B x 1 for plain batches."""
-        from ..data.kinds import spc2_partners
-
         n = self.labels_cpu.numel()
         anchors = torch.randperm(n, generator=generator)
         if not self.pairs:
@@ -194,8 +195,6 @@ class _Batches:
         yield from self._loader(batches, epoch)
 
     def _loader(self, batches: list[torch.Tensor], epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        from ..data.kinds import build_kind
-
         # the partner of each anchor is redrawn inside PairDataset (per worker RNG); only
         # the anchors of the plan are used, so sharding and order still follow the plan
         sampler = [pairs[:, 0].tolist() for pairs in batches]
@@ -277,79 +276,302 @@ def checkpoint_bytes(model: nn.Module, criterion: nn.Module) -> int:
     return 3 * weights + 2**20
 
 
-def _rng_payload(generator: torch.Generator, state: _State, info: DistInfo, device: torch.device) -> dict[str, Any]:
-    gen_state = state.epoch_generator if state.epoch_step > 0 and state.epoch_generator is not None else generator.get_state()
-    per_rank = dist_util.all_gather_object(info, torch.get_rng_state())
-    rng: dict[str, Any] = {"torch": per_rank[0], "generator": gen_state}
-    if info.enabled:
-        rng["torch_ranks"] = per_rank
-    if device.type == "cuda":
-        rng["cuda"] = dist_util.all_gather_object(info, torch.cuda.get_rng_state(device))
-    return rng
+class Trainer:
+    """One training run in progress: the model, criterion and defense on the device, their optimisers,
+    the AMP scaler, the epoch sampler's generator and the step counters (:class:`_State`).
 
+    :func:`fit` builds one and calls :meth:`fit`; holding everything a checkpoint needs is
+    what lets :meth:`save` take no arguments but whether to keep an epoch file.
+    """
 
-def _save(run_dir: Path, config: TrainConfig, parts: TrainParts, optimizers: list[torch.optim.Optimizer], scaler: Any,
-          generator: torch.Generator, state: _State, info: DistInfo, device: torch.device, *, epoch_file: bool) -> None:
-    rng = _rng_payload(generator, state, info, device)  # collective: every rank takes part
-    if not info.is_main:
-        return
-    payload = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "config": config.to_dict(),
-        "epoch": state.epoch,
-        "step": state.step,
-        "epoch_step": state.epoch_step,
-        "world_size": info.world_size,
-        "epoch_loss": {
-            "sum": (state.loss_sum if state.loss_sum is not None else torch.zeros(())).detach().float().cpu(),
-            "count": state.loss_count,
-        },
-        "model": parts.model.state_dict(),
-        "criterion": parts.criterion.state_dict(),
-        "optimizers": [opt.state_dict() for opt in optimizers],
-        "scaler": scaler.state_dict() if scaler is not None else {},
-        "defense": parts.defense.state_dict() if hasattr(parts.defense, "state_dict") else {},
-        "rng": rng,
-    }
-    folder = run_dir / CHECKPOINT_DIR
-    save_checkpoint(folder / LAST, payload)
-    if epoch_file and state.epoch_step == 0:
-        save_checkpoint(folder / f"epoch-{state.epoch}.pt", payload)
+    def __init__(self, config: TrainConfig, parts: TrainParts, run_dir: Path, *, info: DistInfo, progress: bool) -> None:
+        self.config, self.parts, self.run_dir, self.info, self.progress = config, parts, run_dir, info, progress
+        self.device = device = resolve_device(config.device, info)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist_util.init_process_group(info, device)
+        self.model, self.criterion, self.defense = parts.model.to(device), parts.criterion.to(device), parts.defense
+        if info.enabled:  # different miner draws per rank, identical model init (already built)
+            torch.manual_seed(config.seed + info.rank)
+        self.optimizers = make_optimizers(config, self.model, self.criterion)
+        self.scaler = torch.amp.GradScaler("cuda") if config.amp and device.type == "cuda" else None
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.state = _State()
+        # Divergence watch: a flag on the device (no per-step host sync) that is read every
+        # CHECK_EVERY steps and before anything is saved or validated, so a diverged model is
+        # never checkpointed over the last good one nor scored.
+        self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+        self.saved_step: int | None = None
 
+    # -- checkpoints
 
-def _restore(run_dir: Path, parts: TrainParts, optimizers: list[torch.optim.Optimizer], scaler: Any,
-             generator: torch.Generator, info: DistInfo, device: torch.device) -> _State:
-    checkpoint, payload = read_checkpoint(run_dir / CHECKPOINT_DIR / LAST)
-    load_state(parts.model, payload["model"], "model", checkpoint)
-    if payload.get("criterion"):
-        load_state(parts.criterion, payload["criterion"], "loss", checkpoint)
-    saved_opts = payload.get("optimizers") or []
-    if len(saved_opts) != len(optimizers):
-        raise CheckpointError(f"{checkpoint} holds {len(saved_opts)} optimiser state(s) but this run uses {len(optimizers)}")
-    for opt, saved in zip(optimizers, saved_opts):
-        opt.load_state_dict(saved)
-    if payload.get("defense") and hasattr(parts.defense, "load_state_dict"):
-        parts.defense.load_state_dict(payload["defense"])
-    if scaler is not None and payload.get("scaler"):
-        scaler.load_state_dict(payload["scaler"])
-    rng = payload.get("rng") or {}
-    per_rank = rng.get("torch_ranks")
-    torch_state = per_rank[info.rank] if per_rank and len(per_rank) == info.world_size else rng.get("torch")
-    if torch_state is not None:
-        torch.set_rng_state(torch_state)
-    cuda = rng.get("cuda")
-    if device.type == "cuda" and cuda and len(cuda) == info.world_size:
-        torch.cuda.set_rng_state(cuda[info.rank], device)
-    if rng.get("generator") is not None:
-        generator.set_state(rng["generator"])
-    state = _State(epoch=int(payload["epoch"]), step=int(payload["step"]), epoch_step=int(payload.get("epoch_step", 0)))
-    epoch_loss = payload.get("epoch_loss") or {}
-    if state.epoch_step > 0 and isinstance(epoch_loss.get("sum"), torch.Tensor):
-        state.loss_sum = epoch_loss["sum"].to(device)
-        state.loss_count = int(epoch_loss.get("count", 0))
-    state.history = rundir.read_metrics(run_dir)
-    return state
+    def _rng_payload(self) -> dict[str, Any]:
+        state, info, device = self.state, self.info, self.device
+        gen_state = state.epoch_generator if state.epoch_step > 0 and state.epoch_generator is not None else self.generator.get_state()
+        per_rank = dist_util.all_gather_object(info, torch.get_rng_state())
+        rng: dict[str, Any] = {"torch": per_rank[0], "generator": gen_state}
+        if info.enabled:
+            rng["torch_ranks"] = per_rank
+        if device.type == "cuda":
+            rng["cuda"] = dist_util.all_gather_object(info, torch.cuda.get_rng_state(device))
+        return rng
+
+    def save(self, *, epoch_file: bool = False) -> None:
+        """Checkpoint everything a resumed run needs into ``checkpoints/last.pt`` (rank 0; a collective)."""
+        rng = self._rng_payload()  # collective: every rank takes part
+        if not self.info.is_main:
+            return
+        state, parts = self.state, self.parts
+        payload = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "config": self.config.to_dict(),
+            "epoch": state.epoch,
+            "step": state.step,
+            "epoch_step": state.epoch_step,
+            "world_size": self.info.world_size,
+            "epoch_loss": {
+                "sum": (state.loss_sum if state.loss_sum is not None else torch.zeros(())).detach().float().cpu(),
+                "count": state.loss_count,
+            },
+            "model": parts.model.state_dict(),
+            "criterion": parts.criterion.state_dict(),
+            "optimizers": [opt.state_dict() for opt in self.optimizers],
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+            "defense": parts.defense.state_dict() if hasattr(parts.defense, "state_dict") else {},
+            "rng": rng,
+        }
+        folder = self.run_dir / CHECKPOINT_DIR
+        save_checkpoint(folder / LAST, payload)
+        if epoch_file and state.epoch_step == 0:
+            save_checkpoint(folder / f"epoch-{state.epoch}.pt", payload)
+
+    def restore(self) -> None:
+        """Load ``checkpoints/last.pt``: weights, optimisers, scaler, defense, every RNG, counters and history."""
+        parts, info, device = self.parts, self.info, self.device
+        checkpoint, payload = read_checkpoint(self.run_dir / CHECKPOINT_DIR / LAST)
+        load_state(parts.model, payload["model"], "model", checkpoint)
+        if payload.get("criterion"):
+            load_state(parts.criterion, payload["criterion"], "loss", checkpoint)
+        saved_opts = payload.get("optimizers") or []
+        if len(saved_opts) != len(self.optimizers):
+            raise CheckpointError(f"{checkpoint} holds {len(saved_opts)} optimiser state(s) but this run uses {len(self.optimizers)}")
+        for opt, saved in zip(self.optimizers, saved_opts):
+            opt.load_state_dict(saved)
+        if payload.get("defense") and hasattr(parts.defense, "load_state_dict"):
+            parts.defense.load_state_dict(payload["defense"])
+        if self.scaler is not None and payload.get("scaler"):
+            self.scaler.load_state_dict(payload["scaler"])
+        rng = payload.get("rng") or {}
+        per_rank = rng.get("torch_ranks")
+        torch_state = per_rank[info.rank] if per_rank and len(per_rank) == info.world_size else rng.get("torch")
+        if torch_state is not None:
+            torch.set_rng_state(torch_state)
+        cuda = rng.get("cuda")
+        if device.type == "cuda" and cuda and len(cuda) == info.world_size:
+            torch.cuda.set_rng_state(cuda[info.rank], device)
+        if rng.get("generator") is not None:
+            self.generator.set_state(rng["generator"])
+        state = _State(epoch=int(payload["epoch"]), step=int(payload["step"]), epoch_step=int(payload.get("epoch_step", 0)))
+        epoch_loss = payload.get("epoch_loss") or {}
+        if state.epoch_step > 0 and isinstance(epoch_loss.get("sum"), torch.Tensor):
+            state.loss_sum = epoch_loss["sum"].to(device)
+            state.loss_count = int(epoch_loss.get("count", 0))
+        state.history = rundir.read_metrics(self.run_dir)
+        self.state = state
+
+    def check_finite(self) -> None:
+        """Stop (NonFiniteError, every rank) once the loss or the weights became NaN/inf."""
+        info, state = self.info, self.state
+        local = bool(self.nonfinite) or not all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+        if any(dist_util.all_gather_object(info, local) if info.enabled else [local]):
+            kept = (f"the last good checkpoint (step {self.saved_step}) is kept" if self.saved_step is not None
+                    else "no checkpoint was written yet")
+            raise NonFiniteError(f"training diverged: the loss or weights became NaN/inf by step {state.step} "
+                                 f"(epoch {state.epoch + 1}); {kept}; start a new run with a lower --lr or check the data")
+
+    # -- the loop
+
+    def start(self, resume: bool, run_section: dict[str, Any] | None) -> None:
+        """Restore a resumed run, or write a fresh run's config.json; then check the disk can hold the checkpoints."""
+        config, info = self.config, self.info
+        if resume:
+            self.restore()
+            self.saved_step = self.state.step
+        elif info.is_main:
+            settings = self.defense.settings() if hasattr(self.defense, "settings") else None
+            rundir.write_config(self.run_dir, config, device=str(self.device), world_size=info.world_size, defense_settings=settings,
+                                run=run_section)
+        if info.is_main:  # a read-only folder failed at config.json above; a full disk fails here, before any epoch
+            check_free_space(self.run_dir, checkpoint_bytes(self.model, self.criterion) * (1 + (config.epochs if config.keep_epochs else 0)),
+                             "this run's checkpoints")
+
+    def step_module(self) -> nn.Module:
+        """The model in training mode (BatchNorm frozen, compiled as asked) inside the one module a step calls (DDP-wrapped)."""
+        config, model, device = self.config, self.model, self.device
+        model.train()
+        if config.freeze_bn and not getattr(self.defense, "trains_batchnorm", False):
+            freeze_batchnorm(model.backbone)
+        if config.compile:
+            # in place (nn.Module.compile): parameter names and checkpoints stay as without it;
+            # the defense's inner PGD forwards and input gradients go through the compiled graph
+            model.backbone.compile()
+        step_module: nn.Module = _Step(model, self.criterion, self.defense)
+        if self.info.enabled:
+            from torch.nn.parallel import DistributedDataParallel  # torch.distributed: only under DDP
+
+            step_module = DistributedDataParallel(step_module, device_ids=[device.index] if device.type == "cuda" else None)
+        return step_module
+
+    def fit(self, *, resume: bool = False, run_section: dict[str, Any] | None = None) -> TrainResult:
+        """Train until ``epochs`` or ``max_steps``; validate and checkpoint after each epoch."""
+        started = time.perf_counter()
+        self.start(resume, run_section)
+        step_module = self.step_module()
+        batches = _Batches(self.parts.train_set, self.config, self.info, self.device, layout=getattr(self.parts.loss_record, "batch", "SPC-2"))
+        state = self.state
+        last_metrics: dict[str, float] = dict(state.history[-1]) if state.history else {}
+        stop = False
+        while state.epoch < self.config.epochs and not stop:
+            if self.config.max_steps is not None and state.step >= self.config.max_steps:
+                break
+            stop, record = self.epoch(batches, step_module)
+            if record is not None:
+                last_metrics = record
+        metrics = {k: float(v) for k, v in last_metrics.items() if k in (*METRIC_KEYS, *CLASSIFICATION_KEYS, TIES_KEY)}
+        return TrainResult(run_dir=self.run_dir, metrics=metrics, seconds=time.perf_counter() - started, epochs=state.epoch, steps=state.step)
+
+    def epoch(self, batches: _Batches, step_module: nn.Module) -> tuple[bool, dict[str, Any] | None]:
+        """Train (the rest of) one epoch, validate when due, checkpoint; returns (stop, the metrics line written or None)."""
+        config, state, info = self.config, self.state, self.info
+        state.epoch_generator = self.generator.get_state()
+        if config.milestones:
+            for group in self.optimizers[0].param_groups:
+                group["lr"] = learning_rate(config, state.epoch)
+        plan = batches.plan(self.generator)
+        skip = state.epoch_step
+        total_steps = config.epochs * len(plan)
+        if config.max_steps is not None:
+            total_steps = min(total_steps, config.max_steps)
+        if skip == 0 or state.loss_sum is None:
+            state.loss_sum, state.loss_count = torch.zeros((), device=self.device), 0
+        epoch_started = time.perf_counter()
+        stop = self._train_steps(batches, plan, skip, step_module, total_steps)
+        self.check_finite()  # before validating (NaN embeddings) or saving
+        train_seconds = time.perf_counter() - epoch_started
+        finished_epoch = state.epoch_step >= len(plan)
+        if finished_epoch:
+            state.epoch += 1
+            state.epoch_step = 0
+        final = state.epoch >= config.epochs or stop
+        record: dict[str, Any] | None = None
+        if info.is_main and (finished_epoch and state.epoch % config.validate_every == 0 or final):
+            record = self._validate(train_seconds, final)
+        self.save(epoch_file=config.keep_epochs)
+        self.saved_step = state.step
+        dist_util.barrier(info)
+        return stop, record
+
+    def _train_steps(self, batches: _Batches, plan: list[torch.Tensor], skip: int, step_module: nn.Module, total_steps: int) -> bool:
+        """The optimiser steps of one epoch from step ``skip``; True when ``max_steps`` stopped it."""
+        config, state, info = self.config, self.state, self.info
+        scheduled = callable(getattr(self.defense, "schedule", None))
+        bar = _progress(self.progress and info.is_main, len(plan), skip, f"epoch {state.epoch + 1}/{config.epochs}")
+        amp = _autocast(config, self.device)
+        loss_sum = state.loss_sum
+        tick, tick_images = time.perf_counter(), 0
+        try:
+            for images, labels in batches.iterate(plan[skip:], state.epoch):
+                progress = TrainingProgress(state.epoch, config.epochs, state.step, total_steps) if scheduled else None
+                loss = self._step(step_module, amp, images, labels, progress)
+                state.step += 1
+                state.epoch_step += 1
+                loss_sum += loss.detach().float()
+                state.loss_count += 1
+                tick_images += images.shape[0] * info.world_size
+                if bar is not None and (state.epoch_step % 10 == 0 or state.epoch_step == len(plan)):
+                    now = time.perf_counter()
+                    postfix = {"loss": f"{float(loss.detach()):.4f}", "img/s": f"{tick_images / max(now - tick, 1e-9):.0f}"}
+                    postfix.update({k: f"{v:.3g}" for k, v in getattr(self.defense, "logs", {}).items()})
+                    bar.set_postfix(postfix, refresh=False)
+                    bar.update(state.epoch_step - bar.n)
+                    tick, tick_images = now, 0
+                if config.max_steps is not None and state.step >= config.max_steps:
+                    return True
+                if state.step % CHECK_EVERY == 0:
+                    self.check_finite()
+                if config.checkpoint_every and state.step % config.checkpoint_every == 0 and state.epoch_step < len(plan):
+                    self.check_finite()
+                    self.save()
+                    self.saved_step = state.step
+        except BaseException as exc:
+            # Ctrl-C or a failure inside the loop (e.g. a corrupt image in a DataLoader worker):
+            # keep the steps done so far, unless the model diverged (never saved over the last
+            # good checkpoint) or the save itself is what failed. The save is a collective, so
+            # under DDP only an interrupt (which reaches every rank) saves from here.
+            if bar is not None:
+                bar.close()
+                bar = None
+            interrupt = isinstance(exc, KeyboardInterrupt)
+            if (interrupt or not info.enabled) and not bool(self.nonfinite) and not isinstance(exc, (NonFiniteError, StorageError)) \
+                    and state.step != self.saved_step:
+                self.save()
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        return False
+
+    def _step(self, step_module: nn.Module, amp: Any, images: torch.Tensor, labels: torch.Tensor,
+              progress: TrainingProgress | None) -> torch.Tensor:
+        """One optimiser step (scaled under a GradScaler); ``progress`` goes to a defense with a schedule first. Returns the loss."""
+        self.model.train()
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+        if progress is not None:
+            self.defense.schedule(progress)
+        with amp:
+            loss = step_module(images, labels)
+        if self.scaler is None:  # under a GradScaler an inf loss is a skipped step, not a divergence
+            self.nonfinite |= ~torch.isfinite(loss.detach())
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            for opt in self.optimizers:
+                self.scaler.step(opt)
+            self.scaler.update()
+        else:
+            loss.backward()
+            for opt in self.optimizers:
+                opt.step()
+        return loss
+
+    def _validate(self, train_seconds: float, final: bool) -> dict[str, Any]:
+        """Validate (rank 0), append the epoch's line to metrics.jsonl and print it; returns the line."""
+        config, state, parts = self.config, self.state, self.parts
+        mean_loss = float(state.loss_sum) / max(state.loss_count, 1)
+        if parts.test_set is not None:
+            val_started = time.perf_counter()
+            try:
+                metrics = validate(self.model, parts.test_set, parts.num_test_classes, config, self.device, parts.task)
+            except BaseException:
+                # e.g. a corrupt test image: the epoch's training is kept (the save is a
+                # collective, so only a single process can do it from here)
+                if not self.info.enabled:
+                    self.save()
+                raise
+            val_seconds = time.perf_counter() - val_started
+        else:
+            metrics, val_seconds = {}, 0.0
+        record = {"epoch": state.epoch, "step": state.step, **metrics, "train_loss": mean_loss,
+                  "train_seconds": round(train_seconds, 3), "val_seconds": round(val_seconds, 3)}
+        rundir.append_metrics(self.run_dir, record)
+        if self.progress:
+            print(f"epoch {state.epoch}: loss {mean_loss:.4f}  {format_metrics(metrics)}  "
+                  f"({train_seconds:.1f} s train, {val_seconds:.1f} s validation)", flush=True)
+            note = tie_note(metrics.get(TIES_KEY)) if final else None
+            if note:
+                print(note, flush=True)
+        return record
 
 
 # ------------------------------------------------------------------------------------- loop
@@ -369,209 +591,39 @@ def fit(
 
     A fresh run writes config.json first (with ``run_section``, the plan's ``run`` part).
     """
-    started = time.perf_counter()
-    device = resolve_device(config.device, info)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    dist_util.init_process_group(info, device)
-    model, criterion, defense = parts.model.to(device), parts.criterion.to(device), parts.defense
-    if info.enabled:  # different miner draws per rank, identical model init (already built)
-        torch.manual_seed(config.seed + info.rank)
-    optimizers = make_optimizers(config, model, criterion)
-    scaler = torch.amp.GradScaler("cuda") if config.amp and device.type == "cuda" else None
-    generator = torch.Generator().manual_seed(config.seed)
+    return Trainer(config, parts, run_dir, info=info, progress=progress).fit(resume=resume, run_section=run_section)
 
-    state = _State()
-    if resume:
-        state = _restore(run_dir, parts, optimizers, scaler, generator, info, device)
-    elif info.is_main:
-        settings = defense.settings() if hasattr(defense, "settings") else None
-        rundir.write_config(run_dir, config, device=str(device), world_size=info.world_size, defense_settings=settings,
-                            run=run_section)
-    if info.is_main:  # a read-only folder failed at config.json above; a full disk fails here, before any epoch
-        check_free_space(run_dir, checkpoint_bytes(model, criterion) * (1 + (config.epochs if config.keep_epochs else 0)),
-                         "this run's checkpoints")
 
-    model.train()
-    if config.freeze_bn and not getattr(defense, "trains_batchnorm", False):
-        from ..models.backbone import freeze_batchnorm
-
-        freeze_batchnorm(model.backbone)
-    if config.compile:
-        # in place (nn.Module.compile): parameter names and checkpoints stay as without it;
-        # the defense's inner PGD forwards and input gradients go through the compiled graph
-        model.backbone.compile()
-    step_module: nn.Module = _Step(model, criterion, defense)
-    if info.enabled:
-        from torch.nn.parallel import DistributedDataParallel
-
-        step_module = DistributedDataParallel(step_module, device_ids=[device.index] if device.type == "cuda" else None)
-
-    batches = _Batches(parts.train_set, config, info, device, layout=getattr(parts.loss_record, "batch", "SPC-2"))
-    amp = _autocast(config, device)
-    stop = False
-    last_metrics: dict[str, float] = dict(state.history[-1]) if state.history else {}
-    images_per_step = 2 * config.batch_size * info.world_size
-    scheduled = callable(getattr(defense, "schedule", None))
-
-    # Divergence watch: a flag on the device (no per-step host sync) that is read every
-    # CHECK_EVERY steps and before anything is saved or validated, so a diverged model is
-    # never checkpointed over the last good one nor scored.
-    nonfinite = torch.zeros((), dtype=torch.bool, device=device)
-    saved_step = state.step if resume else None
-
-    def check_finite() -> None:
-        local = bool(nonfinite) or not all(bool(torch.isfinite(p).all()) for p in model.parameters())
-        if any(dist_util.all_gather_object(info, local) if info.enabled else [local]):
-            kept = (f"the last good checkpoint (step {saved_step}) is kept" if saved_step is not None
-                    else "no checkpoint was written yet")
-            raise NonFiniteError(f"training diverged: the loss or weights became NaN/inf by step {state.step} "
-                                 f"(epoch {state.epoch + 1}); {kept}; start a new run with a lower --lr or check the data")
-
-    while state.epoch < config.epochs and not stop:
-        if config.max_steps is not None and state.step >= config.max_steps:
-            break
-        state.epoch_generator = generator.get_state()
-        if config.milestones:
-            for group in optimizers[0].param_groups:
-                group["lr"] = learning_rate(config, state.epoch)
-        plan = batches.plan(generator)
-        skip = state.epoch_step
-        total_steps = config.epochs * len(plan)
-        if config.max_steps is not None:
-            total_steps = min(total_steps, config.max_steps)
-        bar = _progress(progress and info.is_main, len(plan), skip, f"epoch {state.epoch + 1}/{config.epochs}")
-        if skip == 0 or state.loss_sum is None:
-            state.loss_sum, state.loss_count = torch.zeros((), device=device), 0
-        loss_sum = state.loss_sum
-        tick, tick_images = time.perf_counter(), 0
-        epoch_started = time.perf_counter()
-        try:
-            for images, labels in batches.iterate(plan[skip:], state.epoch):
-                model.train()
-                for opt in optimizers:
-                    opt.zero_grad(set_to_none=True)
-                if scheduled:
-                    defense.schedule(TrainingProgress(state.epoch, config.epochs, state.step, total_steps))
-                with amp:
-                    loss = step_module(images, labels)
-                if scaler is None:  # under a GradScaler an inf loss is a skipped step, not a divergence
-                    nonfinite |= ~torch.isfinite(loss.detach())
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    for opt in optimizers:
-                        scaler.step(opt)
-                    scaler.update()
-                else:
-                    loss.backward()
-                    for opt in optimizers:
-                        opt.step()
-                state.step += 1
-                state.epoch_step += 1
-                loss_sum += loss.detach().float()
-                state.loss_count += 1
-                tick_images += images.shape[0] * info.world_size
-                if bar is not None and (state.epoch_step % 10 == 0 or state.epoch_step == len(plan)):
-                    now = time.perf_counter()
-                    postfix = {"loss": f"{float(loss.detach()):.4f}", "img/s": f"{tick_images / max(now - tick, 1e-9):.0f}"}
-                    postfix.update({k: f"{v:.3g}" for k, v in getattr(defense, "logs", {}).items()})
-                    bar.set_postfix(postfix, refresh=False)
-                    bar.update(state.epoch_step - bar.n)
-                    tick, tick_images = now, 0
-                if config.max_steps is not None and state.step >= config.max_steps:
-                    stop = True
-                    break
-                if state.step % CHECK_EVERY == 0:
-                    check_finite()
-                if config.checkpoint_every and state.step % config.checkpoint_every == 0 and state.epoch_step < len(plan):
-                    check_finite()
-                    _save(run_dir, config, parts, optimizers, scaler, generator, state, info, device, epoch_file=False)
-                    saved_step = state.step
-        except BaseException as exc:
-            if bar is not None:
-                bar.close()
-            # Ctrl-C or a failure inside the loop (e.g. a corrupt image in a DataLoader worker):
-            # keep the steps done so far, unless the model diverged (never saved over the last
-            # good checkpoint) or the save itself is what failed. The save is a collective, so
-            # under DDP only an interrupt (which reaches every rank) saves from here.
-            interrupt = isinstance(exc, KeyboardInterrupt)
-            if (interrupt or not info.enabled) and not bool(nonfinite) and not isinstance(exc, (NonFiniteError, StorageError)) \
-                    and state.step != saved_step:
-                _save(run_dir, config, parts, optimizers, scaler, generator, state, info, device, epoch_file=False)
-            raise
-        if bar is not None:
-            bar.close()
-        check_finite()  # before validating (NaN embeddings) or saving
-        train_seconds = time.perf_counter() - epoch_started
-        finished_epoch = state.epoch_step >= len(plan)
-        if finished_epoch:
-            state.epoch += 1
-            state.epoch_step = 0
-        final = state.epoch >= config.epochs or stop
-        record: dict[str, Any] | None = None
-        if info.is_main and (finished_epoch and state.epoch % config.validate_every == 0 or final):
-            mean_loss = float(loss_sum) / max(state.loss_count, 1)
-            if parts.test_set is not None:
-                val_started = time.perf_counter()
-                try:
-                    metrics = validate(model, parts.test_set, parts.num_test_classes, config, device, parts.task)
-                except BaseException:
-                    # e.g. a corrupt test image: the epoch's training is kept (the save is a
-                    # collective, so only a single process can do it from here)
-                    if not info.enabled:
-                        _save(run_dir, config, parts, optimizers, scaler, generator, state, info, device, epoch_file=False)
-                    raise
-                val_seconds = time.perf_counter() - val_started
-            else:
-                metrics, val_seconds = {}, 0.0
-            record = {"epoch": state.epoch, "step": state.step, **metrics, "train_loss": mean_loss,
-                      "train_seconds": round(train_seconds, 3), "val_seconds": round(val_seconds, 3)}
-            rundir.append_metrics(run_dir, record)
-            last_metrics = record
-            if progress:
-                from ..metrics import format_metrics
-
-                print(f"epoch {state.epoch}: loss {mean_loss:.4f}  {format_metrics(metrics)}  "
-                      f"({train_seconds:.1f} s train, {val_seconds:.1f} s validation)", flush=True)
-                if final:
-                    from ..metrics import tie_note
-
-                    note = tie_note(metrics.get(TIES_KEY))
-                    if note:
-                        print(note, flush=True)
-        _save(run_dir, config, parts, optimizers, scaler, generator, state, info, device, epoch_file=config.keep_epochs)
-        saved_step = state.step
-        dist_util.barrier(info)
-
-    metrics = {k: float(v) for k, v in last_metrics.items() if k in (*METRIC_KEYS, *CLASSIFICATION_KEYS, TIES_KEY)}
-    return TrainResult(run_dir=run_dir, metrics=metrics, seconds=time.perf_counter() - started, epochs=state.epoch, steps=state.step)
+def _needed(registry: Registry | None) -> Registry:
+    if registry is None:
+        raise ConfigError("a TrainConfig is planned against a plugin registry: pass registry= (a RunPlan carries its own)")
+    return registry
 
 
 def _progress(enabled: bool, total: int, initial: int, desc: str) -> Any:
     """A bar on a terminal; without one the epoch's summary line is the progress (robrank.progress)."""
-    from .. import progress
-
-    return progress.bar(enabled, total=total, initial=initial, desc=desc, unit="step", leave=False)
+    return progress_output.bar(enabled, total=total, initial=initial, desc=desc, unit="step", leave=False)
 
 
 # --------------------------------------------------------------------------------- entry
 
 
 def train(
-    plan: RunPlan | TrainConfig, *, resume: bool = False, progress: bool = True, devices: int | None = None
+    plan: RunPlan | TrainConfig, *, registry: Registry | None = None, resume: bool = False, progress: bool = True,
+    devices: int | None = None,
 ) -> TrainResult:
     """Train a model as ``robrank train`` does; returns the run directory and final metrics.
 
     ``plan`` comes from :func:`robrank.plan.plan_training` (or ``plan_run``); a TrainConfig
-    is planned here with ``resume``. ``devices`` > 1 spawns that many processes (one per
+    is planned here with ``resume`` against ``registry``. ``devices`` > 1 spawns that many processes (one per
     GPU, or gloo on CPU); under torchrun the process group comes from the environment.
     ``batch_size`` is per process.
     """
-    from ..plan import plan_training
+    from ..plan import plan_training  # robrank.plan imports this package (TrainConfig)
 
     started = time.perf_counter()
     if isinstance(plan, TrainConfig):
-        plan = plan_training(plan, resume=resume)
+        plan = plan_training(plan, resume=resume, registry=_needed(registry))
     info = dist_util.from_env()
     if plan.resume and info.is_main:
         _record_run_section(plan)
@@ -614,10 +666,14 @@ def _record_run_section(plan: RunPlan) -> None:
 def _spawned_worker(
     rank: int, world_size: int, config: dict[str, Any], resume: bool, progress: bool, run_section: dict[str, Any] | None
 ) -> None:
-    """One ``--devices`` process: the parent planned (and locked) the run, so the plan is only rebuilt."""
-    from ..plan import build_plan
+    """One ``--devices`` process: the parent planned (and locked) the run, so the plan is only rebuilt.
 
-    plan = build_plan(TrainConfig.from_dict(config), resolved=True, resume=resume)
+    A new interpreter, so an entry point: it loads the installed plugins itself (the parent's
+    registry holds plugin code that need not pickle).
+    """
+    from ..plan import build_plan  # robrank.plan imports this package (TrainConfig)
+
+    plan = build_plan(TrainConfig.from_dict(config), get_registry(), resolved=True, resume=resume)
     info = dist_util.from_env()
     device = resolve_device(plan.config.device, info)
     dist_util.init_process_group(info, device)

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..models.checkpoint import LoadedRun
+from ..plugins import Registry
 from ..runtime import default_num_workers, resolve_device
 from .engine import embed_split
 
@@ -18,7 +19,7 @@ def evaluate_run(
     data_root: str | None = None,
     self_exclusion: str = "index",
     num_workers: int | None = None,
-    registry: Any | None = None,
+    registry: Registry,
 ) -> tuple[dict[str, float], LoadedRun]:
     """Retrieval metrics of a run (or checkpoint, or an external model's ModelSpec) on its dataset's test split; accuracy for a classifier.
 
@@ -33,11 +34,11 @@ def evaluate_run(
     dev = resolve_device(device)
     from ..models.external import load_any
 
-    loaded = load_any(run_or_ckpt, device=dev)
+    loaded = load_any(run_or_ckpt, device=dev, registry=registry)
     if not loaded.config:  # a model from outside robrank: no training config to plan, only the evaluation knobs
         from ..data.loading import dataset_record
 
-        record = dataset_record(loaded.dataset, registry)
+        record = dataset_record(loaded.dataset, registry=registry)
         config: Any = SimpleNamespace(val_batch_size=batch_size or 128, amp=False,
                                       num_workers=default_num_workers() if num_workers is None else num_workers)
         test_set = load_split(record.name, "test", data_root, augment=False, registry=registry)
@@ -47,7 +48,7 @@ def evaluate_run(
     plan = saved_plan(
         loaded.config,
         {"val_batch_size": batch_size, "num_workers": num_workers, "data_root": data_root, "device": str(dev)},
-        registry,
+        registry=registry,
     )
     config = plan.config
     if num_workers is None:

@@ -21,7 +21,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,7 +30,9 @@ from typing import Any
 
 from ..errors import CheckpointError, RobrankError, StorageError
 from ..io import append_jsonl, read_jsonl, write_json
+from ..locks import exclusive
 from ..models.checkpoint import CHECKPOINT_DIR, LAST
+from ..plugins import Registry
 from .config import TrainConfig
 
 RUNS = Path("runs")
@@ -40,7 +41,7 @@ METRICS_FILE = "metrics.jsonl"
 LOCK_FILE = ".lock"
 
 
-def run_name(config: TrainConfig, registry: Any | None = None) -> str:
+def run_name(config: TrainConfig, registry: Registry) -> str:
     """``dataset-backbone-loss[-defense]``; a plain (no-op) defense is left out."""
     parts = [config.dataset, config.backbone, config.loss]
     if config.defense and not _is_plain(config.defense, registry):
@@ -48,11 +49,7 @@ def run_name(config: TrainConfig, registry: Any | None = None) -> str:
     return "-".join(parts)
 
 
-def _is_plain(defense: str, registry: Any | None) -> bool:
-    if registry is None:
-        from ..plugins import get_registry
-
-        registry = get_registry()
+def _is_plain(defense: str, registry: Registry) -> bool:
     if ("defenses", defense) not in registry:
         return False
     return bool(registry.get("defenses", defense).plain)
@@ -62,7 +59,7 @@ def has_checkpoint(run_dir: Path) -> bool:
     return (Path(run_dir) / CHECKPOINT_DIR / LAST).is_file()
 
 
-def new_run_dir(config: TrainConfig, root: Path = RUNS, registry: Any | None = None) -> Path:
+def new_run_dir(config: TrainConfig, root: Path = RUNS, *, registry: Registry) -> Path:
     """A fresh ``runs/<name>-<timestamp>`` (suffixed ``-2``, ``-3`` ... if taken)."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = root / f"{run_name(config, registry)}-{stamp}"
@@ -73,7 +70,7 @@ def new_run_dir(config: TrainConfig, root: Path = RUNS, registry: Any | None = N
     return path
 
 
-def latest_run_dir(config: TrainConfig, root: Path = RUNS, registry: Any | None = None) -> Path | None:
+def latest_run_dir(config: TrainConfig, root: Path = RUNS, *, registry: Registry) -> Path | None:
     """The newest run of the same dataset/backbone/loss/defense that has a checkpoint."""
     if not root.is_dir():
         return None
@@ -172,9 +169,9 @@ class RunLockedError(RobrankError):
     """Another live process works on this run directory."""
 
 
-#: run directories this process holds: resolved path -> [fd, depth]; a command that trains
-#: and then swipes takes the lock once, the nested takes are free
-_HELD: dict[Path, list[int]] = {}
+#: run directories this process holds: resolved path -> depth; a command that trains and
+#: then swipes takes the lock once, the nested takes are free
+_HELD: dict[Path, int] = {}
 
 
 @contextmanager
@@ -187,54 +184,23 @@ def locked(run_dir: str | os.PathLike[str], command: str = "robrank") -> Iterato
         raise StorageError(f"cannot create run directory {directory}: {exc.strerror or exc}; choose a writable --run-dir") from None
     key = directory.resolve()
     if key in _HELD:
-        _HELD[key][1] += 1
+        _HELD[key] += 1
         try:
             yield directory
         finally:
-            _HELD[key][1] -= 1
+            _HELD[key] -= 1
         return
-    try:
-        import fcntl
-    except ImportError:  # no flock on this platform: run unlocked, as before the lock existed
-        yield directory
-        return
-    path = directory / LOCK_FILE
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}; choose a writable --run-dir") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = _holder(fd)
-        os.close(fd)
-        raise RunLockedError(
-            f"run directory {directory} is in use by process {holder.get('pid', '?')} "
-            f"({holder.get('command', 'robrank')} on {holder.get('host', '?')}); wait for it to finish or stop that process"
-        ) from None
-    # the lock is ours: any PID left in the file is a killed process's (stale); take it over
-    record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "command": command}) + "\n"
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, record.encode(), 0)
-    _HELD[key] = [fd, 1]
-    try:
-        yield directory
-    finally:
-        del _HELD[key]
+    with exclusive(directory / LOCK_FILE, command=command, what="--run-dir") as taken:
+        if taken is not None:
+            raise RunLockedError(
+                f"run directory {directory} is in use by process {taken.get('pid', '?')} "
+                f"({taken.get('command', 'robrank')} on {taken.get('host', '?')}); wait for it to finish or stop that process"
+            )
+        _HELD[key] = 1
         try:
-            os.ftruncate(fd, 0)  # the file stays (unlinking it would race a waiting opener)
+            yield directory
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-
-def _holder(fd: int) -> dict[str, Any]:
-    try:
-        text = os.pread(fd, 4096, 0).decode(errors="replace")
-        found = json.loads(text)
-        return found if isinstance(found, dict) else {}
-    except (OSError, ValueError):
-        return {}
+            del _HELD[key]
 
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:

@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from robrank.plugin_api import get_registry
+
 #: the wrapper that runs ``robrank train`` and counts its gradient evaluations
 COUNTER = Path(__file__).resolve().parent / "count_gradients.py"
 #: the defenses compared (each with its own defaults beyond the common inner budget)

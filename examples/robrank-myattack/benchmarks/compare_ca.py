@@ -30,17 +30,15 @@ def main() -> None:
     args = parser.parse_args()
 
     import robrank_myattack
-    from robrank.attacks import run_attack
-    from robrank.data.loading import load_split
-    from robrank.models.checkpoint import load_run
+    from robrank.plugin_api import get_registry, load_run, load_split, run_attack
     from robrank.testing import registered, train_tiny_run
 
     with registered(robrank_myattack, distribution="robrank-myattack", version=robrank_myattack.__version__):
         run_path = args.run
         if args.train_tiny or run_path is None:
             run_path = train_tiny_run(tempfile.mkdtemp(prefix="mica-bench-") + "/run")
-        run = load_run(run_path, device=args.device)
-        test = load_split(run.dataset, "test")
+        run = load_run(run_path, device=args.device, registry=get_registry())
+        test = load_split(run.dataset, "test", registry=get_registry())
         print(f"model: {run.checkpoint} ({run.dataset}, {run.config.get('backbone')}, metric {run.metric}); {len(test)} test images")
         print(f"{'budget':<36} {'sign':<4} {'clean':>7} {'CA':>7} {'MICA':>7}   seconds CA / MICA")
         for label, pgd in BUDGETS:
@@ -49,7 +47,7 @@ def main() -> None:
                 for attack in ("CA", "MICA"):
                     start = time.perf_counter()
                     result = run_attack(run.model, test, f"{attack}:pm={sign}:W=1:{pgd}", max_batches=args.max_batches,
-                                        batch_size=args.batch_size, device=args.device, progress=False)
+                                        batch_size=args.batch_size, device=args.device, progress=False, registry=get_registry())
                     row[attack] = (result.orig["prank"], result.adv["prank"], time.perf_counter() - start)
                 clean = row["CA"][0]
                 print(f"{label:<36} {sign:<4} {clean:7.4f} {row['CA'][1]:7.4f} {row['MICA'][1]:7.4f}   {row['CA'][2]:.1f} / {row['MICA'][2]:.1f}")

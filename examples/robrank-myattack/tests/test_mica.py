@@ -56,12 +56,10 @@ def test_momentum_step_is_per_sample_and_scale_free():
 
 @pytest.fixture(scope="module")
 def batch(tiny_run):
-    from robrank.attacks import Gallery
-    from robrank.data.loading import load_split
-    from robrank.models.checkpoint import load_run
+    from robrank.plugin_api import Gallery, get_registry, load_run, load_split
 
-    run = load_run(tiny_run)
-    test = load_split(run.dataset, "test")
+    run = load_run(tiny_run, registry=get_registry())
+    test = load_split(run.dataset, "test", registry=get_registry())
     gallery = Gallery.compute(run.model, test)
     index = torch.arange(0, 48)
     return run.model, gallery, test.images(index), test.labels[index], index
@@ -94,7 +92,7 @@ def test_mica_takes_its_own_path_inside_the_budget(batch):
     # same selection, same clean summary: only the update rule differs
     assert torch.equal(ca.orig["prank"], mica.orig["prank"])
     # and it attacks: CA+ moves candidates up (prank falls from about 0.5)
-    assert float(mica.adv["prank"].mean()) < float(mica.orig["prank"].mean()) - 0.1
+    assert float(mica.adv["prank"].mean()) < float(mica.orig["prank"].mean()) - 10  # percent
 
 
 # ------------------------------------------------------------------------- robrank integration
@@ -110,13 +108,13 @@ def test_registered_with_provenance(register_plugin):
 
 
 def test_profiles_are_canonical_and_share_the_ers_budget(register_plugin):
-    from robrank.attacks import parse_spec
+    from robrank.plugin_api import get_registry, parse_spec
     from robrank_plugins.profiles.reference import rob28, rob224
 
     with register_plugin(robrank_myattack, **PLUGIN):
         for profile, ers in ((mi28, rob28), (mi224, rob224)):
             specs = profile()
-            assert [parse_spec(s).text for s in specs] == specs  # stored as written
+            assert [parse_spec(s, registry=get_registry()).text for s in specs] == specs  # stored as written
             assert [s.split(":")[0] for s in specs] == ["MICA", "MICA", "CA", "CA"]
             assert set(specs[2:]) <= set(ers())  # the CA± rows are exactly the ERS profile's
 

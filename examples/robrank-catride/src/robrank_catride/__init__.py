@@ -7,19 +7,31 @@ It contributes, through the ``robrank`` entry point ``catride = "robrank_catride
 """
 from __future__ import annotations
 
-from robrank.plugin_api import DefenseRecord, MinerRecord, hookimpl
+import importlib
+from typing import Any
 
-from .defense import CATRIDE
-from .miner import GraduallyHardMiner
+from robrank.plugin_api import DefenseRecord, MinerRecord, hookimpl
 
 __version__ = "0.1.0"
 __all__ = ["CATRIDE", "GraduallyHardMiner", "register_defenses", "register_miners"]
+
+#: the implementations import torch: robrank loads them by these lazy references when the
+#: defense or miner is first used, so registering them (``robrank --help``) imports none of it
+_LAZY = {"CATRIDE": f"{__name__}.defense", "GraduallyHardMiner": f"{__name__}.miner"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:  # the package's classes, loaded on first access
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 @hookimpl
 def register_defenses(register):
     register(
         DefenseRecord.of(
-            CATRIDE,
+            f"{_LAZY['CATRIDE']}:CATRIDE",
+            name="catride",
             summary="CA-TRIDE (ICML'24): CAP/ANP inner attacks alternating per step, soft-max-weighted triplets",
             aliases=("CA-TRIDE", "CATRIDE"),
             suffixes={"ct": {}},
@@ -35,7 +47,7 @@ def register_miners(register):
     register(
         MinerRecord(
             name="ghard",
-            factory=GraduallyHardMiner,
+            factory=f"{_LAZY['GraduallyHardMiner']}:GraduallyHardMiner",
             summary="CA-TRIDE's gradually-hard semihard negative: margin 0.2 (1 - r/2)^2 over training progress r",
             aliases=("spc2-ghard",),
             letter="g",

@@ -8,28 +8,39 @@ It contributes, through the ``robrank`` entry point ``myattack = "robrank_myatta
 """
 from __future__ import annotations
 
-import robrank
-from robrank.records import SIZE_28, SIZE_224, AttackRecord, ProfileRecord
+import importlib
+from typing import Any
+
+from robrank.plugin_api import SIZE_224, SIZE_28, AttackRecord, ProfileRecord, hookimpl
 
 from . import commands, profiles
-from .attack import MICA
 
 __version__ = "0.1.0"
 __all__ = ["MICA", "register_attacks", "register_profiles", "register_commands"]
 
+#: the attack imports torch: robrank loads it by this lazy reference when MICA is first used,
+#: so registering it (``robrank --help``, ``robrank list``) imports none of it
+_ATTACK = f"{__name__}.attack"
 
-@robrank.hookimpl
+
+def __getattr__(name: str) -> Any:
+    if name == "MICA":  # the package's class, loaded on first access
+        return importlib.import_module(_ATTACK).MICA
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@hookimpl
 def register_attacks(register):
-    # name, spec fields (pm, W, mu, eps, ...), reports and display all come from the class
-    register(AttackRecord.of(MICA, summary="momentum candidate attack: CA± with MI-FGSM updates (decay mu, L1-normalised gradients)"))
+    # the name now; spec fields (pm, W, mu, eps, ...), reports and display come from the class when MICA is first used
+    register(AttackRecord.of(f"{_ATTACK}:MICA", name="MICA", summary="momentum candidate attack: CA± with MI-FGSM updates (decay mu, L1-normalised gradients)"))
 
 
-@robrank.hookimpl
+@hookimpl
 def register_profiles(register):
     register(ProfileRecord(name="mi28", factory=profiles.mi28, summary="MICA± and CA± (W=1) at rob28's eps 77/255: what momentum adds", image_size=SIZE_28))
     register(ProfileRecord(name="mi224", factory=profiles.mi224, summary="MICA± and CA± (W=1) at rob224's eps 8/255: what momentum adds", image_size=SIZE_224))
 
 
-@robrank.hookimpl
+@hookimpl
 def register_commands(cli):
     commands.register(cli)

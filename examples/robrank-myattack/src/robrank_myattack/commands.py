@@ -6,13 +6,12 @@ import click
 
 def info_lines(spec_text: str) -> list[str]:
     """The resolved parameters of a MICA (or CA) spec, one ``key: value`` line each."""
-    from robrank.attacks import build_attack, parse_spec
-    from robrank.errors import SpecError
+    from robrank.plugin_api import SpecError, build_attack, get_registry, parse_spec
 
-    spec = parse_spec(spec_text)
+    spec = parse_spec(spec_text, registry=get_registry())
     if spec.type not in ("MICA", "CA"):
         raise SpecError(f"myattack-info explains MICA and CA specs; {spec.text!r} is a {spec.type} attack")
-    attack = build_attack(spec)
+    attack = build_attack(spec, registry=get_registry())
     p = spec.params
     fgsm = attack.pgditer == 1
     step = attack.eps if fgsm else attack.alpha

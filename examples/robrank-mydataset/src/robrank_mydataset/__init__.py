@@ -14,22 +14,33 @@ data").
 """
 from __future__ import annotations
 
-import robrank
-from robrank.records import SIZE_28, SIZE_224, DatasetRecord
+import importlib
+from typing import Any
+
+from robrank.plugin_api import SIZE_224, SIZE_28, DatasetRecord, hookimpl
 
 from .folders import FolderTree, scan
-from .source import ImageFolder28Source, ImageFolderSource
 
 __version__ = "0.1.0"
 __all__ = ["FolderTree", "ImageFolderSource", "ImageFolder28Source", "scan", "register_datasets"]
 
+#: the sources import torch: robrank builds them by these lazy references, so registering
+#: the datasets (``robrank --help``, ``robrank list``) imports none of it
+_SOURCE = f"{__name__}.source"
 
-@robrank.hookimpl
+
+def __getattr__(name: str) -> Any:
+    if name in ("ImageFolderSource", "ImageFolder28Source"):  # the package's classes, loaded on first access
+        return getattr(importlib.import_module(_SOURCE), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@hookimpl
 def register_datasets(register):
     register(
         DatasetRecord(
-            name=ImageFolderSource.name,
-            factory=ImageFolderSource,
+            name="imagefolder",
+            factory=f"{_SOURCE}:ImageFolderSource",
             summary="your image folders (--data-root DIR: DIR/<class>/ or DIR/train|test/<class>/), 224x224 RGB",
             image_size=SIZE_224,
             channels=3,
@@ -39,8 +50,8 @@ def register_datasets(register):
     )
     register(
         DatasetRecord(
-            name=ImageFolder28Source.name,
-            factory=ImageFolder28Source,
+            name="imagefolder28",
+            factory=f"{_SOURCE}:ImageFolder28Source",
             summary="your image folders (--data-root DIR), resized to 28x28 greyscale, in memory",
             image_size=SIZE_28,
             channels=1,

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import torch
 
-from robrank.data import DatasetSource, FileImageDataset, ImageDataset, TensorImageDataset
-from robrank.errors import ConfigError, DataError
+from robrank.plugin_api import ConfigError, DataError, DatasetSource, FileImageDataset, ImageDataset, TensorImageDataset
 
 from .folders import SPLITS, FolderTree, layout_of, scan
 
@@ -81,7 +80,7 @@ class ImageFolderSource(DatasetSource):
         return self.tree().test.num_classes
 
     def load_split(self, split: str, augment: bool = False) -> ImageDataset:
-        from robrank.data.transforms import reference_transform
+        from robrank.plugin_api import reference_transform  # loads torchvision: only when a split is read
 
         if split not in SPLITS:
             raise ConfigError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
