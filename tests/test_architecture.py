@@ -25,7 +25,7 @@ ENTRY_POINTS: dict[str, set[str] | None] = {
     "robrank/cli/": None,  # every click command
     # a new interpreter (spawned --devices process, a sweep job on a cluster node) loads the
     # installed plugins itself: the parent's registry holds plugin code that need not pickle
-    "robrank/training/engine.py": {"_spawned_worker"},
+    "robrank/training/engine.py": {"_spawned_worker", "_needed"},  # _needed: train(TrainConfig) from Python
     "robrank/swipe/distributed.py": {"_worker"},
     "robrank/sweep/cell.py": {"__call__"},
 }

@@ -147,7 +147,6 @@ def test_nes_spec_field():
         with pytest.raises(SpecError, match="takes no opt=apgd/worst and no restarts"):
             parse_spec(f"ES:nes=1:{search}", registry=get_registry())
     from robrank.params import ParamError
-    from robrank.plugins import get_registry
 
     with pytest.raises(ParamError, match="no restarts"):  # the Python constructor checks the same
         get_registry().get("attacks", "ES").factory(nes=True, opt="apgd")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -197,3 +198,28 @@ def test_a_grid_file_and_sweep_take_a_zoo_entry(zoo_env, tmp_path):
     grid_file.write_text('profiles = ["zoo-one"]\n\n[[models]]\nmodel = "zoo:TinyNet"\nmetric = "C"\n')
     with pytest.raises(ConfigError, match="metric"):
         load_grid(grid_file, registry=get_registry())
+
+
+def test_a_carded_zoo_model_links_to_its_zoo_name_on_the_leaderboard():
+    """The card's model block names the zoo entry, and the index shows it beside the entry (escaped)."""
+    import json
+
+    from robrank.cards.identity import model_block
+    from robrank.cards.site import entry, index_html
+
+    class Loaded:  # what model_block reads of a loaded model from elsewhere
+        metric = "N"
+        model = torch.nn.Linear(2, 2)
+
+    swiped = {"kind": "external", "spec": "zoo:my<net>", "weights": [], "normalize": None}
+    block = model_block(Loaded(), swiped)
+    assert block["zoo"] == "my<net>"
+    stored = sorted((Path(__file__).resolve().parents[1] / "docs" / "leaderboard" / "entries").glob("*.json"))[0]
+    card = json.loads(stored.read_text())
+    card["model"] = {**card["model"], "zoo": block["zoo"]}
+    row = entry(card, "x")
+    assert row["zoo"] == "my<net>"
+    html = index_html([row])
+    assert "zoo:my&lt;net&gt;" in html and "zoo:my<net>" not in html
+    plain = index_html([entry(json.loads(stored.read_text()), "x")])
+    assert 'class="zoo"' not in plain

@@ -33,19 +33,21 @@ def parameter_count(loaded: Any) -> int:
 
 def model_block(loaded: Any, swiped: dict[str, Any]) -> dict[str, Any]:
     """The card's ``model``: identity, digests, size, metric, normalisation, training settings."""
+    from ..models.zoo import zoo_name  # imports torch, as the model being carded already has
+
     common = {"sha256_tensors": tensors_digest(loaded), "parameters": parameter_count(loaded), "metric": str(loaded.metric)}
     if swiped.get("kind") == "external":
         weights = [{k: w.get(k) for k in ("file", "sha256", "target", "key", "strip_prefix")} for w in swiped.get("weights", [])]
         return {"kind": "external", "name": str(swiped["spec"]), "spec": str(swiped["spec"]), "weights": weights,
                 **common, "normalize": swiped.get("normalize"), "gray_to_rgb": bool(swiped.get("gray_to_rgb")),
                 "embedding_dim": swiped.get("embedding_dim"), "training": None,
-                "defense": None, "backbone": None}
+                "defense": None, "backbone": None, "zoo": zoo_name(swiped)}
     config = dict(swiped["config"])
     run = Path(swiped["run_dir"]).name if swiped.get("run_dir") else None
     return {"kind": "run", "name": run or Path(swiped["checkpoint"]).name, "run": run, "checkpoint": str(swiped["checkpoint"]),
             "sha256_file": str(swiped["sha256"]), **common, "normalize": {"name": "inside the backbone"},
             "training": {**{k: config[k] for k in TRAINING_KEYS if k in config}, "epoch": swiped.get("epoch"), "step": swiped.get("step")},
-            "defense": config.get("defense"), "backbone": config.get("backbone")}
+            "defense": config.get("defense"), "backbone": config.get("backbone"), "zoo": None}
 
 
 def split_digest(dataset: Any, chunk: int = 512) -> str:

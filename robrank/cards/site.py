@@ -112,13 +112,20 @@ def _index_table(rows: list[dict[str, Any]]) -> str:
     body = []
     for i, r in enumerate(ranked(rows), 1):
         worst = "not measured" if r["ers_worst_case"] is None else _number(r["ers_worst_case"])
-        cells = [f"<td>{i}</td>", f'<td class="name"><a href="{escape(r["page"])}">{escape(r["name"])}</a></td>',
+        cells = [f"<td>{i}</td>", f'<td class="name"><a href="{escape(r["page"])}">{escape(r["name"])}</a>{_zoo(r)}</td>',
                  f'<td data-value="{r["clean_r1"] if r["clean_r1"] is not None else ""}">{_number(r["clean_r1"])}</td>',
                  f"<td>{_number(r['ers_reference'])}</td>", f'<td data-value="{r["ers_worst_case"] if r["ers_worst_case"] is not None else -1}">{worst}</td>',
                  f"<td>{_number(r['gap'])}</td>", f'<td class="text">{escape(str(r["defense"] or "-"))}</td>',
                  f'<td class="text">{escape(str(r["backbone"] or "-"))}</td>', f'<td class="text">{_badge(r["status"])}</td>']
         body.append(f'<tr class="entry">{"".join(cells)}</tr>')
     return f'<table class="board"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def _zoo(row: dict[str, Any]) -> str:
+    """The zoo name under which the model loads (``--model zoo:NAME``), when it is a zoo entry."""
+    if not row.get("zoo"):
+        return ""
+    return f' <code class="zoo" title="robrank ... --model zoo:{escape(str(row["zoo"]))}">zoo:{escape(str(row["zoo"]))}</code>'
 
 
 def _legend() -> str:

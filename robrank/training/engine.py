@@ -595,8 +595,15 @@ def fit(
 
 
 def _needed(registry: Registry | None) -> Registry:
+    """The registry a bare TrainConfig is planned against.
+
+    ``train(TrainConfig(...))`` is a Python entry point (docs/api.md), so without one given it
+    loads the installed plugins here, as the CLI and ``robrank.evaluate`` do at theirs.
+    """
     if registry is None:
-        raise ConfigError("a TrainConfig is planned against a plugin registry: pass registry= (a RunPlan carries its own)")
+        from ..plugins import get_registry  # entry point only: the layers below are handed the registry
+
+        return get_registry()
     return registry
 
 
