@@ -179,3 +179,18 @@ def test_html_report_renders_in_headless_chromium(tmp_path, partial_file, curve_
     for figure in seen["figures"]:
         assert figure["complete"] and figure["width"] > 300 and figure["height"] > 100, figure
     assert seen["rows"]["ers-raw"] == seen["rows"]["ers-rescaled"] == len(STORED) + 1
+
+
+def test_html_states_each_attacks_budget_direction_and_clean_vs_adversarial():
+    """A scored file's page lists every attack with its norm, eps, steps and step size as its spec states them."""
+    stored = sorted((Path(__file__).resolve().parents[1] / "docs" / "results" / "mnist-none").glob("swipe-*.json"))[0]
+    payload = json.loads(stored.read_text())
+    page = report([str(stored)], "html", registry=get_registry())
+    section = page[page.index("Per attack, clean vs adversarial"):]
+    table = section[:section.index("</table>")]
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>", table)
+    assert {r[0] for r in rows} == {a["spec"] for a in payload["attacks"]}
+    ca_plus = next(r for r in rows if r[0].startswith("CA:pm=+"))
+    assert ca_plus[1] == "L∞ ε=0.30196, 32 steps of α=0.011764" and ca_plus[2] == "PCTL ↑"
+    assert float(ca_plus[3]) == pytest.approx(100 * payload["attacks"][0]["orig"]["prank"], abs=0.05)
+    assert "L∞, ε = 77/255" in section.split("</h2>")[0]

@@ -19,6 +19,8 @@ from ..errors import RobrankError
 from ..plot.curve import curve_figure, curve_panels
 from ..plot.ers import ers_figure
 from ..plot.figure import render
+from ..scoring import spec_fields
+from ..threat import NORM_NAMES, threat_model
 from .tables import attack_table, notes, score_groups, score_tables
 
 if TYPE_CHECKING:
@@ -50,6 +52,32 @@ def _figures(summaries: Sequence[FileSummary]) -> list[tuple[str, str, str]]:
         svg = render(curve_figure(summaries), "svg")
         figures.append(("fig-curve", "Robustness curves: each attack's metric over its budget; dotted: clean value.", _data_uri(svg)))
     return figures
+
+
+def budget(spec: str) -> str:
+    """An attack's threat model and budget as its spec states them: ``"L∞ ε=0.30196, 32 steps of α=0.011764"``.
+
+    A field the spec leaves out is the attack class's default, which a results file does not
+    record, so the page says "default" rather than guess it.
+    """
+    fields = spec_fields(spec)
+    norm = NORM_NAMES.get(fields.get("norm", "inf"), f"L{fields.get('norm')}")
+    steps = fields.get("pgditer", "default")
+    return f"{norm} ε={fields.get('eps', 'default')}, {steps} steps of α={fields.get('alpha', 'default')}"
+
+
+def _attack_sections(summaries: Sequence[FileSummary], slug: str) -> list[str]:
+    """Each scored file's attacks one per row: budget, measure with its direction, clean and adversarial value."""
+    esc = html.escape
+    out: list[str] = []
+    for k, s in enumerate(summaries):
+        section, head, rows = attack_table(s, marks=False)
+        budgets = [budget(str(row[0])) for row in rows]
+        head = [head[0], "threat model and budget", *head[1:]]
+        rows = [[row[0], b, *row[1:]] for row, b in zip(rows, budgets)]
+        out.append(f"<h2>Per attack, clean vs adversarial: {esc(s.label)} ({esc(threat_model(s.payload))})</h2>")
+        out += _table(f"{slug}-attacks-{k}", head, rows, {}, run_rows=False)
+    return out
 
 
 def _slug(text: str) -> str:
@@ -98,6 +126,7 @@ def format_html(
         for n, (section, head, rows) in enumerate(score_tables(group, marks=False)):
             body.append(f"<h2>{esc(section)}</h2>")
             body += _table(f"{slug}-{('raw', 'rescaled')[n]}", head, rows, partial, run_rows=True)
+        body += _attack_sections(group, slug)
     for k, s in enumerate(x for x in summaries if x.score is None):
         section, head, rows = attack_table(s, marks=False)
         body.append(f"<h2>{esc(section)}" + (f' <span class="badge">partial: {esc(s.partial)}</span>' if s.partial else "") + "</h2>")
