@@ -33,10 +33,10 @@ _API = ("evaluate", "bench", "attack", "gallery", "load_run", "load_results", "w
 def __getattr__(name: str):
     if name in _API:
         if name == "wrap_model":
-            from .models.external import wrap_model
+            from .models.external import wrap_model  # lazy: keeps robrank --help torch-free
 
             return wrap_model
-        from . import api
+        from . import api  # lazy: keeps robrank --help fast
 
         return getattr(api, name)
     raise AttributeError(f"module 'robrank' has no attribute {name!r}")

@@ -26,6 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .plugins import Registry, get_registry
+from .attacks.spec import parse_spec
+from .cards.bench import bench as _bench
+from .io import write_json
+from .runtime import resolve_device
+from .swipe.report import format_report, summarise
+from .swipe.schema import load_results as _load
+from .swipe.schema import partial_note
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -45,7 +52,7 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
     ``.model`` is the embedding model, ``.dataset`` and ``.metric`` what it was trained on
     and for: ``robrank.evaluate(run.model, dataset=run.dataset)`` swipes it.
     """
-    from .models.checkpoint import load_run as _load_run
+    from .models.checkpoint import load_run as _load_run  # lazy: keeps this module torch-free
 
     return _load_run(path, device=device, registry=get_registry())
 
@@ -57,7 +64,7 @@ def _is_run(target: Any) -> bool:
     if path.is_dir():
         return True
     if path.is_file() and path.suffix in (".pt", ".pth"):
-        from .models.external import _model_file_kind
+        from .models.external import _model_file_kind  # lazy: keeps this module torch-free
 
         return _model_file_kind(path) == "state_dict"  # a robrank checkpoint is a plain torch.save file
     return False
@@ -68,14 +75,14 @@ def _load_target(
     weights: Any = (), weights_key: str | None = None, strip_prefix: str | None = None, embedding_dim: int | None = None,
 ) -> Any:
     """A LoadedRun (a robrank run path) or a LoadedModel (anything else), checked against ``dataset``."""
-    from .models import external, zoo
+    from .models import external, zoo  # lazy: keeps this module torch-free
 
     model_options = {"weights": weights, "weights_key": weights_key, "strip_prefix": strip_prefix, "embedding_dim": embedding_dim}
     if _is_run(model):
         given = [k for k, v in {**model_options, "normalize": normalize, "gray_to_rgb": gray_to_rgb}.items() if v]
         if given:
             raise ConfigError(f"{given[0]}= applies to models from outside robrank; the run {model} carries its own")
-        from .models.checkpoint import load_run as _load_run
+        from .models.checkpoint import load_run as _load_run  # lazy: keeps this module torch-free
 
         run = _load_run(model, device=device, registry=registry)
         if dataset is not None and dataset != run.dataset:
@@ -151,7 +158,6 @@ class Results:
     def partial(self) -> str | None:
         """Why the numbers are not a full, comparable result (too few queries or attacks, a ``--force``d
         profile), or None: :func:`robrank.swipe.schema.partial_note`, as every report marks it."""
-        from .swipe.schema import partial_note
 
         return partial_note(self.payload)
 
@@ -172,7 +178,6 @@ class Results:
 
     def __getitem__(self, spec: str) -> AttackSummary:
         """The summary of one attack, by its spec or type (``results["CA:pm=+:W=1"]``, ``results["ES"]``)."""
-        from .attacks.spec import parse_spec
 
         for summary in self.attacks:
             if spec in (summary.spec, summary.type):
@@ -185,7 +190,6 @@ class Results:
 
     def save(self, path: str | Path) -> Path:
         """Write the results as a ``robrank swipe`` JSON file (atomically); ``robrank report`` reads it."""
-        from .io import write_json
 
         path = Path(path)
         write_json(path, self.payload)
@@ -193,7 +197,6 @@ class Results:
 
     def report(self, fmt: str = "table") -> str:
         """The table ``robrank report`` prints for these results."""
-        from .swipe.report import format_report, summarise
 
         return format_report([summarise(self.payload, self.path or "(in memory)", self.registry or get_registry())], fmt)
 
@@ -236,8 +239,8 @@ def evaluate(
     ``options`` are :func:`robrank.swipe.swipe`'s: ``batch_size``, ``max_batches``, ``max_queries``,
     ``seed``, ``semantics``, ``amp``, ...
     """
-    from .data.loading import dataset_record
-    from .swipe.runner import profile_for_dataset, resolve_profile, swipe
+    from .data.loading import dataset_record  # lazy: keeps this module torch-free
+    from .swipe.runner import profile_for_dataset, resolve_profile, swipe  # lazy: keeps this module torch-free
     from .swipe.schema import load_results
 
     device = _device(device)
@@ -292,7 +295,6 @@ def bench(
     ``options``: ``batch_size``, ``max_batches``, ``max_queries`` (either limit makes the
     card a draft), ``seed``, ``restart``. The card's path is ``card["_path"]``.
     """
-    from .cards.bench import bench as _bench
 
     unknown = sorted(set(options) - set(_BENCH_OPTIONS))
     if unknown:
@@ -312,7 +314,6 @@ _BENCH_OPTIONS: tuple[str, ...] = ("batch_size", "max_batches", "max_queries", "
 
 def load_results(path: str | Path) -> Results:
     """A results file written by ``robrank swipe`` or :meth:`Results.save`, validated."""
-    from .swipe.schema import load_results as _load
 
     registry = get_registry()
     return Results(_load(path, registry), Path(path), registry=registry)
@@ -323,7 +324,7 @@ def load_results(path: str | Path) -> Results:
 
 def _pixels(images: Any, what: str) -> torch.Tensor:
     """Float images in [0, 1] (uint8 is divided by 255); anything else is a one-line error."""
-    import torch
+    import torch  # lazy: keeps this module torch-free
 
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
@@ -343,7 +344,7 @@ def _pixels(images: Any, what: str) -> torch.Tensor:
 
 
 def _labels(labels: Any, n: int, what: str) -> torch.Tensor:
-    import torch
+    import torch  # lazy: keeps this module torch-free
 
     labels = torch.as_tensor(labels).view(-1).to(torch.int64)
     if labels.numel() != n:
@@ -352,10 +353,10 @@ def _labels(labels: Any, n: int, what: str) -> torch.Tensor:
 
 
 def _embed_tensors(model: Any, images: torch.Tensor, labels: torch.Tensor, batch_size: int, device: Any) -> Gallery:
-    import torch
+    import torch  # lazy: keeps this module torch-free
 
-    from .attacks.base import attack_mode
-    from .attacks.gallery import Gallery, embed
+    from .attacks.base import attack_mode  # lazy: keeps this module torch-free
+    from .attacks.gallery import Gallery, embed  # lazy: keeps this module torch-free
 
     chunks = []
     with attack_mode(model), torch.no_grad():
@@ -371,12 +372,12 @@ def _embed_tensors(model: Any, images: torch.Tensor, labels: torch.Tensor, batch
 def _gallery_for(model: Any, data: Any, *, batch_size: int | None, device: Any, data_root: Any,
                  registry: Registry) -> tuple[Gallery, str | None]:
     """The gallery of ``data`` (a dataset name, an ImageDataset or ``(images, labels)``) and the dataset name."""
-    from .attacks.gallery import Gallery
+    from .attacks.gallery import Gallery  # lazy: keeps this module torch-free
 
     if isinstance(data, Gallery):
         return data.to(device), None
     if isinstance(data, str):
-        from .data.loading import load_split
+        from .data.loading import load_split  # lazy: keeps this module torch-free
 
         split = load_split(data, "test", data_root, registry=registry)
         return Gallery.compute(model, split, batch_size=batch_size, device=device), getattr(split, "name", None) or data
@@ -407,13 +408,13 @@ def gallery(
     Pass the same ``metric``/``normalize`` to :func:`attack` (or hand it the model this
     function wrapped: ``robrank.attack(..., gallery=g)`` checks the metric).
     """
-    from .models.external import check_input, wrap_model
+    from .models.external import check_input, wrap_model  # lazy: keeps this module torch-free
 
     device = _device(device)
     registry = get_registry()
     wrapped = wrap_model(model, metric, normalize=normalize, gray_to_rgb=gray_to_rgb).to(device)
     if isinstance(data, str):
-        from .data.loading import dataset_record
+        from .data.loading import dataset_record  # lazy: keeps this module torch-free
 
         record = dataset_record(data, registry=registry)
         check_input(wrapped, record.channels, record.image_size, record.name, type(model).__name__, gray_to_rgb)
@@ -476,7 +477,7 @@ class RankingAttack:
                 f"budget {budget}{source})")
 
     def __call__(self, images: Any, labels: Any, index: Any = None) -> AttackOutput:
-        import torch
+        import torch  # lazy: keeps this module torch-free
 
         device = self.gallery.device
         images = _pixels(images, "images").to(device)
@@ -540,10 +541,9 @@ def attack(
     without a dataset (a tensor gallery and no ``dataset=``) do the attack's own defaults
     apply. ``repr(atk)`` says which budget it is and where it came from.
     """
-    from .attacks.reach import warn_short_steps
-    from .attacks.runner import AttackOptions, build_attack
-    from .attacks.spec import parse_spec
-    from .models.external import check_input, wrap_model
+    from .attacks.reach import warn_short_steps  # lazy: keeps this module torch-free
+    from .attacks.runner import AttackOptions, build_attack  # lazy: keeps this module torch-free
+    from .models.external import check_input, wrap_model  # lazy: keeps this module torch-free
 
     device = _device(device)
     registry = get_registry()
@@ -553,7 +553,7 @@ def attack(
     wrapped = wrap_model(model, metric, normalize=normalize, gray_to_rgb=gray_to_rgb).to(device)
     image_shape = None
     if isinstance(gallery, str):
-        from .data.loading import dataset_record
+        from .data.loading import dataset_record  # lazy: keeps this module torch-free
 
         record = dataset_record(gallery, registry=registry)
         check_input(wrapped, record.channels, record.image_size, record.name, type(model).__name__, gray_to_rgb)
@@ -581,14 +581,12 @@ BUDGET: tuple[str, ...] = ("eps", "alpha", "pgditer")
 
 def _device(device: Any) -> str:
     """``device`` checked as the CLI checks ``--device`` (``cuda`` without a GPU is a one-line error)."""
-    from .runtime import resolve_device
 
     return str(resolve_device(None if device is None else str(device)))
 
 
 def _dataset_budget(spec: str, fields: Mapping[str, Any], dataset: str | None, registry: Registry) -> tuple[dict[str, Any], str]:
     """The budget fields the caller left out, from the dataset's swipe profile, and a line saying where it came from."""
-    from .attacks.spec import parse_spec
 
     given = {item.partition("=")[0].strip() for item in spec.split(":")[1:] if "=" in item}
     given |= {k for k, v in fields.items() if v is not None}
@@ -601,8 +599,8 @@ def _dataset_budget(spec: str, fields: Mapping[str, Any], dataset: str | None, r
     where = "the attack's own defaults, no dataset named (pass dataset= or eps=, alpha=, pgditer=)"
     if not dataset:
         return {}, where
-    from .data.loading import dataset_record
-    from .swipe.runner import profile_for_dataset
+    from .data.loading import dataset_record  # lazy: keeps this module torch-free
+    from .swipe.runner import profile_for_dataset  # lazy: keeps this module torch-free
 
     if ("datasets", dataset) not in registry:
         return {}, f"the attack's own defaults: {dataset!r} is no registered dataset"

@@ -25,7 +25,7 @@ def cpu_model() -> str:
 
 def describe(device: str | None) -> str:
     """The card (with its host CPU) when ``device`` is a CUDA device that is present, else the CPU."""
-    import torch
+    import torch  # lazy: keeps this module torch-free
 
     wanted = device or "auto"
     wants_cuda = wanted.startswith("cuda") or (wanted == "auto" and torch.cuda.is_available())

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+import pickle
+import shutil
 
 from .errors import CheckpointError, PickledCodeError, StorageError, one_line
 
@@ -86,7 +88,6 @@ def _storage_error(path: Path, exc: OSError) -> StorageError:
 
 def check_free_space(folder: str | os.PathLike[str], needed: int, what: str) -> None:
     """Refuse to start work whose output will not fit: ``needed`` bytes in ``folder``."""
-    import shutil
 
     folder = Path(folder)
     probe = folder
@@ -142,7 +143,7 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> No
     Only tensors, numbers, strings, lists and dicts may appear in ``payload``: that is what
     lets :func:`load_checkpoint` refuse to execute code from an untrusted file.
     """
-    import torch
+    import torch  # lazy: keeps this module torch-free
 
     with deferred_interrupt(), atomic_open(path, "wb") as handle:
         torch.save(payload, handle)
@@ -150,9 +151,8 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> No
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
     """Load a checkpoint without unpickling arbitrary objects."""
-    import pickle
 
-    import torch
+    import torch  # lazy: keeps this module torch-free
 
     path = Path(path)
     if not path.is_file():

@@ -273,7 +273,7 @@ def normalized_mutual_information(embeddings: torch.Tensor, labels: torch.Tensor
     As the reference: faiss k-means (GPU when faiss has GPUs) with seed 123; without faiss,
     scikit-learn's KMeans(random_state=0) with a warning (slower, different clusters).
     """
-    from sklearn.metrics import normalized_mutual_info_score
+    from sklearn.metrics import normalized_mutual_info_score  # optional: scikit-learn
 
     x = np.ascontiguousarray(embeddings.detach().float().cpu().numpy())
     y = labels.detach().cpu().numpy()
@@ -289,11 +289,11 @@ def normalized_mutual_information(embeddings: torch.Tensor, labels: torch.Tensor
 
 def _kmeans(x: np.ndarray, k: int) -> np.ndarray:
     try:
-        import faiss
+        import faiss  # optional: faiss
     except ImportError:
         faiss = None
     if faiss is None:
-        from sklearn.cluster import KMeans
+        from sklearn.cluster import KMeans  # optional: scikit-learn
 
         warnings.warn(
             "robrank: faiss is not installed, NMI uses scikit-learn KMeans (slower, clusters differ from the "

@@ -25,6 +25,13 @@ from .errors import CheckpointError, ConfigError
 from .plugins import Registry
 from .semantics import REFERENCE
 from .training.config import RESUMABLE_KNOBS, TrainConfig, resolve_config
+from .data.loading import locate
+from .losses import resolve_loss
+from .runtime import device_name
+from .swipe.runner import profile_for_dataset
+from .training import rundir
+from .training.config import plain_defense
+from .training.rundir import CHECKPOINT_DIR, LAST
 
 #: training settings a resume may change: where and how fast it runs, and how far it goes
 TRAIN_RUNTIME_KNOBS: frozenset[str] = RESUMABLE_KNOBS
@@ -55,7 +62,6 @@ class SwipePlan:
 
     def runner_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`robrank.swipe.swipe` this plan fixes (device resolved now)."""
-        from .runtime import device_name
 
         return {
             "device": device_name(self.device),
@@ -131,7 +137,6 @@ def build_plan(
     it need not be installed to measure it. ``resolved=True`` says ``config`` comes from
     :func:`resolve_config` already (the planners resolve once and place the run first).
     """
-    from .losses import resolve_loss
 
     if not resolved:
         config = resolve_config(config, registry)
@@ -174,7 +179,6 @@ def plan_training(
     ``given`` are the settings the user passed (default: the fields of ``config`` that are
     not at their default); on ``resume`` everything else comes from the saved run.
     """
-    from .training import rundir
 
     given = dict(given_settings(config) if given is None else given)
     if not resume:
@@ -192,8 +196,6 @@ def plan_training(
 
 
 def _resume_dir(config: TrainConfig, registry: Registry) -> Path:
-    from .training import rundir
-
     if config.run_dir:
         run_dir = Path(config.run_dir)
         if not run_dir.is_dir():
@@ -207,8 +209,6 @@ def _resume_dir(config: TrainConfig, registry: Registry) -> Path:
 
 
 def _no_run(run_dir: Path, why: str) -> str:
-    from .training.rundir import CHECKPOINT_DIR, LAST
-
     return f"cannot resume {run_dir}: it has no {CHECKPOINT_DIR}/{LAST} ({why}); check the path or start a new run without --resume"
 
 
@@ -267,8 +267,6 @@ def plan_run(
     Checks, before any work: names resolve, the dataset is a retrieval dataset whose files
     are present, the defense composes with the loss, and the profile exists.
     """
-    from .data.loading import locate
-    from .training import rundir
 
     given = {k: v for k, v in given.items() if v is not None}
     swipe = {k: v for k, v in swipe.items() if v is not None}
@@ -329,14 +327,12 @@ def plan_run(
 
 def _dataset_profile(dataset: Any, registry: Registry) -> str:
     """The dataset's swipe profile: the one it names, else the one scored profile its image size fits."""
-    from .swipe.runner import profile_for_dataset
 
     return profile_for_dataset(dataset, registry).name
 
 
 def _run_defaults(given: dict[str, Any], registry: Registry) -> tuple[TrainConfig, dict[str, Any]]:
     """A TrainConfig of ``robrank run``'s settings, with the dataset's defaults where none was given."""
-    from .training.config import plain_defense
 
     values = dict(given)
     chosen: dict[str, Any] = {}

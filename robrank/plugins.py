@@ -23,6 +23,8 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+import importlib
+import warnings
 
 import importlib_metadata
 import pluggy
@@ -257,7 +259,6 @@ def _expected_type(kind: str) -> type | None:
     where = FACTORY_RETURNS.get(kind)
     if where is None:
         return None
-    import importlib
 
     return getattr(importlib.import_module(where[0]), where[1])
 
@@ -300,7 +301,6 @@ class PluginHost:
                 f"plugin {provider.plugin!r} ({provider.label}) failed at {stage}: {message} "
                 f"(strict mode: unset {ENV_STRICT} to skip failing plugins)"
             )
-        import warnings
 
         warnings.warn(f"robrank: skipping plugin {provider.plugin!r} ({provider.label}): {message}", stacklevel=2)
         self.failures.append(failure)

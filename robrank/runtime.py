@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from typing import Any
+from .errors import ConfigError
 
 #: the value of ``--device`` that means "CUDA when torch sees a GPU, else the CPU"
 AUTO = "auto"
@@ -49,7 +50,7 @@ class RuntimeOptions:
 
 def default_device() -> str:
     """``cuda`` when torch sees a GPU, else ``cpu``."""
-    import torch
+    import torch  # lazy: keeps robrank --help torch-free
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -66,9 +67,8 @@ def resolve_device(name: str | None, info: Any = None) -> Any:
     each rank takes the GPU of its local rank. Unknown names and a CUDA request without a
     GPU are one-line ConfigErrors.
     """
-    import torch
+    import torch  # lazy: keeps robrank --help torch-free
 
-    from .errors import ConfigError
 
     name = device_name(name)
     try:

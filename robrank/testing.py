@@ -21,10 +21,14 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+import traceback
 
 import pytest
+from click.testing import CliRunner
 
 from .plugins import PluginHost, Provider, Registry, get_registry, load_plugins, use_host
+from .cli import cli
+from .io import save_checkpoint
 
 
 @contextlib.contextmanager
@@ -51,8 +55,6 @@ class CliResult:
     """
 
     def __init__(self, result: Any) -> None:
-        import traceback
-
         self._result = result
         self.exit_code: int = result.exit_code
         self.output: str = result.output
@@ -71,9 +73,7 @@ class CliResult:
 @pytest.fixture
 def robrank_cli() -> Callable[..., CliResult]:
     """``robrank_cli("list", "--json")`` runs the CLI in-process against the current host."""
-    from click.testing import CliRunner
 
-    from .cli import cli
 
     def run(*args: str | Sequence[str], input: str | None = None, env: dict[str, str] | None = None) -> CliResult:
         flat: list[str] = []
@@ -128,7 +128,7 @@ def train_tiny_run(run_dir: str | Path, **options: Any) -> Path:
     field. It runs on the CPU for one epoch of at most ``steps`` steps, under the plugin host
     that is current when it is called.
     """
-    from .training import TrainConfig, train
+    from .training import TrainConfig, train  # lazy: keeps this module torch-free
 
     settings = {**tiny_run_settings(), **options}
     steps = int(settings.pop("steps"))
@@ -172,12 +172,11 @@ def write_untrained_run(run_dir: str | Path, *, seed: int = 0, **config: Any) ->
     defaults to the quickstart dataset's default backbone and loss (:func:`quickstart_components`),
     untrained, with 16-d embeddings and metric N.
     """
-    import torch
+    import torch  # lazy: keeps this module torch-free
 
-    from .io import save_checkpoint
-    from .models import checkpoint
-    from .training.config import TrainConfig
-    from .training.rundir import write_config
+    from .models import checkpoint  # lazy: keeps this module torch-free
+    from .training.config import TrainConfig  # lazy: keeps this module torch-free
+    from .training.rundir import write_config  # lazy: keeps this module torch-free
 
     run = Path(run_dir)
     config = {**quickstart_components(), "metric": "N", "embedding_dim": 16, **config}

@@ -25,6 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from ..errors import CheckpointError
+from ..errors import ConfigError, StorageError, os_error_message
+from ..io import atomic_open, save_checkpoint
+from ..io import load_checkpoint
+from torchvision.utils import save_image
 
 #: how many examples get PNGs
 PNG_EXAMPLES = 8
@@ -47,7 +52,6 @@ def prepare_folder(folder: str | Path, *, keep: bool = True) -> Path:
     cannot be created fails before any work; that probe removes the folders it created, so
     a command refused later leaves nothing behind.
     """
-    from ..errors import ConfigError, StorageError, os_error_message
 
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
@@ -83,9 +87,7 @@ class AdversarialCollector:
 
     def save(self, folder: str | Path, dataset: Any, *, spec: str, dataset_name: str, model: str) -> Path:
         """Write the tensor file and the PNGs into ``folder`` (created); returns the tensor file."""
-        from torchvision.utils import save_image
 
-        from ..io import atomic_open, save_checkpoint
 
         folder = prepare_folder(folder)  # again: another process may have written there meanwhile
         indices = torch.cat(self.indices) if self.indices else torch.empty(0, dtype=torch.int64)
@@ -111,8 +113,6 @@ class AdversarialCollector:
 
 def load_adversarial(path: str | Path) -> dict[str, Any]:
     """Read an ``adversarial.pt`` (tensors and plain data only)."""
-    from ..errors import CheckpointError
-    from ..io import load_checkpoint
 
     payload = load_checkpoint(Path(path) / "adversarial.pt" if Path(path).is_dir() else path)
     if payload.get("format") != FORMAT:

@@ -10,11 +10,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
+import copy
 
 import torch
 from torch import nn
 
 from ..models.modes import attack_mode, embed
+from ..data.base import ImageDataset
+from ..data.base import TensorImageDataset
+from ..metrics import require_finite_embeddings
+from ..metrics import top_tie_share
+from ..runtime import default_num_workers
 
 #: in-memory splits up to this size are copied to an accelerator once per swipe/attack
 DEVICE_DATASET_BYTES = 4 << 30
@@ -28,9 +34,7 @@ def device_dataset(dataset: Any, device: str | torch.device, max_bytes: int = DE
     also synchronises the host with the GPU once per batch). Other datasets are returned as
     they are. The copy shares everything but ``data`` with the original (name, labels, ...).
     """
-    import copy
 
-    from ..data.base import TensorImageDataset
 
     device = torch.device(device)
     if device.type == "cpu" or not isinstance(dataset, TensorImageDataset):
@@ -45,15 +49,12 @@ def device_dataset(dataset: Any, device: str | torch.device, max_bytes: int = DE
 
 def vectorised(dataset: Any) -> bool:
     """Whether ``dataset.images(index)`` gathers a batch in one op (in-memory or synthetic splits)."""
-    from ..data.base import ImageDataset
 
     images = getattr(type(dataset), "images", None)
     return images is not None and images is not ImageDataset.images
 
 
 def default_workers() -> int:
-    from ..runtime import default_num_workers
-
     return default_num_workers()
 
 
@@ -104,7 +105,6 @@ class Gallery:
     @cached_property
     def top_ties(self) -> float:
         """Share of items whose two nearest other items are at one distance (computed once per gallery)."""
-        from ..metrics import top_tie_share
 
         return top_tie_share(self.embeddings, self.metric)
 
@@ -136,7 +136,6 @@ class Gallery:
             for images in iter_images(dataset, batches, device):
                 chunks.append(embed(model, images).detach())
         embeddings = torch.cat(chunks) if chunks else torch.empty(0, 0, device=device)
-        from ..metrics import require_finite_embeddings
 
         require_finite_embeddings(embeddings)  # attacking a broken model would print numbers that mean nothing
         return cls(embeddings, dataset.labels.to(device), model.metric)

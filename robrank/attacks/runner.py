@@ -27,6 +27,8 @@ from ..semantics import REFERENCE, check_semantics
 from .base import Attack, Surrogate
 from .gallery import Gallery, device_dataset, iter_images
 from .spec import AttackSpec, parse_spec
+from ..distances import embed_for_metric
+from ..records import TASK_CLASSIFICATION
 
 #: CPU batch sizes when none is given (28x28-ish inputs vs 224x224)
 CPU_BATCH_SMALL = 256
@@ -75,13 +77,10 @@ class FastEmbedding(nn.Module):
         return self._run(images, self._forward)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        from ..distances import embed_for_metric
-
         return embed_for_metric(self.forward(images), self.metric)
 
     def eager_embed(self, images: torch.Tensor) -> torch.Tensor:
         """``embed`` without the compiled forward (memory probes must not trigger a compilation)."""
-        from ..distances import embed_for_metric
 
         return embed_for_metric(self._run(images, self._eager), self.metric)
 
@@ -283,7 +282,6 @@ def build_attack(spec: AttackSpec | str, options: AttackOptions | None = None, *
 
 def check_task(spec: str | AttackSpec, task: str, *, registry: Registry) -> None:
     """One-line error when an attack is meant for another kind of model (ranking vs classifier)."""
-    from ..records import TASK_CLASSIFICATION
 
     spec = parse_spec(spec, registry)
     wanted = registry.get("attacks", spec.type).task

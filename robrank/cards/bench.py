@@ -13,12 +13,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from datetime import datetime, timezone
 
 from ..errors import ConfigError, RobrankError
 from ..io import write_json
 from ..plugins import Registry
 from .identity import data_block, model_block, software_block, threat_block
 from .schema import ROLES, SCHEMA, SCHEMA_VERSION, validate
+from ..hardware import describe
+from ..runtime import resolve_device
+from ..swipe.schema import forced_note
+from ..swipe.schema import load_results
+from ..swipe.schema import partial_note
 
 CARD_FILE = "card.json"
 
@@ -40,8 +46,8 @@ class BenchProfiles:
 
 def bench_profiles(dataset: str, registry: Registry) -> BenchProfiles:
     """The dataset's reference profile and the one registered variant of it marked ``worst_case``."""
-    from ..data.loading import dataset_record
-    from ..swipe.runner import profile_for_dataset
+    from ..data.loading import dataset_record  # lazy: keeps this module torch-free
+    from ..swipe.runner import profile_for_dataset  # lazy: keeps this module torch-free
 
     reference = profile_for_dataset(dataset_record(dataset, registry=registry), registry)
     variants = [c.record for c in registry.components("profiles")
@@ -59,7 +65,7 @@ def default_output(loaded: Any, draft: bool) -> Path:
     """``<run>/bench`` for a run, ``<ckpt>.bench`` for a checkpoint, beside a --model's file otherwise; drafts get ``-draft``."""
     suffix = "bench-draft" if draft else "bench"
     if hasattr(loaded, "model_block"):
-        from ..models.external import default_results_name
+        from ..models.external import default_results_name  # lazy: keeps this module torch-free
 
         return default_results_name(loaded, suffix)
     if loaded.run_dir is not None:
@@ -83,7 +89,6 @@ def queries_to_batches(max_queries: int | None, batch_size: int | None, max_batc
 
 def _forced(payload: dict[str, Any]) -> str | None:
     """The swipe's note when it ran a profile forced on other images (``--force``), else None."""
-    from ..swipe.schema import forced_note
 
     return forced_note(payload)
 
@@ -102,8 +107,6 @@ def _score_block(record: Any, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cost(payloads: dict[str, dict[str, Any]], clean_seconds: float, device: str | None) -> dict[str, Any]:
-    from ..hardware import describe
-
     gradients = forwards = 0.0
     for payload in payloads.values():
         for attack in payload["attacks"]:
@@ -122,8 +125,8 @@ def _cost(payloads: dict[str, dict[str, Any]], clean_seconds: float, device: str
 
 def _clean_metrics(target: Any, device: str | None, data_root: Any, registry: Registry) -> tuple[dict[str, float], float]:
     """The clean retrieval metrics on the whole test split, in percent."""
-    from ..metrics import REPORTED_KEYS, in_percent
-    from ..training.evaluate import evaluate_run
+    from ..metrics import REPORTED_KEYS, in_percent  # lazy: keeps this module torch-free
+    from ..training.evaluate import evaluate_run  # lazy: keeps this module torch-free
 
     started = time.perf_counter()
     metrics, _ = evaluate_run(target, device=device, data_root=data_root, registry=registry)
@@ -133,7 +136,6 @@ def _clean_metrics(target: Any, device: str | None, data_root: Any, registry: Re
 
 def _check_complete(payloads: dict[str, dict[str, Any]], draft: bool) -> str | None:
     """The partial-coverage note of a draft (None for a full bench); a full bench that is partial or forced is refused."""
-    from ..swipe.schema import partial_note
 
     notes = []
     for role, payload in payloads.items():
@@ -150,7 +152,6 @@ def _check_complete(payloads: dict[str, dict[str, Any]], draft: bool) -> str | N
 def build_card(loaded: Any, profiles: BenchProfiles, payloads: dict[str, dict[str, Any]], clean: dict[str, float],
                clean_seconds: float, *, draft: bool, out_dir: Path, device: str | None, dataset: Any, name: str | None) -> dict[str, Any]:
     """The card of a finished bench (see docs/bench.md for every field)."""
-    from datetime import datetime, timezone
 
     partial = _check_complete(payloads, draft)
     first = payloads["reference"]
@@ -210,9 +211,8 @@ def bench(
     ``output`` (a folder; default :func:`default_output`) as ``swipe-<profile>.json`` and
     resume there; ``card.json`` is written last, atomically.
     """
-    from ..models.external import load_any
-    from ..runtime import resolve_device
-    from ..training.rundir import locked
+    from ..models.external import load_any  # lazy: keeps this module torch-free
+    from ..training.rundir import locked  # lazy: keeps this module torch-free
 
     batch_size, max_batches = queries_to_batches(max_queries, batch_size, max_batches)
     draft = max_batches is not None
@@ -228,9 +228,8 @@ def bench(
 def _bench_into(out_dir: Path, loaded: Any, profiles: BenchProfiles, *, draft: bool, seed: int, batch_size: int | None,
                 max_batches: int | None, device: str, data_root: Any, restart: bool, progress: bool, name: str | None,
                 registry: Registry) -> tuple[Path, dict[str, Any]]:
-    from ..data.loading import load_split
-    from ..swipe.runner import swipe
-    from ..swipe.schema import load_results
+    from ..data.loading import load_split  # lazy: keeps this module torch-free
+    from ..swipe.runner import swipe  # lazy: keeps this module torch-free
 
     swipe_target = loaded if hasattr(loaded, "model_block") else loaded.checkpoint
     payloads: dict[str, dict[str, Any]] = {}

@@ -22,7 +22,7 @@ def tensors_digest(loaded: Any) -> str:
     """sha256 of the loaded network's tensors, the same way for a robrank run and a model from elsewhere."""
     if hasattr(loaded, "model_block"):
         return str(loaded.source["sha256"])  # the user's network inside robrank's wrapper
-    from ..models.external import state_digest
+    from ..models.external import state_digest  # lazy: keeps this module torch-free
 
     return state_digest(loaded.model)
 
@@ -52,7 +52,7 @@ def model_block(loaded: Any, swiped: dict[str, Any]) -> dict[str, Any]:
 
 def split_digest(dataset: Any, chunk: int = 512) -> str:
     """sha256 of a split's pixels (as the model sees them, float32 in [0, 1]) and labels, in order."""
-    import torch
+    import torch  # lazy: keeps this module torch-free
 
     digest = hashlib.sha256()
     labels = dataset.labels.to("cpu").to(torch.int64).contiguous()
@@ -110,7 +110,7 @@ def git_revision() -> tuple[str | None, bool | None]:
 
 
 def software_block(versions: dict[str, Any]) -> dict[str, Any]:
-    from .. import __version__
+    from .. import __version__  # lazy: keeps this module torch-free
 
     revision, dirty = git_revision()
     return {"robrank": __version__, "git_revision": revision, "git_dirty": dirty,

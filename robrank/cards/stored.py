@@ -25,7 +25,7 @@ def _clean_at(run_dir: Path, step: int | None) -> dict[str, float]:
     if not metrics.is_file():
         return {}
     rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-    from ..metrics import REPORTED_KEYS, in_percent
+    from ..metrics import REPORTED_KEYS, in_percent  # lazy: keeps this module torch-free
 
     rows = [r for r in rows if step is None or r.get("step") == step] or rows[-1:]
     return {k: float(v) for k, v in in_percent(rows[-1]).items() if k in REPORTED_KEYS}

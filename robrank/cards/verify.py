@@ -20,6 +20,13 @@ from ..io import write_json
 from ..plugins import Registry
 from .schema import ROLES, load_card
 from .tolerance import Check, column_check, score_check, z_value
+from ..runtime import resolve_device
+from ..scoring import _type_of, spec_fields
+from ..summaries import ENGINE_BOUNDS
+from ..summaries import lookup
+from ..swipe.schema import registered_bounds
+from .bench import _clean_metrics
+from .identity import split_digest, tensors_digest
 
 #: clean metrics checked (NMI is one k-means run: its initialisation, not the model, moves it)
 CLEAN_CHECKED: tuple[str, ...] = ("R@1", "R@2", "mAP", "mAP@R")
@@ -54,7 +61,7 @@ def named_target(card: dict[str, Any]) -> Any:
     model = card["model"]
     if model["kind"] == "run":
         return model["checkpoint"]
-    from ..models.external import ModelSpec
+    from ..models.external import ModelSpec  # lazy: keeps this module torch-free
 
     weights = [f"{w['target']}={w['file']}" if w.get("target") else w["file"] for w in model.get("weights", [])]
     first = (model.get("weights") or [{}])[0]
@@ -66,7 +73,7 @@ def named_target(card: dict[str, Any]) -> Any:
 
 def sample_indices(total: int, size: int, seed: int) -> Any:
     """``size`` distinct query indices of ``total``, drawn from ``seed``, sorted."""
-    import torch
+    import torch  # lazy: keeps this module torch-free
 
     generator = torch.Generator().manual_seed(int(seed))
     return torch.randperm(total, generator=generator)[: min(size, total)].sort().values
@@ -74,8 +81,6 @@ def sample_indices(total: int, size: int, seed: int) -> Any:
 
 def column_range(column: Any, registry: Registry) -> tuple[float, float]:
     """The rescaled column's range, from the range its attack declares for the metric it reads."""
-    from ..summaries import ENGINE_BOUNDS
-    from ..swipe.schema import registered_bounds
 
     low, high = registered_bounds(column.attack, registry).get(column.metric) or ENGINE_BOUNDS.get(column.metric) or (-math.inf, math.inf)
     if not (math.isfinite(low) and math.isfinite(high)):
@@ -87,8 +92,8 @@ def column_range(column: Any, registry: Registry) -> tuple[float, float]:
 def attack_sample(loaded: Any, dataset: Any, record: Any, card: dict[str, Any], indices: Any, device: str,
                   registry: Registry) -> dict[str, dict[str, list[float]]]:
     """Per spec of ``record``, per adversarial summary key: the sampled queries' values, in index order."""
-    from ..attacks import Gallery, parse_spec, run_attack
-    from ..attacks.runner import AttackOptions, dataset_attack_defaults
+    from ..attacks import Gallery, parse_spec, run_attack  # lazy: keeps this module torch-free
+    from ..attacks.runner import AttackOptions, dataset_attack_defaults  # lazy: keeps this module torch-free
 
     evaluation = card["evaluation"]
     options = AttackOptions(semantics=evaluation["semantics"], seed=int(evaluation["seed"]), device=device,
@@ -111,8 +116,6 @@ def attack_sample(loaded: Any, dataset: Any, record: Any, card: dict[str, Any], 
 def sample_checks(card: dict[str, Any], role: str, per_spec: dict[str, dict[str, list[float]]], total: int, z: float,
                   registry: Registry) -> list[Check]:
     """One row per column of the role's score, then the score's row."""
-    from ..scoring import _type_of, spec_fields
-    from ..summaries import lookup
 
     block, score = card["scores"][role], _profile(card, role, registry).score
     claimed = {c["key"]: c["rescaled"] for c in block["columns"]}
@@ -130,7 +133,6 @@ def sample_checks(card: dict[str, Any], role: str, per_spec: dict[str, dict[str,
 
 def clean_checks(card: dict[str, Any], target: Any, device: str, data_root: Any, registry: Registry) -> list[Check]:
     """The clean metrics recomputed on the whole split; one query's worth of tolerance (ties on another machine)."""
-    from .bench import _clean_metrics
 
     clean, _ = _clean_metrics(target, device, data_root, registry)
     slack = 100.0 / card["data"]["queries"] + 1e-6
@@ -141,10 +143,8 @@ def verify(card_path: str | Path, *, target: Any = None, sample: int = 64, seed:
            device: str | None = None, data_root: Any = None, record: bool = True, progress: bool = False,
            registry: Registry) -> dict[str, Any]:
     """Check ``card_path`` against its model; the outcome (``passed``, ``verdict``, ``rows``) is also recorded in the card."""
-    from ..data.loading import load_split
-    from ..models.external import load_any
-    from ..runtime import resolve_device
-    from .identity import split_digest, tensors_digest
+    from ..data.loading import load_split  # lazy: keeps this module torch-free
+    from ..models.external import load_any  # lazy: keeps this module torch-free
 
     card = load_card(card_path)
     if card["draft"]:
@@ -174,7 +174,7 @@ def verify(card_path: str | Path, *, target: Any = None, sample: int = 64, seed:
 
 
 def _outcome(card: dict[str, Any], rows: list[Check], problems: list[str], n: int, seed: int, confidence: float) -> dict[str, Any]:
-    from .. import __version__
+    from .. import __version__  # lazy: keeps this module torch-free
 
     failed = [r for r in rows if not r.passed]
     total = card["data"]["queries"]

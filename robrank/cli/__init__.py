@@ -16,6 +16,7 @@ import click
 
 from .. import __version__
 from ..errors import RobrankError, os_error_message, user_message
+from ..plugins import get_host
 
 #: command name -> "module:attribute" inside robrank.cli
 BUILTIN_COMMANDS: dict[str, str] = {
@@ -118,8 +119,6 @@ class RobrankGroup(click.Group):
 
 
 def _plugin_commands() -> dict[str, click.Command]:
-    from ..plugins import get_host
-
     try:
         return get_host().commands()
     except RobrankError as exc:  # e.g. strict mode with a broken plugin

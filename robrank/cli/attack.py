@@ -29,6 +29,9 @@ from .options import (
     max_queries_option,
     quiet_option,
 )
+from ..plugins import get_registry
+from ..runtime import device_name, resolve_device
+from ..swipe.schema import check_metric, registered_bounds
 
 if TYPE_CHECKING:
     from ..plugins import Registry
@@ -78,13 +81,10 @@ def attack_command(
     runtime: RuntimeOptions,
 ) -> None:
     """Attack the model of a run directory or checkpoint (or --model) with one attack SPEC."""
-    from ..attacks import AttackOptions, build_attack, parse_spec, run_attack
-    from ..attacks.adversarial import AdversarialCollector, prepare_folder
-    from ..attacks.reach import short_steps
-    from ..data.loading import load_split
-    from ..plugins import get_registry
-    from ..runtime import device_name, resolve_device
-    from ..swipe.schema import check_metric, registered_bounds
+    from ..attacks import AttackOptions, build_attack, parse_spec, run_attack  # lazy: keeps robrank --help torch-free
+    from ..attacks.adversarial import AdversarialCollector, prepare_folder  # lazy: keeps robrank --help torch-free
+    from ..attacks.reach import short_steps  # lazy: keeps robrank --help torch-free
+    from ..data.loading import load_split  # lazy: keeps robrank --help torch-free
 
     registry = get_registry()
     parsed = parse_spec(spec, registry)  # fail on a bad spec before loading anything
@@ -123,8 +123,8 @@ def attack_command(
 
 def _load_models(run_or_ckpt: object, surrogate: str | None, parsed: Any, device: str, registry: Registry) -> tuple[Any, Any]:
     """The target and the transfer surrogate (or None), checked to be the same kind of model on the same data."""
-    from ..attacks import check_task
-    from ..models.external import load_any
+    from ..attacks import check_task  # lazy: keeps robrank --help torch-free
+    from ..models.external import load_any  # lazy: keeps robrank --help torch-free
 
     run = load_any(run_or_ckpt, device=device, registry=registry)
     source = load_any(surrogate, device=device, registry=registry) if surrogate is not None else None

@@ -5,6 +5,7 @@ import click
 
 from .external_model import resolve_target
 from .options import EXTERNAL_MODEL_KEYS, data_root_option, device_option, echo_json, external_model_group, max_batches_option, output_group
+from ..plugins import get_registry
 
 
 @click.command("bench")
@@ -44,9 +45,8 @@ def bench_command(run_or_ckpt: object, output: str | None, batch_size: int | Non
     if verify_card is not None:
         _verify(verify_card, run_or_ckpt, sample, sample_seed, confidence, device, data_root, not no_record, as_json, progress)
         return
-    from ..cards.bench import bench
-    from ..cards.summary import summary
-    from ..plugins import get_registry
+    from ..cards.bench import bench  # lazy: keeps robrank --help fast
+    from ..cards.summary import summary  # lazy: keeps robrank --help fast
 
     path, card = bench(run_or_ckpt, output=output, device=device, batch_size=batch_size, max_batches=max_batches,
                        max_queries=max_queries, seed=seed, data_root=data_root, restart=restart, progress=progress, name=name,
@@ -59,8 +59,7 @@ def bench_command(run_or_ckpt: object, output: str | None, batch_size: int | Non
 
 def _verify(card_path: str, target: object, sample: int, sample_seed: int, confidence: float, device: str | None,
             data_root: str | None, record: bool, as_json: bool, progress: bool) -> None:
-    from ..cards.verify import verify, verify_table
-    from ..plugins import get_registry
+    from ..cards.verify import verify, verify_table  # lazy: keeps robrank --help fast
 
     outcome = verify(card_path, target=target, sample=sample, seed=sample_seed, confidence=confidence, device=device,
                      data_root=data_root, record=record, progress=progress, registry=get_registry())

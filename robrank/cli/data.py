@@ -10,6 +10,8 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+import inspect
+import sys
 
 import click
 
@@ -17,6 +19,7 @@ from ..errors import DataError, RobrankError
 from ..plugins import Registry
 from . import UserError
 from .options import FiniteFloat
+from ..plugins import get_registry
 
 DATA_ROOT_HELP = "Directory with the datasets [default: $ROBRANK_DATA]."
 
@@ -42,7 +45,7 @@ def _one_line(exc: BaseException) -> str:
 
 def _status(name: str, data_root: str | None, verify: bool, registry: Registry) -> dict[str, Any]:
     """What ``list`` shows for one dataset; a misbehaving plugin shows as an error, not a crash."""
-    from ..data.loading import get_source
+    from ..data.loading import get_source  # lazy: keeps robrank --help torch-free
 
     row: dict[str, Any] = {"name": name, "status": "missing", "location": None, "searched": [], "verified": None}
     try:
@@ -76,7 +79,6 @@ def _status(name: str, data_root: str | None, verify: bool, registry: Registry) 
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_datasets(data_root: str | None, verify: bool, as_json: bool) -> None:
     """Every registered dataset: where it is looked for, present or missing (and intact, with --verify)."""
-    from ..plugins import get_registry
 
     registry = get_registry()
     rows = [_status(name, data_root, verify, registry) for name in registry.names("datasets")]
@@ -101,8 +103,7 @@ def list_datasets(data_root: str | None, verify: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (nothing else on stdout).")
 def check_dataset(name: str, data_root: str | None, as_json: bool) -> None:
     """Verify dataset NAME's files (headers, sizes, checksums or every image); exit 2 on problems."""
-    from ..data.loading import get_source
-    from ..plugins import get_registry
+    from ..data.loading import get_source  # lazy: keeps robrank --help torch-free
 
     source = get_source(name, data_root, registry=get_registry())
     path = source.locate()
@@ -126,9 +127,8 @@ def check_dataset(name: str, data_root: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (nothing else on stdout).")
 def download_dataset(name: str, dest: str | None, timeout: float, as_json: bool) -> None:
     """Download dataset NAME and verify its checksums (MNIST, Fashion-MNIST, CIFAR-10)."""
-    from ..data.base import data_root_from_env
-    from ..data.loading import get_source
-    from ..plugins import get_registry
+    from ..data.base import data_root_from_env  # lazy: keeps robrank --help torch-free
+    from ..data.loading import get_source  # lazy: keeps robrank --help torch-free
 
     root = data_root_from_env(dest)
     source = get_source(name, root, registry=get_registry())
@@ -148,8 +148,6 @@ def download_dataset(name: str, dest: str | None, timeout: float, as_json: bool)
 
 
 def _accepts(function: Any, keyword: str) -> bool:
-    import inspect
-
     try:
         return keyword in inspect.signature(function).parameters
     except (TypeError, ValueError):
@@ -157,6 +155,4 @@ def _accepts(function: Any, keyword: str) -> bool:
 
 
 def _interactive() -> bool:
-    import sys
-
     return sys.stderr.isatty()

@@ -7,6 +7,7 @@ import click
 
 from .external_model import external_model_options
 from .options import data_root_option, device_option, json_option
+from ..plugins import get_registry
 
 
 @click.command("eval")
@@ -20,14 +21,13 @@ from .options import data_root_option, device_option, json_option
 @json_option
 def eval_command(run_or_ckpt: object, device: str | None, batch_size: int | None, data_root: str | None, self_exclusion: str, as_json: bool) -> None:
     """Print R@1, R@2, mAP, mAP@R and NMI of the model at RUN_OR_CKPT (or --model) on its test split (query = gallery); accuracy for a classifier."""
-    from ..plugins import get_registry
-    from ..training.evaluate import evaluate_run
+    from ..training.evaluate import evaluate_run  # lazy: keeps robrank --help torch-free
 
     metrics, loaded = evaluate_run(run_or_ckpt, device=device, batch_size=batch_size, data_root=data_root, self_exclusion=self_exclusion,
                                    registry=get_registry())
     if as_json:
         where = {"model": loaded.model_block()} if hasattr(loaded, "model_block") else {"checkpoint": str(loaded.checkpoint), "epoch": loaded.epoch}
-        from ..metrics import in_percent
+        from ..metrics import in_percent  # lazy: keeps robrank --help torch-free
 
         click.echo(json.dumps({**where, **in_percent(metrics)}, indent=2))
         return
@@ -35,7 +35,7 @@ def eval_command(run_or_ckpt: object, device: str | None, batch_size: int | None
         click.echo(f"{loaded.label} ({loaded.dataset}, metric {loaded.metric}, normalize {loaded.source['normalize']['name']})")
     else:
         click.echo(f"{loaded.checkpoint} ({loaded.dataset}, metric {loaded.metric}, epoch {loaded.epoch})")
-    from ..metrics import REPORTED_KEYS, TIES_KEY, tie_note
+    from ..metrics import REPORTED_KEYS, TIES_KEY, tie_note  # lazy: keeps robrank --help torch-free
 
     for key in (*REPORTED_KEYS, "accuracy"):
         if key in metrics:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .options import EXTERNAL_MODEL_KEYS, external_model_group
+from ..plugins import get_registry
 
 
 def external_model_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -43,9 +44,8 @@ def resolve_target(run_or_ckpt: str | None, *, model: str | None, weights: tuple
         return run_or_ckpt
     if run_or_ckpt is not None:
         raise ConfigError(f"give either RUN_OR_CKPT ({run_or_ckpt}) or --model, not both")
-    from ..models import zoo
-    from ..models.external import ModelSpec, parse_normalization, require_metric
-    from ..plugins import get_registry
+    from ..models import zoo  # lazy: keeps robrank --help torch-free
+    from ..models.external import ModelSpec, parse_normalization, require_metric  # lazy: keeps robrank --help torch-free
 
     registry = get_registry()
     if zoo.is_zoo(model):  # the entry's record says its metric, dataset and normalisation
@@ -58,7 +58,7 @@ def resolve_target(run_or_ckpt: str | None, *, model: str | None, weights: tuple
     parse_normalization(normalize)
     if not dataset:
         raise ConfigError("--dataset is required with --model: it names the evaluation data (robrank list datasets); see docs/api.md")
-    from ..data.loading import dataset_record
+    from ..data.loading import dataset_record  # lazy: keeps robrank --help torch-free
 
     record = dataset_record(dataset, registry=registry)  # an unknown name fails here, listing the registered ones
     return ModelSpec.create(model, weights=weights, weights_key=weights_key, strip_prefix=strip_prefix, metric=metric,

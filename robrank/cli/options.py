@@ -37,6 +37,7 @@ from ..plugins import Registry
 from ..records import NO_WEIGHTS
 from ..runtime import AUTO, RuntimeOptions
 from ..semantics import REFERENCE, SEMANTICS
+from ..errors import ConfigError
 
 F = Callable[..., Any]
 
@@ -68,7 +69,6 @@ class KeyValue(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, Any]:
         if isinstance(value, tuple):
             return value
-        from ..errors import ConfigError
 
         try:
             return parse_key_value(str(value))
@@ -78,7 +78,6 @@ class KeyValue(click.ParamType):
 
 def parse_key_value(text: str) -> tuple[str, Any]:
     """``KEY=VALUE`` -> (key, value) with JSON-ish values (numbers, true/false) decoded."""
-    from ..errors import ConfigError
 
     key, sep, raw = text.partition("=")
     key = key.strip().replace("-", "_")
@@ -344,15 +343,14 @@ def apply_triple(triple: str | None, values: dict[str, Any], registry: Registry)
     """``values`` with ``-C DATASET:MODEL:LOSS`` folded in (a conflict with --dataset/... is an error)."""
     if not triple:
         return values
-    from ..errors import ConfigError
-    from ..training.config import parse_triple
+    from ..training.config import parse_triple  # lazy: keeps robrank --help torch-free
 
     for key in ("dataset", "backbone", "loss"):
         if values.get(key):
             raise ConfigError(f"give either -C DATASET:MODEL:LOSS or --{key}, not both")
     parsed = parse_triple(triple, registry)
     values = {**values, "dataset": parsed.dataset, "backbone": parsed.backbone, "loss": parsed.loss}
-    from ..training.config import plain_defense
+    from ..training.config import plain_defense  # lazy: keeps robrank --help torch-free
 
     if parsed.defense != plain_defense(registry):
         given = values.get("defense")

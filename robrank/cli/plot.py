@@ -10,11 +10,13 @@ import click
 
 from .options import figure_output_option as _output
 from .options import with_default
+from ..plot.curve import plot_curve
+from ..plot.ers import plot_ers
+from ..plot.figure import figure_format
+from ..plugins import get_registry
 
 
 def _check_format(output: str) -> None:
-    from ..plot.figure import figure_format
-
     figure_format(output)  # a bad suffix fails before any file is read
 
 
@@ -35,8 +37,6 @@ def curve_command(results: tuple[str, ...], output: str, shared_y: bool) -> None
     Example:
       robrank swipe runs/A -p PROFILE && robrank plot curve runs/A/swipe-PROFILE.json --output curve.pdf
     """
-    from ..plot.curve import plot_curve
-    from ..plugins import get_registry
 
     _check_format(output)
     click.echo(f"wrote {plot_curve(list(results), output, get_registry(), shared_y=shared_y)}")
@@ -47,8 +47,6 @@ def curve_command(results: tuple[str, ...], output: str, shared_y: bool) -> None
 @_output("ers.png")
 def ers_command(results: tuple[str, ...], output: str) -> None:
     """The ten rescaled ERS scores of each run (ERS-profile swipe RESULTS) as grouped bars."""
-    from ..plot.ers import plot_ers
-    from ..plugins import get_registry
 
     _check_format(output)
     click.echo(f"wrote {plot_ers(list(results), output, get_registry())}")
@@ -60,7 +58,7 @@ def ers_command(results: tuple[str, ...], output: str) -> None:
 @click.option("--label", "labels", multiple=True, help=with_default("Legend label of each RUN, in order; repeatable.", "the directory name"))
 def training_command(runs: tuple[str, ...], output: str, labels: tuple[str, ...]) -> None:
     """R@1, mAP, NMI and the training loss per epoch of one or more RUN directories, overlaid."""
-    from ..plot.training import plot_training
+    from ..plot.training import plot_training  # lazy: keeps robrank --help fast
 
     _check_format(output)
     click.echo(f"wrote {plot_training(list(runs), output, labels)}")

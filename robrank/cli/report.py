@@ -5,6 +5,8 @@ import click
 
 from ..swipe.report import FORMATS
 from .options import json_option
+from ..plugins import get_registry
+from ..swipe.report import report
 
 
 @click.command("report")
@@ -16,7 +18,5 @@ def report_command(results: tuple[str, ...], fmt: str, as_json: bool) -> None:
 
     ``--json`` is ``-f json``, as in the other commands.
     """
-    from ..plugins import get_registry
-    from ..swipe.report import report
 
     click.echo(report(list(results), "json" if as_json else fmt, registry=get_registry()), nl=False)

@@ -40,6 +40,12 @@ from .options import (
     training_settings,
     with_default,
 )
+from ..errors import RobrankError
+from ..plugins import get_registry
+from ..swipe.html import format_html
+from ..swipe.report import PARTIAL_MARK
+from ..swipe.report import format_report, load_summaries
+from ..swipe.schema import SwipeFileError, load_results
 
 if TYPE_CHECKING:
     from ..plugins import Registry
@@ -64,14 +70,13 @@ def _header(
         f"lr {config.get('lr')}, seed {config.get('seed')}",
     ]
     if metrics:
-        from ..metrics import HEADLINE_KEYS, TIES_KEY, tie_note
+        from ..metrics import HEADLINE_KEYS, TIES_KEY, tie_note  # lazy: keeps robrank --help torch-free
 
         shown_metrics = (f"{k} {100 * v:.1f}" for k, v in metrics.items() if k in HEADLINE_KEYS)
         lines.append("clean: " + "  ".join(shown_metrics))
         note = tie_note(metrics.get(TIES_KEY))
         if note:
             lines.append(note)
-    from ..swipe.report import PARTIAL_MARK
 
     shown = "n/a" if ers is None else f"{ers:.1f}" + (PARTIAL_MARK if partial else "")
     lines.append(f"robustness ({profile}): ERS {shown}" + (f" ({PARTIAL_MARK} partial: {partial}; not a full result)" if partial else ""))
@@ -92,10 +97,7 @@ def write_report(
     Without matplotlib (the ``plot`` extra) the figure is skipped and report.html holds the
     tables only, saying so: a finished swipe is never lost to a missing optional package.
     """
-    from ..errors import RobrankError
-    from ..io import write_text
-    from ..swipe.html import format_html
-    from ..swipe.report import format_report, load_summaries
+    from ..io import write_text  # lazy: keeps robrank --help fast
 
     summaries = load_summaries([results], registry)
     ers = summaries[0].ers if summaries else None
@@ -127,9 +129,8 @@ def swipe_output(run_dir: Path, file_name: str, registry: Registry) -> tuple[Pat
     new checkpoint goes to ``swipe-PROFILE-epochE.json`` (continued when rerun after an
     interruption); a results file of this very checkpoint (an interrupted swipe) is continued.
     """
-    from ..io import file_sha256
-    from ..models.checkpoint import find_checkpoint, read_checkpoint
-    from ..swipe.schema import SwipeFileError, load_results
+    from ..io import file_sha256  # lazy: keeps robrank --help fast
+    from ..models.checkpoint import find_checkpoint, read_checkpoint  # lazy: keeps robrank --help torch-free
 
     default = run_dir / file_name
     if not default.is_file():
@@ -184,12 +185,11 @@ def run_command(
       robrank run --plugin act --dataset cars       # fails at once if Cars-196 is not installed
       robrank run --resume --run-dir runs/...       # continue after a kill, with the saved settings
     """
-    from ..plan import plan_run
-    from ..plugins import get_registry
-    from ..swipe.runner import swipe
-    from ..training import train
-    from ..training.distributed import from_env
-    from ..training.rundir import locked
+    from ..plan import plan_run  # lazy: keeps robrank --help torch-free
+    from ..swipe.runner import swipe  # lazy: keeps robrank --help torch-free
+    from ..training import train  # lazy: keeps robrank --help torch-free
+    from ..training.distributed import from_env  # lazy: keeps robrank --help torch-free
+    from ..training.rundir import locked  # lazy: keeps robrank --help torch-free
 
     registry = get_registry()
     given = apply_triple(triple, training_settings(options), registry)
@@ -225,7 +225,7 @@ def run_command(
         text, ers = write_report(run_dir, Path(results), plan.config.to_dict(), trained, result.metrics, plan.swipe.profile,
                                  registry)
     if as_json:
-        from ..metrics import in_percent
+        from ..metrics import in_percent  # lazy: keeps robrank --help torch-free
 
         echo_json({"run_dir": str(run_dir), "epochs": result.epochs, "steps": result.steps, "metrics": in_percent(result.metrics),
                    "profile": plan.swipe.profile, "swipe_file": str(results), "ers": ers,

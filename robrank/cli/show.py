@@ -11,11 +11,13 @@ import click
 
 from .external_model import external_model_options
 from .options import data_root_option, device_option, figure_output_option, semantics_option, with_default
+from ..errors import ConfigError
+from ..plot.figure import figure_format, save
+from ..plugins import get_registry
+from ..runtime import resolve_device
 
 
 def _parse_queries(text: str) -> list[int]:
-    from ..errors import ConfigError
-
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
@@ -59,25 +61,21 @@ def show_command(
 
     An --output name containing {query} writes one file per query.
     """
-    from ..attacks import parse_spec
-    from ..errors import ConfigError
-    from ..plot.figure import figure_format, save
+    from ..attacks import parse_spec  # lazy: keeps robrank --help torch-free
 
     if (queries is None) == (random_count is None):
         raise ConfigError("choose the test images with either --queries I,J,... or --random N (with --seed S)")
-    from ..plugins import get_registry
 
     figure_format(output.replace("{query}", "0"))  # a bad suffix fails before any work
     registry = get_registry()
     parsed = parse_spec(spec, registry)
     chosen = _parse_queries(queries) if queries is not None else None
 
-    import torch
+    import torch  # lazy: keeps robrank --help torch-free
 
-    from ..data.loading import load_split
-    from ..runtime import resolve_device
-    from ..models.external import load_any
-    from ..plot.show import retrieval_examples, show_figure
+    from ..data.loading import load_split  # lazy: keeps robrank --help torch-free
+    from ..models.external import load_any  # lazy: keeps robrank --help torch-free
+    from ..plot.show import retrieval_examples, show_figure  # lazy: keeps robrank --help fast
 
     device = resolve_device(device)
     semantics = semantics or "reference"

@@ -12,6 +12,7 @@ import click
 from ..runtime import RuntimeOptions
 from .options import (attack_speed_options, collect_runtime, data_root_option, device_option, echo_json, external_model_group, json_option,
                       max_batches_option, max_queries_option, quiet_option, semantics_option, with_default)
+from ..plugins import get_registry
 
 
 @click.command("sweep")
@@ -58,8 +59,7 @@ def sweep_command(runs: tuple[str, ...], profiles: tuple[str, ...], seeds: tuple
       robrank sweep --dir sweeps/mnist        # continue: skips done cells, restarts failed ones
       robrank sweep --status sweeps/mnist
     """
-    from ..plugins import get_registry
-    from ..sweep import ExecutorSettings, Grid, build_executor, format_status, load_grid, parse_options, run_sweep, sweep_states
+    from ..sweep import ExecutorSettings, Grid, build_executor, format_status, load_grid, parse_options, run_sweep, sweep_states  # lazy: keeps robrank --help fast
 
     if status_dir is not None:
         states = sweep_states(status_dir)
@@ -74,7 +74,7 @@ def sweep_command(runs: tuple[str, ...], profiles: tuple[str, ...], seeds: tuple
                 "device": runtime.device, "data_root": data_root, **{k: v or None for k, v in runtime.speed.items()}}  # None: not given
     grid = Grid(runs=list(runs), profiles=list(profiles), seeds=list(seeds), settings=settings)
     if model_options.get("model") is not None:  # a model trained elsewhere is one more row of the grid
-        from ..sweep.grid import model_target
+        from ..sweep.grid import model_target  # lazy: keeps robrank --help fast
         from .external_model import resolve_target
 
         grid.models.append(model_target(resolve_target(None, **model_options)))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
+import contextlib
 
 import click
 
@@ -21,6 +22,9 @@ from .options import (
     output_group,
     semantics_option,
 )
+from ..plugins import get_registry
+from ..runtime import resolve_device
+from ..swipe.report import report
 
 if TYPE_CHECKING:
     from ..plugins import Registry
@@ -28,8 +32,8 @@ if TYPE_CHECKING:
 
 def _dataset_profile(run_or_ckpt: object, registry: Registry) -> str:
     """The swipe profile the dataset record names (``-p`` omitted)."""
-    from ..data.loading import dataset_record
-    from ..models.checkpoint import read_checkpoint
+    from ..data.loading import dataset_record  # lazy: keeps robrank --help torch-free
+    from ..models.checkpoint import read_checkpoint  # lazy: keeps robrank --help torch-free
 
     dataset = getattr(run_or_ckpt, "dataset", None)
     if dataset is None:
@@ -80,15 +84,12 @@ def swipe_command(
     Results are saved after each attack; rerunning the same command after a crash or Ctrl-C
     skips the attacks already done. ERS profiles print the report table at the end.
     """
-    from ..plan import DEFAULT_SEMANTICS, SwipePlan
-    from ..plugins import get_registry
-    from ..swipe.distributed import swipe_devices, swipe_ranked
-    from ..swipe.report import report
-    from ..swipe.runner import resolve_profile
-    from ..training.distributed import from_env
-    from ..training.rundir import locked
+    from ..plan import DEFAULT_SEMANTICS, SwipePlan  # lazy: keeps robrank --help torch-free
+    from ..swipe.distributed import swipe_devices, swipe_ranked  # lazy: keeps robrank --help torch-free
+    from ..swipe.runner import resolve_profile  # lazy: keeps robrank --help torch-free
+    from ..training.distributed import from_env  # lazy: keeps robrank --help torch-free
+    from ..training.rundir import locked  # lazy: keeps robrank --help torch-free
 
-    from ..runtime import resolve_device
 
     resolve_device(runtime.device)  # --device cuda without a GPU: one line, before anything loads
     registry = get_registry()
@@ -134,8 +135,8 @@ def swipe_command(
 
 def _run_dir_of(run_or_ckpt: object) -> Path | None:
     """The run directory a swipe works in (a run directory, or the one holding the checkpoint; none for --model)."""
-    from ..models.checkpoint import run_dir_of
-    from ..training.rundir import CONFIG_FILE
+    from ..models.checkpoint import run_dir_of  # lazy: keeps robrank --help torch-free
+    from ..training.rundir import CONFIG_FILE  # lazy: keeps robrank --help torch-free
 
     if not isinstance(run_or_ckpt, (str, Path)):
         return None
@@ -146,6 +147,4 @@ def _run_dir_of(run_or_ckpt: object) -> Path | None:
 
 
 def _nothing():
-    import contextlib
-
     return contextlib.nullcontext()

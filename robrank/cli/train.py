@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from typing import Any
+import contextlib
 
 import click
 
 from .options import apply_triple, echo_json, output_group, training_options, training_settings
+from ..plugins import get_registry
 
 
 @click.command("train")
@@ -24,13 +26,12 @@ def train_command(triple: str | None, resume: bool, devices: int | None, as_json
       robrank train --dataset cub --backbone resnet18 --loss ptripletN --devices 2
       robrank train --resume --run-dir runs/mnist-c2f2-ptripletN-20250101-120000
     """
-    from ..metrics import format_metrics, in_percent
-    from ..plan import plan_training
-    from ..plugins import get_registry
-    from ..training import train
-    from ..training.config import TrainConfig
-    from ..training.distributed import from_env
-    from ..training.rundir import locked
+    from ..metrics import format_metrics, in_percent  # lazy: keeps robrank --help torch-free
+    from ..plan import plan_training  # lazy: keeps robrank --help torch-free
+    from ..training import train  # lazy: keeps robrank --help torch-free
+    from ..training.config import TrainConfig  # lazy: keeps robrank --help torch-free
+    from ..training.distributed import from_env  # lazy: keeps robrank --help torch-free
+    from ..training.rundir import locked  # lazy: keeps robrank --help torch-free
 
     registry = get_registry()
     given = apply_triple(triple, training_settings(options), registry)
@@ -56,7 +57,7 @@ def train_command(triple: str | None, resume: bool, devices: int | None, as_json
     click.echo(f"run: {result.run_dir}")
     click.echo(f"trained {result.epochs} epoch(s), {result.steps} step(s) in {result.seconds:.1f} s")
     if result.metrics:
-        from ..metrics import TIES_KEY, tie_note
+        from ..metrics import TIES_KEY, tie_note  # lazy: keeps robrank --help torch-free
 
         click.echo(format_metrics(result.metrics))
         note = tie_note(result.metrics.get(TIES_KEY))
@@ -65,6 +66,4 @@ def train_command(triple: str | None, resume: bool, devices: int | None, as_json
 
 
 def _nothing() -> Any:
-    import contextlib
-
     return contextlib.nullcontext()

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..io import atomic_open
 
 #: IDX type code -> numpy dtype (big-endian where it matters)
 IDX_TYPES: dict[int, np.dtype] = {
@@ -154,7 +155,6 @@ def check_idx(
 
 def write_idx(path: str | Path, array: np.ndarray) -> None:
     """Write ``array`` as an IDX file (gzip-compressed when the name ends in ``.gz``), atomically."""
-    from ..io import atomic_open
 
     array = np.ascontiguousarray(array)
     dtype = array.dtype.newbyteorder(">") if array.dtype.itemsize > 1 else array.dtype

@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torchvision.datasets
 
 from ..errors import ConfigError, DataError
 from .base import DatasetSource, FileImageDataset, ImageDataset, TensorImageDataset
 from .download import Digests, download_file
 from .idx import MAGIC_IMAGES_U8, MAGIC_LABELS_U8, check_idx, read_bytes
+from .download import DEFAULT_TIMEOUT
+from .transforms import reference_transform
 
 SPLITS: tuple[str, ...] = ("train", "test")
 
@@ -195,7 +198,6 @@ class IdxSource(DatasetSource):
     def _torchvision_class(self) -> Any:
         if not self.torchvision:
             return None
-        import torchvision.datasets
 
         return getattr(torchvision.datasets, self.torchvision)
 
@@ -228,7 +230,6 @@ class IdxSource(DatasetSource):
 
     def download(self, dest: Path, *, progress: bool = False, timeout: float | None = None) -> Path:
         """Fetch the missing or damaged files into ``dest`` from the first mirror that works."""
-        from .download import DEFAULT_TIMEOUT
 
         mirrors = self.mirror_urls()
         if not mirrors:
@@ -314,8 +315,6 @@ class ImageTreeSource(DatasetSource):
         return self._index[path]
 
     def load_split(self, split: str, augment: bool = False) -> ImageDataset:
-        from .transforms import reference_transform
-
         check_split(split)
         entry = self.index(self.locate())[split]
         transform = reference_transform(train=augment, size=self.image_size)
@@ -323,7 +322,7 @@ class ImageTreeSource(DatasetSource):
 
     def verify(self, path: Path) -> str:
         """Metadata parses, every listed image exists, is non-empty and has an image header."""
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image, UnidentifiedImageError  # optional: Pillow
 
         index = self.index(path)
         for split, entry in index.items():

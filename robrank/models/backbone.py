@@ -21,6 +21,7 @@ from torch import nn
 from ..errors import CheckpointError, ConfigError
 from ..plugins import Registry
 from ..records import NO_WEIGHTS
+from ..io import load_checkpoint
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -100,7 +101,6 @@ def load_imagenet_state(arch: str, file_name: str, url: str, weights: str | Path
                 f"ImageNet weights for {arch} are not in the torch hub cache: download {url} to {path} "
                 f"(or pass --weights PATH), or train from scratch with --pretrained none"
             )
-    from ..io import load_checkpoint
 
     try:
         state = load_checkpoint(path)

@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 from torch import nn
+import torchvision
 
 from ..distances import METRICS, check_metric
 from ..errors import CheckpointError, ConfigError, PickledCodeError
@@ -234,7 +235,7 @@ def read_state(path: str | Path, key: str | None = None, strip_prefix: str | Non
         raise CheckpointError(f"--weights {path} does not exist; pass a state_dict file (.pt or .safetensors)")
     if path.suffix == ".safetensors":
         try:
-            from safetensors.torch import load_file
+            from safetensors.torch import load_file  # optional: safetensors
         except ImportError:  # pragma: no cover - depends on the environment
             raise ConfigError("reading .safetensors needs the safetensors package: pip install 'robrank[models]'") from None
         try:
@@ -387,7 +388,7 @@ def _library_model(library: str, name: str) -> tuple[nn.Module, Normalization, A
     """A randomly initialised ``timm``/``torchvision`` architecture, its pretrained normalisation, and a head setter."""
     if library == "timm":
         try:
-            import timm
+            import timm  # optional: timm
         except ImportError:
             raise ConfigError("--model timm:... needs timm: pip install 'robrank[models]'") from None
         if not timm.is_model(name):
@@ -397,7 +398,6 @@ def _library_model(library: str, name: str) -> tuple[nn.Module, Normalization, A
         cfg = dict(getattr(net, "pretrained_cfg", None) or {})
         norm = Normalization(f"timm:{name}", tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD)))
         return net, norm, lambda dim: net.reset_classifier(dim)
-    import torchvision
 
     try:
         net = torchvision.models.get_model(name, weights=None)

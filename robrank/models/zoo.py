@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from torch import nn
+import torch.hub
 
 from ..errors import CheckpointError, ConfigError
 from ..io import file_sha256
 from ..plugins import Registry
 from ..records import ModelRecord
+from ..data.loading import dataset_record
 
 #: the ``--model`` prefix of a zoo entry
 PREFIX = "zoo:"
@@ -81,7 +83,6 @@ def complete_options(model: str, options: Mapping[str, Any], registry: Registry)
     normalisation, or weights of its own) would measure another model under the entry's
     name, so it is a one-line error, as it is for a robrank run.
     """
-    from ..data.loading import dataset_record
 
     record = zoo_record(model, registry)
     name = f"{PREFIX}{record.name}"
@@ -110,7 +111,6 @@ def cache_dir() -> Path:
     configured = os.environ.get(ENV_CACHE, "").strip()
     if configured:
         return Path(configured).expanduser()
-    import torch.hub
 
     return Path(torch.hub.get_dir()) / "robrank"
 
@@ -148,8 +148,6 @@ def weights_file(record: ModelRecord) -> Path:
 
 
 def _download(record: ModelRecord, path: Path) -> None:
-    import torch.hub
-
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -18,6 +18,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+import argparse
 
 from ..errors import RobrankError
 from ..plugins import Registry, get_registry
@@ -68,7 +69,7 @@ def run_cell(sweep_dir: str | Path, cell_id: str, *, registry: Registry, devices
 def _swipe(cell: Any, settings: Any, out: Path, devices: int, registry: Registry) -> Path:
     # torch loads when a cell runs, not when an executor plugin registers (robrank --help)
     from ..swipe.distributed import swipe_devices
-    from ..swipe.runner import swipe
+    from ..swipe.runner import swipe  # lazy: keeps this module torch-free
 
     device = device_name(settings.device)
     kwargs: dict[str, Any] = dict(output=out, device=device, batch_size=settings.batch_size, max_batches=settings.max_batches,
@@ -101,7 +102,7 @@ class CellJob:
         Nothing else needs saving: the swipe saved every finished attack already, and the
         requeued job continues the results file.
         """
-        import submitit
+        import submitit  # optional: submitit
 
         if read_status(self.sweep_dir, self.cell_id).get("state") == "running":
             write_status(self.sweep_dir, self.cell_id, state="queued", error=None, requeued=now())
@@ -121,7 +122,6 @@ class CellJob:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m robrank.sweep.cell SWEEP_DIR CELL_ID [--devices N]``; exit 0 done, 1 failed, 130 interrupted."""
-    import argparse
 
     parser = argparse.ArgumentParser(prog="python -m robrank.sweep.cell", description="Run one cell of a robrank sweep.")
     parser.add_argument("sweep_dir")

@@ -102,7 +102,7 @@ def model_target(spec: Any) -> str:
 
 def model_spec(target: str) -> Any:
     """The :class:`~robrank.models.external.ModelSpec` a model cell's target holds."""
-    from ..models.external import ModelSpec, WeightsFile
+    from ..models.external import ModelSpec, WeightsFile  # lazy: keeps this module torch-free
 
     data = json.loads(target)
     return ModelSpec(**{**data, "weights": tuple(WeightsFile(**w) for w in data["weights"])})
@@ -191,7 +191,7 @@ def load_grid(path: str | Path, registry: Registry) -> Grid:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - the backport has the same API
-        import tomli as tomllib
+        import tomli as tomllib  # lazy: tomli is imported only when this runs
 
     path = Path(path)
     try:
@@ -228,8 +228,8 @@ def _tables(path: Path, value: Any) -> list[Mapping[str, Any]]:
 
 def _model_from_table(path: Path, table: Mapping[str, Any], registry: Registry) -> str:
     """A ``[[models]]`` table checked as ``--model`` and its options are (the same one-line errors)."""
-    from ..models import zoo
-    from ..models.external import ModelSpec, parse_normalization, require_metric
+    from ..models import zoo  # lazy: keeps this module torch-free
+    from ..models.external import ModelSpec, parse_normalization, require_metric  # lazy: keeps this module torch-free
 
     known = ("model", "weights", "weights_key", "strip_prefix", "metric", "dataset", "normalize", "embedding_dim", "gray_to_rgb")
     unknown = sorted(set(table) - set(known))

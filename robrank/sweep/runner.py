@@ -19,6 +19,7 @@ from ..plugins import Registry
 from .cell import CellJob
 from .grid import Cell, Grid, SwipeSettings, check_targets
 from .state import CellState, cell_dir, cell_state, read_manifest, sweep_states, update_manifest
+from ..swipe.report import FORMATS, format_report, load_summaries
 
 #: report files written into the sweep directory: name -> robrank report format
 REPORTS: dict[str, str] = {"report.txt": "table", "report.md": "markdown", "report.html": "html"}
@@ -79,7 +80,6 @@ def run_sweep(sweep_dir: str | Path, grid: Grid, executor: Any, *, registry: Reg
 
 def write_reports(sweep_dir: str | Path, registry: Registry, states: Sequence[CellState] | None = None) -> str | None:
     """Write the combined report of the finished cells (:data:`REPORTS`); returns its ERS tables, None if no cell is done."""
-    from ..swipe.report import FORMATS, format_report, load_summaries
 
     sweep_dir = Path(sweep_dir)
     states = sweep_states(sweep_dir) if states is None else states

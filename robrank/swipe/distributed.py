@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 from ..errors import ConfigError, RobrankError
 from ..semantics import REFERENCE
@@ -32,6 +33,8 @@ from ..training.distributed import DistInfo
 from ..models.external import load_any
 from ..plugins import Registry, get_registry
 from .runner import SwipeBackend, default_output, resolve_profile, swipe
+from ..attacks import AttackOptions, auto_batch_size, build_attack, merge_results
+from ..runtime import threads_per_process
 
 
 def rank_device(device: str, info: DistInfo) -> str:
@@ -67,7 +70,6 @@ def distributed_backend(info: DistInfo, base: SwipeBackend | None = None, *, reg
     base = base or SwipeBackend.default(registry)
     if not info.enabled:
         return base
-    from ..attacks import AttackOptions, auto_batch_size, build_attack, merge_results
 
     def run_attack(model: Any, dataset: Any, spec: Any, options: Any = None, **kwargs: Any) -> Any:
         options = options or AttackOptions()
@@ -113,7 +115,6 @@ def swipe_ranked(run_or_ckpt: str | Path, profile: str, *, registry: Registry, d
     parsed = torch.device(device)
     if parsed.type == "cuda":
         torch.cuda.set_device(parsed)
-    import torch.distributed as dist
 
     joined = not dist.is_initialized()
     dist_util.init_process_group(info, parsed)
@@ -143,7 +144,6 @@ def swipe_devices(run_or_ckpt: str | Path, profile: str, devices: int, *, regist
         options = kwargs.get("options")
         semantics = kwargs.get("semantics", options.semantics if options is not None else REFERENCE)
         output = default_output(run_or_ckpt, loaded, resolve_profile(profile, registry).name, semantics)
-    from ..runtime import threads_per_process
 
     threads = threads_per_process(devices)
     try:

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 from typing import Any
+import torch
 
 from .. import __version__, attacks
 from .. import progress as progress_output
@@ -146,8 +147,6 @@ def _now() -> str:
 
 
 def _versions() -> dict[str, str]:
-    import torch
-
     return {"python": platform.python_version(), "torch": str(torch.__version__), "robrank": __version__}
 
 

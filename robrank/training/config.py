@@ -17,10 +17,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
+import torch
 
 from ..errors import ConfigError
 from ..plugins import Registry
 from ..records import NO_WEIGHTS, SIZE_224, SIZE_28, TASK_CLASSIFICATION, TASK_RETRIEVAL, size_family
+from ..losses import resolve_loss
+from ..runtime import default_num_workers as workers
 
 #: defaults per image-size family (the reference: rc2f2 / __ranking_model_224x224_icml, p* losses)
 FAMILY_DEFAULTS: dict[int, dict[str, Any]] = {
@@ -148,8 +151,6 @@ def plain_defense(registry: Registry) -> str:
 
 
 def default_num_workers() -> int:
-    from ..runtime import default_num_workers as workers
-
     return workers()
 
 
@@ -159,7 +160,6 @@ def resolve_config(config: TrainConfig, registry: Registry) -> TrainConfig:
     Component names are canonicalised (``rc2f2`` -> the backbone's registered name) so the
     run's config.json names what was actually built.
     """
-    from ..losses import resolve_loss
 
     dataset = registry.component("datasets", config.dataset).record
     backbone = registry.component("backbones", config.backbone).record
@@ -241,7 +241,6 @@ def resolve_config(config: TrainConfig, registry: Registry) -> TrainConfig:
             raise ConfigError(f"{key.replace('_', '-')} must be at least 1, got {values[key]}")
     if values["lr"] <= 0:
         raise ConfigError(f"lr must be positive, got {values['lr']}")
-    import torch
 
     if not hasattr(torch.optim, values["optimizer"]):
         raise ConfigError(f"unknown optimizer {values['optimizer']!r}; use a torch.optim class name such as Adam, AdamW or SGD")

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,6 @@ def from_env(env: dict[str, str] | None = None) -> DistInfo:
 
 def init_process_group(info: DistInfo, device: torch.device) -> None:
     """Join the process group (nccl on CUDA, gloo on CPU); a no-op for one process."""
-    import torch.distributed as dist
 
     if not info.enabled or dist.is_initialized():
         return
@@ -64,8 +65,6 @@ def init_process_group(info: DistInfo, device: torch.device) -> None:
 
 
 def destroy_process_group() -> None:
-    import torch.distributed as dist
-
     if dist.is_initialized():
         dist.destroy_process_group()
 
@@ -80,7 +79,6 @@ def barrier(info: DistInfo) -> None:
 def all_gather_object(info: DistInfo, value: Any) -> list[Any]:
     if not info.enabled:
         return [value]
-    import torch.distributed as dist
 
     out: list[Any] = [None] * info.world_size
     dist.all_gather_object(out, value)
@@ -91,7 +89,6 @@ def broadcast_object(info: DistInfo, value: Any) -> Any:
     """Rank 0's ``value`` on every rank."""
     if not info.enabled:
         return value
-    import torch.distributed as dist
 
     box = [value]
     dist.broadcast_object_list(box, src=0)
@@ -125,7 +122,6 @@ def spawn(fn: Callable[..., Any], world_size: int, args: tuple[Any, ...] = ()) -
     Each child gets the torchrun variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
     MASTER_PORT) so the code below is the same whether torchrun or ``--devices`` started it.
     """
-    import torch.multiprocessing as mp
 
     port = free_port()
     mp.spawn(_child, args=(world_size, port, fn, args), nprocs=world_size, join=True)

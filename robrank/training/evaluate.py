@@ -9,6 +9,11 @@ from ..models.checkpoint import LoadedRun
 from ..plugins import Registry
 from ..runtime import default_num_workers, resolve_device
 from .engine import embed_split
+from ..data.loading import load_split
+from ..metrics import classification_metrics, retrieval_metrics
+from ..models.external import load_any
+from ..plan import saved_plan
+from ..records import TASK_CLASSIFICATION
 
 
 def evaluate_run(
@@ -26,13 +31,8 @@ def evaluate_run(
     The run's saved config (in the checkpoint) is planned again (:func:`robrank.plan.saved_plan`);
     only runtime knobs (device, batch size, workers, data root) come from the caller.
     """
-    from ..data.loading import load_split
-    from ..metrics import classification_metrics, retrieval_metrics
-    from ..plan import saved_plan
-    from ..records import TASK_CLASSIFICATION
 
     dev = resolve_device(device)
-    from ..models.external import load_any
 
     loaded = load_any(run_or_ckpt, device=dev, registry=registry)
     if not loaded.config:  # a model from outside robrank: no training config to plan, only the evaluation knobs

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+import torch
 
 from ..errors import CheckpointError, RobrankError, StorageError
 from ..io import append_jsonl, read_jsonl, write_json
@@ -34,6 +35,7 @@ from ..locks import exclusive
 from ..models.checkpoint import CHECKPOINT_DIR, LAST
 from ..plugins import Registry
 from .config import TrainConfig
+from ..hardware import describe
 
 RUNS = Path("runs")
 CONFIG_FILE = "config.json"
@@ -91,10 +93,7 @@ def git_commit() -> str | None:
 
 
 def provenance(device: str, world_size: int) -> dict[str, Any]:
-    import torch
-
     from .. import __version__
-    from ..hardware import describe
 
     return {
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "robrank": __version__},
