@@ -241,7 +241,6 @@ def evaluate(
     """
     from .data.loading import dataset_record  # lazy: keeps this module torch-free
     from .swipe.runner import profile_for_dataset, resolve_profile, swipe  # lazy: keeps this module torch-free
-    from .swipe.schema import load_results
 
     device = _device(device)
     registry = get_registry()
@@ -257,7 +256,7 @@ def evaluate(
     with tempfile.TemporaryDirectory(prefix="robrank-evaluate-") as tmp:
         out = Path(output) if output is not None else Path(tmp) / f"swipe-{record.name}.json"
         path = swipe(loaded, record.name, registry=registry, output=out, device=device, data_root=data_root, progress=progress, **options)
-        payload = load_results(path, registry)
+        payload = _load(path, registry)
     results = Results(payload, Path(output) if output is not None else None, registry=registry)
     results.origin = origin
     return results

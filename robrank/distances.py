@@ -12,13 +12,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .errors import ConfigError
+
 METRICS: tuple[str, ...] = ("C", "E", "N")
 
 
 def check_metric(metric: str) -> str:
     if metric not in METRICS:
-        from .errors import ConfigError
-
         raise ConfigError(f"unknown metric {metric!r}; use one of C (cosine), E (Euclidean), N (normalised Euclidean)")
     return metric
 

@@ -296,7 +296,7 @@ def plan_run(
         profile_record = registry.get("profiles", swipe.get("profile") or _dataset_profile(dataset, registry))
         profile = profile_record.name
         if not swipe.get("force"):  # before training, not after it
-            from .swipe.runner import check_profile_fits
+            from .swipe.runner import check_profile_fits  # lazy: keeps this module torch-free
 
             check_profile_fits(profile_record, dataset.image_size, dataset.name, registry=registry)
         swipe_plan = SwipePlan(

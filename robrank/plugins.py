@@ -30,7 +30,7 @@ import importlib_metadata
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError, UnknownNameError, one_line, singular
+from .errors import PluginError, RobrankError, UnknownNameError, one_line, singular
 from .records import KINDS, RECORD_TYPES, Record
 
 ENTRY_POINT_GROUP = "robrank"
@@ -226,8 +226,6 @@ class Registry:
         except PluginError:
             raise
         except BaseException as exc:
-            from .errors import RobrankError
-
             _reraise_interrupt(exc)
             if isinstance(exc, RobrankError) or os.environ.get("ROBRANK_DEBUG"):
                 raise
@@ -277,7 +275,7 @@ class PluginHost:
     def commands(self) -> dict[str, Any]:
         """Click commands contributed through ``register_commands`` (built once)."""
         if self._commands is None:
-            import click
+            import click  # lazy: a library user's `import robrank.plugins` needs no click
 
             self._commands = {}
             for impl in self.pm.hook.register_commands.get_hookimpls():

@@ -28,6 +28,7 @@ from click.testing import CliRunner
 
 from .plugins import PluginHost, Provider, Registry, get_registry, load_plugins, use_host
 from .cli import cli
+from .errors import ConfigError
 from .io import save_checkpoint
 
 
@@ -101,8 +102,6 @@ def quickstart_components(registry: Registry | None = None) -> dict[str, str]:
     registry = registry or get_registry()
     quick = [c.record for c in registry.components("datasets") if c.record.quickstart]
     if not quick:
-        from .errors import ConfigError
-
         raise ConfigError("no registered dataset is marked quickstart=True; the tiny-run fixtures need one (pass dataset=, backbone=, loss=)")
     record = quick[0]
     return {"dataset": record.name, "backbone": record.default_backbone, "loss": record.default_loss}

@@ -17,6 +17,7 @@ import click
 from .. import __version__
 from ..errors import RobrankError, os_error_message, user_message
 from ..plugins import get_host
+from .options import suggest
 
 #: command name -> "module:attribute" inside robrank.cli
 BUILTIN_COMMANDS: dict[str, str] = {
@@ -97,8 +98,6 @@ class RobrankGroup(click.Group):
         """click's lookup, plus "did you mean" for a mistyped command (``robrank trian``)."""
         name = click.utils.make_str(args[0]) if args else ""
         if args and self.get_command(ctx, name) is None and not name.startswith("-"):
-            from .options import suggest
-
             hint = suggest(name, self.list_commands(ctx))
             ctx.fail(f"No such command {name!r}{hint or ''}{'' if hint else '.'} (robrank --help lists the commands)")
         return super().resolve_command(ctx, args)

@@ -7,6 +7,7 @@ import click
 
 from ..plugins import get_host
 from ..records import KINDS
+from ..summaries import MetricDisplay
 from .options import SuggestingChoice, json_option
 
 
@@ -64,8 +65,6 @@ def _extra(kind: str, details: dict) -> str:
             parts.append("options " + ",".join(p["name"] for p in details["params"]))
         return "; ".join(p for p in parts if p)
     if kind == "attacks":
-        from ..summaries import MetricDisplay
-
         units = {key: "%" for key, (low, high) in details["bounds"].items() if (low, high) == (0.0, 100.0)}
         shown = [f"{d['label']}{' ' + units[d['key']] if d['key'] in units else ''} {MetricDisplay(**d).arrow()}".rstrip()
                  for d in details["display"]]

@@ -41,6 +41,7 @@ from .options import (
     with_default,
 )
 from ..errors import RobrankError
+from ..plot.ers import plot_ers
 from ..plugins import get_registry
 from ..swipe.html import format_html
 from ..swipe.report import PARTIAL_MARK
@@ -106,8 +107,6 @@ def write_report(
     markdown = "\n".join(f"- {line}" for line in head) + "\n\n" + format_report(summaries, "markdown")
     figure = None
     if summaries and summaries[0].ers_profile:
-        from ..plot.ers import plot_ers
-
         try:
             figure = plot_ers([results], run_dir / ERS_FIGURE, registry)
         except RobrankError as exc:

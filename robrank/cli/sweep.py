@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from ..runtime import RuntimeOptions
+from .external_model import resolve_target
 from .options import (attack_speed_options, collect_runtime, data_root_option, device_option, echo_json, external_model_group, json_option,
                       max_batches_option, max_queries_option, quiet_option, semantics_option, with_default)
 from ..plugins import get_registry
@@ -75,7 +76,6 @@ def sweep_command(runs: tuple[str, ...], profiles: tuple[str, ...], seeds: tuple
     grid = Grid(runs=list(runs), profiles=list(profiles), seeds=list(seeds), settings=settings)
     if model_options.get("model") is not None:  # a model trained elsewhere is one more row of the grid
         from ..sweep.grid import model_target  # lazy: keeps robrank --help fast
-        from .external_model import resolve_target
 
         grid.models.append(model_target(resolve_target(None, **model_options)))
     if grid_file is not None:

@@ -1,6 +1,7 @@
 """``robrank swipe``: run a profile of attacks against one model into a resumable JSON file."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 import contextlib
@@ -25,6 +26,7 @@ from .options import (
 from ..plugins import get_registry
 from ..runtime import resolve_device
 from ..swipe.report import report
+from ..swipe.schema import load_results, partial_note
 
 if TYPE_CHECKING:
     from ..plugins import Registry
@@ -118,16 +120,12 @@ def swipe_command(
     if info.rank != 0:
         return
     if as_json:
-        import json
-
         echo_json({"results": str(path), "swipe": json.loads(Path(path).read_text())})
         return
     click.echo(f"results: {path}")
     if record.score is not None:
         click.echo(report([path], "table", registry=registry), nl=False)
     else:
-        from ..swipe.schema import load_results, partial_note
-
         note = partial_note(load_results(path, registry))
         if note:
             click.echo(f"partial result: {note}; not comparable with a full swipe")

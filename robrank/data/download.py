@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError
+from .. import progress as progress_output
 from ..io import atomic_open
 
 DEFAULT_TIMEOUT = 30.0
@@ -98,7 +99,6 @@ def fetch(
     content = _GunzipHasher() if gunzip_md5 else None
     with urllib.request.urlopen(request, timeout=timeout) as response:
         total = response.headers.get("Content-Length")
-        from .. import progress as progress_output
 
         bar = progress_output.bar(progress, total=int(total) if total else None, unit="B", unit_scale=True, desc=target.name, leave=False)
         try:

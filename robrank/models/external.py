@@ -39,7 +39,7 @@ import torchvision
 
 from ..distances import METRICS, check_metric
 from ..errors import CheckpointError, ConfigError, PickledCodeError
-from ..io import file_sha256
+from ..io import file_sha256, load_checkpoint
 from ..data.loading import dataset_record
 from ..plugins import Registry
 from .checkpoint import fit_error, load_run
@@ -243,8 +243,6 @@ def read_state(path: str | Path, key: str | None = None, strip_prefix: str | Non
         except Exception as exc:  # safetensors raises its own error types for a bad header
             raise CheckpointError(f"--weights {path} is not a valid safetensors file ({str(exc).splitlines()[0]})") from None
     else:
-        from ..io import load_checkpoint
-
         try:
             payload = load_checkpoint(path)
         except PickledCodeError:
@@ -448,8 +446,6 @@ def _load_model_file(path: Path, spec: str) -> nn.Module:
         except Exception as exc:
             raise CheckpointError(f"--model {spec}: cannot load the exported program ({str(exc).splitlines()[0]})") from None
     if kind == "state_dict":
-        from ..io import load_checkpoint
-
         try:
             load_checkpoint(path) if path.suffix != ".safetensors" else None
         except PickledCodeError:

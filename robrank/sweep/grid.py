@@ -19,6 +19,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the backport has the same API
+    import tomli as tomllib
+
 from ..errors import ConfigError
 from ..plugins import Registry
 
@@ -188,11 +193,6 @@ def load_grid(path: str | Path, registry: Registry) -> Grid:
         metric = "N"
         dataset = "mnist"
     """
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - the backport has the same API
-        import tomli as tomllib  # lazy: tomli is imported only when this runs
-
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())

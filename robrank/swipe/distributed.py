@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.multiprocessing import ProcessRaisedException
 
 from ..errors import ConfigError, RobrankError
 from ..semantics import REFERENCE
@@ -149,7 +150,6 @@ def swipe_devices(run_or_ckpt: str | Path, profile: str, devices: int, *, regist
     try:
         dist_util.spawn(_worker, devices, (run_or_ckpt if not isinstance(run_or_ckpt, Path) else str(run_or_ckpt), profile, device, str(output), threads, kwargs))
     except Exception as exc:  # a child's traceback: surface its last line as a one-line error
-        from torch.multiprocessing import ProcessRaisedException
 
         if not isinstance(exc, ProcessRaisedException):
             raise

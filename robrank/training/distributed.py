@@ -71,8 +71,6 @@ def destroy_process_group() -> None:
 
 def barrier(info: DistInfo) -> None:
     if info.enabled:
-        import torch.distributed as dist
-
         dist.barrier()
 
 

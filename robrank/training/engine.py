@@ -13,6 +13,8 @@ checkpoint, so a resumed run ends with the same weights as an uninterrupted one.
 """
 from __future__ import annotations
 
+import copy
+import inspect
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -109,8 +111,6 @@ def make_optimizers(config: TrainConfig, model: EmbeddingModel, criterion: nn.Mo
     cls = getattr(torch.optim, config.optimizer or "Adam")
     extra: dict[str, Any] = {}
     if config.momentum is not None:
-        import inspect
-
         if "momentum" not in inspect.signature(cls).parameters:
             raise ConfigError(f"optimizer {config.optimizer} takes no momentum; use SGD (or RMSprop) or drop momentum")
         extra["momentum"] = float(config.momentum)
@@ -163,8 +163,6 @@ class _Batches:
             # a split with its own batch transform (CIFAR's crop + flip) is gathered through it
             self.transformed = type(dataset).images is not TensorImageDataset.images
             if self.transformed:
-                import copy
-
                 self.source = copy.copy(dataset)
                 self.source.data = self.data
 

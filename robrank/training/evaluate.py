@@ -9,7 +9,7 @@ from ..models.checkpoint import LoadedRun
 from ..plugins import Registry
 from ..runtime import default_num_workers, resolve_device
 from .engine import embed_split
-from ..data.loading import load_split
+from ..data.loading import dataset_record, load_split
 from ..metrics import classification_metrics, retrieval_metrics
 from ..models.external import load_any
 from ..plan import saved_plan
@@ -36,7 +36,6 @@ def evaluate_run(
 
     loaded = load_any(run_or_ckpt, device=dev, registry=registry)
     if not loaded.config:  # a model from outside robrank: no training config to plan, only the evaluation knobs
-        from ..data.loading import dataset_record
 
         record = dataset_record(loaded.dataset, registry=registry)
         config: Any = SimpleNamespace(val_batch_size=batch_size or 128, amp=False,

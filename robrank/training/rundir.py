@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 import torch
 
+from .. import __version__
 from ..errors import CheckpointError, RobrankError, StorageError
 from ..io import append_jsonl, read_jsonl, write_json
 from ..locks import exclusive
@@ -93,8 +94,6 @@ def git_commit() -> str | None:
 
 
 def provenance(device: str, world_size: int) -> dict[str, Any]:
-    from .. import __version__
-
     return {
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "robrank": __version__},
         "git_commit": git_commit(),
