@@ -273,7 +273,7 @@ def normalized_mutual_information(embeddings: torch.Tensor, labels: torch.Tensor
     As the reference: faiss k-means (GPU when faiss has GPUs) with seed 123; without faiss,
     scikit-learn's KMeans(random_state=0) with a warning (slower, different clusters).
     """
-    from sklearn.metrics import normalized_mutual_info_score  # optional: scikit-learn
+    from sklearn.metrics import normalized_mutual_info_score  # lazy: scikit-learn takes seconds to import
 
     x = np.ascontiguousarray(embeddings.detach().float().cpu().numpy())
     y = labels.detach().cpu().numpy()
@@ -293,7 +293,7 @@ def _kmeans(x: np.ndarray, k: int) -> np.ndarray:
     except ImportError:
         faiss = None
     if faiss is None:
-        from sklearn.cluster import KMeans  # optional: scikit-learn
+        from sklearn.cluster import KMeans  # lazy: scikit-learn takes seconds to import
 
         warnings.warn(
             "robrank: faiss is not installed, NMI uses scikit-learn KMeans (slower, clusters differ from the "

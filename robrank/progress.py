@@ -31,7 +31,7 @@ def bar(enabled: bool, **options: Any) -> Any:
     """A tqdm bar when ``enabled`` and on a terminal, else None (callers skip their updates)."""
     if not (enabled and interactive()):
         return None
-    from tqdm.auto import tqdm  # lazy: tqdm is imported only when this runs
+    from tqdm.auto import tqdm  # lazy: tqdm loads only when a bar is drawn
 
     return tqdm(dynamic_ncols=True, **options)
 

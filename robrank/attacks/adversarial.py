@@ -29,7 +29,6 @@ from ..errors import CheckpointError
 from ..errors import ConfigError, StorageError, os_error_message
 from ..io import atomic_open, save_checkpoint
 from ..io import load_checkpoint
-from torchvision.utils import save_image
 
 #: how many examples get PNGs
 PNG_EXAMPLES = 8
@@ -87,7 +86,7 @@ class AdversarialCollector:
 
     def save(self, folder: str | Path, dataset: Any, *, spec: str, dataset_name: str, model: str) -> Path:
         """Write the tensor file and the PNGs into ``folder`` (created); returns the tensor file."""
-
+        from torchvision.utils import save_image  # lazy: torchvision takes seconds to import
 
         folder = prepare_folder(folder)  # again: another process may have written there meanwhile
         indices = torch.cat(self.indices) if self.indices else torch.empty(0, dtype=torch.int64)

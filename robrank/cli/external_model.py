@@ -45,7 +45,8 @@ def resolve_target(run_or_ckpt: str | None, *, model: str | None, weights: tuple
     if run_or_ckpt is not None:
         raise ConfigError(f"give either RUN_OR_CKPT ({run_or_ckpt}) or --model, not both")
     from ..models import zoo  # lazy: keeps robrank --help torch-free
-    from ..models.external import ModelSpec, parse_normalization, require_metric  # lazy: keeps robrank --help torch-free
+    # lazy: keeps robrank --help torch-free
+    from ..models.external import ModelSpec, parse_normalization, require_metric
 
     registry = get_registry()
     if zoo.is_zoo(model):  # the entry's record says its metric, dataset and normalisation

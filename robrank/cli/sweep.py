@@ -60,7 +60,8 @@ def sweep_command(runs: tuple[str, ...], profiles: tuple[str, ...], seeds: tuple
       robrank sweep --dir sweeps/mnist        # continue: skips done cells, restarts failed ones
       robrank sweep --status sweeps/mnist
     """
-    from ..sweep import ExecutorSettings, Grid, build_executor, format_status, load_grid, parse_options, run_sweep, sweep_states  # lazy: keeps robrank --help fast
+    # lazy: keeps robrank --help fast
+    from ..sweep import ExecutorSettings, Grid, build_executor, format_status, load_grid, parse_options, run_sweep, sweep_states
 
     if status_dir is not None:
         states = sweep_states(status_dir)

@@ -99,7 +99,7 @@ class FileImageDataset(ImageDataset):
         self.channels = channels
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image, UnidentifiedImageError  # optional: Pillow
+        from PIL import Image, UnidentifiedImageError  # lazy: only image-file datasets decode with Pillow
 
         path = self.paths[index]
         try:

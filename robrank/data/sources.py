@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision.datasets
 
 from ..errors import ConfigError, DataError
 from .base import DatasetSource, FileImageDataset, ImageDataset, TensorImageDataset
@@ -198,6 +197,7 @@ class IdxSource(DatasetSource):
     def _torchvision_class(self) -> Any:
         if not self.torchvision:
             return None
+        import torchvision.datasets  # lazy: takes seconds to import, which `robrank list` should not pay
 
         return getattr(torchvision.datasets, self.torchvision)
 
@@ -322,7 +322,7 @@ class ImageTreeSource(DatasetSource):
 
     def verify(self, path: Path) -> str:
         """Metadata parses, every listed image exists, is non-empty and has an image header."""
-        from PIL import Image, UnidentifiedImageError  # optional: Pillow
+        from PIL import Image, UnidentifiedImageError  # lazy: only image-file datasets decode with Pillow
 
         index = self.index(path)
         for split, entry in index.items():

@@ -35,7 +35,6 @@ from typing import Any
 
 import torch
 from torch import nn
-import torchvision
 
 from ..distances import METRICS, check_metric
 from ..errors import CheckpointError, ConfigError, PickledCodeError
@@ -396,6 +395,7 @@ def _library_model(library: str, name: str) -> tuple[nn.Module, Normalization, A
         cfg = dict(getattr(net, "pretrained_cfg", None) or {})
         norm = Normalization(f"timm:{name}", tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD)))
         return net, norm, lambda dim: net.reset_classifier(dim)
+    import torchvision  # lazy: torchvision takes seconds to import
 
     try:
         net = torchvision.models.get_model(name, weights=None)
