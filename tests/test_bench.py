@@ -271,9 +271,10 @@ def test_leaderboard_curve_and_retrieval_picture_go_only_where_they_belong(bench
 
     (panel,) = curve_panels(load_summaries([curve], get_registry()))  # what the figure draws: QA+ at both budgets
     assert panel.axis == "eps" and [len(line.x) for line in panel.lines] == [len(CURVE_EPS)]
-    # the picture is robrank show's own figure for query 0 under the reference QA+ attack
+    # the picture is robrank show's own figure for query 0 under the reference profile's first attack (CA+ here)
     picture = _embedded(mine, "fig-show", "image/png")
-    spec = next(s for s in json.loads(bench_env.card.read_text())["threat_model"]["reference"]["specs"] if s.startswith("QA:pm=+"))
+    spec = json.loads(bench_env.card.read_text())["threat_model"]["reference"]["specs"][0]
+    assert spec.startswith("CA:pm=+")
     shown = robrank_cli("show", str(bench_env.run_dir), "-A", spec, "--queries", "0", "--output", str(tmp_path / "show.png"))
     assert shown.exit_code == 0, shown
     assert picture is not None and picture == (tmp_path / "show.png").read_bytes()

@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from ..plugins import Registry
     from ..swipe.summary import FileSummary
 
-#: the attacks drawn in the retrieval picture, first found in the reference profile wins
-SHOWN_ATTACKS: tuple[tuple[str, str], ...] = (("QA", "+"), ("CA", "+"))
 #: the test image whose ranking the picture shows
 SHOWN_QUERY = 0
 
@@ -77,26 +75,22 @@ def model_at_hand(card: dict[str, Any], card_path: str | Path, registry: Registr
 
 
 def shown_spec(card: dict[str, Any], registry: Registry) -> Any:
-    """The reference profile's QA+ (else CA+) attack, parsed; None where the profile has neither."""
+    """The reference profile's first attack, parsed (the profile's order is its author's; the core names no attack)."""
     from ..attacks.spec import parse_spec
 
-    parsed = [parse_spec(s, registry) for s in card["threat_model"]["reference"].get("specs") or []]
-    for kind, sign in SHOWN_ATTACKS:
-        for spec in parsed:
-            if spec.type == kind and str(spec.params.get("pm")) == sign:
-                return spec
-    return None
+    specs = card["threat_model"]["reference"].get("specs") or []
+    return parse_spec(specs[0], registry) if specs else None
 
 
 def retrieval_picture(card: dict[str, Any], card_path: str | Path, registry: Registry, *, device: str = "cpu",
                       data_root: str | None = None) -> tuple[Figure | None, str]:
-    """``robrank show``'s figure of one query under the reference QA+/CA+ attack; else (None, why not)."""
+    """``robrank show``'s figure of one query under the reference profile's first attack; else (None, why not)."""
     checkpoint, why = model_at_hand(card, card_path, registry)
     if checkpoint is None:
         return None, why
     spec = shown_spec(card, registry)
     if spec is None:
-        return None, "the reference profile has no QA+ or CA+ attack to show"
+        return None, "the card lists no reference attack specs to show"
     from ..data.loading import load_split
     from ..models.external import load_any
     from ..plot.show import retrieval_examples, show_figure
@@ -108,4 +102,4 @@ def retrieval_picture(card: dict[str, Any], card_path: str | Path, registry: Reg
     return show_figure(examples, spec.text, class_names=getattr(dataset, "classes", None)), ""
 
 
-__all__ = ["curve_summaries", "curve_picture", "model_at_hand", "shown_spec", "retrieval_picture", "SHOWN_ATTACKS", "SHOWN_QUERY"]
+__all__ = ["curve_summaries", "curve_picture", "model_at_hand", "shown_spec", "retrieval_picture", "SHOWN_QUERY"]

@@ -13,7 +13,7 @@ from .options import data_root_option, device_option
               help="A swipe over several budgets (robrank swipe -p a curve profile) drawn as a robustness curve on the page of the "
                    "card whose model it attacked (matched by the model's sha256). Repeatable.")
 @click.option("--show", is_flag=True, default=False,
-              help="Draw robrank show's before/after ranking of one query under the reference QA+ (else CA+) attack for each "
+              help="Draw robrank show's before/after ranking of one query under the reference profile's first attack for each "
                    "entry whose checkpoint is still on disk (one attack run per entry).")
 @device_option
 @data_root_option
