@@ -19,6 +19,7 @@ from robrank.plugins import get_registry
 
 
 SPLIT = 120
+CURVE_EPS = (0.05, 0.30196)
 
 
 def _small_digits(root=None):
@@ -53,6 +54,8 @@ class BenchPlugin:
         register(ProfileRecord(name="tiny28", factory=lambda: _tiny(rob28()), summary="rob28, 2 steps", image_size=28, score=ERS))
         register(ProfileRecord(name="tiny28-aa", factory=lambda: [f"{s}:opt=worst" for s in _tiny(rob28())], summary="worst case, 2 steps",
                                image_size=28, score=ERS, variant_of="tiny28", worst_case=True))
+        register(ProfileRecord(name="tiny28-curve", factory=lambda: [f"QA:pm=+:M=1:eps={e}:alpha=0.011764:pgditer=2" for e in CURVE_EPS],
+                               summary="QA+ over two budgets, 2 steps", image_size=28))
 
 
 @pytest.fixture(scope="module")
@@ -237,6 +240,50 @@ def test_leaderboard_site_ranks_by_worst_case_and_renders_in_chromium(bench_env,
         entry = render_in_chromium(out / link)  # each entry page: its ERS bars load and have a size
         assert [f["id"] for f in entry["figures"]] == ["fig-ers"] and entry["figures"][0]["complete"] and entry["figures"][0]["width"] > 0
         assert (out / link).with_suffix(".json").is_file()
+
+
+def _embedded(page, figure_id, mime):
+    import base64
+    import re
+
+    match = re.search(rf'<figure id="{figure_id}"><img src="data:{re.escape(mime)};base64,([^"]+)"', page)
+    return None if match is None else base64.b64decode(match.group(1))
+
+
+def test_leaderboard_curve_and_retrieval_picture_go_only_where_they_belong(bench_env, robrank_cli, tmp_path):
+    curve = tmp_path / "curve.json"
+    swiped = robrank_cli("swipe", str(bench_env.run_dir), "-p", "tiny28-curve", "--output", str(curve), "--no-progress")
+    assert swiped.exit_code == 0, swiped
+    other = json.loads(bench_env.card.read_text())  # another model's card, away from its swipes and run
+    other["name"], other["model"]["sha256_file"], other["model"]["sha256_tensors"] = "elsewhere", "0" * 64, "1" * 64
+    other_path = tmp_path / "other.json"
+    other_path.write_text(json.dumps(other))
+    out = tmp_path / "site"
+    result = robrank_cli("leaderboard", str(bench_env.card), str(other_path), "--output", str(out), "--curve", str(curve), "--show")
+    assert result.exit_code == 0, result
+    board = {e["name"]: (out / e["page"]).read_text() for e in json.loads((out / "leaderboard.json").read_text())["entries"]}
+    mine, theirs = board[json.loads(bench_env.card.read_text())["name"]], board["elsewhere"]
+    svg = _embedded(mine, "fig-curve", "image/svg+xml").decode()
+    assert svg.startswith("<?xml") and "curve.json" in mine and "QA" in svg
+    assert _embedded(theirs, "fig-curve", "image/svg+xml") is None and "No robustness curve was measured" in theirs
+    from robrank.plot.curve import curve_panels
+    from robrank.swipe.summary import load_summaries
+
+    (panel,) = curve_panels(load_summaries([curve], get_registry()))  # what the figure draws: QA+ at both budgets
+    assert panel.axis == "eps" and [len(line.x) for line in panel.lines] == [len(CURVE_EPS)]
+    # the picture is robrank show's own figure for query 0 under the reference profile's first attack (CA+ here)
+    picture = _embedded(mine, "fig-show", "image/png")
+    spec = json.loads(bench_env.card.read_text())["threat_model"]["reference"]["specs"][0]
+    assert spec.startswith("CA:pm=+")
+    shown = robrank_cli("show", str(bench_env.run_dir), "-A", spec, "--queries", "0", "--output", str(tmp_path / "show.png"))
+    assert shown.exit_code == 0, shown
+    assert picture is not None and picture == (tmp_path / "show.png").read_bytes()
+    assert _embedded(theirs, "fig-show", "image/png") is None and "No retrieval picture: the card's swipe file" in __import__("html").unescape(theirs)
+    # without --show there is no picture section; a curve of no carded model is refused in one line
+    plain = robrank_cli("leaderboard", str(other_path), "--output", str(tmp_path / "plain"))
+    assert plain.exit_code == 0 and "Before and after" not in next((tmp_path / "plain" / "entries").glob("*.html")).read_text()
+    refused = robrank_cli("leaderboard", str(other_path), "--output", str(tmp_path / "bad"), "--curve", str(curve))
+    assert refused.exit_code == 2 and "no card names" in refused.output and "Traceback" not in refused.output
 
 
 def render_in_chromium_raw(page, module):

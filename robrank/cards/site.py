@@ -14,10 +14,15 @@ import re
 from collections.abc import Sequence
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..io import write_json, write_text
+from .figures import curve_summaries, retrieval_picture
 from .schema import ROLE_TITLES, ROLES, label, load_card, score_value, status
+
+if TYPE_CHECKING:
+    from ..plugins import Registry
+    from ..swipe.summary import FileSummary
 
 #: what each measure is and which direction is better, stated on every page
 UNITS: dict[str, str] = {
@@ -150,11 +155,42 @@ def index_html(rows: list[dict[str, Any]]) -> str:
     return _page("robrank leaderboard", intro + "".join(sections) + _legend())
 
 
-def _figure_img(fig: Any, figure_id: str, alt: str) -> str:
+def _figure_img(fig: Any, figure_id: str, alt: str, fmt: str = "svg") -> str:
     from ..plot.figure import render
 
-    data = base64.b64encode(render(fig, "svg")).decode("ascii")
-    return f'<figure id="{figure_id}"><img src="data:image/svg+xml;base64,{data}" alt="{escape(alt)}"></figure>'
+    data = base64.b64encode(render(fig, fmt)).decode("ascii")
+    mime = "image/svg+xml" if fmt == "svg" else f"image/{fmt}"
+    return f'<figure id="{figure_id}"><img src="data:{mime};base64,{data}" alt="{escape(alt)}"></figure>'
+
+
+NO_MATPLOTLIB = "install matplotlib (pip install robrank[plot]) and rebuild the site"
+
+
+def curve_section(card: dict[str, Any], summaries: Sequence[FileSummary]) -> str:
+    """The entry's robustness curve from the curve swipes of its model, or a note that none was measured."""
+    head = "<h2>Robustness curve</h2>"
+    if not summaries:
+        return (f"{head}<p class='note'>No robustness curve was measured for this model (a swipe over several budgets, "
+                "given to robrank leaderboard --curve).</p>")
+    try:
+        from .figures import curve_picture
+
+        fig = curve_picture(summaries)
+    except ImportError:
+        return f"{head}<p class='note'>Robustness curve: {NO_MATPLOTLIB}.</p>"
+    files = ", ".join(f"<code>{escape(Path(s.path).name)}</code>" for s in summaries)
+    return f"{head}{_figure_img(fig, 'fig-curve', f'robustness curve of {label(card)}')}<p class='note'>From {files}.</p>"
+
+
+def show_section(picture: tuple[Any, str] | None) -> str:
+    """The before/after retrieval picture (``--show``); where it was asked for but not drawn, why not."""
+    if picture is None:
+        return ""
+    fig, why = picture
+    head = "<h2>Before and after the attack</h2>"
+    if fig is None:
+        return f"{head}<p class='note'>No retrieval picture: {escape(why)}.</p>"
+    return f"{head}{_figure_img(fig, 'fig-show', 'a ranking before and after the attack', 'png')}"
 
 
 class _Summary:
@@ -184,7 +220,8 @@ def ers_bars(card: dict[str, Any]) -> str:
     return _figure_img(fig, "fig-ers", f"ERS columns of {label(card)}")
 
 
-def entry_html(card: dict[str, Any], row: dict[str, Any], page: str) -> str:
+def entry_html(card: dict[str, Any], row: dict[str, Any], page: str, *, curves: Sequence[FileSummary] = (),
+               picture: tuple[Any, str] | None = None) -> str:
     name = escape(label(card))
     scores = []
     for role in ROLES:
@@ -202,6 +239,7 @@ def entry_html(card: dict[str, Any], row: dict[str, Any], page: str) -> str:
     draft = f"<p><strong>DRAFT</strong>: {escape(str(card['draft_reason']))}</p>" if card["draft"] else ""
     body = (f"<p><a href='../index.html'>← leaderboard</a></p><h1>{name} {_badge(row['status'])}</h1>{draft}"
             f"<p>{escape(card['data']['dataset'])}, {escape(row['threat_model'])}. Clean (percent, ↑): {clean}.</p>{table}{ers_bars(card)}"
+            f"{curve_section(card, curves)}{show_section(picture)}"
             f"<h2>Threat model</h2>{threat}<p>Card: <a href='{escape(page)}.json' download>{escape(page)}.json</a> "
             f"(schema docs/bench.md).</p>{_legend()}")
     return _page(f"{label(card)}: robrank leaderboard", body)
@@ -238,16 +276,26 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_site(card_paths: Sequence[str | Path], output: str | Path) -> Path:
-    """Write the site for ``card_paths`` into ``output``; return the index page."""
+def build_site(card_paths: Sequence[str | Path], output: str | Path, *, curves: Sequence[str | Path] = (), show: bool = False,
+               registry: Registry | None = None, device: str = "cpu", data_root: str | None = None) -> Path:
+    """Write the site for ``card_paths`` into ``output``; return the index page.
+
+    ``curves`` are swipe files drawn as robustness curves on the page of the card whose model
+    they attacked; ``show`` draws a before/after retrieval picture where the model is at hand
+    (an attack run per entry). Both need the ``registry``.
+    """
     out = Path(output)
+    cards = [load_card(path) for path in card_paths]
+    if (curves or show) and registry is None:
+        raise TypeError("build_site needs the registry to read curve files or to load models")
+    summaries = curve_summaries(cards, curves, registry) if curves else [[] for _ in cards]
     taken: set[str] = set()
     rows = []
-    for path in card_paths:
-        card = load_card(path)
+    for path, card, drawn in zip(card_paths, cards, summaries):
         page = slug(label(card), taken)
         row = entry(card, page)
-        write_text(out / "entries" / f"{page}.html", entry_html(card, row, page))
+        picture = retrieval_picture(card, path, registry, device=device, data_root=data_root) if show else None
+        write_text(out / "entries" / f"{page}.html", entry_html(card, row, page, curves=drawn, picture=picture))
         write_json(out / "entries" / f"{page}.json", card)
         rows.append(row)
     write_json(out / "leaderboard.json", {"schema": "robrank-leaderboard", "schema_version": 1, "units": UNITS, "entries": ranked(rows)})

@@ -3,13 +3,33 @@ from __future__ import annotations
 
 import click
 
+from .options import data_root_option, device_option
+
 
 @click.command("leaderboard")
 @click.argument("cards", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str))
 @click.option("--output", type=click.Path(file_okay=False, path_type=str), required=True, help="Folder of the site (index.html, entries/, leaderboard.json, leaderboard.md).")
-def leaderboard_command(cards: tuple[str, ...], output: str) -> None:
+@click.option("--curve", "curves", multiple=True, type=click.Path(dir_okay=False, path_type=str),
+              help="A swipe over several budgets (robrank swipe -p a curve profile) drawn as a robustness curve on the page of the "
+                   "card whose model it attacked (matched by the model's sha256). Repeatable.")
+@click.option("--show", is_flag=True, default=False,
+              help="Draw robrank show's before/after ranking of one query under the reference profile's first attack for each "
+                   "entry whose checkpoint is still on disk (one attack run per entry).")
+@device_option
+@data_root_option
+def leaderboard_command(cards: tuple[str, ...], output: str, curves: tuple[str, ...], show: bool, device: str | None,
+                        data_root: str | None) -> None:
     """Build a self-contained leaderboard site from CARDS written by robrank bench (docs/bench.md)."""
     from ..cards.site import build_site  # lazy: keeps robrank --help fast
 
-    index = build_site(cards, output)
+    registry = None
+    if curves or show:
+        from ..plugins import get_registry
+
+        registry = get_registry()
+    if show:
+        from ..runtime import resolve_device
+
+        device = str(resolve_device(device))
+    index = build_site(cards, output, curves=curves, show=show, registry=registry, device=device or "cpu", data_root=data_root)
     click.echo(f"leaderboard: {index} ({len(cards)} entries)")
