@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from ..plugins import get_registry
+from ..runtime import resolve_device
 from .options import data_root_option, device_option
 
 
@@ -24,12 +26,8 @@ def leaderboard_command(cards: tuple[str, ...], output: str, curves: tuple[str, 
 
     registry = None
     if curves or show:
-        from ..plugins import get_registry
-
         registry = get_registry()
     if show:
-        from ..runtime import resolve_device
-
         device = str(resolve_device(device))
     index = build_site(cards, output, curves=curves, show=show, registry=registry, device=device or "cpu", data_root=data_root)
     click.echo(f"leaderboard: {index} ({len(cards)} entries)")
