@@ -33,7 +33,7 @@ def exclusive(path: str | os.PathLike[str], *, command: str = "robrank", wait: f
     that cannot be opened is a one-line StorageError naming ``what``.
     """
     try:
-        import fcntl  # POSIX only
+        import fcntl  # optional: fcntl exists on POSIX only
     except ImportError:
         yield None
         return
@@ -74,7 +74,7 @@ def exclusive(path: str | os.PathLike[str], *, command: str = "robrank", wait: f
 
 def held(path: str | os.PathLike[str]) -> bool:
     """Whether a live process holds the lock on ``path`` (a shared, instant probe that takes nothing over)."""
-    import fcntl  # POSIX only
+    import fcntl  # optional: fcntl exists on POSIX only
 
     path = Path(path)
     if not path.exists():

@@ -238,3 +238,41 @@ def test_the_length_check_counts_decorators_and_body(tmp_path):
     (tmp_path / "m.py").write_text("@dec\ndef f():\n" + "    x = 1\n" * 99 + "\ndef g():\n    pass\n")
     assert long_functions(tmp_path, limit=100) == ["m.py:2 f (101 lines)"]
     assert long_functions(tmp_path, limit=101) == []
+
+
+#: the reasons a function-local import may give (CONTRIBUTING.md): a fast, torch-free start, an optional dependency, an import cycle
+LOCAL_IMPORT_REASONS = ("# lazy:", "# optional:", "# cycle:")
+
+
+def unexplained_local_imports(root: Path) -> list[str]:
+    """Imports inside function bodies whose line (or the comment line above) gives no reason."""
+    found = []
+    for path in _modules(root):
+        lines = path.read_text().splitlines()
+        tree = ast.parse("\n".join(lines))
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    here = lines[node.lineno - 1]
+                    above = lines[node.lineno - 2].strip() if node.lineno > 1 else ""
+                    if not any(r in here or above.startswith(r) for r in LOCAL_IMPORT_REASONS):
+                        found.append(f"{_rel(path) if path.is_relative_to(REPO) else path}:{node.lineno}: {here.strip()}")
+    return sorted(set(found))
+
+
+def test_every_function_local_import_says_why():
+    assert unexplained_local_imports(CORE) == []
+
+
+def test_the_local_import_scanner_finds_an_unexplained_one(tmp_path):
+    (tmp_path / "m.py").write_text(
+        "def f():\n"
+        "    import json  # lazy: keeps robrank --help fast\n"
+        "    # optional: matplotlib (plot extra)\n"
+        "    import matplotlib\n"
+        "    import re\n"
+    )
+    found = unexplained_local_imports(tmp_path)
+    assert len(found) == 1 and found[0].endswith(":5: import re")

@@ -32,8 +32,8 @@ def _digests(card: dict[str, Any]) -> set[str]:
 
 def curve_summaries(cards: Sequence[dict[str, Any]], paths: Sequence[str | Path], registry: Registry) -> list[list[FileSummary]]:
     """For each card, the curve swipes among ``paths`` that attacked its model on its dataset."""
-    from ..swipe.schema import load_results
-    from ..swipe.summary import summarise
+    from ..swipe.schema import load_results  # lazy: loaded when this figure is drawn (keeps robrank --help fast)
+    from ..swipe.summary import summarise  # lazy: loaded when this figure is drawn (keeps robrank --help fast)
 
     found: list[list[FileSummary]] = [[] for _ in cards]
     for path in paths:
@@ -50,15 +50,15 @@ def curve_summaries(cards: Sequence[dict[str, Any]], paths: Sequence[str | Path]
 
 
 def curve_picture(summaries: Sequence[FileSummary]) -> Figure:
-    from ..plot.curve import curve_figure
+    from ..plot.curve import curve_figure  # lazy: loaded when this figure is drawn (keeps robrank --help fast)
 
     return curve_figure(summaries)
 
 
 def model_at_hand(card: dict[str, Any], card_path: str | Path, registry: Registry) -> tuple[Path | None, str]:
     """The checkpoint the card measured, if it is still on disk unchanged; else why not."""
-    from ..io import file_sha256
-    from ..swipe.schema import load_results
+    from ..io import file_sha256  # lazy: loaded when this figure is drawn (keeps robrank --help fast)
+    from ..swipe.schema import load_results  # lazy: loaded when this figure is drawn (keeps robrank --help fast)
 
     model = card["model"]
     if model["kind"] != "run":
@@ -76,7 +76,7 @@ def model_at_hand(card: dict[str, Any], card_path: str | Path, registry: Registr
 
 def shown_spec(card: dict[str, Any], registry: Registry) -> Any:
     """The reference profile's first attack, parsed (the profile's order is its author's; the core names no attack)."""
-    from ..attacks.spec import parse_spec
+    from ..attacks.spec import parse_spec  # lazy: keeps this module torch-free
 
     specs = card["threat_model"]["reference"].get("specs") or []
     return parse_spec(specs[0], registry) if specs else None
@@ -91,9 +91,9 @@ def retrieval_picture(card: dict[str, Any], card_path: str | Path, registry: Reg
     spec = shown_spec(card, registry)
     if spec is None:
         return None, "the card lists no reference attack specs to show"
-    from ..data.loading import load_split
-    from ..models.external import load_any
-    from ..plot.show import retrieval_examples, show_figure
+    from ..data.loading import load_split  # lazy: keeps this module torch-free
+    from ..models.external import load_any  # lazy: keeps this module torch-free
+    from ..plot.show import retrieval_examples, show_figure  # lazy: keeps this module torch-free
 
     run = load_any(str(checkpoint), device=device, registry=registry)
     dataset = load_split(run.dataset, "test", data_root, registry=registry)

@@ -33,7 +33,7 @@ def parameter_count(loaded: Any) -> int:
 
 def model_block(loaded: Any, swiped: dict[str, Any]) -> dict[str, Any]:
     """The card's ``model``: identity, digests, size, metric, normalisation, training settings."""
-    from ..models.zoo import zoo_name  # imports torch, as the model being carded already has
+    from ..models.zoo import zoo_name  # lazy: keeps this module torch-free
 
     common = {"sha256_tensors": tensors_digest(loaded), "parameters": parameter_count(loaded), "metric": str(loaded.metric)}
     if swiped.get("kind") == "external":

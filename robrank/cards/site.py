@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from html import escape
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from ..io import write_json, write_text
@@ -77,7 +78,7 @@ def planned(threat: dict[str, Any]) -> dict[str, Any]:
 
 
 def threat_key(card: dict[str, Any]) -> str:
-    from ..threat import threat_model
+    from ..threat import threat_model  # lazy: only for a card's threat model (keeps robrank --help fast)
 
     threat = card["threat_model"]["reference"]
     return f"{threat_model(planned(threat))} ({threat['profile']})"
@@ -156,7 +157,7 @@ def index_html(rows: list[dict[str, Any]]) -> str:
 
 
 def _figure_img(fig: Any, figure_id: str, alt: str, fmt: str = "svg") -> str:
-    from ..plot.figure import render
+    from ..plot.figure import render  # lazy: loaded when this figure is drawn (keeps robrank --help fast)
 
     data = base64.b64encode(render(fig, fmt)).decode("ascii")
     mime = "image/svg+xml" if fmt == "svg" else f"image/{fmt}"
@@ -173,7 +174,7 @@ def curve_section(card: dict[str, Any], summaries: Sequence[FileSummary]) -> str
         return (f"{head}<p class='note'>No robustness curve was measured for this model (a swipe over several budgets, "
                 "given to robrank leaderboard --curve).</p>")
     try:
-        from .figures import curve_picture
+        from .figures import curve_picture  # lazy: loaded when this figure is drawn (keeps robrank --help fast)
 
         fig = curve_picture(summaries)
     except ImportError:
@@ -197,7 +198,6 @@ class _Summary:
     """What robrank.plot's ERS figure reads of a results file, taken from a card's score."""
 
     def __init__(self, card: dict[str, Any], role: str) -> None:
-        from types import SimpleNamespace
 
         block = card["scores"][role]
         keys = tuple(c["key"] for c in block["columns"])
@@ -212,7 +212,7 @@ class _Summary:
 def ers_bars(card: dict[str, Any]) -> str:
     """The card's ERS bars (robrank.plot), inline; a note where matplotlib is not installed."""
     try:
-        from ..plot.ers import ers_figure
+        from ..plot.ers import ers_figure  # lazy: loaded when this figure is drawn (keeps robrank --help fast)
 
         fig = ers_figure([_Summary(card, role) for role in ROLES if role in card["scores"]])
     except ImportError:

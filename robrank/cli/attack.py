@@ -143,7 +143,7 @@ def _load_models(run_or_ckpt: object, surrogate: str | None, parsed: Any, device
 
 
 def _print_result(result: Any, run: Any, source: Any, label: object, total: int, where: dict[str, str] | None) -> None:
-    from ..metrics import tie_note  # torch: only once an attack ran
+    from ..metrics import tie_note  # lazy: keeps robrank --help torch-free
 
     coverage = f"{result.count} samples" if result.count >= total else f"{result.count} of {total} samples: partial, not a full result"
     click.echo(f"{result.spec} on {label} ({run.dataset}, metric {run.metric}, {coverage}, {result.seconds:.1f} s)")

@@ -21,7 +21,7 @@ def reference_transform(train: bool, size: int = CROP_224, resize: int = RESIZE_
     train: Resize((256, 256)) -> RandomCrop(224) -> RandomHorizontalFlip(0.5) -> ToTensor;
     test:  Resize((256, 256)) -> CenterCrop(224) -> ToTensor.
     """
-    from torchvision import transforms as T  # imported here: torchvision is slow to import
+    from torchvision import transforms as T  # lazy: torchvision takes seconds to import
 
     crop = T.RandomCrop(size) if train else T.CenterCrop(size)
     steps: list[Callable] = [T.Resize((resize, resize)), crop]

@@ -196,7 +196,7 @@ def curve_figure(summaries: Sequence[FileSummary], *, width: float = PAGE_WIDTH,
                 placed.append((ax, row[c]))
         if shared_y:
             _share_y(placed)
-        from matplotlib.lines import Line2D
+        from matplotlib.lines import Line2D  # optional: matplotlib (plot extra)
 
         handles["clean (no attack)"] = Line2D([], [], color="0.3", linestyle=":", linewidth=0.8)
         legend_below(fig, list(handles.values()), list(handles), body_height=panel_height * len(rows), handlelength=2.0)

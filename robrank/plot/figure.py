@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
+import textwrap
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,7 +65,7 @@ METADATA: dict[str, dict[str, Any]] = {
 
 def _matplotlib() -> Any:
     try:
-        import matplotlib
+        import matplotlib  # optional: matplotlib (plot extra)
     except ImportError:
         raise RobrankError("figures need matplotlib; install it with: pip install 'robrank[plot]'") from None
     return matplotlib
@@ -79,8 +81,8 @@ def paper_style() -> Iterator[None]:
 def blank_figure(width: float, height: float) -> Figure:
     """An empty Figure (constrained layout) on the Agg canvas: no pyplot, no GUI backend."""
     _matplotlib()
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # optional: matplotlib (plot extra)
+    from matplotlib.figure import Figure  # optional: matplotlib (plot extra)
 
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
@@ -114,7 +116,7 @@ def render(fig: Figure, fmt: str = "png") -> bytes:
 
 def save(fig: Figure, path: str | Path) -> Path:
     """Write the figure atomically to ``path``; the suffix picks the format."""
-    from ..io import atomic_open
+    from ..io import atomic_open  # lazy: only when a figure is saved
 
     path = Path(path)
     data = render(fig, figure_format(path))
@@ -125,7 +127,6 @@ def save(fig: Figure, path: str | Path) -> Path:
 
 def inline_svg(fig: Figure) -> str:
     """The figure as an ``<svg>`` element to paste into HTML (no XML prolog, DOCTYPE or metadata)."""
-    import re
 
     text = render(fig, "svg").decode("utf-8")
     text = text[text.index("<svg") :]
@@ -145,7 +146,6 @@ def legend_below(fig: Figure, handles: Sequence[Any], labels: Sequence[str], *, 
     figure's height becomes ``body_height`` (the axes) plus the legend's measured height,
     so the plot area keeps its size however long the labels are.
     """
-    import textwrap
 
     width = fig.get_size_inches()[0]
     renderer = fig.canvas.get_renderer()
@@ -176,7 +176,7 @@ GOOD_WRAP = 28
 
 def colors(n: int) -> list[Any]:
     """``n`` distinguishable colours, the same for the same ``n`` (tab10, then tab20)."""
-    import matplotlib as mpl
+    import matplotlib as mpl  # optional: matplotlib (plot extra)
 
     cmap = mpl.colormaps["tab10" if n <= 10 else "tab20"]
     return [cmap(i % cmap.N) for i in range(n)]

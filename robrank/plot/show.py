@@ -66,7 +66,7 @@ class Example:
 
 
 def _ranking(dist: torch.Tensor, labels: torch.Tensor, exclude: Sequence[int], k: int, candidate: int | None) -> list[Hit]:
-    import torch
+    import torch  # lazy: keeps this module torch-free
 
     row = dist.clone().to(torch.float64)
     for slot in exclude:
@@ -77,7 +77,7 @@ def _ranking(dist: torch.Tensor, labels: torch.Tensor, exclude: Sequence[int], k
 
 def _rank_of(dist: torch.Tensor, slot: int, exclude: Sequence[int]) -> int:
     """1-based position of ``slot`` in the ranking by ``dist`` (ties broken by slot, as argsort(stable))."""
-    import torch
+    import torch  # lazy: keeps this module torch-free
 
     keep = torch.ones_like(dist, dtype=torch.bool)
     for s in exclude:
@@ -103,13 +103,13 @@ def retrieval_examples(
     registry: Registry,
 ) -> list[Example]:
     """Attack the test images ``queries`` with ``spec`` and collect their rankings before and after."""
-    import torch
+    import torch  # lazy: keeps this module torch-free
 
-    from ..attacks.gallery import Gallery
-    from ..attacks.runner import AttackOptions, build_attack
-    from ..attacks.spec import parse_spec
-    from ..distances import pairwise
-    from ..models.modes import attack_mode, embed
+    from ..attacks.gallery import Gallery  # lazy: keeps this module torch-free
+    from ..attacks.runner import AttackOptions, build_attack  # lazy: keeps this module torch-free
+    from ..attacks.spec import parse_spec  # lazy: keeps this module torch-free
+    from ..distances import pairwise  # lazy: keeps this module torch-free
+    from ..models.modes import attack_mode, embed  # lazy: keeps this module torch-free
 
     spec = parse_spec(spec, registry)
     n = len(dataset)

@@ -37,14 +37,14 @@ class TrainingRun:
 
 
 def _metrics_file(path: Path) -> Path:
-    from ..training.rundir import METRICS_FILE
+    from ..training.rundir import METRICS_FILE  # lazy: keeps this module torch-free
 
     return path / METRICS_FILE if path.is_dir() else path
 
 
 def load_training(path: str | Path, label: str | None = None) -> TrainingRun:
     """Read a run directory's (or a ``metrics.jsonl`` file's) per-epoch metrics."""
-    from ..io import read_jsonl
+    from ..io import read_jsonl  # lazy: only when a run's log is read
 
     path = Path(path)
     metrics = _metrics_file(path)
@@ -90,7 +90,7 @@ def training_figure(runs: Sequence[TrainingRun], *, width: float = PAGE_WIDTH, h
             ax.xaxis.get_major_locator().set_params(integer=True)
             if key == "train_loss" and _spans_decades(runs, key):
                 ax.set_yscale("log")
-        from matplotlib.lines import Line2D
+        from matplotlib.lines import Line2D  # optional: matplotlib (plot extra)
 
         legend_below(fig, [Line2D([], [], color=palette[i], marker="o") for i in range(len(runs))], [run.label for run in runs],
                      max_cols=4, body_height=height, handlelength=2.0)
@@ -105,7 +105,7 @@ def _spans_decades(runs: Sequence[TrainingRun], key: str) -> bool:
 
 def plot_training(runs: Sequence[str | Path], output: str | Path, labels: Sequence[str] | None = None) -> Path:
     """``robrank plot training``: read runs' metrics.jsonl and save the figure to ``output``."""
-    from .figure import save
+    from .figure import save  # lazy: only when the figure is saved
 
     labels = list(labels or [])
     loaded = [load_training(run, labels[i] if i < len(labels) else None) for i, run in enumerate(runs)]

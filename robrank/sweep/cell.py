@@ -68,7 +68,7 @@ def run_cell(sweep_dir: str | Path, cell_id: str, *, registry: Registry, devices
 
 def _swipe(cell: Any, settings: Any, out: Path, devices: int, registry: Registry) -> Path:
     # torch loads when a cell runs, not when an executor plugin registers (robrank --help)
-    from ..swipe.distributed import swipe_devices
+    from ..swipe.distributed import swipe_devices  # lazy: keeps this module torch-free
     from ..swipe.runner import swipe  # lazy: keeps this module torch-free
 
     device = device_name(settings.device)

@@ -85,7 +85,7 @@ def build_parts(plan: RunPlan | TrainConfig, registry: Registry | None = None) -
     A resolved TrainConfig is planned here with ``registry`` (tests and notebooks that build
     parts by hand); a RunPlan carries the registry it was planned with.
     """
-    from ..plan import build_plan  # robrank.plan imports this package (TrainConfig)
+    from ..plan import build_plan  # cycle: robrank.plan imports this package (TrainConfig)
 
     if isinstance(plan, TrainConfig):
         plan = build_plan(plan, _needed(registry))
@@ -416,7 +416,7 @@ class Trainer:
             model.backbone.compile()
         step_module: nn.Module = _Step(model, self.criterion, self.defense)
         if self.info.enabled:
-            from torch.nn.parallel import DistributedDataParallel  # torch.distributed: only under DDP
+            from torch.nn.parallel import DistributedDataParallel  # lazy: torch.distributed only under DDP
 
             step_module = DistributedDataParallel(step_module, device_ids=[device.index] if device.type == "cuda" else None)
         return step_module
@@ -599,7 +599,7 @@ def _needed(registry: Registry | None) -> Registry:
     loads the installed plugins here, as the CLI and ``robrank.evaluate`` do at theirs.
     """
     if registry is None:
-        from ..plugins import get_registry  # entry point only: the layers below are handed the registry
+        from ..plugins import get_registry  # lazy: an entry point; the layers below are handed the registry
 
         return get_registry()
     return registry
@@ -624,7 +624,7 @@ def train(
     GPU, or gloo on CPU); under torchrun the process group comes from the environment.
     ``batch_size`` is per process.
     """
-    from ..plan import plan_training  # robrank.plan imports this package (TrainConfig)
+    from ..plan import plan_training  # cycle: robrank.plan imports this package (TrainConfig)
 
     started = time.perf_counter()
     if isinstance(plan, TrainConfig):
@@ -676,7 +676,7 @@ def _spawned_worker(
     A new interpreter, so an entry point: it loads the installed plugins itself (the parent's
     registry holds plugin code that need not pickle).
     """
-    from ..plan import build_plan  # robrank.plan imports this package (TrainConfig)
+    from ..plan import build_plan  # cycle: robrank.plan imports this package (TrainConfig)
 
     plan = build_plan(TrainConfig.from_dict(config), get_registry(), resolved=True, resume=resume)
     info = dist_util.from_env()
