@@ -10,6 +10,8 @@ import errno
 import hashlib
 import json
 import os
+import pickle
+import shutil
 import signal
 import tempfile
 import threading
@@ -17,8 +19,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
-import pickle
-import shutil
 
 from .errors import CheckpointError, PickledCodeError, StorageError, one_line
 
@@ -88,7 +88,6 @@ def _storage_error(path: Path, exc: OSError) -> StorageError:
 
 def check_free_space(folder: str | os.PathLike[str], needed: int, what: str) -> None:
     """Refuse to start work whose output will not fit: ``needed`` bytes in ``folder``."""
-
     folder = Path(folder)
     probe = folder
     while not probe.exists() and probe != probe.parent:
@@ -122,6 +121,29 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[Any]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def read_json(
+    path: str | os.PathLike[str],
+    error: type[Exception],
+    noun: str,
+    missing_hint: str,
+    invalid_hint: str = "",
+    parse_constant: Any = None,
+) -> Any:
+    """A JSON file's content; a missing, unreadable or malformed file is one ``error`` line naming ``noun``."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise error(f"{noun} {path} does not exist; {missing_hint}") from None
+    except OSError as exc:
+        raise error(f"cannot read {noun} {path}: {exc.strerror or exc}") from None
+    try:
+        return json.loads(text, parse_constant=parse_constant)
+    except json.JSONDecodeError as exc:
+        hint = f"; {invalid_hint}" if invalid_hint else ""
+        raise error(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}){hint}") from None
+
+
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return one_line(lines[0] if lines else type(exc).__name__, 120)
@@ -151,7 +173,6 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> No
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
     """Load a checkpoint without unpickling arbitrary objects."""
-
     import torch  # lazy: keeps this module torch-free
 
     path = Path(path)

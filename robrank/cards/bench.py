@@ -74,22 +74,8 @@ def default_output(loaded: Any, draft: bool) -> Path:
     return checkpoint.with_name(f"{checkpoint.name}.{suffix}")
 
 
-def queries_to_batches(max_queries: int | None, batch_size: int | None, max_batches: int | None) -> tuple[int | None, int | None]:
-    """``--max-queries Q`` as the swipe's batch size and batch count (exactly Q queries)."""
-    if max_queries is None:
-        return batch_size, max_batches
-    if max_batches is not None:
-        raise ConfigError("give --max-queries or --max-batches, not both")
-    if batch_size is None:
-        return max_queries, 1
-    if max_queries % batch_size:
-        raise ConfigError(f"--max-queries {max_queries} is not a multiple of --batch-size {batch_size}; drop -b or pick a multiple")
-    return batch_size, max_queries // batch_size
-
-
 def _forced(payload: dict[str, Any]) -> str | None:
     """The swipe's note when it ran a profile forced on other images (``--force``), else None."""
-
     return forced_note(payload)
 
 
@@ -136,7 +122,6 @@ def _clean_metrics(target: Any, device: str | None, data_root: Any, registry: Re
 
 def _check_complete(payloads: dict[str, dict[str, Any]], draft: bool) -> str | None:
     """The partial-coverage note of a draft (None for a full bench); a full bench that is partial or forced is refused."""
-
     notes = []
     for role, payload in payloads.items():
         if _forced(payload):
@@ -152,21 +137,22 @@ def _check_complete(payloads: dict[str, dict[str, Any]], draft: bool) -> str | N
 def build_card(loaded: Any, profiles: BenchProfiles, payloads: dict[str, dict[str, Any]], clean: dict[str, float],
                clean_seconds: float, *, draft: bool, out_dir: Path, device: str | None, dataset: Any, name: str | None) -> dict[str, Any]:
     """The card of a finished bench (see docs/bench.md for every field)."""
-
     partial = _check_complete(payloads, draft)
     first = payloads["reference"]
     records = profiles.by_role()
+    model = model_block(loaded, first["model"])  # once: its tensor digest hashes every weight
     card: dict[str, Any] = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "draft": draft,
         "draft_reason": (f"partial evaluation: {partial}" if partial else "evaluated with a query limit") if draft else None,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "name": name or model_block(loaded, first["model"])["name"],
-        "model": model_block(loaded, first["model"]),
+        "name": name or model["name"],
+        "model": model,
         "data": data_block(dataset, first["dataset"]),
         "evaluation": {
             "semantics": first["semantics"], "seed": first["seed"], "batch_size": first["batch_size"], "max_batches": first["max_batches"],
+            "max_queries": first.get("max_queries"),
             "queries": min(p["coverage"]["queries"] for p in payloads.values()), "partial": partial,
             "files": {role: _relative(Path(payloads[role]["_path"]), out_dir) for role in payloads},
         },
@@ -214,19 +200,20 @@ def bench(
     from ..models.external import load_any  # lazy: keeps this module torch-free
     from ..training.rundir import locked  # lazy: keeps this module torch-free
 
-    batch_size, max_batches = queries_to_batches(max_queries, batch_size, max_batches)
-    draft = max_batches is not None
+    if max_queries is not None and max_batches is not None:
+        raise ConfigError("give --max-queries or --max-batches, not both")
+    draft = max_batches is not None or max_queries is not None
     device = str(resolve_device(device))
     loaded = load_any(target, device=device, registry=registry)
     profiles = bench_profiles(str(loaded.dataset), registry)
     out_dir = Path(output) if output is not None else default_output(loaded, draft)
     with locked(out_dir, "robrank bench"):  # a second bench of the same folder is refused at once
         return _bench_into(out_dir, loaded, profiles, draft=draft, seed=seed, batch_size=batch_size, max_batches=max_batches,
-                           device=device, data_root=data_root, restart=restart, progress=progress, name=name, registry=registry)
+                           max_queries=max_queries, device=device, data_root=data_root, restart=restart, progress=progress, name=name, registry=registry)
 
 
 def _bench_into(out_dir: Path, loaded: Any, profiles: BenchProfiles, *, draft: bool, seed: int, batch_size: int | None,
-                max_batches: int | None, device: str, data_root: Any, restart: bool, progress: bool, name: str | None,
+                max_batches: int | None, max_queries: int | None, device: str, data_root: Any, restart: bool, progress: bool, name: str | None,
                 registry: Registry) -> tuple[Path, dict[str, Any]]:
     from ..data.loading import load_split  # lazy: keeps this module torch-free
     from ..swipe.runner import swipe  # lazy: keeps this module torch-free
@@ -235,8 +222,8 @@ def _bench_into(out_dir: Path, loaded: Any, profiles: BenchProfiles, *, draft: b
     payloads: dict[str, dict[str, Any]] = {}
     for role, record in profiles.by_role().items():
         path = swipe(swipe_target, record.name, output=out_dir / f"swipe-{record.name}.json", seed=seed, batch_size=batch_size,
-                     max_batches=max_batches, device=device, data_root=data_root, restart=restart, progress=progress,
-                     registry=registry)
+                     max_batches=max_batches, max_queries=max_queries, device=device, data_root=data_root, restart=restart,
+                     progress=progress, registry=registry)
         payloads[role] = {**load_results(path, registry), "_path": str(path)}
     clean, clean_seconds = _clean_metrics(swipe_target, device, data_root, registry)
     dataset = load_split(str(loaded.dataset), "test", data_root=data_root, registry=registry)
@@ -247,4 +234,4 @@ def _bench_into(out_dir: Path, loaded: Any, profiles: BenchProfiles, *, draft: b
     return path, card
 
 
-__all__ = ["bench", "bench_profiles", "build_card", "BenchError", "BenchProfiles", "CARD_FILE", "default_output", "queries_to_batches"]
+__all__ = ["bench", "bench_profiles", "build_card", "BenchError", "BenchProfiles", "CARD_FILE", "default_output"]

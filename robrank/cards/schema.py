@@ -7,13 +7,13 @@ docs/bench.md documents every field.
 """
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import RobrankError
+from ..io import read_json
 
 SCHEMA = "robrank-card"
 SCHEMA_VERSION = 1
@@ -85,17 +85,7 @@ def validate(card: Any, where: str = "card") -> None:
 
 def load_card(path: str | Path) -> dict[str, Any]:
     """Read and validate a card file; every failure is one :class:`CardError` line."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise CardError(f"card {path} does not exist; pass a card.json written by robrank bench") from None
-    except OSError as exc:
-        raise CardError(f"cannot read card {path}: {exc.strerror or exc}") from None
-    try:
-        card = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CardError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    card = read_json(path, CardError, "card", "pass a card.json written by robrank bench")
     validate(card, where=str(path))
     return card
 

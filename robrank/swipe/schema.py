@@ -9,13 +9,13 @@ a KeyError three functions later.
 from __future__ import annotations
 
 import copy
-import json
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import RobrankError
+from ..io import read_json
 from ..plugins import Registry
 from ..semantics import SEMANTICS
 from ..summaries import ENGINE_BOUNDS
@@ -388,17 +388,8 @@ def registered_bounds(attack_type: str, registry: Registry) -> Bounds:
 
 def load_results(path: str | Path, registry: Registry) -> dict[str, Any]:
     """Read and validate a results file; every failure is one :class:`SwipeFileError` line."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise SwipeFileError(f"results file {path} does not exist; pass a JSON file written by robrank swipe") from None
-    except OSError as exc:
-        raise SwipeFileError(f"cannot read results file {path}: {exc.strerror or exc}") from None
-    try:
-        payload = json.loads(text, parse_constant=_nan)
-    except json.JSONDecodeError as exc:
-        raise SwipeFileError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); it was not written by robrank swipe or was edited by hand") from None
+    payload = read_json(path, SwipeFileError, "results file", "pass a JSON file written by robrank swipe",
+                        "it was not written by robrank swipe or was edited by hand", parse_constant=_nan)
     validate(payload, where=str(path), registry=registry)
     return upgrade(payload, registry)
 
