@@ -158,7 +158,6 @@ class Results:
     def partial(self) -> str | None:
         """Why the numbers are not a full, comparable result (too few queries or attacks, a ``--force``d
         profile), or None: :func:`robrank.swipe.schema.partial_note`, as every report marks it."""
-
         return partial_note(self.payload)
 
     @property
@@ -178,7 +177,6 @@ class Results:
 
     def __getitem__(self, spec: str) -> AttackSummary:
         """The summary of one attack, by its spec or type (``results["CA:pm=+:W=1"]``, ``results["ES"]``)."""
-
         for summary in self.attacks:
             if spec in (summary.spec, summary.type):
                 return summary
@@ -190,14 +188,12 @@ class Results:
 
     def save(self, path: str | Path) -> Path:
         """Write the results as a ``robrank swipe`` JSON file (atomically); ``robrank report`` reads it."""
-
         path = Path(path)
         write_json(path, self.payload)
         return path
 
     def report(self, fmt: str = "table") -> str:
         """The table ``robrank report`` prints for these results."""
-
         return format_report([summarise(self.payload, self.path or "(in memory)", self.registry or get_registry())], fmt)
 
     def __repr__(self) -> str:
@@ -294,7 +290,6 @@ def bench(
     ``options``: ``batch_size``, ``max_batches``, ``max_queries`` (either limit makes the
     card a draft), ``seed``, ``restart``. The card's path is ``card["_path"]``.
     """
-
     unknown = sorted(set(options) - set(_BENCH_OPTIONS))
     if unknown:
         raise ConfigError(f"bench() got an unknown option {unknown[0]!r}; it takes {', '.join(_BENCH_OPTIONS)}")
@@ -313,7 +308,6 @@ _BENCH_OPTIONS: tuple[str, ...] = ("batch_size", "max_batches", "max_queries", "
 
 def load_results(path: str | Path) -> Results:
     """A results file written by ``robrank swipe`` or :meth:`Results.save`, validated."""
-
     registry = get_registry()
     return Results(_load(path, registry), Path(path), registry=registry)
 
@@ -580,13 +574,11 @@ BUDGET: tuple[str, ...] = ("eps", "alpha", "pgditer")
 
 def _device(device: Any) -> str:
     """``device`` checked as the CLI checks ``--device`` (``cuda`` without a GPU is a one-line error)."""
-
     return str(resolve_device(None if device is None else str(device)))
 
 
 def _dataset_budget(spec: str, fields: Mapping[str, Any], dataset: str | None, registry: Registry) -> tuple[dict[str, Any], str]:
     """The budget fields the caller left out, from the dataset's swipe profile, and a line saying where it came from."""
-
     given = {item.partition("=")[0].strip() for item in spec.split(":")[1:] if "=" in item}
     given |= {k for k, v in fields.items() if v is not None}
     missing = [k for k in BUDGET if k not in given]

@@ -61,7 +61,6 @@ def singular(kind: str) -> str:
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """``; did you mean 'x'?`` for the closest known names (compared without case), or ``""``."""
-
     by_fold = {}
     for k in known:
         by_fold.setdefault(str(k).lower(), str(k))
@@ -107,7 +106,6 @@ def os_error_message(exc: OSError, action: str = "use") -> str:
     Every write robrank makes on purpose turns such errors into a :class:`StorageError`; this is
     the CLI's last net, so that no file operation ends in a traceback whatever the OS says.
     """
-
     where = " -> ".join(_short_path(str(f)) for f in (exc.filename, exc.filename2) if f is not None) or "a file"
     reason = exc.strerror or type(exc).__name__
     code = errno.errorcode.get(exc.errno, "") if exc.errno is not None else ""
@@ -116,6 +114,5 @@ def os_error_message(exc: OSError, action: str = "use") -> str:
 
 def _short_path(path: str, part_limit: int = 48) -> str:
     """``path`` with each over-long component cut to its ends and its length (a 300-character name stays one line)."""
-
     parts = path.split(os.sep)
     return os.sep.join(p if len(p) <= part_limit else f"{p[:20]}...{p[-8:]}[{len(p)} chars]" for p in parts)

@@ -62,7 +62,6 @@ class SwipePlan:
 
     def runner_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`robrank.swipe.swipe` this plan fixes (device resolved now)."""
-
         return {
             "device": device_name(self.device),
             "batch_size": self.batch_size,
@@ -137,7 +136,6 @@ def build_plan(
     it need not be installed to measure it. ``resolved=True`` says ``config`` comes from
     :func:`resolve_config` already (the planners resolve once and place the run first).
     """
-
     if not resolved:
         config = resolve_config(config, registry)
     dataset = registry.get("datasets", config.dataset)
@@ -179,7 +177,6 @@ def plan_training(
     ``given`` are the settings the user passed (default: the fields of ``config`` that are
     not at their default); on ``resume`` everything else comes from the saved run.
     """
-
     given = dict(given_settings(config) if given is None else given)
     if not resume:
         resolved = resolve_config(config, registry)
@@ -267,7 +264,6 @@ def plan_run(
     Checks, before any work: names resolve, the dataset is a retrieval dataset whose files
     are present, the defense composes with the loss, and the profile exists.
     """
-
     given = {k: v for k, v in given.items() if v is not None}
     swipe = {k: v for k, v in swipe.items() if v is not None}
     if resume:
@@ -327,13 +323,11 @@ def plan_run(
 
 def _dataset_profile(dataset: Any, registry: Registry) -> str:
     """The dataset's swipe profile: the one it names, else the one scored profile its image size fits."""
-
     return profile_for_dataset(dataset, registry).name
 
 
 def _run_defaults(given: dict[str, Any], registry: Registry) -> tuple[TrainConfig, dict[str, Any]]:
     """A TrainConfig of ``robrank run``'s settings, with the dataset's defaults where none was given."""
-
     values = dict(given)
     chosen: dict[str, Any] = {}
     if "dataset" not in values:

@@ -51,7 +51,6 @@ def prepare_folder(folder: str | Path, *, keep: bool = True) -> Path:
     cannot be created fails before any work; that probe removes the folders it created, so
     a command refused later leaves nothing behind.
     """
-
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"--save-adversarial {folder} is a file; give a folder")
@@ -112,7 +111,6 @@ class AdversarialCollector:
 
 def load_adversarial(path: str | Path) -> dict[str, Any]:
     """Read an ``adversarial.pt`` (tensors and plain data only)."""
-
     payload = load_checkpoint(Path(path) / "adversarial.pt" if Path(path).is_dir() else path)
     if payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a file written by robrank attack --save-adversarial")

@@ -49,7 +49,6 @@ def device_dataset(dataset: Any, device: str | torch.device, max_bytes: int = DE
 
 def vectorised(dataset: Any) -> bool:
     """Whether ``dataset.images(index)`` gathers a batch in one op (in-memory or synthetic splits)."""
-
     images = getattr(type(dataset), "images", None)
     return images is not None and images is not ImageDataset.images
 
@@ -105,7 +104,6 @@ class Gallery:
     @cached_property
     def top_ties(self) -> float:
         """Share of items whose two nearest other items are at one distance (computed once per gallery)."""
-
         return top_tie_share(self.embeddings, self.metric)
 
     @property

@@ -67,7 +67,6 @@ def autograd_gradient(objective: Objective, budget: Budget | None = None) -> Gra
     One forward and one input-gradient backward per call, counted in ``budget``. The
     gradient is taken of the objective's sum, so per-sample values keep independent rows.
     """
-
     def gradient(x: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():

@@ -81,7 +81,6 @@ class FastEmbedding(nn.Module):
 
     def eager_embed(self, images: torch.Tensor) -> torch.Tensor:
         """``embed`` without the compiled forward (memory probes must not trigger a compilation)."""
-
         return embed_for_metric(self._run(images, self._eager), self.metric)
 
 
@@ -282,7 +281,6 @@ def build_attack(spec: AttackSpec | str, options: AttackOptions | None = None, *
 
 def check_task(spec: str | AttackSpec, task: str, *, registry: Registry) -> None:
     """One-line error when an attack is meant for another kind of model (ranking vs classifier)."""
-
     spec = parse_spec(spec, registry)
     wanted = registry.get("attacks", spec.type).task
     if wanted == task:

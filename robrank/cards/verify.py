@@ -81,7 +81,6 @@ def sample_indices(total: int, size: int, seed: int) -> Any:
 
 def column_range(column: Any, registry: Registry) -> tuple[float, float]:
     """The rescaled column's range, from the range its attack declares for the metric it reads."""
-
     low, high = registered_bounds(column.attack, registry).get(column.metric) or ENGINE_BOUNDS.get(column.metric) or (-math.inf, math.inf)
     if not (math.isfinite(low) and math.isfinite(high)):
         return -math.inf, math.inf  # no finite range: the sample's own spread is used
@@ -116,7 +115,6 @@ def attack_sample(loaded: Any, dataset: Any, record: Any, card: dict[str, Any], 
 def sample_checks(card: dict[str, Any], role: str, per_spec: dict[str, dict[str, list[float]]], total: int, z: float,
                   registry: Registry) -> list[Check]:
     """One row per column of the role's score, then the score's row."""
-
     block, score = card["scores"][role], _profile(card, role, registry).score
     claimed = {c["key"]: c["rescaled"] for c in block["columns"]}
     rows = []
@@ -133,7 +131,6 @@ def sample_checks(card: dict[str, Any], role: str, per_spec: dict[str, dict[str,
 
 def clean_checks(card: dict[str, Any], target: Any, device: str, data_root: Any, registry: Registry) -> list[Check]:
     """The clean metrics recomputed on the whole split; one query's worth of tolerance (ties on another machine)."""
-
     clean, _ = _clean_metrics(target, device, data_root, registry)
     slack = 100.0 / card["data"]["queries"] + 1e-6
     return [Check(f"clean {k}", card["clean"][k], clean[k], slack, 0.0) for k in CLEAN_CHECKED if k in card["clean"] and k in clean]

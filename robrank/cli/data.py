@@ -79,7 +79,6 @@ def _status(name: str, data_root: str | None, verify: bool, registry: Registry) 
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_datasets(data_root: str | None, verify: bool, as_json: bool) -> None:
     """Every registered dataset: where it is looked for, present or missing (and intact, with --verify)."""
-
     registry = get_registry()
     rows = [_status(name, data_root, verify, registry) for name in registry.names("datasets")]
     if as_json:

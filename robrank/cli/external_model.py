@@ -19,7 +19,6 @@ from ..plugins import get_registry
 
 def external_model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add the ``--model`` options to a command whose first argument is ``run_or_ckpt``."""
-
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         options = {name: kwargs.pop(name) for name in EXTERNAL_MODEL_KEYS}

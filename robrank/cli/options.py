@@ -49,7 +49,6 @@ def with_default(text: str, default: Any) -> str:
 
 def group(*decorators: F) -> F:
     """Several click decorators as one (applied in the order listed, top to bottom in --help)."""
-
     def apply(func: F) -> F:
         for decorator in reversed(decorators):
             func = decorator(func)
@@ -78,7 +77,6 @@ class KeyValue(click.ParamType):
 
 def parse_key_value(text: str) -> tuple[str, Any]:
     """``KEY=VALUE`` -> (key, value) with JSON-ish values (numbers, true/false) decoded."""
-
     key, sep, raw = text.partition("=")
     key = key.strip().replace("-", "_")
     if not sep or not key:
@@ -207,7 +205,6 @@ def collect_runtime(command: F) -> F:
     order in ``--help``) as its group declares it; only the callback sees one value. A
     command without one of them (``--num-workers``) gets that field's default.
     """
-
     @functools.wraps(command)
     def collect(*args: Any, **kwargs: Any) -> Any:
         given = {field: kwargs.pop(param) for param, field in RUNTIME_PARAMS.items() if param in kwargs}

@@ -37,7 +37,6 @@ def curve_command(results: tuple[str, ...], output: str, shared_y: bool) -> None
     Example:
       robrank swipe runs/A -p PROFILE && robrank plot curve runs/A/swipe-PROFILE.json --output curve.pdf
     """
-
     _check_format(output)
     click.echo(f"wrote {plot_curve(list(results), output, get_registry(), shared_y=shared_y)}")
 
@@ -47,7 +46,6 @@ def curve_command(results: tuple[str, ...], output: str, shared_y: bool) -> None
 @_output("ers.png")
 def ers_command(results: tuple[str, ...], output: str) -> None:
     """The ten rescaled ERS scores of each run (ERS-profile swipe RESULTS) as grouped bars."""
-
     _check_format(output)
     click.echo(f"wrote {plot_ers(list(results), output, get_registry())}")
 

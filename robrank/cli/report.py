@@ -18,5 +18,4 @@ def report_command(results: tuple[str, ...], fmt: str, as_json: bool) -> None:
 
     ``--json`` is ``-f json``, as in the other commands.
     """
-
     click.echo(report(list(results), "json" if as_json else fmt, registry=get_registry()), nl=False)

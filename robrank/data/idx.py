@@ -155,7 +155,6 @@ def check_idx(
 
 def write_idx(path: str | Path, array: np.ndarray) -> None:
     """Write ``array`` as an IDX file (gzip-compressed when the name ends in ``.gz``), atomically."""
-
     array = np.ascontiguousarray(array)
     dtype = array.dtype.newbyteorder(">") if array.dtype.itemsize > 1 else array.dtype
     header = struct.pack(">I", idx_magic(array.ndim, array.dtype)) + struct.pack(f">{array.ndim}I", *array.shape)

@@ -230,7 +230,6 @@ class IdxSource(DatasetSource):
 
     def download(self, dest: Path, *, progress: bool = False, timeout: float | None = None) -> Path:
         """Fetch the missing or damaged files into ``dest`` from the first mirror that works."""
-
         mirrors = self.mirror_urls()
         if not mirrors:
             return super().download(dest)

@@ -83,7 +83,6 @@ def complete_options(model: str, options: Mapping[str, Any], registry: Registry)
     normalisation, or weights of its own) would measure another model under the entry's
     name, so it is a one-line error, as it is for a robrank run.
     """
-
     record = zoo_record(model, registry)
     name = f"{PREFIX}{record.name}"
     out = dict(options)

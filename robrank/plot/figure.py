@@ -127,7 +127,6 @@ def save(fig: Figure, path: str | Path) -> Path:
 
 def inline_svg(fig: Figure) -> str:
     """The figure as an ``<svg>`` element to paste into HTML (no XML prolog, DOCTYPE or metadata)."""
-
     text = render(fig, "svg").decode("utf-8")
     text = text[text.index("<svg") :]
     return re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
@@ -146,7 +145,6 @@ def legend_below(fig: Figure, handles: Sequence[Any], labels: Sequence[str], *, 
     figure's height becomes ``body_height`` (the axes) plus the legend's measured height,
     so the plot area keeps its size however long the labels are.
     """
-
     width = fig.get_size_inches()[0]
     renderer = fig.canvas.get_renderer()
     room = fig.bbox.width - 2 * LEGEND_PAD * fig.dpi

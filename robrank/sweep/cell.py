@@ -122,7 +122,6 @@ class CellJob:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m robrank.sweep.cell SWEEP_DIR CELL_ID [--devices N]``; exit 0 done, 1 failed, 130 interrupted."""
-
     parser = argparse.ArgumentParser(prog="python -m robrank.sweep.cell", description="Run one cell of a robrank sweep.")
     parser.add_argument("sweep_dir")
     parser.add_argument("cell_id")

@@ -80,7 +80,6 @@ def run_sweep(sweep_dir: str | Path, grid: Grid, executor: Any, *, registry: Reg
 
 def write_reports(sweep_dir: str | Path, registry: Registry, states: Sequence[CellState] | None = None) -> str | None:
     """Write the combined report of the finished cells (:data:`REPORTS`); returns its ERS tables, None if no cell is done."""
-
     sweep_dir = Path(sweep_dir)
     states = sweep_states(sweep_dir) if states is None else states
     done = [s for s in states if s.state == "done"]

@@ -160,7 +160,6 @@ def resolve_config(config: TrainConfig, registry: Registry) -> TrainConfig:
     Component names are canonicalised (``rc2f2`` -> the backbone's registered name) so the
     run's config.json names what was actually built.
     """
-
     dataset = registry.component("datasets", config.dataset).record
     backbone = registry.component("backbones", config.backbone).record
     choice = resolve_loss(config.loss, metric=config.metric, miner=config.miner or None, registry=registry)

@@ -54,7 +54,6 @@ def from_env(env: dict[str, str] | None = None) -> DistInfo:
 
 def init_process_group(info: DistInfo, device: torch.device) -> None:
     """Join the process group (nccl on CUDA, gloo on CPU); a no-op for one process."""
-
     if not info.enabled or dist.is_initialized():
         return
     backend = "nccl" if device.type == "cuda" else "gloo"
@@ -120,7 +119,6 @@ def spawn(fn: Callable[..., Any], world_size: int, args: tuple[Any, ...] = ()) -
     Each child gets the torchrun variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
     MASTER_PORT) so the code below is the same whether torchrun or ``--devices`` started it.
     """
-
     port = free_port()
     mp.spawn(_child, args=(world_size, port, fn, args), nprocs=world_size, join=True)
 

@@ -31,7 +31,6 @@ def evaluate_run(
     The run's saved config (in the checkpoint) is planned again (:func:`robrank.plan.saved_plan`);
     only runtime knobs (device, batch size, workers, data root) come from the caller.
     """
-
     dev = resolve_device(device)
 
     loaded = load_any(run_or_ckpt, device=dev, registry=registry)
