@@ -47,11 +47,6 @@ def pairwise(x: torch.Tensor, y: torch.Tensor, metric: str, *, gram_floor: float
     return torch.cdist(x, y, p=2.0, compute_mode="donot_use_mm_for_euclid_dist" if x.shape[0] * y.shape[0] <= 4096 else "use_mm_for_euclid_dist_if_necessary")
 
 
-#: ``torch.nn.functional.pairwise_distance``'s default eps, which the reference's ES objective
-#: (``AdvRankLoss('ES')``: the ES attack, and ``embShift`` for EST and SES) inherited for E and N
-REFERENCE_PAIRWISE_EPS = 1e-6
-
-
 def paired(x: torch.Tensor, y: torch.Tensor, metric: str, *, pairwise_eps: float = 0.0) -> torch.Tensor:
     """Distances between matching rows of ``x`` and ``y`` (both n x d): a vector of n.
 

@@ -10,17 +10,23 @@ version and is announced in the changelog first. Anything else under ``robrank.*
 internal and may change in any release, so a plugin that imports it may break without notice.
 
 Importing this module is cheap: it does not import torch. The registration names (the
-records, :data:`hookimpl`, :class:`Param`, the errors, the summary and scoring helpers) are
-plain Python; the implementation bases (``Attack``, ``Defense``, ``Criterion``, the data
-sources ...) import torch and are loaded on first access. A plugin's entry-point module that
-only registers records (with lazy ``"module:attr"`` factories, see docs/plugins.md) therefore
-keeps ``robrank --help`` fast.
+records, :data:`hookimpl`, :class:`Param`, the errors, the summary and scoring helpers) and
+the declaration bases (``AttackDeclaration``, ``DefenseDeclaration`` ...: what an attack's
+fields or a defense's options are) are plain Python; the implementation bases (``Attack``,
+``Defense``, ``Criterion``, the data sources ...) import torch and are loaded on first
+access. A plugin's entry-point module that only registers records (with lazy
+``"module:attr"`` factories and declarations, see docs/plugins.md) therefore keeps
+``robrank --help`` and ``robrank list`` fast.
 """
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
+from .attacks.declaration import PCTL, AttackDeclaration, CandidateAttackDeclaration
+from .attacks.defaults import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_PGDITER, PM
+from .defenses.declaration import AdversarialDefenseDeclaration, DefenseDeclaration
+from .defenses.settings import METHODS
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -54,17 +60,14 @@ from .records import (
     size_family,
 )
 from .scoring import Column, IncompleteScoresError, Score
+from .semantics import REFERENCE_PAIRWISE_EPS
 from .summaries import EMBSHIFT, FRACTION, HIGHER, LOWER, PERCENT, QUERIES, WITH_PM, MetricDisplay
 
 #: name -> the internal module it lives in; loaded (with torch) on first access
 _LAZY: dict[str, str] = {
     # attacks: the base class, its typed batch context, selection, distances, metrics
-    **dict.fromkeys(
-        ("Attack", "BatchContext", "Selection", "Surrogate", "PM", "DEFAULT_EPS", "DEFAULT_ALPHA", "DEFAULT_PGDITER"),
-        "robrank.attacks.base",
-    ),
+    **dict.fromkeys(("Attack", "BatchContext", "Selection", "Surrogate"), "robrank.attacks.base"),
     "CandidateAttack": "robrank.attacks.candidate",
-    "PCTL": "robrank.attacks.candidate",
     "Gallery": "robrank.attacks.gallery",
     "AttackSpec": "robrank.attacks.spec",
     "parse_spec": "robrank.attacks.spec",
@@ -81,7 +84,7 @@ _LAZY: dict[str, str] = {
         ("candidate_prank", "first_match_rank", "query_prank", "recall_at", "retained", "top1_label_match"),
         "robrank.attacks.metrics",
     ),
-    **dict.fromkeys(("REFERENCE_PAIRWISE_EPS", "embed_for_metric", "paired", "pairwise"), "robrank.distances"),
+    **dict.fromkeys(("embed_for_metric", "paired", "pairwise"), "robrank.distances"),
     # losses and miners
     **dict.fromkeys(
         ("Criterion", "TripletCriterion", "Miner", "Triplets", "LOSS_GRAM_FLOOR", "MINER_GRAM_FLOOR", "active_mean",
@@ -98,7 +101,7 @@ _LAZY: dict[str, str] = {
         "robrank.defenses.inner",
     ),
     **dict.fromkeys(("build_miner", "miner_name", "with_margin"), "robrank.defenses.mining"),
-    **dict.fromkeys(("GA_INITIAL_LOSS", "METHODS", "alignment", "gradual_destination", "hardness"), "robrank.defenses.hardness"),
+    **dict.fromkeys(("GA_INITIAL_LOSS", "alignment", "gradual_destination", "hardness"), "robrank.defenses.hardness"),
     # datasets: sources, loading, transforms, downloads
     **dict.fromkeys(("DatasetSource", "ImageDataset", "TensorImageDataset", "FileImageDataset"), "robrank.data.base"),
     **dict.fromkeys(
@@ -182,6 +185,18 @@ __all__ = [
     "SpecError",
     "StorageError",
     "UnknownNameError",
+    # declarations: what an attack's fields and a defense's options are (no torch)
+    "AttackDeclaration",
+    "CandidateAttackDeclaration",
+    "PCTL",
+    "PM",
+    "DEFAULT_EPS",
+    "DEFAULT_ALPHA",
+    "DEFAULT_PGDITER",
+    "DefenseDeclaration",
+    "AdversarialDefenseDeclaration",
+    "METHODS",
+    "REFERENCE_PAIRWISE_EPS",
     # implementations, loaded on first access
     *_LAZY,
 ]

@@ -191,9 +191,11 @@ class Registry:
             _reraise_interrupt(exc)
             if os.environ.get("ROBRANK_DEBUG"):
                 raise
+            declared = getattr(component.record, "declared", None)  # a declared record loads its declaration here
+            what = f"its declaration {str(declared)!r}" if declared else f"its implementation {str(component.record.factory)!r}"
             raise PluginError(
-                f"{singular(component.kind)} {component.name!r} from {component.provider.label}: its implementation "
-                f"{str(component.record.factory)!r} failed to load: {_describe(exc)} (set ROBRANK_DEBUG=1 for the traceback)"
+                f"{singular(component.kind)} {component.name!r} from {component.provider.label}: {what} "
+                f"failed to load: {_describe(exc)} (set ROBRANK_DEBUG=1 for the traceback)"
             ) from exc
         if record is component.record:
             return component

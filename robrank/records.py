@@ -10,7 +10,9 @@ everything without instantiating a single model, and lets the CLI check a combin
 Every record has ``name``, ``factory`` and a one-line ``summary``; ``aliases`` are extra
 names that resolve to the same component (e.g. the reference code's loss names). A
 ``factory`` given as ``"package.module:attr"`` (:class:`Ref`) is imported on first use, so a
-plugin registers without importing its implementation (or torch).
+plugin registers without importing its implementation (or torch). An attack or defense may
+also name its torch-free declaration class (``declared="package.fields:Class"``): listing it
+then reads the declaration, and the implementation loads when the component is built.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .errors import PluginError
 from .params import Param
 from .scoring import Score
 from .summaries import MetricDisplay
@@ -76,6 +79,67 @@ class Ref(str):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.load()(*args, **kwargs)
+
+
+class Implementation(Ref):
+    """A lazy reference to the class that implements a declared component, checked when it loads.
+
+    The record's metadata was read from the declaration (a torch-free class); this reference
+    imports the implementation when the component is built and refuses it, in one line
+    naming both classes, unless it is a subclass of the declaration that changes none of the
+    declared facts (``facts``: class attributes, or ``parameters``, whose result is compared).
+    """
+
+    def __new__(cls, text: str, declaration: type, what: str, facts: tuple[str, ...]) -> Implementation:
+        ref = super().__new__(cls, text)
+        ref.declaration, ref.what, ref.facts = declaration, what, facts
+        return ref
+
+    def __getnewargs__(self) -> tuple[Any, ...]:  # pickles with its declaration
+        return (str(self), self.declaration, self.what, self.facts)
+
+    def load(self) -> Any:
+        target = super().load()
+        check_implementation(target, self.declaration, self.what, self.facts, where=str(self))
+        return target
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _fact(cls: type, name: str) -> Any:
+    value = getattr(cls, name, None)
+    if name == "parameters" and callable(value):
+        return tuple(value())
+    return getattr(value, "__func__", value)  # a classmethod: the function, so an override shows
+
+
+def check_implementation(target: Any, declaration: type, what: str, facts: tuple[str, ...], *, where: str = "") -> None:
+    """A one-line :class:`PluginError` unless ``target`` extends ``declaration`` and keeps its ``facts``.
+
+    What a listing showed (read from the declaration) is then what the built component
+    does: the implementation inherits every declared fact instead of repeating it.
+    """
+    where = where or (_qualified(target) if isinstance(target, type) else repr(target))
+    if not (isinstance(target, type) and issubclass(target, declaration)):
+        raise PluginError(
+            f"{what}: its implementation {where} is not a subclass of its declaration {_qualified(declaration)}; "
+            "derive the implementation from the declaration so each declared fact is written once"
+        )
+    changed = [name for name in facts if _fact(target, name) != _fact(declaration, name)]
+    if changed:
+        raise PluginError(
+            f"{what}: its implementation {where} changes {', '.join(changed)} of its declaration "
+            f"{_qualified(declaration)}; declare them on the declaration only (robrank list reads them from it)"
+        )
+
+
+#: what an attack's and a defense's declaration fixes, checked against the implementation
+ATTACK_FACTS: tuple[str, ...] = (
+    "name", "parameters", "reports", "display", "bounds", "legacy_fractions", "task", "perturbs", "check_values",
+)
+DEFENSE_FACTS: tuple[str, ...] = ("parameters", "family_defaults")
 
 
 def implementation(factory: Any) -> Any:
@@ -289,17 +353,26 @@ class AttackRecord(Record):
     kind: ClassVar[str] = "attacks"
 
     @classmethod
-    def of(cls, attack: Any, summary: str, aliases: tuple[str, ...] = (), *, name: str = "") -> AttackRecord:
+    def of(
+        cls, attack: Any, summary: str, aliases: tuple[str, ...] = (), *, name: str = "", declared: str = ""
+    ) -> AttackRecord:
         """The record of an :class:`~robrank.attacks.Attack` subclass (its class attributes, nothing repeated).
 
         ``attack`` may be a lazy ``"package.module:Class"`` reference (then give ``name``, which
         must be the class's): registering imports nothing, and the fields, reports and display
-        are read from the class when the attack is first looked up.
+        are read from the class when the attack is first looked up. ``declared`` names the
+        class's torch-free declaration (an ``AttackDeclaration`` subclass, ``"package.module:Class"``):
+        the fields are then read from it, so listing the attack imports no torch, and the
+        class itself loads (checked to extend the declaration) when the attack is built.
         """
         if isinstance(attack, str):
             if not name:
                 raise ValueError(f"AttackRecord.of({attack!r}) needs name=...: the name is registered before the class is imported")
-            return _DeferredAttackRecord(name=name, factory=attack, summary=summary, aliases=tuple(aliases))
+            return _DeferredAttackRecord(
+                name=name, factory=attack, summary=summary, aliases=tuple(aliases), declared=Ref(declared) if declared else None
+            )
+        if declared:
+            check_implementation(attack, Ref(declared).load(), f"attack {attack.name!r}", ATTACK_FACTS)
         if name and name != attack.name:
             raise ValueError(f"AttackRecord.of({attack.__name__}, name={name!r}): the class is named {attack.name!r}")
         return cls(
@@ -340,13 +413,23 @@ class AttackRecord(Record):
 
 @dataclass(frozen=True)
 class _DeferredAttackRecord(AttackRecord):
-    """An attack registered by a lazy reference to its class: everything but the name waits for the class."""
+    """An attack registered by a lazy reference to its class: everything but the name waits for the class.
+
+    With a ``declared`` class, resolving imports that declaration only; the implementation
+    stays a lazy :class:`Implementation`, imported and checked when the attack is built.
+    """
+
+    declared: Ref | None = None
 
     def resolved(self) -> AttackRecord:
-        attack = implementation(self.factory)
+        source = self.declared or self.factory
+        attack = implementation(source)
         if getattr(attack, "name", None) != self.name:
-            raise ValueError(f"{self.factory} is named {getattr(attack, 'name', None)!r}, but it was registered as {self.name!r}")
-        return AttackRecord.of(attack, self.summary, self.aliases)
+            raise ValueError(f"{source} is named {getattr(attack, 'name', None)!r}, but it was registered as {self.name!r}")
+        record = AttackRecord.of(attack, self.summary, self.aliases)
+        if self.declared is None:
+            return record
+        return dataclasses.replace(record, factory=Implementation(self.factory, attack, f"attack {self.name!r}", ATTACK_FACTS))
 
 
 @dataclass(frozen=True)
@@ -369,6 +452,11 @@ class DefenseRecord(Record):
     gets its own ``-C`` suffix by declaring one. ``plain`` marks plain metric learning (no
     inner attack): it is what a run trains with when no defense is named, it takes no PGD
     budget, and run directory names leave it out.
+
+    ``declared`` names the factory's torch-free declaration (a ``DefenseDeclaration``
+    subclass, ``"package.module:Class"``): ``params`` and ``family_defaults`` are then read
+    from it, so listing the defense imports no torch, and the factory loads (checked to
+    extend the declaration) when the defense is built.
     """
 
     loss_families: tuple[str, ...] = ()
@@ -378,11 +466,14 @@ class DefenseRecord(Record):
     plain: bool = False
     params: tuple[Param, ...] = ()
     family_defaults: Mapping[int, Mapping[str, Any]] = field(default_factory=dict, hash=False)
+    declared: Ref | None = None
 
     kind: ClassVar[str] = "defenses"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if isinstance(self.declared, str) and not isinstance(self.declared, Ref):
+            object.__setattr__(self, "declared", Ref(self.declared))
         factory = self.factory
         if not self.params and isinstance(factory, type) and callable(getattr(factory, "parameters", None)):
             object.__setattr__(self, "params", tuple(factory.parameters()))
@@ -394,7 +485,8 @@ class DefenseRecord(Record):
         """The record of a :class:`~robrank.defenses.Defense` subclass: its name and options come from the class.
 
         ``defense`` may be a lazy ``"package.module:Class"`` reference (then give ``name``): the
-        options are read from the class when the defense is first looked up.
+        options are read from the class when the defense is first looked up, or from its
+        ``declared`` declaration class (imported instead, without torch) when one is named.
         """
         if isinstance(defense, str):
             if not name:
@@ -403,6 +495,8 @@ class DefenseRecord(Record):
         return cls(name=name or defense.name, factory=defense, summary=summary, aliases=tuple(aliases), **fields)
 
     def resolved(self) -> DefenseRecord:
+        if self.declared is not None:
+            return self._from_declaration()
         if not isinstance(self.factory, Ref):
             return self
         target = self.factory.load()
@@ -410,12 +504,29 @@ class DefenseRecord(Record):
             return self
         return dataclasses.replace(self, factory=target)  # __post_init__ reads params and family_defaults from it
 
+    def _from_declaration(self) -> DefenseRecord:
+        """Options and family defaults read from the declaration; the factory checked now if loaded, else when built."""
+        if isinstance(self.factory, Implementation):
+            return self  # resolved already
+        declaration = self.declared.load()
+        what = f"defense {self.name!r}"
+        if not isinstance(self.factory, Ref):  # a class given directly: __post_init__ read its options
+            check_implementation(self.factory, declaration, what, DEFENSE_FACTS)
+            return self
+        return dataclasses.replace(
+            self,
+            factory=Implementation(self.factory, declaration, what, DEFENSE_FACTS),
+            params=self.params or tuple(declaration.parameters()),
+            family_defaults=self.family_defaults or dict(declaration.family_defaults or {}),
+        )
+
     def defaults_for(self, image_size: int | None) -> dict[str, Any]:
         """The declared options whose default depends on the image size, at their value for ``image_size``."""
         return dict(self.family_defaults.get(size_family(image_size), {}))
 
     def details(self) -> dict[str, Any]:
         shown = super().details()
+        shown.pop("declared", None)  # where the facts were read from, not a fact
         shown["params"] = [p.details() for p in self.params]
         return shown
 
@@ -552,6 +663,10 @@ KINDS: tuple[str, ...] = tuple(RECORD_TYPES)
 __all__ = [
     "Record",
     "Ref",
+    "Implementation",
+    "ATTACK_FACTS",
+    "DEFENSE_FACTS",
+    "check_implementation",
     "implementation",
     "reference_aliases",
     "REFERENCE_MINER_LETTERS",

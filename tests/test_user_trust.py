@@ -221,7 +221,7 @@ def _net():
 
 def test_the_api_takes_the_budget_from_the_datasets_profile_and_says_so():
     import robrank
-    from robrank.attacks.base import DEFAULT_EPS
+    from robrank.attacks import DEFAULT_EPS
 
     atk = robrank.attack("QA:pm=+:M=1", _net(), gallery="digits", metric="N")
     # digits' profile is rob28: the numbers robrank swipe uses, not the class defaults 4/255 and 24

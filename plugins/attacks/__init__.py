@@ -3,13 +3,16 @@
 Each registers exactly like a third-party attack would: an :class:`~robrank.records.AttackRecord`
 derived from the attack class (:meth:`AttackRecord.of`), which declares everything else. The
 classes are named by lazy ``"module:Class"`` references, so registering imports no attack
-(nor torch): ``robrank --help`` stays fast, and a class loads when its attack is first used.
+(nor torch): ``robrank --help`` stays fast, and a class loads when its attack is first built.
+Their fields live on torch-free declaration classes (:mod:`.declarations`) the classes
+inherit, so ``robrank list attacks`` reads those alone and imports no torch either.
 """
 from __future__ import annotations
 
 from robrank.plugin_api import AttackRecord, hookimpl
 
-#: name, the class (imported when the attack is first used), summary
+#: name, the class (imported when the attack is first built), summary; its declaration is
+#: ``declarations:<name>Declaration``
 ATTACKS = (
     ("CA", "candidate:CandidateAttack", "candidate attack: raise (+) or lower (-) a perturbed candidate in W queries' rankings"),
     ("QA", "query:QueryAttack", "query attack: raise (+) or lower (-) M candidates in a perturbed query's ranking"),
@@ -26,4 +29,4 @@ ATTACKS = (
 @hookimpl
 def register_attacks(register):
     for name, where, summary in ATTACKS:
-        register(AttackRecord.of(f"{__name__}.{where}", summary, name=name))
+        register(AttackRecord.of(f"{__name__}.{where}", summary, name=name, declared=f"{__name__}.declarations:{name}Declaration"))

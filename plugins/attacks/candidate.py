@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from robrank.plugin_api import CandidateAttack as _CandidateBase
 
+from .declarations import CADeclaration
 
-class CandidateAttack(_CandidateBase):
-    name = "CA"
+
+class CandidateAttack(CADeclaration, _CandidateBase):
+    """CA, declared in :mod:`.declarations` (its name; the fields are the public base's)."""

@@ -19,22 +19,17 @@ import torch
 import torch.nn.functional as F
 
 from robrank.plugin_api import (
-    HIGHER,
-    LOWER,
-    PERCENT,
-    TASK_CLASSIFICATION,
     Attack,
     BatchContext,
     ConfigError,
-    MetricDisplay,
-    Param,
     Selection,
     randint,
 )
 
+from .declarations import UNTARGETED_REPORTS, PGDDeclaration
+
 #: selection stream of the targeted attack's target class (apart from the ranking attacks' streams)
 STREAM_TARGET_CLASS = 101
-UNTARGETED_REPORTS = ("accuracy", "loss")
 
 
 @dataclass
@@ -43,18 +38,8 @@ class ClassSelection(Selection):
     target: torch.Tensor | None = None
 
 
-class ClassifierPGD(Attack):
-    name = "PGD"
+class ClassifierPGD(PGDDeclaration, Attack):
     selection = ClassSelection
-    task = TASK_CLASSIFICATION
-    params = (
-        Param("targeted", bool, False, implicit=True, example="targeted=1",
-              help="pull each image to a random other class instead of away from its own"),
-    )
-    reports = (*UNTARGETED_REPORTS, "target")
-    display = (MetricDisplay("accuracy", "Acc", full=100.0, robust=HIGHER), MetricDisplay("target", "Hit", full=100.0, robust=LOWER))
-    bounds = {"accuracy": PERCENT, "target": PERCENT}
-    legacy_fractions = ("accuracy", "target")
 
     targeted: bool
 

@@ -17,13 +17,9 @@ from dataclasses import dataclass
 import torch
 
 from robrank.plugin_api import (
-    EMBSHIFT,
-    HIGHER,
-    LOWER,
     REFERENCE_PAIRWISE_EPS,
     Attack,
     BatchContext,
-    MetricDisplay,
     Selection,
     first_match_rank,
     label_margin,
@@ -31,6 +27,8 @@ from robrank.plugin_api import (
     recall_at,
     temperature,
 )
+
+from .declarations import ESDeclaration
 
 #: the reference's offset that avoids a zero gradient at the clean point
 START_OFFSET = 1e-7
@@ -60,13 +58,8 @@ def label_temperature(ctx: BatchContext) -> torch.Tensor:
     return ctx.sel.label_tau
 
 
-class EmbeddingShift(Attack):
-    name = "ES"
+class EmbeddingShift(ESDeclaration, Attack):
     selection = LabelSelection
-    reports = ("loss", "r@1", "r@10", "r@100", EMBSHIFT)
-    #: the shift out of 2 (the unit sphere's diameter); R@1 is already in percent
-    display = (MetricDisplay(EMBSHIFT, "ES", full=2.0, decimals=3, robust=LOWER), MetricDisplay("r@1", "R1", full=100.0, robust=HIGHER))
-    bounds = {"r@1": (0.0, 100.0), "r@10": (0.0, 100.0), "r@100": (0.0, 100.0)}  # the reference's recalls are percentages
 
     def objective(self, emb: torch.Tensor, ctx: BatchContext, step: int | None) -> torch.Tensor:
         target = ctx.clean + START_OFFSET if step == 0 else ctx.clean

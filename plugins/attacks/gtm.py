@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
-from robrank.plugin_api import EMBSHIFT, PERCENT, Attack, BatchContext, label_margin, paired, top1_label_match
+from robrank.plugin_api import Attack, BatchContext, label_margin, paired, top1_label_match
 
-from .ltm import R1_PERCENT
+from .declarations import GTMDeclaration
 
 from .es import LabelSelection, label_mask, label_temperature
 
@@ -46,13 +46,8 @@ class GreedyPairSelection(LabelSelection):
     unmatch_emb: torch.Tensor | None = None
 
 
-class GreedyTop1Misrank(Attack):
-    name = "GTM"
+class GreedyTop1Misrank(GTMDeclaration, Attack):
     selection = GreedyPairSelection
-    reports = ("r@1", EMBSHIFT)
-    display = (R1_PERCENT,)
-    bounds = {"r@1": PERCENT}
-    legacy_fractions = ("r@1",)
 
     def select(self, ctx: BatchContext) -> None:
         match, unmatch = greedy_pairs(ctx.clean_dist, ctx.gallery.labels, ctx.self_slot, ctx.reference)

@@ -12,17 +12,14 @@ from dataclasses import dataclass
 import torch
 
 from robrank.plugin_api import (
-    EMBSHIFT,
-    HIGHER,
-    PERCENT,
     Attack,
     BatchContext,
-    MetricDisplay,
     Selection,
     kth_margin,
     retained,
 )
 
+from .declarations import GTTDeclaration
 from .query import query_loss
 
 
@@ -37,16 +34,8 @@ class TopSelection(Selection):
     second: torch.Tensor | None = None
 
 
-class GreedyTop1Translocation(Attack):
-    name = "GTT"
+class GreedyTop1Translocation(GTTDeclaration, Attack):
     selection = TopSelection
-    reports = ("ID-Retain@1", "retain@4", EMBSHIFT)
-    bounds = {"ID-Retain@1": PERCENT, "retain@4": PERCENT}
-    legacy_fractions = ("ID-Retain@1", "retain@4")
-    display = (
-        MetricDisplay("ID-Retain@1", "RETAIN1", full=100.0, robust=HIGHER),
-        MetricDisplay("retain@4", "RETAIN4", full=100.0, robust=HIGHER),
-    )
 
     def select(self, ctx: BatchContext) -> None:
         masked = ctx.clean_dist.scatter(1, ctx.self_slot.view(-1, 1), float("inf"))

@@ -15,20 +15,14 @@ from dataclasses import dataclass
 import torch
 
 from robrank.plugin_api import (
-    EMBSHIFT,
-    HIGHER,
-    PERCENT,
     Attack,
     BatchContext,
-    MetricDisplay,
     label_margin,
     top1_label_match,
 )
 
+from .declarations import LTMDeclaration
 from .es import LabelSelection, label_mask, label_temperature
-
-#: top-1 label match, in percent like every recall
-R1_PERCENT = MetricDisplay("r@1", "R1", full=100.0, robust=HIGHER)
 
 
 @dataclass
@@ -38,13 +32,8 @@ class MisrankSelection(LabelSelection):
     not_positive: torch.Tensor | None = None
 
 
-class LearningToMisrank(Attack):
-    name = "LTM"
+class LearningToMisrank(LTMDeclaration, Attack):
     selection = MisrankSelection
-    reports = ("r@1", EMBSHIFT)
-    display = (R1_PERCENT,)
-    bounds = {"r@1": PERCENT}
-    legacy_fractions = ("r@1",)
 
     def select(self, ctx: BatchContext) -> None:
         same = ctx.gallery.labels.view(1, -1) == ctx.labels.view(-1, 1)

@@ -14,15 +14,10 @@ from dataclasses import dataclass
 import torch
 
 from robrank.plugin_api import (
-    EMBSHIFT,
-    PCTL,
-    PERCENT,
-    PM,
     STREAM_CANDIDATES,
     STREAM_PERMUTATION,
     Attack,
     BatchContext,
-    Param,
     Selection,
     nearest_excluding_self,
     permutation,
@@ -33,10 +28,7 @@ from robrank.plugin_api import (
     top_fraction,
 )
 
-
-#: the M field of the query attacks
-CANDIDATES = Param("M", int, low=1, help="number of candidates moved in the perturbed query's ranking", example="M=1",
-                   outside_class=True)
+from .declarations import QADeclaration
 
 
 def query_loss(dist: torch.Tensor, targets: torch.Tensor, pm: str, exclude: torch.Tensor | None = None) -> torch.Tensor:
@@ -93,14 +85,8 @@ class QuerySelection(Selection):
     tau: torch.Tensor | None = None
 
 
-class QueryAttack(Attack):
-    name = "QA"
+class QueryAttack(QADeclaration, Attack):
     selection = QuerySelection
-    params = (PM, CANDIDATES)
-    reports = ("loss", "prank", EMBSHIFT)
-    display = (PCTL,)
-    bounds = {"prank": PERCENT}
-    legacy_fractions = ("prank",)
 
     def distance_width(self) -> int:
         return self.M + 5

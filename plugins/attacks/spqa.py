@@ -22,35 +22,20 @@ import math
 import torch
 
 from robrank.plugin_api import (
-    EMBSHIFT,
-    PCTL,
-    PERCENT,
-    PM,
     Attack,
     BatchContext,
-    MetricDisplay,
-    Param,
     nearest_excluding_self,
     query_prank,
 )
 
-from .query import CANDIDATES, QuerySelection, query_loss, select_query_targets
+from .declarations import SPQADeclaration
+from .query import QuerySelection, query_loss, select_query_targets
 
 M_GT = 5
 XI_MAX = 1e9
 XI_NAN = 1e7
-#: the reference's rate for a dataset it did not know
+#: the reference's rate for a dataset it did not know (the spec field ``rate`` left unset)
 XI_RATE_DEFAULT = 2e4
-#: the spec field k of xi = exp(k L_sp); None = the dataset's reference rate
-RATE = Param(
-    "rate",
-    float,
-    None,
-    low=0.0,
-    help="k of the semantics-preserving weight xi = min(exp(k L_sp), 1e9) [default: the dataset's reference rate, else 2e4]",
-    example="rate=20000",
-    implicit=True,
-)
 
 
 def adaptive_xi(loss_sp: torch.Tensor, rate: float) -> torch.Tensor:
@@ -66,14 +51,8 @@ class SemanticSelection(QuerySelection):
     truth: torch.Tensor | None = None
 
 
-class SPQueryAttack(Attack):
-    name = "SPQA"
+class SPQueryAttack(SPQADeclaration, Attack):
     selection = SemanticSelection
-    params = (PM, CANDIDATES, RATE)
-    reports = ("loss", "prank", "GTprank", EMBSHIFT)
-    display = (PCTL, MetricDisplay("GTprank", "GT PCTL", full=100.0))
-    bounds = {"prank": PERCENT, "GTprank": PERCENT}
-    legacy_fractions = ("prank", "GTprank")
 
     @property
     def xi_rate(self) -> float:

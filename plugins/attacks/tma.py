@@ -11,16 +11,15 @@ import torch
 import torch.nn.functional as F
 
 from robrank.plugin_api import (
-    EMBSHIFT,
-    LOWER,
     STREAM_TARGET,
     Attack,
     BatchContext,
-    MetricDisplay,
     Selection,
     paired,
     randint,
 )
+
+from .declarations import TMADeclaration
 
 
 @dataclass
@@ -30,12 +29,8 @@ class TargetSelection(Selection):
     target_emb: torch.Tensor | None = None
 
 
-class TargetedMismatch(Attack):
-    name = "TMA"
+class TargetedMismatch(TMADeclaration, Attack):
     selection = TargetSelection
-    reports = ("Cosine-SIM", EMBSHIFT)
-    display = (MetricDisplay("Cosine-SIM", "COS", full=1.0, decimals=3, robust=LOWER),)
-    bounds = {"Cosine-SIM": (-1.0, 1.0)}
 
     def select(self, ctx: BatchContext) -> None:
         target = randint(ctx.seed, STREAM_TARGET, ctx.index, 1, len(ctx.gallery), exclude=self.exclude_slot(ctx))[:, 0]

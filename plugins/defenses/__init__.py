@@ -5,7 +5,8 @@ Each registers like a third-party plugin would. FGSM variants of the reference (
 registered no-op defense (``plain=True``): what a run trains with when it names no defense.
 ``suffixes`` are the reference's ``-C`` model suffixes (``rc2f2p`` = rc2f2 + ACT). The classes
 are lazy ``"module:Class"`` references: registering imports none of them (nor torch), and
-their options are read from the class when the defense is first looked up.
+their options are read from their torch-free declarations (:mod:`.declarations`, which the
+classes inherit), so ``robrank list defenses`` imports no torch either.
 """
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ _PGD = "eps/alpha/pgditer 28px: 77/255, 3/255, 32; 224px: 8/255, 1/255, 32 (pgdi
 
 @hookimpl
 def register_defenses(register):
-    register(DefenseRecord(name="none", factory="robrank.plugin_api:NoDefense", summary="no defense: the loss on benign embeddings", plain=True))
+    register(DefenseRecord(name="none", factory="robrank.plugin_api:NoDefense", summary="no defense: the loss on benign embeddings",
+                           plain=True, declared="robrank.plugin_api:DefenseDeclaration"))
     register(
         DefenseRecord.of(
             f"{__name__}.est:EST",
+            declared=f"{__name__}.declarations:ESTDeclaration",
             name="est",
             summary="Embedding-Shifted Triplet (ECCV'20): the loss on ES-adversarial batches",
             aliases=("EST",),
@@ -33,6 +36,7 @@ def register_defenses(register):
     register(
         DefenseRecord.of(
             f"{__name__}.act:ACT",
+            declared=f"{__name__}.declarations:ACTDeclaration",
             name="act",
             summary="Anti-Collapse Triplet (RobRank): triplet kernel on p/n collapsed by PGD",
             aliases=("ACT", "pnp"),
@@ -44,6 +48,7 @@ def register_defenses(register):
     register(
         DefenseRecord.of(
             f"{__name__}.ses:SES",
+            declared=f"{__name__}.declarations:SESDeclaration",
             name="ses",
             summary="Suppressing Embedding Shift (ECCV'20 supp.): benign loss + ES penalty",
             aliases=("SES",),
@@ -54,6 +59,7 @@ def register_defenses(register):
     register(
         DefenseRecord.of(
             f"{__name__}.hm:HM",
+            declared=f"{__name__}.declarations:HMDeclaration",
             name="hm",
             summary="Hardness Manipulation (CVPR'22): HM[S,g_LGA], --ics for &ICS",
             aliases=("HM",),

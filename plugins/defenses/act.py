@@ -16,7 +16,6 @@ from torch import nn
 from robrank.plugin_api import (
     AdversarialDefense,
     ConfigError,
-    Param,
     check_family,
     collapse_pairs,
     embed_for_metric,
@@ -26,6 +25,7 @@ from robrank.plugin_api import (
 )
 
 from . import FAMILIES
+from .declarations import ACTDeclaration
 
 
 
@@ -34,7 +34,7 @@ def reference_miner_margin(metric: str) -> float:
     return 0.2 if metric == "C" else 1.0
 
 
-class ACT(AdversarialDefense):
+class ACT(ACTDeclaration, AdversarialDefense):
     """Adversarial training against the positive/negative collapse attack.
 
     Options: ``miner_margin`` = ``"reference"`` (default: the quirk above, which changes
@@ -42,12 +42,7 @@ class ACT(AdversarialDefense):
     number. BatchNorm stays frozen on 224x224 backbones (reference flag ``is_advtrain_pnp``).
     """
 
-    name = "act"
     trains_batchnorm = False
-    params = (
-        Param("miner_margin", str, "reference",
-              help="margin of the miner the inner attack uses: reference (0.2 for C, 1.0 for E and N), loss (the loss's own) or a number"),
-    )
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -13,16 +13,16 @@ import torch
 from torch import nn
 
 from robrank.plugin_api import (
-    REFERENCE_PAIRWISE_EPS,
     AdversarialDefense,
-    Param,
     embedding_shift,
     inner_eval,
     pairwise_eps_option,
 )
 
+from .declarations import ESTDeclaration
 
-class EST(AdversarialDefense):
+
+class EST(ESTDeclaration, AdversarialDefense):
     """L(f(x̃), y) with x̃ = argmax_{‖x̃ − x‖∞ ≤ ε} Σ d(f(x̃), f(x)).
 
     Reference quirks kept: EST *trains* BatchNorm on 224x224 backbones (the reference's
@@ -32,12 +32,7 @@ class EST(AdversarialDefense):
     distance, a markedly more robust EST: see :func:`robrank.defenses.inner.embedding_shift`).
     """
 
-    name = "est"
     trains_batchnorm = True
-    params = (
-        Param("pairwise_eps", float, REFERENCE_PAIRWISE_EPS, low=0.0,
-              help="added inside the ES shift's distance as torch's pairwise_distance does (1e-06 = the reference, 0 = exact)"),
-    )
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

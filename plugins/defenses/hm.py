@@ -27,7 +27,6 @@ from robrank.plugin_api import (
     METHODS,
     AdversarialDefense,
     ConfigError,
-    Param,
     Registry,
     UnknownNameError,
     alignment,
@@ -43,6 +42,7 @@ from robrank.plugin_api import (
 )
 
 from . import FAMILIES
+from .declarations import HMDeclaration
 
 #: the miner margin the reference used for HM's samplers with metric N (triplet margin_cosine)
 HM_MINER_MARGIN = 0.2
@@ -58,19 +58,10 @@ def _letterless(name: str) -> str:
     return "" if name == REFERENCE_RANDOM_LETTER else name
 
 
-class HM(AdversarialDefense):
+class HM(HMDeclaration, AdversarialDefense):
     """Hardness manipulation with the gradual adversary and optional intra-class structure term."""
 
-    name = "hm"
     trains_batchnorm = False
-    params = (
-        Param("src", str, "softhard", help="sampler of the source triplets: a miner name or a reference letter r/m/s/d/h"),
-        Param("dest", str, "semihard", help="sampler of the destination hardness (unused with gradual): a miner name or letter"),
-        Param("gradual", bool, True, help="the gradual adversary g_LGA sets the destination hardness from the last loss"),
-        Param("ics", bool, False, help="add the intra-class structure term (HM&ICS)"),
-        Param("ics_lambda", float, 0.5, help="weight of the intra-class structure term"),
-        Param("method", str, "et", help="alignment objective: " + ", ".join(METHODS)),
-    )
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

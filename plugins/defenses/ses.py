@@ -12,17 +12,17 @@ import torch
 from torch import nn
 
 from robrank.plugin_api import (
-    REFERENCE_PAIRWISE_EPS,
     AdversarialDefense,
-    Param,
     embedding_shift,
     embedding_shift_distance,
     inner_eval,
     pairwise_eps_option,
 )
 
+from .declarations import SESDeclaration
 
-class SES(AdversarialDefense):
+
+class SES(SESDeclaration, AdversarialDefense):
     """L(f(x), y) + w · mean d(f(x̃), f(x)).
 
     The distance follows the reference exactly: N compares normalised embeddings, C uses
@@ -33,13 +33,7 @@ class SES(AdversarialDefense):
     skip the freezing).
     """
 
-    name = "ses"
     trains_batchnorm = False
-    params = (
-        Param("weight", float, 1.0, help="weight of the embedding-shift penalty added to the benign loss"),
-        Param("pairwise_eps", float, REFERENCE_PAIRWISE_EPS, low=0.0,
-              help="added inside the ES shift's distance as torch's pairwise_distance does (1e-06 = the reference, 0 = exact)"),
-    )
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

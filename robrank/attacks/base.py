@@ -23,9 +23,7 @@ adversarial summaries are still measured on the attacked one.
 """
 from __future__ import annotations
 
-import inspect
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -35,14 +33,15 @@ from torch import nn
 from ..distances import pairwise, paired
 from ..errors import ConfigError
 from ..models.modes import attack_mode, embed
-from ..params import REQUIRED, Param, ParamError, collect
-from ..records import TASK_CLASSIFICATION, TASK_RETRIEVAL
+from ..params import REQUIRED
+from ..records import TASK_CLASSIFICATION
 from ..semantics import REFERENCE, check_semantics
-from ..summaries import EMBSHIFT, QUERIES, MetricDisplay
+from ..summaries import EMBSHIFT, QUERIES
 from . import selection
-from .defaults import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_PGDITER, PM
 from .apgd import Best, Judge, apgd_minimize
-from .ensemble import LOSSES, OPTIMIZERS, Run, combine, runs
+from .declaration import AttackDeclaration
+from .defaults import PM
+from .ensemble import Run, combine, runs
 from .gallery import Gallery
 from .nes import REFERENCE as NES_REFERENCE
 from .nes import nes_gradient, query_count
@@ -50,19 +49,6 @@ from .pgd import Budget, check_norm, l2_step, normalized, pgd_minimize, sign_ste
 
 #: keys the engine adds to summaries itself (an attack's ``reports`` may list them)
 ENGINE_KEYS = frozenset({EMBSHIFT, QUERIES})
-
-
-#: the search fields every attack shares (docs/autoattack.md); implicit: the default search
-#: (the reference's) is never written, so stored specs keep their text
-SEARCH: tuple[Param, ...] = (
-    Param("norm", str, "inf", choices=("inf", "2"), implicit=True, help="threat model: the L-infinity or the L2 ball of radius eps"),
-    Param("opt", str, "pgd", choices=OPTIMIZERS, implicit=True,
-          help="search: fixed-step PGD, APGD, or the per-sample worst case of PGD, APGD and smooth-objective APGD"),
-    Param("loss", str, "reference", choices=LOSSES, implicit=True, help="objective: the attack's own, or its smooth surrogate"),
-    Param("restarts", int, None, low=1, implicit=True,
-          help="runs per sample, the best kept (first from the start, the others random); opt=worst: the smooth member's runs (2)"),
-)
-
 
 
 def _float64(summary: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -144,15 +130,16 @@ class BatchOutcome:
     wins: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-class Attack:
+class Attack(AttackDeclaration):
     """Base class of every ranking attack (see the module docstring for the contract).
 
-    The class is the single source of what the attack is: ``name`` (its spec TYPE),
-    ``params`` (the typed spec fields it adds; the PGD settings declared here reach every
-    subclass, see :meth:`parameters`), ``reports`` (the summary keys it produces, checked on
-    every batch), ``display`` (how reports show them) and ``bounds`` (their ranges). Its registry record is derived from
-    these (:meth:`robrank.records.AttackRecord.of`), and the spec grammar validates every
-    field against ``params`` once, so the constructor receives clean values.
+    The class is the single source of what the attack is: its declared fields (``name``,
+    ``params``, ``reports``, ``display``, ``bounds``, ...) come from
+    :class:`~robrank.attacks.declaration.AttackDeclaration`, the torch-free half it inherits
+    (an attack may declare them on a declaration class of its own, so listing it imports no
+    torch). Its registry record is derived from these
+    (:meth:`robrank.records.AttackRecord.of`), and the spec grammar validates every field
+    against ``params`` once, so the constructor receives clean values.
 
     The shared fields include the search (docs/autoattack.md): ``norm`` (``inf`` or ``2``),
     ``opt`` (``pgd``, ``apgd`` or ``worst``), ``loss`` (``reference`` or ``smooth``) and
@@ -164,33 +151,6 @@ class Attack:
     ``"fixed"`` corrects them; docs/attacks.md lists each).
     """
 
-    name: ClassVar[str] = ""
-    #: the kind of model it attacks: ranking (a gallery of embeddings) or a classifier's logits (no gallery)
-    task: ClassVar[str] = TASK_RETRIEVAL
-    #: spec fields of every PGD attack; a subclass lists only the fields it adds
-    params: ClassVar[tuple[Param, ...]] = (
-        Param("eps", float, DEFAULT_EPS, low=0.0,
-              help="radius of the perturbation in the norm= ball (pixels in [0, 1], so at most 1 for L-infinity)"),
-        Param("alpha", float, DEFAULT_ALPHA, low=0.0, help="PGD step size (eps is used when pgditer=1: FGSM)"),
-        Param("pgditer", int, DEFAULT_PGDITER, low=1, help="number of PGD steps"),
-        Param("nes", bool, False, implicit=True, example="nes=1",
-              help="black-box: NES estimates of the gradient from model outputs (robrank.attacks.nes) instead of autograd"),
-        *SEARCH,
-    )
-    #: summary keys this attack reports (clean and adversarial; the engine adds ``embshift``)
-    reports: ClassVar[tuple[str, ...]] = ()
-    #: how reports show the summary keys (none: each key as it is)
-    display: ClassVar[tuple[MetricDisplay, ...]] = ()
-    #: the range each reported key's average lies in (a rate in percent: ``PERCENT``, (0, 100));
-    #: an average outside it is never written or read as a result. A key not listed only has to be finite.
-    bounds: ClassVar[Mapping[str, tuple[float, float]]] = {}
-    #: keys this attack reported as fractions in results files before schema version 3 (which
-    #: moved every rate to percent); readers multiply them by 100 when they load an older file
-    legacy_fractions: ClassVar[tuple[str, ...]] = ()
-    #: what the perturbed image plays: "query" (its own ranking is attacked) or "candidate"
-    #: (a gallery item moved in the rankings of the queries its select() stores in
-    #: ``ctx.sel.queries``, a [B, W] tensor of gallery slots); robrank show draws each its way
-    perturbs: ClassVar[str] = "query"
     #: the dataclass :meth:`select` fills, one per batch (``ctx.sel``)
     selection: ClassVar[type[Selection]] = Selection
 
@@ -214,20 +174,6 @@ class Attack:
         self.check_values({param.name: getattr(self, param.name) for param in self.parameters()})  # as a spec would be
         self.random_start = bool(random_start)
         self.semantics = check_semantics(semantics)
-
-    @classmethod
-    def parameters(cls) -> tuple[Param, ...]:
-        """Every spec field of this attack, in canonical spec order.
-
-        The fields of the attack's own class chain come first, base classes before
-        subclasses (CA's ``pm, W``, then a CA subclass's own fields), then the fields every
-        PGD attack shares, declared once here on :class:`Attack` (``eps, alpha, pgditer``
-        and any later addition, which must be ``implicit`` so stored specs keep their text).
-        """
-        chain = [c for c in reversed(inspect.getmro(cls)) if c is not Attack]
-        own = collect(chain)
-        names = {p.name for p in own}
-        return own + tuple(p for p in Attack.__dict__["params"] if p.name not in names)
 
     @property
     def lp(self) -> float:
@@ -255,24 +201,6 @@ class Attack:
     def distance_width(self) -> int:
         """How many [B, N] distance rows one sample of this attack holds (for the batch-size estimate)."""
         return 6
-
-    @classmethod
-    def check_values(cls, values: Mapping[str, Any]) -> None:
-        """Checks that span several fields (each field alone was checked against its ``Param``).
-
-        Called by the spec parser with every field's value (defaults filled in); raise
-        :class:`robrank.params.ParamError` naming the fields. A subclass extending it calls
-        ``super().check_values(values)``.
-        """
-        # pixels lie in [0, 1]: an L-infinity radius above 1 is a typo (eps=8 for 8/255), while an
-        # L2 radius above 1 is ordinary (the ball's size grows with the image's dimension)
-        if values.get("norm", "inf") == "inf" and values.get("eps", 0.0) > 1.0:
-            raise ParamError(f"field eps must be at most 1.0 under norm=inf, pixels lying in [0, 1] (got {values['eps']}); "
-                             "write eps=8/255 as 0.0314, or use norm=2 for an L2 radius")
-        if values.get("nes") and values.get("pgditer", 2) < 2:
-            raise ParamError("nes=1 needs pgditer >= 2 (NES takes no single FGSM-like step)")
-        if values.get("nes") and (values.get("opt", "pgd") != "pgd" or (values.get("restarts") or 1) > 1):
-            raise ParamError("nes=1 runs the reference's NES schedule: it takes no opt=apgd/worst and no restarts")
 
     # ------------------------------------------------------------------ subclass hooks
 

@@ -21,15 +21,11 @@ from dataclasses import dataclass
 import torch
 
 from ..distances import paired, pairwise
-from ..params import Param
-from ..summaries import EMBSHIFT, PERCENT, WITH_PM, MetricDisplay
-from .base import PM, Attack, BatchContext, Selection
+from .base import Attack, BatchContext, Selection
+from .declaration import CandidateAttackDeclaration
 from .metrics import candidate_prank
 from .selection import STREAM_QUERIES, nearest_excluding_self, randint, top_fraction
 from .surrogates import soft_rank, temperature
-
-#: CA/QA percentile ranks, in percent of the ranking
-PCTL = MetricDisplay("prank", "PCTL", full=100.0, robust=WITH_PM)
 
 
 @dataclass
@@ -52,16 +48,14 @@ class CandidateSelection(Selection):
     tau: torch.Tensor | None = None
 
 
-class CandidateAttack(Attack):
-    """CA's selection, objective, surrogate and metric; a subclass gives it a ``name`` to register."""
+class CandidateAttack(CandidateAttackDeclaration, Attack):
+    """CA's selection, objective, surrogate and metric; a subclass gives it a ``name`` to register.
 
-    params = (PM, Param("W", int, low=1, help="number of queries whose rankings the candidate moves in", example="W=1",
-                        outside_class=True))
-    reports = ("loss", "prank", EMBSHIFT)
-    display = (PCTL,)
-    bounds = {"prank": PERCENT}
-    legacy_fractions = ("prank",)
-    perturbs = "candidate"
+    Its fields (``pm``, ``W``, reports, display) are declared on
+    :class:`~robrank.attacks.declaration.CandidateAttackDeclaration`, the torch-free half a
+    subclass's own declaration extends.
+    """
+
     selection = CandidateSelection
 
     def distance_width(self) -> int:

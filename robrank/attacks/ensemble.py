@@ -23,11 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-
-#: optimisers of a single search, and the worst case over several
-OPTIMIZERS: tuple[str, ...] = ("pgd", "apgd", "worst")
-#: the objectives: the attack's own (the reference's) and its smooth surrogate
-LOSSES: tuple[str, ...] = ("reference", "smooth")
 #: runs the smooth APGD member of the worst case is split into when ``restarts`` is not given
 WORST_RESTARTS = 2
 

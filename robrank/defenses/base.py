@@ -7,17 +7,18 @@ loss without a new file.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..params import Param, collect, resolve_options
+from ..params import resolve_options
 from ..plugins import Registry
-from .settings import ADVTRAIN_DEFAULTS, pgd_defaults
+from .declaration import AdversarialDefenseDeclaration, DefenseDeclaration
+from .settings import pgd_defaults
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class TrainingProgress:
     total_steps: int
 
 
-class Defense:
+class Defense(DefenseDeclaration):
     """Base class. Subclasses override :meth:`loss`.
 
     ``model`` maps [0, 1] pixels to raw embeddings (``model.embed`` applies the metric's
@@ -51,24 +52,17 @@ class Defense:
     ConfigError naming the options it has. ``family_defaults`` are the defaults that depend
     on the image-size family (``{SIZE_28: {"eps": ...}, SIZE_224: {...}}``): the training
     config records them in ``defense_options``, so a run says which budget it trained with.
+    Both are declared on :class:`~robrank.defenses.declaration.DefenseDeclaration`, the
+    torch-free half this class inherits (a defense may declare them on a declaration class
+    of its own, so listing it imports no torch).
     """
 
-    name: str = ""
     #: whether BatchNorm layers of the backbone are trained (reference quirk: EST yes, ACT no)
     trains_batchnorm: bool = False
-    #: the options this class adds to its bases' (see :meth:`parameters`)
-    params: ClassVar[tuple[Param, ...]] = ()
-    #: image-size family -> defaults of declared options that depend on it
-    family_defaults: ClassVar[Mapping[int, Mapping[str, Any]]] = {}
 
     def __init__(self, **options: Any) -> None:
         self.options = resolve_options(self.parameters(), options, f"defense {self.name!r}")
         self.logs: dict[str, float] = {}
-
-    @classmethod
-    def parameters(cls) -> tuple[Param, ...]:
-        """Every option of this defense: its bases' ``params`` first, then its own."""
-        return collect(reversed(cls.__mro__))
 
     def check(self, loss_record: Any, metric: str) -> None:
         """Raise ConfigError for a loss/metric this defense cannot use (before any work)."""
@@ -119,11 +113,7 @@ class NoDefense(Defense):
         return criterion(model(images), labels)
 
 
-#: the inner attack's budget, which every adversarial defense takes
-PGD_OPTIONS: tuple[str, ...] = ("eps", "alpha", "pgditer")
-
-
-class AdversarialDefense(Defense):
+class AdversarialDefense(AdversarialDefenseDeclaration, Defense):
     """A defense with an inner L-infinity PGD attack: owns ε, α, η and the BatchNorm policy.
 
     ``eps``/``alpha``/``pgditer`` left as None take the reference defaults for the image-size
@@ -131,21 +121,13 @@ class AdversarialDefense(Defense):
     engine may pass either the explicit values or just the size. ``pgditer=1`` is the FGSM
     variant (one step of size ε), not a separate defense. ``train_bn`` overrides the
     reference's per-defense BatchNorm policy (:attr:`trains_batchnorm`). ``self.options``
-    keeps a subclass's own options; the common ones become attributes.
+    keeps a subclass's own options; the common ones become attributes. The options are
+    declared on :class:`~robrank.defenses.declaration.AdversarialDefenseDeclaration`.
     """
-
-    params = (
-        Param("eps", float, None, low=0.0, high=1.0, help="L-inf budget of the inner attack, in [0, 1] pixels (28px: 77/255, 224px: 8/255)"),
-        Param("alpha", float, None, low=0.0, help="PGD step size of the inner attack (28px: 3/255, 224px: 1/255)"),
-        Param("pgditer", int, None, low=1, help="PGD steps of the inner attack (32; 1 = FGSM)"),
-        Param("image_size", int, None, low=1, help="image size whose family fills eps/alpha/pgditer left unset (the training config passes them)"),
-        Param("train_bn", bool, None, help="train BatchNorm layers (default: the defense's reference policy)"),
-    )
-    family_defaults = {family: dict(zip(PGD_OPTIONS, budget)) for family, budget in ADVTRAIN_DEFAULTS.items()}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        common = {p.name for p in AdversarialDefense.params}
+        common = {p.name for p in AdversarialDefenseDeclaration.params}
         given = {k: self.options.pop(k) for k in list(self.options) if k in common}
         d_eps, d_alpha, d_iter = pgd_defaults(given["image_size"])
         self.eps = float(d_eps if given["eps"] is None else given["eps"])

@@ -12,9 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..distances import paired
-
-#: HM's hardness-alignment objectives (the reference's "hm{kl,l2,et}"; ET is the paper's)
-METHODS: tuple[str, ...] = ("et", "l2", "kl")
+from .settings import METHODS
 
 #: the reference's gradual-adversary constants: the triplet margin (C/N) and the easiest destination
 GA_MARGIN = 0.2

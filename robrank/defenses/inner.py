@@ -15,9 +15,10 @@ import torch
 from torch import nn
 
 from ..attacks.pgd import pgd_minimize
-from ..distances import REFERENCE_PAIRWISE_EPS, embed_for_metric, paired
+from ..distances import embed_for_metric, paired
 from ..errors import ConfigError
 from ..models.modes import eval_mode
+from ..semantics import REFERENCE_PAIRWISE_EPS
 
 
 def pairwise_eps_option(defense: str, value: object) -> float:

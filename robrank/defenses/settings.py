@@ -16,6 +16,11 @@ ADVTRAIN_DEFAULTS: dict[int, tuple[float, float, int]] = {
 }
 
 
+#: HM's hardness-alignment objectives (the reference's "hm{kl,l2,et}"; ET is the paper's;
+#: :func:`robrank.defenses.hardness.alignment`), here without torch for HM's declaration
+METHODS: tuple[str, ...] = ("et", "l2", "kl")
+
+
 def pgd_defaults(image_size: int | None) -> tuple[float, float, int]:
     """(eps, alpha, pgditer) of the reference for this image size (28x28 when unknown)."""
     return ADVTRAIN_DEFAULTS[size_family(image_size)]
