@@ -2,12 +2,15 @@
 
 What is checked, each in a fresh interpreter (the only way to see what an import pulls in):
 ``robrank --help``, ``robrank CMD --help`` for every command, shell completion, and
-``robrank list`` of the kinds whose records carry all their metadata, leave ``torch`` out of
-``sys.modules`` — with the bundled plugins and with the repository's example packages
-(``robrank-myattack``, ``robrank-mydataset``) loaded, whose entry-point modules register
-lazy ``"module:attr"`` factories. A control case (``robrank list attacks``, which reads the
-attack classes' fields) shows the probe does see torch when it is imported. Timing is a
-benchmark, not a test: ``benchmarks/cli_startup.py``.
+``robrank list`` of every kind, of all kinds at once and as ``--json``, leave ``torch`` out
+of ``sys.modules`` — with the bundled plugins and with the repository's example packages
+(``robrank-myattack``, ``robrank-mydataset``, ``robrank-catride``) loaded, whose entry-point
+modules register lazy ``"module:attr"`` factories and whose attacks and defenses name
+torch-free declarations (``declared=``). A control case (a bundled attack registered again
+without its declaration, listed in a fresh interpreter) shows that ``torch`` in
+``sys.modules`` is seen when a listing does import it; that such a record lists correctly is
+tests/test_declarations.py's. Timing is a benchmark, not a test:
+``benchmarks/cli_startup.py``.
 """
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ for args, env in json.loads(sys.argv[1]):
 print("PROBE " + json.dumps(record))
 """
 #: the repository's example plugins (installed with the test extras); the rest stay unloaded
-EXAMPLES = "robrank-myattack,robrank-mydataset"
+EXAMPLES = "robrank-myattack,robrank-mydataset,robrank-catride"
 
 
 def probe(*calls: tuple[list[str], dict[str, str]]) -> list[dict]:
@@ -75,17 +78,38 @@ def test_help_of_every_command_and_completion_import_no_torch():
     assert "plain,list" in record[-1]["output"].split()  # completion answered (bash format: type,value)
 
 
-KINDS = ["datasets", "backbones", "losses", "miners", "profiles", "executors"]
+def test_listing_every_kind_imports_no_torch():
+    from robrank.records import KINDS
 
-
-def test_listing_the_kinds_that_need_no_implementation_imports_no_torch_and_attacks_do():
-    record = probe(*((["list", kind, "--json"], {}) for kind in KINDS), (["list", "attacks", "--json"], {}))
-    for kind, seen in zip(KINDS, record):
+    calls = [(["list"], {}), (["list", "--json"], {}), *((["list", kind], {}) for kind in KINDS),
+             *((["list", kind, "--json"], {}) for kind in KINDS)]
+    record = probe(*calls)
+    assert len(record) == len(calls)
+    for seen in record:
         assert (seen["torch"], seen["code"]) == (False, 0), seen
-        assert json.loads(seen["output"])["components"][kind], kind
-    # the control: attack fields come from the classes, so listing attacks imports them (and torch)
-    attacks = record[-1]
-    assert attacks["torch"] is True and attacks["code"] == 0
-    listed = {a["name"]: a for a in json.loads(attacks["output"])["components"]["attacks"]}
-    assert [p["name"] for p in listed["MICA"]["params"]][:2] == ["pm", "W"]
-    assert listed["CA"]["required"] == ["pm", "W"]
+    payload = json.loads(record[1]["output"])
+    assert set(payload["components"]) == set(KINDS) and payload["failures"] == []
+    attacks = {a["name"]: a for a in payload["components"]["attacks"]}
+    defenses = {d["name"]: d for d in payload["components"]["defenses"]}
+    # the fields come from the declarations, in the classes' canonical order
+    assert [p["name"] for p in attacks["MICA"]["params"]][:3] == ["pm", "W", "mu"]
+    assert attacks["CA"]["required"] == ["pm", "W"] and attacks["PGD"]["task"] == "classification"
+    assert [p["name"] for p in defenses["act"]["params"]][-1] == "miner_margin"
+    assert "lam" in [p["name"] for p in defenses["catride"]["params"]] and defenses["catride"]["family_defaults"]["28"]["pgditer"] == 16
+    assert "PCTL % ↑pm=+/↓pm=-" in record[0]["output"] and "options eps,alpha,pgditer" in record[0]["output"]
+
+
+def test_the_probe_sees_torch_when_a_listing_imports_an_undeclared_class():
+    code = (
+        "import sys\n"
+        "from robrank.plugin_api import AttackRecord\n"
+        "from robrank.plugins import Provider, Registry\n"
+        "registry = Registry()\n"
+        "registry.add('attacks', AttackRecord.of('robrank_plugins.attacks.es:EmbeddingShift', 'ES, undeclared', name='ES'),"
+        " Provider('test', '0', 'test'))\n"
+        "assert 'torch' not in sys.modules\n"
+        "listed = registry.components('attacks')[0].record.details()\n"
+        "assert listed['reports'][0] == 'loss' and 'torch' in sys.modules, listed\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr

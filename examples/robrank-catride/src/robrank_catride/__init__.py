@@ -16,8 +16,10 @@ __version__ = "0.1.0"
 __all__ = ["CATRIDE", "GraduallyHardMiner", "register_defenses", "register_miners"]
 
 #: the implementations import torch: robrank loads them by these lazy references when the
-#: defense or miner is first used, so registering them (``robrank --help``) imports none of it
+#: defense or miner is first used, so registering them (``robrank --help``) imports none of it;
+#: the defense's options are declared without torch in ``fields`` (what ``robrank list`` reads)
 _LAZY = {"CATRIDE": f"{__name__}.defense", "GraduallyHardMiner": f"{__name__}.miner"}
+_FIELDS = f"{__name__}.fields"
 
 
 def __getattr__(name: str) -> Any:
@@ -32,6 +34,7 @@ def register_defenses(register):
         DefenseRecord.of(
             f"{_LAZY['CATRIDE']}:CATRIDE",
             name="catride",
+            declared=f"{_FIELDS}:CATRIDEDeclaration",
             summary="CA-TRIDE (ICML'24): CAP/ANP inner attacks alternating per step, soft-max-weighted triplets",
             aliases=("CA-TRIDE", "CATRIDE"),
             suffixes={"ct": {}},

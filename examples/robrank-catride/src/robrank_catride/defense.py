@@ -22,10 +22,7 @@ import torch
 from torch import nn
 
 from robrank.plugin_api import (
-    SIZE_28,
-    SIZE_224,
     AdversarialDefense,
-    Param,
     TrainingProgress,
     check_family,
     check_metric_in,
@@ -34,9 +31,9 @@ from robrank.plugin_api import (
     paired,
 )
 
+from .fields import CATRIDEDeclaration
 from .miner import GraduallyHardMiner
 from .objectives import (
-    STOP_BELOW,
     anp_loss,
     cap_loss,
     collapse_gap,
@@ -46,23 +43,8 @@ from .objectives import (
     step_fraction,
 )
 
-#: the released code's inner iterations (hard-coded there, whatever the config's pgditer)
-RELEASED_ITERATIONS = 16
 #: the two phases, in the order the released code runs them
 PHASES: tuple[str, str] = ("cap", "anp")
-SCHEDULES: tuple[str, ...] = ("epoch", "step")
-
-PARAMS: tuple[Param, ...] = (
-    Param("pgditer", int, RELEASED_ITERATIONS, low=1, help="inner iterations (16, hard-coded in the released code)"),
-    Param("lam", float, 10.0, low=0.0, high=100.0,
-          help="lambda of the soft-max-weighted means (released code: CUB 10, Cars 9.5, SOP 2; none for 28x28)"),
-    Param("step_decay", bool, True, help="inner step alpha*r growing with training progress r (released code), else alpha"),
-    Param("schedule", str, "epoch", choices=SCHEDULES,
-          help="progress r of the step decay and the miner margin: epoch = e/E (released code), step = t/T"),
-    Param("extra_term", bool, True,
-          help="the released code's extra triplet term 0.5*ReLU(H_ap - H_an + 0.04) on the adversarial loss"),
-    Param("stop_below", float, STOP_BELOW, low=0.0, help="inner attacks stop once their loss is below this"),
-)
 
 
 def signed_descent(
@@ -103,17 +85,13 @@ def signed_descent(
     return x.detach(), grads
 
 
-class CATRIDE(AdversarialDefense):
-    """CAP and ANP alternating per step, soft-max-weighted triplet distances, the ghard miner."""
+class CATRIDE(CATRIDEDeclaration, AdversarialDefense):
+    """CAP and ANP alternating per step, soft-max-weighted triplet distances, the ghard miner.
 
-    name = "catride"
+    Its name, options and budgets are declared on :class:`~robrank_catride.fields.CATRIDEDeclaration`.
+    """
+
     trains_batchnorm = False
-    params = PARAMS
-    #: the released configs' budgets per image-size family, with its 16 iterations
-    family_defaults = {
-        SIZE_28: {"eps": 77.0 / 255.0, "alpha": 3.0 / 255.0, "pgditer": RELEASED_ITERATIONS},
-        SIZE_224: {"eps": 8.0 / 255.0, "alpha": 1.0 / 255.0, "pgditer": RELEASED_ITERATIONS},
-    }
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import torch
 
-#: both inner attacks stop once their loss falls below this (checked before each step)
-STOP_BELOW = 1e-5
 #: the miner's margin at the start of training (the triplet margin of metric N)
 MINER_MARGIN = 0.2
 #: the released code's extra triplet term: weight and margin

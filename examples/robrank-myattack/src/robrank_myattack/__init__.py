@@ -18,9 +18,11 @@ from . import commands, profiles
 __version__ = "0.1.0"
 __all__ = ["MICA", "register_attacks", "register_profiles", "register_commands"]
 
-#: the attack imports torch: robrank loads it by this lazy reference when MICA is first used,
-#: so registering it (``robrank --help``, ``robrank list``) imports none of it
+#: the attack imports torch: robrank loads it by this lazy reference when MICA is first built,
+#: so registering it (``robrank --help``) imports none of it; its fields are declared without
+#: torch in ``fields``, which is all ``robrank list attacks`` reads
 _ATTACK = f"{__name__}.attack"
+_FIELDS = f"{__name__}.fields"
 
 
 def __getattr__(name: str) -> Any:
@@ -31,8 +33,10 @@ def __getattr__(name: str) -> Any:
 
 @hookimpl
 def register_attacks(register):
-    # the name now; spec fields (pm, W, mu, eps, ...), reports and display come from the class when MICA is first used
-    register(AttackRecord.of(f"{_ATTACK}:MICA", name="MICA", summary="momentum candidate attack: CA± with MI-FGSM updates (decay mu, L1-normalised gradients)"))
+    # the name now; spec fields (pm, W, mu, eps, ...), reports and display come from the declaration when MICA is
+    # first looked up, and the class (checked to extend it) when MICA is first built
+    register(AttackRecord.of(f"{_ATTACK}:MICA", name="MICA", declared=f"{_FIELDS}:MICADeclaration",
+                             summary="momentum candidate attack: CA± with MI-FGSM updates (decay mu, L1-normalised gradients)"))
 
 
 @hookimpl

@@ -30,7 +30,9 @@ from typing import Any
 
 import torch
 
-from robrank.plugin_api import CandidateAttack, Param
+from robrank.plugin_api import CandidateAttack
+
+from .fields import MICADeclaration
 
 #: smallest L1 norm a gradient is divided by: a sample whose gradient vanished (its
 #: candidate already ranks where the attack wants it) adds nothing to its velocity
@@ -47,13 +49,8 @@ def momentum_step(x: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], st
     return x - step_size * velocity.sign()
 
 
-class MICA(CandidateAttack):
-    """Momentum candidate attack: CA± (W queries) with MI-FGSM updates, decay ``mu``."""
-
-    name = "MICA"
-    #: MICA's own field; CA's (pm, W) and the PGD settings are inherited from its base classes.
-    #: 1.0 is the MI-FGSM paper's setting for L-infinity attacks.
-    params = (Param("mu", float, 1.0, low=0.0, help="momentum decay of the MI-FGSM velocity", example="mu=1.0", implicit=True),)
+class MICA(MICADeclaration, CandidateAttack):
+    """Momentum candidate attack: CA± (W queries) with MI-FGSM updates, decay ``mu`` (declared in :mod:`.fields`)."""
 
     mu: float
 
