@@ -29,7 +29,7 @@ from .plugins import Registry, get_registry
 from .attacks.spec import parse_spec
 from .cards.bench import bench as _bench
 from .io import write_json
-from .runtime import resolve_device
+from .runtime import RuntimeOptions, resolve_device
 from .swipe.report import format_report, summarise
 from .swipe.schema import load_results as _load
 from .swipe.schema import partial_note
@@ -297,7 +297,8 @@ def bench(
     loaded = _load_target(model, registry=registry, dataset=dataset, metric=metric, normalize=normalize, gray_to_rgb=gray_to_rgb,
                           device=device, weights=weights, weights_key=weights_key, strip_prefix=strip_prefix, embedding_dim=embedding_dim)
     target = loaded if hasattr(loaded, "model_block") else loaded.checkpoint
-    path, card = _bench(target, output=output, device=device, data_root=data_root, progress=progress, name=name, registry=registry,
+    runtime = RuntimeOptions.of(device=device, batch_size=options.pop("batch_size", None))
+    path, card = _bench(target, output=output, runtime=runtime, data_root=data_root, progress=progress, name=name, registry=registry,
                         **options)
     return {**card, "_path": str(path)}
 

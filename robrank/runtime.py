@@ -8,8 +8,10 @@ channels-last, compile) from the command line to the code that runs, as one valu
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, replace
+from dataclasses import fields as dataclass_fields
 from typing import Any
+
 from .errors import ConfigError
 
 #: the value of ``--device`` that means "CUDA when torch sees a GPU, else the CPU"
@@ -21,19 +23,32 @@ MAX_WORKERS = 8
 @dataclass(frozen=True)
 class RuntimeOptions:
     """Where and how fast a command runs: ``-D/--device``, ``-b/--batch-size``, ``--num-workers``,
-    ``--amp``, ``--channels-last`` and ``--compile``, collected once by the CLI
-    (:func:`robrank.cli.options.runtime_options`).
+    ``--amp``, ``--channels-last`` and ``--compile``, declared once as a click option group
+    (:func:`robrank.cli.options.runtime_options`) and handed to every command as this one value.
 
     None of them changes what an attack computes except ``amp`` (bf16 moves the metrics
-    slightly), which results files record.
+    slightly), which results files record. ``given`` names the fields the user set: a resumed
+    run takes every other one from its saved config, a sweep's grid file fills them.
     """
 
     device: str | None = None  # None/auto: CUDA when present, decided where the work starts
-    batch_size: int | None = None  # None: automatic, fitted to the device
+    batch_size: int | None = None  # None: the command's own default (automatic, or the run's)
     num_workers: int | None = None  # None: one per CPU, at most MAX_WORKERS
     amp: bool = False
     channels_last: bool = False
     compile: bool = False
+    #: the fields set on the command line (or by the caller), as opposed to left at their defaults
+    given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+
+    @classmethod
+    def of(cls, **values: Any) -> RuntimeOptions:
+        """The options with ``values`` set; a None value means "not given" and keeps the field's default."""
+        known = {f.name for f in dataclass_fields(cls)} - {"given"}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise TypeError(f"RuntimeOptions has no field {unknown[0]!r}; it has {', '.join(sorted(known))}")
+        set_values = {k: v for k, v in values.items() if v is not None}
+        return cls(**set_values, given=frozenset(set_values))
 
     @property
     def speed(self) -> dict[str, bool]:
@@ -42,10 +57,18 @@ class RuntimeOptions:
 
     def fields(self, *, resolve_device: bool = False) -> dict[str, Any]:
         """As keyword arguments (``AttackOptions(**runtime.fields())``); ``resolve_device`` applies the auto rule now."""
-        values = asdict(self)
+        values = {f.name: getattr(self, f.name) for f in dataclass_fields(self) if f.name != "given"}
         if resolve_device:
             values["device"] = device_name(self.device)
         return values
+
+    def given_fields(self) -> dict[str, Any]:
+        """Only the fields that were given (a resumed run's saved settings fill the rest)."""
+        return {name: getattr(self, name) for name in sorted(self.given)}
+
+    def with_device(self, device: str) -> RuntimeOptions:
+        """The same options on ``device`` (an auto device resolved where the work starts)."""
+        return replace(self, device=device)
 
 
 def default_device() -> str:
@@ -68,7 +91,6 @@ def resolve_device(name: str | None, info: Any = None) -> Any:
     GPU are one-line ConfigErrors.
     """
     import torch  # lazy: keeps robrank --help torch-free
-
 
     name = device_name(name)
     try:
@@ -103,4 +125,4 @@ def threads_per_process(processes: int) -> int:
     return max(1, usable_cpus() // max(1, int(processes)))
 
 
-__all__ = ["AUTO", "MAX_WORKERS", "default_device", "device_name", "resolve_device", "default_num_workers", "threads_per_process", "usable_cpus"]
+__all__ = ["AUTO", "MAX_WORKERS", "RuntimeOptions", "default_device", "device_name", "resolve_device", "default_num_workers", "threads_per_process", "usable_cpus"]

@@ -74,8 +74,6 @@ class CliResult:
 @pytest.fixture
 def robrank_cli() -> Callable[..., CliResult]:
     """``robrank_cli("list", "--json")`` runs the CLI in-process against the current host."""
-
-
     def run(*args: str | Sequence[str], input: str | None = None, env: dict[str, str] | None = None) -> CliResult:
         flat: list[str] = []
         for a in args:

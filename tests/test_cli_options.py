@@ -91,3 +91,60 @@ def test_key_value_type(text, expected):
     assert KeyValue().convert(text, None, None) == expected
     with pytest.raises(click.BadParameter, match="KEY=VALUE"):
         KeyValue().convert("novalue", None, None)
+
+
+#: the runtime options and the parameter each command's callback would otherwise get
+_RUNTIME_PARAMS = {"device", "batch_size", "num_workers", "amp", "channels_last", "compile_"}
+
+
+def test_every_command_with_runtime_options_gets_them_as_one_value():
+    """Device, batch size, workers and the speed flags come from one group and arrive as ``runtime=``."""
+    import inspect
+
+    from robrank.cli.options import RUNTIME_PARAMS
+
+    assert set(RUNTIME_PARAMS) == _RUNTIME_PARAMS
+    with_runtime = []
+    for name, command in _commands().items():
+        declared = {p.name for p in command.params} & _RUNTIME_PARAMS
+        if not declared:
+            continue
+        with_runtime.append(name)
+        signature = inspect.signature(command.callback)
+        assert "runtime" in signature.parameters, name
+        assert not declared & set(signature.parameters), f"{name} still takes {declared & set(signature.parameters)}"
+        assert "device" in declared, name  # every group declares -D/--device
+    assert {"attack", "swipe", "sweep", "eval", "bench", "show", "leaderboard", "train", "run"} <= set(with_runtime)
+
+
+def test_runtime_options_reach_the_command_with_what_was_given(monkeypatch):
+    """An option left out keeps its default and stays out of ``given`` (a resumed run keeps its saved value)."""
+    from click.testing import CliRunner
+
+    from robrank.cli.options import runtime_options
+    from robrank.runtime import RuntimeOptions
+
+    seen: list[RuntimeOptions] = []
+
+    @click.command()
+    @runtime_options("Queries per batch.", workers=True, speed="attack")
+    def command(runtime: RuntimeOptions) -> None:
+        seen.append(runtime)
+
+    runner = CliRunner()
+    assert runner.invoke(command, ["-b", "7", "--amp", "-D", "cpu"]).exit_code == 0
+    assert runner.invoke(command, []).exit_code == 0
+    given, default = seen
+    assert given == RuntimeOptions(device="cpu", batch_size=7, amp=True)
+    assert given.given == {"device", "batch_size", "amp"} and given.given_fields() == {"amp": True, "batch_size": 7, "device": "cpu"}
+    assert default == RuntimeOptions() and default.given == frozenset() and not any(default.speed.values())
+    assert runner.invoke(command, ["--num-workers", "-1"]).exit_code == 2  # the range is the option's
+
+
+def test_training_speed_flags_are_training_s_own():
+    """Training's --amp is loss-scaled fp16 (no --channels-last); the attacks' is bf16 autocast."""
+    commands = _commands()
+    helps = {name: {p.name: p.help for p in commands[name].params} for name in ("train", "attack")}
+    assert "channels_last" not in helps["train"] and "channels_last" in helps["attack"]
+    assert "fp16" in helps["train"]["amp"] and "bf16 autocast" in helps["attack"]["amp"]
+    assert "SPC-2 pairs" in helps["train"]["batch_size"] and "Queries" in helps["attack"]["batch_size"]

@@ -96,6 +96,7 @@ def test_run_resume_refuses_conflicting_settings_and_names_both_values(robrank_c
         (("--semantics", "fixed"), "'fixed'", "'reference'"),
         (("--seed", "9"), "9", "0"),
         (("--swipe-batch-size", "4"), "4", "8"),
+        (("-b", "32"), "32", "16"),  # a runtime option, but the training batch changes what is trained
     ):
         result = robrank_cli("run", "--resume", "--run-dir", str(run_dir), *args, "--no-progress")
         assert result.exit_code == 2, result

@@ -34,8 +34,6 @@ def device_dataset(dataset: Any, device: str | torch.device, max_bytes: int = DE
     also synchronises the host with the GPU once per batch). Other datasets are returned as
     they are. The copy shares everything but ``data`` with the original (name, labels, ...).
     """
-
-
     device = torch.device(device)
     if device.type == "cpu" or not isinstance(dataset, TensorImageDataset):
         return dataset

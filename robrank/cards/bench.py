@@ -21,7 +21,7 @@ from ..plugins import Registry
 from .identity import data_block, model_block, software_block, threat_block
 from .schema import ROLES, SCHEMA, SCHEMA_VERSION, validate
 from ..hardware import describe
-from ..runtime import resolve_device
+from ..runtime import RuntimeOptions, resolve_device
 from ..swipe.schema import forced_note
 from ..swipe.schema import load_results
 from ..swipe.schema import partial_note
@@ -115,7 +115,7 @@ def _clean_metrics(target: Any, device: str | None, data_root: Any, registry: Re
     from ..training.evaluate import evaluate_run  # lazy: keeps this module torch-free
 
     started = time.perf_counter()
-    metrics, _ = evaluate_run(target, device=device, data_root=data_root, registry=registry)
+    metrics, _ = evaluate_run(target, runtime=RuntimeOptions.of(device=device), data_root=data_root, registry=registry)
     shown = (*REPORTED_KEYS, "accuracy")
     return {k: float(v) for k, v in in_percent(metrics).items() if k in shown}, time.perf_counter() - started
 
@@ -179,8 +179,7 @@ def bench(
     target: Any,
     *,
     output: str | Path | None = None,
-    device: str | None = None,
-    batch_size: int | None = None,
+    runtime: RuntimeOptions = RuntimeOptions(),
     max_batches: int | None = None,
     max_queries: int | None = None,
     seed: int = 0,
@@ -195,7 +194,9 @@ def bench(
     ``target`` is a run directory, a checkpoint, a :class:`~robrank.models.external.ModelSpec`
     or an already loaded model (what :func:`robrank.bench` hands over). The swipes go to
     ``output`` (a folder; default :func:`default_output`) as ``swipe-<profile>.json`` and
-    resume there; ``card.json`` is written last, atomically.
+    resume there; ``card.json`` is written last, atomically. Of the ``runtime`` options the
+    device and the attack batch size apply (neither changes a number); a bench runs in full
+    precision.
     """
     from ..models.external import load_any  # lazy: keeps this module torch-free
     from ..training.rundir import locked  # lazy: keeps this module torch-free
@@ -203,17 +204,17 @@ def bench(
     if max_queries is not None and max_batches is not None:
         raise ConfigError("give --max-queries or --max-batches, not both")
     draft = max_batches is not None or max_queries is not None
-    device = str(resolve_device(device))
-    loaded = load_any(target, device=device, registry=registry)
+    runtime = runtime.with_device(str(resolve_device(runtime.device)))
+    loaded = load_any(target, device=runtime.device, registry=registry)
     profiles = bench_profiles(str(loaded.dataset), registry)
     out_dir = Path(output) if output is not None else default_output(loaded, draft)
     with locked(out_dir, "robrank bench"):  # a second bench of the same folder is refused at once
-        return _bench_into(out_dir, loaded, profiles, draft=draft, seed=seed, batch_size=batch_size, max_batches=max_batches,
-                           max_queries=max_queries, device=device, data_root=data_root, restart=restart, progress=progress, name=name, registry=registry)
+        return _bench_into(out_dir, loaded, profiles, draft=draft, seed=seed, runtime=runtime, max_batches=max_batches,
+                           max_queries=max_queries, data_root=data_root, restart=restart, progress=progress, name=name, registry=registry)
 
 
-def _bench_into(out_dir: Path, loaded: Any, profiles: BenchProfiles, *, draft: bool, seed: int, batch_size: int | None,
-                max_batches: int | None, max_queries: int | None, device: str, data_root: Any, restart: bool, progress: bool, name: str | None,
+def _bench_into(out_dir: Path, loaded: Any, profiles: BenchProfiles, *, draft: bool, seed: int, runtime: RuntimeOptions,
+                max_batches: int | None, max_queries: int | None, data_root: Any, restart: bool, progress: bool, name: str | None,
                 registry: Registry) -> tuple[Path, dict[str, Any]]:
     from ..data.loading import load_split  # lazy: keeps this module torch-free
     from ..swipe.runner import swipe  # lazy: keeps this module torch-free
@@ -221,13 +222,13 @@ def _bench_into(out_dir: Path, loaded: Any, profiles: BenchProfiles, *, draft: b
     swipe_target = loaded if hasattr(loaded, "model_block") else loaded.checkpoint
     payloads: dict[str, dict[str, Any]] = {}
     for role, record in profiles.by_role().items():
-        path = swipe(swipe_target, record.name, output=out_dir / f"swipe-{record.name}.json", seed=seed, batch_size=batch_size,
-                     max_batches=max_batches, max_queries=max_queries, device=device, data_root=data_root, restart=restart,
+        path = swipe(swipe_target, record.name, output=out_dir / f"swipe-{record.name}.json", seed=seed, batch_size=runtime.batch_size,
+                     max_batches=max_batches, max_queries=max_queries, device=runtime.device, data_root=data_root, restart=restart,
                      progress=progress, registry=registry)
         payloads[role] = {**load_results(path, registry), "_path": str(path)}
-    clean, clean_seconds = _clean_metrics(swipe_target, device, data_root, registry)
+    clean, clean_seconds = _clean_metrics(swipe_target, runtime.device, data_root, registry)
     dataset = load_split(str(loaded.dataset), "test", data_root=data_root, registry=registry)
-    card = build_card(loaded, profiles, payloads, clean, clean_seconds, draft=draft, out_dir=out_dir, device=device,
+    card = build_card(loaded, profiles, payloads, clean, clean_seconds, draft=draft, out_dir=out_dir, device=runtime.device,
                       dataset=dataset, name=name)
     path = out_dir / CARD_FILE
     write_json(path, card)

@@ -9,7 +9,6 @@ optimised on the surrogate run's model and scored on RUN_OR_CKPT's.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -20,14 +19,12 @@ from ..runtime import RuntimeOptions
 from ..semantics import REFERENCE, SEMANTICS
 from .external_model import external_model_options
 from .options import (
-    attack_speed_options,
-    collect_runtime,
     data_root_option,
-    device_option,
     json_option,
     max_batches_option,
     max_queries_option,
     quiet_option,
+    runtime_options,
 )
 from ..plugins import get_registry
 from ..runtime import device_name, resolve_device
@@ -50,20 +47,17 @@ def _print_summary(title: str, summary: dict[str, float]) -> None:
 @click.option("-A", "--attack", "spec", required=True, help="Attack spec TYPE:key=val:..., e.g. CA:pm=+:W=1:eps=0.30196:alpha=0.011764:pgditer=32.")
 @max_batches_option
 @max_queries_option
-@click.option("-b", "--batch-size", type=click.IntRange(min=1), default=None, help="Queries per batch [default: automatic, fitted to the device].")
-@device_option
+@runtime_options("Queries per batch [default: automatic, fitted to the device].", speed="attack")
 @click.option("--seed", type=int, default=0, help="Seed of the target selection [default: 0].")
 @click.option("--semantics", type=click.Choice(SEMANTICS), default=REFERENCE, help="reference: reproduce the reference quirks; fixed: corrected behaviour (docs/attacks.md) [default: reference].")
 @click.option("--random-start", is_flag=True, help="Start PGD from a uniform random point in the eps-ball.")
 @data_root_option
-@attack_speed_options
 @click.option("--save-adversarial", "save_adversarial", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Write the perturbed images to DIR: adversarial.pt (images + dataset indices) and a few PNGs; a DIR holding earlier ones is refused.")
 @click.option("--surrogate", type=click.Path(path_type=str), default=None, help="Transfer attack: optimise on this run (or checkpoint) and score on RUN_OR_CKPT; it must have been trained on the same dataset.")
 @json_option
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @quiet_option
-@collect_runtime
 def attack_command(
     run_or_ckpt: object,
     spec: str,
@@ -91,7 +85,7 @@ def attack_command(
     if save_adversarial:  # an earlier attack's saved images are never replaced; refused before any work
         prepare_folder(save_adversarial, keep=False)
     resolve_device(runtime.device)  # --device cuda without a GPU: one line, before anything loads
-    runtime = dataclasses.replace(runtime, device=device_name(runtime.device))
+    runtime = runtime.with_device(device_name(runtime.device))
     run, source = _load_models(run_or_ckpt, surrogate, parsed, runtime.device, registry)
     where = {"model": run.model_block()} if hasattr(run, "model_block") else {"checkpoint": str(run.checkpoint)}
     label = run.label if hasattr(run, "model_block") else run.checkpoint

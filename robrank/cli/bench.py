@@ -4,8 +4,9 @@ from __future__ import annotations
 import click
 
 from .external_model import resolve_target
-from .options import EXTERNAL_MODEL_KEYS, data_root_option, device_option, echo_json, external_model_group, max_batches_option, output_group
+from .options import EXTERNAL_MODEL_KEYS, data_root_option, echo_json, external_model_group, max_batches_option, output_group, runtime_options
 from ..plugins import get_registry
+from ..runtime import RuntimeOptions
 
 
 @click.command("bench")
@@ -13,10 +14,9 @@ from ..plugins import get_registry
 @external_model_group
 @click.option("--output", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Folder of the swipes and card.json [default: RUN/bench, CKPT.bench, or beside --model's file; -draft for drafts].")
-@click.option("-b", "--batch-size", "batch_size", type=click.IntRange(min=1), default=None, help="Queries per attack batch (a speed knob) [default: automatic].")
+@runtime_options("Queries per attack batch (a speed knob) [default: automatic].")
 @max_batches_option
 @click.option("--max-queries", type=click.IntRange(min=1), default=None, help="Attack only the first N queries: a DRAFT card, never a benchmark result.")
-@device_option
 @click.option("--seed", type=int, default=0, help="Seed of every attack's random selection [default: 0].")
 @click.option("--name", default=None, help="The entry's name on a leaderboard [default: the run directory or model spec].")
 @data_root_option
@@ -28,8 +28,8 @@ from ..plugins import get_registry
 @click.option("--confidence", type=click.FloatRange(0.5, 0.999999), default=0.999, help="--verify: two-sided confidence of each column's bound [default: 0.999].")
 @click.option("--no-record", is_flag=True, help="--verify: do not record a passed verification in the card.")
 @output_group
-def bench_command(run_or_ckpt: object, output: str | None, batch_size: int | None, max_batches: int | None, max_queries: int | None,
-                  device: str | None, seed: int, name: str | None, data_root: str | None, restart: bool, verify_card: str | None,
+def bench_command(run_or_ckpt: object, output: str | None, runtime: RuntimeOptions, max_batches: int | None, max_queries: int | None,
+                  seed: int, name: str | None, data_root: str | None, restart: bool, verify_card: str | None,
                   sample: int, sample_seed: int, confidence: float, no_record: bool, as_json: bool, quiet: bool, no_progress: bool,
                   **model_options: object) -> None:
     """Evaluate the model at RUN_OR_CKPT (or --model) the recommended way and write its model card.
@@ -43,12 +43,12 @@ def bench_command(run_or_ckpt: object, output: str | None, batch_size: int | Non
     if verify_card is None or given_model:  # --verify CARD alone loads the model the card names
         run_or_ckpt = resolve_target(run_or_ckpt, **{k: model_options[k] for k in EXTERNAL_MODEL_KEYS})  # type: ignore[arg-type]
     if verify_card is not None:
-        _verify(verify_card, run_or_ckpt, sample, sample_seed, confidence, device, data_root, not no_record, as_json, progress)
+        _verify(verify_card, run_or_ckpt, sample, sample_seed, confidence, runtime.device, data_root, not no_record, as_json, progress)
         return
     from ..cards.bench import bench  # lazy: keeps robrank --help fast
     from ..cards.summary import summary  # lazy: keeps robrank --help fast
 
-    path, card = bench(run_or_ckpt, output=output, device=device, batch_size=batch_size, max_batches=max_batches,
+    path, card = bench(run_or_ckpt, output=output, runtime=runtime, max_batches=max_batches,
                        max_queries=max_queries, seed=seed, data_root=data_root, restart=restart, progress=progress, name=name,
                        registry=get_registry())
     if as_json:

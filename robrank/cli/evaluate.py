@@ -6,24 +6,24 @@ import json
 import click
 
 from .external_model import external_model_options
-from .options import data_root_option, device_option, json_option
+from .options import data_root_option, json_option, runtime_options
 from ..plugins import get_registry
+from ..runtime import RuntimeOptions
 
 
 @click.command("eval")
 @click.argument("run_or_ckpt", metavar="[RUN_OR_CKPT]", type=click.Path(exists=True, path_type=str), required=False)
 @external_model_options
-@device_option
-@click.option("-b", "--batch-size", "batch_size", type=click.IntRange(min=1), default=None, help="Images per embedding batch [the run's val batch size].")
+@runtime_options("Images per embedding batch [the run's val batch size].")
 @data_root_option
 @click.option("--self-exclusion", type=click.Choice(["index", "reference"]), default="index",
               help="index: leave each query's own index out of its ranking; reference: drop the nearest item (the reference code) [default: index].")
 @json_option
-def eval_command(run_or_ckpt: object, device: str | None, batch_size: int | None, data_root: str | None, self_exclusion: str, as_json: bool) -> None:
+def eval_command(run_or_ckpt: object, runtime: RuntimeOptions, data_root: str | None, self_exclusion: str, as_json: bool) -> None:
     """Print R@1, R@2, mAP, mAP@R and NMI of the model at RUN_OR_CKPT (or --model) on its test split (query = gallery); accuracy for a classifier."""
     from ..training.evaluate import evaluate_run  # lazy: keeps robrank --help torch-free
 
-    metrics, loaded = evaluate_run(run_or_ckpt, device=device, batch_size=batch_size, data_root=data_root, self_exclusion=self_exclusion,
+    metrics, loaded = evaluate_run(run_or_ckpt, runtime=runtime, data_root=data_root, self_exclusion=self_exclusion,
                                    registry=get_registry())
     if as_json:
         where = {"model": loaded.model_block()} if hasattr(loaded, "model_block") else {"checkpoint": str(loaded.checkpoint), "epoch": loaded.epoch}

@@ -4,8 +4,8 @@ from __future__ import annotations
 import click
 
 from ..plugins import get_registry
-from ..runtime import resolve_device
-from .options import data_root_option, device_option
+from ..runtime import RuntimeOptions, resolve_device
+from .options import data_root_option, runtime_options
 
 
 @click.command("leaderboard")
@@ -17,9 +17,9 @@ from .options import data_root_option, device_option
 @click.option("--show", is_flag=True, default=False,
               help="Draw robrank show's before/after ranking of one query under the reference profile's first attack for each "
                    "entry whose checkpoint is still on disk (one attack run per entry).")
-@device_option
+@runtime_options()
 @data_root_option
-def leaderboard_command(cards: tuple[str, ...], output: str, curves: tuple[str, ...], show: bool, device: str | None,
+def leaderboard_command(cards: tuple[str, ...], output: str, curves: tuple[str, ...], show: bool, runtime: RuntimeOptions,
                         data_root: str | None) -> None:
     """Build a self-contained leaderboard site from CARDS written by robrank bench (docs/bench.md)."""
     from ..cards.site import build_site  # lazy: keeps robrank --help fast
@@ -27,7 +27,6 @@ def leaderboard_command(cards: tuple[str, ...], output: str, curves: tuple[str, 
     registry = None
     if curves or show:
         registry = get_registry()
-    if show:
-        device = str(resolve_device(device))
-    index = build_site(cards, output, curves=curves, show=show, registry=registry, device=device or "cpu", data_root=data_root)
+    device = str(resolve_device(runtime.device)) if show else "cpu"  # only --show runs a model
+    index = build_site(cards, output, curves=curves, show=show, registry=registry, device=device, data_root=data_root)
     click.echo(f"leaderboard: {index} ({len(cards)} entries)")

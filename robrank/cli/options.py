@@ -1,6 +1,6 @@
 """Option groups and option types shared by the commands, declared once.
 
-A command stacks the groups it needs (``@training_options``, ``@device_option`` ...), so
+A command stacks the groups it needs (``@training_options``, ``@runtime_options(...)`` ...), so
 ``train`` and ``run`` accept the same training options with the same help, and a short
 option means one thing in every command:
 
@@ -182,49 +182,78 @@ def figure_output_option(default: str) -> F:
         "--output", type=click.Path(dir_okay=False, path_type=str), default=default,
         help=with_default("Figure file: PNG, or SVG / PDF when the name ends in .svg / .pdf.", default),
     )
-amp_flag = click.option("--amp", is_flag=True, default=None, help="Mixed precision (fp16 on CUDA, bf16 on CPU); speed, metrics move slightly.")
-compile_flag = click.option("--compile", "compile", is_flag=True, default=None, help="torch.compile the backbone (speed on a GPU; the first steps compile).")
-#: how fast attacks run, never what they compute (``--amp`` moves the metrics slightly: the results file records it)
-attack_speed_options = group(
-    click.option("--amp", is_flag=True, help="bf16 autocast of the backbone (speed; metrics move slightly, docs/performance.md)."),
-    click.option("--channels-last", "channels_last", is_flag=True, help="channels-last memory layout (speed, for 224x224 backbones on a GPU)."),
-    click.option("--compile", "compile_", is_flag=True, help="torch.compile the backbone (speed on a GPU; the first batch compiles)."),
+num_workers_option = click.option(
+    "--num-workers", type=click.IntRange(min=0), default=None,
+    help=with_default("DataLoader workers decoding image files.", "one per CPU, at most 8"),
 )
-#: command parameter -> RuntimeOptions field, for :func:`collect_runtime`
+
+#: attacks autocast the backbone in bf16 (PGD needs only the gradient's sign); training runs
+#: loss-scaled fp16 on CUDA (bf16 on the CPU): the same flag, a different mechanism
+_SPEED_HELP: dict[str, dict[str, str]] = {
+    "attack": {
+        "amp": "bf16 autocast of the backbone (speed; metrics move slightly, docs/performance.md).",
+        "channels_last": "channels-last memory layout (speed, for 224x224 backbones on a GPU).",
+        "compile": "torch.compile the backbone (speed on a GPU; the first batch compiles).",
+    },
+    "training": {
+        "amp": "Mixed precision (fp16 on CUDA, bf16 on CPU); speed, metrics move slightly.",
+        "compile": "torch.compile the backbone (speed on a GPU; the first steps compile).",
+    },
+}
+#: command parameter -> RuntimeOptions field
 RUNTIME_PARAMS: dict[str, str] = {
     "device": "device", "batch_size": "batch_size", "num_workers": "num_workers",
     "amp": "amp", "channels_last": "channels_last", "compile_": "compile",
 }
 
 
-def collect_runtime(command: F) -> F:
-    """Hand ``command`` one :class:`~robrank.runtime.RuntimeOptions` (``runtime=``) instead of the
-    device, batch-size, worker and speed parameters its options declare.
+def runtime_options(batch_help: str | None = None, *, workers: bool = False, speed: str | None = None) -> F:
+    """The runtime options of a command, declared here once and handed to it as one
+    ``runtime=`` :class:`~robrank.runtime.RuntimeOptions`.
 
-    Applied below the click options, it leaves every option (name, short flag, default, help,
-    order in ``--help``) as its group declares it; only the callback sees one value. A
-    command without one of them (``--num-workers``) gets that field's default.
+    Every command gets ``-D/--device``; ``batch_help`` adds ``-b/--batch-size`` with what a
+    batch is in that command (attack queries, embedded images, training pairs); ``workers``
+    adds ``--num-workers`` where image files are decoded; ``speed`` adds the speed flags of
+    attacks (``"attack"``: ``--amp``, ``--channels-last``, ``--compile``) or of training
+    (``"training"``: ``--amp``, ``--compile``). An option not given stays out of
+    ``runtime.given``, so a resumed run keeps its saved value.
     """
+    options: list[F] = []
+    if batch_help is not None:
+        options.append(click.option("-b", "--batch-size", "batch_size", type=click.IntRange(min=1), default=None, help=batch_help))
+    options.append(device_option)
+    if workers:
+        options.append(num_workers_option)
+    if speed is not None:
+        helps = _SPEED_HELP[speed]
+        options.append(click.option("--amp", "amp", is_flag=True, default=None, help=helps["amp"]))
+        if "channels_last" in helps:
+            options.append(click.option("--channels-last", "channels_last", is_flag=True, default=None, help=helps["channels_last"]))
+        options.append(click.option("--compile", "compile_", is_flag=True, default=None, help=helps["compile"]))
+
+    def apply(command: F) -> F:
+        return group(*options)(_collect_runtime(command))
+
+    return apply
+
+
+def _collect_runtime(command: F) -> F:
+    """``command`` called with one ``runtime=`` value instead of the parameters of :data:`RUNTIME_PARAMS`."""
     @functools.wraps(command)
     def collect(*args: Any, **kwargs: Any) -> Any:
         given = {field: kwargs.pop(param) for param, field in RUNTIME_PARAMS.items() if param in kwargs}
-        return command(*args, runtime=RuntimeOptions(**{k: v for k, v in given.items() if v is not None}), **kwargs)
+        return command(*args, runtime=RuntimeOptions.of(**given), **kwargs)
 
     return collect  # type: ignore[return-value]
-
-
-num_workers_option = click.option(
-    "--num-workers", type=click.IntRange(min=0), default=None,
-    help=with_default("DataLoader workers decoding image files.", "one per CPU, at most 8"),
-)
 
 
 # ------------------------------------------------------------------------------- groups
 
 #: the training settings shared by ``train`` and ``run`` (None = not given)
+#: (device, batch size, workers, amp and compile come as the command's RuntimeOptions)
 TRAINING_KEYS: tuple[str, ...] = (
-    "dataset", "backbone", "loss", "metric", "miner", "epochs", "batch_size", "lr", "weight_decay", "optimizer",
-    "embedding_dim", "pretrained", "weights", "freeze_bn", "seed", "device", "amp", "compile", "num_workers",
+    "dataset", "backbone", "loss", "metric", "miner", "epochs", "lr", "weight_decay", "optimizer",
+    "embedding_dim", "pretrained", "weights", "freeze_bn", "seed",
     "validate_every", "val_batch_size", "data_root", "run_dir", "max_steps", "checkpoint_every", "keep_epochs",
 )
 DEFENSE_KEYS: tuple[str, ...] = ("eps", "alpha", "pgditer")
@@ -284,8 +313,6 @@ _BATCH_HELP = (
 
 schedule_options = group(
     click.option("--epochs", type=click.IntRange(min=1), default=None, help=with_default("Epochs of SPC-2 pairs.", "8 for 28x28, 75 for 224x224")),
-    click.option("-b", "--batch-size", "batch_size", type=click.IntRange(min=1), default=None,
-                 help=with_default(_BATCH_HELP, "128 for 28x28, 56 for 224x224")),
     click.option("--lr", type=NON_NEGATIVE, default=None, help=with_default("Learning rate.", "1e-3 for 28x28, 1e-5 for 224x224")),
     click.option("--weight-decay", type=NON_NEGATIVE, default=None, help=with_default("Weight decay.", "1e-7 for 28x28, 4e-4 for 224x224")),
     click.option("--optimizer", default=None, help=with_default("torch.optim class for the backbone.", "Adam")),
@@ -299,11 +326,8 @@ schedule_options = group(
     seed_option,
 )
 
-runtime_options = group(
-    device_option,
-    amp_flag,
-    compile_flag,
-    num_workers_option,
+#: how a training run is kept: validation, the run directory, resuming and checkpoints
+run_dir_options = group(
     click.option("--validate-every", type=click.IntRange(min=1), default=None, help=with_default("Validate every N epochs.", "1 for 28x28, 5 for 224x224")),
     click.option("--val-batch-size", type=click.IntRange(min=1), default=None,
                  help=with_default("Batch size when embedding the test split.", "128 / 112")),
@@ -318,12 +342,19 @@ runtime_options = group(
 )
 
 #: everything ``train`` and ``run`` share
-training_options = group(model_options, defense_options, schedule_options, runtime_options)
+training_options = group(
+    model_options,
+    defense_options,
+    schedule_options,
+    runtime_options(with_default(_BATCH_HELP, "128 for 28x28, 56 for 224x224"), workers=True, speed="training"),
+    run_dir_options,
+)
 
 
-def training_settings(options: dict[str, Any]) -> dict[str, Any]:
-    """The TrainConfig fields the user passed (no None), defense options folded in."""
+def training_settings(options: dict[str, Any], runtime: RuntimeOptions) -> dict[str, Any]:
+    """The TrainConfig fields the user passed (no None), the runtime options given and defense options folded in."""
     values = {k: options[k] for k in TRAINING_KEYS if options.get(k) is not None}
+    values.update(runtime.given_fields())
     defense_opts = {k: options[k] for k in DEFENSE_KEYS if options.get(k) is not None}
     for key, value in options.get("defense_option") or ():
         defense_opts[key] = value
@@ -382,8 +413,6 @@ __all__ = [
     "max_batches_option",
     "max_queries_option",
     "profile_option",
-    "amp_flag",
-    "compile_flag",
     "num_workers_option",
     "model_options",
     "external_model_group",
@@ -391,10 +420,10 @@ __all__ = [
     "defense_options",
     "schedule_options",
     "runtime_options",
+    "run_dir_options",
     "training_options",
     "training_settings",
     "apply_triple",
-    "collect_runtime",
     "RUNTIME_PARAMS",
     "echo_json",
     "TRAINING_KEYS",

@@ -43,6 +43,7 @@ from .options import (
 from ..errors import RobrankError
 from ..plot.ers import plot_ers
 from ..plugins import get_registry
+from ..runtime import RuntimeOptions
 from ..swipe.html import format_html
 from ..swipe.report import PARTIAL_MARK
 from ..swipe.report import format_report, load_summaries
@@ -168,6 +169,7 @@ def run_command(
     as_json: bool,
     quiet: bool,
     no_progress: bool,
+    runtime: RuntimeOptions,
     **options: Any,
 ) -> None:
     """Train with a defense, swipe the ERS profile, print the report — in one run directory.
@@ -191,9 +193,9 @@ def run_command(
     from ..training.rundir import locked  # lazy: keeps robrank --help torch-free
 
     registry = get_registry()
-    given = apply_triple(triple, training_settings(options), registry)
+    given = apply_triple(triple, training_settings(options, runtime), registry)
     swipe_given = {"profile": profile, "batch_size": swipe_batch_size, "max_batches": max_batches,
-                   "max_queries": max_queries, "semantics": semantics, "device": options.get("device"), "force": force}
+                   "max_queries": max_queries, "semantics": semantics, "device": runtime.device, "force": force}
     plan = plan_run(given, swipe_given, resume=resume, registry=registry)
     assert plan.swipe is not None
     progress = not (no_progress or quiet or as_json)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import click
 
 from .external_model import external_model_options
-from .options import data_root_option, device_option, figure_output_option, semantics_option, with_default
+from .options import data_root_option, figure_output_option, runtime_options, semantics_option, with_default
 from ..errors import ConfigError
 from ..plot.figure import figure_format, save
 from ..plugins import get_registry
-from ..runtime import resolve_device
+from ..runtime import RuntimeOptions, resolve_device
 
 
 def _parse_queries(text: str) -> list[int]:
@@ -37,7 +37,7 @@ def _parse_queries(text: str) -> list[int]:
 @click.option("-k", "--top", type=click.IntRange(min=1), default=5, help=with_default("Results shown per ranking.", 5))
 @figure_output_option("show.png")
 @semantics_option
-@device_option
+@runtime_options()
 @data_root_option
 def show_command(
     run_or_ckpt: object,
@@ -48,7 +48,7 @@ def show_command(
     top: int,
     output: str,
     semantics: str | None,
-    device: str | None,
+    runtime: RuntimeOptions,
     data_root: str | None,
 ) -> None:
     """Draw what attack SPEC does to the rankings of a few test images of RUN_OR_CKPT (or --model).
@@ -77,7 +77,7 @@ def show_command(
     from ..models.external import load_any  # lazy: keeps robrank --help torch-free
     from ..plot.show import retrieval_examples, show_figure  # lazy: keeps robrank --help fast
 
-    device = resolve_device(device)
+    device = resolve_device(runtime.device)
     semantics = semantics or "reference"
     run = load_any(run_or_ckpt, device=str(device), registry=registry)  # a robrank run, or a --model spec (docs/api.md)
     dataset = load_split(run.dataset, "test", data_root, registry=registry)

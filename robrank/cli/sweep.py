@@ -11,8 +11,8 @@ import click
 
 from ..runtime import RuntimeOptions
 from .external_model import resolve_target
-from .options import (attack_speed_options, collect_runtime, data_root_option, device_option, echo_json, external_model_group, json_option,
-                      max_batches_option, max_queries_option, quiet_option, semantics_option, with_default)
+from .options import (data_root_option, echo_json, external_model_group, json_option, max_batches_option, max_queries_option,
+                      quiet_option, runtime_options, semantics_option, with_default)
 from ..plugins import get_registry
 
 
@@ -20,14 +20,12 @@ from ..plugins import get_registry
 @click.argument("runs", nargs=-1, metavar="RUN_OR_CKPT...", type=click.Path(exists=True, path_type=str))
 @click.option("-p", "--profile", "profiles", multiple=True, help="Attack profile (robrank list profiles); repeatable: one cell per run and profile.")
 @click.option("--seed", "seeds", type=int, multiple=True, help=with_default("Seed of the attacks' random selection; repeatable: one cell per seed.", 0))
-@click.option("-b", "--batch-size", "batch_size", type=click.IntRange(min=1), default=None,
-              help=with_default("Queries per attack batch, as in robrank swipe (a speed knob).", "automatic, fitted to the device"))
+@runtime_options(with_default("Queries per attack batch, as in robrank swipe (a speed knob).", "automatic, fitted to the device"),
+                 speed="attack")
 @max_batches_option
 @max_queries_option
 @semantics_option
-@device_option
 @data_root_option
-@attack_speed_options
 @click.option("--grid", "grid_file", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None,
               help="TOML file with runs, profiles, seeds and a [swipe] table; command-line values are added (settings override).")
 @click.option("-d", "--dir", "sweep_dir", type=click.Path(file_okay=False, path_type=str), default=None,
@@ -44,7 +42,6 @@ from ..plugins import get_registry
 @external_model_group
 @json_option
 @quiet_option
-@collect_runtime
 def sweep_command(runs: tuple[str, ...], profiles: tuple[str, ...], seeds: tuple[int, ...], runtime: RuntimeOptions,
                   max_batches: int | None, max_queries: int | None, semantics: str | None, data_root: str | None, grid_file: str | None,
                   sweep_dir: str | None, executor: str | None, jobs: int | None, gpus_per_job: int | None, partition: str | None,

@@ -11,16 +11,13 @@ import click
 from ..runtime import RuntimeOptions
 from .external_model import external_model_options
 from .options import (
-    attack_speed_options,
-    collect_runtime,
     data_root_option,
-    device_option,
     echo_json,
     force_profile_option,
     max_batches_option,
     max_queries_option,
-    num_workers_option,
     output_group,
+    runtime_options,
     semantics_option,
 )
 from ..plugins import get_registry
@@ -48,21 +45,17 @@ def _dataset_profile(run_or_ckpt: object, registry: Registry) -> str:
 @external_model_options
 @click.option("-p", "--profile", default=None, help="Attack profile (robrank list profiles): rob28, rob224, pami28, ... [default: the dataset's own].")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=str), default=None, help="Results file [default: RUN/swipe-PROFILE.json, CKPT.swipe-PROFILE.json, or beside --model's file or first weights file].")
-@click.option("-b", "--batch-size", "batch_size", type=click.IntRange(min=1), default=None, help="Queries per attack batch (a speed knob) [default: automatic, fitted to the device].")
+@runtime_options("Queries per attack batch (a speed knob) [default: automatic, fitted to the device].", workers=True, speed="attack")
 @max_batches_option
 @max_queries_option
-@device_option
 @click.option("--seed", type=int, default=0, help="Seed of every attack's random selection [default: 0].")
 @semantics_option
 @data_root_option
 @click.option("--restart", is_flag=True, help="Discard an existing results file instead of continuing it.")
 @click.option("--redo", multiple=True, metavar="ATTACK", help="Recompute this attack (a type such as ES, or a full spec) in an existing file, keeping the others; repeatable.")
 @click.option("--devices", type=click.IntRange(min=1), default=None, help="Shard the queries over N processes (one per GPU; gloo on a CPU). Under torchrun the ranks come from the environment.")
-@attack_speed_options
-@num_workers_option
 @force_profile_option
 @output_group
-@collect_runtime
 def swipe_command(
     run_or_ckpt: object,
     profile: str | None,
@@ -91,7 +84,6 @@ def swipe_command(
     from ..swipe.runner import resolve_profile  # lazy: keeps robrank --help torch-free
     from ..training.distributed import from_env  # lazy: keeps robrank --help torch-free
     from ..training.rundir import locked  # lazy: keeps robrank --help torch-free
-
 
     resolve_device(runtime.device)  # --device cuda without a GPU: one line, before anything loads
     registry = get_registry()

@@ -8,6 +8,7 @@ import click
 
 from .options import apply_triple, echo_json, output_group, training_options, training_settings
 from ..plugins import get_registry
+from ..runtime import RuntimeOptions
 
 
 @click.command("train")
@@ -16,7 +17,7 @@ from ..plugins import get_registry
               help="Processes to train with (DDP; one per GPU, or gloo on CPU). batch-size is per process.")
 @output_group
 def train_command(triple: str | None, resume: bool, devices: int | None, as_json: bool, quiet: bool, no_progress: bool,
-                  **options: Any) -> None:
+                  runtime: RuntimeOptions, **options: Any) -> None:
     """Train an embedding model on SPC-2 pair batches and print its retrieval metrics.
 
     \b
@@ -34,7 +35,7 @@ def train_command(triple: str | None, resume: bool, devices: int | None, as_json
     from ..training.rundir import locked  # lazy: keeps robrank --help torch-free
 
     registry = get_registry()
-    given = apply_triple(triple, training_settings(options), registry)
+    given = apply_triple(triple, training_settings(options, runtime), registry)
     if not all(given.get(k) for k in ("dataset", "backbone", "loss")):
         missing = [k for k in ("dataset", "backbone", "loss") if not given.get(k)]
         if not (resume and given.get("run_dir") and len(missing) == 3):

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..models.checkpoint import LoadedRun
 from ..plugins import Registry
-from ..runtime import default_num_workers, resolve_device
+from ..runtime import RuntimeOptions, default_num_workers, resolve_device
 from .engine import embed_split
 from ..data.loading import dataset_record, load_split
 from ..metrics import classification_metrics, retrieval_metrics
@@ -19,23 +19,21 @@ from ..records import TASK_CLASSIFICATION
 def evaluate_run(
     run_or_ckpt: str | Path | Any,
     *,
-    device: str | None = None,
-    batch_size: int | None = None,
+    runtime: RuntimeOptions = RuntimeOptions(),
     data_root: str | None = None,
     self_exclusion: str = "index",
-    num_workers: int | None = None,
     registry: Registry,
 ) -> tuple[dict[str, float], LoadedRun]:
     """Retrieval metrics of a run (or checkpoint, or an external model's ModelSpec) on its dataset's test split; accuracy for a classifier.
 
     The run's saved config (in the checkpoint) is planned again (:func:`robrank.plan.saved_plan`);
-    only runtime knobs (device, batch size, workers, data root) come from the caller.
+    only the runtime options (device, the embedding batch size, workers) and the data root come
+    from the caller. Evaluation always runs in full precision: the speed flags are not used.
     """
-    dev = resolve_device(device)
-
+    dev = resolve_device(runtime.device)
+    batch_size, num_workers = runtime.batch_size, runtime.num_workers
     loaded = load_any(run_or_ckpt, device=dev, registry=registry)
     if not loaded.config:  # a model from outside robrank: no training config to plan, only the evaluation knobs
-
         record = dataset_record(loaded.dataset, registry=registry)
         config: Any = SimpleNamespace(val_batch_size=batch_size or 128, amp=False,
                                       num_workers=default_num_workers() if num_workers is None else num_workers)
