@@ -1,13 +1,15 @@
-"""How fast the CLI answers when no model is involved: ``robrank --help`` next to ``import robrank``.
+"""How fast the CLI answers when no model is involved: ``robrank --help`` and ``robrank list`` next to ``import robrank``.
 
-    python benchmarks/cli_startup.py [--repeats 5] [--command "list --help"]
+    python benchmarks/cli_startup.py [--repeats 5] [--command "list --help" --command "list attacks"]
 
-Runs ``python -m robrank --help`` (or ``--command``) and ``python -c "import robrank"``
-alternately, each in a fresh interpreter, and prints the median wall time and peak memory of
-each and their ratio. Side by side, because on a shared machine absolute times move with the
-load while the ratio does not. Every installed plugin is loaded, as a user's ``robrank``
-would; ``torch imported`` says whether the command pulled it in (it should not: plugins
-register lazy ``"module:attr"`` factories, docs/plugins.md). No assertion: a benchmark.
+Runs ``python -m robrank --help`` and ``python -m robrank list`` (or each ``--command``) and
+``python -c "import robrank"`` in turn, each in a fresh interpreter, and prints the median
+wall time and peak memory of each and their ratio to ``import robrank``. Side by side,
+because on a shared machine absolute times move with the load while the ratios do not.
+Every installed plugin is loaded, as a user's ``robrank`` would; ``torch imported`` says
+whether a command pulled it in (it should not: plugins register lazy ``"module:attr"``
+factories and declare attack fields and defense options on torch-free declaration classes,
+docs/plugins.md). No assertion: a benchmark.
 """
 from __future__ import annotations
 
@@ -41,29 +43,36 @@ def measure(argv: list[str]) -> tuple[float, float]:
     return elapsed, usage.ru_maxrss / 1024.0  # Linux reports KiB
 
 
+def torch_imported(command: list[str]) -> str:
+    """``torch imported: True/False`` for one in-process run of ``robrank COMMAND``."""
+    probe = subprocess.run([sys.executable, "-c", PROBE, *command], capture_output=True, text=True, check=False)
+    return probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else "torch imported: ?"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--command", default="--help", help="robrank arguments to time (default: --help)")
+    parser.add_argument("--command", action="append", default=None,
+                        help="robrank arguments to time, repeatable (default: --help and list)")
     args = parser.parse_args()
-    command = shlex.split(args.command)
-    cli = [sys.executable, "-m", "robrank", *command]
-    bare = [sys.executable, "-c", "import robrank"]
-    measure(cli), measure(bare)  # warm the file cache once
-    runs: dict[str, list[tuple[float, float]]] = {"cli": [], "import": []}
+    labels = ["import robrank", *(f"robrank {text}" for text in args.command or ["--help", "list"])]
+    argvs = {label: [sys.executable, "-c", "import robrank"] for label in labels[:1]}
+    argvs.update({label: [sys.executable, "-m", "robrank", *shlex.split(label.removeprefix("robrank "))] for label in labels[1:]})
+    for argv in argvs.values():
+        measure(argv)  # warm the file cache once
+    runs: dict[str, list[tuple[float, float]]] = {label: [] for label in labels}
     for _ in range(args.repeats):
-        runs["cli"].append(measure(cli))
-        runs["import"].append(measure(bare))
-    probe = subprocess.run([sys.executable, "-c", PROBE, *command], capture_output=True, text=True, check=False)
-    imported = probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else "torch imported: ?"
+        for label, argv in argvs.items():  # interleaved, so a load change hits every command alike
+            runs[label].append(measure(argv))
     seconds = {k: statistics.median(t for t, _ in v) for k, v in runs.items()}
     memory = {k: statistics.median(m for _, m in v) for k, v in runs.items()}
-    label = f"robrank {args.command}"
-    width = max(len(label), len("import robrank"))
+    width = max(map(len, labels))
     print(f"median of {args.repeats} runs, {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
-    print(f"{label:<{width}}  {seconds['cli']:.3f} s  {memory['cli']:.0f} MiB")
-    print(f"{'import robrank':<{width}}  {seconds['import']:.3f} s  {memory['import']:.0f} MiB")
-    print(f"ratio {seconds['cli'] / seconds['import']:.2f}x the time of import robrank; {imported}")
+    for label in labels:
+        line = f"{label:<{width}}  {seconds[label]:.3f} s  {memory[label]:.0f} MiB"
+        if label != labels[0]:
+            line += f"  {seconds[label] / seconds[labels[0]]:.2f}x import robrank; {torch_imported(argvs[label][3:])}"
+        print(line)
 
 
 if __name__ == "__main__":
