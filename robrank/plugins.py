@@ -216,7 +216,7 @@ class Registry:
         return sorted(self._components[kind])
 
     def components(self, kind: str) -> list[Component]:
-        """Every component of ``kind``, by name, lazy records loaded (listing attacks imports their classes)."""
+        """Every component of ``kind``, by name, lazy records loaded (a declared attack or defense: its declaration only)."""
         return [self._resolved(self._components[kind][n]) for n in self.names(kind)]
 
     def create(self, kind: str, name: str, *args: Any, **kwargs: Any) -> Any:
