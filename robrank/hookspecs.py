@@ -9,7 +9,8 @@ plugin module stays a few lines long::
 
     @hookimpl
     def register_attacks(register):
-        register(AttackRecord.of("my_plugin.attack:MyCA", name="MYCA", summary="..."))
+        register(AttackRecord.of("my_plugin.attack:MyCA", name="MYCA", summary="...",
+                                 declared="my_plugin.fields:MyCADeclaration"))  # torch-free fields
 
 Plugins are found through the ``robrank`` entry-point group; the bundled ones use it too.
 """
