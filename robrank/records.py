@@ -187,8 +187,9 @@ class Record:
         return shown
 
 
-#: the fields every record has; details() lists the rest
-_IDENTITY_FIELDS = frozenset({"name", "factory", "summary", "aliases"})
+#: the fields every record has, and where an attack's or defense's facts are read from
+#: (``declared``: not a fact itself); details() lists the rest
+_IDENTITY_FIELDS = frozenset({"name", "factory", "summary", "aliases", "declared"})
 
 
 def _plain(value: Any) -> Any:
@@ -526,7 +527,6 @@ class DefenseRecord(Record):
 
     def details(self) -> dict[str, Any]:
         shown = super().details()
-        shown.pop("declared", None)  # where the facts were read from, not a fact
         shown["params"] = [p.details() for p in self.params]
         return shown
 

@@ -314,7 +314,8 @@ def test_details_come_from_the_dataclass_fields():
     for kind in ("datasets", "backbones", "losses", "defenses"):
         for component in get_registry().components(kind):
             record = component.record
-            wanted = {f.name for f in dataclasses.fields(record)} - {"name", "factory", "summary", "aliases"}
+            # identity, and where a defense's facts are read from (its declaration), are not details
+            wanted = {f.name for f in dataclasses.fields(record)} - {"name", "factory", "summary", "aliases", "declared"}
             assert set(record.details()) == wanted, (kind, record.name)
             json.dumps(record.details())
 
