@@ -132,7 +132,7 @@ def test_attack_command(register_plugin, robrank_cli, tiny_run):
 def test_swipe_and_report(register_plugin, robrank_cli, tiny_run, tmp_path):
     out = tmp_path / "mi28.json"
     with register_plugin(robrank_myattack, **PLUGIN):
-        swiped = robrank_cli("swipe", str(tiny_run), "-p", "mi28", "-m", "1", "-b", "16", "-o", str(out), "--no-progress")
+        swiped = robrank_cli("swipe", str(tiny_run), "-p", "mi28", "-m", "1", "-b", "16", "--output", str(out), "--no-progress")
         assert swiped.exit_code == 0, swiped.output
         report = robrank_cli("report", str(out))
     payload = json.loads(out.read_text())
