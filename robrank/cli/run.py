@@ -186,7 +186,7 @@ def run_command(
       robrank run --plugin act --dataset cars       # fails at once if Cars-196 is not installed
       robrank run --resume --run-dir runs/...       # continue after a kill, with the saved settings
     """
-    from ..plan import plan_run  # lazy: keeps robrank --help torch-free
+    from ..training.plan import plan_run  # lazy: keeps robrank --help torch-free
     from ..swipe.runner import swipe  # lazy: keeps robrank --help torch-free
     from ..training import train  # lazy: keeps robrank --help torch-free
     from ..training.distributed import from_env  # lazy: keeps robrank --help torch-free

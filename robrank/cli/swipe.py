@@ -79,7 +79,7 @@ def swipe_command(
     Results are saved after each attack; rerunning the same command after a crash or Ctrl-C
     skips the attacks already done. ERS profiles print the report table at the end.
     """
-    from ..plan import DEFAULT_SEMANTICS, SwipePlan  # lazy: keeps robrank --help torch-free
+    from ..training.plan import DEFAULT_SEMANTICS, SwipePlan  # lazy: keeps robrank --help torch-free
     from ..swipe.distributed import swipe_devices, swipe_ranked  # lazy: keeps robrank --help torch-free
     from ..swipe.runner import resolve_profile  # lazy: keeps robrank --help torch-free
     from ..training.distributed import from_env  # lazy: keeps robrank --help torch-free

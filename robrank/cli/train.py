@@ -28,7 +28,7 @@ def train_command(triple: str | None, resume: bool, devices: int | None, as_json
       robrank train --resume --run-dir runs/mnist-c2f2-ptripletN-20250101-120000
     """
     from ..metrics import format_metrics, in_percent  # lazy: keeps robrank --help torch-free
-    from ..plan import plan_training  # lazy: keeps robrank --help torch-free
+    from ..training.plan import plan_training  # lazy: keeps robrank --help torch-free
     from ..training import train  # lazy: keeps robrank --help torch-free
     from ..training.config import TrainConfig  # lazy: keeps robrank --help torch-free
     from ..training.distributed import from_env  # lazy: keeps robrank --help torch-free

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -43,9 +43,7 @@ from . import distributed as dist_util
 from . import rundir
 from .config import TrainConfig, learning_rate
 from .distributed import DistInfo
-
-if TYPE_CHECKING:
-    from ..plan import RunPlan
+from .plan import RunPlan, build_plan, plan_training
 
 #: optimiser steps between two reads of the divergence flag (each read is one host sync)
 CHECK_EVERY = 50
@@ -85,8 +83,6 @@ def build_parts(plan: RunPlan | TrainConfig, registry: Registry | None = None) -
     A resolved TrainConfig is planned here with ``registry`` (tests and notebooks that build
     parts by hand); a RunPlan carries the registry it was planned with.
     """
-    from ..plan import build_plan  # cycle: robrank.plan imports this package (TrainConfig)
-
     if isinstance(plan, TrainConfig):
         plan = build_plan(plan, _needed(registry))
     config = plan.config
@@ -624,8 +620,6 @@ def train(
     GPU, or gloo on CPU); under torchrun the process group comes from the environment.
     ``batch_size`` is per process.
     """
-    from ..plan import plan_training  # cycle: robrank.plan imports this package (TrainConfig)
-
     started = time.perf_counter()
     if isinstance(plan, TrainConfig):
         plan = plan_training(plan, resume=resume, registry=_needed(registry))
@@ -676,8 +670,6 @@ def _spawned_worker(
     A new interpreter, so an entry point: it loads the installed plugins itself (the parent's
     registry holds plugin code that need not pickle).
     """
-    from ..plan import build_plan  # cycle: robrank.plan imports this package (TrainConfig)
-
     plan = build_plan(TrainConfig.from_dict(config), get_registry(), resolved=True, resume=resume)
     info = dist_util.from_env()
     device = resolve_device(plan.config.device, info)

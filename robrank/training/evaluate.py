@@ -12,7 +12,7 @@ from .engine import embed_split
 from ..data.loading import dataset_record, load_split
 from ..metrics import classification_metrics, retrieval_metrics
 from ..models.external import load_any
-from ..plan import saved_plan
+from .plan import saved_plan
 from ..records import TASK_CLASSIFICATION
 
 
