@@ -1,6 +1,6 @@
 """Everything a robrank plugin needs, from one module: ``from robrank.plugin_api import ...``.
 
-A dataset, backbone, loss, miner, attack, defense, profile or executor plugin imports from
+A dataset, backbone, loss, miner, attack, defense, profile, executor or command plugin imports from
 here and nowhere else in ``robrank`` (docs/plugins.md documents every name). The bundled
 plugins in ``robrank_plugins`` are written the same way, and a test keeps them so.
 
@@ -122,6 +122,9 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("threads_per_process", "usable_cpus"), "robrank.runtime"),
     **dict.fromkeys(("cell_dir", "write_status"), "robrank.sweep.state"),
     "write_json": "robrank.io",
+    # commands: the runtime options every command that runs a model takes (click loads on first use)
+    "runtime_options": "robrank.cli.options",
+    "RuntimeOptions": "robrank.runtime",
 }
 
 

@@ -390,3 +390,29 @@ def test_robrank_cli_keeps_the_traceback_of_a_crash_but_not_of_a_user_error(regi
     assert "ZeroDivisionError" in repr(crashed)
     assert refused.exit_code == 2 and refused.traceback == ""
     assert "field pm must be + or -" in refused.output
+
+
+def test_a_plugin_command_takes_the_runtime_options_of_the_built_in_ones(register_plugin, robrank_cli):
+    """-D, -b and the speed flags are declared once; a plugin command gets the same options and one value."""
+    from robrank.plugin_api import RuntimeOptions, runtime_options
+
+    class WithRuntime:
+        @staticmethod
+        @robrank.hookimpl
+        def register_commands(cli):
+            @cli.command(name="runtime-echo")
+            @runtime_options("Queries per batch.", speed="attack")
+            def echo(runtime: RuntimeOptions):
+                print(json.dumps({**runtime.fields(), "given": sorted(runtime.given)}))
+
+    with register_plugin(WithRuntime()):
+        given = robrank_cli("runtime-echo", "-b", "3", "-D", "cpu", "--channels-last")
+        refused = robrank_cli("runtime-echo", "-b", "0")
+        attack_help = robrank_cli("attack", "--help").output
+        plugin_help = robrank_cli("runtime-echo", "--help").output
+    assert given.exit_code == 0, given
+    assert json.loads(given.stdout) == {"device": "cpu", "batch_size": 3, "num_workers": None, "amp": False, "channels_last": True,
+                                        "compile": False, "given": ["batch_size", "channels_last", "device"]}
+    assert refused.exit_code == 2 and "0 is not in the range x>=1" in refused.output
+    for line in ("-D, --device TEXT", "--channels-last", "--compile"):
+        assert line in plugin_help and line in attack_help
