@@ -77,20 +77,21 @@ class TMADeclaration(AttackDeclaration):
     bounds = {"Cosine-SIM": (-1.0, 1.0)}
 
 
-class LTMDeclaration(AttackDeclaration):
+class Top1RecallDeclaration(AttackDeclaration):
+    """What LTM and GTM share: both are scored by the top-1 label recall."""
+
+    reports = ("r@1", EMBSHIFT)
+    display = (R1_PERCENT,)
+    bounds = {"r@1": PERCENT}
+    legacy_fractions = ("r@1",)
+
+
+class LTMDeclaration(Top1RecallDeclaration):
     name = "LTM"
-    reports = ("r@1", EMBSHIFT)
-    display = (R1_PERCENT,)
-    bounds = {"r@1": PERCENT}
-    legacy_fractions = ("r@1",)
 
 
-class GTMDeclaration(AttackDeclaration):
+class GTMDeclaration(Top1RecallDeclaration):
     name = "GTM"
-    reports = ("r@1", EMBSHIFT)
-    display = (R1_PERCENT,)
-    bounds = {"r@1": PERCENT}
-    legacy_fractions = ("r@1",)
 
 
 class GTTDeclaration(AttackDeclaration):
