@@ -1,10 +1,6 @@
-"""torchvision ImageNet backbones for 224x224 RGB images (+ the CIFAR classifiers cres18, cres50).
-
-The last layer is replaced by Linear(→D): ResNet's ``fc``, MnasNet's whole ``classifier``
-(its dropout included), as the reference does. ImageNet mean/std normalisation runs inside
-``forward``. ``pretrained="imagenet"`` loads torchvision's IMAGENET1K_V1 weights (the ones
-the reference's ``pretrained=True`` got) from ``weights=PATH`` or the torch hub cache; a
-missing file is a one-line error saying where to put it, never a download.
+"""Registers the torchvision ImageNet backbones for 224x224 RGB images and the CIFAR
+classifiers; the networks themselves, and why they are built so, are described in
+:mod:`.imagenet_nets`.
 """
 from __future__ import annotations
 

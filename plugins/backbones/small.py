@@ -1,10 +1,6 @@
-"""The 28x28 grey-scale backbones of the reference: C2F2 and Caffe's LeNet (+ classifiers).
-
-No input normalisation: MNIST/Fashion pixels in [0, 1] go in as they are. A classifier
-(``cc2f2``, ``clenet``, ``cslp``) is the same network with logits as output; its
-``embedding_dim`` is the number of classes. The classifiers carry the reference's training
-recipe (``configs_classify``: Adam, lr 1e-3, weight decay 1e-7, batch 1000, 16 epochs for
-cc2f2 and 10 for clenet/cslp).
+"""Registers the 28x28 grey-scale backbones of the reference (C2F2, LeNet and their
+classifiers); the networks themselves, and why they are built so, are described in
+:mod:`.small_nets`.
 """
 from __future__ import annotations
 

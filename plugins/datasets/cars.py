@@ -1,11 +1,4 @@
-"""Cars-196 (Stanford Cars), split zero-shot by class (the reference).
-
-Layout: ``cars_annos.mat`` and ``car_ims/*.jpg`` (``car_ims.tgz`` extracted) in one
-directory. ``scipy.io.loadmat(squeeze_me=True)['annotations']``: field 0 the relative image
-path, field 5 the class 1..196, field 6 the official test flag (ignored: zero-shot).
-Classes 1..98 train, 99..196 test; labels are the raw 1-based class ids; items sorted by
-path. Standard counts 8,054 / 8,131.
-"""
+"""Registers Cars-196; the files, the split and the transforms are described in :mod:`.cars_data`."""
 from __future__ import annotations
 
 from robrank.plugin_api import SIZE_224, DatasetRecord, hookimpl

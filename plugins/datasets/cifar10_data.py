@@ -5,9 +5,6 @@ in ``<root>/cifar-10-batches-py`` or ``~/.torch/cifar-10-batches-py``. They are 
 pickle can run arbitrary code, so they are read with an unpickler that only rebuilds numpy
 arrays and plain containers and refuses everything else. Train transform
 RandomCrop(32, padding=4) + RandomHorizontalFlip (vectorised, in memory), test none.
-
-The profile is ``rob224`` because its ε = 8/255 is CIFAR-10's customary budget; rob28's
-ε suits MNIST-like images only.
 """
 from __future__ import annotations
 

@@ -1,11 +1,4 @@
-"""CUB-200-2011 birds, split zero-shot as in the ICML'20 "revisiting" protocol (the reference).
-
-Layout (the Caltech archive ``CUB_200_2011.tgz`` extracted): ``images.txt`` (id, relative
-path), ``image_class_labels.txt`` (id, class 1..200), ``images/<NNN.name>/<file>.jpg``;
-``train_test_split.txt`` is ignored (zero-shot). Classes 1..100 train, 101..200 test;
-label = class folder number - 1, so test labels stay 100..199 (not re-indexed), in
-``images.txt`` order. Standard counts 5,864 / 5,924.
-"""
+"""Registers CUB-200-2011; the files, the split and the transforms are described in :mod:`.cub_data`."""
 from __future__ import annotations
 
 from robrank.plugin_api import SIZE_224, DatasetRecord, hookimpl

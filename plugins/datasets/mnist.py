@@ -1,11 +1,5 @@
-"""MNIST and Fashion-MNIST: IDX files, 60,000 train / 10,000 test 28x28 grey images, 10 classes.
-
-The reference reads ``~/.torch/{MNIST,FashionMNIST}/raw/*.gz`` (torchvision's download
-layout); robrank also takes the files straight from the data root, from
-``<root>/mnist/`` resp. ``<root>/fashion-mnist/``, from ``<root>/MNIST/raw/`` resp.
-``<root>/FashionMNIST/raw/``, and Fashion-MNIST from Debian's ``dataset-fashion-mnist``
-package. Both splits are used whole (the zero-shot question does not arise: the test split
-has the same 10 classes), with no augmentation and no normalisation, as in the reference.
+"""Registers MNIST and Fashion-MNIST; the files, the split and the transforms are described in
+:mod:`.mnist_data`.
 """
 from __future__ import annotations
 

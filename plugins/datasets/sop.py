@@ -1,9 +1,5 @@
-"""Stanford Online Products, official split (the reference).
-
-Layout (``Stanford_Online_Products.zip`` extracted): ``Ebay_train.txt`` and
-``Ebay_test.txt``, each a header line then ``image_id class_id super_class_id path``, images
-under ``<root>/<path>``. Train = Ebay_train (59,551 images, 11,318 classes), test =
-Ebay_test (60,502 images, 11,316 classes); label = class_id (1-based, not re-indexed).
+"""Registers Stanford Online Products; the files, the split and the transforms are described in
+:mod:`.sop_data`.
 """
 from __future__ import annotations
 
