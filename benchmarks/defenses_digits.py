@@ -79,7 +79,7 @@ def main() -> None:
         rows.append((defense, s, seconds))
         print(f"{defense}: done in {seconds:.0f} s", flush=True)
     print()
-    print(f"| defense | backbone | R@1 | R@2 | mAP | NMI | ERS | train s | swipe s |")
+    print("| defense | backbone | R@1 | R@2 | mAP | NMI | ERS | train s | swipe s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for defense, s, seconds in rows:
         print(f"| {defense} | {args.backbone} | {s['R@1']:.1f} | {s['R@2']:.1f} | {s['mAP']:.1f} | {s['NMI']:.1f} | {s['ERS']:.1f} | {s['train_s']:.0f} | {s['swipe_s']:.0f} |")

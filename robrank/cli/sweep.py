@@ -76,9 +76,9 @@ def sweep_command(runs: tuple[str, ...], profiles: tuple[str, ...], seeds: tuple
         from ..sweep.grid import model_target  # lazy: keeps robrank --help fast
 
         grid.models.append(model_target(resolve_target(None, **model_options)))
-    if grid_file is not None:
-        grid = load_grid(grid_file, get_registry()).merged(grid)
     registry = get_registry()
+    if grid_file is not None:
+        grid = load_grid(grid_file, registry).merged(grid)
     built = build_executor(executor, ExecutorSettings(sweep_dir=Path(sweep_dir), jobs=jobs, partition=partition, gpus_per_job=gpus_per_job,
                                                       time_limit=time_limit, wait=not no_wait, options=parse_options(executor_options)),
                            registry)

@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from torch import nn
 import torch.hub
 
 from ..errors import CheckpointError, ConfigError

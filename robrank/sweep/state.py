@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import socket
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
